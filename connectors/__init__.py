@@ -1,0 +1,1 @@
+"""Marketplace connectors: the shared contract, HTTP layer, conformance kit and one package per platform."""

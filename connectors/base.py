@@ -1,0 +1,217 @@
+"""The connector contract: what a platform package declares and implements.
+
+A connector is built per account. It declares its streams (each with a cursor kind and window
+size), yields raw pages for a window, and maps raw records to normalised ones with pure functions.
+The sync runner owns everything else: windows, cursors, transactions, quarantine.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, ClassVar
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from connectors.capabilities import Capabilities
+from connectors.records import OrderRecord, ReviewRecord
+
+__all__ = [
+    "AccountSettings",
+    "Connector",
+    "CursorKind",
+    "MappingContext",
+    "Page",
+    "RateOverride",
+    "Record",
+    "RecordType",
+    "StreamSettings",
+    "StreamSpec",
+    "Window",
+]
+
+Record = OrderRecord | ReviewRecord
+
+
+class CursorKind(StrEnum):
+    """How a stream remembers where it got to."""
+
+    # The cursor is the end of the last fully read time window; the runner advances it.
+    WINDOW = "window"
+    # The cursor is the platform's own change mark (e.g. WB lastChangeDate) of the last page read;
+    # pages arrive ordered by it, so every page end is a boundary that was fully read.
+    HIGH_WATER = "high_water"
+
+
+class RecordType(StrEnum):
+    """What kind of normalised record a stream produces."""
+
+    ORDER = "order"
+    REVIEW = "review"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    """A stream's defaults; ops may override the timings per account."""
+
+    name: str
+    record_type: RecordType
+    cursor: CursorKind
+    window: timedelta  # largest span one request may cover
+    lookback: timedelta  # re-read this much before the cursor on every run
+    lag: timedelta  # the upper bound stays this far behind "now"
+    start_history: timedelta  # how far back the first sync starts
+    poll_interval: timedelta
+    rescan_lookback: timedelta | None = None  # the periodic wider re-scan that repairs late data
+    rescan_every: timedelta | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A closed-open time range [start, end) in aware UTC."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("window bounds must be timezone-aware")
+        if self.end <= self.start:
+            raise ValueError("window end must be after its start")
+
+
+@dataclass(slots=True)
+class Page:
+    """Raw platform records of one response, and the cursor position right after them.
+
+    `checkpoint` is set by HIGH_WATER streams only: everything before it has been delivered.
+    """
+
+    items: list[dict[str, Any]]
+    checkpoint: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MappingContext:
+    """What pure mapping functions need besides the payload."""
+
+    marketplace: str
+    account: str
+    buyer_key: Callable[[str], str] = field(default=lambda raw_id: raw_id)
+
+
+class RateOverride(BaseModel):
+    """An ops override of one endpoint group's request budget."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests: int = Field(gt=0, description="requests allowed per period")
+    period_seconds: float = Field(gt=0)
+    burst: int = Field(gt=0, description="requests that may be sent at once")
+
+
+class StreamSettings(BaseModel):
+    """Per-account overrides of a stream's timing; unset fields keep the connector's defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = True
+    poll_interval: timedelta | None = None
+    lookback: timedelta | None = None
+    window: timedelta | None = None
+    start_history: timedelta | None = None
+
+
+class AccountSettings(BaseModel):
+    """One seller account of a platform. Connectors subclass it to name their hosts and extras."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    enabled: bool = True
+    token_env: str = Field(min_length=1, description="environment variable that holds the token")
+    token: SecretStr = Field(default=SecretStr(""), exclude=True)
+    base_urls: dict[str, str] = Field(default_factory=dict)
+    rate_limits: dict[str, RateOverride] = Field(default_factory=dict)
+    streams: dict[str, StreamSettings] = Field(default_factory=dict)
+    request_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    def stream_spec(self, spec: StreamSpec) -> StreamSpec:
+        """The connector's stream spec with this account's overrides applied."""
+        over = self.streams.get(spec.name)
+        if over is None:
+            return spec
+        changes = {
+            k: v
+            for k, v in over.model_dump(exclude={"enabled"}).items()
+            if v is not None
+        }
+        return _replace(spec, **changes)
+
+
+def _replace(spec: StreamSpec, **changes: Any) -> StreamSpec:
+    from dataclasses import replace
+
+    return replace(spec, **changes)
+
+
+class Connector(ABC):
+    """Base class of every platform connector, built once per account.
+
+    Subclasses set the class attributes and implement `fetch` and `map_record`.
+    """
+
+    name: ClassVar[str]
+    display_name: ClassVar[str]
+    settings_model: ClassVar[type[AccountSettings]]
+    capabilities: ClassVar[Capabilities]
+    streams: ClassVar[Mapping[str, StreamSpec]]
+    # Raw fields that may carry buyer personal data; stripped before a record is quarantined.
+    personal_fields: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, account: AccountSettings, *, transport: httpx.AsyncBaseTransport | None = None):
+        self.account = account
+        self.transport = transport
+
+    @property
+    def context(self) -> MappingContext:
+        return MappingContext(marketplace=self.name, account=self.account.name)
+
+    def stream_spec(self, stream: str) -> StreamSpec:
+        """The effective spec of `stream` for this account."""
+        return self.account.stream_spec(self.streams[stream])
+
+    def enabled_streams(self) -> list[str]:
+        return [
+            s for s in self.streams
+            if self.account.streams.get(s, StreamSettings()).enabled
+        ]
+
+    @abstractmethod
+    def fetch(self, stream: str, window: Window) -> AsyncIterator[Page]:
+        """Yield the raw pages of `stream` inside `window`, one response at a time."""
+
+    @abstractmethod
+    def map_record(self, stream: str, raw: dict[str, Any], ctx: MappingContext) -> Record:
+        """Map one raw record; raise `MalformedRecord` when it cannot be normalised."""
+
+    def record_key(self, stream: str, raw: Any) -> str | None:
+        """The platform id of a raw record, for quarantine rows; None if it has none."""
+        if isinstance(raw, dict):
+            for key in ("id", "rid", "srid"):
+                if raw.get(key) not in (None, ""):
+                    return str(raw[key])
+        return None
+
+    async def aclose(self) -> None:
+        """Release the connector's HTTP client."""
+
+    async def __aenter__(self) -> Connector:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

@@ -1,0 +1,96 @@
+"""What a platform lets a seller do, as data. The policy gate reads this; no code branches on a
+platform's name."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+
+__all__ = [
+    "ActionKind",
+    "ActionRule",
+    "BuyerIdentity",
+    "Capabilities",
+    "Channel",
+    "ChatRules",
+    "TextLimits",
+]
+
+
+class ActionKind(StrEnum):
+    """Things loyalsync may want to do on a platform."""
+
+    REPLY_TO_REVIEW = "reply_to_review"
+    EDIT_REVIEW_REPLY = "edit_review_reply"
+    SEND_CHAT_MESSAGE = "send_chat_message"
+    START_CHAT = "start_chat"
+    CREATE_PROMO_CODE = "create_promo_code"
+    REVIEW_POINTS_PROGRAM = "review_points_program"
+    LOYALTY_DISCOUNT = "loyalty_discount"
+    CLUB_DISCOUNT = "club_discount"
+    SELLER_CASHBACK = "seller_cashback"
+
+
+class Channel(StrEnum):
+    """How an action can be carried out."""
+
+    API = "api"
+    CABINET = "cabinet"  # only by a person in the seller cabinet: becomes an ops task
+    NONE = "none"  # not offered by the platform at all
+
+
+class BuyerIdentity(StrEnum):
+    """Whether orders carry a stable buyer id a per-buyer ledger can hang on."""
+
+    NONE = "none"
+    PARTIAL = "partial"  # only some fulfilment schemes or only while an order is active
+    FULL = "full"
+
+
+@dataclass(frozen=True, slots=True)
+class TextLimits:
+    """Content rules for text the seller publishes (review replies, chat messages)."""
+
+    min_chars: int
+    max_chars: int
+    links_allowed: bool = False
+    contacts_allowed: bool = False
+    promo_codes_allowed: bool = False  # off until a platform's rule is confirmed
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRule:
+    """How one action may be carried out on a platform, with its limits and a human note."""
+
+    channel: Channel
+    text: TextLimits | None = None
+    edits_allowed: int | None = None  # e.g. WB: one edit of a review reply
+    edit_window: timedelta | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRules:
+    """Who may write to a buyer, and when."""
+
+    seller_may_start: bool
+    start_window: timedelta | None = None  # after payment/delivery, where starting is allowed
+    reply_window: timedelta | None = None  # after the buyer's last message
+    marketing_needs_consent: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """Everything the policy gate needs to know about one platform."""
+
+    marketplace: str
+    buyer_identity: BuyerIdentity
+    actions: Mapping[ActionKind, ActionRule] = field(default_factory=dict)
+    chat: ChatRules = ChatRules(seller_may_start=False)
+    notes: tuple[str, ...] = ()
+
+    def rule(self, kind: ActionKind) -> ActionRule:
+        """The rule for `kind`; an action the platform never mentions is not offered."""
+        return self.actions.get(kind, ActionRule(channel=Channel.NONE))

@@ -1,0 +1,80 @@
+"""Normalised records: what every connector's mapping produces and what the store keeps.
+
+Plain slotted dataclasses, not pydantic models: ingest builds hundreds of thousands of them per second.
+Money is `Decimal` in major units; times are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+
+__all__ = ["OrderLine", "OrderRecord", "OrderStatus", "ReviewRecord"]
+
+
+class OrderStatus(StrEnum):
+    """The normalised order lifecycle every platform's statuses map onto."""
+
+    CREATED = "created"
+    IN_DELIVERY = "in_delivery"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+    RETURNED = "returned"
+
+
+@dataclass(slots=True, frozen=True)
+class OrderLine:
+    """One product line of an order; `price` is per unit, major units."""
+
+    sku: str
+    offer_id: str | None
+    name: str | None
+    quantity: int
+    price: Decimal
+
+
+@dataclass(slots=True, frozen=True)
+class OrderRecord:
+    """One order as loyalsync knows it.
+
+    `source` names the API the record came from and `source_rank` how much that API is trusted when
+    two APIs describe the same order (higher wins; see `sync.store.upsert`).
+    """
+
+    marketplace: str
+    account: str
+    order_id: str
+    created_at: datetime
+    updated_at: datetime
+    status: OrderStatus
+    platform_status: str
+    fulfilment: str | None
+    currency: str
+    total: Decimal
+    lines: tuple[OrderLine, ...]
+    buyer_key: str | None = None
+    source: str = ""
+    source_rank: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class ReviewRecord:
+    """One product review; `order_id`/`buyer_key` stay None unless the platform links them."""
+
+    marketplace: str
+    account: str
+    review_id: str
+    sku: str
+    rating: int
+    text: str
+    pros: str
+    cons: str
+    created_at: datetime
+    answered: bool
+    answer_text: str | None
+    order_id: str | None = None
+    buyer_key: str | None = None
+    product_name: str | None = field(default=None)
+    brand: str | None = field(default=None)

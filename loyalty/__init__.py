@@ -1,0 +1,1 @@
+"""Loyalty engine: rules, ledger, policy gate, actions outbox, segments, reports."""

@@ -1,0 +1,263 @@
+"""The store's one object: page writes with their cursor in one transaction, cursor reads, run results."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Table, func, select, update
+from sqlalchemy.engine import Engine
+
+from connectors.records import OrderRecord, ReviewRecord
+from sync.store import upsert
+from sync.store.tables import (
+    AccountRow,
+    OrderLineRow,
+    OrderRow,
+    QuarantineRow,
+    ReviewRow,
+    StreamCursorRow,
+)
+
+__all__ = ["CursorState", "PageWrite", "Quarantined", "Store", "StreamKey"]
+
+CURSORS: Table = StreamCursorRow.__table__  # type: ignore[assignment]
+ACCOUNTS: Table = AccountRow.__table__  # type: ignore[assignment]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamKey:
+    """Identifies one (marketplace, account, stream)."""
+
+    marketplace: str
+    account: str
+    stream: str
+
+    def __str__(self) -> str:
+        return f"{self.marketplace}/{self.account}/{self.stream}"
+
+
+@dataclass(slots=True)
+class CursorState:
+    """A stream's saved position and last outcome."""
+
+    cursor_at: datetime | None = None
+    last_rescan_at: datetime | None = None
+    state: str = "new"
+    last_run_at: datetime | None = None
+    last_success_at: datetime | None = None
+    last_error: str | None = None
+    records_synced: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    """A raw record the mapping refused, with the reason; `payload` has personal data stripped."""
+
+    record_key: str | None
+    reason: str
+    payload: Any
+
+
+@dataclass(slots=True)
+class PageWrite:
+    """Everything one page produced, written in one transaction with the optional cursor move."""
+
+    orders: Sequence[OrderRecord] = ()
+    reviews: Sequence[ReviewRecord] = ()
+    quarantined: Sequence[Quarantined] = ()
+    cursor_at: datetime | None = None
+    rescan_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def record_count(self) -> int:
+        return len(self.orders) + len(self.reviews)
+
+
+class Store:
+    """Reads and writes the local store; one per process, shared by every job."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    # -- accounts and cursors -------------------------------------------------------------------
+
+    def ensure_account(self, marketplace: str, account: str, display_name: str | None = None) -> None:
+        """Record an account from the config (idempotent)."""
+        with self.engine.begin() as conn:
+            stmt = upsert._insert(conn, ACCOUNTS).on_conflict_do_nothing()
+            conn.execute(stmt, [{"marketplace": marketplace, "account": account,
+                                 "display_name": display_name}])
+
+    def get_cursor(self, key: StreamKey) -> CursorState:
+        """The saved state of `key`, or a fresh one."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(CURSORS).where(*_match(key))).mappings().first()
+        if row is None:
+            return CursorState()
+        return CursorState(**{f: row[f] for f in CursorState.__slots__})
+
+    def write_page(self, key: StreamKey, page: PageWrite, *, now: datetime) -> None:
+        """Upsert a page's records, quarantine its bad ones and move the cursor: all or nothing."""
+        orders = page.orders
+        order_rows = [_order_row(o) for o in orders]
+        line_rows = [_line_row(o, i, line) for o in orders for i, line in enumerate(o.lines)]
+        review_rows = [_review_row(r) for r in page.reviews]
+        quarantine_rows = [_quarantine_row(key, q, now) for q in page.quarantined]
+        with self.engine.begin() as conn:
+            upsert.upsert_orders(conn, order_rows)
+            upsert.upsert_order_lines(conn, line_rows)
+            upsert.upsert_reviews(conn, review_rows)
+            upsert.insert_quarantine(conn, quarantine_rows)
+            values: dict[str, Any] = {"records_synced": page.record_count}
+            if page.cursor_at is not None:
+                values["cursor_at"] = page.cursor_at
+            if page.rescan_at is not None:
+                values["last_rescan_at"] = page.rescan_at
+            _save_cursor(conn, key, values, increment=("records_synced",))
+
+    def record_run(self, key: StreamKey, *, state: str, at: datetime, error: str | None = None) -> None:
+        """Store how a run of `key` ended (ok, deferred, error, unavailable)."""
+        values: dict[str, Any] = {"state": state, "last_run_at": at}
+        if state == "ok":
+            values.update(last_success_at=at, last_error=None, last_error_at=None)
+        elif error is not None:
+            values.update(last_error=error[:2000], last_error_at=at)
+        with self.engine.begin() as conn:
+            _save_cursor(conn, key, values)
+
+    def cursors(self) -> list[dict[str, Any]]:
+        """Every stream's saved state, for `status`."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(CURSORS).order_by(CURSORS.c.marketplace, CURSORS.c.account, CURSORS.c.stream)
+            ).mappings().all()
+        return [dict(r) for r in rows]
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def count(self, table: type, **filters: str) -> int:
+        """Rows of `table` (a row model) matching equality filters."""
+        t: Table = table.__table__  # type: ignore[attr-defined]
+        stmt = select(func.count()).select_from(t)
+        for name, value in filters.items():
+            stmt = stmt.where(t.c[name] == value)
+        with self.engine.connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
+
+    def iter_orders(self, batch: int = 2000) -> Iterator[dict[str, Any]]:
+        """Orders with their lines, in natural-key order, streamed in batches."""
+        orders: Table = OrderRow.__table__  # type: ignore[assignment]
+        lines: Table = OrderLineRow.__table__  # type: ignore[assignment]
+        key = (orders.c.marketplace, orders.c.account, orders.c.order_id)
+        with self.engine.connect() as conn:
+            last: tuple | None = None
+            while True:
+                stmt = select(orders).order_by(*key).limit(batch)
+                if last is not None:
+                    stmt = stmt.where(_after(key, last))
+                chunk = conn.execute(stmt).mappings().all()
+                if not chunk:
+                    return
+                ids = [r["order_id"] for r in chunk]
+                by_order: dict[tuple, list[dict]] = {}
+                line_stmt = (
+                    select(lines)
+                    .where(lines.c.order_id.in_(ids))
+                    .order_by(lines.c.marketplace, lines.c.account, lines.c.order_id, lines.c.line_no)
+                )
+                for ln in conn.execute(line_stmt).mappings():
+                    by_order.setdefault((ln["marketplace"], ln["account"], ln["order_id"]), []).append(dict(ln))
+                for r in chunk:
+                    row = dict(r)
+                    row["lines"] = by_order.get((r["marketplace"], r["account"], r["order_id"]), [])
+                    yield row
+                last = tuple(chunk[-1][c.name] for c in key)
+
+    def iter_reviews(self, batch: int = 2000) -> Iterator[dict[str, Any]]:
+        """Reviews in natural-key order, streamed in batches."""
+        reviews: Table = ReviewRow.__table__  # type: ignore[assignment]
+        key = (reviews.c.marketplace, reviews.c.account, reviews.c.review_id)
+        with self.engine.connect() as conn:
+            last: tuple | None = None
+            while True:
+                stmt = select(reviews).order_by(*key).limit(batch)
+                if last is not None:
+                    stmt = stmt.where(_after(key, last))
+                chunk = conn.execute(stmt).mappings().all()
+                if not chunk:
+                    return
+                yield from (dict(r) for r in chunk)
+                last = tuple(chunk[-1][c.name] for c in key)
+
+    def quarantine(self, key: StreamKey | None = None) -> list[dict[str, Any]]:
+        """Quarantined records, newest first."""
+        q: Table = QuarantineRow.__table__  # type: ignore[assignment]
+        stmt = select(q).order_by(q.c.id.desc())
+        if key is not None:
+            stmt = stmt.where(q.c.marketplace == key.marketplace, q.c.account == key.account,
+                              q.c.stream == key.stream)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def _match(key: StreamKey) -> tuple:
+    return (CURSORS.c.marketplace == key.marketplace, CURSORS.c.account == key.account,
+            CURSORS.c.stream == key.stream)
+
+
+def _after(cols: tuple, values: tuple):
+    from sqlalchemy import tuple_
+
+    return tuple_(*cols) > tuple_(*values)
+
+
+def _save_cursor(conn, key: StreamKey, values: dict[str, Any], increment: tuple[str, ...] = ()) -> None:
+    stmt = update(CURSORS).where(*_match(key)).values(
+        **{k: (CURSORS.c[k] + v if k in increment else v) for k, v in values.items()}
+    )
+    if conn.execute(stmt).rowcount == 0:
+        conn.execute(upsert._insert(conn, CURSORS).values(
+            marketplace=key.marketplace, account=key.account, stream=key.stream, **values))
+
+
+def _order_row(o: OrderRecord) -> dict[str, Any]:
+    return {
+        "marketplace": o.marketplace, "account": o.account, "order_id": o.order_id,
+        "created_at": o.created_at, "updated_at": o.updated_at, "status": o.status.value,
+        "platform_status": o.platform_status, "fulfilment": o.fulfilment, "buyer_key": o.buyer_key,
+        "currency": o.currency, "total": o.total, "source": o.source, "source_rank": o.source_rank,
+    }
+
+
+def _line_row(o: OrderRecord, i: int, line) -> dict[str, Any]:
+    return {
+        "marketplace": o.marketplace, "account": o.account, "order_id": o.order_id, "line_no": i,
+        "sku": line.sku, "offer_id": line.offer_id, "name": line.name, "quantity": line.quantity,
+        "price": line.price, "source_rank": o.source_rank,
+    }
+
+
+def _review_row(r: ReviewRecord) -> dict[str, Any]:
+    return {
+        "marketplace": r.marketplace, "account": r.account, "review_id": r.review_id, "sku": r.sku,
+        "rating": r.rating, "text": r.text, "pros": r.pros, "cons": r.cons,
+        "created_at": r.created_at, "answered": r.answered, "answer_text": r.answer_text,
+        "order_id": r.order_id, "buyer_key": r.buyer_key, "product_name": r.product_name,
+        "brand": r.brand,
+    }
+
+
+def _quarantine_row(key: StreamKey, q: Quarantined, now: datetime) -> dict[str, Any]:
+    payload = orjson.dumps(q.payload, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+                           default=str).decode()
+    return {
+        "marketplace": key.marketplace, "account": key.account, "stream": key.stream,
+        "record_key": q.record_key, "reason": q.reason[:1000], "payload": payload,
+        "payload_hash": hashlib.sha256(payload.encode()).hexdigest(), "seen_at": now,
+    }

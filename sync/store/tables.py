@@ -1,0 +1,138 @@
+"""The store's tables. Natural keys are primary keys, so every write can be an idempotent upsert."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Column, Index, Integer, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from sync.store.types import Money, UTCDateTime
+
+__all__ = [
+    "AccountRow",
+    "MetaRow",
+    "OrderLineRow",
+    "OrderRow",
+    "QuarantineRow",
+    "ReviewRow",
+    "StreamCursorRow",
+]
+
+
+class AccountRow(SQLModel, table=True):
+    """A seller account named in the config."""
+
+    __tablename__ = "accounts"
+
+    marketplace: str = Field(primary_key=True, max_length=32)
+    account: str = Field(primary_key=True, max_length=64)
+    display_name: str | None = Field(default=None, max_length=128)
+
+
+class OrderRow(SQLModel, table=True):
+    """One order; see `connectors.records.OrderRecord`."""
+
+    __tablename__ = "orders"
+    __table_args__ = (Index("ix_orders_created", "marketplace", "account", "created_at"),)
+
+    marketplace: str = Field(primary_key=True, max_length=32)
+    account: str = Field(primary_key=True, max_length=64)
+    order_id: str = Field(primary_key=True, max_length=128)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    status: str = Field(max_length=16)
+    platform_status: str = Field(max_length=128)
+    fulfilment: str | None = Field(default=None, max_length=16)
+    buyer_key: str | None = Field(default=None, max_length=64, index=True)
+    currency: str = Field(max_length=3)
+    total: Decimal = Field(sa_column=Column(Money, nullable=False))
+    source: str = Field(default="", max_length=32)
+    source_rank: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
+
+
+class OrderLineRow(SQLModel, table=True):
+    """One product line of an order, numbered from 0 in platform order."""
+
+    __tablename__ = "order_lines"
+
+    marketplace: str = Field(primary_key=True, max_length=32)
+    account: str = Field(primary_key=True, max_length=64)
+    order_id: str = Field(primary_key=True, max_length=128)
+    line_no: int = Field(primary_key=True)
+    sku: str = Field(max_length=128)
+    offer_id: str | None = Field(default=None, max_length=256)
+    name: str | None = Field(default=None, sa_column=Column(Text))
+    quantity: int
+    price: Decimal = Field(sa_column=Column(Money, nullable=False))
+    source_rank: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
+
+
+class ReviewRow(SQLModel, table=True):
+    """One product review; see `connectors.records.ReviewRecord`."""
+
+    __tablename__ = "reviews"
+    __table_args__ = (Index("ix_reviews_created", "marketplace", "account", "created_at"),)
+
+    marketplace: str = Field(primary_key=True, max_length=32)
+    account: str = Field(primary_key=True, max_length=64)
+    review_id: str = Field(primary_key=True, max_length=128)
+    sku: str = Field(max_length=128)
+    rating: int
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    pros: str = Field(sa_column=Column(Text, nullable=False))
+    cons: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    answered: bool
+    answer_text: str | None = Field(default=None, sa_column=Column(Text))
+    order_id: str | None = Field(default=None, max_length=128)
+    buyer_key: str | None = Field(default=None, max_length=64)
+    product_name: str | None = Field(default=None, sa_column=Column(Text))
+    brand: str | None = Field(default=None, max_length=256)
+
+
+class StreamCursorRow(SQLModel, table=True):
+    """Where one (account, stream) got to, and how its last run went."""
+
+    __tablename__ = "stream_cursors"
+
+    marketplace: str = Field(primary_key=True, max_length=32)
+    account: str = Field(primary_key=True, max_length=64)
+    stream: str = Field(primary_key=True, max_length=64)
+    cursor_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    last_rescan_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    last_run_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    last_success_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    last_error: str | None = Field(default=None, sa_column=Column(Text))
+    last_error_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    state: str = Field(default="new", max_length=16)  # new | ok | deferred | error | unavailable
+    records_synced: int = Field(default=0)
+
+
+class QuarantineRow(SQLModel, table=True):
+    """A platform record that could not be normalised, kept with the reason (personal data stripped)."""
+
+    __tablename__ = "quarantine"
+    __table_args__ = (
+        UniqueConstraint("marketplace", "account", "stream", "payload_hash", name="uq_quarantine"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    marketplace: str = Field(max_length=32)
+    account: str = Field(max_length=64)
+    stream: str = Field(max_length=64)
+    record_key: str | None = Field(default=None, max_length=128)
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    payload_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    seen_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class MetaRow(SQLModel, table=True):
+    """Installation-wide key/value facts (e.g. the buyer-key salt)."""
+
+    __tablename__ = "meta"
+
+    key: str = Field(primary_key=True, max_length=64)
+    value: str = Field(sa_column=Column(Text, nullable=False))
