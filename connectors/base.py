@@ -8,7 +8,7 @@ The sync runner owns everything else: windows, cursors, transactions, quarantine
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -173,9 +173,19 @@ class Connector(ABC):
     # Raw fields that may carry buyer personal data; stripped before a record is quarantined.
     personal_fields: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, account: AccountSettings, *, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(
+        self,
+        account: AccountSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ):
+        """`transport` plugs in an emulator; `clock`/`sleep` (monotonic) let tests skip real waits."""
         self.account = account
         self.transport = transport
+        self.clock = clock
+        self.sleep = sleep
 
     @property
     def context(self) -> MappingContext:
@@ -207,7 +217,7 @@ class Connector(ABC):
                     return str(raw[key])
         return None
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op for HTTP-less connectors
         """Release the connector's HTTP client."""
 
     async def __aenter__(self) -> Connector:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Table, and_, case, func
+from sqlalchemy import Table, and_, case, func, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -42,7 +42,10 @@ def upsert_orders(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     stmt = _insert(conn, ORDERS)
     new, old = stmt.excluded, ORDERS.c
     trusted = new.source_rank >= old.source_rank
-    takes_status = trusted | and_(new.status == "cancelled", old.status.in_(OPEN_STATUSES))
+    # Literal SQL, not bound parameters: executemany cannot expand an IN list per row.
+    open_statuses = [literal_column(f"'{s}'") for s in OPEN_STATUSES]
+    takes_status = trusted | and_(new.status == literal_column("'cancelled'"),
+                                  old.status.in_(open_statuses))
     keys = set(_key_columns(ORDERS))
     merged: dict[str, Any] = {}
     for col in ORDERS.columns:

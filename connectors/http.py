@@ -1,0 +1,453 @@
+"""The one HTTP client every connector uses: pacing, one response table, retries, redaction.
+
+Every response is classified once (`classify`) into a `ResponseAction`; each action maps to one
+branch of `connectors.errors`. Retriable answers are retried with tenacity; what is still failing
+when attempts run out, or asks for a wait past the cap, becomes `RetryDeferred` for the scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from enum import StrEnum
+from types import MappingProxyType
+from typing import Any
+
+import httpx
+import orjson
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
+
+from connectors.errors import (
+    AuthError,
+    FatalApiError,
+    RateLimitedError,
+    RetriableApiError,
+    RetryDeferred,
+)
+from connectors.ratelimit import Clock, EndpointGroup, RateLimiter, Sleep
+
+__all__ = [
+    "DEFAULT_ERROR_MAPPING",
+    "ApiClient",
+    "ClientStats",
+    "PlatformErrorInfo",
+    "RedactingFilter",
+    "ResponseAction",
+    "RetryPolicy",
+    "classify",
+    "describe_json_error",
+    "parse_retry_after",
+    "redact",
+]
+
+log = logging.getLogger("loyalsync.http")
+
+_MESSAGE_LIMIT = 300
+_NO_DEFAULT: Any = object()  # "no empty_body given", distinct from None
+_ERROR_FIELDS = ("marketplace", "endpoint", "status", "platform_message", "request_id")
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard one call tries before it is deferred to the next scheduler run."""
+
+    max_attempts: int = 6
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    max_hinted_wait: float = 120.0  # a longer server-requested wait defers instead of blocking
+    request_deadline: float = 30.0  # send + body read; enforced here (ASGITransport has no timeout)
+
+
+class ResponseAction(StrEnum):
+    """What a response means for the caller."""
+
+    SUCCESS = "success"
+    RETRY = "retry"
+    RATE_LIMITED = "rate_limited"
+    AUTH = "auth"
+    FAIL = "fail"
+
+
+_A = ResponseAction
+DEFAULT_ERROR_MAPPING: Mapping[int, ResponseAction] = MappingProxyType(
+    {
+        **dict.fromkeys((200, 201, 202, 204), _A.SUCCESS),
+        **dict.fromkeys((400, 404, 405, 409, 413, 415, 422), _A.FAIL),
+        401: _A.AUTH,
+        403: _A.AUTH,
+        429: _A.RATE_LIMITED,
+        **dict.fromkeys((408, 425, 500, 502, 503, 504), _A.RETRY),
+    }
+)
+
+
+def classify(
+    status: int, mapping: Mapping[int, ResponseAction] = DEFAULT_ERROR_MAPPING
+) -> ResponseAction:
+    """The action for `status`: the mapping's entry, else 2xx success, 5xx retry, others fail."""
+    action = mapping.get(status)
+    if action is not None:
+        return action
+    if 200 <= status < 300:
+        return _A.SUCCESS
+    return _A.RETRY if 500 <= status < 600 else _A.FAIL
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformErrorInfo:
+    """What a platform's error body says, as far as an error message may repeat it."""
+
+    message: str = ""
+    request_id: str = ""
+
+
+def describe_json_error(response: httpx.Response) -> PlatformErrorInfo:
+    """Read common error envelopes: WB `detail`/`title`/`requestId`, Yandex `errors[].message`."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    body = body if isinstance(body, dict) else {}
+    errors = body.get("errors")
+    first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+    keys = (first.get("message"), body.get("detail"), body.get("message"), body.get("title"))
+    request_id = body.get("requestId") or response.headers.get("X-Request-Id", "")
+    return PlatformErrorInfo(next((str(v) for v in keys if v), ""), str(request_id))
+
+
+def parse_retry_after(value: str, now: datetime) -> float | None:
+    """Seconds to wait from a hint header (seconds or an HTTP date); None if it is no hint."""
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # "-0000" parses naive; HTTP dates are always GMT
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret of 4+ characters replaced by `***`."""
+    # Longest first, so a secret that contains another is masked whole.
+    for secret in sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+class RedactingFilter(logging.Filter):
+    """Masks secrets in log records.
+
+    Add it to handlers (`handler.addFilter`): a filter on a logger sees only records logged to
+    that very logger, not those propagated from its children.
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()):
+        super().__init__()
+        self._secrets: set[str] = set()
+        self.add(*([secrets] if isinstance(secrets, str) else secrets))
+
+    def add(self, *secrets: str) -> None:
+        """Mask these secrets too (tokens are read after logging is set up)."""
+        self._secrets.update(s for s in secrets if len(s) >= 4)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not self._secrets:
+            return True
+        try:
+            # Format first: a secret may hide in any argument's str(), not only in strings.
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = f"{record.msg} {record.args!r}"
+        record.msg, record.args = redact(message, self._secrets), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text, self._secrets)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info, self._secrets)
+        return True
+
+
+@dataclass(slots=True)
+class ClientStats:
+    """Counters of one client, read by benchmarks and /metrics."""
+
+    requests: Counter[tuple[str, int]] = field(default_factory=Counter)  # (group or "", status)
+    transport_errors: int = 0  # timeouts and dropped connections
+    rate_limited: int = 0
+    retries: int = 0
+    deferred: int = 0
+    limiter_wait_seconds: float = 0.0
+
+
+class ApiClient:
+    """One seller account's HTTP client: paced, classified, retried, and never showing secrets."""
+
+    def __init__(
+        self,
+        *,
+        marketplace: str,
+        base_urls: Mapping[str, str],
+        headers: Mapping[str, str] | None = None,
+        secrets: Sequence[str] = (),
+        limiter: RateLimiter | None = None,
+        retry: RetryPolicy = RetryPolicy(),
+        error_mapping: Mapping[int, ResponseAction] | None = None,
+        retry_after_headers: Sequence[str] = ("Retry-After",),
+        remaining_header: str | None = None,
+        describe_error: Callable[[httpx.Response], PlatformErrorInfo] | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
+    ):
+        self.marketplace = marketplace
+        self.base_urls = {key: url.rstrip("/") for key, url in base_urls.items()}
+        self.limiter = limiter
+        self.retry = retry
+        self.error_mapping = MappingProxyType({**DEFAULT_ERROR_MAPPING, **(error_mapping or {})})
+        self.retry_after_headers = tuple(retry_after_headers)
+        self.remaining_header = remaining_header
+        self.describe_error = describe_error or describe_json_error
+        self.stats = ClientStats()
+        # A lone string would be split into characters, each too short to mask: nothing redacted.
+        self._secrets = (secrets,) if isinstance(secrets, str) else tuple(secrets)
+        self._sleep = sleep
+        self._clock = clock
+        # httpx's own timeout covers real sockets; `asyncio.timeout` in `_attempt` covers the rest.
+        self._http = httpx.AsyncClient(
+            headers=dict(headers or {}), transport=transport, timeout=retry.request_deadline
+        )
+
+    def __repr__(self) -> str:
+        return f"ApiClient(marketplace={self.marketplace!r}, hosts={sorted(self.base_urls)})"
+
+    async def request(
+        self,
+        method: str,
+        host: str,
+        path: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send `method base_urls[host]+path`; return the 2xx response or raise from errors.py."""
+        return await self._send(method, host, path, None, params=params, json=json, headers=headers)
+
+    async def request_json(
+        self,
+        method: str,
+        host: str,
+        path: str,
+        *,
+        params: Any = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+        empty_body: Any = _NO_DEFAULT,
+    ) -> Any:
+        """Like `request`, returning the decoded JSON body.
+
+        A body that is cut off or not JSON is retried like a 5xx: it is what a dropped
+        connection or an overloaded gateway looks like. `empty_body` is returned for an empty
+        body where a platform is known to send one instead of `[]`.
+        """
+
+        def decode(response: httpx.Response, where: dict[str, Any]) -> Any:
+            if not response.content.strip() and empty_body is not _NO_DEFAULT:
+                return empty_body
+            try:
+                return orjson.loads(response.content)
+            except orjson.JSONDecodeError as exc:
+                raise RetriableApiError("the answer is not complete JSON", status=response.status_code,
+                                        **where) from exc
+
+        return await self._send(method, host, path, decode, params=params, json=json, headers=headers)
+
+    async def _send(
+        self,
+        method: str,
+        host: str,
+        path: str,
+        decode: Callable[[httpx.Response, dict[str, Any]], Any] | None,
+        **send: Any,
+    ) -> Any:
+        if host not in self.base_urls:
+            raise ValueError(f"unknown host {host!r}; known: {sorted(self.base_urls)}")
+        method = method.upper()
+        endpoint = redact(f"{method} {path.split('?', 1)[0]}", self._secrets)
+        group = self.limiter.group_for(host, path) if self.limiter is not None else None
+        policy = self.retry
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            hint = getattr(exc, "retry_after", None)
+            if hint is not None:
+                # One mechanism per wait: a rate-limit hint paused the group's bucket in `_check`,
+                # so the next attempt's acquire does the waiting (and every other caller of the
+                # group waits with it); only an unpaced hint is slept here.
+                return 0.0 if isinstance(exc, RateLimitedError) and group is not None else hint
+            backoff = policy.backoff_initial * 2 ** min(state.attempt_number - 1, 32)
+            return min(policy.backoff_max, backoff + random.uniform(0, policy.backoff_initial))
+
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.max_attempts),
+            wait=wait,
+            retry=retry_if_exception_type(RetriableApiError),
+            before_sleep=self._log_retry,
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            return await retrying(self._attempt, method, host, path, group, endpoint, send, decode)
+        except RetriableApiError as exc:
+            self.stats.deferred += 1
+            raise RetryDeferred(
+                f"{exc.args[0]}; gave up after {policy.max_attempts} attempts, try on the next run",
+                retry_after=exc.retry_after,
+                **{k: getattr(exc, k) for k in _ERROR_FIELDS},
+            ) from exc
+
+    async def aclose(self) -> None:
+        """Close the underlying connection pool."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> ApiClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def _attempt(
+        self, method: str, host: str, path: str, group: EndpointGroup | None, endpoint: str,
+        send: dict[str, Any], decode: Callable[[httpx.Response, dict[str, Any]], Any] | None = None,
+    ) -> Any:
+        """One paced send, classified; raises the typed error the retry loop decides on."""
+        where = {"marketplace": self.marketplace, "endpoint": endpoint}
+        if group is not None:
+            assert self.limiter is not None
+            bucket = self.limiter.bucket(group.name)
+            ahead = bucket.wait_time()
+            if ahead > self.retry.max_hinted_wait:
+                # Blocking for hours inside one call would stall the scheduler's worker.
+                self.stats.deferred += 1
+                raise RetryDeferred(
+                    f"the {group.name!r} budget is spent for {ahead:.0f}s; try on the next run",
+                    retry_after=ahead, **where,
+                )
+            self.stats.limiter_wait_seconds += await bucket.acquire()
+        started = self._clock()
+        try:
+            async with asyncio.timeout(self.retry.request_deadline):
+                response = await self._http.request(method, self.base_urls[host] + path, **send)
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            self.stats.transport_errors += 1
+            deadline = self.retry.request_deadline
+            raise RetriableApiError(f"no answer within {deadline:g}s", **where) from exc
+        except httpx.TransportError as exc:
+            self.stats.transport_errors += 1
+            raise RetriableApiError(f"connection failed ({type(exc).__name__})", **where) from exc
+        except httpx.RequestError as exc:  # undecodable body, too many redirects: not transient
+            raise FatalApiError(f"unusable answer ({type(exc).__name__})", **where) from exc
+        log.debug(
+            "%s %s %s -> %d in %.3fs", method, host, endpoint.split(" ", 1)[1],
+            response.status_code, self._clock() - started,
+        )
+        self.stats.requests[(group.name if group else "", response.status_code)] += 1
+        checked = self._check(response, group, where)
+        return checked if decode is None else decode(checked, where)
+
+    def _check(
+        self, response: httpx.Response, group: EndpointGroup | None, where: dict[str, str]
+    ) -> httpx.Response:
+        status = response.status_code
+        action = classify(status, self.error_mapping)
+        hint = self._hint(response) if action in (_A.RETRY, _A.RATE_LIMITED) else None
+        cap = self.retry.max_hinted_wait
+        if group is not None:
+            assert self.limiter is not None
+            bucket = self.limiter.bucket(group.name)
+            remaining = self._remaining(response)
+            if remaining is not None:
+                bucket.observe_remaining(remaining)
+            if action is _A.RATE_LIMITED and hint is not None and hint <= cap:
+                # The hint is the server's own accounting, penalty included: it replaces the charge.
+                bucket.pause_for(hint)
+            elif 400 <= status < 500 and group.cost_of_4xx > 1:
+                bucket.charge(group.cost_of_4xx - 1)
+        if action is _A.SUCCESS:
+            return response
+        info = self._describe(response)
+        fields = {**where, "status": status, "platform_message": info.message,
+                  "request_id": info.request_id}
+        if action is _A.AUTH:
+            raise AuthError(
+                "the token was rejected (missing, wrong, expired or without this API's category); "
+                "fix the token", **fields,
+            )
+        if action is _A.FAIL:
+            raise FatalApiError("request rejected; retrying will not help, check the request",
+                                **fields)
+        if action is _A.RATE_LIMITED:
+            self.stats.rate_limited += 1
+            error: RetriableApiError = RateLimitedError("rate limited", retry_after=hint, **fields)
+        else:
+            error = RetriableApiError("temporary failure", retry_after=hint, **fields)
+        if hint is not None and hint > cap:
+            self.stats.deferred += 1
+            raise RetryDeferred(
+                f"the platform asks for a {hint:.0f}s wait, past the {cap:g}s cap; try next run",
+                retry_after=hint, **fields,
+            ) from error
+        raise error
+
+    def _hint(self, response: httpx.Response) -> float | None:
+        for name in self.retry_after_headers:
+            value = response.headers.get(name)
+            if value is not None:  # the first header present decides, even when it is unusable
+                return parse_retry_after(value, datetime.now(UTC))
+        return None
+
+    def _remaining(self, response: httpx.Response) -> int | None:
+        value = response.headers.get(self.remaining_header) if self.remaining_header else None
+        try:
+            return max(0, int(value)) if value is not None else None
+        except ValueError:
+            return None
+
+    def _describe(self, response: httpx.Response) -> PlatformErrorInfo:
+        try:
+            info = self.describe_error(response)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return PlatformErrorInfo()
+        # Redact before truncating, or the cut could leave a secret's prefix unmasked.
+        message = redact(" ".join(str(info.message).split()), self._secrets)
+        if len(message) > _MESSAGE_LIMIT:
+            message = message[: _MESSAGE_LIMIT - 1] + "…"
+        request_id = redact(str(info.request_id), self._secrets)[:_MESSAGE_LIMIT]
+        return PlatformErrorInfo(message, request_id)
+
+    def _log_retry(self, state: RetryCallState) -> None:
+        self.stats.retries += 1
+        exc = state.outcome.exception() if state.outcome else None
+        delay = state.next_action.sleep if state.next_action else 0.0
+        hint = getattr(exc, "retry_after", None)
+        how = f"in {delay:.2f}s" if delay or hint is None else f"after a {hint:.2f}s limiter pause"
+        # str(exc) already names the marketplace, endpoint and status, and is redacted.
+        log.warning(
+            "attempt %d/%d failed, retrying %s: %s",
+            state.attempt_number, self.retry.max_attempts, how, exc,
+        )
+

@@ -1,0 +1,13 @@
+"""Conformance kit: one suite every connector + emulator pair must pass (third parties too)."""
+
+from connectors.testing.harness import ConnectorHarness, ExpectedOrder, FakeTime, FaultRequest
+from connectors.testing.suite import ConformanceSuite, SimulatedCrash
+
+__all__ = [
+    "ConformanceSuite",
+    "ConnectorHarness",
+    "ExpectedOrder",
+    "FakeTime",
+    "FaultRequest",
+    "SimulatedCrash",
+]

@@ -1,0 +1,85 @@
+"""What a connector author provides to the conformance kit: its emulator, an account, and the truth."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, ClassVar, Literal
+
+from connectors.base import AccountSettings, Connector
+
+__all__ = ["ConnectorHarness", "ExpectedOrder", "FakeTime", "FaultRequest"]
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRequest:
+    """A platform misbehaviour the kit asks the emulator to stage on one stream's endpoint."""
+
+    stream: str
+    kind: Literal["rate_limit", "server_error", "malformed"]
+    times: int = 1
+    retry_after: int = 2
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectedOrder:
+    """An order's instant and money as the platform's own data says, converted by the harness."""
+
+    created_at: datetime
+    total: Decimal
+    currency: str
+
+
+class FakeTime:
+    """A monotonic clock that only moves when someone sleeps: pacing and 429 waits cost no time."""
+
+    def __init__(self, start: float = 1_000.0):
+        self.now = start
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += max(seconds, 0.0)
+
+
+class ConnectorHarness(ABC):
+    """Binds one connector to its emulator for the conformance suite."""
+
+    connector_cls: ClassVar[type[Connector]]
+    token: ClassVar[str] = "conformance-sentinel-token-7f3a"
+
+    @abstractmethod
+    def emulator(self, *, generated_at: datetime, serving_at: datetime, monotonic: Any,
+                 faults: Sequence[FaultRequest] = (), token: str | None = None) -> Any:
+        """A fresh emulator: the same seeded data set (history up to `generated_at`) seen at
+        `serving_at`, so a later `serving_at` shows the same orders with newer statuses."""
+
+    @abstractmethod
+    def account(self, *, base_url: str = "http://emulator") -> AccountSettings:
+        """Settings of an account whose hosts all point at `base_url`, with `token` set."""
+
+    @abstractmethod
+    def expected_order_ids(self, app: Any, now: datetime) -> set[str]:
+        """Every order id the store should hold after a full sync at `now`."""
+
+    @abstractmethod
+    def expected_review_ids(self, app: Any, now: datetime) -> set[str]:
+        """Every review id the store should hold after a full sync at `now`."""
+
+    @abstractmethod
+    def expected_order(self, app: Any, order_id: str) -> ExpectedOrder:
+        """The platform's own figures for one order, converted independently of `mapping.py`."""
+
+    @abstractmethod
+    def corrupted_ids(self, app: Any) -> set[str]:
+        """Ids of the records the emulator corrupted for a `malformed` fault."""
+
+    @abstractmethod
+    def rate_limited_count(self, app: Any) -> int:
+        """How many 429 (or the platform's equivalent) answers the emulator has sent."""

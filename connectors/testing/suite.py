@@ -1,0 +1,218 @@
+"""The conformance suite every connector + emulator pair must pass.
+
+Use it from a connector's tests in a few lines:
+
+    class TestWildberriesConformance(ConformanceSuite):
+        harness = WildberriesHarness()
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, ClassVar
+
+import httpx
+import pytest
+
+from connectors.base import Connector, RecordType
+from connectors.testing.harness import ConnectorHarness, FakeTime, FaultRequest
+from sync.export import export_rows
+from sync.runner import RunResult, StreamRunner
+from sync.store import PageWrite, Store, connect, migrate
+from sync.store.store import StreamKey
+
+__all__ = ["ConformanceSuite", "SimulatedCrash"]
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+
+
+class SimulatedCrash(BaseException):
+    """Stands in for kill -9: nothing in the daemon catches it, no cleanup code runs after it."""
+
+
+class CrashingStore(Store):
+    """A store that dies before committing its `crash_at`-th page."""
+
+    def __init__(self, engine, crash_at: int):
+        super().__init__(engine)
+        self.crash_at = crash_at
+        self.writes = 0
+
+    def write_page(self, key: StreamKey, page: PageWrite, *, now: datetime) -> None:
+        self.writes += 1
+        if self.writes == self.crash_at:
+            raise SimulatedCrash(f"crash before page {self.writes}")
+        super().write_page(key, page, now=now)
+
+
+class ConformanceSuite:
+    """Behaviour every connector must show against its emulator; subclass and set `harness`."""
+
+    harness: ClassVar[ConnectorHarness]
+    pytestmark = pytest.mark.anyio
+
+    @pytest.fixture
+    def anyio_backend(self) -> str:
+        return "asyncio"
+
+    # -- helpers ---------------------------------------------------------------------------------
+
+    def _store(self, tmp_path: Path, name: str, crash_at: int | None = None) -> Store:
+        engine = connect(f"sqlite:///{tmp_path / name}.db")
+        migrate(engine)
+        return CrashingStore(engine, crash_at) if crash_at else Store(engine)
+
+    def _connector(self, app: Any, time: FakeTime, account=None) -> Connector:
+        cls = self.harness.connector_cls
+        return cls(account or self.harness.account(), transport=httpx.ASGITransport(app=app),
+                   clock=time.monotonic, sleep=time.sleep)
+
+    async def _sync(self, store: Store, app: Any, time: FakeTime, at: datetime = NOW,
+                    account=None) -> list[RunResult]:
+        runner = StreamRunner(store, clock=lambda: at, write_in_thread=False)
+        async with self._connector(app, time, account) as connector:
+            return [await runner.run(connector, s) for s in connector.enabled_streams()]
+
+    def _app(self, time: FakeTime, faults: Sequence[FaultRequest] = (), at: datetime = NOW):
+        return self.harness.emulator(generated_at=NOW, serving_at=at, monotonic=time.monotonic,
+                                     faults=faults, token=self.harness.token)
+
+    def _streams(self, kind: RecordType) -> list[str]:
+        return [n for n, s in self.harness.connector_cls.streams.items() if s.record_type is kind]
+
+    @staticmethod
+    def snapshot(store: Store) -> tuple[list[dict], list[dict]]:
+        """The store as its export: what 'identical' means for users."""
+        return list(export_rows(store, "orders")), list(export_rows(store, "reviews"))
+
+    # -- the suite -------------------------------------------------------------------------------
+
+    async def test_first_sync_stores_every_record(self, tmp_path: Path) -> None:
+        time = FakeTime()
+        app = self._app(time)
+        results = await self._sync(self._store(tmp_path, "a"), app, time)
+        assert all(r.ok for r in results), [r.error for r in results]
+        store = self._store(tmp_path, "a")
+        orders, reviews = self.snapshot(store)
+        assert {o["order_id"] for o in orders} == self.harness.expected_order_ids(app, NOW)
+        assert {r["review_id"] for r in reviews} == self.harness.expected_review_ids(app, NOW)
+        assert len(orders) == len({(o["account"], o["order_id"]) for o in orders})
+        assert self.harness.rate_limited_count(app) == 0, "the client's pacing caused a 429"
+
+    @pytest.mark.parametrize("crash_at", [1, 2, 3, 5, 8])
+    async def test_resume_after_crash_matches_an_uninterrupted_run(self, tmp_path: Path, crash_at: int) -> None:
+        time = FakeTime()
+        reference = self._store(tmp_path, "reference")
+        await self._sync(reference, self._app(time), time)
+
+        crashing = self._store(tmp_path, "crashed", crash_at=crash_at)
+        with pytest.raises(SimulatedCrash):
+            await self._sync(crashing, self._app(time), time)
+        # Restart: a new process sees only what was committed.
+        resumed = self._store(tmp_path, "crashed")
+        results = await self._sync(resumed, self._app(time), time)
+        assert all(r.ok for r in results), [r.error for r in results]
+        assert self.snapshot(resumed) == self.snapshot(reference)
+
+    async def test_overlapping_runs_give_no_duplicates_and_follow_changes(self, tmp_path: Path) -> None:
+        time = FakeTime()
+        later = NOW + timedelta(days=3)
+        incremental = self._store(tmp_path, "incremental")
+        await self._sync(incremental, self._app(time), time, at=NOW)
+        await self._sync(incremental, self._app(time), time, at=NOW)  # pure overlap
+        app_later = self._app(time, at=later)
+        await self._sync(incremental, app_later, time, at=later)
+
+        fresh = self._store(tmp_path, "fresh")
+        await self._sync(fresh, self._app(time, at=later), time, at=later)
+        assert self.snapshot(incremental) == self.snapshot(fresh)
+        orders, _ = self.snapshot(incremental)
+        assert {o["order_id"] for o in orders} == self.harness.expected_order_ids(app_later, later)
+
+    async def test_rate_limit_storm_is_waited_out(self, tmp_path: Path) -> None:
+        time = FakeTime()
+        faults = [FaultRequest(stream=s, kind="rate_limit", times=4, retry_after=3)
+                  for s in self.harness.connector_cls.streams]
+        app = self._app(time, faults)
+        store = self._store(tmp_path, "storm")
+        results = await self._sync(store, app, time)
+        assert all(r.ok for r in results), [r.error for r in results]
+        assert self.harness.rate_limited_count(app) >= 4 * len(faults)
+        assert any(abs(s - 3) < 0.01 for s in time.slept) or time.now >= 1_000 + 3, \
+            "the client did not honour the platform's retry hint"
+        clean, clean_time = self._store(tmp_path, "clean"), FakeTime()
+        await self._sync(clean, self._app(clean_time), clean_time)
+        assert self.snapshot(store) == self.snapshot(clean)
+
+    async def test_server_errors_are_retried(self, tmp_path: Path) -> None:
+        time = FakeTime()
+        faults = [FaultRequest(stream=s, kind="server_error", times=2)
+                  for s in self.harness.connector_cls.streams]
+        app = self._app(time, faults)
+        results = await self._sync(self._store(tmp_path, "5xx"), app, time)
+        assert all(r.ok for r in results), [r.error for r in results]
+
+    async def test_money_and_time_round_trip(self, tmp_path: Path) -> None:
+        time = FakeTime()
+        app = self._app(time)
+        store = self._store(tmp_path, "money")
+        await self._sync(store, app, time)
+        orders, _ = self.snapshot(store)
+        assert orders
+        for order in orders:
+            expected = self.harness.expected_order(app, order["order_id"])
+            created = datetime.fromisoformat(order["created_at"])
+            assert created.utcoffset() == timedelta(0)
+            assert created == expected.created_at, order["order_id"]
+            assert Decimal(order["total"]) == expected.total, order["order_id"]
+            assert order["total"].count(".") == 1 and len(order["total"].split(".")[1]) == 2
+            assert order["currency"] == expected.currency
+
+    async def test_malformed_record_is_quarantined_and_the_rest_stored(self, tmp_path: Path) -> None:
+        time = FakeTime()
+        streams = list(self.harness.connector_cls.streams)
+        app = self._app(time, [FaultRequest(stream=s, kind="malformed") for s in streams])
+        store = self._store(tmp_path, "bad")
+        results = await self._sync(store, app, time)
+        assert all(r.ok for r in results), [r.error for r in results]
+        corrupted = self.harness.corrupted_ids(app)
+        quarantined = store.quarantine()
+        assert corrupted and {q["record_key"] for q in quarantined} == corrupted
+        assert all(q["reason"] for q in quarantined)
+        orders, reviews = self.snapshot(store)
+        stored = {o["order_id"] for o in orders} | {r["review_id"] for r in reviews}
+        expected = self.harness.expected_order_ids(app, NOW) | self.harness.expected_review_ids(app, NOW)
+        # Everything else arrived; a record corrupted in one API may still come whole from another.
+        assert expected - stored <= corrupted
+
+    async def test_bad_token_is_a_clear_error_and_never_leaks(self, tmp_path: Path, caplog) -> None:
+        caplog.set_level(logging.DEBUG)
+        time = FakeTime()
+        wrong = self.harness.account().model_copy(update={"token": _secret("wrong-sentinel-token-91c2")})
+        store = self._store(tmp_path, "auth")
+        results = await self._sync(store, self._app(time), time, account=wrong)
+        assert results and all(r.state == "error" for r in results)
+        assert all("token" in (r.error or "").lower() for r in results)
+        dumped = caplog.text + repr(results) + repr(store.cursors())
+        assert "wrong-sentinel-token-91c2" not in dumped
+
+    async def test_token_never_reaches_logs_or_store(self, tmp_path: Path, caplog) -> None:
+        caplog.set_level(logging.DEBUG)
+        time = FakeTime()
+        store = self._store(tmp_path, "secret")
+        fault = FaultRequest(self._streams(RecordType.ORDER)[0], "server_error")
+        results = await self._sync(store, self._app(time, [fault]), time)
+        assert all(r.ok for r in results)
+        db_text = Path(tmp_path / "secret.db").read_bytes()
+        assert self.harness.token not in caplog.text
+        assert self.harness.token.encode() not in db_text
+
+
+def _secret(value: str):
+    from pydantic import SecretStr
+
+    return SecretStr(value)

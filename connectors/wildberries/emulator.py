@@ -1,0 +1,463 @@
+"""A Wildberries seller-API emulator: one Starlette app serving the Marketplace, Statistics and
+Feedbacks paths with WB's field names, units, time zones, limits and error bodies.
+
+Tests mount it through `httpx.ASGITransport`, the demo serves it with uvicorn, benchmarks give it
+a million orders. `create_app(EmulatorConfig(...))` is the only entry point: the seed, the clocks
+and the faults are arguments, and all runtime state lives on `app.state`:
+
+- `stats` (`EmulatorStats`), `request_log` [(method, path, query, status)],
+- `corrupted` [(path, record id)] for `malformed` faults, `answers` [(review id, text)],
+- `data` (the seeded `Dataset`), `emulator` (the internals).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from random import Random
+from types import MappingProxyType
+from typing import Any, Literal
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from connectors.wildberries.emulator_data import MAX_CONFIRM, Dataset, generate, iso_utc, msk
+
+__all__ = ["DEFAULT_LIMITS", "EmulatorConfig", "EmulatorStats", "Fault", "FaultKind", "create_app"]
+
+MSK = timezone(timedelta(hours=3))
+FaultKind = Literal["http_500", "http_503", "timeout", "malformed", "rate_limit", "truncated"]
+#: group -> (requests, period in seconds, burst), from WB's rate-limit tables for Personal tokens.
+DEFAULT_LIMITS: Mapping[str, tuple[int, float, int]] = MappingProxyType({
+    "marketplace": (300, 60, 20),
+    "statistics": (1, 60, 10),
+    "feedbacks": (3, 1, 6),
+})
+_MONTH = 30 * 86400
+_Handler = Callable[[Request, int], Awaitable[tuple[int, Any]]]
+
+
+@dataclass(frozen=True)
+class Fault:
+    """An injected failure for requests whose path starts with `path_prefix`.
+
+    It fires on the next `times` matching requests (None = unlimited), each with `probability`
+    (None = always) drawn from its own seeded RNG.
+    """
+
+    path_prefix: str
+    kind: FaultKind
+    times: int | None = 1
+    probability: float | None = None
+    retry_after: int = 1
+    delay: float = 0
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """Everything that shapes one emulator instance; see the module docstring."""
+
+    seed: int = 1
+    orders: int = 200  # FBS and FBO together; about 30 % are FBO (Statistics only)
+    reviews: int = 100
+    history_days: int = 60  # createdAt spread over [now - history_days, now)
+    now: datetime | None = None  # end of the generated history; default: real UTC now
+    clock: Callable[[], datetime] | None = None  # "now" while serving; default: real UTC now
+    token: str | None = None  # if set, any other Authorization value gets WB's 401
+    rate_limits: bool = True
+    limits: Mapping[str, tuple[int, float, int]] = field(default_factory=lambda: DEFAULT_LIMITS)
+    statistics_page_size: int = 80_000  # WB: "from 0 to approximately 80 000" rows
+    faults: tuple[Fault, ...] = ()
+    monotonic: Callable[[], float] = time.monotonic  # the token buckets' clock
+
+
+@dataclass
+class EmulatorStats:
+    """Counters a benchmark reads after a run."""
+
+    requests: Counter[str] = field(default_factory=Counter)  # by group ("other" for /ping)
+    statuses: Counter[int] = field(default_factory=Counter)
+    by_group_status: Counter[tuple[str, int]] = field(default_factory=Counter)
+    throttled: Counter[str] = field(default_factory=Counter)  # every 429, by group
+
+    @property
+    def total_throttled(self) -> int:
+        """All 429 answers, from the buckets and from `rate_limit` faults."""
+        return sum(self.throttled.values())
+
+
+class _Bucket:
+    """WB's token bucket: `burst` capacity, refilled at requests/period per second."""
+
+    def __init__(self, requests: int, period: float, burst: int, now: float):
+        self.requests, self.period, self.capacity = requests, period, burst
+        self.tokens, self.stamp = float(burst), now
+
+    def refill(self, now: float) -> None:
+        gained = (now - self.stamp) * self.requests / self.period
+        self.tokens, self.stamp = min(self.capacity, self.tokens + gained), now
+
+    def _seconds_until(self, tokens: float) -> int:
+        # The epsilon absorbs float noise so that exactly 60.0 s does not round up to 61.
+        return math.ceil((tokens - self.tokens) * self.period / self.requests - 1e-9)
+
+    @property
+    def retry_after(self) -> int:
+        return max(1, self._seconds_until(1))
+
+    @property
+    def reset_after(self) -> int:
+        return max(0, self._seconds_until(self.capacity))
+
+    @property
+    def remaining(self) -> int:
+        return max(0, math.floor(self.tokens + 1e-9))
+
+
+class _FaultState:
+    """Remaining counts and RNGs of the configured faults (the config itself stays frozen)."""
+
+    def __init__(self, faults: tuple[Fault, ...], seed: int):
+        self.faults = faults
+        self.left = [f.times for f in faults]
+        self.rngs = [Random(seed * 1000 + k) for k in range(len(faults))]
+
+    def pick(self, path: str) -> int | None:
+        for k, f in enumerate(self.faults):
+            if not path.startswith(f.path_prefix) or self.left[k] == 0:
+                continue
+            if f.probability is not None and self.rngs[k].random() >= f.probability:
+                continue
+            if self.left[k] is not None:
+                self.left[k] -= 1
+            return k
+        return None
+
+    def refund(self, k: int) -> None:
+        if self.left[k] is not None:
+            self.left[k] += 1
+
+
+def _problem(status: int, title: str, detail: str, now: int) -> dict[str, Any]:
+    """The gateway's error body shared by 401, 429 and 5xx (error_401.json, error_429.json)."""
+    return {
+        "title": title, "detail": detail, "code": f"07e4668e-{uuid.uuid4().hex[:12]}-[UK-emulator]",
+        "requestId": uuid.uuid4().hex, "origin": "s2s-api-auth-catalog", "status": status,
+        "statusText": {401: "Unauthorized", 429: "Too Many Requests", 500: "Internal Server Error",
+                       503: "Service Unavailable"}[status],
+        "timestamp": iso_utc(now),
+    }
+
+
+def _mp_error(message: str) -> tuple[int, dict[str, Any]]:
+    return 400, {"code": "IncorrectParameter",
+                 "message": f"Передан некорректный параметр: {message}"}
+
+
+def _fb_error(text: str) -> tuple[int, dict[str, Any]]:
+    return 400, {"data": None, "error": True, "errorText": text, "additionalErrors": None,
+                 "requestId": str(uuid.uuid4())}
+
+
+def _fb_ok(data: Any) -> dict[str, Any]:
+    return {"data": data, "error": False, "errorText": "", "additionalErrors": None}
+
+
+def _int(raw: str | None) -> int | None:
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None
+
+
+def _corrupt(payload: Any) -> Any:
+    """Break one record of a page in a way a strict mapper must notice; return its id.
+
+    Only order, statistics-row and review pages qualify (None otherwise), so a fault on the
+    "/api/v3/orders" prefix waits for an order page instead of spoiling an /orders/status reply.
+    """
+    records = payload if isinstance(payload, list) else payload.get("orders")
+    if records is None and isinstance(payload.get("data"), dict):
+        records = payload["data"].get("feedbacks")
+    if not records:
+        return None
+    rec = records[len(records) // 2]  # the middle one, so a page's cursor fields stay usable
+    if "srid" in rec:  # statistics row
+        rec["date"], rec["totalPrice"] = "not-a-date", "abc"
+        return rec["srid"]
+    if "productValuation" in rec:
+        rec["productValuation"] = 9
+    elif "createdAt" in rec:
+        rec["createdAt"] = "not-a-date"
+    else:
+        return None
+    return rec["id"]
+
+
+class _Emulator:
+    """Request handling: the guard (auth, limits, faults, bookkeeping) and the WB endpoints."""
+
+    def __init__(self, config: EmulatorConfig):
+        self.config = config
+        born = config.now or datetime.now(UTC)
+        self.data: Dataset = generate(config.seed, config.orders, config.reviews,
+                                      config.history_days, int(born.timestamp()))
+        self.buckets: dict[tuple[str, str], _Bucket] = {}
+        self.faults = _FaultState(config.faults, config.seed)
+        self.stats = EmulatorStats()
+        self.request_log: list[tuple[str, str, str, int]] = []
+        self.corrupted: list[tuple[str, Any]] = []
+        self.answers: list[tuple[str, str]] = []
+
+    def now(self) -> int:
+        """The request-time "now" in unix seconds."""
+        moment = self.config.clock() if self.config.clock else datetime.now(UTC)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return int(moment.timestamp())
+
+    def _bucket(self, token: str, group: str) -> _Bucket | None:
+        if not self.config.rate_limits or group not in self.config.limits:
+            return None
+        tick = self.config.monotonic()
+        bucket = self.buckets.get((token, group))
+        if bucket is None:
+            bucket = self.buckets[(token, group)] = _Bucket(*self.config.limits[group], tick)
+        bucket.refill(tick)
+        return bucket
+
+    def route(self, path: str, group: str, handler: _Handler, method: str = "GET") -> Route:
+        async def endpoint(request: Request) -> Response:
+            response = await self._guarded(request, group, handler)
+            self.stats.requests[group] += 1
+            self.stats.statuses[response.status_code] += 1
+            self.stats.by_group_status[(group, response.status_code)] += 1
+            if response.status_code == 429:
+                self.stats.throttled[group] += 1
+            self.request_log.append((request.method, request.url.path,
+                                     request.url.query, response.status_code))
+            return response
+
+        return Route(path, endpoint, methods=[method])
+
+    async def _guarded(self, request: Request, group: str, handler: _Handler) -> Response:
+        now = self.now()
+        raw_token = request.headers.get("authorization", "")
+        token = raw_token.removeprefix("Bearer ").strip()
+        if self.config.token is not None and token != self.config.token:
+            body = _problem(401, "unauthorized", "token problem; token is malformed", now)
+            return _json(401, body, media="application/problem+json")
+        bucket = self._bucket(token, group)
+        if bucket is not None:
+            if bucket.tokens < 1:
+                return self._throttled(now, bucket.retry_after, bucket.capacity, bucket.reset_after)
+            bucket.tokens -= 1
+        k = self.faults.pick(request.url.path)
+        fault = self.config.faults[k] if k is not None else None
+        if fault is not None and fault.kind == "rate_limit":
+            if bucket is not None:
+                bucket.tokens += 1  # the pretend 429 should not cost a real token
+            cap = bucket.capacity if bucket is not None else 1
+            return self._throttled(now, fault.retry_after, cap, fault.retry_after)
+        if fault is not None and fault.kind in ("http_500", "http_503"):
+            status = int(fault.kind[-3:])
+            title = "internal server error" if status == 500 else "service unavailable"
+            response = _json(status, _problem(status, title, "injected fault", now),
+                             media="application/problem+json")
+        else:
+            if fault is not None and fault.kind == "timeout":
+                await asyncio.sleep(fault.delay)  # the client's own deadline decides what happens
+            status, payload = await handler(request, now)
+            if fault is not None and fault.kind == "malformed":
+                record_id = _corrupt(payload) if payload is not None else None
+                if record_id is None:
+                    self.faults.refund(k)  # nothing to corrupt: keep the fault for a real page
+                else:
+                    self.corrupted.append((request.url.path, record_id))
+            response = _json(status, payload)
+            if fault is not None and fault.kind == "truncated":
+                response = Response(response.body[: len(response.body) // 2], status,
+                                    media_type="application/json")
+        if bucket is not None:
+            if group == "marketplace" and 400 <= response.status_code < 500:
+                bucket.tokens -= 9  # WB: "one request with a 4XX response counts as 10"
+            response.headers["X-Ratelimit-Remaining"] = str(bucket.remaining)
+        return response
+
+    def _throttled(self, now: int, retry: int, limit: int, reset: int) -> Response:
+        body = _problem(429, "too many requests", "limited by emulator", now)
+        response = _json(429, body, media="application/problem+json")
+        response.headers.update({"X-Ratelimit-Retry": str(retry), "X-Ratelimit-Limit": str(limit),
+                                 "X-Ratelimit-Reset": str(reset)})
+        return response
+
+    # --- Marketplace ---
+    async def orders(self, request: Request, now: int) -> tuple[int, Any]:
+        q = request.query_params
+        limit, after = _int(q.get("limit")), _int(q.get("next"))
+        if limit is None or not 1 <= limit <= 1000:
+            return _mp_error("limit must be 1..1000")
+        if after is None or after < 0:
+            return _mp_error("next is required")
+        date_to = _int(q.get("dateTo", str(now)))
+        date_from = _int(q.get("dateFrom", str(now - _MONTH)))
+        if date_from is None or date_to is None or date_from > date_to:
+            return _mp_error("dateFrom/dateTo")
+        if date_to - date_from > _MONTH:
+            return _mp_error("period is longer than 30 days")
+        table = self.data.orders
+        page = table.fbs_page(date_from, min(date_to, now), after, limit)
+        return 200, {"next": table.ids[page[-1]] if page else after,
+                     "orders": [table.marketplace_order(i, now) for i in page]}
+
+    async def orders_new(self, request: Request, now: int) -> tuple[int, Any]:
+        table = self.data.orders
+        # Only orders younger than the longest confirmation delay can still be "new".
+        lo = table.visible_end(now - MAX_CONFIRM - 1)
+        return 200, {"orders": [
+            table.new_order(i, now) for i in range(lo, table.visible_end(now))
+            if not table.fbo[i] and table.status(i, now) == ("new", "waiting")
+        ]}
+
+    async def orders_status(self, request: Request, now: int) -> tuple[int, Any]:
+        try:
+            ids = orjson.loads(await request.body())["orders"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return _mp_error("body must be {\"orders\": [ids]}")
+        if not isinstance(ids, list) or not 1 <= len(ids) <= 1000 or not all(
+            isinstance(x, int) and not isinstance(x, bool) for x in ids
+        ):
+            return _mp_error("orders must hold 1..1000 integer ids")
+        table, out = self.data.orders, []
+        for order_id in ids:
+            i = table.index_of_id(order_id)
+            if i is None or table.fbo[i] or table.created[i] > now:
+                continue  # WB silently drops ids it does not know
+            sup, wb = table.status(i, now)
+            out.append({"id": order_id, "supplierStatus": sup, "wbStatus": wb})
+        return 200, {"orders": out}
+
+    # --- Statistics ---
+    async def supplier_orders(self, request: Request, now: int) -> tuple[int, Any]:
+        raw, flag = request.query_params.get("dateFrom"), request.query_params.get("flag", "0")
+        if not raw:
+            return 400, {"errors": ["dateFrom: field required"]}
+        try:
+            since = datetime.fromisoformat(raw)
+        except ValueError:
+            return 400, {"errors": "dateFrom: Value not validated"}
+        if flag not in ("0", "1"):
+            return 400, {"errors": "flag: Value not validated"}
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=MSK)  # WB reads an offset-less dateFrom as Moscow time
+        table = self.data.orders
+        if flag == "1":  # the whole Moscow calendar day of dateFrom, by order date
+            day = since.astimezone(MSK).replace(hour=0, minute=0, second=0, microsecond=0)
+            lo = table.visible_end(int(day.timestamp()) - 1)
+            hi = table.visible_end(min(now, int(day.timestamp()) + 86399))
+            return 200, [table.statistics_row(i, now) for i in range(lo, hi)]
+        rows, cap = [], self.config.statistics_page_size
+        for i in table.changes_since(math.ceil(since.timestamp()), now):
+            rows.append(table.statistics_row(i, now))
+            if len(rows) >= cap:
+                break
+        return 200, rows
+
+    # --- Feedbacks ---
+    async def feedbacks(self, request: Request, now: int) -> tuple[int, Any]:
+        q = request.query_params
+        answered = q.get("isAnswered")
+        take, skip = _int(q.get("take")), _int(q.get("skip"))
+        if answered not in ("true", "false"):
+            return _fb_error("isAnswered is required: true or false")
+        if take is None or not 1 <= take <= 5000:
+            return _fb_error("take must be 1..5000")
+        if skip is None or not 0 <= skip <= 199_990:
+            return _fb_error("skip must be 0..199990")
+        order = q.get("order", "dateDesc")
+        if order not in ("dateAsc", "dateDesc"):
+            return _fb_error("order must be dateAsc or dateDesc")
+        nm_id, date_from, date_to = (_int(q.get(k)) for k in ("nmId", "dateFrom", "dateTo"))
+        if any(q.get(k) is not None and v is None for k, v in
+               (("nmId", nm_id), ("dateFrom", date_from), ("dateTo", date_to))):
+            return _fb_error("nmId, dateFrom and dateTo must be integers")
+        reviews = self.data.reviews
+        hits, unanswered, archive = reviews.select(now, answered == "true", nm_id,
+                                                   date_from, date_to)
+        if order == "dateDesc":
+            hits.reverse()
+        return 200, _fb_ok({"countUnanswered": unanswered, "countArchive": archive,
+                            "feedbacks": [reviews.record(i, now) for i in hits[skip: skip + take]]})
+
+    async def feedback(self, request: Request, now: int) -> tuple[int, Any]:
+        reviews = self.data.reviews
+        i = reviews.index_of(request.query_params.get("id", ""))
+        if i is None or reviews.created[i] > now:
+            return _fb_error("feedback not found")
+        return 200, _fb_ok(reviews.record(i, now))
+
+    async def count_unanswered(self, request: Request, now: int) -> tuple[int, Any]:
+        _, unanswered, _ = self.data.reviews.select(now, False, None, None, None)
+        midnight = datetime.fromtimestamp(now, MSK).replace(hour=0, minute=0, second=0)
+        today, _, _ = self.data.reviews.select(now, False, None, int(midnight.timestamp()), None)
+        return 200, _fb_ok({"countUnanswered": unanswered, "countUnansweredToday": len(today)})
+
+    async def answer(self, request: Request, now: int) -> tuple[int, Any]:
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return 400, {"title": "bad request", "requestId": uuid.uuid4().hex, "origin": "fbapi",
+                         "detail": "content-type header not specified"}
+        try:
+            body = orjson.loads(await request.body())
+            review_id, text = body["id"], body["text"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            return _fb_error("body must be {\"id\", \"text\"}")
+        if not (isinstance(review_id, str) and isinstance(text, str) and 2 <= len(text) <= 5000):
+            return _fb_error("text must be 2..5000 characters")
+        self.answers.append((review_id, text))
+        i = self.data.reviews.index_of(review_id)
+        # WB does not validate the id: an unknown one is accepted (204) and changes nothing.
+        if i is not None and self.data.reviews.created[i] <= now:
+            self.data.reviews.written[i] = text
+        return 204, None
+
+    async def ping(self, request: Request, now: int) -> tuple[int, Any]:
+        return 200, {"TS": msk(now) + "+03:00", "Status": "OK"}
+
+
+def _json(status: int, payload: Any, media: str = "application/json") -> Response:
+    if payload is None:
+        return Response(status_code=status)
+    return Response(orjson.dumps(payload), status, media_type=media)
+
+
+def create_app(config: EmulatorConfig | None = None) -> Starlette:
+    """Build the emulator app; the dataset is generated here, once."""
+    emu = _Emulator(config or EmulatorConfig())
+    routes = [
+        emu.route("/api/v3/orders", "marketplace", emu.orders),
+        emu.route("/api/v3/orders/new", "marketplace", emu.orders_new),
+        emu.route("/api/v3/orders/status", "marketplace", emu.orders_status, "POST"),
+        emu.route("/api/v1/supplier/orders", "statistics", emu.supplier_orders),
+        emu.route("/api/v1/feedbacks", "feedbacks", emu.feedbacks),
+        emu.route("/api/v1/feedbacks/count-unanswered", "feedbacks", emu.count_unanswered),
+        emu.route("/api/v1/feedbacks/answer", "feedbacks", emu.answer, "POST"),
+        emu.route("/api/v1/feedback", "feedbacks", emu.feedback),
+        emu.route("/ping", "other", emu.ping),
+    ]
+    app = Starlette(routes=routes)
+    app.state.emulator = emu
+    app.state.data = emu.data
+    app.state.stats = emu.stats
+    app.state.request_log = emu.request_log
+    app.state.corrupted = emu.corrupted
+    app.state.answers = emu.answers
+    return app

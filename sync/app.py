@@ -1,0 +1,127 @@
+"""The one object a command builds: config, store, runner and connectors hang off it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+import httpx
+from sqlalchemy.engine import Engine
+
+from connectors.base import Connector
+from connectors.registry import available_connectors
+from sync.config import AppConfig, MarketplaceAccount
+from sync.runner import RunResult, StreamRunner, utc_now
+from sync.store import Store, connect, migrate
+
+__all__ = ["App", "JobSpec", "open_store"]
+
+
+def open_store(database_url: str) -> Store:
+    """Connect, apply migrations, and hand back the store."""
+    engine: Engine = connect(database_url)
+    migrate(engine)
+    return Store(engine)
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """One scheduled unit of work: a stream of an account."""
+
+    account: MarketplaceAccount
+    stream: str
+
+    @property
+    def id(self) -> str:
+        return f"{self.account.marketplace}/{self.account.settings.name}/{self.stream}"
+
+
+class App:
+    """Builds connectors for the configured accounts and syncs them into the store."""
+
+    def __init__(
+        self,
+        config: AppConfig,
+        *,
+        store: Store | None = None,
+        transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
+        connectors: Mapping[str, type[Connector]] | None = None,
+        clock: Callable[[], datetime] = utc_now,
+    ):
+        self.config = config
+        self.store = store or open_store(config.settings.database.sqlalchemy_url)
+        # Tests and the demo plug emulators in per marketplace, through httpx's transport seam.
+        self.transports = dict(transports or {})
+        self.connector_classes = dict(connectors or available_connectors())
+        self.runner = StreamRunner(self.store, clock=clock)
+        # One connector (so one HTTP client and one rate budget) per account for the App's life:
+        # a fresh budget per run would let frequent polls overspend the platform's limits.
+        self._connectors: dict[str, Connector] = {}
+        for acct in self.accounts():
+            self.store.ensure_account(acct.marketplace, acct.settings.name)
+
+    def accounts(self, name: str | None = None) -> list[MarketplaceAccount]:
+        """Enabled accounts, optionally only the one called `name` (or `marketplace/name`)."""
+        found = [a for a in self.config.accounts if a.settings.enabled]
+        if name is not None:
+            found = [a for a in found if name in (a.settings.name, f"{a.marketplace}/{a.settings.name}")]
+        return found
+
+    def connector(self, account: MarketplaceAccount) -> Connector:
+        """The account's long-lived connector."""
+        key = f"{account.marketplace}/{account.settings.name}"
+        if key not in self._connectors:
+            cls = self.connector_classes[account.marketplace]
+            self._connectors[key] = cls(account.settings,
+                                        transport=self.transports.get(account.marketplace))
+        return self._connectors[key]
+
+    async def aclose(self) -> None:
+        """Close every connector's HTTP client."""
+        connectors, self._connectors = list(self._connectors.values()), {}
+        for c in connectors:
+            await c.aclose()
+
+    async def __aenter__(self) -> App:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def jobs(self, account: str | None = None, stream: str | None = None) -> list[JobSpec]:
+        """Every (account, stream) to run, filtered like `sync --account/--stream`."""
+        jobs = []
+        for acct in self.accounts(account):
+            cls = self.connector_classes[acct.marketplace]
+            enabled = [s for s in cls.streams
+                       if acct.settings.streams.get(s) is None or acct.settings.streams[s].enabled]
+            jobs.extend(JobSpec(acct, s) for s in enabled if stream in (None, s))
+        return jobs
+
+    async def run_job(self, job: JobSpec,
+                      on_page: Callable[[RunResult], None] | None = None) -> RunResult:
+        """Run one stream of one account to completion."""
+        return await self.runner.run(self.connector(job.account), job.stream, on_page=on_page)
+
+    async def sync_once(self, jobs: Iterable[JobSpec],
+                        on_page: Callable[[JobSpec, RunResult], None] | None = None,
+                        ) -> list[RunResult]:
+        """Run every job once, accounts in parallel, each account's streams one after another.
+
+        Streams of one account share that account's rate budget anyway; accounts do not.
+        """
+        by_account: dict[str, list[JobSpec]] = {}
+        for job in jobs:
+            by_account.setdefault(f"{job.account.marketplace}/{job.account.settings.name}", []).append(job)
+
+        async def account_jobs(batch: list[JobSpec]) -> list[RunResult]:
+            out = []
+            for job in batch:
+                cb = (lambda r, j=job: on_page(j, r)) if on_page else None
+                out.append(await self.run_job(job, on_page=cb))
+            return out
+
+        results = await asyncio.gather(*(account_jobs(b) for b in by_account.values()))
+        return [r for batch in results for r in batch]

@@ -1,0 +1,96 @@
+"""`loyalsync run`: one APScheduler job per account x stream, no overlapping runs, clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import signal
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from sync.app import App, JobSpec
+from sync.runner import RunResult
+
+__all__ = ["Daemon"]
+
+log = logging.getLogger("loyalsync.daemon")
+
+
+class Daemon:
+    """Polls every enabled stream on its interval until stopped."""
+
+    def __init__(self, app: App, *, stop: asyncio.Event | None = None):
+        self.app = app
+        self.stop = stop or asyncio.Event()
+        self.results: list[RunResult] = []
+        self._slots = asyncio.Semaphore(app.config.settings.schedule.max_concurrent_jobs)
+        self._scheduler: AsyncIOScheduler | None = None
+        self._running: set[asyncio.Task] = set()
+
+    def _interval(self, job: JobSpec) -> timedelta:
+        spec = self.app.connector(job.account).stream_spec(job.stream)
+        return spec.poll_interval
+
+    async def _run(self, job: JobSpec) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        try:
+            async with self._slots:
+                result = await self.app.run_job(job)
+        finally:
+            self._running.discard(task)  # type: ignore[arg-type]
+        self.results.append(result)
+        log.info("%s: %s, %d records, %d quarantined", job.id, result.state, result.records,
+                 result.quarantined)
+        # The platform named a wait shorter than the poll interval: come back then, not later.
+        if result.state == "deferred" and result.retry_after and self._scheduler is not None:
+            when = datetime.now(UTC) + timedelta(seconds=result.retry_after)
+            aps_job = self._scheduler.get_job(job.id)
+            if aps_job is not None and aps_job.next_run_time and when < aps_job.next_run_time:
+                aps_job.modify(next_run_time=when)
+
+    def schedule(self) -> AsyncIOScheduler:
+        """Build the scheduler with one job per stream; every job also runs once right away."""
+        cfg = self.app.config.settings.schedule
+        scheduler = AsyncIOScheduler(
+            timezone=UTC,
+            # max_instances=1: a stream never runs twice at once; coalesce: missed runs fold into one.
+            job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 300},
+        )
+        now = datetime.now(UTC)
+        for job in self.app.jobs():
+            # Spread the first runs so accounts do not all hit the platforms in the same second.
+            first = now + timedelta(seconds=random.uniform(0, min(cfg.jitter_seconds, 5)))
+            scheduler.add_job(
+                self._run, "interval", args=[job], id=job.id, name=job.id,
+                seconds=self._interval(job).total_seconds(), jitter=cfg.jitter_seconds,
+                next_run_time=first,
+            )
+        return scheduler
+
+    async def run(self) -> None:
+        """Run until SIGTERM/SIGINT (or `stop` is set), then stop cleanly."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            # Not the main thread, or a platform without signal support: stop() still works.
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop.set)
+        self._scheduler = self.schedule()
+        self._scheduler.start()
+        log.info("daemon started: %d jobs", len(self._scheduler.get_jobs()))
+        try:
+            await self.stop.wait()
+        finally:
+            self._scheduler.shutdown(wait=False)
+            # A run cut short is safe: its cursor only moves with fully written pages.
+            pending = [t for t in self._running if not t.done()]
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            await self.app.aclose()
+            log.info("daemon stopped")
+

@@ -1,0 +1,43 @@
+"""`loyalsync status`: per account x stream, where it got to and how its last run went."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich.table import Table
+
+from sync.store import Store
+from sync.store.tables import OrderRow, QuarantineRow, ReviewRow
+
+__all__ = ["status_table"]
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
+
+
+def status_table(store: Store) -> Table:
+    """A rich table of every stream the store knows."""
+    table = Table(title="loyalsync status", header_style="bold")
+    for col in ("account", "stream", "state", "cursor", "last success", "records", "quarantined",
+                "last error"):
+        table.add_column(col, overflow="fold")
+    totals: dict[tuple[str, str], tuple[int, int]] = {}
+    for row in store.cursors():
+        acct = (row["marketplace"], row["account"])
+        if acct not in totals:
+            totals[acct] = (store.count(OrderRow, marketplace=acct[0], account=acct[1]),
+                            store.count(ReviewRow, marketplace=acct[0], account=acct[1]))
+        quarantined = store.count(QuarantineRow, marketplace=acct[0], account=acct[1],
+                                  stream=row["stream"])
+        state = row["state"]
+        style = {"ok": "green", "deferred": "yellow", "error": "red", "unavailable": "magenta"}.get(state, "")
+        table.add_row(
+            f"{acct[0]}/{acct[1]}", row["stream"], f"[{style}]{state}[/]" if style else state,
+            _when(row["cursor_at"]), _when(row["last_success_at"]), str(row["records_synced"]),
+            str(quarantined), row["last_error"] or "",
+        )
+    for (mp, acct), (orders, reviews) in totals.items():
+        table.caption = (table.caption + "\n" if table.caption else "") + \
+            f"{mp}/{acct}: {orders} orders, {reviews} reviews stored"
+    return table

@@ -1,0 +1,73 @@
+"""Shared fixtures: fixture payloads, fresh stores on SQLite and on the local PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from sync.store import Store, connect, migrate
+
+FIXTURES = Path(__file__).parent / "fixtures"
+PG_ADMIN_URL = os.environ.get("LOYALSYNC_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def load_fixture(platform: str, name: str):
+    """A payload file from tests/fixtures/<platform>/."""
+    return json.loads((FIXTURES / platform / name).read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Store:
+    """A migrated SQLite store in a temporary file."""
+    engine = connect(f"sqlite:///{tmp_path / 'store.db'}")
+    migrate(engine)
+    yield Store(engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL database of its own for one test, dropped afterwards."""
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"loyalsync_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - any failure here means "no server to test against"
+        admin.dispose()
+        pytest.fail(f"PostgreSQL at {PG_ADMIN_URL} is not usable: {exc}")
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name})
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_store(pg_url: str) -> Iterator[Store]:
+    """A migrated store in a fresh PostgreSQL database."""
+    engine = connect(pg_url)
+    migrate(engine)
+    yield Store(engine)
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request) -> Store:
+    """The same test on both backends."""
+    return request.getfixturevalue(f"{'sqlite' if request.param == 'sqlite' else 'pg'}_store")
