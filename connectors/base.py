@@ -124,6 +124,8 @@ class StreamSettings(BaseModel):
     lookback: timedelta | None = None
     window: timedelta | None = None
     start_history: timedelta | None = None
+    rescan_lookback: timedelta | None = None
+    rescan_every: timedelta | None = None
 
 
 class AccountSettings(BaseModel):

@@ -134,20 +134,27 @@ class StreamRunner:
         for i, window in enumerate(plan.windows):
             last_window = i == len(plan.windows) - 1
             held: PageWrite | None = None  # one page of look-ahead: the last one carries the cursor
-            async for page in connector.fetch(stream, window):
-                write = self._page_write(connector, stream, page, spec.cursor, cursor)
-                if write.cursor_at is not None:
-                    cursor = write.cursor_at
+            try:
+                async for page in connector.fetch(stream, window):
+                    write = self._page_write(connector, stream, page, spec.cursor, cursor)
+                    if write.cursor_at is not None:
+                        cursor = write.cursor_at
+                    if held is not None:
+                        await self._commit(key, held, now, result, on_page)
+                    held = write
+            except ApiError:
+                # The platform stopped us mid-window: keep what was read. The held page moves no
+                # window cursor; a HIGH_WATER page carries its own fully-read checkpoint.
                 if held is not None:
                     await self._commit(key, held, now, result, on_page)
-                held = write
+                raise
             if held is None:
                 held = PageWrite()
             if spec.cursor is CursorKind.WINDOW:
                 cursor = next_cursor(cursor, window.end)
                 held.cursor_at = cursor
-            if last_window and plan.rescan:
-                held.rescan_at = now
+            if last_window and (plan.rescan or state.cursor_at is None):
+                held.rescan_at = now  # a first sync reads everything: it counts as a re-scan
             await self._commit(key, held, now, result, on_page)
 
     def _page_write(self, connector: Connector, stream: str, page: Page, kind: CursorKind,

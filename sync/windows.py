@@ -36,7 +36,7 @@ def plan_run(spec: StreamSpec, cursor_at: datetime | None, last_rescan_at: datet
     if cursor_at is None:
         start = earliest
     else:
-        lookback = spec.rescan_lookback if rescan and spec.rescan_lookback else spec.lookback
+        lookback = max(spec.lookback, spec.rescan_lookback) if rescan and spec.rescan_lookback else spec.lookback
         start = max(cursor_at - lookback, earliest)
     if start >= upper:
         return RunPlan((), rescan)

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from connectors.base import Connector, RecordType
+from connectors.base import Connector, RecordType, StreamSettings
 from connectors.testing.harness import ConnectorHarness, FakeTime, FaultRequest
 from sync.export import export_rows
 from sync.runner import RunResult, StreamRunner
@@ -103,18 +103,25 @@ class ConformanceSuite:
         assert len(orders) == len({(o["account"], o["order_id"]) for o in orders})
         assert self.harness.rate_limited_count(app) == 0, "the client's pacing caused a 429"
 
-    @pytest.mark.parametrize("crash_at", [1, 2, 3, 5, 8])
+    def _without_overlap(self):
+        """The harness account with lookback and re-scans off: only the cursor keeps data whole."""
+        account = self.harness.account()
+        off = StreamSettings(lookback=timedelta(0), rescan_lookback=timedelta(0))
+        return account.model_copy(update={"streams": dict.fromkeys(self.harness.connector_cls.streams, off)})
+
+    @pytest.mark.parametrize("crash_at", [1, 2, 3, 4, 5, 6, 8, 11])
     async def test_resume_after_crash_matches_an_uninterrupted_run(self, tmp_path: Path, crash_at: int) -> None:
         time = FakeTime()
+        account = self._without_overlap()
         reference = self._store(tmp_path, "reference")
-        await self._sync(reference, self._app(time), time)
+        await self._sync(reference, self._app(time), time, account=account)
 
         crashing = self._store(tmp_path, "crashed", crash_at=crash_at)
         with pytest.raises(SimulatedCrash):
-            await self._sync(crashing, self._app(time), time)
+            await self._sync(crashing, self._app(time), time, account=account)
         # Restart: a new process sees only what was committed.
         resumed = self._store(tmp_path, "crashed")
-        results = await self._sync(resumed, self._app(time), time)
+        results = await self._sync(resumed, self._app(time), time, account=account)
         assert all(r.ok for r in results), [r.error for r in results]
         assert self.snapshot(resumed) == self.snapshot(reference)
 

@@ -1,0 +1,164 @@
+"""The store on SQLite and on the local PostgreSQL: upserts, the cross-API merge, atomic cursors."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import inspect, text
+
+from connectors.records import OrderLine, OrderRecord, OrderStatus, ReviewRecord
+from sync.store import PageWrite, Store, migrate
+from sync.store.store import Quarantined, StreamKey
+from sync.store.tables import OrderLineRow, OrderRow
+
+T0 = datetime(2026, 8, 18, 9, 41, 27, tzinfo=UTC)
+KEY = StreamKey("wildberries", "main", "orders")
+
+
+def order(order_id: str = "rid-1", *, status=OrderStatus.CREATED, rank: int = 2, total: str = "1429.00",
+          updated: datetime = T0, fulfilment: str | None = "fbs", source: str = "marketplace") -> OrderRecord:
+    price = Decimal(total)
+    return OrderRecord(
+        marketplace="wildberries", account="main", order_id=order_id, created_at=T0, updated_at=updated,
+        status=status, platform_status=f"{status.value}-raw", fulfilment=fulfilment, currency="RUB",
+        total=price, lines=(OrderLine("245178903", "mug", None, 1, price),), source=source, source_rank=rank,
+    )
+
+
+def review(review_id: str = "Qm7L", *, answered: bool = False) -> ReviewRecord:
+    return ReviewRecord(
+        marketplace="wildberries", account="main", review_id=review_id, sku="245178903", rating=4,
+        text="ok", pros="", cons="", created_at=T0, answered=answered,
+        answer_text="Спасибо!" if answered else None,
+    )
+
+
+def test_migrations_create_every_table_and_are_idempotent(store: Store):
+    migrate(store.engine)  # a second start must not fail or change anything
+    tables = set(inspect(store.engine).get_table_names())
+    assert {"orders", "order_lines", "reviews", "stream_cursors", "quarantine", "accounts", "meta",
+            "alembic_version"} <= tables
+
+
+def test_money_and_time_round_trip_exactly(store: Store):
+    store.write_page(KEY, PageWrite(orders=[order(total="1248.32")]), now=T0)
+    [row] = list(store.iter_orders())
+    assert row["total"] == Decimal("1248.32") and isinstance(row["total"], Decimal)
+    assert row["created_at"] == T0 and row["created_at"].tzinfo is not None
+    assert row["lines"][0]["price"] == Decimal("1248.32")
+
+
+def test_naive_datetimes_are_refused(store: Store):
+    naive = replace(order(), created_at=T0.replace(tzinfo=None))
+    with pytest.raises(Exception, match="naive datetime"):
+        store.write_page(KEY, PageWrite(orders=[naive]), now=T0)
+
+
+def test_upsert_on_natural_key_never_duplicates(store: Store):
+    for _ in range(3):
+        store.write_page(KEY, PageWrite(orders=[order("a"), order("b")], reviews=[review()]), now=T0)
+    assert store.count(OrderRow) == 2 and store.count(OrderLineRow) == 2
+    assert len(list(store.iter_reviews())) == 1
+
+
+def test_other_accounts_keep_their_own_rows(store: Store):
+    store.write_page(KEY, PageWrite(orders=[order("same-id")]), now=T0)
+    other = replace(order("same-id", total="1.00"), account="second")
+    store.write_page(StreamKey("wildberries", "second", "orders"), PageWrite(orders=[other]), now=T0)
+    totals = {r["account"]: r["total"] for r in store.iter_orders()}
+    assert totals == {"main": Decimal("1429.00"), "second": Decimal("1.00")}
+
+
+def test_lower_ranked_source_fills_gaps_but_does_not_override(store: Store):
+    store.write_page(KEY, PageWrite(orders=[order(status=OrderStatus.DELIVERED, fulfilment=None)]), now=T0)
+    stats = order(status=OrderStatus.CREATED, rank=1, total="1000.00", fulfilment="fbs",
+                  updated=T0 + timedelta(hours=2), source="statistics")
+    store.write_page(StreamKey("wildberries", "main", "orders_statistics"), PageWrite(orders=[stats]), now=T0)
+    [row] = list(store.iter_orders())
+    assert row["status"] == "delivered" and row["total"] == Decimal("1429.00")
+    assert row["source"] == "marketplace"
+    assert row["fulfilment"] == "fbs"  # the gap is filled from the other API
+    assert row["updated_at"] == T0 + timedelta(hours=2)  # the newest change time wins
+    assert row["lines"][0]["price"] == Decimal("1429.00")
+
+
+def test_a_cancellation_from_any_source_closes_an_open_order(store: Store):
+    store.write_page(KEY, PageWrite(orders=[order(status=OrderStatus.IN_DELIVERY)]), now=T0)
+    store.write_page(KEY, PageWrite(orders=[order(status=OrderStatus.CANCELLED, rank=1)]), now=T0)
+    assert next(store.iter_orders())["status"] == "cancelled"
+    # ...but not a delivered one: the more trusted API saw the buyer receive it.
+    store.write_page(KEY, PageWrite(orders=[order("d", status=OrderStatus.DELIVERED)]), now=T0)
+    store.write_page(KEY, PageWrite(orders=[order("d", status=OrderStatus.CANCELLED, rank=1)]), now=T0)
+    assert {r["order_id"]: r["status"] for r in store.iter_orders()}["d"] == "delivered"
+
+
+def test_higher_rank_arriving_later_takes_over(store: Store):
+    store.write_page(KEY, PageWrite(orders=[order(rank=1, total="1000.00", source="statistics")]), now=T0)
+    store.write_page(KEY, PageWrite(orders=[order(status=OrderStatus.DELIVERED)]), now=T0)
+    [row] = list(store.iter_orders())
+    assert (row["status"], row["total"], row["source"]) == ("delivered", Decimal("1429.00"), "marketplace")
+
+
+def test_reviews_follow_the_platforms_latest_view(store: Store):
+    store.write_page(KEY, PageWrite(reviews=[review()]), now=T0)
+    store.write_page(KEY, PageWrite(reviews=[review(answered=True)]), now=T0)
+    [row] = list(store.iter_reviews())
+    assert row["answered"] and row["answer_text"] == "Спасибо!"
+
+
+def test_quarantine_keeps_each_bad_record_once(store: Store):
+    bad = Quarantined(record_key="rid-9", reason="createdAt: not a date-time", payload={"rid": "rid-9"})
+    for _ in range(3):
+        store.write_page(KEY, PageWrite(orders=[order()], quarantined=[bad]), now=T0)
+    [row] = store.quarantine()
+    assert row["record_key"] == "rid-9" and "createdAt" in row["reason"]
+
+
+class Crash(BaseException):
+    """Stands in for the process dying between two statements of one transaction."""
+
+
+def test_cursor_moves_only_with_its_page(store: Store, monkeypatch):
+    store.write_page(KEY, PageWrite(orders=[order("a")], cursor_at=T0), now=T0)
+
+    def die(*_args):
+        raise Crash
+
+    # The orders and their lines are written, then the process dies before reviews and cursor.
+    monkeypatch.setattr("sync.store.upsert.upsert_reviews", die)
+    with pytest.raises(Crash):
+        store.write_page(KEY, PageWrite(orders=[order("b")], reviews=[review()],
+                                        cursor_at=T0 + timedelta(days=1)), now=T0)
+    monkeypatch.undo()
+    # The failed page left nothing behind: neither its good record nor its cursor move.
+    assert {r["order_id"] for r in store.iter_orders()} == {"a"}
+    assert store.get_cursor(KEY).cursor_at == T0
+
+
+def test_run_results_are_recorded(store: Store):
+    store.write_page(KEY, PageWrite(orders=[order()], cursor_at=T0), now=T0)
+    store.record_run(KEY, state="deferred", at=T0, error="HTTP 429: try on the next run")
+    state = store.get_cursor(KEY)
+    assert (state.state, state.last_error, state.records_synced) == ("deferred", "HTTP 429: try on the next run", 1)
+    store.record_run(KEY, state="ok", at=T0 + timedelta(minutes=1))
+    state = store.get_cursor(KEY)
+    assert state.state == "ok" and state.last_error is None and state.last_success_at == T0 + timedelta(minutes=1)
+
+
+def test_iteration_pages_through_large_tables(store: Store):
+    orders = [order(f"id-{i:05d}") for i in range(2500)]
+    store.write_page(KEY, PageWrite(orders=orders), now=T0)
+    ids = [r["order_id"] for r in store.iter_orders(batch=700)]
+    assert ids == sorted(o.order_id for o in orders)
+
+
+@pytest.mark.postgres
+def test_postgres_keeps_money_as_numeric(pg_store: Store):
+    pg_store.write_page(KEY, PageWrite(orders=[order(total="0.10")]), now=T0)
+    with pg_store.engine.connect() as conn:
+        kind = conn.execute(text("SELECT pg_typeof(total)::text FROM orders")).scalar_one()
+        assert kind == "numeric"
+        assert conn.execute(text("SELECT sum(total) FROM orders")).scalar_one() == Decimal("0.10")
