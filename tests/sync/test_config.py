@@ -366,7 +366,7 @@ def test_unknown_account_and_stream_keys_list_allowed_ones(cfg):
     )
     assert problems_of() == [
         f"{WB}: accounts[0].streams.orders.lookbak: unknown key; "
-        "allowed: enabled, poll_interval, lookback, window, start_history",
+        "allowed: enabled, poll_interval, lookback, window, start_history, rescan_lookback, rescan_every",
         # The typo leaves the account enabled by default, so its token is now needed too.
         f"{WB}: accounts[1].token_env: environment variable LOYALSYNC_WB_SPARE_TOKEN is not set; "
         "export it with the account's API token",
