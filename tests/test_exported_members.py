@@ -1,0 +1,35 @@
+"""The public surface connector authors build on is pinned: changing it is a deliberate act."""
+
+from __future__ import annotations
+
+import connectors.base
+import connectors.capabilities
+import connectors.errors
+import connectors.http
+import connectors.ratelimit
+import connectors.records
+import connectors.testing
+
+PINNED = {
+    connectors.base: {"AccountSettings", "Connector", "CursorKind", "MappingContext", "Page", "RateOverride",
+                      "Record", "RecordType", "StreamSettings", "StreamSpec", "Window"},
+    connectors.errors: {"ApiError", "AuthError", "ConfigError", "FatalApiError", "LoyalsyncError",
+                        "MalformedRecord", "RateLimitedError", "RetriableApiError", "RetryDeferred"},
+    connectors.records: {"OrderLine", "OrderRecord", "OrderStatus", "ReviewRecord"},
+    connectors.capabilities: {"ActionKind", "ActionRule", "BuyerIdentity", "Capabilities", "Channel",
+                              "ChatRules", "TextLimits"},
+    connectors.ratelimit: {"Clock", "EndpointGroup", "Rate", "RateLimiter", "Sleep", "TokenBucket"},
+    connectors.testing: {"ConformanceSuite", "ConnectorHarness", "ExpectedOrder", "FakeTime", "FaultRequest",
+                         "SimulatedCrash"},
+}
+
+
+def test_public_names_are_pinned():
+    for module, names in PINNED.items():
+        assert set(module.__all__) == names, module.__name__
+        for name in names:
+            assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
+def test_http_layer_exports_the_client_and_its_parts():
+    assert {"ApiClient", "RetryPolicy", "ResponseAction", "RedactingFilter", "redact"} <= set(connectors.http.__all__)
