@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +47,12 @@ class FakeTime:
     async def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
         self.now += max(seconds, 0.0)
+        await asyncio.sleep(0)  # let other coroutines run, as a real sleep would
+
+    @property
+    def waited(self) -> float:
+        """Seconds slept in total."""
+        return sum(self.slept)
 
 
 class ConnectorHarness(ABC):

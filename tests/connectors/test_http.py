@@ -32,6 +32,7 @@ from connectors.http import (
     redact,
 )
 from connectors.ratelimit import EndpointGroup, Rate, RateLimiter
+from connectors.testing import FakeTime
 
 MP = "https://marketplace-api.example"
 ORDERS = "/api/v3/orders"
@@ -44,26 +45,6 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-class FakeTime:
-    """A monotonic clock that only moves when someone sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
-
-    @property
-    def waited(self) -> float:
-        return sum(self.sleeps)
-
-
 @pytest.fixture
 def fake() -> FakeTime:
     return FakeTime()
@@ -72,7 +53,7 @@ def fake() -> FakeTime:
 def _limiter(fake: FakeTime, rate: Rate = Rate(300, 60, 20), cost_of_4xx: int = 10) -> RateLimiter:
     group = EndpointGroup("fbs", rate, host="marketplace", path_prefixes=("/api/v3/orders",),
                           cost_of_4xx=cost_of_4xx)
-    return RateLimiter([group], clock=fake.clock, sleep=fake.sleep)
+    return RateLimiter([group], clock=fake.monotonic, sleep=fake.sleep)
 
 
 def wb_describe(response: httpx.Response) -> PlatformErrorInfo:
@@ -90,7 +71,7 @@ def _client(fake: FakeTime, *, limiter: RateLimiter | None = None, **kwargs: Any
         secrets=[TOKEN],
         limiter=limiter,
         sleep=fake.sleep,
-        clock=fake.clock,
+        clock=fake.monotonic,
         **kwargs,
     )
 
@@ -126,11 +107,11 @@ async def test_unknown_host_is_a_value_error(fake: FakeTime) -> None:
 @pytest.mark.anyio
 async def test_paced_client_never_provokes_a_429_and_uses_the_budget(fake: FakeTime) -> None:
     rate = Rate(300, 60, 20)
-    server = {"tokens": float(rate.burst), "at": fake.clock()}
+    server = {"tokens": float(rate.burst), "at": fake.monotonic()}
 
     def wb_server(request: httpx.Request) -> httpx.Response:
         # The platform's own bucket, on the same clock: any over-send would get a 429.
-        now = fake.clock()
+        now = fake.monotonic()
         refilled = server["tokens"] + (now - server["at"]) * rate.per_second
         server["tokens"] = min(rate.burst, refilled)
         server["at"] = now
@@ -139,7 +120,7 @@ async def test_paced_client_never_provokes_a_429_and_uses_the_budget(fake: FakeT
         server["tokens"] -= 1
         return httpx.Response(200, headers={"X-Ratelimit-Remaining": str(int(server["tokens"]))})
 
-    started = fake.clock()
+    started = fake.monotonic()
     with _mock() as router:
         router.get(ORDERS).mock(side_effect=wb_server)
         client = _client(fake, limiter=_limiter(fake), remaining_header="X-Ratelimit-Remaining")
@@ -147,7 +128,7 @@ async def test_paced_client_never_provokes_a_429_and_uses_the_budget(fake: FakeT
             for _ in range(5):
                 tg.create_task(_call_many(client, 100))
     assert client.stats.requests == {("fbs", 200): 500}
-    elapsed = fake.clock() - started
+    elapsed = fake.monotonic() - started
     assert (500 - rate.burst) / elapsed >= 0.95 * rate.per_second
 
 
@@ -225,7 +206,7 @@ async def test_a_hint_above_the_cap_defers_without_waiting(fake: FakeTime) -> No
     assert (err.retry_after, err.status, err.endpoint) == (600, 429, "GET /api/v3/orders")
     assert err.marketplace == "wildberries"
     assert isinstance(err.__cause__, RateLimitedError)
-    assert route.call_count == 1 and fake.sleeps == []
+    assert route.call_count == 1 and fake.slept == []
 
 
 @pytest.mark.anyio
@@ -238,7 +219,7 @@ async def test_5xx_then_success_backs_off_exponentially(fake: FakeTime) -> None:
             response = await client.request("GET", "marketplace", ORDERS)
     assert response.status_code == 200
     assert client.stats.retries == 3
-    first, second, third = fake.sleeps
+    first, second, third = fake.slept
     assert 0.5 <= first <= 1.0 and 1.0 <= second <= 1.5 and 2.0 <= third <= 2.5
 
 
@@ -249,7 +230,7 @@ async def test_backoff_is_capped(fake: FakeTime) -> None:
         router.get(ORDERS).mock(side_effect=[httpx.Response(502)] * 7 + [httpx.Response(200)])
         async with _client(fake, retry=policy) as client:
             await client.request("GET", "marketplace", ORDERS)
-    assert max(fake.sleeps) == 5.0
+    assert max(fake.slept) == 5.0
 
 
 @pytest.mark.anyio
@@ -345,7 +326,7 @@ async def test_auth_errors_are_not_retried(fake: FakeTime, status: int) -> None:
         async with _client(fake) as client:
             with pytest.raises(AuthError, match="fix the token"):
                 await client.request("GET", "marketplace", ORDERS)
-    assert route.call_count == 1 and fake.sleeps == []
+    assert route.call_count == 1 and fake.slept == []
 
 
 @pytest.mark.anyio
@@ -402,7 +383,7 @@ async def test_a_spent_budget_longer_than_the_cap_defers_instead_of_blocking(fak
             with pytest.raises(RetryDeferred, match="budget is spent") as caught:
                 await client.request("GET", "marketplace", ORDERS)
     assert caught.value.retry_after == pytest.approx(3 * 3600)
-    assert route.call_count == 1 and fake.sleeps == []
+    assert route.call_count == 1 and fake.slept == []
 
 
 @pytest.mark.anyio

@@ -10,27 +10,12 @@ import pytest
 import connectors.ratelimit
 from connectors.base import RateOverride
 from connectors.ratelimit import EndpointGroup, Rate, RateLimiter, TokenBucket
+from connectors.testing import FakeTime
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-class FakeTime:
-    """A monotonic clock that only moves when someone sleeps."""
-
-    def __init__(self, start: float = 1000.0):
-        self.now = start
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)  # let other coroutines run, as a real sleep would
 
 
 def _assert_never_over_sent(sends: list[float], rate: Rate) -> None:
@@ -53,9 +38,9 @@ def test_rate_rejects_non_positive_fields() -> None:
 @pytest.mark.anyio
 async def test_burst_is_free_then_one_interval_per_request() -> None:
     fake = FakeTime()
-    bucket = TokenBucket(Rate(300, 60, 20), clock=fake.clock, sleep=fake.sleep)
+    bucket = TokenBucket(Rate(300, 60, 20), clock=fake.monotonic, sleep=fake.sleep)
     waits = [await bucket.acquire() for _ in range(20)]
-    assert waits == [0] * 20 and fake.sleeps == []
+    assert waits == [0] * 20 and fake.slept == []
     assert await bucket.acquire() == pytest.approx(0.2)
     assert await bucket.acquire() == pytest.approx(0.2)
 
@@ -67,13 +52,13 @@ async def test_burst_is_free_then_one_interval_per_request() -> None:
 )
 async def test_concurrent_callers_never_over_send_and_use_the_budget(rate: Rate, start: float):
     fake = FakeTime(start)
-    bucket = TokenBucket(rate, clock=fake.clock, sleep=fake.sleep)
+    bucket = TokenBucket(rate, clock=fake.monotonic, sleep=fake.sleep)
     sends: list[float] = []
 
     async def caller(n: int) -> None:
         for _ in range(n):
             await bucket.acquire()
-            sends.append(fake.clock())
+            sends.append(fake.monotonic())
 
     async with asyncio.TaskGroup() as tg:
         for _ in range(4):
@@ -89,7 +74,7 @@ async def test_concurrent_callers_never_over_send_and_use_the_budget(rate: Rate,
 @pytest.mark.anyio
 async def test_waiters_are_served_in_arrival_order() -> None:
     fake = FakeTime()
-    bucket = TokenBucket(Rate(1, 1, 1), clock=fake.clock, sleep=fake.sleep)
+    bucket = TokenBucket(Rate(1, 1, 1), clock=fake.monotonic, sleep=fake.sleep)
     order: list[int] = []
 
     async def caller(i: int) -> None:
@@ -127,7 +112,7 @@ async def test_a_costly_waiter_is_not_starved_by_cheap_ones() -> None:
 @pytest.mark.anyio
 async def test_charge_takes_the_4xx_penalty_and_may_go_negative() -> None:
     fake = FakeTime()
-    bucket = TokenBucket(Rate(300, 60, 20), clock=fake.clock, sleep=fake.sleep)
+    bucket = TokenBucket(Rate(300, 60, 20), clock=fake.monotonic, sleep=fake.sleep)
     await bucket.acquire()
     bucket.charge(9)
     assert bucket.tokens == pytest.approx(10)
@@ -140,7 +125,7 @@ async def test_charge_takes_the_4xx_penalty_and_may_go_negative() -> None:
 @pytest.mark.anyio
 async def test_observe_remaining_only_ever_lowers_tokens() -> None:
     fake = FakeTime()
-    bucket = TokenBucket(Rate(300, 60, 20), clock=fake.clock, sleep=fake.sleep)
+    bucket = TokenBucket(Rate(300, 60, 20), clock=fake.monotonic, sleep=fake.sleep)
     bucket.observe_remaining(50)
     assert bucket.tokens == pytest.approx(20)
     bucket.observe_remaining(0)
@@ -151,7 +136,7 @@ async def test_observe_remaining_only_ever_lowers_tokens() -> None:
 @pytest.mark.anyio
 async def test_pause_for_makes_the_next_acquire_wait_exactly_that_long() -> None:
     fake = FakeTime()
-    bucket = TokenBucket(Rate(300, 60, 20), clock=fake.clock, sleep=fake.sleep)
+    bucket = TokenBucket(Rate(300, 60, 20), clock=fake.monotonic, sleep=fake.sleep)
     bucket.pause_for(2.0)
     assert await bucket.acquire() == pytest.approx(2.0)
     # After the pause the bucket refills at the normal rate, with no extra burst.
@@ -164,21 +149,21 @@ async def test_pause_for_makes_the_next_acquire_wait_exactly_that_long() -> None
 @pytest.mark.anyio
 async def test_a_pause_during_a_wait_is_honoured() -> None:
     fake = FakeTime()
-    bucket = TokenBucket(Rate(1, 1, 1), clock=fake.clock, sleep=fake.sleep)
+    bucket = TokenBucket(Rate(1, 1, 1), clock=fake.monotonic, sleep=fake.sleep)
     await bucket.acquire()
     waiter = asyncio.create_task(bucket.acquire())
     await asyncio.sleep(0)  # the waiter is now inside its 1 s sleep
     bucket.pause_for(5.0)
-    paused_at = fake.clock()
+    paused_at = fake.monotonic()
     await waiter
     # It woke from the old 1 s sleep, saw the pause, and slept until 5 s after it arrived.
-    assert fake.clock() - paused_at == pytest.approx(5.0)
+    assert fake.monotonic() - paused_at == pytest.approx(5.0)
 
 
 @pytest.mark.anyio
 async def test_cost_above_burst_waits_for_a_full_bucket_then_owes_the_rest() -> None:
     fake = FakeTime()
-    bucket = TokenBucket(Rate(1, 1, 2), clock=fake.clock, sleep=fake.sleep)
+    bucket = TokenBucket(Rate(1, 1, 2), clock=fake.monotonic, sleep=fake.sleep)
     assert await bucket.acquire(5) == 0
     assert bucket.tokens == pytest.approx(-3)
     with pytest.raises(ValueError):
@@ -219,7 +204,7 @@ async def test_overrides_replace_a_group_rate() -> None:
     limiter = RateLimiter(
         groups,
         overrides={"fbs": RateOverride(requests=60, period_seconds=60, burst=1)},
-        clock=fake.clock,
+        clock=fake.monotonic,
         sleep=fake.sleep,
     )
     assert limiter.groups[0].rate == Rate(60, 60, 1)
