@@ -65,7 +65,7 @@ class StreamSpec:
     lookback: timedelta  # re-read this much before the cursor on every run
     lag: timedelta  # the upper bound stays this far behind "now"
     start_history: timedelta  # how far back the first sync starts
-    poll_interval: timedelta
+    poll_interval: timedelta | None = None  # None: the config's schedule.default_poll_interval
     rescan_lookback: timedelta | None = None  # the periodic wider re-scan that repairs late data
     rescan_every: timedelta | None = None
 

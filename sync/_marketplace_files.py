@@ -37,6 +37,7 @@ def load_marketplaces(
     env: Mapping[str, str],
     connectors: Mapping[str, type[Connector]] | None,
     problems: list[str],
+    tokens: bool = True,
 ) -> list[tuple[str, AccountSettings]]:
     """(platform, account settings) for every account in `directory`/*.toml; problems appended."""
     files = sorted(directory.glob("*.toml")) if directory.is_dir() else []
@@ -52,7 +53,7 @@ def load_marketplaces(
             continue
         data = read_toml(file, problems)
         if data is not None:
-            found = _load_accounts(str(file), connector, data, env, problems)
+            found = _load_accounts(str(file), connector, data, env, problems, tokens)
             accounts.extend((file.stem, settings) for settings in found)
     return accounts
 
@@ -63,6 +64,7 @@ def _load_accounts(
     data: dict[str, Any],
     env: Mapping[str, str],
     problems: list[str],
+    tokens: bool,
 ) -> list[AccountSettings]:
     for key in sorted(data.keys() - {"defaults", "accounts"}):
         problems.append(f"{label}: {key}: unknown key; allowed: accounts, defaults")
@@ -78,7 +80,7 @@ def _load_accounts(
     result: list[AccountSettings] = []
     first_use: dict[str, int] = {}
     for index, raw in enumerate(raw_accounts):
-        settings = _load_account(label, index, connector, defaults, raw, env, problems)
+        settings = _load_account(label, index, connector, defaults, raw, env, problems, tokens)
         name = deep_merge(defaults, raw).get("name")
         if isinstance(name, str) and name in first_use:
             problems.append(
@@ -100,6 +102,7 @@ def _load_account(
     raw: dict[str, Any],
     env: Mapping[str, str],
     problems: list[str],
+    tokens: bool,
 ) -> AccountSettings | None:
     model = connector.settings_model
     merged = deep_merge(defaults, raw)
@@ -141,7 +144,8 @@ def _load_account(
         for key in ("poll_interval", "window"):
             if isinstance(over, dict) and over.get(key) == timedelta(0):
                 report(("streams", stream, key), "must be longer than zero")
-    _read_token(merged, env, report)
+    if tokens:
+        _read_token(merged, env, report)
 
     try:
         settings = model.model_validate(merged)

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from connectors.errors import ConfigError
 from sync.config import AppConfig, format_problems, load_config
+
+if TYPE_CHECKING:
+    from sync.store import Store
 
 __all__ = ["app", "main"]
 
@@ -31,17 +35,38 @@ DatabaseOpt = Annotated[str | None, typer.Option("--database-url", help="Overrid
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
 
 
-def _load(config: Path | None, database_url: str | None, verbose: bool = False) -> AppConfig:
-    """Load the config or exit 2 with every problem, no traceback."""
+def _load(config: Path | None, database_url: str | None, verbose: bool = False, *,
+          tokens: bool = True) -> AppConfig:
+    """Load the config or exit 2 with every problem, no traceback.
+
+    `tokens=False` for commands that only read the store: they need no API token.
+    """
     from sync.logs import setup_logging
 
     try:
-        cfg = load_config(config, database_url=database_url)
+        cfg = load_config(config, database_url=database_url, tokens=tokens)
     except ConfigError as exc:
-        err.print(format_problems(exc.problems), markup=False, highlight=False)
+        # soft_wrap: one problem per line whatever the terminal width, so it can be grepped.
+        err.print(format_problems(exc.problems), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
     setup_logging([a.settings.token.get_secret_value() for a in cfg.accounts], verbose=verbose)
     return cfg
+
+
+def _open_store(cfg: AppConfig) -> Store:
+    """Open and migrate the store or exit 2 with one line saying why, no traceback."""
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    from sync.app import open_store
+
+    try:
+        return open_store(cfg.settings.database.sqlalchemy_url)
+    except (SQLAlchemyError, OSError) as exc:
+        # The driver's own message: it names host/file and reason, never the password.
+        reason = str(exc.orig if isinstance(exc, DBAPIError) else exc).strip().splitlines()[0]
+        err.print(f"cannot open the store ({cfg.settings.database.url.partition(':')[0]}): {reason}",
+                  markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
 
 
 @app.command("check-config")
@@ -79,9 +104,10 @@ def run(config: ConfigOpt = None, database_url: DatabaseOpt = None, verbose: Ver
     if not cfg.accounts:
         err.print(f"no accounts configured in {cfg.config_path}: add config/marketplaces/<platform>.toml")
         raise typer.Exit(code=2)
+    store = _open_store(cfg)
 
     async def main() -> None:
-        await Daemon(App(cfg)).run()
+        await Daemon(App(cfg, store=store)).run()
 
     asyncio.run(main())
 
@@ -102,9 +128,10 @@ def sync(
         err.print("sync needs --once (use `loyalsync run` for the daemon)")
         raise typer.Exit(code=2)
     cfg = _load(config, database_url, verbose)
+    store = _open_store(cfg)
 
     async def main() -> list:
-        async with App(cfg) as application:
+        async with App(cfg, store=store) as application:
             jobs = application.jobs(account, stream)
             if not jobs:
                 err.print("nothing to sync: no enabled account/stream matches")
@@ -114,19 +141,20 @@ def sync(
     results = asyncio.run(main())
     for r in results:
         colour = "green" if r.ok else "red"
-        detail = f" — {r.error}" if r.error else ""
-        err.print(f"[{colour}]{r.state}[/] {r.key}: {r.records} records, {r.quarantined} quarantined{detail}")
+        # escape: platform text such as "[requestId …]" is not markup (it vanished, or crashed rich).
+        detail = f" — {escape(r.error)}" if r.error else ""
+        err.print(f"[{colour}]{r.state}[/] {r.key}: {r.records} records, {r.quarantined} quarantined{detail}",
+                  soft_wrap=True)
     raise typer.Exit(code=0 if all(r.ok for r in results) else 1)
 
 
 @app.command()
 def status(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> None:
     """Show each account x stream: cursor, last success, last error, records."""
-    from sync.app import open_store
     from sync.status import status_table
 
-    cfg = _load(config, database_url)
-    Console().print(status_table(open_store(cfg.settings.database.sqlalchemy_url)))
+    cfg = _load(config, database_url, tokens=False)
+    Console().print(status_table(_open_store(cfg)))
 
 
 @app.command()
@@ -138,20 +166,24 @@ def export(
     database_url: DatabaseOpt = None,
 ) -> None:
     """Write stored orders or reviews in the export schema."""
-    from sync.app import open_store
     from sync.export import export_rows, write
 
     if kind not in ("orders", "reviews") or fmt not in ("jsonl", "csv"):
         err.print("usage: loyalsync export orders|reviews --format jsonl|csv")
         raise typer.Exit(code=2)
-    cfg = _load(config, database_url)
-    store = open_store(cfg.settings.database.sqlalchemy_url)
+    cfg = _load(config, database_url, tokens=False)
+    store = _open_store(cfg)
     rows = export_rows(store, kind)
     if output is None:
         n = write(rows, kind, fmt, sys.stdout)
     else:
-        with output.open("w", encoding="utf-8", newline="") as fh:
-            n = write(rows, kind, fmt, fh)
+        try:
+            output.parent.mkdir(parents=True, exist_ok=True)
+            with output.open("w", encoding="utf-8", newline="") as fh:
+                n = write(rows, kind, fmt, fh)
+        except OSError as exc:
+            err.print(f"cannot write {output}: {exc.strerror or exc}", markup=False)
+            raise typer.Exit(code=2) from None
     err.print(f"exported {n} {kind}")
 
 

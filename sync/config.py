@@ -200,8 +200,12 @@ def load_config(
     database_url: str | None = None,
     env: Mapping[str, str] | None = None,
     connectors: Mapping[str, type[Connector]] | None = None,
+    tokens: bool = True,
 ) -> AppConfig:
-    """Load and check every config file; raise ConfigError listing all problems found."""
+    """Load and check every config file; raise ConfigError listing all problems found.
+
+    `tokens=False` skips reading tokens, for commands that only read the store (status, export).
+    """
     env = os.environ if env is None else env
     named_by = "" if path is not None or not env.get(CONFIG_PATH_ENV) else CONFIG_PATH_ENV
     explicit = path is not None or bool(named_by)
@@ -218,7 +222,7 @@ def load_config(
     if have_file:
         directory = _marketplaces_dir(path, file_data or {}, problems)
         if directory is not None:
-            found = load_marketplaces(directory, env, connectors, problems)
+            found = load_marketplaces(directory, env, connectors, problems, tokens)
             accounts = [MarketplaceAccount(platform, account) for platform, account in found]
 
     problems = list(dict.fromkeys(problems))  # a bad [defaults] value is found once per account

@@ -112,7 +112,8 @@ class StreamRunner:
         try:
             await self._sync(connector, stream, key, now, result, on_page)
         except AuthError as exc:
-            result.state, result.error = "error", f"{exc}. Check the account's token and its categories."
+            result.state, result.error = "error", (
+                f"{exc}. Check the token in ${connector.account.token_env} and its API categories.")
         except RetryDeferred as exc:
             result.state, result.error, result.retry_after = "deferred", str(exc), exc.retry_after
         except FatalApiError as exc:

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import random
 import signal
+from collections import deque
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -17,6 +18,7 @@ from sync.runner import RunResult
 __all__ = ["Daemon"]
 
 log = logging.getLogger("loyalsync.daemon")
+RECENT_RESULTS = 1000
 
 
 class Daemon:
@@ -25,14 +27,15 @@ class Daemon:
     def __init__(self, app: App, *, stop: asyncio.Event | None = None):
         self.app = app
         self.stop = stop or asyncio.Event()
-        self.results: list[RunResult] = []
+        # The latest runs only: a daemon runs for months, and the store keeps each stream's outcome.
+        self.results: deque[RunResult] = deque(maxlen=RECENT_RESULTS)
         self._slots = asyncio.Semaphore(app.config.settings.schedule.max_concurrent_jobs)
         self._scheduler: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task] = set()
 
     def _interval(self, job: JobSpec) -> timedelta:
         spec = self.app.connector(job.account).stream_spec(job.stream)
-        return spec.poll_interval
+        return spec.poll_interval or self.app.config.settings.schedule.default_poll_interval
 
     async def _run(self, job: JobSpec) -> None:
         task = asyncio.current_task()
@@ -41,6 +44,13 @@ class Daemon:
         try:
             async with self._slots:
                 result = await self.app.run_job(job)
+        except asyncio.CancelledError:
+            if not self.stop.is_set():
+                raise
+            # Cut short by the stop: expected, not a crash for APScheduler to log with a traceback.
+            # Safe: the cursor only moved with fully written pages.
+            log.info("%s: cut short by the stop; resumes from its saved cursor", job.id)
+            return
         finally:
             self._running.discard(task)  # type: ignore[arg-type]
         self.results.append(result)
@@ -75,10 +85,12 @@ class Daemon:
     async def run(self) -> None:
         """Run until SIGTERM/SIGINT (or `stop` is set), then stop cleanly."""
         loop = asyncio.get_running_loop()
+        handled = []
         for sig in (signal.SIGTERM, signal.SIGINT):
             # Not the main thread, or a platform without signal support: stop() still works.
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop.set)
+                handled.append(sig)
         self._scheduler = self.schedule()
         self._scheduler.start()
         log.info("daemon started: %d jobs", len(self._scheduler.get_jobs()))
@@ -92,5 +104,7 @@ class Daemon:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
             await self.app.aclose()
+            for sig in handled:  # give the signals back to whoever runs the loop next
+                loop.remove_signal_handler(sig)
             log.info("daemon stopped")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from rich.markup import escape
 from rich.table import Table
 
 from sync.store import Store
@@ -35,7 +36,7 @@ def status_table(store: Store) -> Table:
         table.add_row(
             f"{acct[0]}/{acct[1]}", row["stream"], f"[{style}]{state}[/]" if style else state,
             _when(row["cursor_at"]), _when(row["last_success_at"]), str(row["records_synced"]),
-            str(quarantined), row["last_error"] or "",
+            str(quarantined), escape(row["last_error"] or ""),  # platform text is not markup
         )
     for (mp, acct), (orders, reviews) in totals.items():
         table.caption = (table.caption + "\n" if table.caption else "") + \

@@ -1,0 +1,457 @@
+"""The `loyalsync` command as ops use it: config checks, demo, status, export, and `sync --once`
+against the Wildberries emulator served on loopback. The token must never show up in any output."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import logging
+import re
+import textwrap
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+import pytest
+from sqlalchemy.engine import Engine
+from starlette.applications import Starlette
+from typer.testing import CliRunner, Result
+
+from connectors.wildberries.emulator import EmulatorConfig, Fault, create_app
+from sync.cli import app
+from sync.demo import serve_emulator
+from sync.store import Store, connect
+from sync.store.tables import OrderRow, ReviewRow
+
+REPO = Path(__file__).resolve().parents[2]
+SENTINEL = "SENTINEL-TOKEN-3b9c41d7e2a8"  # the emulator accepts only this token
+WRONG = "WRONG-SENTINEL-TOKEN-8e1f06c4"
+TOKEN_ENV = "LOYALSYNC_TEST_WB_TOKEN"
+STREAMS = ("orders", "orders_statistics", "reviews")
+# The DESIGN export schema, written out here so a change to sync/export.py cannot move both sides.
+ORDER_FIELDS = ["marketplace", "account", "order_id", "created_at", "updated_at", "status",
+                "platform_status", "fulfilment", "buyer_key", "currency", "total", "lines"]
+LINE_FIELDS = ["sku", "offer_id", "name", "quantity", "price"]
+REVIEW_FIELDS = ["marketplace", "account", "review_id", "sku", "rating", "text", "pros", "cons",
+                 "created_at", "answered", "answer_text", "order_id", "buyer_key"]
+MONEY = re.compile(r"^-?\d+\.\d{2}$")
+STATUSES = {"created", "in_delivery", "delivered", "cancelled", "returned"}
+_LOGGERS = ("", "loyalsync", "httpx", "httpcore", "apscheduler", "alembic", "uvicorn", "uvicorn.error",
+            "uvicorn.access")
+
+
+@contextmanager
+def restored_logging() -> Iterator[None]:
+    """Undo the logging set-up commands do: their handlers write to CliRunner's stream, which is
+    closed afterwards, and their levels would hide records from later tests."""
+    saved = [(lg, lg.level, list(lg.handlers), lg.propagate)
+             for lg in (logging.getLogger(name) for name in _LOGGERS)]
+    try:
+        yield
+    finally:
+        for lg, level, handlers, propagate in saved:
+            lg.setLevel(level)
+            lg.handlers[:] = handlers
+            lg.propagate = propagate
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Run each command in an empty folder, with no config from the environment."""
+    monkeypatch.chdir(tmp_path)  # the repo's config/ and data/ stay out of reach
+    for var in ("LOYALSYNC_CONFIG", "LOYALSYNC_DATABASE_URL", "LOYALSYNC_MODE", "COLUMNS"):
+        monkeypatch.delenv(var, raising=False)
+    with restored_logging():
+        yield
+
+
+def invoke(*args: str) -> Result:
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    # A crash would be stored here instead of printed: only a deliberate exit is acceptable.
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exc_info
+    assert "Traceback" not in result.output
+    return result
+
+
+def lines_of(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines()]
+
+
+@contextmanager
+def served(emulator: Starlette) -> Iterator[str]:
+    """Serve `emulator` with uvicorn on a free loopback port, from a thread with its own loop."""
+    box: dict = {}
+    ready = threading.Event()
+
+    async def serve() -> None:
+        box["loop"], box["stop"] = asyncio.get_running_loop(), asyncio.Event()
+        async with serve_emulator(emulator) as url:
+            box["url"] = url
+            ready.set()
+            await box["stop"].wait()
+
+    def main() -> None:
+        try:
+            asyncio.run(serve())
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread below
+            box["error"] = exc
+        finally:
+            ready.set()
+
+    thread = threading.Thread(target=main, name="wb-emulator", daemon=True)
+    thread.start()
+    try:
+        assert ready.wait(10), "emulator did not start within 10s"
+        if "error" in box:
+            raise box["error"]
+        yield box["url"]
+    finally:
+        if "stop" in box:
+            box["loop"].call_soon_threadsafe(box["stop"].set)
+        thread.join(10)
+        assert not thread.is_alive(), "emulator thread did not stop"
+
+
+def emulator_app(**overrides) -> Starlette:
+    config = dict(seed=5, orders=120, reviews=40, token=SENTINEL, rate_limits=False)
+    return create_app(EmulatorConfig(**{**config, **overrides}))
+
+
+def write_config(root: Path, base_url: str, *, accounts: tuple[str, ...] = ("main",),
+                 database: str = "sqlite:///from-config.db") -> Path:
+    """A global config and a wildberries.toml whose accounts use the emulator for every host."""
+    (root / "marketplaces").mkdir(parents=True, exist_ok=True)
+    (root / "loyalsync.toml").write_text(textwrap.dedent(f"""\
+        [database]
+        url = "{database}"
+        [schedule]
+        jitter_seconds = 0
+        """), encoding="utf-8")
+    blocks = [textwrap.dedent(f"""\
+        [[accounts]]
+        name = "{name}"
+        token_env = "{TOKEN_ENV}"
+        [accounts.base_urls]
+        marketplace = "{base_url}"
+        statistics = "{base_url}"
+        feedbacks = "{base_url}"
+        # The client's pacing is tested elsewhere; WB's real budgets would only slow this down.
+        [accounts.rate_limits.marketplace]
+        requests = 1000
+        period_seconds = 1
+        burst = 1000
+        [accounts.rate_limits.feedbacks]
+        requests = 1000
+        period_seconds = 1
+        burst = 1000
+        [accounts.rate_limits.statistics]
+        requests = 1000
+        period_seconds = 1
+        burst = 1000
+        """) for name in accounts]
+    (root / "marketplaces" / "wildberries.toml").write_text("\n".join(blocks), encoding="utf-8")
+    return root / "loyalsync.toml"
+
+
+_engines: dict[str, Engine] = {}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _dispose_engines() -> Iterator[None]:
+    yield
+    while _engines:
+        _engines.popitem()[1].dispose()
+
+
+def open_db(url: str) -> Store:
+    if url not in _engines:
+        _engines[url] = connect(url)
+    return Store(_engines[url])
+
+
+def ran(store: Store) -> dict[tuple[str, str], str]:
+    """(account, stream) -> state of every stream that has run."""
+    return {(c["account"], c["stream"]): c["state"] for c in store.cursors()}
+
+
+def assert_no_secret(result: Result, caplog, *secrets: str, files: tuple[Path, ...] = ()) -> None:
+    texts = {"stdout": result.stdout, "stderr": result.stderr, "log": caplog.text}
+    texts.update({str(f): f.read_bytes().decode("utf-8", "replace") for f in files})
+    for secret in secrets:
+        leaked = [where for where, text in texts.items() if secret in text]
+        assert not leaked, f"token found in {leaked}"
+
+
+# -- check-config -------------------------------------------------------------------------------
+
+
+def test_check_config_accepts_the_shipped_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LOYALSYNC_WB_MAIN_TOKEN", SENTINEL)
+    result = invoke("check-config", "--config", REPO / "config" / "loyalsync.toml")
+    assert result.exit_code == 0, result.output
+    assert "config OK" in result.stderr and "1 account(s)" in result.stderr
+    assert SENTINEL not in result.output
+
+
+@pytest.fixture
+def broken_config(tmp_path: Path) -> tuple[Path, list[tuple[str, str]]]:
+    """A config with one of each mistake ops make, and the (line start, fragment) each must give."""
+    root = tmp_path / "broken"
+    (root / "marketplaces").mkdir(parents=True)
+    cfg, wb, ebay = root / "loyalsync.toml", root / "marketplaces" / "wildberries.toml", \
+        root / "marketplaces" / "ebay.toml"
+    cfg.write_text(textwrap.dedent("""\
+        [database]
+        url = "sqlite:///broken.db"
+        colour = "blue"
+        [schedule]
+        default_poll_interval = "5 minutes"
+        """), encoding="utf-8")
+    wb.write_text(textwrap.dedent("""\
+        [[accounts]]
+        name = "main"
+        token_env = "LOYALSYNC_TEST_UNSET_TOKEN"
+        [accounts.streams.orders]
+        poll_interval = "soon"
+        """), encoding="utf-8")
+    ebay.write_text('[[accounts]]\nname = "x"\n', encoding="utf-8")
+    expected = [
+        (f"{cfg}: database.colour: ", "unknown key"),
+        (f"{cfg}: schedule.default_poll_interval: ", "'5 minutes' is not a duration"),
+        (f"{wb}: accounts[0].token_env: ", "LOYALSYNC_TEST_UNSET_TOKEN is not set"),
+        (f"{wb}: accounts[0].streams.orders.poll_interval: ", "'soon' is not a duration"),
+        (f"{ebay}: ", "unknown marketplace 'ebay'"),
+    ]
+    return cfg, expected
+
+
+@pytest.mark.parametrize("command", [["check-config"], ["sync", "--once"], ["run"]])
+def test_a_broken_config_is_reported_whole_and_nothing_runs(
+        broken_config, command: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("LOYALSYNC_TEST_UNSET_TOKEN", raising=False)
+    cfg, expected = broken_config
+    result = invoke(*command, "--config", cfg)
+    assert result.exit_code == 2, result.output
+    lines = lines_of(result.stderr)
+    assert f"{len(expected)} config problems:" in lines
+    for start, fragment in expected:
+        # One problem, one whole line (no wrapping at the terminal width), file: key: problem.
+        assert any(line.startswith(start) and fragment in line for line in lines), (start, result.stderr)
+    assert len([line for line in lines if line.startswith(str(cfg.parent))]) == len(expected)
+    assert not (cfg.parent / "broken.db").exists(), "a store was opened before the config was fixed"
+
+
+# -- demo, status, export -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One demo run shared by the status and export tests (it takes a few seconds)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}"
+    with pytest.MonkeyPatch.context() as mp, restored_logging():
+        mp.chdir(tmp_path_factory.mktemp("demo-cwd"))
+        result = CliRunner().invoke(app, ["demo", "--database-url", url, "--orders", "300",
+                                          "--reviews", "80"])
+    assert result.exit_code == 0, (result.output, result.exc_info)
+    assert "Traceback" not in result.output
+    assert "demo summary" in result.stderr
+    assert re.search(r"\b300 \(", result.stderr), result.stderr  # orders, by status
+    assert re.search(r"\b80 \(\d+ answered\)", result.stderr), result.stderr
+    return url
+
+
+def test_demo_stores_what_it_summarises(demo_db: str) -> None:
+    store = open_db(demo_db)
+    assert store.count(OrderRow) == 300
+    assert store.count(ReviewRow) == 80
+    assert ran(store) == {("demo", s): "ok" for s in STREAMS}
+
+
+def test_status_shows_every_stream_ok(demo_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # wide enough that no cell folds
+    result = invoke("status", "--database-url", demo_db)
+    assert result.exit_code == 0, result.output
+    for stream in STREAMS:
+        row = next((line for line in result.stdout.splitlines() if f" {stream} " in line), None)
+        assert row is not None and "wildberries/demo" in row, result.stdout
+        assert re.search(r"│\s*ok\s*│", row), row
+    assert "300 orders, 80 reviews stored" in result.stdout
+
+
+def test_export_orders_as_jsonl_in_the_design_schema(demo_db: str) -> None:
+    result = invoke("export", "orders", "--format", "jsonl", "--database-url", demo_db)
+    assert result.exit_code == 0, result.output
+    records = [orjson.loads(line) for line in result.stdout.splitlines()]
+    assert len(records) == open_db(demo_db).count(OrderRow) == 300
+    assert len({r["order_id"] for r in records}) == 300
+    assert "exported 300 orders" in result.stderr
+    for rec in records:
+        assert list(rec) == ORDER_FIELDS
+        assert (rec["marketplace"], rec["account"]) == ("wildberries", "demo")
+        assert rec["status"] in STATUSES and rec["fulfilment"] in {"fbs", "fbo"}
+        assert rec["buyer_key"] is None  # WB exposes no buyer identity
+        assert rec["currency"] == "RUB"
+        for key in ("created_at", "updated_at"):
+            assert datetime.fromisoformat(rec[key]).utcoffset() is not None, rec[key]
+        assert isinstance(rec["total"], str) and MONEY.match(rec["total"]), rec["total"]
+        assert rec["lines"]
+        for line in rec["lines"]:
+            assert list(line) == LINE_FIELDS
+            assert isinstance(line["price"], str) and MONEY.match(line["price"]), line
+            assert isinstance(line["quantity"], int)
+
+
+def test_export_reviews_as_csv_to_a_file(demo_db: str, tmp_path: Path) -> None:
+    out = tmp_path / "reviews.csv"
+    result = invoke("export", "reviews", "--format", "csv", "-o", out, "--database-url", demo_db)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""  # the rows went to the file
+    with out.open(encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    assert reader.fieldnames == REVIEW_FIELDS
+    assert len(rows) == open_db(demo_db).count(ReviewRow) == 80
+    assert len({r["review_id"] for r in rows}) == 80
+    for row in rows:
+        assert row["rating"] in {"1", "2", "3", "4", "5"}
+        assert datetime.fromisoformat(row["created_at"]).utcoffset() is not None
+    assert "exported 80 reviews" in result.stderr
+
+
+def test_reading_commands_need_no_token_and_create_the_output_folder(demo_db: str, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # The account's token variable is unset: status and export only read the store.
+    monkeypatch.delenv(TOKEN_ENV, raising=False)
+    cfg = write_config(tmp_path / "cfg", "http://127.0.0.1:9")
+    status = invoke("status", "--config", cfg, "--database-url", demo_db)
+    assert status.exit_code == 0, status.output
+    out = tmp_path / "not" / "yet" / "orders.jsonl"
+    exported = invoke("export", "orders", "-o", out, "--config", cfg, "--database-url", demo_db)
+    assert exported.exit_code == 0, exported.output
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 300
+    # ...while syncing still refuses to start without it.
+    sync = invoke("sync", "--once", "--config", cfg, "--database-url", demo_db)
+    assert sync.exit_code == 2 and f"environment variable {TOKEN_ENV} is not set" in sync.stderr
+
+
+# -- sync --once against the emulator on loopback ----------------------------------------------
+
+
+def test_sync_once_syncs_every_stream_and_never_shows_the_token(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv(TOKEN_ENV, SENTINEL)
+    db = tmp_path / "sync.db"
+    emulator = emulator_app()
+    with served(emulator) as url:
+        cfg = write_config(tmp_path / "conf", url)
+        result = invoke("sync", "--once", "--verbose", "--config", cfg, "--database-url", f"sqlite:///{db}")
+    assert result.exit_code == 0, result.output
+    for stream in STREAMS:
+        assert any(line.startswith(f"ok wildberries/main/{stream}: ") for line in lines_of(result.stderr))
+    assert "GET marketplace /api/v3/orders -> 200" in result.stderr  # --verbose logs requests
+    store = open_db(f"sqlite:///{db}")
+    assert ran(store) == {("main", s): "ok" for s in STREAMS}
+    assert store.count(OrderRow) == 120 and store.count(ReviewRow) == 40
+    assert not (tmp_path / "from-config.db").exists()  # --database-url won over the file (cwd-relative)
+    assert emulator.state.stats.statuses[401] == 0  # the token from the environment was sent
+    assert_no_secret(result, caplog, SENTINEL, files=(db,))
+
+
+def test_sync_once_runs_only_the_chosen_account_and_stream(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, SENTINEL)
+    url_db = f"sqlite:///{tmp_path / 'filtered.db'}"
+    with served(emulator_app(orders=40, reviews=10)) as url:
+        cfg = write_config(tmp_path / "conf", url, accounts=("main", "second"))
+        first = invoke("sync", "--once", "--account", "second", "--stream", "reviews",
+                       "--config", cfg, "--database-url", url_db)
+        assert first.exit_code == 0, first.output
+        assert ran(open_db(url_db)) == {("second", "reviews"): "ok"}
+
+        by_stream = invoke("sync", "--once", "--stream", "orders", "--config", cfg, "--database-url", url_db)
+        assert by_stream.exit_code == 0, by_stream.output
+        assert ran(open_db(url_db)) == {("second", "reviews"): "ok", ("main", "orders"): "ok",
+                                        ("second", "orders"): "ok"}
+
+        by_account = invoke("sync", "--once", "--account", "wildberries/main", "--config", cfg,
+                            "--database-url", url_db)
+        assert by_account.exit_code == 0, by_account.output
+        assert {k for k in ran(open_db(url_db)) if k[0] == "main"} == {("main", s) for s in STREAMS}
+        assert ("second", "orders_statistics") not in ran(open_db(url_db))
+
+        nothing = invoke("sync", "--once", "--account", "nosuch", "--config", cfg, "--database-url", url_db)
+        assert nothing.exit_code == 2
+        assert "nothing to sync" in nothing.stderr
+
+
+def test_sync_once_with_a_rejected_token_says_so_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv(TOKEN_ENV, WRONG)
+    db = tmp_path / "auth.db"
+    emulator = emulator_app()
+    with served(emulator) as url:
+        cfg = write_config(tmp_path / "conf", url)
+        result = invoke("sync", "--once", "--verbose", "--config", cfg, "--database-url", f"sqlite:///{db}")
+    assert result.exit_code == 1, result.output
+    assert emulator.state.stats.statuses[401] >= 1
+    lines = lines_of(result.stderr)
+    for stream in STREAMS:
+        line = next((x for x in lines if x.startswith(f"error wildberries/main/{stream}: ")), None)
+        assert line is not None, result.stderr
+        # The whole message on that one line: what failed, that it is the token, what to do.
+        assert "HTTP 401" in line and "token was rejected" in line, line
+        assert line.endswith("Check the token in $LOYALSYNC_TEST_WB_TOKEN and its API categories."), line
+        assert "[requestId " in line  # platform text is printed as text, not eaten as markup
+    assert ran(open_db(f"sqlite:///{db}")) == {("main", s): "error" for s in STREAMS}
+    monkeypatch.setenv("COLUMNS", "600")  # each last error on one table line
+    status = invoke("status", "--database-url", f"sqlite:///{db}")
+    assert status.exit_code == 0, status.output
+    assert status.stdout.count("token was rejected") == 3 and status.stdout.count("[requestId ") == 3
+    assert_no_secret(result, caplog, WRONG, SENTINEL, files=(db,))
+    assert WRONG not in status.output
+
+
+def test_sync_once_waits_out_a_rate_limit_storm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv(TOKEN_ENV, SENTINEL)
+    db = tmp_path / "storm.db"
+    emulator = emulator_app(faults=(Fault("/api/v3/orders", "rate_limit", times=3, retry_after=1),))
+    with served(emulator) as url:
+        cfg = write_config(tmp_path / "conf", url)
+        result = invoke("sync", "--once", "--config", cfg, "--database-url", f"sqlite:///{db}")
+    assert result.exit_code == 0, result.output
+    assert emulator.state.stats.throttled["marketplace"] == 3
+    assert ran(open_db(f"sqlite:///{db}")) == {("main", s): "ok" for s in STREAMS}
+    assert_no_secret(result, caplog, SENTINEL)
+
+
+@pytest.mark.parametrize("command", [["status"], ["export", "orders"]])
+@pytest.mark.parametrize("where", ["file-as-folder", "refused"])
+def test_a_store_that_cannot_be_opened_is_one_clear_line(tmp_path: Path, command: list[str], where: str) -> None:
+    (tmp_path / "not-a-folder").write_text("", encoding="utf-8")
+    url = {"file-as-folder": f"sqlite:///{tmp_path / 'not-a-folder' / 'x.db'}",
+           "refused": "postgresql://loyalsync:pw-5ecret@127.0.0.1:1/loyalsync"}[where]
+    result = invoke(*command, "--database-url", url)
+    assert result.exit_code == 2, (result.output, result.exc_info)
+    problem = [line for line in lines_of(result.stderr) if line]
+    assert len(problem) == 1 and problem[0].startswith("cannot open the store"), result.stderr
+    assert ("not-a-folder" if where == "file-as-folder" else "refused") in problem[0]
+    assert "pw-5ecret" not in result.output
+
+
+def test_sync_without_once_points_to_run(tmp_path: Path) -> None:
+    result = invoke("sync")
+    assert result.exit_code == 2
+    assert "loyalsync run" in result.stderr
+
+
+def test_export_rejects_an_unknown_kind() -> None:
+    result = invoke("export", "ledgers", "--database-url", "sqlite:///unused.db")
+    assert result.exit_code == 2
+    assert "export orders|reviews" in result.stderr
+    assert not Path("unused.db").exists()

@@ -1,0 +1,180 @@
+"""The daemon's scheduler: every stream on its own interval, never twice at once, a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+import warnings
+from collections import defaultdict
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from connectors.base import RateOverride, StreamSettings
+from connectors.wildberries.emulator import EmulatorConfig, create_app
+from connectors.wildberries.settings import PRODUCTION_HOSTS, WildberriesAccountSettings
+from sync.app import App, JobSpec
+from sync.config import AppConfig, AppSettings, DatabaseSettings, MarketplaceAccount, ScheduleSettings
+from sync.runner import RunResult
+from sync.scheduler import Daemon
+from sync.store import Store
+
+pytestmark = pytest.mark.anyio
+
+TOKEN = "scheduler-sentinel-token-5d1e"
+STREAMS = ("orders", "orders_statistics", "reviews")
+INTERVAL = 0.2  # seconds between polls of every stream
+SLOW_STREAM = "orders"
+SLOW_SECONDS = 0.6  # three intervals: the scheduler must skip runs, not overlap them
+# Generous budgets: the client's pacing is tested elsewhere and would only slow this test down.
+FAST = RateOverride(requests=10_000, period_seconds=1, burst=10_000)
+
+
+def _config(tmp_path: Path) -> AppConfig:
+    account = WildberriesAccountSettings(
+        name="sched", token_env="UNUSED", token=SecretStr(TOKEN),
+        base_urls={host: "http://emulator" for host in PRODUCTION_HOSTS},
+        rate_limits={group: FAST for group in ("marketplace", "statistics", "feedbacks")},
+        streams={s: StreamSettings(poll_interval=timedelta(seconds=INTERVAL)) for s in STREAMS},
+    )
+    settings = AppSettings(
+        database=DatabaseSettings(url=f"sqlite:///{tmp_path / 'daemon.db'}"),
+        schedule=ScheduleSettings(jitter_seconds=0, max_concurrent_jobs=8),
+    )
+    return AppConfig(settings=settings, accounts=(MarketplaceAccount("wildberries", account),),
+                     config_path=tmp_path / "loyalsync.toml")
+
+
+class RecordingApp(App):
+    """An App that records every job run, how many copies of it run at once, and slows one stream."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.starts: dict[str, list[float]] = defaultdict(list)
+        self.running: dict[str, int] = defaultdict(int)
+        self.most_at_once: dict[str, int] = defaultdict(int)
+        self.in_slow_job = asyncio.Event()
+
+    async def run_job(self, job: JobSpec, on_page=None) -> RunResult:
+        self.starts[job.stream].append(time.monotonic())
+        self.running[job.id] += 1
+        self.most_at_once[job.id] = max(self.most_at_once[job.id], self.running[job.id])
+        try:
+            if job.stream == SLOW_STREAM:
+                self.in_slow_job.set()
+                await asyncio.sleep(SLOW_SECONDS)
+            return await super().run_job(job, on_page)
+        finally:
+            self.running[job.id] -= 1
+
+
+def _app(tmp_path: Path, store: Store) -> tuple[RecordingApp, object]:
+    emulator = create_app(EmulatorConfig(seed=3, orders=60, reviews=20, token=TOKEN, rate_limits=False))
+    app = RecordingApp(_config(tmp_path), store=store,
+                       transports={"wildberries": httpx.ASGITransport(app=emulator)})
+    return app, emulator
+
+
+async def _wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def _stop(daemon: Daemon, task: asyncio.Task) -> None:
+    daemon.stop.set()
+    await asyncio.wait_for(task, timeout=5)
+
+
+def _other_tasks() -> list[asyncio.Task]:
+    return [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+
+
+async def test_every_stream_runs_on_its_interval_and_never_twice_at_once(
+        tmp_path: Path, sqlite_store: Store, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    app, emulator = _app(tmp_path, sqlite_store)
+    daemon = Daemon(app)
+    before = set(_other_tasks())
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        task = asyncio.create_task(daemon.run())
+        # Fast streams poll every INTERVAL; the slow one at most every SLOW_SECONDS.
+        await _wait_for(lambda: all(len(app.starts[s]) >= 4 for s in STREAMS if s != SLOW_STREAM)
+                        and len(app.starts[SLOW_STREAM]) >= 2, 10, "repeated runs of every stream")
+        connectors = list(app._connectors.values())
+        await _stop(daemon, task)
+
+    assert not caught, [str(w.message) for w in caught]
+    # Each stream ran again and again, paced by its interval: never more often than it allows
+    # (a late start may follow an early one closely, so count runs rather than measure gaps).
+    for stream in STREAMS:
+        starts = app.starts[stream]
+        assert len(starts) <= (starts[-1] - starts[0]) / INTERVAL + 2, (stream, starts)
+    slow = app.starts[SLOW_STREAM]
+    assert len(slow) <= (slow[-1] - slow[0]) / SLOW_SECONDS + 1, slow
+    # The slow stream was due while it still ran, yet never ran twice at once.
+    assert dict(app.most_at_once) == {f"wildberries/sched/{s}": 1 for s in STREAMS}
+    # Every run that finished synced; the store knows every stream as ok.
+    assert daemon.results and all(r.ok for r in daemon.results), [r.error for r in daemon.results]
+    assert {r.key.stream for r in daemon.results} == set(STREAMS)
+    assert {c["stream"]: c["state"] for c in sqlite_store.cursors()} == dict.fromkeys(STREAMS, "ok")
+    # A clean stop: connectors closed, nothing left running, nothing went wrong on the way out.
+    assert connectors and all(c.client.http._http.is_closed for c in connectors)
+    assert app._connectors == {}
+    assert set(_other_tasks()) <= before
+    assert {sig: signal.getsignal(sig) for sig in handlers} == handlers  # SIGINT is pytest's again
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
+    assert "Traceback" not in caplog.text
+    assert TOKEN not in caplog.text
+    assert emulator.state.stats.statuses[401] == 0
+
+
+async def test_stop_during_a_run_cuts_it_short_quietly(tmp_path: Path, sqlite_store: Store, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    app, _ = _app(tmp_path, sqlite_store)
+    daemon = Daemon(app)
+    before = set(_other_tasks())
+    task = asyncio.create_task(daemon.run())
+    await asyncio.wait_for(app.in_slow_job.wait(), timeout=5)
+    connectors = list(app._connectors.values())
+    started = time.monotonic()
+    await _stop(daemon, task)
+
+    # The slow job was cancelled, not waited for, and the stop did not log it as a crash.
+    assert time.monotonic() - started < SLOW_SECONDS
+    assert app.running[f"wildberries/sched/{SLOW_STREAM}"] == 0
+    assert all(c.client.http._http.is_closed for c in connectors)
+    assert set(_other_tasks()) <= before
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info], caplog.text
+    assert "Traceback" not in caplog.text
+    assert "daemon stopped" in caplog.text
+    # The interrupted stream never recorded a result: its cursor stays where the last commit left it.
+    assert SLOW_STREAM not in {r.key.stream for r in daemon.results}
+
+
+def test_poll_intervals_come_from_the_account_then_the_connector_then_the_config(tmp_path: Path,
+                                                                                   sqlite_store: Store) -> None:
+    app, _ = _app(tmp_path, sqlite_store)
+    daemon = Daemon(app)
+    jobs = {job.stream: job for job in app.jobs()}
+    assert daemon._interval(jobs["orders"]) == timedelta(seconds=INTERVAL)  # the account's override
+
+    from dataclasses import replace
+
+    plain = replace(app.config.accounts[0], settings=app.config.accounts[0].settings.model_copy(update={"streams": {}}))
+    app.config = replace(app.config, accounts=(plain,))
+    app._connectors.clear()
+    spec = app.connector(plain).streams["reviews"]
+    assert daemon._interval(JobSpec(plain, "reviews")) == spec.poll_interval  # the connector's default
+    bare = replace(spec, poll_interval=None)
+    app.connector(plain).streams = {**app.connector(plain).streams, "reviews": bare}
+    assert daemon._interval(JobSpec(plain, "reviews")) == app.config.settings.schedule.default_poll_interval
