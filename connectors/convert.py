@@ -65,7 +65,10 @@ def parse_aware(value: object, field: str) -> datetime:
     dt = _parse(value, field)
     if dt.tzinfo is None:
         raise MalformedRecord(f"{field}: time without an offset: {value!r}")
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:
+        raise MalformedRecord(f"{field}: not a real date-time: {value!r}") from None
 
 
 def parse_local(value: object, field: str, zone: timezone) -> datetime:
@@ -73,7 +76,10 @@ def parse_local(value: object, field: str, zone: timezone) -> datetime:
     dt = _parse(value, field)
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=zone)
-    return dt.astimezone(UTC)
+    try:
+        return dt.astimezone(UTC)
+    except OverflowError:  # e.g. WB's "0001-01-01T00:00:00" placeholder in Moscow time
+        raise MalformedRecord(f"{field}: not a real date-time: {value!r}") from None
 
 
 def to_local_naive(value: datetime, zone: timezone) -> str:

@@ -30,7 +30,8 @@ __all__ = ["RunResult", "StreamRunner", "map_page", "utc_now"]
 log = logging.getLogger("loyalsync.sync")
 
 # What a mapping function may raise on hostile input besides MalformedRecord.
-_MAPPING_FAILURES = (KeyError, TypeError, ValueError, AttributeError, InvalidOperation, IndexError)
+_MAPPING_FAILURES = (KeyError, TypeError, ValueError, AttributeError, InvalidOperation, IndexError,
+                     OverflowError)
 
 
 def utc_now() -> datetime:

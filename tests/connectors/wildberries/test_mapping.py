@@ -113,6 +113,9 @@ def test_feedback_with_offset_answered_and_unanswered():
         (map_statistics_order, "statistics_orders.json", (1, "finishedPrice"), "abc", "finishedPrice"),
         (map_statistics_order, "statistics_orders.json", (1, "lastChangeDate"), "yesterday", "lastChangeDate"),
         (map_statistics_order, "statistics_orders.json", (1, "isCancel"), "no", "isCancel"),
+        (map_statistics_order, "statistics_orders.json", (1, "date"), "0001-01-01T00:00:00", "not a real"),
+        (map_feedback, "feedbacks_list.json", ("data", "feedbacks", 0, "createdDate"), "0001-01-01T00:00:00+03:00",
+         "not a real"),
         (map_feedback, "feedbacks_list.json", ("data", "feedbacks", 0, "productValuation"), 9, "productValuation"),
     ],
 )
