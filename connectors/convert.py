@@ -48,11 +48,11 @@ def minor_to_major(value: object, field: str) -> Decimal:
 
 def number_to_decimal(value: object, field: str) -> Decimal:
     """A JSON number (or numeric string) in major units to an exact Decimal, to the cent."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise MalformedRecord(f"{field}: expected a number, got {value!r}")
     try:
         # str() first: Decimal(1248.32) would keep the float's binary error.
-        dec = Decimal(str(value))
+        dec = value if isinstance(value, Decimal) else Decimal(str(value))
     except InvalidOperation:
         raise MalformedRecord(f"{field}: not a number: {value!r}") from None
     if not dec.is_finite() or dec < 0:

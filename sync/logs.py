@@ -6,7 +6,7 @@ import logging
 import sys
 from collections.abc import Iterable
 
-from connectors.http import RedactingFilter
+from connectors.redaction import RedactingFilter
 
 __all__ = ["setup_logging"]
 

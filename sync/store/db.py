@@ -37,6 +37,11 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
+    # Ingest updates index pages at random keys (order ids): a 64 MiB page cache keeps them in
+    # memory between pages, and checkpointing every ~40 MiB of WAL instead of every 4 MiB saves
+    # two fsyncs per committed page. Durability is unchanged: each commit is in the WAL.
+    cur.execute("PRAGMA cache_size=-65536")
+    cur.execute("PRAGMA wal_autocheckpoint=10000")
     cur.close()
 
 

@@ -22,6 +22,7 @@ from sync.store.tables import (
     ReviewRow,
     StreamCursorRow,
 )
+from sync.store.types import Binders, binders
 
 __all__ = ["CursorState", "PageWrite", "Quarantined", "Store", "StreamKey"]
 
@@ -104,10 +105,9 @@ class Store:
 
     def write_page(self, key: StreamKey, page: PageWrite, *, now: datetime) -> None:
         """Upsert a page's records, quarantine its bad ones and move the cursor: all or nothing."""
-        orders = page.orders
-        order_rows = [_order_row(o) for o in orders]
-        line_rows = [_line_row(o, i, line) for o in orders for i, line in enumerate(o.lines)]
-        review_rows = [_review_row(r) for r in page.reviews]
+        bind = binders(self.engine.dialect)
+        order_rows, line_rows = _order_rows(page.orders, bind)
+        review_rows = _review_rows(page.reviews, bind)
         quarantine_rows = [_quarantine_row(key, q, now) for q in page.quarantined]
         with self.engine.begin() as conn:
             upsert.upsert_orders(conn, order_rows)
@@ -226,31 +226,48 @@ def _save_cursor(conn, key: StreamKey, values: dict[str, Any], increment: tuple[
             marketplace=key.marketplace, account=key.account, stream=key.stream, **values))
 
 
-def _order_row(o: OrderRecord) -> dict[str, Any]:
-    return {
-        "marketplace": o.marketplace, "account": o.account, "order_id": o.order_id,
-        "created_at": o.created_at, "updated_at": o.updated_at, "status": o.status.value,
-        "platform_status": o.platform_status, "fulfilment": o.fulfilment, "buyer_key": o.buyer_key,
-        "currency": o.currency, "total": o.total, "source": o.source, "source_rank": o.source_rank,
-    }
+# The tuples below list the columns in the order of `upsert.*_COLUMNS`; this keeps them in step.
+_ROW_LAYOUT = {
+    "orders": ("marketplace", "account", "order_id", "created_at", "updated_at", "status",
+               "platform_status", "fulfilment", "buyer_key", "currency", "total", "source",
+               "source_rank"),
+    "order_lines": ("marketplace", "account", "order_id", "line_no", "sku", "offer_id", "name",
+                    "quantity", "price", "source_rank"),
+    "reviews": ("marketplace", "account", "review_id", "sku", "rating", "text", "pros", "cons",
+                "created_at", "answered", "answer_text", "order_id", "buyer_key", "product_name",
+                "brand"),
+}
+if tuple(_ROW_LAYOUT.values()) != (upsert.ORDER_COLUMNS, upsert.LINE_COLUMNS, upsert.REVIEW_COLUMNS):
+    raise ImportError("sync.store.store builds rows for a different column layout than the tables'")
 
 
-def _line_row(o: OrderRecord, i: int, line) -> dict[str, Any]:
-    return {
-        "marketplace": o.marketplace, "account": o.account, "order_id": o.order_id, "line_no": i,
-        "sku": line.sku, "offer_id": line.offer_id, "name": line.name, "quantity": line.quantity,
-        "price": line.price, "source_rank": o.source_rank,
-    }
+def _order_rows(orders: Sequence[OrderRecord], bind: Binders) -> tuple[list[tuple], list[tuple]]:
+    """Order rows and line rows of a page, as the driver receives them."""
+    utc, money = bind.utc, bind.money
+    order_rows: list[tuple] = []
+    line_rows: list[tuple] = []
+    add_order, add_line = order_rows.append, line_rows.append
+    for o in orders:
+        mp, acc, oid, rank = o.marketplace, o.account, o.order_id, o.source_rank
+        created = utc(o.created_at)
+        # Most sources stamp no separate change time: convert the shared datetime once.
+        updated = created if o.updated_at is o.created_at else utc(o.updated_at)
+        add_order((mp, acc, oid, created, updated, o.status.value, o.platform_status, o.fulfilment,
+                   o.buyer_key, o.currency, money(o.total), o.source, rank))
+        for i, line in enumerate(o.lines):
+            add_line((mp, acc, oid, i, line.sku, line.offer_id, line.name, line.quantity,
+                      money(line.price), rank))
+    return order_rows, line_rows
 
 
-def _review_row(r: ReviewRecord) -> dict[str, Any]:
-    return {
-        "marketplace": r.marketplace, "account": r.account, "review_id": r.review_id, "sku": r.sku,
-        "rating": r.rating, "text": r.text, "pros": r.pros, "cons": r.cons,
-        "created_at": r.created_at, "answered": r.answered, "answer_text": r.answer_text,
-        "order_id": r.order_id, "buyer_key": r.buyer_key, "product_name": r.product_name,
-        "brand": r.brand,
-    }
+def _review_rows(reviews: Sequence[ReviewRecord], bind: Binders) -> list[tuple]:
+    utc, boolean = bind.utc, bind.boolean
+    return [
+        (r.marketplace, r.account, r.review_id, r.sku, r.rating, r.text, r.pros, r.cons,
+         utc(r.created_at), boolean(r.answered), r.answer_text, r.order_id, r.buyer_key,
+         r.product_name, r.brand)
+        for r in reviews
+    ]
 
 
 def _quarantine_row(key: StreamKey, q: Quarantined, now: datetime) -> dict[str, Any]:

@@ -23,8 +23,9 @@ TOKEN = "runner-test-token"
 
 
 def emulator(time: FakeTime, *faults: Fault, orders: int = 600, **config):
+    config.setdefault("statistics_page_size", 100)
     return create_app(EmulatorConfig(seed=5, orders=orders, reviews=120, now=NOW, clock=lambda: NOW, token=TOKEN,
-                                     monotonic=time.monotonic, statistics_page_size=100, faults=faults, **config))
+                                     monotonic=time.monotonic, faults=faults, **config))
 
 
 def connector(app, time: FakeTime) -> WildberriesConnector:
@@ -107,3 +108,20 @@ async def test_full_sync_into_postgres_matches_sqlite(pg_store: Store, sqlite_st
     # A second run overlaps the first entirely and must change nothing.
     await sync_all(pg_store, emulator(time), time)
     assert list(export_rows(pg_store, "orders")) == list(export_rows(sqlite_store, "orders"))
+
+
+async def test_statistics_cut_off_mid_answer_keeps_the_rows_before_and_finishes_next_run(sqlite_store: Store):
+    time = FakeTime()
+    app = emulator(time, Fault("/api/v1/supplier/orders", "truncated", times=1), statistics_page_size=400)
+    runner = StreamRunner(sqlite_store, clock=lambda: NOW, write_in_thread=False)
+    key = StreamKey("wildberries", "main", "orders_statistics")
+    async with connector(app, time) as conn:
+        first = await runner.run(conn, "orders_statistics")
+    # Retrying the same request could not help mid-body: the run stops, keeping what arrived.
+    assert first.state == "deferred" and "broke off" in (first.error or "")
+    assert 0 < first.records < 400 and sqlite_store.get_cursor(key).cursor_at is not None
+    async with connector(app, time) as conn:
+        second = await runner.run(conn, "orders_statistics")
+    assert second.ok
+    rows = {r["order_id"] for r in export_rows(sqlite_store, "orders")}
+    assert rows == {app.state.data.orders.rid(i) for i in range(len(app.state.data.orders))}

@@ -1,0 +1,263 @@
+"""Ingest rate: orders/s from Wildberries page bytes to committed rows, against a plain-driver floor.
+
+Pages are pre-built (untimed) from the emulator's seeded generator as the client hands them to the
+runner (Marketplace orders with `_status` attached; Statistics rows), as JSON bytes. Timed per page,
+the runner's own sequence minus HTTP: orjson.loads(bytes) -> sync.runner.map_page(...) ->
+Store.write_page(...), one committed transaction each. Rows of the table:
+
+  orders (fresh)       Marketplace pages into an empty store: every row an insert;
+  orders (re-read)     the same pages again: every row hits ON CONFLICT (the 14-day lookback);
+  statistics (merge)   Statistics rows of the same orders, ~70 % merging into Marketplace rows;
+  plain ...            the same orders and lines as ready tuples through the bare driver (sqlite3
+                       `executemany`, psycopg `executemany`/COPY) into equivalent plain tables, one
+                       transaction per page: the floor the store's path is compared with.
+
+SQLite: a temporary file with the store's pragmas (WAL, synchronous=NORMAL) on both paths, plus a
+what-if with a larger `wal_autocheckpoint`. PostgreSQL (127.0.0.1:5432, user postgres): a database
+created and dropped here.
+
+Run: .venv/bin/python bench/ingest.py [--orders 200000] [--no-postgres] [--dir DIR]
+Target: >= 30,000 orders/s for "orders (fresh)" on SQLite. Writes bench/results/ingest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sqlite3
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+from pydantic import SecretStr
+from sqlalchemy import event
+
+from connectors.wildberries.connector import WildberriesConnector
+from connectors.wildberries.emulator_data import generate
+from connectors.wildberries.settings import WildberriesAccountSettings
+from sync.runner import map_page
+from sync.store import Store, connect, migrate
+from sync.store.store import StreamKey
+from sync.store.tables import OrderLineRow, OrderRow
+
+RESULTS = Path(__file__).parent / "results"
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+TARGET = 30_000
+ORDER_COLS = tuple(c.name for c in OrderRow.__table__.columns)  # type: ignore[attr-defined]
+LINE_COLS = tuple(c.name for c in OrderLineRow.__table__.columns)  # type: ignore[attr-defined]
+PLAIN_DDL = (
+    "CREATE TABLE plain_orders (marketplace VARCHAR(32), account VARCHAR(64), order_id VARCHAR(128),"
+    " created_at {ts}, updated_at {ts}, status VARCHAR(16), platform_status VARCHAR(128),"
+    " fulfilment VARCHAR(16), buyer_key VARCHAR(64), currency VARCHAR(3), total {money},"
+    " source VARCHAR(32), source_rank INTEGER, PRIMARY KEY (marketplace, account, order_id))",
+    "CREATE INDEX ix_plain_created ON plain_orders (marketplace, account, created_at)",
+    "CREATE INDEX ix_plain_buyer ON plain_orders (buyer_key)",
+    "CREATE TABLE plain_lines (marketplace VARCHAR(32), account VARCHAR(64), order_id VARCHAR(128),"
+    " line_no INTEGER, sku VARCHAR(128), offer_id VARCHAR(256), name TEXT, quantity INTEGER,"
+    " price {money}, source_rank INTEGER, PRIMARY KEY (marketplace, account, order_id, line_no))",
+)
+
+
+def build_pages(n: int, size: int, seed: int) -> dict[str, list[bytes]]:
+    """JSON pages of `n` Marketplace orders (with `_status`) and `n` Statistics rows."""
+    now = int(NOW.timestamp())
+    table = generate(seed, int(n / 0.68) + 1000, 0, 60, now).orders  # ~30 % are FBO
+    fbs = [i for i in range(len(table)) if not table.fbo[i]][:n]
+    if len(fbs) < n:
+        sys.exit(f"generated only {len(fbs)} FBS orders")
+
+    def marketplace(i: int) -> dict:
+        order = table.marketplace_order(i, now)
+        supplier, wb = table.status(i, now)
+        order["_status"] = {"supplierStatus": supplier, "wbStatus": wb}
+        return order
+
+    return {
+        "orders": [orjson.dumps([marketplace(i) for i in fbs[k:k + size]]) for k in range(0, n, size)],
+        "orders_statistics": [orjson.dumps([table.statistics_row(i, now) for i in range(k, min(n, k + size))])
+                              for k in range(0, n, size)],
+    }
+
+
+def run_store(store: Store, connector, stream: str, pages: list[bytes]) -> dict:
+    """The timed loyalsync path; returns orders, seconds and the split by phase."""
+    key = StreamKey("wildberries", "bench", stream)
+    parse, mapping, write, orders = 0.0, 0.0, 0.0, 0
+    for body in pages:
+        t0 = time.perf_counter()
+        items = orjson.loads(body)
+        t1 = time.perf_counter()
+        page = map_page(connector, stream, items)
+        t2 = time.perf_counter()
+        store.write_page(key, page, now=NOW)
+        t3 = time.perf_counter()
+        parse, mapping, write = parse + t1 - t0, mapping + t2 - t1, write + t3 - t2
+        orders += len(page.orders)
+        assert not page.quarantined, page.quarantined[:1]
+    return {"orders": orders, "seconds": parse + mapping + write,
+            "split": {"parse": parse, "map": mapping, "write": write}}
+
+
+def plain_tuples(connector, stream: str, pages: list[bytes], native: bool) -> list[tuple[list, list]]:
+    """(order tuples, line tuples) per page as stored; SQLite gets text times and amounts."""
+    def conv(v):
+        if native:
+            return v
+        if isinstance(v, datetime):
+            return v.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+        return str(v) if type(v).__name__ == "Decimal" else v
+
+    out = []
+    for body in pages:
+        orders = map_page(connector, stream, orjson.loads(body)).orders
+        rows = [tuple(conv(getattr(o, c) if c != "status" else o.status.value) for c in ORDER_COLS)
+                for o in orders]
+        lines = [(o.marketplace, o.account, o.order_id, i, ln.sku, ln.offer_id, ln.name,
+                  ln.quantity, conv(ln.price), o.source_rank)
+                 for o in orders for i, ln in enumerate(o.lines)]
+        out.append((rows, lines))
+    return out
+
+
+def plain_sqlite(path: Path, batches: list[tuple[list, list]], checkpoint: int | None = None) -> dict:
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    if checkpoint:
+        db.execute(f"PRAGMA wal_autocheckpoint={checkpoint}")
+    for ddl in PLAIN_DDL:
+        db.execute(ddl.format(ts="DATETIME", money="VARCHAR(32)"))
+    ins_o = f"INSERT INTO plain_orders VALUES ({','.join('?' * len(ORDER_COLS))})"
+    ins_l = f"INSERT INTO plain_lines VALUES ({','.join('?' * len(LINE_COLS))})"
+    t0 = time.perf_counter()
+    for rows, lines in batches:
+        db.execute("BEGIN")
+        db.executemany(ins_o, rows)
+        db.executemany(ins_l, lines)
+        db.execute("COMMIT")
+    seconds = time.perf_counter() - t0
+    db.close()
+    return {"orders": sum(len(r) for r, _ in batches), "seconds": seconds}
+
+
+def plain_pg(url: str, batches: list[tuple[list, list]], copy: bool) -> dict:
+    import psycopg
+
+    prefix = "copy_" if copy else "plain_"
+    marks = {"orders": ",".join(["%s"] * len(ORDER_COLS)), "lines": ",".join(["%s"] * len(LINE_COLS))}
+    with psycopg.connect(url) as db:
+        for ddl in PLAIN_DDL:
+            db.execute(ddl.replace("plain_", prefix).format(ts="TIMESTAMPTZ", money="NUMERIC(20, 4)"))
+        db.commit()
+        t0 = time.perf_counter()
+        for page in batches:
+            with db.cursor() as cur:
+                for name, data in zip(("orders", "lines"), page, strict=True):
+                    if not copy:
+                        cur.executemany(f"INSERT INTO {prefix}{name} VALUES ({marks[name]})", data)
+                        continue
+                    with cur.copy(f"COPY {prefix}{name} FROM STDIN") as cp:
+                        for row in data:
+                            cp.write_row(row)
+            db.commit()
+        seconds = time.perf_counter() - t0
+    return {"orders": sum(len(r) for r, _ in batches), "seconds": seconds}
+
+
+def loyalsync_runs(url: str, connector, pages: dict[str, list[bytes]], checkpoint: int | None = None,
+                   only_fresh: bool = False) -> dict[str, dict]:
+    engine = connect(url)
+    if checkpoint:  # the what-if row: one more pragma than sync/store/db.py sets
+        event.listen(engine, "connect", lambda c, _: c.execute(f"PRAGMA wal_autocheckpoint={checkpoint}"))
+    migrate(engine)
+    store = Store(engine)
+    store.ensure_account("wildberries", "bench")
+    try:
+        out = {"orders (fresh)": run_store(store, connector, "orders", pages["orders"])}
+        if not only_fresh:
+            out["orders (re-read)"] = run_store(store, connector, "orders", pages["orders"])
+            out["statistics (merge)"] = run_store(store, connector, "orders_statistics",
+                                                  pages["orders_statistics"])
+        return out
+    finally:
+        engine.dispose()
+
+
+def postgres(connector, pages: dict[str, list[bytes]], plain: list) -> dict[str, dict]:
+    import psycopg
+
+    name = f"loyalsync_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+            out = loyalsync_runs(url, connector, pages)
+            out["plain executemany"] = plain_pg(url, plain, copy=False)
+            out["plain COPY"] = plain_pg(url, plain, copy=True)
+            return out
+        finally:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--orders", type=int, default=200_000)
+    ap.add_argument("--page-size", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--no-postgres", action="store_true")
+    ap.add_argument("--dir", help="where the SQLite files go (default: the system temp dir)")
+    ap.add_argument("--what-if-checkpoint", type=int, default=10_000, metavar="PAGES",
+                    help="also run SQLite with PRAGMA wal_autocheckpoint=PAGES (0: skip)")
+    args = ap.parse_args()
+
+    t0 = time.perf_counter()
+    pages = build_pages(args.orders, args.page_size, args.seed)
+    mb = {k: sum(map(len, v)) / 1e6 for k, v in pages.items()}
+    print(f"built {len(pages['orders'])} + {len(pages['orders_statistics'])} pages ({mb['orders']:.0f} + "
+          f"{mb['orders_statistics']:.0f} MB JSON) in {time.perf_counter() - t0:.1f}s")
+    connector = WildberriesConnector(
+        WildberriesAccountSettings(name="bench", token_env="BENCH_TOKEN", token=SecretStr("t")))
+    results: dict[str, dict[str, dict]] = {}
+    with tempfile.TemporaryDirectory(prefix="loyalsync-bench-", dir=args.dir) as tmp:
+        results["sqlite"] = loyalsync_runs(f"sqlite:///{tmp}/store.db", connector, pages)
+        sqlite_plain = plain_tuples(connector, "orders", pages["orders"], native=False)
+        results["sqlite"]["plain executemany"] = plain_sqlite(Path(tmp) / "plain.db", sqlite_plain)
+        if args.what_if_checkpoint:
+            n = args.what_if_checkpoint
+            results[f"sqlite, wal_autocheckpoint={n} (what-if)"] = {
+                **loyalsync_runs(f"sqlite:///{tmp}/whatif.db", connector, pages, n, only_fresh=True),
+                "plain executemany": plain_sqlite(Path(tmp) / "whatif-plain.db", sqlite_plain, n),
+            }
+    if not args.no_postgres:
+        try:
+            plain = plain_tuples(connector, "orders", pages["orders"], native=True)
+            results["postgresql"] = postgres(connector, pages, plain)
+        except Exception as exc:  # noqa: BLE001 - a missing server must not hide the SQLite figures
+            print(f"PostgreSQL skipped: {type(exc).__name__}: {exc}")
+
+    print(f"\n{'path':<22}{'orders':>9}{'seconds':>9}{'orders/s':>10}{'vs plain':>10}   parse / map / write (s)")
+    for backend, rows in results.items():
+        print(f"-- {backend}")
+        floor = rows["plain executemany"]["orders"] / rows["plain executemany"]["seconds"]
+        for path, r in rows.items():
+            r["orders_per_s"] = rate = r["orders"] / r["seconds"]
+            r["vs_plain_executemany"] = rate / floor
+            split = " / ".join(f"{v:.2f}" for v in r["split"].values()) if "split" in r else ""
+            print(f"{path:<22}{r['orders']:>9}{r['seconds']:>9.2f}{rate:>10,.0f}{rate / floor:>9.2f}x   {split}")
+    fresh = results["sqlite"]["orders (fresh)"]["orders_per_s"]
+    print(f"\ntarget: orders (fresh) on SQLite >= {TARGET:,}/s: {'met' if fresh >= TARGET else 'NOT met'}"
+          f" ({fresh:,.0f}/s)")
+    RESULTS.mkdir(exist_ok=True)
+    out = {"args": vars(args), "python": sys.version.split()[0], "target_orders_per_s": TARGET,
+           "results": results}
+    (RESULTS / "ingest.json").write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
