@@ -12,8 +12,8 @@ Store.write_page(...), one committed transaction each. Rows of the table:
                        `executemany`, psycopg `executemany`/COPY) into equivalent plain tables, one
                        transaction per page: the floor the store's path is compared with.
 
-SQLite: a temporary file with the store's pragmas (WAL, synchronous=NORMAL) on both paths, plus a
-what-if with a larger `wal_autocheckpoint`. PostgreSQL (127.0.0.1:5432, user postgres): a database
+SQLite: a temporary file with the store's own pragmas (sync.store.db.SQLITE_PRAGMAS) on both
+paths. PostgreSQL (127.0.0.1:5432, user postgres): a database
 created and dropped here.
 
 Run: .venv/bin/python bench/ingest.py [--orders 200000] [--no-postgres] [--dir DIR]
@@ -34,13 +34,13 @@ from pathlib import Path
 
 import orjson
 from pydantic import SecretStr
-from sqlalchemy import event
 
 from connectors.wildberries.connector import WildberriesConnector
 from connectors.wildberries.emulator_data import generate
 from connectors.wildberries.settings import WildberriesAccountSettings
 from sync.runner import map_page
 from sync.store import Store, connect, migrate
+from sync.store.db import SQLITE_PRAGMAS
 from sync.store.store import StreamKey
 from sync.store.tables import OrderLineRow, OrderRow
 
@@ -124,12 +124,10 @@ def plain_tuples(connector, stream: str, pages: list[bytes], native: bool) -> li
     return out
 
 
-def plain_sqlite(path: Path, batches: list[tuple[list, list]], checkpoint: int | None = None) -> dict:
+def plain_sqlite(path: Path, batches: list[tuple[list, list]]) -> dict:
     db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=NORMAL")
-    if checkpoint:
-        db.execute(f"PRAGMA wal_autocheckpoint={checkpoint}")
+    for pragma in SQLITE_PRAGMAS:  # the store's own settings: the comparison is of code, not tuning
+        db.execute(pragma)
     for ddl in PLAIN_DDL:
         db.execute(ddl.format(ts="DATETIME", money="VARCHAR(32)"))
     ins_o = f"INSERT INTO plain_orders VALUES ({','.join('?' * len(ORDER_COLS))})"
@@ -169,21 +167,17 @@ def plain_pg(url: str, batches: list[tuple[list, list]], copy: bool) -> dict:
     return {"orders": sum(len(r) for r, _ in batches), "seconds": seconds}
 
 
-def loyalsync_runs(url: str, connector, pages: dict[str, list[bytes]], checkpoint: int | None = None,
-                   only_fresh: bool = False) -> dict[str, dict]:
+def loyalsync_runs(url: str, connector, pages: dict[str, list[bytes]]) -> dict[str, dict]:
     engine = connect(url)
-    if checkpoint:  # the what-if row: one more pragma than sync/store/db.py sets
-        event.listen(engine, "connect", lambda c, _: c.execute(f"PRAGMA wal_autocheckpoint={checkpoint}"))
     migrate(engine)
     store = Store(engine)
     store.ensure_account("wildberries", "bench")
     try:
-        out = {"orders (fresh)": run_store(store, connector, "orders", pages["orders"])}
-        if not only_fresh:
-            out["orders (re-read)"] = run_store(store, connector, "orders", pages["orders"])
-            out["statistics (merge)"] = run_store(store, connector, "orders_statistics",
-                                                  pages["orders_statistics"])
-        return out
+        return {
+            "orders (fresh)": run_store(store, connector, "orders", pages["orders"]),
+            "orders (re-read)": run_store(store, connector, "orders", pages["orders"]),
+            "statistics (merge)": run_store(store, connector, "orders_statistics", pages["orders_statistics"]),
+        }
     finally:
         engine.dispose()
 
@@ -212,8 +206,6 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--dir", help="where the SQLite files go (default: the system temp dir)")
-    ap.add_argument("--what-if-checkpoint", type=int, default=10_000, metavar="PAGES",
-                    help="also run SQLite with PRAGMA wal_autocheckpoint=PAGES (0: skip)")
     args = ap.parse_args()
 
     t0 = time.perf_counter()
@@ -228,12 +220,6 @@ def main() -> None:
         results["sqlite"] = loyalsync_runs(f"sqlite:///{tmp}/store.db", connector, pages)
         sqlite_plain = plain_tuples(connector, "orders", pages["orders"], native=False)
         results["sqlite"]["plain executemany"] = plain_sqlite(Path(tmp) / "plain.db", sqlite_plain)
-        if args.what_if_checkpoint:
-            n = args.what_if_checkpoint
-            results[f"sqlite, wal_autocheckpoint={n} (what-if)"] = {
-                **loyalsync_runs(f"sqlite:///{tmp}/whatif.db", connector, pages, n, only_fresh=True),
-                "plain executemany": plain_sqlite(Path(tmp) / "whatif-plain.db", sqlite_plain, n),
-            }
     if not args.no_postgres:
         try:
             plain = plain_tuples(connector, "orders", pages["orders"], native=True)

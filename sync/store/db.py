@@ -9,7 +9,7 @@ from alembic.config import Config
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine, make_url
 
-__all__ = ["DEFAULT_DATABASE_URL", "connect", "migrate"]
+__all__ = ["DEFAULT_DATABASE_URL", "SQLITE_PRAGMAS", "connect", "migrate"]
 
 DEFAULT_DATABASE_URL = "sqlite:///data/loyalsync.db"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -29,19 +29,25 @@ def connect(url: str = DEFAULT_DATABASE_URL) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+# WAL lets `status`/`export` read while the daemon writes; NORMAL is durable at each WAL commit
+# on application crash (kill -9), which is the failure the sync invariants are about.
+# Ingest updates index pages at random keys (order ids): a 64 MiB page cache keeps them in memory
+# between pages, and checkpointing every ~40 MiB of WAL instead of every 4 MiB saves two fsyncs per
+# committed page (bench/ingest.py). Durability is unchanged: each commit is in the WAL.
+SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA cache_size=-65536",
+    "PRAGMA wal_autocheckpoint=10000",
+)
+
+
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
-    # WAL lets `status`/`export` read while the daemon writes; NORMAL is durable at each WAL commit
-    # on application crash (kill -9), which is the failure the sync invariants are about.
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
-    # Ingest updates index pages at random keys (order ids): a 64 MiB page cache keeps them in
-    # memory between pages, and checkpointing every ~40 MiB of WAL instead of every 4 MiB saves
-    # two fsyncs per committed page. Durability is unchanged: each commit is in the WAL.
-    cur.execute("PRAGMA cache_size=-65536")
-    cur.execute("PRAGMA wal_autocheckpoint=10000")
+    for pragma in SQLITE_PRAGMAS:
+        cur.execute(pragma)
     cur.close()
 
 
