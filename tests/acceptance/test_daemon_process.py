@@ -3,13 +3,11 @@ stopped with SIGTERM, then started again to carry on from where it stopped."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,8 +19,8 @@ import pytest
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.applications import Starlette
 
+from connectors.testing.serving import served
 from connectors.wildberries.emulator import EmulatorConfig, create_app
-from sync.demo import serve_emulator
 from sync.store import Store, connect
 from sync.store.tables import OrderRow, ReviewRow
 
@@ -33,40 +31,6 @@ LOYALSYNC = Path(sys.executable).parent / "loyalsync"  # the console script of t
 MSK = timezone(timedelta(hours=3))
 START_TIMEOUT = 30  # first sync of every stream, process start-up included
 STOP_TIMEOUT = 5  # SIGTERM to exit
-
-
-@contextmanager
-def served(emulator: Starlette) -> Iterator[str]:
-    """Serve `emulator` with uvicorn on a free loopback port, from a thread with its own loop."""
-    box: dict = {}
-    ready = threading.Event()
-
-    async def serve() -> None:
-        box["loop"], box["stop"] = asyncio.get_running_loop(), asyncio.Event()
-        async with serve_emulator(emulator) as url:
-            box["url"] = url
-            ready.set()
-            await box["stop"].wait()
-
-    def main() -> None:
-        try:
-            asyncio.run(serve())
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread below
-            box["error"] = exc
-        finally:
-            ready.set()
-
-    thread = threading.Thread(target=main, name="wb-emulator", daemon=True)
-    thread.start()
-    try:
-        assert ready.wait(10), "emulator did not start within 10s"
-        if "error" in box:
-            raise box["error"]
-        yield box["url"]
-    finally:
-        if "stop" in box:
-            box["loop"].call_soon_threadsafe(box["stop"].set)
-        thread.join(10)
 
 
 def write_config(root: Path, base_url: str, database_url: str) -> Path:

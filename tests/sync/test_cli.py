@@ -3,12 +3,10 @@ against the Wildberries emulator served on loopback. The token must never show u
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import logging
 import re
 import textwrap
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -20,9 +18,9 @@ from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from typer.testing import CliRunner, Result
 
+from connectors.testing.serving import served
 from connectors.wildberries.emulator import EmulatorConfig, Fault, create_app
 from sync.cli import app
-from sync.demo import serve_emulator
 from sync.store import Store, connect
 from sync.store.tables import OrderRow, ReviewRow
 
@@ -78,41 +76,6 @@ def invoke(*args: str) -> Result:
 
 def lines_of(text: str) -> list[str]:
     return [line.strip() for line in text.splitlines()]
-
-
-@contextmanager
-def served(emulator: Starlette) -> Iterator[str]:
-    """Serve `emulator` with uvicorn on a free loopback port, from a thread with its own loop."""
-    box: dict = {}
-    ready = threading.Event()
-
-    async def serve() -> None:
-        box["loop"], box["stop"] = asyncio.get_running_loop(), asyncio.Event()
-        async with serve_emulator(emulator) as url:
-            box["url"] = url
-            ready.set()
-            await box["stop"].wait()
-
-    def main() -> None:
-        try:
-            asyncio.run(serve())
-        except BaseException as exc:  # noqa: BLE001 - handed to the test thread below
-            box["error"] = exc
-        finally:
-            ready.set()
-
-    thread = threading.Thread(target=main, name="wb-emulator", daemon=True)
-    thread.start()
-    try:
-        assert ready.wait(10), "emulator did not start within 10s"
-        if "error" in box:
-            raise box["error"]
-        yield box["url"]
-    finally:
-        if "stop" in box:
-            box["loop"].call_soon_threadsafe(box["stop"].set)
-        thread.join(10)
-        assert not thread.is_alive(), "emulator thread did not stop"
 
 
 def emulator_app(**overrides) -> Starlette:
