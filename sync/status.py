@@ -20,7 +20,7 @@ def _when(value: datetime | None) -> str:
 def status_table(store: Store) -> Table:
     """A rich table of every stream the store knows."""
     table = Table(title="loyalsync status", header_style="bold")
-    for col in ("account", "stream", "state", "cursor", "last success", "records", "quarantined",
+    for col in ("account", "stream", "state", "cursor", "last success", "records written", "quarantined",
                 "last error"):
         table.add_column(col, overflow="fold")
     totals: dict[tuple[str, str], tuple[int, int]] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -73,7 +73,6 @@ class PageWrite:
     quarantined: Sequence[Quarantined] = ()
     cursor_at: datetime | None = None
     rescan_at: datetime | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def record_count(self) -> int:
@@ -91,7 +90,7 @@ class Store:
     def ensure_account(self, marketplace: str, account: str, display_name: str | None = None) -> None:
         """Record an account from the config (idempotent)."""
         with self.engine.begin() as conn:
-            stmt = upsert._insert(conn, ACCOUNTS).on_conflict_do_nothing()
+            stmt = upsert.dialect_insert(conn, ACCOUNTS).on_conflict_do_nothing()
             conn.execute(stmt, [{"marketplace": marketplace, "account": account,
                                  "display_name": display_name}])
 
@@ -222,7 +221,7 @@ def _save_cursor(conn, key: StreamKey, values: dict[str, Any], increment: tuple[
         **{k: (CURSORS.c[k] + v if k in increment else v) for k, v in values.items()}
     )
     if conn.execute(stmt).rowcount == 0:
-        conn.execute(upsert._insert(conn, CURSORS).values(
+        conn.execute(upsert.dialect_insert(conn, CURSORS).values(
             marketplace=key.marketplace, account=key.account, stream=key.stream, **values))
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 from sync.store.tables import OrderLineRow, OrderRow, QuarantineRow, ReviewRow
 
 __all__ = [
+    "dialect_insert",
     "LINE_COLUMNS",
     "ORDER_COLUMNS",
     "REVIEW_COLUMNS",
@@ -45,7 +46,8 @@ REVIEW_COLUMNS: tuple[str, ...] = tuple(c.name for c in REVIEWS.columns)
 OPEN_STATUSES = ("created", "in_delivery")
 
 
-def _insert(conn: Connection, table: Table):
+def dialect_insert(conn: Connection, table: Table):
+    """An INSERT that knows the connection's ON CONFLICT dialect (SQLite or PostgreSQL)."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
 
@@ -90,7 +92,7 @@ def _prepared(conn: Connection, name: str, columns: tuple[str, ...],
 
 
 def _orders_statement(conn: Connection):
-    stmt = _insert(conn, ORDERS)
+    stmt = dialect_insert(conn, ORDERS)
     new, old = stmt.excluded, ORDERS.c
     trusted = new.source_rank >= old.source_rank
     # Literal SQL, not bound parameters: executemany cannot expand an IN list per row.
@@ -115,7 +117,7 @@ def _orders_statement(conn: Connection):
 
 
 def _lines_statement(conn: Connection):
-    stmt = _insert(conn, LINES)
+    stmt = dialect_insert(conn, LINES)
     new, old = stmt.excluded, LINES.c
     keys = _key_columns(LINES)
     trusted = new.source_rank >= old.source_rank
@@ -128,7 +130,7 @@ def _lines_statement(conn: Connection):
 
 
 def _reviews_statement(conn: Connection):
-    stmt = _insert(conn, REVIEWS)
+    stmt = dialect_insert(conn, REVIEWS)
     keys = _key_columns(REVIEWS)
     merged = {c.name: stmt.excluded[c.name] for c in REVIEWS.columns if c.name not in keys}
     return stmt.on_conflict_do_update(index_elements=keys, set_=merged)
@@ -165,7 +167,7 @@ def insert_quarantine(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Keep each distinct malformed record once, however often it is re-read."""
     if not rows:
         return
-    stmt = _insert(conn, QUARANTINE).on_conflict_do_nothing(
+    stmt = dialect_insert(conn, QUARANTINE).on_conflict_do_nothing(
         index_elements=["marketplace", "account", "stream", "payload_hash"]
     )
     conn.execute(stmt, rows)
