@@ -35,17 +35,21 @@ from pathlib import Path
 import orjson
 from pydantic import SecretStr
 
+from connectors.base import MappingContext
 from connectors.wildberries.connector import WildberriesConnector
 from connectors.wildberries.emulator_data import generate
 from connectors.wildberries.settings import WildberriesAccountSettings
 from sync.runner import map_page
 from sync.store import Store, connect, migrate
 from sync.store.db import SQLITE_PRAGMAS
+from sync.store.identity import buyer_key_hasher
 from sync.store.store import StreamKey
 from sync.store.tables import OrderLineRow, OrderRow
 
 RESULTS = Path(__file__).parent / "results"
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+# Benchmark data has no buyer ids; a fixed salt keeps the mapping path identical to the runner's.
+CTX = MappingContext("wildberries", "bench", buyer_key_hasher(b"bench-salt", "wildberries"))
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGET = 30_000
 ORDER_COLS = tuple(c.name for c in OrderRow.__table__.columns)  # type: ignore[attr-defined]
@@ -92,7 +96,7 @@ def run_store(store: Store, connector, stream: str, pages: list[bytes]) -> dict:
         t0 = time.perf_counter()
         items = orjson.loads(body)
         t1 = time.perf_counter()
-        page = map_page(connector, stream, items)
+        page = map_page(connector, stream, items, CTX)
         t2 = time.perf_counter()
         store.write_page(key, page, now=NOW)
         t3 = time.perf_counter()
@@ -114,7 +118,7 @@ def plain_tuples(connector, stream: str, pages: list[bytes], native: bool) -> li
 
     out = []
     for body in pages:
-        orders = map_page(connector, stream, orjson.loads(body)).orders
+        orders = map_page(connector, stream, orjson.loads(body), CTX).orders
         rows = [tuple(conv(getattr(o, c) if c != "status" else o.status.value) for c in ORDER_COLS)
                 for o in orders]
         lines = [(o.marketplace, o.account, o.order_id, i, ln.sku, ln.offer_id, ln.name,

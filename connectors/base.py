@@ -95,13 +95,21 @@ class Page:
     checkpoint: datetime | None = None
 
 
+def _no_buyer_keys(raw_id: str) -> str:
+    raise RuntimeError("this mapping context has no buyer-key hasher; the runner provides one")
+
+
 @dataclass(frozen=True, slots=True)
 class MappingContext:
-    """What pure mapping functions need besides the payload."""
+    """What pure mapping functions need besides the payload.
+
+    `buyer_key` turns a platform's raw buyer id into the salted hash that is all loyalsync stores;
+    mappings call it and never put a raw id in a record.
+    """
 
     marketplace: str
     account: str
-    buyer_key: Callable[[str], str] = field(default=lambda raw_id: raw_id)
+    buyer_key: Callable[[str], str] = field(default=_no_buyer_keys)
 
 
 class RateOverride(BaseModel):
@@ -189,9 +197,9 @@ class Connector(ABC):
         self.clock = clock
         self.sleep = sleep
 
-    @property
-    def context(self) -> MappingContext:
-        return MappingContext(marketplace=self.name, account=self.account.name)
+    def context(self, buyer_key: Callable[[str], str]) -> MappingContext:
+        """The mapping context for this account, hashing buyer ids with `buyer_key`."""
+        return MappingContext(marketplace=self.name, account=self.account.name, buyer_key=buyer_key)
 
     def stream_spec(self, stream: str) -> StreamSpec:
         """The effective spec of `stream` for this account."""

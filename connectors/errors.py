@@ -5,7 +5,9 @@ caller does next.
      ├── ConfigError                  fix the config file; nothing runs
      ├── ApiError                     a platform answered (or failed to); carries marketplace + endpoint
      │    ├── FatalApiError            a 4xx that retrying will not fix; stop this stream, report
-     │    │    └── AuthError            401/403: the token is wrong, expired or lacks a category
+     │    │    ├── AuthError            401/403: the token is wrong, expired or lacks a category
+     │    │    └── StreamUnavailable    the platform withholds this stream from this seller (e.g. an
+     │    │                             Ozon subscription is missing): mark it, keep the others
      │    ├── RetriableApiError        429/420, 5xx, timeouts; carries retry_after (seconds) if hinted
      │    │    └── RateLimitedError
      │    └── RetryDeferred            retries ran out or the hinted wait is past the cap: save state,
@@ -27,6 +29,7 @@ __all__ = [
     "RateLimitedError",
     "RetriableApiError",
     "RetryDeferred",
+    "StreamUnavailable",
 ]
 
 
@@ -78,6 +81,10 @@ class FatalApiError(ApiError):
 
 class AuthError(FatalApiError):
     """Raised when the platform rejects the token (missing, wrong, expired or without the category)."""
+
+
+class StreamUnavailable(FatalApiError):
+    """Raised when the platform withholds a stream from this seller, e.g. for want of a subscription."""
 
 
 class RetriableApiError(ApiError):

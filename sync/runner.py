@@ -18,8 +18,15 @@ from datetime import UTC, datetime
 from decimal import InvalidOperation
 from typing import Any
 
-from connectors.base import Connector, CursorKind, Page
-from connectors.errors import ApiError, AuthError, FatalApiError, MalformedRecord, RetryDeferred
+from connectors.base import Connector, CursorKind, MappingContext, Page
+from connectors.errors import (
+    ApiError,
+    AuthError,
+    FatalApiError,
+    MalformedRecord,
+    RetryDeferred,
+    StreamUnavailable,
+)
 from connectors.records import OrderRecord, ReviewRecord
 from sync.store import PageWrite, Store
 from sync.store.store import Quarantined, StreamKey
@@ -55,9 +62,8 @@ class RunResult:
         return self.state == "ok"
 
 
-def map_page(connector: Connector, stream: str, items: list[Any]) -> PageWrite:
+def map_page(connector: Connector, stream: str, items: list[Any], ctx: MappingContext) -> PageWrite:
     """Map a page's raw items; each one that fails goes to quarantine with the reason."""
-    ctx = connector.context
     orders: dict[str, OrderRecord] = {}
     reviews: dict[str, ReviewRecord] = {}
     bad: list[Quarantined] = []
@@ -115,6 +121,8 @@ class StreamRunner:
         except AuthError as exc:
             result.state, result.error = "error", (
                 f"{exc}. Check the token in ${connector.account.token_env} and its API categories.")
+        except StreamUnavailable as exc:
+            result.state, result.error = "unavailable", str(exc)
         except RetryDeferred as exc:
             result.state, result.error, result.retry_after = "deferred", str(exc), exc.retry_after
         except FatalApiError as exc:
@@ -130,6 +138,7 @@ class StreamRunner:
     async def _sync(self, connector: Connector, stream: str, key: StreamKey, now: datetime,
                     result: RunResult, on_page: Callable[[RunResult], None] | None) -> None:
         spec = connector.stream_spec(stream)
+        ctx = connector.context(self.store.buyer_key_hasher(connector.name))
         state = self.store.get_cursor(key)
         plan = plan_run(spec, state.cursor_at, state.last_rescan_at, now)
         cursor = state.cursor_at
@@ -138,7 +147,7 @@ class StreamRunner:
             held: PageWrite | None = None  # one page of look-ahead: the last one carries the cursor
             try:
                 async for page in connector.fetch(stream, window):
-                    write = self._page_write(connector, stream, page, spec.cursor, cursor)
+                    write = self._page_write(connector, stream, page, spec.cursor, cursor, ctx)
                     if write.cursor_at is not None:
                         cursor = write.cursor_at
                     if held is not None:
@@ -160,8 +169,8 @@ class StreamRunner:
             await self._commit(key, held, now, result, on_page)
 
     def _page_write(self, connector: Connector, stream: str, page: Page, kind: CursorKind,
-                    cursor: datetime | None) -> PageWrite:
-        write = map_page(connector, stream, page.items)
+                    cursor: datetime | None, ctx: MappingContext) -> PageWrite:
+        write = map_page(connector, stream, page.items, ctx)
         if kind is CursorKind.HIGH_WATER and page.checkpoint is not None:
             write.cursor_at = next_cursor(cursor, page.checkpoint)
         return write

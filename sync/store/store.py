@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,7 +13,7 @@ from sqlalchemy import Table, func, select, update
 from sqlalchemy.engine import Engine
 
 from connectors.records import OrderRecord, ReviewRecord
-from sync.store import upsert
+from sync.store import identity, upsert
 from sync.store.tables import (
     AccountRow,
     OrderLineRow,
@@ -84,6 +84,13 @@ class Store:
 
     def __init__(self, engine: Engine):
         self.engine = engine
+        self._salt: bytes | None = None
+
+    def buyer_key_hasher(self, marketplace: str) -> Callable[[str], str]:
+        """Raw buyer id -> salted buyer key for `marketplace` (see `sync.store.identity`)."""
+        if self._salt is None:
+            self._salt = identity.installation_salt(self.engine)
+        return identity.buyer_key_hasher(self._salt, marketplace)
 
     # -- accounts and cursors -------------------------------------------------------------------
 
