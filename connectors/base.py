@@ -24,6 +24,7 @@ __all__ = [
     "AccountSettings",
     "Connector",
     "CursorKind",
+    "DemoSetup",
     "MappingContext",
     "Page",
     "RateOverride",
@@ -169,6 +170,15 @@ def _replace(spec: StreamSpec, **changes: Any) -> StreamSpec:
     return replace(spec, **changes)
 
 
+@dataclass(frozen=True, slots=True)
+class DemoSetup:
+    """What `loyalsync demo` needs from a connector: its emulator and an account pointed at it."""
+
+    app: Any  # an ASGI app, served on loopback by the demo
+    account: Callable[[str], AccountSettings]  # base URL of the served app -> account settings
+    secrets: tuple[str, ...] = ()  # demo credentials, kept out of logs like real ones
+
+
 class Connector(ABC):
     """Base class of every platform connector, built once per account.
 
@@ -218,6 +228,11 @@ class Connector(ABC):
     @abstractmethod
     def map_record(self, stream: str, raw: dict[str, Any], ctx: MappingContext) -> Record:
         """Map one raw record; raise `MalformedRecord` when it cannot be normalised."""
+
+    @classmethod
+    def demo(cls, *, seed: int, orders: int, reviews: int) -> DemoSetup | None:
+        """An emulator with seeded data and a matching account for the demo; None if none ships."""
+        return None
 
     def record_key(self, stream: str, raw: Any) -> str | None:
         """The platform id of a raw record, for quarantine rows; None if it has none."""

@@ -85,12 +85,13 @@ def demo(
     verbose: VerboseOpt = False,
 ) -> None:
     """Zero-config demo: the built-in emulators, a full sync into SQLite, a summary."""
-    from sync.demo import DEMO_TOKEN, run_demo
+    from sync.demo import demo_setups, run_demo
     from sync.logs import setup_logging
 
-    setup_logging([DEMO_TOKEN], verbose=verbose)
-    summary = asyncio.run(run_demo(orders=orders, reviews=reviews, follow=follow,
-                                   database_url=database_url, console=err))
+    setups = demo_setups(orders=orders, reviews=reviews)
+    setup_logging([secret for s in setups.values() for secret in s.secrets], verbose=verbose)
+    summary = asyncio.run(run_demo(orders=orders, reviews=reviews, follow=follow, database_url=database_url,
+                                   console=err, setups=setups))
     raise typer.Exit(code=0 if summary.ok else 1)
 
 

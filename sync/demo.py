@@ -1,34 +1,53 @@
-"""`loyalsync demo`: the built-in emulators on loopback, a full sync cycle into SQLite, a summary."""
+"""`loyalsync demo`: every built-in connector's emulator on loopback, one full sync into SQLite,
+and a summary per marketplace.
+
+Each connector offers its emulator and a matching account through `Connector.demo()`, so a new
+connector joins the demo by implementing that one hook.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
-from pydantic import SecretStr
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from connectors.wildberries.emulator import EmulatorConfig, create_app
-from connectors.wildberries.settings import PRODUCTION_HOSTS, WildberriesAccountSettings
+from connectors.base import Connector, DemoSetup
+from connectors.capabilities import BuyerIdentity
+from connectors.registry import available_connectors
 from sync.app import App, JobSpec, open_store
 from sync.config import AppConfig, AppSettings, DatabaseSettings, MarketplaceAccount
 from sync.runner import RunResult
 from sync.scheduler import Daemon
 
-__all__ = ["DEMO_DATABASE_URL", "DemoSummary", "run_demo", "serve_emulator"]
+__all__ = ["DEMO_DATABASE_URL", "DemoSummary", "MarketplaceSummary", "demo_setups", "run_demo", "serve_emulator"]
 
 DEMO_DATABASE_URL = "sqlite:///data/demo.db"
-# Not a secret: the emulator accepts only this value, so the demo also exercises auth.
-DEMO_TOKEN = "demo-token-not-a-secret"
+
+
+@dataclass
+class MarketplaceSummary:
+    """What the demo stored for one marketplace."""
+
+    orders_by_status: Counter[str] = field(default_factory=Counter)
+    orders_by_fulfilment: Counter[str] = field(default_factory=Counter)
+    orders_with_buyer_key: int = 0
+    buyers: set[str] = field(default_factory=set)
+    reviews: int = 0
+    reviews_answered: int = 0
+
+    @property
+    def orders(self) -> int:
+        return sum(self.orders_by_status.values())
 
 
 @dataclass
@@ -36,14 +55,14 @@ class DemoSummary:
     """What a demo cycle did."""
 
     results: list[RunResult] = field(default_factory=list)
-    orders_by_status: Counter[str] = field(default_factory=Counter)
-    orders_by_fulfilment: Counter[str] = field(default_factory=Counter)
-    reviews: int = 0
-    reviews_answered: int = 0
+    marketplaces: dict[str, MarketplaceSummary] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return all(r.ok for r in self.results)
+
+    def of(self, marketplace: str) -> MarketplaceSummary:
+        return self.marketplaces.setdefault(marketplace, MarketplaceSummary())
 
 
 @asynccontextmanager
@@ -69,32 +88,38 @@ async def serve_emulator(app, host: str = "127.0.0.1") -> AsyncIterator[str]:
         sock.close()
 
 
-def demo_config(base_url: str, database_url: str) -> AppConfig:
-    """One Wildberries account whose every host is the local emulator."""
-    account = WildberriesAccountSettings(
-        name="demo", token_env="LOYALSYNC_DEMO_TOKEN", token=SecretStr(DEMO_TOKEN),
-        base_urls={host: base_url for host in PRODUCTION_HOSTS},
-    )
-    settings = AppSettings(database=DatabaseSettings(url=database_url))
-    return AppConfig(settings=settings, accounts=(MarketplaceAccount("wildberries", account),),
-                     config_path=Path("(built-in demo)"))
+def demo_setups(connectors: Mapping[str, type[Connector]] | None = None, *, seed: int = 7,
+                orders: int = 2000, reviews: int = 600) -> dict[str, DemoSetup]:
+    """The demo pair (emulator, account) of every connector that ships one."""
+    found = {}
+    for name, cls in sorted((connectors or available_connectors()).items()):
+        setup = cls.demo(seed=seed, orders=orders, reviews=reviews)
+        if setup is not None:
+            found[name] = setup
+    return found
 
 
 async def run_demo(*, orders: int = 2000, reviews: int = 600, follow: bool = False,
                    database_url: str = DEMO_DATABASE_URL, console: Console | None = None,
-                   seed: int = 7) -> DemoSummary:
-    """Start the emulators, sync every stream once with progress bars, and summarise."""
+                   seed: int = 7, setups: Mapping[str, DemoSetup] | None = None) -> DemoSummary:
+    """Serve every emulator, sync every stream once with progress bars, and summarise."""
     console = console or Console(stderr=True)
+    setups = setups if setups is not None else demo_setups(seed=seed, orders=orders, reviews=reviews)
     _fresh_sqlite(database_url)
-    emulator = create_app(EmulatorConfig(seed=seed, orders=orders, reviews=reviews, token=DEMO_TOKEN))
-    async with serve_emulator(emulator) as base_url:
-        console.print(f"[bold]loyalsync demo[/]: Wildberries emulator on {base_url} "
-                      f"({orders} orders, {reviews} reviews), store {database_url}")
-        app = App(demo_config(base_url, database_url), store=open_store(database_url))
+    async with AsyncExitStack() as stack:
+        accounts = []
+        for name, setup in setups.items():
+            base_url = await stack.enter_async_context(serve_emulator(setup.app))
+            console.print(f"[bold]loyalsync demo[/]: {name} emulator on {base_url}")
+            accounts.append(MarketplaceAccount(name, setup.account(base_url)))
+        console.print(f"{orders} orders and {reviews} reviews per marketplace; store {database_url}")
+        config = AppConfig(settings=AppSettings(database=DatabaseSettings(url=database_url)),
+                           accounts=tuple(accounts), config_path=Path("(built-in demo)"))
+        app = App(config, store=open_store(database_url))
         async with app:
             summary = DemoSummary(results=await _sync_with_progress(app, console))
             _summarise(app, summary)
-            console.print(_summary_table(summary))
+            console.print(_summary_table(summary, app))
             if follow:
                 console.print("following: polling on each stream's interval; Ctrl+C stops")
                 await Daemon(app).run()
@@ -102,7 +127,7 @@ async def run_demo(*, orders: int = 2000, reviews: int = 600, follow: bool = Fal
 
 
 async def _sync_with_progress(app: App, console: Console) -> list[RunResult]:
-    columns = (TextColumn("{task.description:<36}"), BarColumn(), TextColumn("{task.fields[records]:>7} records"),
+    columns = (TextColumn("{task.description:<44}"), BarColumn(), TextColumn("{task.fields[records]:>7} records"),
                TextColumn("{task.fields[pages]:>4} pages"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         tasks = {job.id: progress.add_task(job.id, total=None, records=0, pages=0) for job in app.jobs()}
@@ -111,38 +136,54 @@ async def _sync_with_progress(app: App, console: Console) -> list[RunResult]:
             progress.update(tasks[job.id], records=result.records, pages=result.pages)
 
         results = await app.sync_once(app.jobs(), on_page=on_page)
-        for job, result in zip(app.jobs(), results, strict=True):
-            progress.update(tasks[job.id], total=1, completed=1,
-                            description=f"{job.id} [{'green' if result.ok else 'red'}]{result.state}[/]")
+        for result in results:
+            colour = {"ok": "green", "unavailable": "magenta"}.get(result.state, "red")
+            progress.update(tasks[str(result.key)], total=1, completed=1,
+                            description=f"{result.key} [{colour}]{result.state}[/]")
     return results
 
 
 def _summarise(app: App, summary: DemoSummary) -> None:
     for row in app.store.iter_orders():
-        summary.orders_by_status[row["status"]] += 1
-        summary.orders_by_fulfilment[row["fulfilment"] or "unknown"] += 1
+        mp = summary.of(row["marketplace"])
+        mp.orders_by_status[row["status"]] += 1
+        mp.orders_by_fulfilment[row["fulfilment"] or "unknown"] += 1
+        if row["buyer_key"]:
+            mp.orders_with_buyer_key += 1
+            mp.buyers.add(row["buyer_key"])
     for row in app.store.iter_reviews():
-        summary.reviews += 1
-        summary.reviews_answered += bool(row["answered"])
+        mp = summary.of(row["marketplace"])
+        mp.reviews += 1
+        mp.reviews_answered += bool(row["answered"])
 
 
-def _summary_table(summary: DemoSummary) -> Table:
+def _counts(counter: Counter[str]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counter.items()))
+
+
+def _summary_table(summary: DemoSummary, app: App) -> Table:
     table = Table(title="demo summary", show_header=False)
     table.add_column(style="bold")
     table.add_column()
-    total = sum(summary.orders_by_status.values())
-    table.add_row("orders", f"{total} ({', '.join(f'{k} {v}' for k, v in sorted(summary.orders_by_status.items()))})")
-    table.add_row("fulfilment", ", ".join(f"{k} {v}" for k, v in sorted(summary.orders_by_fulfilment.items())))
-    table.add_row("reviews", f"{summary.reviews} ({summary.reviews_answered} answered)")
+    for name, mp in sorted(summary.marketplaces.items()):
+        table.add_row(name, f"{mp.orders} orders ({_counts(mp.orders_by_status)})")
+        table.add_row("", f"fulfilment: {_counts(mp.orders_by_fulfilment)}")
+        table.add_row("", f"reviews: {mp.reviews} ({mp.reviews_answered} answered)")
+        identity = app.connector_classes[name].capabilities.buyer_identity
+        if identity is BuyerIdentity.NONE:
+            table.add_row("", "buyer identity: none on this platform — no per-buyer points; "
+                              "loyalty runs through the platform's own instruments")
+        else:
+            share = mp.orders_with_buyer_key / mp.orders if mp.orders else 0.0
+            table.add_row("", f"buyer identity: {share:.0%} of orders carry a buyer key "
+                              f"({len(mp.buyers)} distinct buyers)")
     for r in summary.results:
-        line = f"{r.state}: {r.records} records in {r.pages} pages"
-        if r.quarantined:
-            line += f", {r.quarantined} quarantined"
+        if r.ok and not r.quarantined:
+            continue
+        line = f"{r.state}: {r.records} records, {r.quarantined} quarantined"
         if r.error:
             line += f" — {escape(r.error)}"  # platform text is not markup
         table.add_row(str(r.key), line)
-    table.add_row("buyer loyalty", "Wildberries exposes no buyer identity: no per-buyer points here; "
-                  "loyalty runs through WB's own instruments")
     return table
 
 

@@ -8,7 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from sync.store import Store
-from sync.store.tables import OrderRow, QuarantineRow, ReviewRow
+from sync.store.tables import QuarantineRow, ReviewRow
 
 __all__ = ["status_table"]
 
@@ -23,12 +23,12 @@ def status_table(store: Store) -> Table:
     for col in ("account", "stream", "state", "cursor", "last success", "records written", "quarantined",
                 "last error"):
         table.add_column(col, overflow="fold")
-    totals: dict[tuple[str, str], tuple[int, int]] = {}
+    totals: dict[tuple[str, str], tuple[int, int, int]] = {}
     for row in store.cursors():
         acct = (row["marketplace"], row["account"])
         if acct not in totals:
-            totals[acct] = (store.count(OrderRow, marketplace=acct[0], account=acct[1]),
-                            store.count(ReviewRow, marketplace=acct[0], account=acct[1]))
+            orders, keyed = store.buyer_key_coverage(*acct)
+            totals[acct] = (orders, keyed, store.count(ReviewRow, marketplace=acct[0], account=acct[1]))
         quarantined = store.count(QuarantineRow, marketplace=acct[0], account=acct[1],
                                   stream=row["stream"])
         state = row["state"]
@@ -38,7 +38,10 @@ def status_table(store: Store) -> Table:
             _when(row["cursor_at"]), _when(row["last_success_at"]), str(row["records_synced"]),
             str(quarantined), escape(row["last_error"] or ""),  # platform text is not markup
         )
-    for (mp, acct), (orders, reviews) in totals.items():
-        table.caption = (table.caption + "\n" if table.caption else "") + \
-            f"{mp}/{acct}: {orders} orders, {reviews} reviews stored"
+    lines = []
+    for (mp, acct), (orders, keyed, reviews) in totals.items():
+        # The share loyalty can work with: only orders with a buyer key can make members.
+        share = f"{keyed / orders:.0%}" if orders else "—"
+        lines.append(f"{mp}/{acct}: {orders} orders ({share} with a buyer key), {reviews} reviews stored")
+    table.caption = "\n".join(lines) or None
     return table

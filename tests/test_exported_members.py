@@ -12,7 +12,7 @@ import connectors.testing
 
 PINNED = {
     connectors.base: {"AccountSettings", "Connector", "CursorKind", "MappingContext", "Page", "RateOverride",
-                      "Record", "RecordType", "StreamSettings", "StreamSpec", "Window"},
+                      "Record", "RecordType", "StreamSettings", "StreamSpec", "Window", "DemoSetup"},
     connectors.errors: {"ApiError", "AuthError", "ConfigError", "FatalApiError", "LoyalsyncError",
                         "MalformedRecord", "RateLimitedError", "RetriableApiError", "RetryDeferred",
                         "StreamUnavailable"},

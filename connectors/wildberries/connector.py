@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 from connectors.base import (
     Connector,
     CursorKind,
+    DemoSetup,
     MappingContext,
     Page,
     Record,
@@ -20,7 +21,7 @@ from connectors.ratelimit import Rate
 from connectors.wildberries import mapping
 from connectors.wildberries.capabilities import WILDBERRIES_CAPABILITIES
 from connectors.wildberries.client import ENDPOINT_GROUPS, WildberriesClient
-from connectors.wildberries.settings import WildberriesAccountSettings
+from connectors.wildberries.settings import PRODUCTION_HOSTS, WildberriesAccountSettings
 
 __all__ = ["WildberriesConnector"]
 
@@ -88,6 +89,18 @@ class WildberriesConnector(Connector):
         if stream == "orders_statistics":
             return mapping.map_statistics_order(raw, ctx)
         return mapping.map_feedback(raw, ctx)
+
+    @classmethod
+    def demo(cls, *, seed: int, orders: int, reviews: int) -> DemoSetup:
+        from pydantic import SecretStr
+
+        from connectors.wildberries.emulator import EmulatorConfig, create_app
+
+        token = "wb-demo-token-not-a-secret"  # the emulator accepts only this value
+        app = create_app(EmulatorConfig(seed=seed, orders=orders, reviews=reviews, token=token))
+        return DemoSetup(app=app, secrets=(token,), account=lambda base_url: WildberriesAccountSettings(
+            name="demo", token_env="LOYALSYNC_DEMO_WB_TOKEN", token=SecretStr(token),
+            base_urls=dict.fromkeys(PRODUCTION_HOSTS, base_url)))
 
     def record_key(self, stream: str, raw: Any) -> str | None:
         """The natural key: `rid`/`srid` for orders (as stored), `id` for reviews."""

@@ -156,6 +156,15 @@ class Store:
         with self.engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
 
+    def buyer_key_coverage(self, marketplace: str, account: str) -> tuple[int, int]:
+        """(orders, orders with a buyer key) of one account."""
+        orders: Table = OrderRow.__table__  # type: ignore[assignment]
+        stmt = select(func.count(), func.count(orders.c.buyer_key)).where(
+            orders.c.marketplace == marketplace, orders.c.account == account)
+        with self.engine.connect() as conn:
+            total, keyed = conn.execute(stmt).one()
+        return int(total), int(keyed)
+
     def iter_orders(self, batch: int = 2000) -> Iterator[dict[str, Any]]:
         """Orders with their lines, in natural-key order, streamed in batches."""
         orders: Table = OrderRow.__table__  # type: ignore[assignment]

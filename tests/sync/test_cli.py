@@ -221,7 +221,7 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     assert result.exit_code == 0, (result.output, result.exc_info)
     assert "Traceback" not in result.output
     assert "demo summary" in result.stderr
-    assert re.search(r"\b300 \(", result.stderr), result.stderr  # orders, by status
+    assert re.search(r"\b300 orders \(", result.stderr), result.stderr  # orders, by status
     assert re.search(r"\b80 \(\d+ answered\)", result.stderr), result.stderr
     return url
 
@@ -241,7 +241,7 @@ def test_status_shows_every_stream_ok(demo_db: str, monkeypatch: pytest.MonkeyPa
         row = next((line for line in result.stdout.splitlines() if f" {stream} " in line), None)
         assert row is not None and "wildberries/demo" in row, result.stdout
         assert re.search(r"│\s*ok\s*│", row), row
-    assert "300 orders, 80 reviews stored" in result.stdout
+    assert "300 orders (0% with a buyer key), 80 reviews stored" in result.stdout
 
 
 def test_export_orders_as_jsonl_in_the_design_schema(demo_db: str) -> None:

@@ -162,3 +162,10 @@ def test_postgres_keeps_money_as_numeric(pg_store: Store):
         kind = conn.execute(text("SELECT pg_typeof(total)::text FROM orders")).scalar_one()
         assert kind == "numeric"
         assert conn.execute(text("SELECT sum(total) FROM orders")).scalar_one() == Decimal("0.10")
+
+
+def test_buyer_key_coverage_counts_only_keyed_orders(store: Store):
+    keyed = replace(order("k"), buyer_key="a" * 32)
+    store.write_page(KEY, PageWrite(orders=[keyed, order("n1"), order("n2")]), now=T0)
+    assert store.buyer_key_coverage("wildberries", "main") == (3, 1)
+    assert store.buyer_key_coverage("wildberries", "other") == (0, 0)
