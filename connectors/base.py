@@ -230,8 +230,11 @@ class Connector(ABC):
         """Map one raw record; raise `MalformedRecord` when it cannot be normalised."""
 
     @classmethod
-    def demo(cls, *, seed: int, orders: int, reviews: int) -> DemoSetup | None:
-        """An emulator with seeded data and a matching account for the demo; None if none ships."""
+    def demo(cls, *, seed: int, orders: int, reviews: int, rate_limits: bool = True) -> DemoSetup | None:
+        """An emulator with seeded data and a matching account (demo, benchmarks); None if none ships.
+
+        `rate_limits=False` lifts the emulator's limits, for benchmarks that measure our own code.
+        """
         return None
 
     def record_key(self, stream: str, raw: Any) -> str | None:

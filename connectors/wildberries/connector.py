@@ -91,13 +91,14 @@ class WildberriesConnector(Connector):
         return mapping.map_feedback(raw, ctx)
 
     @classmethod
-    def demo(cls, *, seed: int, orders: int, reviews: int) -> DemoSetup:
+    def demo(cls, *, seed: int, orders: int, reviews: int, rate_limits: bool = True) -> DemoSetup:
         from pydantic import SecretStr
 
         from connectors.wildberries.emulator import EmulatorConfig, create_app
 
         token = "wb-demo-token-not-a-secret"  # the emulator accepts only this value
-        app = create_app(EmulatorConfig(seed=seed, orders=orders, reviews=reviews, token=token))
+        app = create_app(EmulatorConfig(seed=seed, orders=orders, reviews=reviews, token=token,
+                                        rate_limits=rate_limits))
         return DemoSetup(app=app, secrets=(token,), account=lambda base_url: WildberriesAccountSettings(
             name="demo", token_env="LOYALSYNC_DEMO_WB_TOKEN", token=SecretStr(token),
             base_urls=dict.fromkeys(PRODUCTION_HOSTS, base_url)))
