@@ -82,9 +82,10 @@ class PageWrite:
 class Store:
     """Reads and writes the local store; one per process, shared by every job."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, *, salt: bytes | None = None):
+        """`salt` overrides the installation's buyer-key salt (tests that compare two stores)."""
         self.engine = engine
-        self._salt: bytes | None = None
+        self._salt = salt
 
     def buyer_key_hasher(self, marketplace: str) -> Callable[[str], str]:
         """Raw buyer id -> salted buyer key for `marketplace` (see `sync.store.identity`)."""

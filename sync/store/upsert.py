@@ -2,7 +2,7 @@
 
 When two APIs describe the same order (WB's Marketplace and Statistics APIs), the row keeps the
 fields of the more trusted source (`source_rank`), fills gaps from the other, and accepts a
-cancellation from either while the order is still open.
+cancellation from either while the order is still open. A buyer key, once seen, is kept.
 
 Speed (bench/ingest.py): each statement is built and compiled once per dialect (`_prepared`), and
 rows arrive as tuples already converted to what the driver receives (`sync.store.types.Binders`),
@@ -111,6 +111,10 @@ def _orders_statement(conn: Connection):
             merged[name] = case((new.updated_at > old.updated_at, new.updated_at), else_=old.updated_at)
         elif name == "source_rank":
             merged[name] = case((trusted, new.source_rank), else_=old.source_rank)
+        elif name == "buyer_key":
+            # Platforms show the buyer only while an order is active (Yandex Market DBS): a later
+            # read without one must not erase the key loyalty needs when the order is delivered.
+            merged[name] = func.coalesce(new.buyer_key, old.buyer_key)
         else:
             merged[name] = case((trusted, new[name]), else_=func.coalesce(old[name], new[name]))
     return stmt.on_conflict_do_update(index_elements=list(keys), set_=merged)

@@ -169,3 +169,11 @@ def test_buyer_key_coverage_counts_only_keyed_orders(store: Store):
     store.write_page(KEY, PageWrite(orders=[keyed, order("n1"), order("n2")]), now=T0)
     assert store.buyer_key_coverage("wildberries", "main") == (3, 1)
     assert store.buyer_key_coverage("wildberries", "other") == (0, 0)
+
+
+def test_a_buyer_key_once_seen_is_kept_when_a_later_read_has_none(store: Store):
+    # Yandex Market shows a DBS buyer only while the order is active.
+    store.write_page(KEY, PageWrite(orders=[replace(order(), buyer_key="b" * 32)]), now=T0)
+    store.write_page(KEY, PageWrite(orders=[order(status=OrderStatus.DELIVERED)]), now=T0)
+    [row] = list(store.iter_orders())
+    assert row["buyer_key"] == "b" * 32 and row["status"] == "delivered"

@@ -1,0 +1,280 @@
+"""Ozon Seller API endpoints, pagination and auth; yields raw pages, maps nothing.
+
+Orders are postings: FBS and rFBS from `POST /v4/posting/fbs/list`, FBO from
+`POST /v3/posting/fbo/list`, both cursor-paged (`cursor`/`has_next`, at most 100 a page). The v3
+FBS and v2 FBO lists are deprecated ("disabled from 1 June 2026", ozon.md §0) and not used.
+Reviews come from `POST /v2/review/list` (`last_id`/`has_next`), each with the comments of
+`POST /v1/review/comment/list` attached under `_comments` when it has any, so the mapping can
+tell whether the seller answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from connectors.base import Page, Window
+from connectors.errors import AuthError, FatalApiError, StreamUnavailable
+from connectors.http import ApiClient, PlatformErrorInfo, RetryPolicy
+from connectors.ozon.settings import OzonAccountSettings
+from connectors.ratelimit import EndpointGroup, Rate, RateLimiter
+
+__all__ = [
+    "ENDPOINT_GROUPS",
+    "FBO_LIST",
+    "FBS_LIST",
+    "REVIEW_COMMENTS",
+    "REVIEW_LIST",
+    "OzonClient",
+    "describe_ozon_error",
+    "ozon_time",
+]
+
+MARKETPLACE = "ozon"
+FBS_LIST = "/v4/posting/fbs/list"
+FBO_LIST = "/v3/posting/fbo/list"
+REVIEW_LIST = "/v2/review/list"
+REVIEW_COMMENTS = "/v1/review/comment/list"
+
+# Ozon allows 50 requests per second per Client-Id across ALL methods and ALL tools using that
+# Client-Id (ozon.md §4.1), and documents no per-method limit for postings or reviews. A bucket of
+# 25/s with a burst of 5 sends at most 30 in any second: well inside 50, leaving room for the
+# seller's other integrations (ozon.md recommends 20–30 rps; "many identical or erroneous requests
+# can get your access restricted"). Ops can raise it with rate_limits.seller_api.
+ENDPOINT_GROUPS = (EndpointGroup("seller_api", Rate(25, 1.0, 5), host="api"),)
+
+# One request may cover at most a year ("PERIOD_IS_TOO_LONG"); a day short of it to be safe.
+MAX_PERIOD = timedelta(days=364)
+COMMENT_CONCURRENCY = 4  # comment lists fetched at once for one page of reviews (all paced)
+_POSTING_BLOCKS_OFF = {"analytics_data": False, "financial_data": False, "legal_info": False}
+
+# gRPC status codes Ozon's gateway puts in `code` (ozon.md §4.3).
+_GRPC_CODES = {
+    1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
+    6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION",
+    10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED", 13: "INTERNAL", 14: "UNAVAILABLE",
+    16: "UNAUTHENTICATED",
+}
+# A 403 on a review method is the missing subscription unless Ozon says the key itself is at fault
+# (the key problems are in Ozon's official error table; the refusal's wording is not documented).
+_KEY_PROBLEM = re.compile(r"api[- _]?key|client[- _]?id|offer not signed|unauthenticated", re.I)
+_SUBSCRIPTION_HINT = (
+    "Ozon withholds the reviews API from this seller: it needs the «Управление отзывами» (review "
+    "management) or Premium Pro subscription. Subscribe in the seller cabinet, or disable "
+    "streams.reviews for this account"
+)
+
+
+def describe_ozon_error(response: httpx.Response) -> PlatformErrorInfo:
+    """Ozon's `{code, message, details}` error body as "CODE_NAME: message"."""
+    try:
+        body = response.json()
+    except ValueError:
+        return PlatformErrorInfo()
+    if not isinstance(body, dict):
+        return PlatformErrorInfo()
+    code, message = body.get("code"), body.get("message")
+    # `code` is an int32 by the schema but a string in some official examples (ozon.md §7.5).
+    if isinstance(code, int) and not isinstance(code, bool):
+        name = _GRPC_CODES.get(code, f"code {code}")
+    else:
+        name = code if isinstance(code, str) else ""
+    parts = [p for p in (name, message if isinstance(message, str) else "") if p]
+    return PlatformErrorInfo(": ".join(parts), response.headers.get("X-Request-Id", ""))
+
+
+def ozon_time(moment: datetime) -> str:
+    """A filter bound in Ozon's `YYYY-MM-DDThh:mm:ssZ` pattern (UTC, whole seconds, floored).
+
+    Flooring both ends keeps consecutive windows contiguous whether Ozon reads `to` as inclusive
+    or not; an instant exactly on a boundary may be read twice, which the upserts absorb.
+    """
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class OzonClient:
+    """Reads one Ozon seller account's postings and reviews page by page."""
+
+    def __init__(self, settings: OzonAccountSettings, *,
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 clock: Callable[[], float] | None = None,
+                 sleep: Callable[[float], Awaitable[None]] | None = None):
+        self.settings = settings
+        token = settings.token.get_secret_value()
+        overrides = {name: Rate(o.requests, o.period_seconds, o.burst)
+                     for name, o in settings.rate_limits.items()}
+        timing: dict[str, Any] = {k: v for k, v in (("clock", clock), ("sleep", sleep)) if v}
+        self.http = ApiClient(
+            marketplace=MARKETPLACE,
+            base_urls=settings.base_urls,
+            headers={"Client-Id": settings.client_id, "Api-Key": token},
+            secrets=[token] if token else [],
+            limiter=RateLimiter(ENDPOINT_GROUPS, overrides=overrides, **timing),
+            # Header names seen on live 429s ([3p], ozon.md §4.2); httpx matches them case-blind.
+            retry_after_headers=("Retry-After",),
+            remaining_header="RateLimit-Remaining",
+            describe_error=describe_ozon_error,
+            transport=transport,
+            retry=RetryPolicy(request_deadline=settings.request_timeout_seconds),
+            **timing,
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    # -- postings -------------------------------------------------------------------------------
+
+    async def fbs_postings(self, window: Window) -> AsyncIterator[Page]:
+        """FBS/rFBS postings that started processing, or last changed status, inside `window`.
+
+        Two passes: by `since`/`to` (processing start, the order date) and by
+        `last_changed_status_date` (ozon.md: "use this for incremental polling"). The second pass
+        follows status changes of postings of any age up to a year; the first does not depend on
+        whether Ozon counts a posting's creation as a status change (not documented).
+        """
+        for start, end in _periods(window):
+            async for page in self._postings(FBS_LIST, {"since": ozon_time(start), "to": ozon_time(end)}):
+                yield page
+        changed = {"from": ozon_time(window.start), "to": ozon_time(window.end)}
+        since = ozon_time(window.end - MAX_PERIOD)
+        async for page in self._postings(FBS_LIST, {"since": since, "to": ozon_time(window.end),
+                                                    "last_changed_status_date": changed}):
+            yield page
+
+    async def fbo_postings(self, window: Window) -> AsyncIterator[Page]:
+        """FBO postings created inside `window`; the v3 FBO list has no status-change filter."""
+        for start, end in _periods(window):
+            async for page in self._postings(FBO_LIST, {"since": ozon_time(start), "to": ozon_time(end)}):
+                yield page
+
+    async def _postings(self, path: str, filter_: dict[str, Any]) -> AsyncIterator[Page]:
+        cursor = ""
+        endpoint = f"POST {path}"
+        # No optional block is needed by the mapping: analytics, finance and legal info stay null,
+        # so less data (and no buyer company details) crosses the wire. FBO has no `barcodes`.
+        blocks = dict(_POSTING_BLOCKS_OFF, **({"barcodes": False} if path == FBS_LIST else {}))
+        body_base = {"filter": filter_, "limit": self.settings.postings_page_size, "sort_dir": "ASC",
+                     "translit": False, "with": blocks}
+        while True:
+            body = await self.http.request_json("POST", "api", path, json={**body_base, "cursor": cursor})
+            postings = _list_field(body, "postings", endpoint)
+            if postings:
+                yield Page(postings)
+            if not _has_next(body):
+                return
+            cursor = _next_token(body, "cursor", cursor, endpoint)
+
+    # -- reviews --------------------------------------------------------------------------------
+
+    async def reviews(self, window: Window) -> AsyncIterator[Page]:
+        """Reviews published inside `window`, oldest first, each with its comments if it has any."""
+        endpoint = f"POST {REVIEW_LIST}"
+        filters = {"published_from": ozon_time(window.start), "published_to": ozon_time(window.end),
+                   "order_status": "ALL", "status": "ALL"}
+        last_id = ""
+        while True:
+            body = await self._review_call(REVIEW_LIST, {
+                "filters": filters, "last_id": last_id, "limit": self.settings.reviews_page_size,
+                "sort_dir": "ASC",
+            })
+            reviews = _list_field(body, "reviews", endpoint)
+            await self._attach_comments(reviews)
+            if reviews:
+                yield Page(reviews)
+            if not _has_next(body):
+                return
+            last_id = _next_token(body, "last_id", last_id, endpoint)
+
+    async def review_comments(self, review_id: str) -> list[Any]:
+        """Every comment on one review, oldest first (offset-paged)."""
+        endpoint = f"POST {REVIEW_COMMENTS}"
+        limit, offset, out = self.settings.comments_page_size, 0, []
+        while True:
+            # The schema says `filter`, an official example `filters` (ozon.md §7.2): send neither.
+            body = await self._review_call(REVIEW_COMMENTS, {
+                "review_id": review_id, "limit": limit, "offset": offset, "sort_dir": "ASC",
+            })
+            comments = _list_field(body, "comments", endpoint)
+            out.extend(comments)
+            if len(comments) < limit:
+                return out
+            offset += len(comments)
+
+    async def _attach_comments(self, reviews: list[Any]) -> None:
+        wanted = [r for r in reviews if isinstance(r, dict) and _has_comments(r)]
+        if not wanted:
+            return
+        gate = asyncio.Semaphore(COMMENT_CONCURRENCY)
+
+        async def attach(review: dict[str, Any]) -> None:
+            async with gate:
+                try:
+                    review["_comments"] = await self.review_comments(str(review["id"]))
+                except FatalApiError as exc:
+                    # Deleted between the list and this call: store the review without comments
+                    # rather than fail the stream on every run.
+                    if exc.status != 404:
+                        raise
+
+        # return_exceptions: every task finishes (none is left running), then the first error wins.
+        results = await asyncio.gather(*(attach(r) for r in wanted), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def _review_call(self, path: str, body: dict[str, Any]) -> Any:
+        try:
+            return await self.http.request_json("POST", "api", path, json=body)
+        except AuthError as exc:
+            if exc.status != 403 or _KEY_PROBLEM.search(exc.platform_message):
+                raise
+            raise StreamUnavailable(
+                _SUBSCRIPTION_HINT, marketplace=exc.marketplace, endpoint=exc.endpoint,
+                status=exc.status, platform_message=exc.platform_message, request_id=exc.request_id,
+            ) from exc
+
+
+def _periods(window: Window) -> list[tuple[datetime, datetime]]:
+    """`window` cut into spans Ozon accepts in one filter (at most MAX_PERIOD each)."""
+    out, start = [], window.start
+    while start < window.end:
+        end = min(start + MAX_PERIOD, window.end)
+        out.append((start, end))
+        start = end
+    return out
+
+
+def _has_comments(review: dict[str, Any]) -> bool:
+    amount = review.get("comments_amount")
+    has_id = isinstance(review.get("id"), str | int) and review.get("id") not in ("", None)
+    return has_id and isinstance(amount, int) and not isinstance(amount, bool) and amount > 0
+
+
+def _has_next(body: Any) -> bool:
+    # An official chat example sends "true" as a string (ozon.md §7.4); accept both spellings.
+    value = body.get("has_next") if isinstance(body, dict) else None
+    return value is True or value == "true"
+
+
+def _next_token(body: dict[str, Any], field: str, current: str, endpoint: str) -> str:
+    """The next page's cursor; a missing or unmoved one with has_next=true would loop forever."""
+    token = body.get(field)
+    if not isinstance(token, str) or not token or token == current:
+        raise FatalApiError(f"has_next is true but '{field}' did not advance; stopping so nothing "
+                            "is skipped silently, the next run reads this window again",
+                            marketplace=MARKETPLACE, endpoint=endpoint)
+    return token
+
+
+def _list_field(body: Any, field: str, endpoint: str) -> list[Any]:
+    value = body.get(field) if isinstance(body, dict) else None
+    if value is None and isinstance(body, dict) and field in body:
+        return []
+    if not isinstance(value, list):
+        raise FatalApiError(f"response has no '{field}' list", marketplace=MARKETPLACE, endpoint=endpoint)
+    return value

@@ -1,0 +1,408 @@
+"""An Ozon Seller API emulator: one Starlette app serving the posting and review methods at their
+real paths, with Ozon's field names, cursor paging, `{code, message, details}` errors, the
+per-Client-Id rate limit and the reviews subscription refusal.
+
+`create_app(EmulatorConfig(...))` is the only entry point; seed, clocks and faults are arguments
+and all runtime state lives on `app.state`: `stats` (`EmulatorStats`), `request_log`
+[(method, path, JSON body, status)], `corrupted` [(path, record id)] for `malformed` faults,
+`comments` [(review id, text)] written through the API, `data` (the `Dataset`), `emulator`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import math
+import time
+from bisect import bisect_left
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from random import Random
+from typing import Any, Literal
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from connectors.ozon.emulator_data import US, Dataset, generate, iso
+from connectors.ozon.emulator_records import fbo_posting, fbs_posting
+
+__all__ = ["EmulatorConfig", "EmulatorStats", "Fault", "FaultKind", "create_app"]
+
+FaultKind = Literal["http_500", "http_503", "timeout", "malformed", "rate_limit", "truncated"]
+_Handler = Callable[[dict[str, Any], int], Awaitable[tuple[int, Any]]]
+_YEAR = 366 * 86_400 * US  # a leap year's span still passes Ozon's "at most one year"
+_RATE_MESSAGE = "You have reached request rate limit per second"
+_NO_SUBSCRIPTION = ("Метод доступен продавцам с подпиской «Управление отзывами» или Premium Pro "
+                    "(reviews API requires a subscription)")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """An injected failure on the next `times` requests whose path starts with `path_prefix`
+    (None = unlimited), each with `probability` (None = always) from its own seeded RNG."""
+
+    path_prefix: str
+    kind: FaultKind
+    times: int | None = 1
+    probability: float | None = None
+    retry_after: int = 1
+    delay: float = 0
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """Everything that shapes one emulator instance; see the module docstring."""
+
+    seed: int = 1
+    orders: int = 200  # postings of all schemes
+    reviews: int = 100
+    history_days: int = 40  # postings and reviews spread over [now - history_days, now)
+    now: datetime | None = None  # end of the generated history; default: real UTC now
+    clock: Callable[[], datetime] | None = None  # "now" while serving; default: real UTC now
+    client_id: str | None = None  # if set, any other Client-Id is refused
+    token: str | None = None  # if set, any other Api-Key is refused
+    rate_limits: bool = True
+    requests_per_second: int = 50  # per Client-Id, across all methods (ozon.md §4.1)
+    reviews_subscription: bool = True  # False: review methods answer 403 (ozon.md §3)
+    rfbs_share: float = 0.25
+    fbo_share: float = 0.3
+    currency: str = "RUB"
+    customer_visible_days: int | None = None  # rFBS buyer data vanishes this long after the end
+    faults: tuple[Fault, ...] = ()
+    monotonic: Callable[[], float] = time.monotonic  # the rate limiter's clock
+
+
+@dataclass
+class EmulatorStats:
+    """Counters a test or benchmark reads after a run."""
+
+    requests: Counter[str] = field(default_factory=Counter)  # by path
+    statuses: Counter[int] = field(default_factory=Counter)
+    throttled: Counter[str] = field(default_factory=Counter)  # every 429, by path
+
+    @property
+    def total_throttled(self) -> int:
+        """All 429 answers, from the limiter and from `rate_limit` faults."""
+        return sum(self.throttled.values())
+
+
+class _FaultState:
+    """Remaining counts and RNGs of the configured faults (the config itself stays frozen)."""
+
+    def __init__(self, faults: tuple[Fault, ...], seed: int):
+        self.faults, self.left = faults, [f.times for f in faults]
+        self.rngs = [Random(seed * 1000 + k) for k in range(len(faults))]
+
+    def pick(self, path: str) -> int | None:
+        for k, f in enumerate(self.faults):
+            if not path.startswith(f.path_prefix) or self.left[k] == 0:
+                continue
+            if f.probability is not None and self.rngs[k].random() >= f.probability:
+                continue
+            if self.left[k] is not None:
+                self.left[k] -= 1
+            return k
+        return None
+
+    def refund(self, k: int) -> None:
+        if self.left[k] is not None:
+            self.left[k] += 1
+
+
+def _error(status: int, code: int, message: str) -> tuple[int, dict[str, Any]]:
+    return status, {"code": code, "message": message, "details": []}
+
+
+class _Refused(Exception):
+    """Raised by a method handler to answer with Ozon's error body instead of data."""
+
+    def __init__(self, status: int, code: int, message: str):
+        super().__init__(message)
+        self.answer = _error(status, code, message)
+
+
+def _bad(message: str) -> _Refused:
+    return _Refused(400, 3, f"invalid request: {message}")
+
+
+def _time(value: Any) -> int | None:
+    """A filter date-time as unix microseconds, or None."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return None if moment.tzinfo is None else int(moment.timestamp() * US)
+
+
+def _cursor(t0: int, i: int) -> str:
+    """Ozon's keyset cursor shape: base64 JSON naming the sort fields (treated as opaque)."""
+    doc = {"fields": [{"name": "osp.in_process_at", "dir": "asc", "val": iso(t0, 6)},
+                      {"name": "osp.id", "dir": "asc", "val": str(i)}]}
+    return base64.b64encode(orjson.dumps(doc)).decode()
+
+
+def _uncursor(text: str) -> tuple[int, int] | None:
+    try:
+        fields = orjson.loads(base64.b64decode(text, validate=True))["fields"]
+        return _time(fields[0]["val"]) or 0, int(fields[1]["val"])
+    except (ValueError, KeyError, IndexError, TypeError, orjson.JSONDecodeError):
+        return None
+
+
+def _limit(body: dict[str, Any], lo: int, hi: int) -> int | None:
+    value = body.get("limit")
+    return value if isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi else None
+
+
+def _corrupt(payload: Any) -> str | None:
+    """Break one record of a page so a strict mapper must notice; return its id.
+
+    A posting with a customer block is preferred, so quarantine is seen to strip buyer data.
+    """
+    records = payload.get("postings") or payload.get("reviews") if isinstance(payload, dict) else None
+    if not records:
+        return None
+    if "reviews" in payload:
+        rec = records[len(records) // 2]
+        rec["rating"] = 9
+        return rec["id"]
+    rec = next((p for p in records if p.get("customer")), records[len(records) // 2])
+    rec["created_at" if "created_at" in rec else "in_process_at"] = "not-a-date"
+    return rec["posting_number"]
+
+
+class _Emulator:
+    """Request handling: the guard (auth, limit, subscription, faults, bookkeeping) and methods."""
+
+    def __init__(self, config: EmulatorConfig):
+        self.config = config
+        born = config.now or datetime.now(UTC)
+        self.data: Dataset = generate(config.seed, config.orders, config.reviews, config.history_days,
+                                      int(born.timestamp() * US), (config.rfbs_share, config.fbo_share))
+        self.windows: dict[str, deque[float]] = {}
+        self.faults = _FaultState(config.faults, config.seed)
+        self.stats = EmulatorStats()
+        self.request_log: list[tuple[str, str, Any, int]] = []
+        self.corrupted: list[tuple[str, str]] = []
+        self.comments: list[tuple[str, str]] = []
+
+    def now(self) -> int:
+        moment = self.config.clock() if self.config.clock else datetime.now(UTC)
+        return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * US)
+
+    def route(self, path: str, handler: _Handler, *, reviews: bool = False) -> Route:
+        async def endpoint(request: Request) -> Response:
+            try:
+                body = orjson.loads(await request.body() or b"{}")
+            except orjson.JSONDecodeError:
+                body = None
+            response = await self._guarded(request, body, handler, reviews)
+            self.stats.requests[path] += 1
+            self.stats.statuses[response.status_code] += 1
+            if response.status_code == 429:
+                self.stats.throttled[path] += 1
+            self.request_log.append((request.method, path, body, response.status_code))
+            return response
+
+        return Route(path, endpoint, methods=["POST"])
+
+    def _over_limit(self, client_id: str) -> float | None:
+        """Seconds until a slot frees if this Client-Id already sent its requests this second."""
+        if not self.config.rate_limits:
+            return None
+        tick = self.config.monotonic()
+        sent = self.windows.setdefault(client_id, deque())
+        while sent and sent[0] <= tick - 1.0:
+            sent.popleft()
+        if len(sent) >= self.config.requests_per_second:
+            return sent[0] + 1.0 - tick
+        sent.append(tick)
+        return None
+
+    def _remaining(self, client_id: str) -> int:
+        return max(0, self.config.requests_per_second - len(self.windows.get(client_id, ())))
+
+    async def _guarded(self, request: Request, body: Any, handler: _Handler, reviews: bool) -> Response:
+        client_id, key = request.headers.get("client-id", ""), request.headers.get("api-key", "")
+        if not client_id or not key:
+            return _json(*_error(401, 16, "Client-Id and Api-Key headers are required"))
+        cfg = self.config
+        if (cfg.client_id is not None and client_id != cfg.client_id) or (cfg.token is not None and key != cfg.token):
+            # Whether Ozon says 401 or 403 here is undocumented (ozon.md §4.3); 403 is the harder
+            # case for a client, which must tell it apart from the subscription refusal.
+            return _json(*_error(403, 7, "Invalid Api-Key, please check the key and try again"))
+        wait = self._over_limit(client_id)
+        if wait is not None:
+            return self._throttled(max(1, math.ceil(wait)))
+        if reviews and not cfg.reviews_subscription:
+            return _json(*_error(403, 7, _NO_SUBSCRIPTION))
+        k = self.faults.pick(request.url.path)
+        fault = cfg.faults[k] if k is not None else None
+        if fault is not None and fault.kind == "rate_limit":
+            return self._throttled(fault.retry_after)
+        if fault is not None and fault.kind in ("http_500", "http_503"):
+            response = _json(*(_error(500, 13, "Internal error") if fault.kind == "http_500"
+                               else _error(503, 14, "Service Unavailable")))
+        else:
+            if fault is not None and fault.kind == "timeout":
+                await asyncio.sleep(fault.delay)  # the client's own deadline decides what happens
+            try:
+                if not isinstance(body, dict):
+                    raise _bad("the body must be a JSON object")
+                status, payload = await handler(body, self.now())
+            except _Refused as refusal:
+                status, payload = refusal.answer
+            if fault is not None and fault.kind == "malformed":
+                record_id = _corrupt(payload) if status == 200 else None
+                if record_id is None:
+                    self.faults.refund(k)  # nothing to corrupt: keep the fault for a real page
+                else:
+                    self.corrupted.append((request.url.path, record_id))
+            response = _json(status, payload)
+            if fault is not None and fault.kind == "truncated":
+                response = Response(response.body[: len(response.body) // 2], status,
+                                    media_type="application/json")
+        response.headers["ratelimit-remaining"] = str(self._remaining(client_id))
+        return response
+
+    def _throttled(self, retry: int) -> Response:
+        response = _json(429, {"code": 8, "message": _RATE_MESSAGE})  # the body seen live: no details
+        response.headers.update({"retry-after": str(retry), "ratelimit-remaining": "0"})
+        return response
+
+    # --- postings ---
+    def _posting_query(self, body: dict[str, Any], max_limit: int) -> tuple[Any, ...]:
+        """(since, to, limit, after, statuses) of a posting list request, or _Refused."""
+        flt = body.get("filter")
+        if not isinstance(flt, dict):
+            raise _bad("filter is required")
+        since, to = _time(flt.get("since")), _time(flt.get("to"))
+        if since is None or to is None or since > to:
+            raise _bad("filter.since and filter.to must be date-times, since <= to")
+        if to - since > _YEAR:
+            raise _Refused(400, 3, "PERIOD_IS_TOO_LONG")
+        limit = _limit(body, 1, max_limit)
+        if limit is None:
+            raise _bad(f"limit must be in [1, {max_limit}]")
+        cursor = body.get("cursor") or ""
+        after = _uncursor(cursor) if cursor else None
+        if cursor and after is None:
+            raise _bad("cursor is malformed")
+        statuses = flt.get("statuses")
+        return since, to, limit, after, set(statuses) if isinstance(statuses, list) and statuses else None
+
+    def _postings_answer(self, page: list[int], has_next: bool, render: Callable[[int], Any]) -> tuple[int, Any]:
+        table = self.data.postings
+        last = page[-1] if page else None
+        return 200, {"cursor": _cursor(table.t0[last], last) if last is not None else "",
+                     "has_next": has_next, "postings": [render(i) for i in page]}
+
+    async def fbs_list(self, body: dict[str, Any], now: int) -> tuple[int, Any]:
+        since, to, limit, after, statuses = self._posting_query(body, 100)
+        table, cfg = self.data.postings, self.config
+        keep = (lambda i: table.state(i, now)[0] in statuses) if statuses else None
+        changed = body["filter"].get("last_changed_status_date")
+        if changed is not None:
+            frm = _time(changed.get("from")) if isinstance(changed, dict) else None
+            till = _time(changed.get("to")) if isinstance(changed, dict) else None
+            if frm is None or till is None:
+                raise _bad("last_changed_status_date needs from and to")
+            hits = [i for i in table.changed(since, to, frm, till, now)
+                    if (after is None or (table.t0[i], i) > after) and (keep is None or keep(i))]
+            page, has_next = hits[:limit], len(hits) > limit
+        else:
+            page, has_next = table.page(False, since, to, now, after, limit, keep)
+        return self._postings_answer(page, has_next, lambda i: fbs_posting(
+            table, i, now, cfg.currency, cfg.customer_visible_days))
+
+    async def fbo_list(self, body: dict[str, Any], now: int) -> tuple[int, Any]:
+        since, to, limit, after, statuses = self._posting_query(body, 100)
+        table = self.data.postings
+        keep = (lambda i: table.state(i, now)[0] in statuses) if statuses else None
+        page, has_next = table.page(True, since, to, now, after, limit, keep)
+        return self._postings_answer(page, has_next, lambda i: fbo_posting(table, i, now, self.config.currency))
+
+    # --- reviews ---
+    async def review_list(self, body: dict[str, Any], now: int) -> tuple[int, Any]:
+        limit = _limit(body, 20, 100)
+        if limit is None:
+            raise _bad("limit must be in [20, 100]")
+        flt = body.get("filters") or {}
+        reviews = self.data.reviews
+        lo_t, hi_t = _time(flt.get("published_from")), _time(flt.get("published_to"))
+        lo = 0 if lo_t is None else bisect_left(reviews.published, lo_t)
+        hi = reviews.visible_end(now if hi_t is None else min(hi_t, now))
+        status, order_status = flt.get("status", "ALL"), flt.get("order_status", "ALL")
+        hits = [i for i in range(lo, hi)
+                if status in ("ALL", None, "") or reviews.status(i, now) == status
+                if order_status in ("ALL", None, "") or reviews.order_status(i) == order_status]
+        if body.get("sort_dir") == "DESC":
+            hits.reverse()
+        last_id = body.get("last_id") or ""
+        if last_id:
+            k = reviews.index_of(last_id)
+            if k is None or k not in hits:
+                raise _bad("last_id is unknown")
+            hits = hits[hits.index(k) + 1:]
+        page = hits[:limit]
+        return 200, {"reviews": [reviews.record(i, now) for i in page], "has_next": len(hits) > limit,
+                     "last_id": reviews.review_id(page[-1]) if page else ""}
+
+    async def comment_list(self, body: dict[str, Any], now: int) -> tuple[int, Any]:
+        limit, offset = _limit(body, 20, 100), body.get("offset", 0)
+        if limit is None:
+            raise _bad("limit must be in [20, 100]")
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            raise _bad("offset must be a non-negative integer")
+        reviews = self.data.reviews
+        i = reviews.index_of(str(body.get("review_id") or ""))
+        if i is None or reviews.published[i] > now:
+            return _error(404, 5, "review not found")
+        comments = reviews.comments(i, now)
+        if body.get("sort_dir") == "DESC":
+            comments.reverse()
+        page = comments[offset: offset + limit]
+        return 200, {"comments": page, "offset": offset + len(page)}
+
+    async def comment_create(self, body: dict[str, Any], now: int) -> tuple[int, Any]:
+        reviews = self.data.reviews
+        i = reviews.index_of(str(body.get("review_id") or ""))
+        text = body.get("text")
+        if i is None or reviews.published[i] > now:
+            return _error(404, 5, "review not found")
+        if not isinstance(text, str) or not text.strip():
+            raise _bad("text is required")
+        reviews.written.setdefault(i, []).append((text, now))
+        self.comments.append((reviews.review_id(i), text))
+        return 200, {"comment_id": reviews.comments(i, now)[-1]["id"]}
+
+
+def _json(status: int, payload: Any) -> Response:
+    return Response(orjson.dumps(payload), status, media_type="application/json")
+
+
+def create_app(config: EmulatorConfig | None = None) -> Starlette:
+    """Build the emulator app; the dataset is generated here, once."""
+    emu = _Emulator(config or EmulatorConfig())
+    app = Starlette(routes=[
+        emu.route("/v4/posting/fbs/list", emu.fbs_list),
+        emu.route("/v3/posting/fbo/list", emu.fbo_list),
+        emu.route("/v2/review/list", emu.review_list, reviews=True),
+        emu.route("/v1/review/comment/list", emu.comment_list, reviews=True),
+        emu.route("/v1/review/comment/create", emu.comment_create, reviews=True),
+    ])
+    app.state.emulator = emu
+    app.state.data = emu.data
+    app.state.stats = emu.stats
+    app.state.request_log = emu.request_log
+    app.state.corrupted = emu.corrupted
+    app.state.comments = emu.comments
+    return app
+

@@ -1,0 +1,241 @@
+"""Yandex Market endpoints, pagination and auth; yields raw pages, maps nothing.
+
+Orders: `POST /v1/businesses/{businessId}/orders` filtered by update time, so one window holds
+every order that changed in it. DBS orders that are still active get their buyer id from
+`GET /v2/campaigns/{campaignId}/orders/{orderId}/buyer`, attached as `_buyer` (id only; names
+and the substitute phone are dropped at once). Reviews: `POST /v2/businesses/{businessId}/
+goods-feedback` by creation time, each commented one with the shop's own comments attached as
+`_comments` from `…/goods-feedback/comments`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+
+from connectors.base import Page, Window
+from connectors.convert import MOSCOW
+from connectors.errors import AuthError, FatalApiError
+from connectors.http import ApiClient, PlatformErrorInfo, ResponseAction, RetryPolicy
+from connectors.ratelimit import Rate, RateLimiter
+from connectors.yandex_market.limits import (
+    REMAINING_HEADER,
+    RETRY_HINT_HEADER,
+    ParallelLimitTransport,
+    endpoint_groups,
+)
+from connectors.yandex_market.settings import YandexMarketAccountSettings
+
+__all__ = [
+    "ACTIVE_STATUSES",
+    "ORDERS_MAX_SPAN",
+    "REVIEWS_MAX_SPAN",
+    "YandexMarketClient",
+    "describe_ym_error",
+    "market_time",
+]
+
+MARKETPLACE = "yandex_market"
+log = logging.getLogger("loyalsync.yandex_market")
+
+# getOrderBuyerInfo answers only while an order is in one of these (yandex_market.md §3).
+ACTIVE_STATUSES = frozenset({"PROCESSING", "DELIVERY", "PICKUP"})
+ORDERS_MAX_SPAN = timedelta(days=30)  # "max date range 30 days per request"
+REVIEWS_MAX_SPAN = timedelta(days=182)  # dateTimeFrom..dateTimeTo: at most 6 months
+# Both review bounds are exclusive, and whether the order update bounds are is not documented:
+# every request starts one second early (times have whole seconds), so a record stamped exactly
+# at the window start is never lost; reading it twice is harmless (natural-key upserts).
+_EARLY = timedelta(seconds=1)
+
+
+def describe_ym_error(response: httpx.Response) -> PlatformErrorInfo:
+    """`{"status": "ERROR", "errors": [{"code", "message"}]}` -> "CODE: message; …"."""
+    try:
+        body = response.json()
+    except ValueError:
+        return PlatformErrorInfo()
+    errors = body.get("errors") if isinstance(body, dict) else None
+    parts = []
+    for error in errors if isinstance(errors, list) else ():
+        if isinstance(error, dict):
+            code, message = error.get("code"), error.get("message")
+            parts.append(": ".join(str(p) for p in (code, message) if isinstance(p, str) and p))
+    return PlatformErrorInfo(message="; ".join(p for p in parts if p),
+                             request_id=response.headers.get("X-Request-Id", ""))
+
+
+def market_time(value: datetime) -> str:
+    """An aware time as Market writes it: ISO 8601 in Moscow time with its +03:00 offset."""
+    return value.astimezone(MOSCOW).isoformat(timespec="seconds")
+
+
+class YandexMarketClient:
+    """Reads one Yandex Market business's orders and reviews page by page."""
+
+    def __init__(self, settings: YandexMarketAccountSettings, *,
+                 transport: httpx.AsyncBaseTransport | None = None,
+                 clock: Callable[[], float] | None = None,
+                 sleep: Callable[[float], Awaitable[None]] | None = None):
+        self.settings = settings
+        token = settings.token.get_secret_value()
+        overrides = {name: Rate(o.requests, o.period_seconds, o.burst)
+                     for name, o in settings.rate_limits.items()}
+        timing: dict[str, Any] = {k: v for k, v in (("clock", clock), ("sleep", sleep)) if v}
+        self.transport = ParallelLimitTransport(transport, limit=settings.parallel_requests)
+        self.http = ApiClient(
+            marketplace=MARKETPLACE,
+            base_urls=settings.base_urls,
+            headers={"Api-Key": token},  # no "Bearer": Market rejects a prefixed key
+            secrets=[token] if token else [],
+            limiter=RateLimiter(endpoint_groups(settings.business_id), overrides=overrides, **timing),
+            error_mapping={420: ResponseAction.RATE_LIMITED},  # Market's 429
+            retry_after_headers=(RETRY_HINT_HEADER, "Retry-After"),
+            remaining_header=REMAINING_HEADER,
+            describe_error=describe_ym_error,
+            transport=self.transport,
+            retry=RetryPolicy(request_deadline=settings.request_timeout_seconds),
+            **timing,
+        )
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    # -- orders ----------------------------------------------------------------------------------
+
+    async def orders(self, window: Window) -> AsyncIterator[Page]:
+        """Orders whose last update falls in `window`, DBS buyers of active ones attached."""
+        path = f"/v1/businesses/{self.settings.business_id}/orders"
+        for start, end in _spans(window, ORDERS_MAX_SPAN):
+            body: dict[str, Any] = {
+                "dates": {"updateDateFrom": market_time(start), "updateDateTo": market_time(end)},
+                "fake": False,
+            }
+            if self.settings.campaign_ids:
+                body["campaignIds"] = list(self.settings.campaign_ids)
+            async for data in self._pages(path, body, self.settings.orders_page_size, None):
+                orders = _list_field(data, "orders", path)
+                await _all(self._attach_buyer(o) for o in orders if _wants_buyer(o))
+                if orders:
+                    yield Page(orders)
+
+    async def _attach_buyer(self, order: dict[str, Any]) -> None:
+        path = f"/v2/campaigns/{order['campaignId']}/orders/{order['orderId']}/buyer"
+        try:
+            data = await self.http.request_json("GET", "api", path)
+        except AuthError:
+            raise
+        except FatalApiError as exc:
+            # The order left PROCESSING/DELIVERY/PICKUP between the list and this call.
+            log.debug("no buyer info for order %s: %s", order["orderId"], exc)
+            return
+        result = data.get("result") if isinstance(data, dict) else None
+        buyer_id = result.get("id") if isinstance(result, dict) else None
+        if isinstance(buyer_id, str) and buyer_id:
+            order["_buyer"] = {"id": buyer_id}  # nothing else: names and phone never leave here
+
+    # -- reviews ---------------------------------------------------------------------------------
+
+    async def feedbacks(self, window: Window) -> AsyncIterator[Page]:
+        """Reviews created in `window`, each commented one with the shop's comments attached."""
+        path = f"/v2/businesses/{self.settings.business_id}/goods-feedback"
+        for start, end in _spans(window, REVIEWS_MAX_SPAN):
+            body = {"dateTimeFrom": market_time(start), "dateTimeTo": market_time(end)}
+            async for data in self._pages(path, body, self.settings.feedbacks_page_size, "result"):
+                feedbacks = _list_field(data, "feedbacks", path)
+                await _all(self._attach_comments(f) for f in feedbacks if _commented(f))
+                if feedbacks:
+                    yield Page(feedbacks)
+
+    async def _attach_comments(self, feedback: dict[str, Any]) -> None:
+        path = f"/v2/businesses/{self.settings.business_id}/goods-feedback/comments"
+        comments: list[dict[str, Any]] = []
+        async for data in self._pages(path, {"feedbackId": feedback["feedbackId"]}, 50, "result"):
+            for comment in _list_field(data, "comments", path):
+                author = comment.get("author") if isinstance(comment, dict) else None
+                if isinstance(author, dict) and author.get("type") == "BUSINESS":
+                    # The shop's own words only: buyers' comments and every author name stay out.
+                    comments.append({k: comment.get(k) for k in ("id", "text", "parentId", "status")})
+        feedback["_comments"] = comments
+
+    # -- paging ----------------------------------------------------------------------------------
+
+    async def _pages(self, path: str, body: dict[str, Any], limit: int,
+                     envelope: str | None) -> AsyncIterator[dict[str, Any]]:
+        """Each page's object (`envelope` unwrapped), following `paging.nextPageToken`."""
+        token: str | None = None
+        seen: set[str] = set()
+        while True:
+            params: dict[str, Any] = {"limit": limit}
+            if token:
+                params["page_token"] = token
+            data = await self.http.request_json("POST", "api", path, params=params, json=body)
+            if envelope is not None:
+                data = data.get(envelope) if isinstance(data, dict) else None
+            if not isinstance(data, dict):
+                raise FatalApiError(f"response has no '{envelope or 'orders'}' object",
+                                    marketplace=MARKETPLACE, endpoint=f"POST {path}")
+            yield data
+            paging = data.get("paging")
+            token = paging.get("nextPageToken") if isinstance(paging, dict) else None
+            if not isinstance(token, str) or not token:
+                return
+            if token in seen:
+                raise FatalApiError("the platform handed out a page token twice; stopping so that "
+                                    "nothing is skipped", marketplace=MARKETPLACE,
+                                    endpoint=f"POST {path}")
+            seen.add(token)
+
+
+def _spans(window: Window, longest: timedelta) -> Iterator[tuple[datetime, datetime]]:
+    """Request bounds covering `window`, each widened one second early and within `longest`."""
+    start = window.start
+    while start < window.end:
+        end = min(start - _EARLY + longest, window.end)
+        yield start - _EARLY, end
+        start = end
+
+
+def _wants_buyer(order: Any) -> bool:
+    if not isinstance(order, dict) or order.get("programType") != "DBS":
+        return False
+    if order.get("status") not in ACTIVE_STATUSES:
+        return False
+    return all(isinstance(order.get(k), int) and not isinstance(order.get(k), bool)
+               for k in ("orderId", "campaignId"))
+
+
+def _commented(feedback: Any) -> bool:
+    if not isinstance(feedback, dict) or not isinstance(feedback.get("feedbackId"), int):
+        return False
+    stats = feedback.get("statistics")
+    count = stats.get("commentsCount") if isinstance(stats, dict) else None
+    return isinstance(count, int) and count > 0
+
+
+async def _all(calls: Iterator[Coroutine[Any, Any, None]]) -> None:
+    """Run the calls concurrently (the transport keeps at most 4 in flight); first error wins."""
+    tasks = [asyncio.ensure_future(c) for c in calls]
+    if not tasks:
+        return
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _list_field(body: dict[str, Any], field: str, path: str) -> list[Any]:
+    value = body.get(field)
+    if value is None and field in body:
+        return []
+    if not isinstance(value, list):
+        raise FatalApiError(f"response has no '{field}' list", marketplace=MARKETPLACE,
+                            endpoint=f"POST {path}")
+    return value

@@ -1,0 +1,406 @@
+"""A Yandex Market Partner API emulator: one Starlette app at the real paths, with Market's field
+names, page tokens, Api-Key auth, error envelope and both of its limits, each answered with 420.
+
+`create_app(EmulatorConfig(...))` is the only entry point; all runtime state lives on `app.state`:
+`stats` (`EmulatorStats`), `request_log` [(method, path, query, status)], `corrupted`
+[(path, record id)] for `malformed` faults, `data` (the seeded `Dataset`), `emulator`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import math
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from random import Random
+from types import MappingProxyType
+from typing import Any, Literal
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from connectors.yandex_market.emulator_data import ACTIVE, Dataset, generate
+
+__all__ = ["DEFAULT_LIMITS", "EmulatorConfig", "EmulatorStats", "Fault", "FaultKind", "create_app"]
+
+FaultKind = Literal["http_500", "http_503", "timeout", "malformed", "rate_limit", "truncated"]
+#: resource -> requests per hour (yandex_market.md §3-§4; reviews without the Medium subscription).
+DEFAULT_LIMITS: Mapping[str, int] = MappingProxyType({
+    "orders": 10_000, "buyer_info": 3_000, "feedbacks": 5_000, "feedback_comments": 5_000,
+})
+HOUR = 3600.0
+FINAL = frozenset({"DELIVERED", "CANCELLED", "RETURNED", "PARTIALLY_RETURNED"})
+
+
+@dataclass(frozen=True)
+class Fault:
+    """An injected failure for requests whose path starts with `path_prefix`: the next `times`
+    matching requests (None = unlimited), each with `probability` (None = always)."""
+
+    path_prefix: str
+    kind: FaultKind
+    times: int | None = 1
+    probability: float | None = None
+    retry_after: int = 1  # rate_limit: seconds until the pretend budget refills
+    delay: float = 0  # timeout: how long the answer takes
+
+
+@dataclass(frozen=True)
+class EmulatorConfig:
+    """Everything that shapes one emulator instance."""
+
+    seed: int = 1
+    business_id: int = 12345
+    orders: int = 200
+    reviews: int = 100
+    buyers: int | None = None  # distinct buyers; default a quarter of the orders
+    dbs_share: float = 0.25
+    history_days: int = 25  # creation times spread over [now - history_days, now)
+    now: datetime | None = None  # end of the generated history; default: real UTC now
+    clock: Callable[[], datetime] | None = None  # "now" while serving; default: real UTC now
+    token: str | None = None  # if set, any other Api-Key gets Market's 401
+    rate_limits: bool = True
+    limits: Mapping[str, int] = field(default_factory=lambda: DEFAULT_LIMITS)
+    parallel_limit: int = 4  # requests in flight per business / per campaign
+    latency: float = 0.0  # seconds each answer takes (real time), so that requests overlap
+    faults: tuple[Fault, ...] = ()
+    monotonic: Callable[[], float] = time.monotonic  # the clock of the hourly budgets
+
+
+@dataclass
+class EmulatorStats:
+    """Counters a test or benchmark reads after a run."""
+
+    requests: Counter[str] = field(default_factory=Counter)  # by resource
+    statuses: Counter[int] = field(default_factory=Counter)
+    throttled: Counter[str] = field(default_factory=Counter)  # 420s by resource
+    parallel_refused: int = 0
+    max_in_flight: int = 0  # the most requests one business or campaign had running at once
+    buyer_info_calls: Counter[int] = field(default_factory=Counter)  # by order id
+
+    @property
+    def total_throttled(self) -> int:
+        return sum(self.throttled.values())
+
+
+def _error(status: int, code: str, message: str) -> tuple[int, dict[str, Any]]:
+    return status, {"status": "ERROR", "errors": [{"code": code, "message": message}]}
+
+
+def _token(offset: int) -> str:
+    """Page tokens in Market's look (base64 of "{ nextId: N }")."""
+    return base64.b64encode(f"{{ nextId: {offset} }}".encode()).decode()
+
+
+def _offset(token: str | None) -> int | None:
+    if not token:
+        return 0
+    try:
+        text = base64.b64decode(token, validate=True).decode()
+        return int(text.strip("{} ").removeprefix("nextId:").strip())
+    except ValueError:
+        return None
+
+
+def _instant(value: object) -> int | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return int(moment.timestamp()) if moment.tzinfo is not None else None
+
+
+def _limit(request: Request, default: int) -> int | None:
+    raw = request.query_params.get("limit")
+    try:
+        value = int(raw) if raw is not None else default
+    except ValueError:
+        return None
+    return min(value, 50) if value >= 1 else None  # "values >50 are truncated"
+
+
+class _Faults:
+    def __init__(self, faults: tuple[Fault, ...], seed: int):
+        self.faults, self.left = faults, [f.times for f in faults]
+        self.rngs = [Random(seed * 1000 + k) for k in range(len(faults))]
+
+    def pick(self, path: str) -> int | None:
+        for k, f in enumerate(self.faults):
+            if not path.startswith(f.path_prefix) or self.left[k] == 0:
+                continue
+            if f.probability is not None and self.rngs[k].random() >= f.probability:
+                continue
+            if self.left[k] is not None:
+                self.left[k] -= 1
+            return k
+        return None
+
+    def refund(self, k: int) -> None:
+        if self.left[k] is not None:
+            self.left[k] += 1
+
+
+def _corrupt(payload: Any) -> Any:
+    """Break the middle record of an order or review page; return its id (None: nothing to break)."""
+    if not isinstance(payload, dict):
+        return None
+    records = payload.get("orders")
+    if records is None and isinstance(payload.get("result"), dict):
+        records = payload["result"].get("feedbacks")
+    if not records:
+        return None
+    rec = records[len(records) // 2]
+    if "orderId" in rec:
+        rec["creationDate"], rec["prices"]["payment"]["value"] = "not-a-date", "abc"
+        return rec["orderId"]
+    rec["statistics"]["rating"] = 9
+    return rec["feedbackId"]
+
+
+class _Emulator:
+    """The guard (auth, both limits, faults, bookkeeping) and the endpoints."""
+
+    def __init__(self, config: EmulatorConfig):
+        self.config = config
+        born = config.now or datetime.now(UTC)
+        self.data: Dataset = generate(config.seed, config.orders, config.reviews, config.history_days,
+                                      int(born.timestamp()), buyers=config.buyers,
+                                      dbs_share=config.dbs_share)
+        self.faults = _Faults(config.faults, config.seed)
+        self.stats = EmulatorStats()
+        self.request_log: list[tuple[str, str, str, int]] = []
+        self.corrupted: list[tuple[str, Any]] = []
+        self.in_flight: Counter[str] = Counter()
+        self.used: dict[str, tuple[int, int]] = {}  # resource -> (hour window number, requests)
+        self._mono0 = config.monotonic()
+        # Date and X-RateLimit-Resource-Until run on the budgets' clock, from the data's "now":
+        # a test's frozen data clock and fake monotonic clock still give waits that make sense.
+        self._wall0 = self.now()
+
+    def now(self) -> float:
+        """The data's "now" in unix seconds (the configured clock, or real time)."""
+        moment = self.config.clock() if self.config.clock else datetime.now(UTC)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+    def route(self, path: str, resource: str, handler: Callable, method: str) -> Route:
+        async def endpoint(request: Request) -> Response:
+            response = await self._guarded(request, resource, handler)
+            self.stats.requests[resource] += 1
+            self.stats.statuses[response.status_code] += 1
+            if response.status_code == 420:
+                self.stats.throttled[resource] += 1
+            self.request_log.append((request.method, request.url.path, request.url.query,
+                                     response.status_code))
+            return response
+
+        return Route(path, endpoint, methods=[method])
+
+    async def _guarded(self, request: Request, resource: str, handler: Callable) -> Response:
+        now = int(self.now())
+        key = request.url.path.split("/")[2:4]  # ["businesses", id] or ["campaigns", id]
+        scope = f"{'businessId' if key[0] == 'businesses' else 'campaignId'} {key[1]}"
+        wall = self._wall0 + (self.config.monotonic() - self._mono0)
+        api_key = request.headers.get("api-key", "")
+        if self.config.token is not None and api_key != self.config.token:
+            prefixed = api_key.split(" ", 1)[0] in ("Bearer", "OAuth")
+            message = "Api-Key token prefix invalid" if prefixed else "Api-Key token is invalid"
+            return self._json(*_error(401, "UNAUTHORIZED", message), wall=wall)
+        if self.in_flight[scope] >= self.config.parallel_limit:
+            self.stats.parallel_refused += 1
+            status, body = _error(420, "METHOD_FAILURE", f"Hit rate limit of {self.config.parallel_limit} "
+                                                         f"parallel requests for {scope}")
+            return self._json(status, body, wall=wall, budget=self._budget(resource, spend=False))
+        self.in_flight[scope] += 1
+        self.stats.max_in_flight = max(self.stats.max_in_flight, self.in_flight[scope])
+        try:
+            # Hold the slot across a yield, as a real server does while it works on an answer.
+            await asyncio.sleep(self.config.latency)
+            return await self._answer(request, resource, handler, now, wall)
+        finally:
+            self.in_flight[scope] -= 1
+
+    def _budget(self, resource: str, spend: bool) -> tuple[int, int, float] | None:
+        """(limit, remaining, seconds until the hour's budget refills), spending one if asked."""
+        if not self.config.rate_limits or resource not in self.config.limits:
+            return None
+        limit = self.config.limits[resource]
+        mono = self.config.monotonic() - self._mono0
+        window = int(mono // HOUR)
+        start, used = self.used.get(resource, (window, 0))
+        if start != window:
+            used = 0
+        if spend and used < limit:
+            used += 1
+        self.used[resource] = (window, used)
+        return limit, limit - used, (window + 1) * HOUR - mono
+
+    async def _answer(self, request: Request, resource: str, handler: Callable, now: int,
+                      wall: float) -> Response:
+        budget = self._budget(resource, spend=False)
+        if budget is not None and budget[1] <= 0:
+            limit = budget[0]
+            return self._json(*_error(420, "METHOD_FAILURE", f"Hit rate limit of '{limit}' requests per "
+                                                             f"'hour' for resource '{resource}'"),
+                              wall=wall, budget=budget)
+        budget = self._budget(resource, spend=True)  # 4xx answers count too
+        k = self.faults.pick(request.url.path)
+        fault = self.config.faults[k] if k is not None else None
+        if fault is not None and fault.kind == "rate_limit":
+            pretend = (budget[0] if budget else 1, 0, float(fault.retry_after))
+            return self._json(*_error(420, "METHOD_FAILURE", f"Hit rate limit of '{pretend[0]}' requests "
+                                                             f"per 'hour' for resource '{resource}'"),
+                              wall=wall, budget=pretend)
+        if fault is not None and fault.kind in ("http_500", "http_503"):
+            status = int(fault.kind[-3:])
+            code = "INTERNAL_SERVER_ERROR" if status == 500 else "SERVICE_UNAVAILABLE"
+            return self._json(*_error(status, code, "injected fault"), wall=wall, budget=budget)
+        if fault is not None and fault.kind == "timeout":
+            await asyncio.sleep(fault.delay)
+        status, payload = await handler(request, now)
+        if fault is not None and fault.kind == "malformed":
+            record_id = _corrupt(payload) if status == 200 else None
+            if record_id is None:
+                self.faults.refund(k)  # nothing to corrupt: keep the fault for a real page
+            else:
+                self.corrupted.append((request.url.path, record_id))
+        response = self._json(status, payload, wall=wall, budget=budget)
+        if fault is not None and fault.kind == "truncated":
+            response = Response(response.body[: len(response.body) // 2], status,
+                                headers=dict(response.headers), media_type="application/json")
+        return response
+
+    @staticmethod
+    def _json(status: int, payload: Any, *, wall: float,
+              budget: tuple[int, int, float] | None = None) -> Response:
+        response = Response(orjson.dumps(payload), status, media_type="application/json")
+        date = math.floor(wall)
+        response.headers["Date"] = format_datetime(datetime.fromtimestamp(date, UTC), usegmt=True)
+        if budget is not None:
+            limit, remaining, refill = budget
+            until = datetime.fromtimestamp(date + math.ceil(refill), UTC)
+            response.headers.update({
+                "X-RateLimit-Resource-Limit": str(limit),
+                "X-RateLimit-Resource-Remaining": str(max(0, remaining)),
+                "X-RateLimit-Resource-Until": format_datetime(until, usegmt=True),
+            })
+        return response
+
+    async def _body(self, request: Request) -> dict[str, Any] | None:
+        raw = await request.body()
+        if not raw.strip():
+            return {}
+        try:
+            body = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    def _business(self, request: Request) -> bool:
+        return request.path_params["business_id"] == self.config.business_id
+
+    # --- orders -------------------------------------------------------------------------------
+
+    async def orders(self, request: Request, now: int) -> tuple[int, Any]:
+        if not self._business(request):
+            return _error(403, "FORBIDDEN", "Access denied to the business")
+        body, limit = await self._body(request), _limit(request, 50)
+        token = request.query_params.get("page_token") or request.query_params.get("pageToken")
+        after = _offset(token)
+        if body is None or limit is None or after is None:
+            return _error(400, "BAD_REQUEST", "invalid body, limit or page_token")
+        dates = body.get("dates") or {}
+        lo, hi = _instant(dates.get("updateDateFrom")), _instant(dates.get("updateDateTo"))
+        if (dates.get("updateDateFrom") and lo is None) or (dates.get("updateDateTo") and hi is None):
+            return _error(400, "BAD_REQUEST", "updateDateFrom/updateDateTo must be ISO 8601 date-times")
+        hi = now if hi is None else min(hi, now)
+        lo = hi - 30 * 86400 if lo is None else lo
+        if hi - lo > 30 * 86400:
+            return _error(400, "BAD_REQUEST", "The date range must not exceed 30 days")
+        campaigns, table = body.get("campaignIds"), self.data.orders
+        page, i, end = [], table.index_of_id(after) if after else None, table.visible_end(now)
+        i = 0 if i is None else i + 1
+        while i < end and len(page) < limit:
+            step = table.state(i, now)
+            # Finished orders older than 30 days drop out of the list (as getOrders documents).
+            stale = step.status in FINAL and step.at < now - 30 * 86400
+            if lo <= step.at < hi and not stale and (not campaigns or table.campaign_of(i) in campaigns):
+                page.append(i)
+            i += 1
+        more = len(page) == limit and i < end
+        return 200, {"orders": [table.record(j, now) for j in page],
+                     "paging": {"nextPageToken": _token(table.ids[page[-1]])} if more else {}}
+
+    async def buyer(self, request: Request, now: int) -> tuple[int, Any]:
+        table = self.data.orders
+        order_id = request.path_params["order_id"]
+        self.stats.buyer_info_calls[order_id] += 1
+        i = table.index_of_id(order_id)
+        if i is None or table.created[i] > now or table.campaign_of(i) != request.path_params["campaign_id"]:
+            return _error(404, "NOT_FOUND", f"Order {order_id} not found")
+        if table.program_of(i) != "DBS":
+            return _error(400, "BAD_REQUEST", "Buyer information is available for DBS orders only")
+        if table.state(i, now).status not in ACTIVE:
+            return _error(400, "STATUS_NOT_ALLOWED", "Order status must be PROCESSING, DELIVERY or PICKUP")
+        return 200, {"status": "OK", "result": self.data.buyers.info(table.buyer[i])}
+
+    # --- reviews ------------------------------------------------------------------------------
+
+    async def feedbacks(self, request: Request, now: int) -> tuple[int, Any]:
+        if not self._business(request):
+            return _error(403, "FORBIDDEN", "Access denied to the business")
+        body, limit = await self._body(request), _limit(request, 25)
+        token = request.query_params.get("page_token") or request.query_params.get("pageToken")
+        at = _offset(token)
+        if body is None or limit is None or at is None:
+            return _error(400, "BAD_REQUEST", "invalid body, limit or page_token")
+        lo, hi = _instant(body.get("dateTimeFrom")), _instant(body.get("dateTimeTo"))
+        hi = now + 1 if hi is None else hi
+        lo = hi - 183 * 86400 if lo is None else lo
+        if hi - lo > 183 * 86400:
+            return _error(400, "BAD_REQUEST", "The interval must not exceed 6 months")
+        table = self.data.reviews
+        hits = [i for i in range(table.visible_end(now)) if lo < table.created[i] < hi]  # both exclusive
+        page = hits[at: at + limit]
+        more = at + limit < len(hits)
+        return 200, {"status": "OK", "result": {
+            "feedbacks": [table.record(i, now) for i in page],
+            "paging": {"nextPageToken": _token(at + limit)} if more else {}}}
+
+    async def comments(self, request: Request, now: int) -> tuple[int, Any]:
+        body = await self._body(request)
+        fid = body.get("feedbackId") if body else None
+        table = self.data.reviews
+        i = table.index_of_id(fid) if isinstance(fid, int) else None
+        if not self._business(request) or i is None or table.published[i] > now:
+            return _error(400, "BAD_REQUEST", "feedbackId: unknown feedback")
+        return 200, {"status": "OK", "result": {"comments": table.comments(i, now), "paging": {}}}
+
+
+def create_app(config: EmulatorConfig | None = None) -> Starlette:
+    """Build the emulator app; the dataset is generated here, once."""
+    emu = _Emulator(config or EmulatorConfig())
+    feedback = "/v2/businesses/{business_id:int}/goods-feedback"
+    routes = [
+        emu.route("/v1/businesses/{business_id:int}/orders", "orders", emu.orders, "POST"),
+        emu.route("/v2/campaigns/{campaign_id:int}/orders/{order_id:int}/buyer", "buyer_info",
+                  emu.buyer, "GET"),
+        emu.route(feedback, "feedbacks", emu.feedbacks, "POST"),
+        emu.route(feedback + "/comments", "feedback_comments", emu.comments, "POST"),
+    ]
+    app = Starlette(routes=routes)
+    app.state.emulator = emu
+    app.state.data = emu.data
+    app.state.stats = emu.stats
+    app.state.request_log = emu.request_log
+    app.state.corrupted = emu.corrupted
+    return app

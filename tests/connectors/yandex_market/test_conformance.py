@@ -1,0 +1,73 @@
+"""Yandex Market passes the shared conformance kit against its emulator."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from pydantic import SecretStr
+
+from connectors.testing import ConformanceSuite, ConnectorHarness, ExpectedOrder, FaultRequest
+from connectors.yandex_market import YandexMarketConnector
+from connectors.yandex_market.connector import STREAMS
+from connectors.yandex_market.emulator import EmulatorConfig, Fault, create_app
+from connectors.yandex_market.settings import PRODUCTION_HOSTS, YandexMarketAccountSettings
+
+BUSINESS = 12345
+STREAM_PATHS = {"orders": f"/v1/businesses/{BUSINESS}/orders",
+                "reviews": f"/v2/businesses/{BUSINESS}/goods-feedback"}
+FAULT_KINDS = {"rate_limit": "rate_limit", "server_error": "http_500", "malformed": "malformed"}
+LAG = int(STREAMS["orders"].lag.total_seconds())
+HISTORY = int(STREAMS["orders"].start_history.total_seconds())
+
+
+class YandexMarketHarness(ConnectorHarness):
+    connector_cls = YandexMarketConnector
+
+    def emulator(self, *, generated_at: datetime, serving_at: datetime, monotonic: Any,
+                 faults: Sequence[FaultRequest] = (), token: str | None = None) -> Any:
+        # 25 days of history: inside the orders stream's 30-day start, also for the kit's run
+        # three days later, so a fresh sync then sees every order an incremental one kept.
+        return create_app(EmulatorConfig(
+            seed=5, business_id=BUSINESS, orders=400, reviews=150, buyers=60, history_days=25,
+            now=generated_at, clock=lambda: serving_at, token=token, monotonic=monotonic,
+            faults=tuple(Fault(STREAM_PATHS[f.stream], FAULT_KINDS[f.kind], times=f.times,
+                               retry_after=f.retry_after) for f in faults),
+        ))
+
+    def account(self, *, base_url: str = "http://emulator") -> YandexMarketAccountSettings:
+        # Small pages so every stream spans several of them, as a real backfill does.
+        return YandexMarketAccountSettings(
+            name="conformance", token_env="UNUSED", token=SecretStr(self.token), business_id=BUSINESS,
+            base_urls={h: base_url for h in PRODUCTION_HOSTS}, orders_page_size=20, feedbacks_page_size=15,
+        )
+
+    def expected_order_ids(self, app: Any, now: datetime) -> set[str]:
+        # The orders stream reads by update time up to `now - lag`: an order whose last change
+        # is younger than that is not listed yet.
+        orders, ts = app.state.data.orders, int(now.timestamp())
+        return {str(orders.ids[i]) for i in range(orders.visible_end(ts))
+                if ts - HISTORY <= orders.state(i, ts).at < ts - LAG}
+
+    def expected_review_ids(self, app: Any, now: datetime) -> set[str]:
+        reviews = app.state.data.reviews
+        return {str(reviews.ids[i]) for i in range(reviews.visible_end(int(now.timestamp())))}
+
+    def expected_order(self, app: Any, order_id: str) -> ExpectedOrder:
+        orders = app.state.data.orders
+        i = orders.index_of_id(int(order_id))
+        # Market's own figures, from the generator's kopecks and unix seconds, without mapping.py.
+        return ExpectedOrder(created_at=datetime.fromtimestamp(orders.created[i], UTC),
+                             total=Decimal(orders.total_kop(i)) / 100, currency="RUB")
+
+    def corrupted_ids(self, app: Any) -> set[str]:
+        return {str(record_id) for _, record_id in app.state.corrupted}
+
+    def rate_limited_count(self, app: Any) -> int:
+        return app.state.stats.total_throttled
+
+
+class TestYandexMarketConformance(ConformanceSuite):
+    harness = YandexMarketHarness()

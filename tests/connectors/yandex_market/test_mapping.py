@@ -1,0 +1,243 @@
+"""Yandex Market payloads (tests/fixtures/yandex_market, copied from the shared reference) -> records."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from connectors.base import MappingContext
+from connectors.errors import MalformedRecord
+from connectors.records import OrderStatus
+from connectors.yandex_market import YandexMarketConnector
+from connectors.yandex_market.mapping import map_feedback, map_order, order_status
+from sync.runner import map_page
+from sync.store.identity import buyer_key_hasher
+from tests.conftest import load_fixture
+
+HASH = buyer_key_hasher(b"salt" * 8, "yandex_market")
+CTX = MappingContext(marketplace="yandex_market", account="main", buyer_key=HASH)
+BUYER = load_fixture("yandex_market", "getOrderBuyerInfo.response.json")["result"]
+
+
+def _order(**changes):
+    order = load_fixture("yandex_market", "getBusinessOrders.response.json")["orders"][0]
+    order.update(changes)
+    return order
+
+
+def _dbs_order():
+    # What the client hands on for an active DBS order: the buyer's id and nothing else of them.
+    return _order(programType="DBS", status="PROCESSING", substatus="STARTED", _buyer={"id": BUYER["id"]})
+
+
+def _feedback():
+    return load_fixture("yandex_market", "getGoodsFeedbacks.response.json")["result"]["feedbacks"][0]
+
+
+def test_order_ids_money_time_and_status_from_the_payload():
+    rec = map_order(_order(), CTX)
+    assert rec.order_id == "55113212034"
+    # "2026-07-10T14:30:30+03:00" is Moscow time with its offset.
+    assert rec.created_at == datetime(2026, 7, 10, 11, 30, 30, tzinfo=UTC)
+    assert rec.updated_at == datetime(2026, 7, 17, 8, 2, 41, tzinfo=UTC)
+    assert rec.created_at.utcoffset().total_seconds() == 0
+    assert rec.status is OrderStatus.DELIVERED and rec.platform_status == "DELIVERED/DELIVERY_SERVICE_DELIVERED"
+    assert rec.fulfilment == "fbs"
+    # RUR is Market's name for the rouble; amounts are major units, the line price covers 2 units.
+    assert rec.currency == "RUB" and rec.total == Decimal("70.00")
+    (line,) = rec.lines
+    assert (line.sku, line.offer_id, line.quantity, line.price) == ("SKU-427086", "SKU-427086", 2, Decimal("35.00"))
+    assert line.name == "Лампа галогеновая G4 20Вт"
+    assert rec.buyer_key is None  # FBS exposes no buyer
+
+
+def test_plus_points_count_as_paid_and_subsidy_and_delivery_do_not():
+    order = _order()
+    item = order["items"][0]["prices"]
+    item["payment"]["value"], item["cashback"]["value"] = 60.5, 9.5
+    order["prices"]["payment"]["value"], order["prices"]["cashback"]["value"] = 60.5, 9.5
+    order["prices"]["delivery"]["payment"]["value"] = 99.0
+    rec = map_order(order, CTX)
+    assert rec.total == Decimal("70.00") and rec.lines[0].price == Decimal("35.00")
+
+
+def test_a_line_price_that_does_not_divide_evenly_is_rounded_half_up_to_the_kopeck():
+    order = _order()
+    order["items"][0].update(count=3)
+    order["items"][0]["prices"]["payment"]["value"] = 100.0
+    assert map_order(order, CTX).lines[0].price == Decimal("33.33")
+
+
+def test_dbs_buyer_id_becomes_the_salted_key_and_nothing_else_of_the_buyer_is_kept():
+    rec = map_order(_dbs_order(), CTX)
+    assert rec.fulfilment == "dbs" and rec.status is OrderStatus.CREATED
+    assert rec.buyer_key == HASH(BUYER["id"]) and len(rec.buyer_key) == 32
+    text = repr(rec)
+    for value in (BUYER["id"], BUYER["phone"], BUYER["lastName"], BUYER["firstName"], BUYER["middleName"]):
+        assert value not in text
+
+
+def test_the_same_buyer_gets_the_same_key_on_every_order_and_other_buyers_another():
+    first = map_order(_dbs_order(), CTX)
+    second = map_order(dict(_dbs_order(), orderId=55113212999), CTX)
+    other = map_order(dict(_dbs_order(), _buyer={"id": "anotherBuyerId000000000"}), CTX)
+    assert first.buyer_key == second.buyer_key != other.buyer_key
+
+
+@pytest.mark.parametrize("program", ["FBS", "FBY", "EXPRESS"])
+def test_only_dbs_orders_carry_a_buyer_key(program):
+    assert map_order(dict(_dbs_order(), programType=program), CTX).buyer_key is None
+
+
+def test_a_dbs_order_without_buyer_info_has_no_key():
+    order = _dbs_order()
+    del order["_buyer"]
+    assert map_order(dict(order, status="DELIVERED"), CTX).buyer_key is None
+
+
+@pytest.mark.parametrize(("program", "fulfilment"),
+                         [("FBS", "fbs"), ("FBY", "fby"), ("DBS", "dbs"), ("EXPRESS", "express"),
+                          ("LAAS", "laas")])
+def test_placement_models_become_lower_case_fulfilment(program, fulfilment):
+    assert map_order(_order(programType=program), CTX).fulfilment == fulfilment
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [("PLACING", OrderStatus.CREATED), ("RESERVED", OrderStatus.CREATED), ("UNPAID", OrderStatus.CREATED),
+     ("PENDING", OrderStatus.CREATED), ("PROCESSING", OrderStatus.CREATED),
+     ("DELIVERY", OrderStatus.IN_DELIVERY), ("PICKUP", OrderStatus.IN_DELIVERY),
+     ("DELIVERED", OrderStatus.DELIVERED), ("CANCELLED", OrderStatus.CANCELLED),
+     ("PARTIALLY_RETURNED", OrderStatus.RETURNED), ("RETURNED", OrderStatus.RETURNED)],
+)
+def test_market_statuses(status, expected):
+    assert order_status(status) is expected
+
+
+def test_a_cancellation_keeps_its_reason_in_the_platform_status():
+    rec = map_order(_order(status="CANCELLED", substatus="USER_CHANGED_MIND"), CTX)
+    assert rec.status is OrderStatus.CANCELLED and rec.platform_status == "CANCELLED/USER_CHANGED_MIND"
+    assert map_order(_order(status="RETURNED", substatus=None), CTX).platform_status == "RETURNED"
+
+
+def test_another_currency_is_kept_and_a_mixed_one_is_refused():
+    order = copy.deepcopy(_order())
+    for dto in (order["prices"]["payment"], order["prices"]["cashback"], order["items"][0]["prices"]["payment"],
+                order["items"][0]["prices"]["cashback"]):
+        dto["currencyId"] = "KZT"
+    assert map_order(order, CTX).currency == "KZT"
+    order["items"][0]["prices"]["payment"]["currencyId"] = "RUR"
+    with pytest.raises(MalformedRecord, match=r"items\[0\].prices.payment.currencyId"):
+        map_order(order, CTX)
+
+
+@pytest.mark.parametrize(
+    ("path", "bad", "reason"),
+    [
+        (("creationDate",), "not-a-date", "creationDate"),
+        (("creationDate",), "10-07-2026 14:30:30", "creationDate"),  # the deprecated list's format
+        (("creationDate",), "2026-07-10T14:30:30", "creationDate: time without an offset"),
+        (("updateDate",), "2026-07-17", "updateDate: time without an offset"),  # a date is no instant
+        (("status",), "UNKNOWN", "status: unknown order status"),
+        (("status",), None, "status"),
+        (("substatus",), 7, "substatus"),
+        (("programType",), 3, "programType"),
+        (("prices", "payment", "value"), "abc", "prices.payment.value"),
+        (("prices", "payment", "value"), -5, "prices.payment.value"),
+        (("prices", "payment", "currencyId"), None, "prices.payment.currencyId"),
+        (("prices",), None, "prices"),
+        (("items",), [], "items"),
+        (("items", 0, "count"), 0, r"items\[0\].count"),
+        (("items", 0, "offerId"), "", r"items\[0\].offerId"),
+        (("items", 0, "prices", "payment", "value"), True, r"items\[0\].prices.payment.value"),
+        (("_buyer",), {"id": ""}, "_buyer.id"),
+    ],
+)
+def test_malformed_order_values_name_the_field(path, bad, reason):
+    order = _dbs_order() if path[0] == "_buyer" else _order()
+    target = order
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = bad
+    with pytest.raises(MalformedRecord, match=reason) as info:
+        map_order(order, CTX)
+    assert info.value.record_key == "55113212034"
+
+
+def test_an_order_without_an_id_is_malformed():
+    with pytest.raises(MalformedRecord, match="orderId"):
+        map_order(_order(orderId=None), CTX)
+
+
+def test_review_links_order_and_offer_but_no_buyer():
+    rec = map_feedback(_feedback(), CTX)
+    assert rec.review_id == "123456789" and rec.sku == "SKU-427086"
+    assert rec.order_id == "55113212034"  # identifiers.orderId
+    assert rec.buyer_key is None  # Market names no reviewer id; the order's key is a join away
+    assert rec.rating == 5
+    assert (rec.text, rec.pros, rec.cons) == ("Пришла быстро, всё работает.", "Яркая", "Нет")
+    assert rec.created_at == datetime(2026, 7, 16, 15, 22, 5, tzinfo=UTC)
+    assert not rec.answered and rec.answer_text is None
+    assert "Анна И." not in repr(rec)  # the author's display name is not kept
+
+
+def test_review_answer_is_the_shops_latest_visible_top_level_comment():
+    shop = load_fixture("yandex_market", "getGoodsFeedbackComments.response.json")["result"]["comments"]
+    attached = [{k: c.get(k) for k in ("id", "text", "parentId", "status")} for c in shop]
+    rec = map_feedback(dict(_feedback(), _comments=attached), CTX)
+    assert rec.answered and rec.answer_text == "Спасибо за отзыв!"
+    hidden = [dict(attached[0], status="BANNED"), dict(attached[0], id=2, status="DELETED")]
+    assert not map_feedback(dict(_feedback(), _comments=hidden), CTX).answered
+    thread = [dict(attached[0], text="Ответ"), dict(attached[0], id=3, parentId=987654321, text="Уточнение"),
+              dict(attached[0], id=4, text="Дополнение", status="UNMODERATED")]
+    assert map_feedback(dict(_feedback(), _comments=thread), CTX).answer_text == "Дополнение"
+
+
+def test_a_review_without_an_order_link_has_none():
+    feedback = _feedback()
+    del feedback["identifiers"]["orderId"]
+    assert map_feedback(feedback, CTX).order_id is None
+
+
+@pytest.mark.parametrize(
+    ("path", "bad", "reason"),
+    [
+        (("statistics", "rating"), 9, "statistics.rating"),
+        (("statistics", "rating"), "5", "statistics.rating"),
+        (("createdAt",), "2026-07-16 18:22:05", "createdAt"),
+        (("createdAt",), "2026-07-16", "createdAt"),
+        (("identifiers", "offerId"), None, "identifiers.offerId"),
+        (("identifiers", "orderId"), True, "identifiers.orderId"),
+        (("identifiers",), None, "identifiers"),
+        (("description",), "text", "description"),
+        (("_comments",), "yes", "_comments"),
+    ],
+)
+def test_malformed_review_values_name_the_field(path, bad, reason):
+    feedback = _feedback()
+    target = feedback
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = bad
+    with pytest.raises(MalformedRecord, match=reason) as info:
+        map_feedback(feedback, CTX)
+    assert info.value.record_key == "123456789"
+
+
+def test_quarantined_orders_and_reviews_keep_no_personal_fields():
+    connector = YandexMarketConnector.__new__(YandexMarketConnector)  # mapping needs no client
+    order = dict(_dbs_order(), creationDate="broken", notes="+79990000000",
+                 delivery={"address": {"recipient": "Анна Иванова", "phone": "+79990000000"}},
+                 buyer={"id": BUYER["id"], "firstName": "Анна"})
+    write = map_page(connector, "orders", [order], CTX)
+    (bad,) = write.quarantined
+    assert bad.record_key == "55113212034" and "creationDate" in bad.reason
+    text = repr(bad.payload)
+    for value in (BUYER["id"], "+79990000000", "Анна", "Иванова"):
+        assert value not in text
+    review = dict(_feedback(), createdAt="broken")
+    (bad_review,) = map_page(connector, "reviews", [review], CTX).quarantined
+    assert "Анна И." not in repr(bad_review.payload) and bad_review.record_key == "123456789"
