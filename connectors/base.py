@@ -15,7 +15,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from connectors.capabilities import Capabilities
 from connectors.records import OrderRecord, ReviewRecord
@@ -146,10 +146,25 @@ class AccountSettings(BaseModel):
     enabled: bool = True
     token_env: str = Field(min_length=1, description="environment variable that holds the token")
     token: SecretStr = Field(default=SecretStr(""), exclude=True)
+    # Subclasses give the default factory their production hosts; the keys are then the only ones.
     base_urls: dict[str, str] = Field(default_factory=dict)
     rate_limits: dict[str, RateOverride] = Field(default_factory=dict)
     streams: dict[str, StreamSettings] = Field(default_factory=dict)
     request_timeout_seconds: float = Field(default=30.0, gt=0)
+
+    @field_validator("base_urls")
+    @classmethod
+    def _known_hosts(cls, value: dict[str, str]) -> dict[str, str]:
+        """Only the connector's host keys; overriding one (e.g. a sandbox) keeps the others."""
+        factory = cls.model_fields["base_urls"].default_factory
+        production: dict[str, str] = factory() if factory is not None else {}  # type: ignore[call-arg]
+        unknown = sorted(set(value) - set(production)) if production else []
+        if unknown:
+            raise ValueError(f"unknown host key(s) {', '.join(unknown)}; known: {', '.join(production)}")
+        bad = [k for k, v in value.items() if not v.startswith(("http://", "https://"))]
+        if bad:
+            raise ValueError(f"base URL for {', '.join(bad)} must start with http:// or https://")
+        return {**production, **{k: v.rstrip("/") for k, v in value.items()}}
 
     def stream_spec(self, spec: StreamSpec) -> StreamSpec:
         """The connector's stream spec with this account's overrides applied."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from connectors.base import AccountSettings
 
@@ -28,16 +28,3 @@ class OzonAccountSettings(AccountSettings):
     postings_page_size: int = Field(default=100, ge=1, le=100)
     reviews_page_size: int = Field(default=100, ge=20, le=100)
     comments_page_size: int = Field(default=100, ge=20, le=100)
-
-    @field_validator("base_urls")
-    @classmethod
-    def _known_hosts(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(value) - set(PRODUCTION_HOSTS))
-        if unknown:
-            raise ValueError(
-                f"unknown host key(s) {', '.join(unknown)}; known: {', '.join(PRODUCTION_HOSTS)}"
-            )
-        bad = [k for k, v in value.items() if not v.startswith(("http://", "https://"))]
-        if bad:
-            raise ValueError(f"base URL for {', '.join(bad)} must start with http:// or https://")
-        return {**PRODUCTION_HOSTS, **{k: v.rstrip("/") for k, v in value.items()}}

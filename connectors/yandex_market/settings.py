@@ -27,19 +27,6 @@ class YandexMarketAccountSettings(AccountSettings):
     # Market answers 420 past 4 requests in flight per business (and per campaign).
     parallel_requests: int = Field(default=4, ge=1, le=4)
 
-    @field_validator("base_urls")
-    @classmethod
-    def _known_hosts(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(set(value) - set(PRODUCTION_HOSTS))
-        if unknown:
-            raise ValueError(
-                f"unknown host key(s) {', '.join(unknown)}; known: {', '.join(PRODUCTION_HOSTS)}"
-            )
-        bad = [k for k, v in value.items() if not v.startswith(("http://", "https://"))]
-        if bad:
-            raise ValueError(f"base URL for {', '.join(bad)} must start with http:// or https://")
-        return {**PRODUCTION_HOSTS, **{k: v.rstrip("/") for k, v in value.items()}}
-
     @field_validator("campaign_ids")
     @classmethod
     def _positive_campaigns(cls, value: tuple[int, ...]) -> tuple[int, ...]:
