@@ -19,8 +19,7 @@ from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from random import Random
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -28,30 +27,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from connectors.emulation import Fault, FaultKind, FaultPlan
 from connectors.ozon.emulator_data import US, Dataset, generate, iso
 from connectors.ozon.emulator_records import fbo_posting, fbs_posting
 
 __all__ = ["EmulatorConfig", "EmulatorStats", "Fault", "FaultKind", "create_app"]
 
-FaultKind = Literal["http_500", "http_503", "timeout", "malformed", "rate_limit", "truncated"]
 _Handler = Callable[[dict[str, Any], int], Awaitable[tuple[int, Any]]]
 _YEAR = 366 * 86_400 * US  # a leap year's span still passes Ozon's "at most one year"
 _RATE_MESSAGE = "You have reached request rate limit per second"
 _NO_SUBSCRIPTION = ("Метод доступен продавцам с подпиской «Управление отзывами» или Premium Pro "
                     "(reviews API requires a subscription)")
-
-
-@dataclass(frozen=True)
-class Fault:
-    """An injected failure on the next `times` requests whose path starts with `path_prefix`
-    (None = unlimited), each with `probability` (None = always) from its own seeded RNG."""
-
-    path_prefix: str
-    kind: FaultKind
-    times: int | None = 1
-    probability: float | None = None
-    retry_after: int = 1
-    delay: float = 0
 
 
 @dataclass(frozen=True)
@@ -89,29 +75,6 @@ class EmulatorStats:
     def total_throttled(self) -> int:
         """All 429 answers, from the limiter and from `rate_limit` faults."""
         return sum(self.throttled.values())
-
-
-class _FaultState:
-    """Remaining counts and RNGs of the configured faults (the config itself stays frozen)."""
-
-    def __init__(self, faults: tuple[Fault, ...], seed: int):
-        self.faults, self.left = faults, [f.times for f in faults]
-        self.rngs = [Random(seed * 1000 + k) for k in range(len(faults))]
-
-    def pick(self, path: str) -> int | None:
-        for k, f in enumerate(self.faults):
-            if not path.startswith(f.path_prefix) or self.left[k] == 0:
-                continue
-            if f.probability is not None and self.rngs[k].random() >= f.probability:
-                continue
-            if self.left[k] is not None:
-                self.left[k] -= 1
-            return k
-        return None
-
-    def refund(self, k: int) -> None:
-        if self.left[k] is not None:
-            self.left[k] += 1
 
 
 def _error(status: int, code: int, message: str) -> tuple[int, dict[str, Any]]:
@@ -187,7 +150,7 @@ class _Emulator:
         self.data: Dataset = generate(config.seed, config.orders, config.reviews, config.history_days,
                                       int(born.timestamp() * US), (config.rfbs_share, config.fbo_share))
         self.windows: dict[str, deque[float]] = {}
-        self.faults = _FaultState(config.faults, config.seed)
+        self.faults = FaultPlan(config.faults, config.seed)
         self.stats = EmulatorStats()
         self.request_log: list[tuple[str, str, Any, int]] = []
         self.corrupted: list[tuple[str, str]] = []

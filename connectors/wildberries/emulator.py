@@ -20,9 +20,8 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from random import Random
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -30,12 +29,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from connectors.emulation import Fault, FaultKind, FaultPlan
 from connectors.wildberries.emulator_data import MAX_CONFIRM, Dataset, generate, iso_utc, msk
 
 __all__ = ["DEFAULT_LIMITS", "EmulatorConfig", "EmulatorStats", "Fault", "FaultKind", "create_app"]
 
 MSK = timezone(timedelta(hours=3))
-FaultKind = Literal["http_500", "http_503", "timeout", "malformed", "rate_limit", "truncated"]
 #: group -> (requests, period in seconds, burst), from WB's rate-limit tables for Personal tokens.
 DEFAULT_LIMITS: Mapping[str, tuple[int, float, int]] = MappingProxyType({
     "marketplace": (300, 60, 20),
@@ -44,22 +43,6 @@ DEFAULT_LIMITS: Mapping[str, tuple[int, float, int]] = MappingProxyType({
 })
 _MONTH = 30 * 86400
 _Handler = Callable[[Request, int], Awaitable[tuple[int, Any]]]
-
-
-@dataclass(frozen=True)
-class Fault:
-    """An injected failure for requests whose path starts with `path_prefix`.
-
-    It fires on the next `times` matching requests (None = unlimited), each with `probability`
-    (None = always) drawn from its own seeded RNG.
-    """
-
-    path_prefix: str
-    kind: FaultKind
-    times: int | None = 1
-    probability: float | None = None
-    retry_after: int = 1
-    delay: float = 0
 
 
 @dataclass(frozen=True)
@@ -121,30 +104,6 @@ class _Bucket:
     @property
     def remaining(self) -> int:
         return max(0, math.floor(self.tokens + 1e-9))
-
-
-class _FaultState:
-    """Remaining counts and RNGs of the configured faults (the config itself stays frozen)."""
-
-    def __init__(self, faults: tuple[Fault, ...], seed: int):
-        self.faults = faults
-        self.left = [f.times for f in faults]
-        self.rngs = [Random(seed * 1000 + k) for k in range(len(faults))]
-
-    def pick(self, path: str) -> int | None:
-        for k, f in enumerate(self.faults):
-            if not path.startswith(f.path_prefix) or self.left[k] == 0:
-                continue
-            if f.probability is not None and self.rngs[k].random() >= f.probability:
-                continue
-            if self.left[k] is not None:
-                self.left[k] -= 1
-            return k
-        return None
-
-    def refund(self, k: int) -> None:
-        if self.left[k] is not None:
-            self.left[k] += 1
 
 
 def _problem(status: int, title: str, detail: str, now: int) -> dict[str, Any]:
@@ -212,7 +171,7 @@ class _Emulator:
         self.data: Dataset = generate(config.seed, config.orders, config.reviews,
                                       config.history_days, int(born.timestamp()))
         self.buckets: dict[tuple[str, str], _Bucket] = {}
-        self.faults = _FaultState(config.faults, config.seed)
+        self.faults = FaultPlan(config.faults, config.seed)
         self.stats = EmulatorStats()
         self.request_log: list[tuple[str, str, str, int]] = []
         self.corrupted: list[tuple[str, Any]] = []

@@ -17,9 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from random import Random
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -27,30 +26,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from connectors.emulation import Fault, FaultKind, FaultPlan
 from connectors.yandex_market.emulator_data import ACTIVE, Dataset, generate
 
 __all__ = ["DEFAULT_LIMITS", "EmulatorConfig", "EmulatorStats", "Fault", "FaultKind", "create_app"]
 
-FaultKind = Literal["http_500", "http_503", "timeout", "malformed", "rate_limit", "truncated"]
 #: resource -> requests per hour (yandex_market.md §3-§4; reviews without the Medium subscription).
 DEFAULT_LIMITS: Mapping[str, int] = MappingProxyType({
     "orders": 10_000, "buyer_info": 3_000, "feedbacks": 5_000, "feedback_comments": 5_000,
 })
 HOUR = 3600.0
 FINAL = frozenset({"DELIVERED", "CANCELLED", "RETURNED", "PARTIALLY_RETURNED"})
-
-
-@dataclass(frozen=True)
-class Fault:
-    """An injected failure for requests whose path starts with `path_prefix`: the next `times`
-    matching requests (None = unlimited), each with `probability` (None = always)."""
-
-    path_prefix: str
-    kind: FaultKind
-    times: int | None = 1
-    probability: float | None = None
-    retry_after: int = 1  # rate_limit: seconds until the pretend budget refills
-    delay: float = 0  # timeout: how long the answer takes
 
 
 @dataclass(frozen=True)
@@ -129,27 +115,6 @@ def _limit(request: Request, default: int) -> int | None:
     return min(value, 50) if value >= 1 else None  # "values >50 are truncated"
 
 
-class _Faults:
-    def __init__(self, faults: tuple[Fault, ...], seed: int):
-        self.faults, self.left = faults, [f.times for f in faults]
-        self.rngs = [Random(seed * 1000 + k) for k in range(len(faults))]
-
-    def pick(self, path: str) -> int | None:
-        for k, f in enumerate(self.faults):
-            if not path.startswith(f.path_prefix) or self.left[k] == 0:
-                continue
-            if f.probability is not None and self.rngs[k].random() >= f.probability:
-                continue
-            if self.left[k] is not None:
-                self.left[k] -= 1
-            return k
-        return None
-
-    def refund(self, k: int) -> None:
-        if self.left[k] is not None:
-            self.left[k] += 1
-
-
 def _corrupt(payload: Any) -> Any:
     """Break the middle record of an order or review page; return its id (None: nothing to break)."""
     if not isinstance(payload, dict):
@@ -176,7 +141,7 @@ class _Emulator:
         self.data: Dataset = generate(config.seed, config.orders, config.reviews, config.history_days,
                                       int(born.timestamp()), buyers=config.buyers,
                                       dbs_share=config.dbs_share)
-        self.faults = _Faults(config.faults, config.seed)
+        self.faults = FaultPlan(config.faults, config.seed)
         self.stats = EmulatorStats()
         self.request_log: list[tuple[str, str, str, int]] = []
         self.corrupted: list[tuple[str, Any]] = []
