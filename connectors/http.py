@@ -132,8 +132,8 @@ class ApiClient:
         remaining_header: str | None = None,
         describe_error: Callable[[httpx.Response], PlatformErrorInfo] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Sleep = asyncio.sleep,
-        clock: Clock = time.monotonic,
+        sleep: Sleep | None = None,
+        clock: Clock | None = None,
     ):
         self.marketplace = marketplace
         self.base_urls = {key: url.rstrip("/") for key, url in base_urls.items()}
@@ -146,8 +146,8 @@ class ApiClient:
         self.stats = ClientStats()
         # A lone string would be split into characters, each too short to mask: nothing redacted.
         self._secrets = (secrets,) if isinstance(secrets, str) else tuple(secrets)
-        self._sleep = sleep
-        self._clock = clock
+        self._sleep = sleep or asyncio.sleep  # None: the real clocks (tests pass fakes)
+        self._clock = clock or time.monotonic
         # httpx's own timeout covers real sockets; `asyncio.timeout` in `_attempt` covers the rest.
         self._http = httpx.AsyncClient(
             headers=dict(headers or {}), transport=transport, timeout=retry.request_deadline

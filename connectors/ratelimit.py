@@ -61,12 +61,12 @@ class EndpointGroup:
 class TokenBucket:
     """An async token bucket: capacity `burst`, refilled continuously at `requests/period`."""
 
-    def __init__(self, rate: Rate, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep):
+    def __init__(self, rate: Rate, *, clock: Clock | None = None, sleep: Sleep | None = None):
         self.rate = rate
-        self._clock = clock
-        self._sleep = sleep
+        self._clock = clock or time.monotonic  # None: the real clocks (tests pass fakes)
+        self._sleep = sleep or asyncio.sleep
         self._tokens = float(rate.burst)
-        self._updated = clock()
+        self._updated = self._clock()
         # Waiters queue on the lock (asyncio.Lock is FIFO and lets no newcomer barge past a
         # waiter) and the holder sleeps while holding it: first come, first served, so a costly
         # request is not starved by cheap ones. Spending is safe regardless, since the final
@@ -138,8 +138,8 @@ class RateLimiter:
         groups: Sequence[EndpointGroup],
         *,
         overrides: Mapping[str, Rate] | None = None,
-        clock: Clock = time.monotonic,
-        sleep: Sleep = asyncio.sleep,
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
     ):
         names = [g.name for g in groups]
         if len(set(names)) != len(names):

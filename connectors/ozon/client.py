@@ -106,22 +106,20 @@ class OzonClient:
                  sleep: Callable[[float], Awaitable[None]] | None = None):
         self.settings = settings
         token = settings.token.get_secret_value()
-        overrides = {name: Rate(o.requests, o.period_seconds, o.burst)
-                     for name, o in settings.rate_limits.items()}
-        timing: dict[str, Any] = {k: v for k, v in (("clock", clock), ("sleep", sleep)) if v}
         self.http = ApiClient(
             marketplace=MARKETPLACE,
             base_urls=settings.base_urls,
             headers={"Client-Id": settings.client_id, "Api-Key": token},
             secrets=[token] if token else [],
-            limiter=RateLimiter(ENDPOINT_GROUPS, overrides=overrides, **timing),
+            limiter=RateLimiter(ENDPOINT_GROUPS, overrides=settings.rate_limits, clock=clock, sleep=sleep),
             # Header names seen on live 429s ([3p], ozon.md §4.2); httpx matches them case-blind.
             retry_after_headers=("Retry-After",),
             remaining_header="RateLimit-Remaining",
             describe_error=describe_ozon_error,
             transport=transport,
             retry=RetryPolicy(request_deadline=settings.request_timeout_seconds),
-            **timing,
+            clock=clock,
+            sleep=sleep,
         )
 
     async def aclose(self) -> None:

@@ -61,22 +61,20 @@ class WildberriesClient:
                  sleep: Callable[[float], Awaitable[None]] | None = None):
         self.settings = settings
         token = settings.token.get_secret_value()
-        overrides = {name: Rate(o.requests, o.period_seconds, o.burst)
-                     for name, o in settings.rate_limits.items()}
-        timing: dict[str, Any] = {k: v for k, v in (("clock", clock), ("sleep", sleep)) if v}
         self.http = ApiClient(
             marketplace=MARKETPLACE,
             base_urls=settings.base_urls,
             # The spec's scheme is the raw JWT, no "Bearer" prefix (wildberries.md §1).
             headers={"Authorization": token},
             secrets=[token] if token else [],
-            limiter=RateLimiter(ENDPOINT_GROUPS, overrides=overrides, **timing),
+            limiter=RateLimiter(ENDPOINT_GROUPS, overrides=settings.rate_limits, clock=clock, sleep=sleep),
             retry_after_headers=("X-Ratelimit-Retry", "Retry-After"),
             remaining_header="X-Ratelimit-Remaining",
             describe_error=describe_wb_error,
             transport=transport,
             retry=RetryPolicy(request_deadline=settings.request_timeout_seconds),
-            **timing,
+            clock=clock,
+            sleep=sleep,
         )
 
     async def aclose(self) -> None:

@@ -22,7 +22,7 @@ from connectors.base import Page, Window
 from connectors.convert import MOSCOW
 from connectors.errors import AuthError, FatalApiError
 from connectors.http import ApiClient, PlatformErrorInfo, ResponseAction, RetryPolicy
-from connectors.ratelimit import Rate, RateLimiter
+from connectors.ratelimit import RateLimiter
 from connectors.yandex_market.limits import (
     REMAINING_HEADER,
     RETRY_HINT_HEADER,
@@ -83,23 +83,22 @@ class YandexMarketClient:
                  sleep: Callable[[float], Awaitable[None]] | None = None):
         self.settings = settings
         token = settings.token.get_secret_value()
-        overrides = {name: Rate(o.requests, o.period_seconds, o.burst)
-                     for name, o in settings.rate_limits.items()}
-        timing: dict[str, Any] = {k: v for k, v in (("clock", clock), ("sleep", sleep)) if v}
         self.transport = ParallelLimitTransport(transport, limit=settings.parallel_requests)
         self.http = ApiClient(
             marketplace=MARKETPLACE,
             base_urls=settings.base_urls,
             headers={"Api-Key": token},  # no "Bearer": Market rejects a prefixed key
             secrets=[token] if token else [],
-            limiter=RateLimiter(endpoint_groups(settings.business_id), overrides=overrides, **timing),
+            limiter=RateLimiter(endpoint_groups(settings.business_id), overrides=settings.rate_limits,
+                                clock=clock, sleep=sleep),
             error_mapping={420: ResponseAction.RATE_LIMITED},  # Market's 429
             retry_after_headers=(RETRY_HINT_HEADER, "Retry-After"),
             remaining_header=REMAINING_HEADER,
             describe_error=describe_ym_error,
             transport=self.transport,
             retry=RetryPolicy(request_deadline=settings.request_timeout_seconds),
-            **timing,
+            clock=clock,
+            sleep=sleep,
         )
 
     async def aclose(self) -> None:
