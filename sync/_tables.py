@@ -163,5 +163,8 @@ def has_path(data: Any, loc: tuple[str, ...]) -> bool:
 
 
 def dotted(loc: Sequence[str]) -> str:
-    """A location as ops read it: `accounts[0].streams.orders.lookback`."""
-    return ".".join(loc)
+    """A location as ops read it: `accounts[0].streams.orders.lookback`, `offers[1].ends`."""
+    out = ""
+    for part in map(str, loc):
+        out += f"[{part}]" if part.isdigit() and out else (f".{part}" if out else part)
+    return out

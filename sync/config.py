@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from connectors.base import AccountSettings, Connector
 from connectors.errors import ConfigError
+from loyalty.rules import LoyaltySettings
 from sync._marketplace_files import load_marketplaces
 from sync._tables import (
     convert_durations,
@@ -154,6 +155,7 @@ class AppSettings(BaseSettings):
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    loyalty: LoyaltySettings = Field(default_factory=LoyaltySettings)
 
     @classmethod
     def settings_customise_sources(
