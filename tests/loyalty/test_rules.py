@@ -78,7 +78,8 @@ def test_the_program_is_off_by_default():
 @pytest.mark.parametrize("field", ["rating", "review_rating", "review.text", "stars", "productValuation",
                                    "sentiment", "pros"])
 def test_a_reward_conditioned_on_a_review_is_refused_at_load(tmp_path: Path, field: str):
-    text = VALID.replace('{ field = "total", op = "ge", value = 3000 }', f'{{ field = "{field}", op = "ge", value = 5 }}')
+    condition = f'{{ field = "{field}", op = "ge", value = 5 }}'
+    text = VALID.replace('{ field = "total", op = "ge", value = 3000 }', condition)
     [line] = problems(tmp_path, text)
     assert line.startswith(f"{tmp_path / 'loyalsync.toml'}: loyalty.offers[0].conditions[0].field: ")
     assert "may not depend on a review's rating or text" in line
