@@ -20,7 +20,7 @@ See docs/loyalty-engine.md. Decisions this module makes (and the spec leaves ope
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
@@ -160,6 +160,12 @@ def member_entries(orders: Iterable[OrderFact], settings: LoyaltySettings,
     welcome_key = f"welcome:{mp}:{acct}:{buyer}"
     welcomed = welcome_key in recorded
     basis_orders: list[OrderFact] = []  # earlier settled orders that count toward tiers
+    # The tier window slides forward (orders come oldest first): basis_orders[lo:] is the window,
+    # window_spend its spend, kept as orders enter and leave instead of re-summed per order.
+    lo = 0
+    window_spend = Decimal(0)
+    window_len = settings.tier_policy.window
+    by_orders = settings.tier_policy.basis == "orders"
     period_start: datetime | None = None
     counted = 0
     out: list[Entry] = []
@@ -172,10 +178,11 @@ def member_entries(orders: Iterable[OrderFact], settings: LoyaltySettings,
         expiry = expires_at(settings, avail)
         new: list[Entry] = []
         if o.status != CANCELLED:
-            since = o.created_at - settings.tier_policy.window
-            window = [b for b in basis_orders if b.created_at >= since]
-            basis = (Decimal(len(window)) if settings.tier_policy.basis == "orders"
-                     else sum((b.total for b in window), Decimal(0)))
+            since = o.created_at - window_len
+            while lo < len(basis_orders) and basis_orders[lo].created_at < since:
+                window_spend -= basis_orders[lo].total
+                lo += 1
+            basis = Decimal(len(basis_orders) - lo) if by_orders else window_spend
             amount = points(o.total, earn_rate(settings, o.marketplace, basis))
             if amount > 0:
                 new.append(entry(EARN, amount, f"earn:{mp}:{acct}:{o.order_id}:{RULE_RATE}", o,
@@ -193,12 +200,15 @@ def member_entries(orders: Iterable[OrderFact], settings: LoyaltySettings,
                     new.append(entry(EARN, nth.points, key, o, RULE_NTH, o.created_at))
             if o.status != RETURNED:
                 basis_orders.append(o)
+                window_spend += o.total
         # What is recorded wins over what today's rules would compute.
         lots = {e.idempotency_key: e for e in new if e.idempotency_key not in recorded}
         lots.update({e.idempotency_key: e for e in lots_of.get(o.order_id, ())})
         for lot in lots.values():
             known = lot.available_from is not None
-            out.append(lot if known else replace(lot, available_from=avail, expires_at=expiry))
+            out.append(lot if known else Entry(lot.kind, lot.amount, lot.idempotency_key, lot.order_id,
+                                               lot.rule, lot.effective_at, avail, expiry,
+                                               lot.marketplace, lot.account, lot.buyer_key))
         if o.status in _VOID:
             for lot in lots.values():
                 if (o.order_id, lot.rule) in reversed_:

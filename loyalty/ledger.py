@@ -8,19 +8,21 @@ in Python because SQLite keeps `Money` as text.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
 from loyalty.engine import EARN, REVERSE, SETTLE_DELAY, Entry, Member, OrderFact, member_entries
 from loyalty.rules import LoyaltySettings
 from loyalty.tables import LedgerEntryRow
-from sync.store.upsert import dialect_insert
+from sync.store.store import Store
+from sync.store.tables import OrderRow
+from sync.store.types import binders
 
 __all__ = ["ApplyResult", "Balances", "RunResult", "apply", "balances", "entries_of", "run_once"]
 
@@ -84,50 +86,187 @@ def apply(target: Any, entries: Iterable[Entry]) -> ApplyResult:
 
 
 def _apply(conn: Connection, entries: Iterable[Entry]) -> ApplyResult:
+    """Bulk form of "for each entry in order: insert it; a new debit consumes lots; a known lot
+    gets its availability filled once". New rows go in with multi-row `INSERT ... ON CONFLICT DO
+    NOTHING RETURNING` (so a key another run wrote first is never consumed twice); the lot
+    consumption is then replayed in memory in entry order, each debit seeing exactly the lots (and
+    their availability) it would have seen row by row, and the final `remaining` values are written
+    with one executemany."""
     result = ApplyResult()
-    # RETURNING, not rowcount: psycopg reports -1 for an INSERT that returns the new id.
-    insert = (dialect_insert(conn, LEDGER).on_conflict_do_nothing(index_elements=["idempotency_key"])
-              .returning(LEDGER.c.id))
+    entries = list(entries)
+    if not entries:
+        return result
+    inserted = _insert_new(conn, entries)
+    result.inserted = len(inserted)
+    debit_members = {(e.marketplace, e.account, e.buyer_key) for e in entries
+                     if e.amount < 0 and e.idempotency_key in inserted}
+    position = {key: pos for pos, key in enumerate(inserted)}
+    lots = _load_lots(conn, debit_members)
+    for member_lots in lots.values():
+        for lot in member_lots:
+            lot.position = position.get(lot.key, -1)
+    fill = _prepared_fill(conn)
+    bind = binders(conn.dialect)
+    changed: dict[int, Decimal] = {}
+    done: set[str] = set()  # keys whose insert has been "reached" (a later duplicate is a conflict)
     for e in entries:
-        row = {f: getattr(e, f) for f in _ENTRY_FIELDS}
-        # Lots start full; debits start as all debt and shrink as lots cover them.
-        row["remaining"] = e.amount
-        if conn.execute(insert, row).first() is not None:
-            result.inserted += 1
+        key = e.idempotency_key
+        if key in inserted and key not in done:
+            done.add(key)
             if e.amount < 0:
-                _consume(conn, e)
+                member = (e.marketplace, e.account, e.buyer_key)
+                _consume(lots.get(member, ()), e, inserted[key], position[key], changed)
         elif e.kind == EARN and e.available_from is not None:
             # Filled once: the first delivered time known wins, so re-runs never move it.
-            stmt = (update(LEDGER)
-                    .where(LEDGER.c.idempotency_key == e.idempotency_key, LEDGER.c.available_from.is_(None))
-                    .values(available_from=e.available_from, expires_at=e.expires_at))
-            result.filled += conn.execute(stmt).rowcount
+            count = conn.exec_driver_sql(
+                fill, (bind.utc(e.available_from), bind.utc(e.expires_at), key)).rowcount
+            result.filled += count
+            if count:
+                for lot in lots.get((e.marketplace, e.account, e.buyer_key), ()):
+                    if lot.key == key:
+                        lot.available_from = e.available_from
+    if changed:
+        sql = _prepared_remaining(conn)
+        money = bind.money
+        rows = [(money(v), i) for i, v in changed.items()]
+        if conn.dialect.positional:
+            conn.exec_driver_sql(sql, rows)
+        else:
+            conn.exec_driver_sql(sql, [{"remaining": r, "id": i} for r, i in rows])
     return result
 
 
-def _consume(conn: Connection, debit: Entry) -> None:
-    """Take `debit` from lots: a reversal's own lot first, then oldest available, then pending."""
-    member = (debit.marketplace, debit.account, debit.buyer_key)
-    stmt = (select(LEDGER.c.id, LEDGER.c.order_id, LEDGER.c.rule, LEDGER.c.available_from, LEDGER.c.remaining)
-            .where(*_member_where(member), LEDGER.c.kind == EARN)
-            .with_for_update())  # PostgreSQL: concurrent runs queue here; SQLite ignores it
-    lots = [r for r in conn.execute(stmt).all() if r.remaining > 0]
+@dataclass(slots=True)
+class _Lot:
+    id: int
+    key: str
+    order_id: str | None
+    rule: str | None
+    available_from: datetime | None
+    remaining: Decimal | None
+    position: int  # order of its insert in this apply; -1 when it existed before
 
-    def oldest_first(r: Any) -> tuple:
+
+_INSERT_COLUMNS = (*_ENTRY_FIELDS, "remaining")
+_MONEY_FIELDS = {"amount", "remaining"}
+_TIME_FIELDS = {"effective_at", "available_from", "expires_at"}
+_SQL: dict[tuple, str] = {}
+
+
+def _dialect_key(conn: Connection, name: str) -> tuple:
+    d = conn.dialect
+    return (name, d.name, d.driver, d.paramstyle)
+
+
+def _marks(conn: Connection, n: int) -> str:
+    # exec_driver_sql hands tuples straight to the DB-API: "?" for sqlite3, "%s" for psycopg.
+    return ",".join(["?" if conn.dialect.paramstyle == "qmark" else "%s"] * n)
+
+
+def _insert_sql(conn: Connection, rows: int) -> str:
+    key = (*_dialect_key(conn, "insert"), rows)
+    sql = _SQL.get(key)
+    if sql is None:
+        one = f"({_marks(conn, len(_INSERT_COLUMNS))})"
+        sql = _SQL[key] = (
+            f"INSERT INTO {LEDGER.name} ({', '.join(_INSERT_COLUMNS)}) VALUES {', '.join([one] * rows)} "
+            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key")
+    return sql
+
+
+def _prepared_fill(conn: Connection) -> str:
+    key = _dialect_key(conn, "fill")
+    sql = _SQL.get(key)
+    if sql is None:
+        m = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        sql = _SQL[key] = (f"UPDATE {LEDGER.name} SET available_from = {m}, expires_at = {m} "
+                           f"WHERE idempotency_key = {m} AND available_from IS NULL")
+    return sql
+
+
+def _prepared_remaining(conn: Connection) -> str:
+    key = _dialect_key(conn, "remaining")
+    sql = _SQL.get(key)
+    if sql is None:
+        if conn.dialect.positional:
+            sql = f"UPDATE {LEDGER.name} SET remaining = ? WHERE id = ?"
+        else:
+            sql = f"UPDATE {LEDGER.name} SET remaining = %(remaining)s WHERE id = %(id)s"
+        _SQL[key] = sql
+    return sql
+
+
+_INSERT_CHUNK = 1000  # rows per INSERT: 12 parameters each, well under both databases' limits
+
+
+def _insert_new(conn: Connection, entries: Sequence[Entry]) -> dict[str, int]:
+    """Insert every entry whose key is not in the ledger; {key: id} of those inserted, in entry order."""
+    bind = binders(conn.dialect)
+    utc, money = bind.utc, bind.money
+    rows: list[tuple] = []
+    seen: set[str] = set()
+    order: dict[str, int] = {}
+    for e in entries:
+        if e.idempotency_key in seen:
+            continue  # a repeated key conflicts with its first occurrence
+        seen.add(e.idempotency_key)
+        order[e.idempotency_key] = len(order)
+        # Lots start full; debits start as all debt and shrink as lots cover them.
+        rows.append((e.kind, money(e.amount), e.idempotency_key, e.order_id, e.rule, utc(e.effective_at),
+                     utc(e.available_from), utc(e.expires_at), e.marketplace, e.account, e.buyer_key,
+                     money(e.amount)))
+    ids: dict[str, int] = {}
+    for start in range(0, len(rows), _INSERT_CHUNK):
+        chunk = rows[start:start + _INSERT_CHUNK]
+        params = tuple(v for row in chunk for v in row)
+        for row_id, key in conn.exec_driver_sql(_insert_sql(conn, len(chunk)), params):
+            ids[key] = row_id
+    # RETURNING's row order is not guaranteed: keep the entries' order (ids follow it too).
+    return {k: ids[k] for k in sorted(ids, key=order.__getitem__)}
+
+
+def _load_lots(conn: Connection, members: set[Member]) -> dict[Member, list[_Lot]]:
+    """The earn lots of `members` as they stand now (after this apply's inserts)."""
+    out: dict[Member, list[_Lot]] = {}
+    if not members:
+        return out
+    by_account: dict[tuple[str, str], list[str]] = {}
+    for mp, acct, buyer in members:
+        by_account.setdefault((mp, acct), []).append(buyer)
+    c = LEDGER.c
+    for (mp, acct), buyers in by_account.items():
+        for start in range(0, len(buyers), 500):
+            stmt = (select(c.id, c.idempotency_key, c.order_id, c.rule, c.available_from, c.remaining,
+                           c.buyer_key)
+                    .where(c.marketplace == mp, c.account == acct, c.buyer_key.in_(buyers[start:start + 500]),
+                           c.kind == EARN)
+                    .with_for_update())  # PostgreSQL: concurrent runs queue here; SQLite ignores it
+            for r in conn.execute(stmt):
+                out.setdefault((mp, acct, r.buyer_key), []).append(
+                    _Lot(r.id, r.idempotency_key, r.order_id, r.rule, r.available_from, r.remaining, -1))
+    return out
+
+
+def _consume(lots: Iterable[_Lot], debit: Entry, debit_id: int, at: int, changed: dict[int, Decimal]) -> None:
+    """Take `debit` from lots: a reversal's own lot first, then oldest available, then pending.
+
+    Only lots that existed when the row-by-row insert of `debit` would have run take part.
+    """
+    def oldest_first(r: _Lot) -> tuple:
         own = debit.kind == REVERSE and r.order_id == debit.order_id and r.rule == debit.rule
         since = r.available_from.timestamp() if r.available_from is not None else 0.0
         return (not own, r.available_from is None, since, r.id)
 
+    live = [r for r in lots if r.remaining is not None and r.remaining > 0 and r.position < at]
     need = -debit.amount
-    for r in sorted(lots, key=oldest_first):
+    for r in sorted(live, key=oldest_first):
         if need <= 0:
             break
         take = min(r.remaining, need)
         need -= take
-        conn.execute(update(LEDGER).where(LEDGER.c.id == r.id).values(remaining=r.remaining - take))
+        r.remaining = changed[r.id] = r.remaining - take
     # Whatever no lot covered stays visible as debt on the debit itself, never hidden.
-    conn.execute(update(LEDGER).where(LEDGER.c.idempotency_key == debit.idempotency_key)
-                 .values(remaining=-need))
+    changed[debit_id] = -need
 
 
 def entries_of(target: Any, member: Member | None = None) -> list[dict[str, Any]]:
@@ -157,11 +296,16 @@ def balances(target: Any, member: Member, now: datetime) -> Balances:
     return Balances(pending=pending, available=available, lifetime=lifetime, debt=debt, expired=expired)
 
 
-def _recorded(conn: Connection) -> dict[Member, dict[str, Entry]]:
+def _recorded(conn: Connection, mp: str, acct: str, buyers: Sequence[str]) -> dict[Member, dict[str, Entry]]:
+    """The recorded entries of some members of one account, by member and key."""
     out: dict[Member, dict[str, Entry]] = {}
-    for r in conn.execute(select(*(LEDGER.c[f] for f in _ENTRY_FIELDS))).mappings():
-        e = Entry(**r)
-        out.setdefault((e.marketplace, e.account, e.buyer_key), {})[e.idempotency_key] = e
+    c = LEDGER.c
+    for start in range(0, len(buyers), 500):
+        stmt = (select(*(c[f] for f in _ENTRY_FIELDS))
+                .where(c.marketplace == mp, c.account == acct, c.buyer_key.in_(buyers[start:start + 500])))
+        for r in conn.execute(stmt):
+            e = Entry(*r)
+            out.setdefault((e.marketplace, e.account, e.buyer_key), {})[e.idempotency_key] = e
     return out
 
 
@@ -175,12 +319,60 @@ def _changes(entries: Sequence[Entry], recorded: dict[str, Entry]) -> list[Entry
     return out
 
 
-def run_once(store: Any, settings: LoyaltySettings, now: datetime, *,
-             settle_delay=SETTLE_DELAY) -> RunResult:
-    """Earn, activate and reverse for every member's settled orders; one transaction per member batch."""
-    result = RunResult()
+_ORDER_FIELDS = ("marketplace", "account", "order_id", "buyer_key", "created_at", "updated_at",
+                 "status", "total")
+
+
+_PAGE_ORDERS = 20_000
+
+
+def _iter_members(engine: Engine, settings: LoyaltySettings,
+                  result: RunResult) -> Iterator[tuple[Member, list[OrderFact]]]:
+    """Each member's orders, member by member, read in short pages (never the whole order table).
+
+    Keyset pages on the indexed `buyer_key`, each holding only whole buyer keys, and only the columns
+    the engine reads; orders without a buyer key are counted per marketplace instead. Marketplaces
+    switched off in the settings are skipped.
+    """
+    orders: Table = OrderRow.__table__  # type: ignore[assignment]
+    c = orders.c
+    off = [mp for mp, over in settings.marketplaces.items() if not over.enabled]
+    skip = (c.marketplace.not_in(off),) if off else ()
+    anonymous = (select(c.marketplace, func.count()).where(or_(c.buyer_key.is_(None), c.buyer_key == ""), *skip)
+                 .group_by(c.marketplace))
+    columns = [c[f] for f in _ORDER_FIELDS]
+    last: str | None = None
+    with engine.connect() as conn:
+        for mp, n in conn.execute(anonymous):
+            result.no_identity[mp] = int(n)
+    while True:
+        after = c.buyer_key > last if last is not None else c.buyer_key.is_not(None)
+        stmt = (select(*columns).where(after, c.buyer_key != "", *skip)
+                .order_by(c.buyer_key).limit(_PAGE_ORDERS))
+        with engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+            if not rows:
+                return
+            end = rows[-1][3]
+            if len(rows) == _PAGE_ORDERS:
+                whole = [r for r in rows if r[3] != end]
+                if whole:  # the last buyer may continue on the next page: read it then
+                    rows, end = whole, whole[-1][3]
+                else:  # one buyer fills the page: read all of that buyer's orders
+                    rows = conn.execute(select(*columns).where(c.buyer_key == end, *skip)).all()
+        by_member: dict[Member, list[OrderFact]] = {}
+        for mp, acct, oid, buyer, created, updated, status, total in rows:
+            by_member.setdefault((mp, acct, buyer), []).append(
+                OrderFact(mp, acct, oid, buyer, created, updated, str(status), Decimal(total)))
+        yield from by_member.items()
+        last = end
+
+
+def _iter_members_of(rows: Iterable[dict[str, Any]], settings: LoyaltySettings,
+                     result: RunResult) -> Iterator[tuple[Member, list[OrderFact]]]:
+    """`_iter_members` for an object with its own `iter_orders()` (e.g. simulate's filtered view)."""
     by_member: dict[Member, list[OrderFact]] = {}
-    for row in store.iter_orders():
+    for row in rows:
         mp = row["marketplace"]
         over = settings.marketplaces.get(mp)
         if over is not None and not over.enabled:
@@ -190,33 +382,60 @@ def run_once(store: Any, settings: LoyaltySettings, now: datetime, *,
             continue
         fact = OrderFact.from_row(row)
         by_member.setdefault((fact.marketplace, fact.account, fact.buyer_key), []).append(fact)
-        result.orders += 1
-    result.members = len(by_member)
-    if not settings.enabled:
-        return result
-    with store.engine.connect() as conn:
-        recorded = _recorded(conn)
-    batch: list[Entry] = []
-    for count, (member, orders) in enumerate(by_member.items(), 1):
-        known = recorded.get(member, {})
-        changes = _changes(member_entries(orders, settings, known, now, settle_delay=settle_delay), known)
-        latest = max((e.effective_at for e in known.values() if e.kind == EARN), default=None)
-        for e in changes:
-            if e.kind == EARN and e.idempotency_key not in known and latest is not None and e.effective_at < latest:
-                # Arrived after a later order was earned: its tier may differ from a replay's.
-                result.late += 1
-                log.warning("loyalty: late order %s/%s/%s earned after later orders",
-                            e.marketplace, e.account, e.order_id)
-        batch.extend(changes)
-        if count % _BATCH_MEMBERS == 0:
-            _flush(store, batch, result)
-            batch = []
-    _flush(store, batch, result)
+    yield from by_member.items()
+
+
+def run_once(store: Any, settings: LoyaltySettings, now: datetime, *,
+             settle_delay=SETTLE_DELAY) -> RunResult:
+    """Earn, activate and reverse for every member's settled orders; one transaction per member batch.
+
+    Orders are streamed member by member; each batch of members reads its own recorded entries,
+    so neither the order table nor the ledger is ever held in memory whole.
+    """
+    result = RunResult()
+    members: list[tuple[Member, list[OrderFact]]] = []
+    if getattr(type(store), "iter_orders", None) is Store.iter_orders:
+        source = _iter_members(store.engine, settings, result)  # orders in the ledger's database
+    else:
+        source = _iter_members_of(store.iter_orders(), settings, result)  # any other order source
+    for member, orders in source:
+        result.members += 1
+        result.orders += len(orders)
+        if not settings.enabled:
+            continue
+        members.append((member, orders))
+        if len(members) == _BATCH_MEMBERS:
+            _process(store, members, settings, now, settle_delay, result)
+            members = []
+    if members:
+        _process(store, members, settings, now, settle_delay, result)
     return result
 
 
-def _flush(store: Any, batch: list[Entry], result: RunResult) -> None:
-    if batch:
-        done = apply(store, batch)
-        result.inserted += done.inserted
-        result.filled += done.filled
+def _process(store: Any, members: list[tuple[Member, list[OrderFact]]], settings: LoyaltySettings,
+             now: datetime, settle_delay: Any, result: RunResult) -> None:
+    """One batch of members: their changes, written in one transaction."""
+    by_account: dict[tuple[str, str], list[str]] = {}
+    for (mp, acct, buyer), _ in members:
+        by_account.setdefault((mp, acct), []).append(buyer)
+    batch: list[Entry] = []
+    with store.engine.begin() as conn:
+        recorded: dict[Member, dict[str, Entry]] = {}
+        for (mp, acct), buyers in by_account.items():
+            recorded.update(_recorded(conn, mp, acct, buyers))
+        for member, orders in members:
+            known = recorded.get(member, {})
+            changes = _changes(member_entries(orders, settings, known, now, settle_delay=settle_delay), known)
+            latest = max((e.effective_at for e in known.values() if e.kind == EARN), default=None)
+            for e in changes:
+                if (e.kind == EARN and e.idempotency_key not in known and latest is not None
+                        and e.effective_at < latest):
+                    # Arrived after a later order was earned: its tier may differ from a replay's.
+                    result.late += 1
+                    log.warning("loyalty: late order %s/%s/%s earned after later orders",
+                                e.marketplace, e.account, e.order_id)
+            batch.extend(changes)
+        if batch:
+            done = _apply(conn, batch)
+            result.inserted += done.inserted
+            result.filled += done.filled

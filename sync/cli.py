@@ -160,17 +160,17 @@ def status(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> None:
 
 @app.command()
 def export(
-    kind: Annotated[str, typer.Argument(help="orders or reviews")],
+    kind: Annotated[str, typer.Argument(help="orders, reviews or ledger")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl or csv")] = "jsonl",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default: stdout).")] = None,
     config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Write stored orders or reviews in the export schema."""
+    """Write stored orders, reviews or loyalty ledger entries in the export schema."""
     from sync.export import export_rows, write
 
-    if kind not in ("orders", "reviews") or fmt not in ("jsonl", "csv"):
-        err.print("usage: loyalsync export orders|reviews --format jsonl|csv")
+    if kind not in ("orders", "reviews", "ledger") or fmt not in ("jsonl", "csv"):
+        err.print("usage: loyalsync export orders|reviews|ledger --format jsonl|csv")
         raise typer.Exit(code=2)
     cfg = _load(config, database_url, tokens=False)
     store = _open_store(cfg)
@@ -186,6 +186,12 @@ def export(
             err.print(f"cannot write {output}: {exc.strerror or exc}", markup=False)
             raise typer.Exit(code=2) from None
     err.print(f"exported {n} {kind}")
+
+
+# The loyalty commands (simulate, members, member) live with the program; registered top-level here.
+from loyalty.cli import loyalty_app  # noqa: E402 - after `_load`/`_open_store`, which it uses
+
+app.add_typer(loyalty_app)
 
 
 def main() -> None:

@@ -12,13 +12,16 @@ import orjson
 
 from sync.store import Store
 
-__all__ = ["ORDER_FIELDS", "REVIEW_FIELDS", "export_rows", "order_export", "review_export", "write"]
+__all__ = ["LEDGER_FIELDS", "ORDER_FIELDS", "REVIEW_FIELDS", "export_rows", "ledger_export", "order_export",
+           "review_export", "write"]
 
 ORDER_FIELDS = ("marketplace", "account", "order_id", "created_at", "updated_at", "status",
                 "platform_status", "fulfilment", "buyer_key", "currency", "total", "lines")
 LINE_FIELDS = ("sku", "offer_id", "name", "quantity", "price")
 REVIEW_FIELDS = ("marketplace", "account", "review_id", "sku", "rating", "text", "pros", "cons",
                  "created_at", "answered", "answer_text", "order_id", "buyer_key")
+LEDGER_FIELDS = ("id", "marketplace", "account", "buyer_key", "kind", "amount", "idempotency_key", "order_id",
+                 "rule", "effective_at", "available_from", "expires_at", "remaining")
 CENT = Decimal("0.01")
 
 
@@ -51,13 +54,31 @@ def review_export(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def ledger_export(row: dict[str, Any]) -> dict[str, Any]:
+    """A loyalty ledger entry as its export record: amounts as decimal strings, times ISO with offset."""
+    out = {f: row[f] for f in LEDGER_FIELDS}
+    out["amount"] = _money(row["amount"])
+    out["remaining"] = _money(row["remaining"]) if row["remaining"] is not None else None
+    for f in ("effective_at", "available_from", "expires_at"):
+        out[f] = _time(row[f]) if row[f] is not None else None
+    return out
+
+
+def _ledger_rows(store: Store) -> Iterator[dict[str, Any]]:
+    from loyalty.ledger import entries_of
+
+    return (ledger_export(r) for r in entries_of(store))
+
+
 def export_rows(store: Store, kind: str) -> Iterator[dict[str, Any]]:
-    """Export records of `kind` (orders or reviews), streamed."""
+    """Export records of `kind` (orders, reviews or ledger), streamed (the ledger in id order)."""
     if kind == "orders":
         return (order_export(r) for r in store.iter_orders())
     if kind == "reviews":
         return (review_export(r) for r in store.iter_reviews())
-    raise ValueError(f"unknown export kind {kind!r}; choose orders or reviews")
+    if kind == "ledger":
+        return _ledger_rows(store)
+    raise ValueError(f"unknown export kind {kind!r}; choose orders, reviews or ledger")
 
 
 def write(rows: Iterable[dict[str, Any]], kind: str, fmt: str, out: TextIO) -> int:
@@ -71,7 +92,7 @@ def write(rows: Iterable[dict[str, Any]], kind: str, fmt: str, out: TextIO) -> i
         return n
     if fmt != "csv":
         raise ValueError(f"unknown format {fmt!r}; choose jsonl or csv")
-    fields = ORDER_FIELDS if kind == "orders" else REVIEW_FIELDS
+    fields = {"orders": ORDER_FIELDS, "reviews": REVIEW_FIELDS, "ledger": LEDGER_FIELDS}[kind]
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:

@@ -19,6 +19,8 @@ __all__ = ["Daemon"]
 
 log = logging.getLogger("loyalsync.daemon")
 RECENT_RESULTS = 1000
+LOYALTY_JOB = "loyalty"
+LOYALTY_INTERVAL = timedelta(minutes=10)  # earn/activate/reverse; idempotent, so any interval is safe
 
 
 class Daemon:
@@ -63,6 +65,23 @@ class Daemon:
             if aps_job is not None and aps_job.next_run_time and when < aps_job.next_run_time:
                 aps_job.modify(next_run_time=when)
 
+    async def _loyalty(self) -> None:
+        """One `loyalty.ledger.run_once` in a worker thread: the event loop keeps polling meanwhile."""
+        from loyalty.ledger import run_once
+
+        try:
+            result = await asyncio.to_thread(run_once, self.app.store, self.app.config.settings.loyalty,
+                                             datetime.now(UTC))
+        except asyncio.CancelledError:
+            if not self.stop.is_set():
+                raise
+            return  # the thread finishes its transaction; the next start repeats it harmlessly
+        except Exception:  # noqa: BLE001 - logged and retried next interval, the daemon keeps running
+            log.exception("loyalty: run failed; retrying in %s", LOYALTY_INTERVAL)
+            return
+        log.info("loyalty: %d members, %d orders, %d entries written, %d lots activated",
+                 result.members, result.orders, result.inserted, result.filled)
+
     def schedule(self) -> AsyncIOScheduler:
         """Build the scheduler with one job per stream; every job also runs once right away."""
         cfg = self.app.config.settings.schedule
@@ -79,6 +98,12 @@ class Daemon:
                 self._run, "interval", args=[job], id=job.id, name=job.id,
                 seconds=self._interval(job).total_seconds(), jitter=cfg.jitter_seconds,
                 next_run_time=first,
+            )
+        if self.app.config.settings.loyalty.enabled:
+            scheduler.add_job(
+                self._loyalty, "interval", id=LOYALTY_JOB, name=LOYALTY_JOB, max_instances=1,
+                seconds=LOYALTY_INTERVAL.total_seconds(), jitter=cfg.jitter_seconds,
+                next_run_time=now + timedelta(seconds=random.uniform(0, min(cfg.jitter_seconds, 5))),
             )
         return scheduler
 
