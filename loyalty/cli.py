@@ -26,6 +26,7 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Global c
 DatabaseOpt = Annotated[str | None, typer.Option("--database-url", help="Overrides the config "
                         "and $LOYALSYNC_DATABASE_URL, e.g. postgresql://user@host/db.")]
 NowOpt = Annotated[str | None, typer.Option("--now", help="As of this time, ISO 8601 (default: now).")]
+SEGMENTS = ("new", "active", "at_risk", "sleeping", "lost")
 KEY_SHOWN = 12  # characters of a buyer key in tables; `loyalsync member` takes any unique prefix
 
 
@@ -110,22 +111,32 @@ def simulate(
 def members(
     marketplace: Annotated[str | None, typer.Option(help="Only this marketplace.")] = None,
     tier: Annotated[str | None, typer.Option(help="Only members who reached this tier.")] = None,
+    segment: Annotated[str | None, typer.Option(
+        help="Only members in this segment: new, active, at_risk, sleeping or lost.")] = None,
     now: NowOpt = None,
     config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Members with orders, spend, balances and tier."""
+    """Members with orders, spend, balances, tier and segment.
+
+    Tier and segment are the stored ones (`loyalty_members`) for members evaluated there, else
+    computed at --now.
+    """
     from loyalty.members import member_rows
 
+    if segment is not None and segment not in SEGMENTS:
+        err.print(f"--segment: {segment!r} is not one of {', '.join(SEGMENTS)}", markup=False)
+        raise typer.Exit(code=2)
     at = _when(now, "--now") or datetime.now(UTC)
     store, settings = _store_and_settings(config, database_url)
-    rows = member_rows(store, settings, at, marketplace=marketplace, tier=tier)
+    rows = member_rows(store, settings, at, marketplace=marketplace, tier=tier, segment=segment)
     table = Table(title=f"{len(rows)} member(s) at {at.isoformat()}")
-    for name in ("marketplace", "account", "member", "orders", "spend", "pending", "available", "tier"):
+    for name in ("marketplace", "account", "member", "orders", "spend", "pending", "available", "tier",
+                 "segment"):
         table.add_column(name, justify="right" if name in ("orders", "spend", "pending", "available") else "left")
     for r in rows:
         table.add_row(r.marketplace, escape(r.account), _short(r.buyer_key), str(r.orders), _num(r.spend),
-                      _num(r.balances.pending), _num(r.balances.available), r.tier or "—")
+                      _num(r.balances.pending), _num(r.balances.available), r.tier or "—", r.segment or "—")
     Console().print(table)
 
 

@@ -15,20 +15,44 @@ See docs/loyalty-engine.md. Decisions this module makes (and the spec leaves ope
 - Every-Nth periods start at the member's first counted order and run `period` long; the next
   period starts at the first order after it. Counted: settled orders not cancelled.
 - Amounts already recorded win: the ledger never recomputes them (reversals use the recorded lot).
+- Expiry and reversal: points that expired are gone, not owed. A reversal reverses the lot's
+  recorded amount minus what the expire job already took from that lot (the recorded `expire`
+  entry carries the lot's `order_id` and `rule`); what is left was spent or is still in the lot,
+  so the ledger takes it from the lot, then other lots, then keeps it as debt. A lot that expired
+  whole is not reversed at all. The jobs run earn (with reversals) before expire, so a reversal
+  and an expiry falling due in the same run: the reversal takes the lot first.
+- Offers (`settings.offers`): an offer applies to an order that is not cancelled, was created in
+  `[starts, ends)` and matches every condition. Conditions read the order's facts: marketplace,
+  account, fulfilment, total, currency; `sku`/`offer_id` match when ANY line matches (`ne`: no line
+  equals). An order whose lines are not known (`skus is None`) never matches an offer with a
+  sku/offer_id condition (points are never given on a guess). Multipliers of all applying offers
+  multiply the rate lot's rate; `bonus_points` is a lot of its own, key
+  `earn:{mp}:{acct}:{order_id}:offer:{name}`, rule `offer:{name}` (a name too long for the 64-char
+  rule column uses `offer:` + a hash of it), reversed with its order like welcome and every-Nth.
+  Offers restricted to segments are not applied by this engine yet: they need the member's
+  segment at the order's settle point, which the segments module provides; they are applied once
+  that module is wired in here, and until then such an offer grants nothing.
+- Budget: `per_member_points` caps the sum of a member's earn lots (lifetime, reversals do not
+  give budget back). Lots are taken in order: per order by `(created_at, order_id)`, within an order
+  rate, welcome, every-Nth, then offer bonuses by name; recorded lots count with their recorded
+  amounts, a new lot is cut to what fits (0: no lot). `total_points` (a program-wide cap) is not
+  enforced here: see `loyalty.ledger.run_once`.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from loyalty.rules import LoyaltySettings
+from loyalty.rules import Condition, LoyaltySettings, Offer
 
 __all__ = [
     "EARN",
+    "EXPIRE",
     "REVERSE",
     "RULE_NTH",
     "RULE_RATE",
@@ -41,13 +65,16 @@ __all__ = [
     "earn_rate",
     "expires_at",
     "is_settled",
+    "matches",
     "member_entries",
+    "offer_applies",
+    "offer_rule",
     "points",
 ]
 
 # Longer than any platform's late-delivery lookback: by then every earlier order is in the store.
 SETTLE_DELAY = timedelta(days=2)
-EARN, REVERSE = "earn", "reverse"
+EARN, REVERSE, EXPIRE = "earn", "reverse", "expire"
 RULE_RATE, RULE_WELCOME, RULE_NTH = "rate", "welcome", "every_nth"
 CANCELLED, RETURNED, DELIVERED = "cancelled", "returned", "delivered"
 _VOID = (CANCELLED, RETURNED)
@@ -68,12 +95,26 @@ class OrderFact:
     updated_at: datetime
     status: str
     total: Decimal
+    fulfilment: str | None = None
+    currency: str | None = None
+    skus: tuple[str, ...] | None = None  # None: the order's lines are not known
+    offer_ids: tuple[str, ...] | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> OrderFact:
-        """From a `Store.iter_orders()` row (or any mapping with the same keys)."""
+        """From a `Store.iter_orders()` row (or any mapping with the same keys; lines optional)."""
+        lines = row.get("lines")
+        skus = offer_ids = None
+        if lines is not None:
+            skus = tuple(str(_get(ln, "sku")) for ln in lines)
+            offer_ids = tuple(str(v) for v in (_get(ln, "offer_id") for ln in lines) if v is not None)
         return cls(row["marketplace"], row["account"], row["order_id"], row["buyer_key"],
-                   row["created_at"], row["updated_at"], str(row["status"]), Decimal(row["total"]))
+                   row["created_at"], row["updated_at"], str(row["status"]), Decimal(row["total"]),
+                   row.get("fulfilment"), row.get("currency"), skus, offer_ids)
+
+
+def _get(line: Any, name: str) -> Any:
+    return line.get(name) if isinstance(line, Mapping) else getattr(line, name, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +177,70 @@ def expires_at(settings: LoyaltySettings, available: datetime | None) -> datetim
     return datetime(year, month, 1, tzinfo=UTC)
 
 
+def offer_rule(offer: Offer) -> str:
+    """The rule name of an offer's bonus lot (fits the ledger's 64-character rule column)."""
+    rule = f"offer:{offer.name}"
+    if len(rule) <= 64:
+        return rule
+    return "offer:" + hashlib.sha256(offer.name.encode()).hexdigest()[:32]
+
+
+def _compare(op: str, have: Any, want: Any) -> bool:
+    if op == "in":
+        return have in want
+    if op == "eq":
+        return have == want
+    if op == "ne":
+        return have != want
+    try:
+        if op == "gt":
+            return have > want
+        if op == "ge":
+            return have >= want
+        if op == "lt":
+            return have < want
+        return have <= want  # "le"
+    except TypeError:
+        return False
+
+
+def _norm(value: Any, numeric: bool) -> Any:
+    if isinstance(value, list):
+        return [_norm(v, numeric) for v in value]
+    if numeric:
+        try:
+            return Decimal(str(value))
+        except ArithmeticError:
+            return None
+    return str(value)
+
+
+def matches(cond: Condition, order: OrderFact) -> bool | None:
+    """Whether `order` meets `cond`; None when the order's lines are needed but not known."""
+    numeric = cond.field == "total"
+    want = _norm(cond.value, numeric)
+    if cond.field in ("sku", "offer_id"):
+        values = order.skus if cond.field == "sku" else order.offer_ids
+        if order.skus is None or values is None:
+            return None
+        if cond.op == "ne":
+            return all(_compare("ne", v, want) for v in values)
+        return any(_compare(cond.op, v, want) for v in values)
+    have = order.total if numeric else getattr(order, cond.field)
+    if have is None:
+        return False
+    return _compare(cond.op, have if numeric else str(have), want)
+
+
+def offer_applies(offer: Offer, order: OrderFact) -> bool:
+    """An offer for everyone, active when the order was created, whose conditions all hold."""
+    if offer.segments:  # segment-only: applied once the segments module feeds the engine
+        return False
+    if not offer.starts <= order.created_at < offer.ends:
+        return False
+    return all(matches(c, order) is True for c in offer.conditions)
+
+
 def member_entries(orders: Iterable[OrderFact], settings: LoyaltySettings,
                    recorded: Mapping[str, Entry], now: datetime, *,
                    settle_delay: timedelta = SETTLE_DELAY) -> list[Entry]:
@@ -152,11 +257,15 @@ def member_entries(orders: Iterable[OrderFact], settings: LoyaltySettings,
     mp, acct, buyer = first.marketplace, first.account, first.buyer_key
     lots_of: dict[str, list[Entry]] = {}
     reversed_: set[tuple[str | None, str | None]] = set()
+    expired_of: dict[tuple[str | None, str | None], Decimal] = {}  # points the expire job took
     for e in recorded.values():
         if e.kind == EARN and e.order_id is not None:
             lots_of.setdefault(e.order_id, []).append(e)
         elif e.kind == REVERSE:
             reversed_.add((e.order_id, e.rule))
+        elif e.kind == EXPIRE and e.order_id is not None:
+            key = (e.order_id, e.rule)
+            expired_of[key] = expired_of.get(key, Decimal(0)) - e.amount
     welcome_key = f"welcome:{mp}:{acct}:{buyer}"
     welcomed = welcome_key in recorded
     basis_orders: list[OrderFact] = []  # earlier settled orders that count toward tiers
@@ -169,6 +278,9 @@ def member_entries(orders: Iterable[OrderFact], settings: LoyaltySettings,
     period_start: datetime | None = None
     counted = 0
     out: list[Entry] = []
+    offers = sorted(settings.offers, key=lambda f: f.name)
+    cap = settings.budget.per_member_points
+    earned = Decimal(0)  # the member's earn lots so far, for the per-member budget
 
     def entry(kind: str, amount: Decimal, key: str, o: OrderFact, rule: str, at: datetime) -> Entry:
         return Entry(kind, amount, key, o.order_id, rule, at, marketplace=mp, account=acct, buyer_key=buyer)
@@ -183,7 +295,11 @@ def member_entries(orders: Iterable[OrderFact], settings: LoyaltySettings,
                 window_spend -= basis_orders[lo].total
                 lo += 1
             basis = Decimal(len(basis_orders) - lo) if by_orders else window_spend
-            amount = points(o.total, earn_rate(settings, o.marketplace, basis))
+            rate = earn_rate(settings, o.marketplace, basis)
+            applying = [f for f in offers if offer_applies(f, o)]
+            for f in applying:
+                rate *= f.multiplier
+            amount = points(o.total, rate)
             if amount > 0:
                 new.append(entry(EARN, amount, f"earn:{mp}:{acct}:{o.order_id}:{RULE_RATE}", o,
                                  RULE_RATE, o.created_at))
@@ -198,11 +314,30 @@ def member_entries(orders: Iterable[OrderFact], settings: LoyaltySettings,
                 if counted % nth.n == 0:
                     key = f"nth:{mp}:{acct}:{buyer}:{period_start.isoformat()}:{counted // nth.n}"
                     new.append(entry(EARN, nth.points, key, o, RULE_NTH, o.created_at))
+            for f in applying:
+                if f.bonus_points > 0:
+                    rule = offer_rule(f)
+                    new.append(entry(EARN, f.bonus_points, f"earn:{mp}:{acct}:{o.order_id}:{rule}", o,
+                                     rule, o.created_at))
             if o.status != RETURNED:
                 basis_orders.append(o)
                 window_spend += o.total
-        # What is recorded wins over what today's rules would compute.
-        lots = {e.idempotency_key: e for e in new if e.idempotency_key not in recorded}
+        # What is recorded wins over what today's rules would compute; the budget counts it as is.
+        lots: dict[str, Entry] = {}
+        earned += sum((e.amount for e in lots_of.get(o.order_id, ())), Decimal(0))
+        for e in new:
+            old = recorded.get(e.idempotency_key)
+            if old is not None:
+                continue
+            if cap is not None:
+                fits = min(e.amount, cap - earned)
+                if fits <= 0:
+                    continue
+                if fits < e.amount:
+                    e = Entry(e.kind, fits, e.idempotency_key, e.order_id, e.rule, e.effective_at,
+                              marketplace=mp, account=acct, buyer_key=buyer)
+            earned += e.amount
+            lots[e.idempotency_key] = e
         lots.update({e.idempotency_key: e for e in lots_of.get(o.order_id, ())})
         for lot in lots.values():
             known = lot.available_from is not None
@@ -213,6 +348,9 @@ def member_entries(orders: Iterable[OrderFact], settings: LoyaltySettings,
             for lot in lots.values():
                 if (o.order_id, lot.rule) in reversed_:
                     continue
+                owed = lot.amount - expired_of.get((o.order_id, lot.rule), Decimal(0))
+                if owed <= 0:
+                    continue  # the lot expired whole: nothing left to take back
                 key = f"reverse:{mp}:{acct}:{o.order_id}:{lot.rule}:{o.status}"
-                out.append(entry(REVERSE, -lot.amount, key, o, lot.rule or "", o.updated_at))
+                out.append(entry(REVERSE, -owed, key, o, lot.rule or "", o.updated_at))
     return out

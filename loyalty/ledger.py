@@ -17,14 +17,14 @@ from typing import Any
 from sqlalchemy import Table, func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
-from loyalty.engine import EARN, REVERSE, SETTLE_DELAY, Entry, Member, OrderFact, member_entries
+from loyalty.engine import EARN, EXPIRE, REVERSE, SETTLE_DELAY, Entry, Member, OrderFact, member_entries
 from loyalty.rules import LoyaltySettings
 from loyalty.tables import LedgerEntryRow
 from sync.store.store import Store
-from sync.store.tables import OrderRow
+from sync.store.tables import OrderLineRow, OrderRow
 from sync.store.types import binders
 
-__all__ = ["ApplyResult", "Balances", "RunResult", "apply", "balances", "entries_of", "run_once"]
+__all__ = ["ApplyResult", "Balances", "RunResult", "apply", "balances", "entries_of", "expire_once", "run_once"]
 
 log = logging.getLogger("loyalsync.loyalty")
 LEDGER: Table = LedgerEntryRow.__table__  # type: ignore[assignment]
@@ -67,6 +67,7 @@ class RunResult:
     inserted: int = 0
     filled: int = 0
     late: int = 0
+    expired: int = 0  # expire entries written
     no_identity: dict[str, int] = field(default_factory=dict)
 
 
@@ -320,7 +321,30 @@ def _changes(entries: Sequence[Entry], recorded: dict[str, Entry]) -> list[Entry
 
 
 _ORDER_FIELDS = ("marketplace", "account", "order_id", "buyer_key", "created_at", "updated_at",
-                 "status", "total")
+                 "status", "total", "fulfilment", "currency")
+
+
+def _needs_lines(settings: LoyaltySettings) -> bool:
+    """Whether some offer tests an order's lines (read them only then)."""
+    return any(c.field in ("sku", "offer_id") for f in settings.offers for c in f.conditions)
+
+
+def _lines_of(conn: Connection, rows: Sequence[Sequence[Any]]) -> dict[tuple[str, str, str], list[tuple]]:
+    """(sku, offer_id) of the lines of the orders in `rows`, by order."""
+    lines: Table = OrderLineRow.__table__  # type: ignore[assignment]
+    c = lines.c
+    by_account: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        by_account.setdefault((r[0], r[1]), []).append(r[2])
+    out: dict[tuple[str, str, str], list[tuple]] = {}
+    for (mp, acct), ids in by_account.items():
+        for start in range(0, len(ids), 500):
+            stmt = (select(c.order_id, c.sku, c.offer_id)
+                    .where(c.marketplace == mp, c.account == acct, c.order_id.in_(ids[start:start + 500]))
+                    .order_by(c.order_id, c.line_no))
+            for oid, sku, offer_id in conn.execute(stmt):
+                out.setdefault((mp, acct, oid), []).append((sku, offer_id))
+    return out
 
 
 _PAGE_ORDERS = 20_000
@@ -341,6 +365,7 @@ def _iter_members(engine: Engine, settings: LoyaltySettings,
     anonymous = (select(c.marketplace, func.count()).where(or_(c.buyer_key.is_(None), c.buyer_key == ""), *skip)
                  .group_by(c.marketplace))
     columns = [c[f] for f in _ORDER_FIELDS]
+    with_lines = _needs_lines(settings)
     last: str | None = None
     with engine.connect() as conn:
         for mp, n in conn.execute(anonymous):
@@ -360,10 +385,17 @@ def _iter_members(engine: Engine, settings: LoyaltySettings,
                     rows, end = whole, whole[-1][3]
                 else:  # one buyer fills the page: read all of that buyer's orders
                     rows = conn.execute(select(*columns).where(c.buyer_key == end, *skip)).all()
+            lines = _lines_of(conn, rows) if with_lines else None
         by_member: dict[Member, list[OrderFact]] = {}
-        for mp, acct, oid, buyer, created, updated, status, total in rows:
+        for mp, acct, oid, buyer, created, updated, status, total, fulfilment, currency in rows:
+            skus = offer_ids = None
+            if lines is not None:
+                mine = lines.get((mp, acct, oid), ())
+                skus = tuple(str(sku) for sku, _ in mine)
+                offer_ids = tuple(str(o) for _, o in mine if o is not None)
             by_member.setdefault((mp, acct, buyer), []).append(
-                OrderFact(mp, acct, oid, buyer, created, updated, str(status), Decimal(total)))
+                OrderFact(mp, acct, oid, buyer, created, updated, str(status), Decimal(total),
+                          fulfilment, currency, skus, offer_ids))
         yield from by_member.items()
         last = end
 
@@ -388,6 +420,17 @@ def _iter_members_of(rows: Iterable[dict[str, Any]], settings: LoyaltySettings,
 def run_once(store: Any, settings: LoyaltySettings, now: datetime, *,
              settle_delay=SETTLE_DELAY) -> RunResult:
     """Earn, activate and reverse for every member's settled orders; one transaction per member batch.
+    Then `expire_once(store, now)`.
+
+    Budget: `per_member_points` is enforced by the engine. `total_points` is not enforced (a
+    warning is logged each run). The ledger must be a function of the order set; a cap "per run"
+    cannot be (a replay is one run, a live ledger many), and a lifetime program cap taken in
+    member-key order cannot either: live runs give the budget to whichever orders settle first
+    (say b2's March order), a replay to b1's orders first (including b1's later ones), so the two
+    cut different lots. Only one global `(created_at, order_id)` order across all members is
+    stable, and this job streams members in batches with one transaction each, so it would need a
+    second, global pass over every new lot of the run (plus the per-member cap and same-run
+    reversals recomputed against it) before anything is written.
 
     Orders are streamed member by member; each batch of members reads its own recorded entries,
     so neither the order table nor the ledger is ever held in memory whole.
@@ -409,7 +452,59 @@ def run_once(store: Any, settings: LoyaltySettings, now: datetime, *,
             members = []
     if members:
         _process(store, members, settings, now, settle_delay, result)
+    if settings.enabled:
+        if settings.budget.total_points is not None:
+            log.warning("loyalty: budget.total_points is not enforced yet (per_member_points is)")
+        result.expired = expire_once(store, now)
     return result
+
+
+_EXPIRE_BATCH = 1000
+
+
+def expire_once(target: Any, now: datetime) -> int:
+    """Write an `expire` entry for every lot with `expires_at <= now` and points left; the count.
+
+    Each entry takes exactly what is left in its one lot (amount = -remaining, key
+    `expire:{lot_id}`, `effective_at` = the lot's `expires_at`, `order_id`/`rule` of the lot so a
+    later reversal knows those points are gone). Insert and lot update share a transaction per
+    batch; a key already written (another run) leaves its lot alone, so re-running changes nothing.
+    """
+    c = LEDGER.c
+    engine = _engine(target)
+    written = 0
+    last = 0
+    while True:
+        with engine.begin() as conn:
+            stmt = (select(c.id, c.marketplace, c.account, c.buyer_key, c.order_id, c.rule, c.expires_at,
+                           c.remaining)
+                    .where(c.kind == EARN, c.expires_at.is_not(None), c.expires_at <= now, c.id > last)
+                    .order_by(c.id).limit(_EXPIRE_BATCH)
+                    .with_for_update())
+            lots = conn.execute(stmt).all()
+            if not lots:
+                return written
+            last = lots[-1].id
+            due = [r for r in lots if r.remaining is not None and r.remaining > 0]
+            if not due:
+                continue
+            entries = [Entry(EXPIRE, -r.remaining, f"expire:{r.id}", r.order_id, r.rule, r.expires_at,
+                             marketplace=r.marketplace, account=r.account, buyer_key=r.buyer_key)
+                       for r in due]
+            inserted = _insert_new(conn, entries)
+            bind = binders(conn.dialect)
+            rows = []
+            for r in due:
+                entry_id = inserted.get(f"expire:{r.id}")
+                if entry_id is not None:
+                    rows += [(bind.money(_ZERO), r.id), (bind.money(_ZERO), entry_id)]
+            if rows:
+                sql = _prepared_remaining(conn)
+                if conn.dialect.positional:
+                    conn.exec_driver_sql(sql, rows)
+                else:
+                    conn.exec_driver_sql(sql, [{"remaining": v, "id": i} for v, i in rows])
+            written += len(inserted)
 
 
 def _process(store: Any, members: list[tuple[Member, list[OrderFact]]], settings: LoyaltySettings,

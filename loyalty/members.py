@@ -10,6 +10,9 @@ same numbers for the same orders, settings and `now`.
   (or order count) of settled orders, neither cancelled nor returned, created within
   `tier_policy.window` before `now` (the rule the engine applies to each new order).
 - Balances use the same rules as `loyalty.ledger.balances`, computed from one read of the ledger.
+- `member_rows` shows the tier and segment stored by `loyalty.membership.refresh_members` (the held
+  tier, after the downgrade policy) for members in that projection; for the others it computes them
+  at `now` (`tier_of`, `loyalty.segments.segment`).
 """
 
 from __future__ import annotations
@@ -106,25 +109,39 @@ class MemberRow:
     spend: Decimal  # totals of orders neither cancelled nor returned
     balances: Balances
     tier: str | None
+    segment: str | None = None
+    stored: bool = False  # tier and segment come from the members projection
 
 
 def member_rows(store: Any, settings: LoyaltySettings, now: datetime, *,
-                marketplace: str | None = None, tier: str | None = None) -> list[MemberRow]:
+                marketplace: str | None = None, tier: str | None = None,
+                segment: str | None = None) -> list[MemberRow]:
     """Members with their figures at `now`, sorted by marketplace, account, buyer key."""
+    from loyalty.membership import stored_members
+    from loyalty.segments import segment as segment_of
+
     by_member, _ = member_orders(store.iter_orders(), settings)
     bals = balances_by_member(entries_of(store), now)
+    projection = stored_members(store)
     empty = Balances(_ZERO, _ZERO, _ZERO, _ZERO)
     out = []
     for member in sorted(by_member):
         if marketplace is not None and member[0] != marketplace:
             continue
         orders = by_member[member]
-        reached = tier_of(settings, orders, now)
+        stored = projection.get(member)
+        if stored is not None:
+            reached, seg = stored["tier"], stored["segment"]
+        else:
+            reached = tier_of(settings, orders, now)
+            seg = segment_of([(o.created_at, o.total, o.status) for o in orders], now, settings.segments)
         if tier is not None and reached != tier:
+            continue
+        if segment is not None and seg != segment:
             continue
         spend = sum((o.total for o in orders if o.status not in _VOID), _ZERO)
         out.append(MemberRow(*member, orders=len(orders), spend=spend, balances=bals.get(member, empty),
-                             tier=reached))
+                             tier=reached, segment=seg, stored=stored is not None))
     return out
 
 

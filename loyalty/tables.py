@@ -1,4 +1,4 @@
-"""The loyalty ledger's table: one append-only row per entry (docs/loyalty-engine.md)."""
+"""The loyalty tables: the append-only ledger (docs/loyalty-engine.md) and the members projection."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlmodel import Field, SQLModel
 
 from sync.store.types import Money, UTCDateTime
 
-__all__ = ["LedgerEntryRow"]
+__all__ = ["LedgerEntryRow", "MemberProjectionRow"]
 
 
 class LedgerEntryRow(SQLModel, table=True):
@@ -37,3 +37,30 @@ class LedgerEntryRow(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     # Lots: what is left to consume. Debits: the part no lot could cover (debt, <= 0).
     remaining: Decimal | None = Field(default=None, sa_column=Column(Money))
+
+
+class MemberProjectionRow(SQLModel, table=True):
+    """One member as `loyalty.membership.refresh_members` last evaluated it (a projection of orders).
+
+    `tier` is the tier the member holds under `tier_policy.downgrade`; `prior_tier`/`prior_tier_since`
+    are what it held before the evaluation at `evaluated_at`, so re-evaluating at the same time
+    starts from the same place (idempotent) instead of stepping down again.
+    """
+
+    __tablename__ = "loyalty_members"
+    __table_args__ = (Index("ix_loyalty_members_segment", "segment"),)
+
+    marketplace: str = Field(primary_key=True, max_length=32)
+    account: str = Field(primary_key=True, max_length=64)
+    buyer_key: str = Field(primary_key=True, max_length=64)
+    orders: int
+    spend: Decimal = Field(sa_column=Column(Money, nullable=False))
+    first_order_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    last_order_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    tier: str | None = Field(default=None, max_length=32)
+    tier_since: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    prior_tier: str | None = Field(default=None, max_length=32)
+    prior_tier_since: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    segment: str = Field(max_length=16)
+    service_recovery: bool
+    evaluated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))

@@ -254,7 +254,16 @@ def test_members_and_member_show_the_ledgers_balances(db, config: Path, settings
 
     gold = invoke("members", "--tier", "gold", "--now", NOW.isoformat(), "--config", config, "--database-url", url)
     gold_lines = [line for line in gold.stdout.splitlines() if line.startswith("│")]
-    assert gold_lines and all(line.rstrip("│ ").endswith("gold") for line in gold_lines)
+    assert gold_lines and all(line.strip("│").split("│")[7].strip() == "gold" for line in gold_lines)
+    segments = {line.strip("│").split("│")[8].strip() for line in lines}
+    assert segments <= {"new", "active", "at_risk", "sleeping", "lost"}
+    one = sorted(segments)[0]
+    only = invoke("members", "--marketplace", "ozon", "--segment", one, "--now", NOW.isoformat(),
+                  "--config", config, "--database-url", url)
+    only_lines = [line for line in only.stdout.splitlines() if line.startswith("│")]
+    assert only_lines and all(line.strip("│").split("│")[8].strip() == one for line in only_lines)
+    bad = invoke("members", "--segment", "vip", "--config", config, "--database-url", url)
+    assert bad.exit_code == 2 and "not one of" in bad.stderr
 
     rich_member = max(ozon, key=lambda r: r.balances.pending + r.balances.available)
     who = ("ozon", rich_member.account, rich_member.buyer_key)

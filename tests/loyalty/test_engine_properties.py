@@ -2,6 +2,8 @@
 
 (a) balances add up to the ledger, (b) keys are unique, (c) the ledger is a function of the order
 set, not of arrival order or run times, and re-running changes nothing, (d) no review rating moves it.
+The program has tiers, welcome, every-Nth, an offer with conditions, a per-member budget and
+expiry (the expire job runs in every `run_once`).
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ PROGRAM = LoyaltySettings.model_validate({
     "expiry": {"policy": "after_days", "days": 40},
     "welcome": {"points": 100},
     "every_nth": {"n": 3, "points": 50, "period": timedelta(days=20)},
+    "offers": [{"name": "spring", "starts": T0 + timedelta(days=10), "ends": T0 + timedelta(days=40),
+                "multiplier": 2, "bonus_points": 20,
+                "conditions": [{"field": "total", "op": "ge", "value": 1000},
+                               {"field": "fulfilment", "op": "eq", "value": "fbs"}]}],
+    "budget": {"per_member_points": 1500},
 })
 
 orders_st = st.lists(
@@ -87,7 +94,16 @@ def write(store: Store, orders=(), reviews=()) -> None:
 
 
 def ledger(store: Store) -> list[tuple]:
-    return sorted(tuple(v for k, v in r.items() if k != "id") for r in entries_of(store))
+    """Comparable across stores: ids dropped, `expire:{lot_id}` named by the lot's key instead."""
+    rows = entries_of(store)
+    key_of = {r["id"]: r["idempotency_key"] for r in rows}
+
+    def key(r: dict) -> str:
+        k = r["idempotency_key"]
+        return f"expire:{key_of[int(k.split(':', 1)[1])]}" if r["kind"] == "expire" else k
+
+    return sorted(tuple(key(r) if k == "idempotency_key" else v for k, v in r.items() if k != "id")
+                  for r in rows)
 
 
 def check_balances(store: Store, now: datetime) -> None:

@@ -1,0 +1,166 @@
+"""The members projection `loyalty_members`: each member's order figures, held tier and segment.
+
+`refresh_members(store, settings, now)` recomputes every member from the orders table (orders with
+a buyer key on an enabled marketplace, as `loyalty.members.member_orders` chooses them) and upserts
+the rows in batches. Decisions:
+
+- Only orders created at or before `now` count, so an evaluation "as of" `now` never sees later ones.
+  `orders` counts them all (as `loyalsync members` does); `spend` excludes cancelled and returned;
+  `first_order_at`/`last_order_at` exclude cancelled.
+- The qualifying tier is `loyalty.members.tier_of` (the engine's rule); the held tier is
+  `loyalty.tiers.evaluate_tier` against the stored tier. Re-evaluating at the same `now` starts from
+  the tier held *before* that evaluation (`prior_tier`), so a second run changes nothing and a run
+  that sees new orders at the same `now` still steps down at most once. A row evaluated after `now`
+  is never overwritten by an older evaluation (also enforced in the upsert, for concurrent runs).
+- `service_recovery` reads only reviews the platform links to a buyer key (`reviews.buyer_key`);
+  reviews are never matched to orders by any heuristic. It never feeds the segment.
+- Rows of members with no order any more (e.g. a marketplace turned off) are left as they are.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Table, select
+
+from loyalty.engine import Member, OrderFact
+from loyalty.members import member_orders, tier_of
+from loyalty.rules import LoyaltySettings
+from loyalty.segments import segment, service_recovery
+from loyalty.tables import MemberProjectionRow
+from loyalty.tiers import evaluate_tier
+from sync.store.tables import ReviewRow
+from sync.store.upsert import dialect_insert
+
+__all__ = ["MEMBERS", "BATCH", "RefreshResult", "member_projection", "refresh_members", "stored_members"]
+
+MEMBERS: Table = MemberProjectionRow.__table__  # type: ignore[assignment]
+REVIEWS: Table = ReviewRow.__table__  # type: ignore[assignment]
+BATCH = 500
+_KEY = ("marketplace", "account", "buyer_key")
+_VOID = ("cancelled", "returned")
+_ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshResult:
+    """What one `refresh_members` did."""
+
+    members: int  # members with an order at `now`
+    written: int  # rows inserted or changed
+    skipped_newer: int  # rows already evaluated after `now`, left alone
+
+
+def stored_members(store: Any) -> dict[Member, dict[str, Any]]:
+    """Every projection row by member."""
+    with store.engine.connect() as conn:
+        return {tuple(r[k] for k in _KEY): dict(r)  # type: ignore[misc]
+                for r in conn.execute(select(MEMBERS)).mappings()}
+
+
+def _linked_reviews(store: Any) -> dict[Member, list[tuple[int, datetime]]]:
+    """Ratings and dates of reviews the platform links to a buyer key (none do today)."""
+    cols = REVIEWS.c
+    stmt = (select(cols.marketplace, cols.account, cols.buyer_key, cols.rating, cols.created_at)
+            .where(cols.buyer_key.is_not(None)))
+    out: dict[Member, list[tuple[int, datetime]]] = {}
+    with store.engine.connect() as conn:
+        for mp, acct, buyer, rating, at in conn.execute(stmt):
+            out.setdefault((mp, acct, buyer), []).append((rating, at))
+    return out
+
+
+def member_projection(member: Member, orders: Iterable[OrderFact], settings: LoyaltySettings, now: datetime,
+                      stored: Mapping[str, Any] | None,
+                      reviews: Iterable[tuple[int, datetime]] = ()) -> dict[str, Any] | None:
+    """The member's projection row at `now` given its stored row (None: no order yet at `now`)."""
+    facts = [o for o in orders if o.created_at <= now]
+    if not facts:
+        return None
+    counted = [o for o in facts if o.status != "cancelled"]
+    if stored is not None and stored["evaluated_at"] == now:
+        base_tier, base_since = stored["prior_tier"], stored["prior_tier_since"]
+    elif stored is not None:
+        base_tier, base_since = stored["tier"], stored["tier_since"]
+    else:
+        base_tier, base_since = None, None
+    if settings.tiers:
+        held = evaluate_tier(base_tier, tier_of(settings, facts, now), settings.tier_policy, settings.tiers)
+    else:
+        held = None
+    since = None if held is None else (base_since if held == base_tier and base_since is not None else now)
+    return {
+        "marketplace": member[0], "account": member[1], "buyer_key": member[2],
+        "orders": len(facts),
+        "spend": sum((o.total for o in facts if o.status not in _VOID), _ZERO),
+        "first_order_at": min((o.created_at for o in counted), default=None),
+        "last_order_at": max((o.created_at for o in counted), default=None),
+        "tier": held, "tier_since": since,
+        "prior_tier": base_tier, "prior_tier_since": base_since,
+        "segment": segment([(o.created_at, o.total, o.status) for o in facts], now, settings.segments),
+        "service_recovery": service_recovery(reviews, now),
+        "evaluated_at": now,
+    }
+
+
+def _same(row: Mapping[str, Any], stored: Mapping[str, Any]) -> bool:
+    return all(stored.get(k) == v for k, v in row.items())
+
+
+def _chunks(items: list[Member], size: int) -> Iterator[list[Member]]:
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _upsert(conn: Any, rows: list[dict[str, Any]]) -> None:
+    stmt = dialect_insert(conn, MEMBERS)
+    new = stmt.excluded
+    stmt = stmt.on_conflict_do_update(
+        index_elements=list(_KEY),
+        set_={c.name: new[c.name] for c in MEMBERS.columns if c.name not in _KEY},
+        # An older evaluation (a concurrent run with an earlier `now`) never overwrites a newer one.
+        where=MEMBERS.c.evaluated_at <= new.evaluated_at,
+    )
+    conn.execute(stmt, rows)
+
+
+def refresh_members(store: Any, settings: LoyaltySettings, now: datetime, *,
+                    batch: int = BATCH) -> RefreshResult:
+    """Recompute every member at `now` from the orders table; idempotent, safe to run twice."""
+    by_member, _ = member_orders(store.iter_orders(), settings)
+    reviews = _linked_reviews(store)
+    members = sorted(by_member)
+    seen = written = newer = 0
+    for chunk in _chunks(members, batch):
+        stored = _stored_for(store, chunk)
+        rows = []
+        for member in chunk:
+            old = stored.get(member)
+            if old is not None and old["evaluated_at"] > now:
+                newer += 1
+                seen += 1
+                continue
+            row = member_projection(member, by_member[member], settings, now, old, reviews.get(member, ()))
+            if row is None:
+                continue
+            seen += 1
+            if old is None or not _same(row, old):
+                rows.append(row)
+        if rows:
+            with store.engine.begin() as conn:
+                _upsert(conn, rows)
+            written += len(rows)
+    return RefreshResult(members=seen, written=written, skipped_newer=newer)
+
+
+def _stored_for(store: Any, members: list[Member]) -> dict[Member, dict[str, Any]]:
+    """The stored rows of `members` (one chunk)."""
+    wanted = set(members)
+    stmt = select(MEMBERS).where(MEMBERS.c.buyer_key.in_(sorted({m[2] for m in members})))
+    with store.engine.connect() as conn:
+        rows = (dict(r) for r in conn.execute(stmt).mappings())
+        return {m: r for r in rows if (m := (r["marketplace"], r["account"], r["buyer_key"])) in wanted}

@@ -1,0 +1,156 @@
+"""Offers and budgets: window bounds, conditions, multiplier, bonus lots, reversal, per-member caps."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from connectors.records import OrderLine, OrderRecord, OrderStatus
+from loyalty.engine import OrderFact, member_entries, offer_rule
+from loyalty.ledger import balances, entries_of, run_once
+from loyalty.rules import LoyaltySettings
+from sync.store import PageWrite, Store
+from sync.store.store import StreamKey
+
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
+DAY = timedelta(days=1)
+NOW = T0 + 60 * DAY
+KEY = StreamKey("ozon", "main", "orders")
+MEMBER = ("ozon", "main", "b1")
+
+
+def program(*offers: dict, budget: dict | None = None, **more) -> LoyaltySettings:
+    return LoyaltySettings.model_validate({"enabled": True, "earn_rate": "0.05", "offers": list(offers),
+                                           "budget": budget or {}, **more})
+
+
+def offer(name: str = "bf", *, starts: datetime = T0 + 10 * DAY, ends: datetime = T0 + 20 * DAY, **more) -> dict:
+    return {"name": name, "starts": starts, "ends": ends, **more}
+
+
+def fact(oid: str, at: datetime, *, total: str = "1000", status: str = "delivered", fulfilment: str = "fbs",
+         skus: tuple[str, ...] | None = None, marketplace: str = "ozon") -> OrderFact:
+    return OrderFact(marketplace, "main", oid, "b1", at, at + DAY, status, Decimal(total), fulfilment, "RUB",
+                     skus, None if skus is None else ())
+
+
+def earned(settings: LoyaltySettings, *orders: OrderFact) -> dict[str, Decimal]:
+    return {e.idempotency_key: e.amount for e in member_entries(orders, settings, {}, NOW)}
+
+
+def test_window_is_starts_inclusive_ends_exclusive():
+    s = program(offer(multiplier=2))
+    start, end = T0 + 10 * DAY, T0 + 20 * DAY
+    got = earned(s, fact("A", start - timedelta(seconds=1)), fact("B", start), fact("C", end - timedelta(seconds=1)),
+                 fact("D", end))
+    assert got == {"earn:ozon:main:A:rate": 50, "earn:ozon:main:B:rate": 100, "earn:ozon:main:C:rate": 100,
+                   "earn:ozon:main:D:rate": 50}
+
+
+def test_conditions_all_have_to_match():
+    s = program(offer(bonus_points=30, conditions=[{"field": "total", "op": "ge", "value": 3000},
+                                                   {"field": "fulfilment", "op": "in", "value": ["fbs", "rfbs"]},
+                                                   {"field": "currency", "op": "eq", "value": "RUB"}]))
+    at = T0 + 12 * DAY
+    got = earned(s, fact("A", at, total="3000"), fact("B", at + DAY, total="2999.99"),
+                 fact("C", at + 2 * DAY, total="5000", fulfilment="fbo"))
+    assert got["earn:ozon:main:A:offer:bf"] == 30
+    assert "earn:ozon:main:B:offer:bf" not in got and "earn:ozon:main:C:offer:bf" not in got
+    other = program(offer(multiplier=3, conditions=[{"field": "marketplace", "op": "ne", "value": "ozon"}]))
+    assert earned(other, fact("A", at)) == {"earn:ozon:main:A:rate": 50}
+
+
+def test_multipliers_multiply_and_bonuses_are_lots_of_their_own():
+    s = program(offer("x2", multiplier=2), offer("x1.5", multiplier="1.5", bonus_points=10),
+                offer("late", starts=T0 + 30 * DAY, ends=T0 + 40 * DAY, bonus_points=99))
+    got = earned(s, fact("A", T0 + 15 * DAY, total="1001"))
+    assert got == {"earn:ozon:main:A:rate": 150, "earn:ozon:main:A:offer:x1.5": 10}  # 1001 * 0.15, rounded down
+
+
+def test_segment_only_offers_wait_for_the_segments_module():
+    s = program(offer(bonus_points=10, segments=["at_risk"]))
+    assert earned(s, fact("A", T0 + 15 * DAY)) == {"earn:ozon:main:A:rate": 50}
+
+
+def test_sku_conditions_need_the_lines():
+    s = program(offer(bonus_points=10, conditions=[{"field": "sku", "op": "eq", "value": "S1"}]))
+    at = T0 + 15 * DAY
+    got = earned(s, fact("A", at), fact("B", at + DAY, skus=("S0", "S1")), fact("C", at + 2 * DAY, skus=("S0",)))
+    assert [k for k in got if ":offer:" in k] == ["earn:ozon:main:B:offer:bf"]
+
+
+def test_long_offer_names_fit_the_rule_column():
+    s = program(offer("n" * 64, bonus_points=5))
+    [o] = s.offers
+    assert len(offer_rule(o)) <= 64 and offer_rule(o).startswith("offer:")
+    assert f"earn:ozon:main:A:{offer_rule(o)}" in earned(s, fact("A", T0 + 15 * DAY))
+
+
+# -- through the ledger -----------------------------------------------------------------------------
+
+def order(oid: str, status: OrderStatus = OrderStatus.DELIVERED, *, day: int = 15, total: str = "1000",
+          skus: tuple[str, ...] = (), updated_day: int | None = None, buyer: str = "b1") -> OrderRecord:
+    created = T0 + day * DAY
+    lines = tuple(OrderLine(sku=sku, offer_id=f"of-{sku}", name=None, quantity=1, price=Decimal(total)) for sku in skus)
+    return OrderRecord(marketplace="ozon", account="main", order_id=oid, created_at=created,
+                       updated_at=T0 + (updated_day if updated_day is not None else day + 1) * DAY, status=status,
+                       platform_status=status.value, fulfilment="fbs", currency="RUB", total=Decimal(total),
+                       lines=lines, buyer_key=buyer)
+
+
+def write(store: Store, *orders: OrderRecord) -> None:
+    store.write_page(KEY, PageWrite(orders=list(orders)), now=T0)
+
+
+def test_offer_lots_through_the_ledger_and_their_reversal_on_cancel(store: Store):
+    s = program(offer(multiplier=2, bonus_points=25,
+                      conditions=[{"field": "offer_id", "op": "in", "value": ["of-S1", "of-S2"]}]))
+    write(store, order("A1", OrderStatus.IN_DELIVERY, skus=("S1",)), order("A2", skus=("S9",), day=16))
+    run_once(store, s, T0 + 19 * DAY)
+    amounts = {r["idempotency_key"]: r["amount"] for r in entries_of(store)}
+    assert amounts == {"earn:ozon:main:A1:rate": 100, "earn:ozon:main:A1:offer:bf": 25,
+                       "earn:ozon:main:A2:rate": 50}
+    write(store, order("A1", OrderStatus.CANCELLED, skus=("S1",), updated_day=19))
+    later = s.model_copy(update={"offers": ()})  # the offer is over: recorded amounts still win
+    run_once(store, later, T0 + 20 * DAY)
+    rows = {r["idempotency_key"]: r for r in entries_of(store)}
+    assert rows["reverse:ozon:main:A1:offer:bf:cancelled"]["amount"] == -25
+    assert rows["reverse:ozon:main:A1:rate:cancelled"]["amount"] == -100
+    assert rows["earn:ozon:main:A1:offer:bf"]["remaining"] == 0
+    b = balances(store, MEMBER, NOW)
+    assert b.lifetime == 50 and b.debt == 0 and b.total == sum(r["amount"] for r in rows.values())
+    assert run_once(store, later, T0 + 21 * DAY).inserted == 0
+
+
+def test_per_member_budget_cuts_the_last_lot_and_then_grants_nothing(store: Store):
+    s = program(offer(bonus_points=40), budget={"per_member_points": 170}, welcome={"points": 30})
+    write(store, order("A1", day=15))  # rate 50 + welcome 30 + bonus 40 = 120
+    run_once(store, s, T0 + 18 * DAY)
+    write(store, order("A2", day=16), order("A3", day=17), order("B1", day=16, buyer="b2"))
+    run_once(store, s, T0 + 30 * DAY)  # A2: rate 50 fits (170), its bonus does not; A3: nothing
+    mine = {r["idempotency_key"]: r["amount"] for r in entries_of(store) if r["buyer_key"] == "b1"}
+    assert mine == {"earn:ozon:main:A1:rate": 50, "welcome:ozon:main:b1": 30, "earn:ozon:main:A1:offer:bf": 40,
+                    "earn:ozon:main:A2:rate": 50}
+    assert sum(r["amount"] for r in entries_of(store) if r["buyer_key"] == "b2") == 120  # a budget each
+
+    facts = [fact("A1", T0 + 15 * DAY), fact("A2", T0 + 16 * DAY), fact("A3", T0 + 17 * DAY)]
+    replay = {e.idempotency_key: e.amount for e in member_entries(facts, s, {}, NOW)}
+    assert replay == mine  # incremental equals replay
+    tight = program(budget={"per_member_points": 75})
+    assert earned(tight, *facts) == {"earn:ozon:main:A1:rate": 50, "earn:ozon:main:A2:rate": 25}
+
+
+def test_reversals_do_not_give_budget_back():
+    s = program(budget={"per_member_points": 60})
+    got = earned(s, fact("A1", T0, status="returned"), fact("A2", T0 + DAY))
+    assert got == {"earn:ozon:main:A1:rate": 50, "reverse:ozon:main:A1:rate:returned": -50,
+                   "earn:ozon:main:A2:rate": 10}
+
+
+def test_total_budget_is_reported_as_not_enforced(store: Store, caplog):
+    write(store, order("A1"))
+    with caplog.at_level(logging.WARNING, logger="loyalsync.loyalty"):
+        run_once(store, program(budget={"total_points": 10}), NOW)
+    assert "total_points is not enforced" in caplog.text
+    assert entries_of(store)[0]["amount"] == 50
