@@ -21,6 +21,9 @@ log = logging.getLogger("loyalsync.daemon")
 RECENT_RESULTS = 1000
 LOYALTY_JOB = "loyalty"
 LOYALTY_INTERVAL = timedelta(minutes=10)  # earn/activate/reverse; idempotent, so any interval is safe
+MEMBERS_JOB = "loyalty-members"
+# Daily: under `one_down` each evaluation may lower a tier by one step, so the cadence is policy.
+MEMBERS_INTERVAL = timedelta(days=1)
 
 
 class Daemon:
@@ -66,21 +69,34 @@ class Daemon:
                 aps_job.modify(next_run_time=when)
 
     async def _loyalty(self) -> None:
-        """One `loyalty.ledger.run_once` in a worker thread: the event loop keeps polling meanwhile."""
+        """One `loyalty.ledger.run_once`: earn, activate, reverse, expire."""
         from loyalty.ledger import run_once
 
+        result = await self._in_thread(LOYALTY_JOB, run_once)
+        if result is not None:
+            log.info("loyalty: %d members, %d orders, %d entries written, %d lots activated",
+                     result.members, result.orders, result.inserted, result.filled)
+
+    async def _members(self) -> None:
+        """One `loyalty.membership.refresh_members`: tiers (with the downgrade policy) and segments."""
+        from loyalty.membership import refresh_members
+
+        result = await self._in_thread(MEMBERS_JOB, refresh_members)
+        if result is not None:
+            log.info("loyalty members: %s", result)
+
+    async def _in_thread(self, name: str, step):
+        """Run a loyalty step in a worker thread, so the event loop keeps polling meanwhile."""
         try:
-            result = await asyncio.to_thread(run_once, self.app.store, self.app.config.settings.loyalty,
-                                             datetime.now(UTC))
+            return await asyncio.to_thread(step, self.app.store, self.app.config.settings.loyalty,
+                                           datetime.now(UTC))
         except asyncio.CancelledError:
             if not self.stop.is_set():
                 raise
-            return  # the thread finishes its transaction; the next start repeats it harmlessly
+            return None  # the thread finishes its transaction; the next start repeats it harmlessly
         except Exception:  # noqa: BLE001 - logged and retried next interval, the daemon keeps running
-            log.exception("loyalty: run failed; retrying in %s", LOYALTY_INTERVAL)
-            return
-        log.info("loyalty: %d members, %d orders, %d entries written, %d lots activated",
-                 result.members, result.orders, result.inserted, result.filled)
+            log.exception("%s: run failed; retrying at the next interval", name)
+            return None
 
     def schedule(self) -> AsyncIOScheduler:
         """Build the scheduler with one job per stream; every job also runs once right away."""
@@ -100,11 +116,13 @@ class Daemon:
                 next_run_time=first,
             )
         if self.app.config.settings.loyalty.enabled:
-            scheduler.add_job(
-                self._loyalty, "interval", id=LOYALTY_JOB, name=LOYALTY_JOB, max_instances=1,
-                seconds=LOYALTY_INTERVAL.total_seconds(), jitter=cfg.jitter_seconds,
-                next_run_time=now + timedelta(seconds=random.uniform(0, min(cfg.jitter_seconds, 5))),
-            )
+            for step, name, every in ((self._loyalty, LOYALTY_JOB, LOYALTY_INTERVAL),
+                                      (self._members, MEMBERS_JOB, MEMBERS_INTERVAL)):
+                scheduler.add_job(
+                    step, "interval", id=name, name=name, max_instances=1,
+                    seconds=every.total_seconds(), jitter=cfg.jitter_seconds,
+                    next_run_time=now + timedelta(seconds=random.uniform(0, min(cfg.jitter_seconds, 5))),
+                )
         return scheduler
 
     async def run(self) -> None:

@@ -29,7 +29,7 @@ from loyalty.simulate import simulate
 from sync.app import App
 from sync.cli import app
 from sync.config import AppConfig, AppSettings, DatabaseSettings, ScheduleSettings, load_config
-from sync.scheduler import LOYALTY_JOB, Daemon
+from sync.scheduler import LOYALTY_JOB, MEMBERS_JOB, Daemon
 from sync.store import Store, connect
 
 PROGRAM = """
@@ -341,10 +341,12 @@ def test_the_daemon_runs_the_ledger_job_only_when_enabled(db, tmp_path: Path, en
     monkeypatch.setattr(ledger, "run_once", recording_run_once)
     daemon = _daemon(db, tmp_path, enabled)
     scheduler = daemon.schedule()
-    job = scheduler.get_job(LOYALTY_JOB)
-    assert (job is not None) == enabled
+    job, members = scheduler.get_job(LOYALTY_JOB), scheduler.get_job(MEMBERS_JOB)
+    assert (job is not None) == enabled and (members is not None) == enabled
     if enabled:
         assert job.max_instances == 1 and job.trigger.interval.total_seconds() == 600
+        # Tiers may drop a step per evaluation under one_down: members are evaluated daily.
+        assert members.max_instances == 1 and members.trigger.interval.total_seconds() == 86400
 
     async def main() -> None:
         task = asyncio.create_task(daemon.run())
