@@ -60,9 +60,10 @@ ORDER_COLS = tuple(c.name for c in OrderRow.__table__.columns)  # type: ignore[a
 LINE_COLS = tuple(c.name for c in OrderLineRow.__table__.columns)  # type: ignore[attr-defined]
 PLAIN_DDL = (
     "CREATE TABLE plain_orders (marketplace VARCHAR(32), account VARCHAR(64), order_id VARCHAR(128),"
-    " created_at {ts}, updated_at {ts}, status VARCHAR(16), platform_status VARCHAR(128),"
+    " created_at {ts}, updated_at {ts}, status VARCHAR(32), platform_status VARCHAR(128),"
     " fulfilment VARCHAR(16), buyer_key VARCHAR(64), currency VARCHAR(3), total {money},"
-    " source VARCHAR(32), source_rank INTEGER, PRIMARY KEY (marketplace, account, order_id))",
+    " source VARCHAR(32), source_rank INTEGER, returned_total {money},"
+    " PRIMARY KEY (marketplace, account, order_id))",
     "CREATE INDEX ix_plain_created ON plain_orders (marketplace, account, created_at)",
     "CREATE INDEX ix_plain_buyer ON plain_orders (buyer_key)",
     "CREATE TABLE plain_lines (marketplace VARCHAR(32), account VARCHAR(64), order_id VARCHAR(128),"

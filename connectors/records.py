@@ -21,6 +21,8 @@ class OrderStatus(StrEnum):
     IN_DELIVERY = "in_delivery"
     DELIVERED = "delivered"
     CANCELLED = "cancelled"
+    # Delivered, then some of the goods (not all) came back; `OrderRecord.returned_total` says how much.
+    PARTIALLY_RETURNED = "partially_returned"
     RETURNED = "returned"
 
 
@@ -41,6 +43,8 @@ class OrderRecord:
 
     `source` names the API the record came from and `source_rank` how much that API is trusted when
     two APIs describe the same order (higher wins; see `sync.store.upsert`).
+    `returned_total` is the value (major units, as `total`) of the goods returned so far: 0 when
+    none; a `returned` order may leave it 0, its status already says everything came back.
     """
 
     marketplace: str
@@ -57,6 +61,7 @@ class OrderRecord:
     buyer_key: str | None = None
     source: str = ""
     source_rank: int = 0
+    returned_total: Decimal = Decimal(0)
 
 
 @dataclass(slots=True, frozen=True)

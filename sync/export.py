@@ -16,7 +16,7 @@ __all__ = ["LEDGER_FIELDS", "ORDER_FIELDS", "REVIEW_FIELDS", "export_rows", "led
            "review_export", "write"]
 
 ORDER_FIELDS = ("marketplace", "account", "order_id", "created_at", "updated_at", "status",
-                "platform_status", "fulfilment", "buyer_key", "currency", "total", "lines")
+                "platform_status", "fulfilment", "buyer_key", "currency", "total", "returned_total", "lines")
 LINE_FIELDS = ("sku", "offer_id", "name", "quantity", "price")
 REVIEW_FIELDS = ("marketplace", "account", "review_id", "sku", "rating", "text", "pros", "cons",
                  "created_at", "answered", "answer_text", "order_id", "buyer_key")
@@ -38,6 +38,7 @@ def order_export(row: dict[str, Any]) -> dict[str, Any]:
     out = {f: row[f] for f in ORDER_FIELDS if f != "lines"}
     out["created_at"], out["updated_at"] = _time(row["created_at"]), _time(row["updated_at"])
     out["total"] = _money(row["total"])
+    out["returned_total"] = _money(row["returned_total"])
     out["lines"] = [
         {"sku": ln["sku"], "offer_id": ln["offer_id"], "name": ln["name"],
          "quantity": ln["quantity"], "price": _money(ln["price"])}

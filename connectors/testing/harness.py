@@ -32,6 +32,8 @@ class ExpectedOrder:
     created_at: datetime
     total: Decimal
     currency: str
+    # The value of the goods returned so far, where the platform reports it (None: not checked).
+    returned_total: Decimal | None = None
 
 
 class FakeTime:

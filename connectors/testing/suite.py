@@ -184,6 +184,8 @@ class ConformanceSuite:
             assert Decimal(order["total"]) == expected.total, order["order_id"]
             assert order["total"].count(".") == 1 and len(order["total"].split(".")[1]) == 2
             assert order["currency"] == expected.currency
+            if expected.returned_total is not None:
+                assert Decimal(order["returned_total"]) == expected.returned_total, order["order_id"]
 
     async def test_malformed_record_is_quarantined_and_the_rest_stored(self, tmp_path: Path) -> None:
         time = FakeTime()

@@ -151,6 +151,12 @@ class OrderTable:
         self.lines: list[tuple[tuple[int, int, int, int], ...]] = [
             tuple(self._line(rng) for _ in range(1 + int(r() ** 2 * 3))) for _ in range(n)
         ]
+        # A partial return needs an order of two units at least: a single unit becomes two (no
+        # draw from `rng`, so every other order of the seed stays as it was).
+        for i in range(n):
+            if self.fate[i] == 5 and len(self.lines[i]) == 1 and self.lines[i][0][1] == 1:
+                offer, _, unit, cashback = self.lines[i][0]
+                self.lines[i] = ((offer, 2, unit, cashback),)
         self.notes = array("B", (r() < 0.1 for _ in range(n)))
 
     @staticmethod
@@ -219,9 +225,36 @@ class OrderTable:
         """What the buyer paid for the goods (money plus Plus points), in kopecks."""
         return sum(count * unit for _, count, unit, _ in self.lines[i])
 
+    def returned_units(self, i: int) -> tuple[int, ...]:
+        """Units of each line the buyer sends back: all of them for a return (fate 4), at least
+        one but not all for a partial return (fate 5), none otherwise. Derived from the order id."""
+        fate, lines = self.fate[i], self.lines[i]
+        if fate == 4:
+            return tuple(count for _, count, _, _ in lines)
+        if fate != 5:
+            return (0,) * len(lines)
+        units = sum(count for _, count, _, _ in lines)
+        left = 1 + _mix(self.ids[i]) % (units - 1)  # 1 .. units - 1
+        out = []
+        for _, count, _, _ in lines:
+            back = min(count, left)
+            out.append(back)
+            left -= back
+        return tuple(out)
+
+    def returned_kop(self, i: int, now: int) -> int:
+        """What the goods back with the seller at `now` are worth (money plus Plus points), in kopecks."""
+        if self.state(i, now).status not in ("RETURNED", "PARTIALLY_RETURNED"):
+            return 0
+        return sum(back * unit for back, (_, _, unit, _) in zip(self.returned_units(i), self.lines[i], strict=True))
+
     def record(self, i: int, now: int) -> dict[str, Any]:
         """`BusinessOrderDTO` as seen at `now`."""
         step, program = self.state(i, now), self.program_of(i)
+        returned = self.returned_units(i) if step.status in ("RETURNED", "PARTIALLY_RETURNED") else None
+        # Some partial returns are refused at the pickup point (REJECTED), the rest sent back.
+        why = "REJECTED" if returned and step.status == "PARTIALLY_RETURNED" and self.ids[i] % 4 == 0 \
+            else "RETURNED"
         items, pay, cash, subsidy = [], 0, 0, 0
         for k, (offer, count, unit, cashback) in enumerate(self.lines[i]):
             stem, name, _ = _OFFERS[offer]
@@ -234,6 +267,8 @@ class OrderTable:
                 "prices": {"payment": _money((unit - cashback) * count), "subsidy": _money(unit * count // 20),
                            "cashback": _money(cashback * count), "vat": "VAT_22"},
             })
+            if returned is not None and returned[k]:
+                items[-1]["itemStatuses"] = [{"count": returned[k], "status": why}]
         ready, shipped, at_point, delivered, _ = self.steps[i]
         c = self.created[i]
         delivery: dict[str, Any] = {

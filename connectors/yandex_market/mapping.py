@@ -6,6 +6,11 @@ is a decimal `number` in major units of the shop currency, each amount a `Curren
 the whole line (all `count` units); what the buyer paid for goods is `payment + cashback`
 (cashback = the part paid with Plus points); `subsidy` is Market's money to the seller, and
 delivery is priced apart, so neither is in the total.
+
+Returns: a `PARTIALLY_RETURNED` order's items say which units came back in `itemStatuses`
+(`OrderItemStatusDTO {count, status}`); units `RETURNED` or `REJECTED` count, at the line's unit
+price, towards `returned_total`. A `RETURNED` order returned everything (`returned_total = total`);
+any other status carries no return (REJECTED before delivery belongs to the cancellation flow).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ STATUS_MAP = {
     "DELIVERY": _S.IN_DELIVERY, "PICKUP": _S.IN_DELIVERY,
     "DELIVERED": _S.DELIVERED,
     "CANCELLED": _S.CANCELLED,
-    "PARTIALLY_RETURNED": _S.RETURNED, "RETURNED": _S.RETURNED,
+    "PARTIALLY_RETURNED": _S.PARTIALLY_RETURNED, "RETURNED": _S.RETURNED,
 }
 PROGRAM_FULFILMENT = {"FBS": "fbs", "FBY": "fby", "DBS": "dbs", "EXPRESS": "express", "LAAS": "laas"}
 # ISO 4217 for Market's currency enum; only the rouble differs (RUR is the pre-1998 code).
@@ -37,6 +42,8 @@ _CURRENCY = {"RUR": "RUB"}
 # Comment statuses a buyer can see (or will, once moderated); BANNED and DELETED are not answers.
 _VISIBLE_COMMENT = frozenset({"PUBLISHED", "UNMODERATED"})
 _CENT = Decimal("0.01")
+# OrderItemStatusDTO values whose units are back with the seller; other values are ignored.
+_RETURNED_ITEM = frozenset({"RETURNED", "REJECTED"})
 
 
 def order_status(status: object) -> OrderStatus:
@@ -81,6 +88,13 @@ def _order(raw: dict[str, Any], order_id: str, ctx: MappingContext) -> OrderReco
     if not isinstance(items, list) or not items:
         raise MalformedRecord("items: expected a non-empty list")
     lines = tuple(_line(item, k, currency) for k, item in enumerate(items))
+    if normalised is _S.RETURNED:
+        returned_total = total
+    elif normalised is _S.PARTIALLY_RETURNED:
+        returned_total = sum((_returned_units(item, k, line.quantity) * line.price
+                              for k, (item, line) in enumerate(zip(items, lines, strict=True))), Decimal(0))
+    else:
+        returned_total = Decimal(0)
     return OrderRecord(
         marketplace=ctx.marketplace, account=ctx.account, order_id=order_id,
         created_at=created, updated_at=max(updated_at, created),
@@ -89,7 +103,7 @@ def _order(raw: dict[str, Any], order_id: str, ctx: MappingContext) -> OrderReco
         fulfilment=PROGRAM_FULFILMENT.get(program, program.lower()) if program else None,
         currency=currency, total=total, lines=lines,
         buyer_key=_buyer_key(raw, program, ctx),
-        source="orders", source_rank=1,
+        source="orders", source_rank=1, returned_total=returned_total,
     )
 
 
@@ -112,6 +126,30 @@ def _line(item: object, k: int, currency: str) -> OrderLine:
     name = item.get("offerName")
     return OrderLine(sku=offer, offer_id=offer, name=name if isinstance(name, str) and name else None,
                      quantity=count, price=(paid / count).quantize(_CENT, ROUND_HALF_UP))
+
+
+def _returned_units(item: dict[str, Any], k: int, count: int) -> int:
+    """Units of one item back with the seller, from its `itemStatuses` (absent: none)."""
+    where = f"items[{k}].itemStatuses"
+    statuses = item.get("itemStatuses")
+    if statuses is None:
+        return 0
+    if not isinstance(statuses, list):
+        raise MalformedRecord(f"{where}: expected a list, got {statuses!r}")
+    units = 0
+    for j, entry in enumerate(statuses):
+        entry = _dict(entry, f"{where}[{j}]")
+        if entry.get("status") not in _RETURNED_ITEM:
+            continue
+        n = entry.get("count")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise MalformedRecord(f"{where}[{j}].count: expected a non-negative integer, got {n!r}")
+        if n > count:
+            raise MalformedRecord(f"{where}[{j}].count: {n} units of an item of {count}")
+        units += n
+    if units > count:
+        raise MalformedRecord(f"{where}: {units} units returned of an item of {count}")
+    return units
 
 
 def _buyer_key(raw: dict[str, Any], program: str | None, ctx: MappingContext) -> str | None:

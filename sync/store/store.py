@@ -246,7 +246,7 @@ def _save_cursor(conn, key: StreamKey, values: dict[str, Any], increment: tuple[
 _ROW_LAYOUT = {
     "orders": ("marketplace", "account", "order_id", "created_at", "updated_at", "status",
                "platform_status", "fulfilment", "buyer_key", "currency", "total", "source",
-               "source_rank"),
+               "source_rank", "returned_total"),
     "order_lines": ("marketplace", "account", "order_id", "line_no", "sku", "offer_id", "name",
                     "quantity", "price", "source_rank"),
     "reviews": ("marketplace", "account", "review_id", "sku", "rating", "text", "pros", "cons",
@@ -269,7 +269,7 @@ def _order_rows(orders: Sequence[OrderRecord], bind: Binders) -> tuple[list[tupl
         # Most sources stamp no separate change time: convert the shared datetime once.
         updated = created if o.updated_at is o.created_at else utc(o.updated_at)
         add_order((mp, acc, oid, created, updated, o.status.value, o.platform_status, o.fulfilment,
-                   o.buyer_key, o.currency, money(o.total), o.source, rank))
+                   o.buyer_key, o.currency, money(o.total), o.source, rank, money(o.returned_total)))
         for i, line in enumerate(o.lines):
             add_line((mp, acc, oid, i, line.sku, line.offer_id, line.name, line.quantity,
                       money(line.price), rank))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Column, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Column, Index, Integer, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from sync.store.types import Money, UTCDateTime
@@ -42,7 +42,7 @@ class OrderRow(SQLModel, table=True):
     order_id: str = Field(primary_key=True, max_length=128)
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
-    status: str = Field(max_length=16)
+    status: str = Field(max_length=32)
     platform_status: str = Field(max_length=128)
     fulfilment: str | None = Field(default=None, max_length=16)
     buyer_key: str | None = Field(default=None, max_length=64, index=True)
@@ -50,6 +50,9 @@ class OrderRow(SQLModel, table=True):
     total: Decimal = Field(sa_column=Column(Money, nullable=False))
     source: str = Field(default="", max_length=32)
     source_rank: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
+    # Value of the goods returned so far (major units); returns only grow (see sync.store.upsert).
+    returned_total: Decimal = Field(default=Decimal(0), sa_column=Column(
+        Money, nullable=False, default=Decimal(0), server_default=text("0")))
 
 
 class OrderLineRow(SQLModel, table=True):

@@ -2,7 +2,10 @@
 
 When two APIs describe the same order (WB's Marketplace and Statistics APIs), the row keeps the
 fields of the more trusted source (`source_rank`), fills gaps from the other, and accepts a
-cancellation from either while the order is still open. A buyer key, once seen, is kept.
+cancellation from either while the order is still open (`OPEN_STATUSES`: a delivered, partially
+returned or returned order is closed). A buyer key, once seen, is kept. `returned_total` only
+grows: the row keeps the larger of the stored and the incoming value, whichever source sent it
+(a later read, or a source that does not see returns, must not make returned goods "unreturned").
 
 Speed (bench/ingest.py): each statement is built and compiled once per dialect (`_prepared`), and
 rows arrive as tuples already converted to what the driver receives (`sync.store.types.Binders`),
@@ -16,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, and_, case, func, literal_column
+from sqlalchemy import Numeric, Table, and_, case, cast, func, literal_column
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -111,6 +114,12 @@ def _orders_statement(conn: Connection):
             merged[name] = case((new.updated_at > old.updated_at, new.updated_at), else_=old.updated_at)
         elif name == "source_rank":
             merged[name] = case((trusted, new.source_rank), else_=old.source_rank)
+        elif name == "returned_total":
+            # max(stored, incoming). Money is text on SQLite, so compare as numbers, not strings:
+            # the CAST is a no-op on PostgreSQL and gives SQLite's REAL/INTEGER (exact enough to
+            # order amounts of NUMERIC(20, 4) below 10^11); the stored value itself is never cast.
+            grows = cast(new.returned_total, Numeric(20, 4)) > cast(old.returned_total, Numeric(20, 4))
+            merged[name] = case((grows, new.returned_total), else_=old.returned_total)
         elif name == "buyer_key":
             # Platforms show the buyer only while an order is active (Yandex Market DBS): a later
             # read without one must not erase the key loyalty needs when the order is delivered.

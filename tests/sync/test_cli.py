@@ -10,6 +10,7 @@ import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 
 import orjson
@@ -32,12 +33,12 @@ TOKEN_ENV = "LOYALSYNC_TEST_WB_TOKEN"
 STREAMS = ("orders", "orders_statistics", "reviews")
 # The DESIGN export schema, written out here so a change to sync/export.py cannot move both sides.
 ORDER_FIELDS = ["marketplace", "account", "order_id", "created_at", "updated_at", "status",
-                "platform_status", "fulfilment", "buyer_key", "currency", "total", "lines"]
+                "platform_status", "fulfilment", "buyer_key", "currency", "total", "returned_total", "lines"]
 LINE_FIELDS = ["sku", "offer_id", "name", "quantity", "price"]
 REVIEW_FIELDS = ["marketplace", "account", "review_id", "sku", "rating", "text", "pros", "cons",
                  "created_at", "answered", "answer_text", "order_id", "buyer_key"]
 MONEY = re.compile(r"^-?\d+\.\d{2}$")
-STATUSES = {"created", "in_delivery", "delivered", "cancelled", "returned"}
+STATUSES = {"created", "in_delivery", "delivered", "cancelled", "partially_returned", "returned"}
 _LOGGERS = ("", "loyalsync", "httpx", "httpcore", "apscheduler", "alembic", "uvicorn", "uvicorn.error",
             "uvicorn.access")
 
@@ -271,6 +272,10 @@ def test_export_orders_as_jsonl_in_the_design_schema(demo_db: str) -> None:
         for key in ("created_at", "updated_at"):
             assert datetime.fromisoformat(rec[key]).utcoffset() is not None, rec[key]
         assert isinstance(rec["total"], str) and MONEY.match(rec["total"]), rec["total"]
+        assert isinstance(rec["returned_total"], str) and MONEY.match(rec["returned_total"]), rec
+        assert Decimal(0) <= Decimal(rec["returned_total"]) <= Decimal(rec["total"]), rec
+        if rec["status"] == "partially_returned":
+            assert 0 < Decimal(rec["returned_total"]) < Decimal(rec["total"]), rec
         assert rec["lines"]
         for line in rec["lines"]:
             assert list(line) == LINE_FIELDS

@@ -58,9 +58,11 @@ class YandexMarketHarness(ConnectorHarness):
     def expected_order(self, app: Any, order_id: str) -> ExpectedOrder:
         orders = app.state.data.orders
         i = orders.index_of_id(int(order_id))
+        now = int(app.state.emulator.now())
         # Market's own figures, from the generator's kopecks and unix seconds, without mapping.py.
         return ExpectedOrder(created_at=datetime.fromtimestamp(orders.created[i], UTC),
-                             total=Decimal(orders.total_kop(i)) / 100, currency="RUB")
+                             total=Decimal(orders.total_kop(i)) / 100, currency="RUB",
+                             returned_total=Decimal(orders.returned_kop(i, now)) / 100)
 
     def corrupted_ids(self, app: Any) -> set[str]:
         return {str(record_id) for _, record_id in app.state.corrupted}

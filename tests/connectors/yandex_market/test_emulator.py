@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from email.utils import parsedate_to_datetime
 
 import httpx
 import orjson
 import pytest
 
+from connectors.base import MappingContext
 from connectors.testing import FakeTime
 from connectors.yandex_market.client import market_time
 from connectors.yandex_market.emulator import EmulatorConfig, Fault, create_app
 from connectors.yandex_market.emulator_data import ACTIVE
+from connectors.yandex_market.mapping import map_order
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -81,6 +84,33 @@ async def test_orders_move_on_over_time_and_some_are_cancelled_late():
     assert len(moved) > 20
     assert all(after[i]["updateDate"] > before[i]["updateDate"] for i in moved)
     assert any(before[i]["status"] in ("DELIVERY", "PICKUP") and after[i]["status"] == "CANCELLED" for i in moved)
+
+
+async def test_returns_say_which_units_came_back_and_map_to_the_emulators_own_figure():
+    app = _app()
+    orders, now = app.state.data.orders, int(NOW.timestamp())
+    ctx = MappingContext(marketplace="yandex_market", account="main", buyer_key=str)
+    seen = {"RETURNED": 0, "PARTIALLY_RETURNED": 0}
+    for raw in await _all_orders(app):
+        status = raw["status"]
+        back = {k: sum(s["count"] for s in item.get("itemStatuses", ())) for k, item in enumerate(raw["items"])}
+        units = sum(item["count"] for item in raw["items"])
+        if status not in seen:
+            assert not any(back.values()), raw["orderId"]  # only returned orders carry item statuses
+            continue
+        seen[status] += 1
+        assert all(s["status"] in ("RETURNED", "REJECTED") for item in raw["items"]
+                   for s in item.get("itemStatuses", ()))
+        assert all(back[k] <= item["count"] for k, item in enumerate(raw["items"]))
+        if status == "RETURNED":
+            assert sum(back.values()) == units
+        else:
+            assert 1 <= sum(back.values()) < units
+        i = orders.index_of_id(raw["orderId"])
+        rec = map_order(raw, ctx)
+        assert rec.returned_total == Decimal(orders.returned_kop(i, now)) / 100, raw["orderId"]
+        assert (rec.returned_total == rec.total) == (status == "RETURNED")
+    assert seen["RETURNED"] and seen["PARTIALLY_RETURNED"], seen
 
 
 async def test_buyer_info_only_for_active_dbs_orders_with_a_stable_id_per_buyer():

@@ -111,7 +111,7 @@ def test_placement_models_become_lower_case_fulfilment(program, fulfilment):
      ("PENDING", OrderStatus.CREATED), ("PROCESSING", OrderStatus.CREATED),
      ("DELIVERY", OrderStatus.IN_DELIVERY), ("PICKUP", OrderStatus.IN_DELIVERY),
      ("DELIVERED", OrderStatus.DELIVERED), ("CANCELLED", OrderStatus.CANCELLED),
-     ("PARTIALLY_RETURNED", OrderStatus.RETURNED), ("RETURNED", OrderStatus.RETURNED)],
+     ("PARTIALLY_RETURNED", OrderStatus.PARTIALLY_RETURNED), ("RETURNED", OrderStatus.RETURNED)],
 )
 def test_market_statuses(status, expected):
     assert order_status(status) is expected
@@ -121,6 +121,73 @@ def test_a_cancellation_keeps_its_reason_in_the_platform_status():
     rec = map_order(_order(status="CANCELLED", substatus="USER_CHANGED_MIND"), CTX)
     assert rec.status is OrderStatus.CANCELLED and rec.platform_status == "CANCELLED/USER_CHANGED_MIND"
     assert map_order(_order(status="RETURNED", substatus=None), CTX).platform_status == "RETURNED"
+
+
+def _partial(**changes):
+    order = load_fixture("yandex_market", "getBusinessOrders.partially_returned.response.json")["orders"][0]
+    order.update(changes)
+    return order
+
+
+def test_a_partial_return_is_its_own_status_with_the_value_of_the_returned_units():
+    rec = map_order(_partial(), CTX)
+    assert rec.status is OrderStatus.PARTIALLY_RETURNED and rec.platform_status == "PARTIALLY_RETURNED"
+    assert rec.total == Decimal("5796.00")
+    assert [ln.price for ln in rec.lines] == [Decimal("119.00"), Decimal("2490.00"), Decimal("459.00")]
+    # 1 lamp RETURNED + 1 kettle REJECTED, each at its unit price (payment + cashback per unit).
+    assert rec.returned_total == Decimal("2609.00")
+    assert str(rec.returned_total) == "2609.00"
+
+
+def test_a_partial_return_without_item_statuses_or_with_unknown_ones_returns_nothing_known():
+    order = _partial()
+    for item in order["items"]:
+        item.pop("itemStatuses", None)
+    assert map_order(order, CTX).returned_total == 0
+    order["items"][0]["itemStatuses"] = [{"count": 7, "status": "SOMETHING_NEW"}, {"count": 2, "status": "RETURNED"}]
+    assert map_order(order, CTX).returned_total == Decimal("238.00")
+
+
+def test_a_full_return_gives_back_the_total_and_other_statuses_none():
+    assert map_order(_partial(status="RETURNED"), CTX).returned_total == Decimal("5796.00")
+    # REJECTED units of an order not delivered belong to its cancellation, not to a return.
+    for status in ("DELIVERED", "CANCELLED", "DELIVERY", "PROCESSING"):
+        rec = map_order(_partial(status=status), CTX)
+        assert rec.returned_total == 0 and rec.status is not OrderStatus.PARTIALLY_RETURNED
+    assert map_order(_order(), CTX).returned_total == 0
+
+
+@pytest.mark.parametrize(
+    ("statuses", "reason"),
+    [
+        ([{"count": -1, "status": "RETURNED"}], r"items\[0\].itemStatuses\[0\].count: expected a non-negative integer"),
+        ([{"count": 1.5, "status": "RETURNED"}], r"items\[0\].itemStatuses\[0\].count: expected a non-negative"),
+        ([{"count": "1", "status": "REJECTED"}], r"items\[0\].itemStatuses\[0\].count: expected a non-negative"),
+        ([{"count": True, "status": "RETURNED"}], r"items\[0\].itemStatuses\[0\].count: expected a non-negative"),
+        ([{"status": "RETURNED"}], r"items\[0\].itemStatuses\[0\].count: expected a non-negative integer"),
+        ([{"count": 4, "status": "RETURNED"}], r"items\[0\].itemStatuses\[0\].count: 4 units of an item of 3"),
+        ([{"count": 2, "status": "RETURNED"}, {"count": 2, "status": "REJECTED"}],
+         r"items\[0\].itemStatuses: 4 units returned of an item of 3"),
+        ({"count": 1, "status": "RETURNED"}, r"items\[0\].itemStatuses: expected a list"),
+        (["RETURNED"], r"items\[0\].itemStatuses\[0\]: expected an object"),
+    ],
+)
+def test_malformed_item_statuses_are_refused_with_a_reason(statuses, reason):
+    order = _partial()
+    order["items"][0]["itemStatuses"] = statuses
+    with pytest.raises(MalformedRecord, match=reason) as info:
+        map_order(order, CTX)
+    assert info.value.record_key == "55113212999"
+
+
+def test_a_page_with_malformed_item_statuses_quarantines_that_order_only():
+    bad = _partial(orderId=55113213000)
+    bad["items"][1]["itemStatuses"] = [{"count": 3, "status": "REJECTED"}]
+    connector = YandexMarketConnector.__new__(YandexMarketConnector)  # mapping needs no client
+    write = map_page(connector, "orders", [_partial(), bad], CTX)
+    assert [r.order_id for r in write.orders] == ["55113212999"]
+    assert [(q.record_key, q.reason) for q in write.quarantined] == [
+        ("55113213000", "items[1].itemStatuses[0].count: 3 units of an item of 2")]
 
 
 def test_another_currency_is_kept_and_a_mixed_one_is_refused():

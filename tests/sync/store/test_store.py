@@ -7,10 +7,13 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import inspect, text
 
 from connectors.records import OrderLine, OrderRecord, OrderStatus, ReviewRecord
-from sync.store import PageWrite, Store, migrate
+from sync.store import PageWrite, Store, connect, migrate
+from sync.store.db import MIGRATIONS_DIR
 from sync.store.store import Quarantined, StreamKey
 from sync.store.tables import OrderLineRow, OrderRow
 
@@ -177,3 +180,83 @@ def test_a_buyer_key_once_seen_is_kept_when_a_later_read_has_none(store: Store):
     store.write_page(KEY, PageWrite(orders=[order(status=OrderStatus.DELIVERED)]), now=T0)
     [row] = list(store.iter_orders())
     assert row["buyer_key"] == "b" * 32 and row["status"] == "delivered"
+
+
+def test_returned_total_round_trips_exactly_and_defaults_to_zero(store: Store):
+    partial = replace(order("p", status=OrderStatus.PARTIALLY_RETURNED, total="5796.00"),
+                      returned_total=Decimal("2609.05"))
+    store.write_page(KEY, PageWrite(orders=[partial, order("n")]), now=T0)
+    rows = {r["order_id"]: r for r in store.iter_orders()}
+    assert rows["p"]["status"] == "partially_returned"  # 18 characters: the column is wide enough
+    assert rows["p"]["returned_total"] == Decimal("2609.05") and isinstance(rows["p"]["returned_total"], Decimal)
+    assert rows["n"]["returned_total"] == 0
+
+
+def test_returned_total_never_shrinks_whatever_source_sends_it(store: Store):
+    partial = replace(order(status=OrderStatus.PARTIALLY_RETURNED), returned_total=Decimal("9.00"))
+    store.write_page(KEY, PageWrite(orders=[partial]), now=T0)
+    # Larger as a number but not as text ("10.00" < "9.00"): the merge compares amounts.
+    store.write_page(KEY, PageWrite(orders=[replace(partial, returned_total=Decimal("10.00"))]), now=T0)
+    assert next(store.iter_orders())["returned_total"] == Decimal("10.00")
+    # The trusted source reading less (or nothing) does not make returned goods unreturned...
+    for less in (Decimal("9.99"), Decimal("0"), Decimal("1.5")):
+        store.write_page(KEY, PageWrite(orders=[replace(partial, returned_total=less)]), now=T0)
+        assert next(store.iter_orders())["returned_total"] == Decimal("10.00")
+    # ...and a more complete figure from a less trusted source still counts (returns only grow).
+    stats = replace(order(status=OrderStatus.DELIVERED, rank=1, source="statistics"),
+                    returned_total=Decimal("1429.00"))
+    store.write_page(StreamKey("wildberries", "main", "orders_statistics"), PageWrite(orders=[stats]), now=T0)
+    [row] = list(store.iter_orders())
+    assert row["returned_total"] == Decimal("1429.00")
+    assert (row["status"], row["source"]) == ("partially_returned", "marketplace")  # the rest stays trusted
+
+
+def test_a_partially_returned_order_is_closed_to_a_late_cancellation(store: Store):
+    store.write_page(KEY, PageWrite(orders=[order(status=OrderStatus.PARTIALLY_RETURNED)]), now=T0)
+    store.write_page(KEY, PageWrite(orders=[order(status=OrderStatus.CANCELLED, rank=1)]), now=T0)
+    assert next(store.iter_orders())["status"] == "partially_returned"
+    # The trusted source moving it on (everything came back) is taken as for any other status.
+    store.write_page(KEY, PageWrite(orders=[order(status=OrderStatus.RETURNED)]), now=T0)
+    assert next(store.iter_orders())["status"] == "returned"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def bare_engine(request, tmp_path):
+    """An engine on an empty database of either backend, for migrations run step by step."""
+    url = f"sqlite:///{tmp_path / 'bare.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    engine = connect(url)
+    yield engine
+    engine.dispose()
+
+
+def _migrate_to(engine, revision: str, *, down: bool = False) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(cfg, revision)
+
+
+def test_migration_0004_gives_existing_orders_a_zero_returned_total(bare_engine):
+    _migrate_to(bare_engine, "0003")
+    with bare_engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO orders (marketplace, account, order_id, created_at, updated_at, status, platform_status,"
+            " currency, total, source, source_rank) VALUES ('yandex_market', 'main', '1', :t, :t, 'returned',"
+            " 'PARTIALLY_RETURNED', 'RUB', '5796.00', 'orders', 1)"), {"t": T0.replace(tzinfo=None)})
+    migrate(bare_engine)
+    store = Store(bare_engine)
+    [row] = list(store.iter_orders())
+    assert row["returned_total"] == 0 and isinstance(row["returned_total"], Decimal)
+    assert row["total"] == Decimal("5796.00")
+    # New writes after the upgrade carry the value and the new status.
+    partial = replace(order("2", status=OrderStatus.PARTIALLY_RETURNED), returned_total=Decimal("119.00"))
+    store.write_page(KEY, PageWrite(orders=[partial]), now=T0)
+    assert {r["order_id"]: r["returned_total"] for r in store.iter_orders()}["2"] == Decimal("119.00")
+    # Down again: the old schema knows only full returns.
+    _migrate_to(bare_engine, "0003", down=True)
+    columns = {c["name"] for c in inspect(bare_engine).get_columns("orders")}
+    assert "returned_total" not in columns
+    with bare_engine.connect() as conn:
+        statuses = set(conn.execute(text("SELECT status FROM orders")).scalars())
+    assert statuses == {"returned"}
