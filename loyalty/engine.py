@@ -8,8 +8,15 @@ See docs/loyalty-engine.md. Decisions this module makes (and the spec leaves ope
   `tier_policy.window` of settled orders created before this one (neither cancelled nor returned).
 - An order first seen cancelled earns nothing. A returned order earns and is reversed (its real
   history: delivered, then returned). Welcome and every-Nth lots belong to the order that earned
-  them and are reversed with it. A full return only: order lines carry no returned quantities yet.
-- `available_from = updated_at + return_window_for(mp)` when delivered; expiry from that:
+  them and are reversed with it.
+- Partial return (`returned_total > 0` on an order that is not cancelled or returned): only the
+  rate lot shrinks, to the points the kept goods would have earned at the recorded rate:
+  `floor(lot x kept / total)`; the reversal takes the rest (never keep a fraction for returned
+  goods). Welcome, every-Nth and offer bonus lots stay: the order still counts. Returns only grow,
+  so each larger `returned_total` writes one more reversal of the difference, keyed by that
+  total; a later full return reverses what is left. The tier window counts the kept spend.
+- `available_from = updated_at + return_window_for(mp)` when delivered (or partially returned,
+  which happens only after delivery); expiry from that:
   `after_days` → available_from + days; `end_of_month` → the first instant (UTC) of the month after
   available_from + days; `never` → None.
 - Every-Nth periods start at the member's first counted order and run `period` long; the next
@@ -29,14 +36,19 @@ See docs/loyalty-engine.md. Decisions this module makes (and the spec leaves ope
   multiply the rate lot's rate; `bonus_points` is a lot of its own, key
   `earn:{mp}:{acct}:{order_id}:offer:{name}`, rule `offer:{name}` (a name too long for the 64-char
   rule column uses `offer:` + a hash of it), reversed with its order like welcome and every-Nth.
-  Offers restricted to segments are not applied by this engine yet: they need the member's
-  segment at the order's settle point, which the segments module provides; they are applied once
-  that module is wired in here, and until then such an offer grants nothing.
+  A segment-only offer applies when the member was in one of its segments just before the order:
+  `loyalty.segments.segment()` over the member's orders created strictly before this one, at the
+  order's `created_at` (a member's first order is `new`). The stored segment
+  (`loyalty_members`, refreshed daily) is for lists and display; the engine recomputes it at the
+  order's time so the ledger stays a function of the order set, whenever the refresh ran.
 - Budget: `per_member_points` caps the sum of a member's earn lots (lifetime, reversals do not
   give budget back). Lots are taken in order: per order by `(created_at, order_id)`, within an order
   rate, welcome, every-Nth, then offer bonuses by name; recorded lots count with their recorded
-  amounts, a new lot is cut to what fits (0: no lot). `total_points` (a program-wide cap) is not
-  enforced here: see `loyalty.ledger.run_once`.
+  amounts, a new lot is cut to what fits (0: no lot). `total_points` (a program-wide cap) is
+  applied through `cutoff`: the ledger finds, over every member's new lots in the global order
+  `lot_position` (created_at, marketplace, account, order_id, rank of the rule), the lot where the
+  budget runs out (`BudgetCutoff`); lots before it are granted, that lot gets what is left, lots
+  after it get nothing.
 """
 
 from __future__ import annotations
@@ -48,16 +60,19 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from loyalty.rules import Condition, LoyaltySettings, Offer
+from loyalty.rules import Condition, LoyaltySettings, Offer, Segment
+from loyalty.segments import segment
 
 __all__ = [
     "EARN",
     "EXPIRE",
+    "PARTIALLY_RETURNED",
     "REVERSE",
     "RULE_NTH",
     "RULE_RATE",
     "RULE_WELCOME",
     "SETTLE_DELAY",
+    "BudgetCutoff",
     "Entry",
     "Member",
     "OrderFact",
@@ -65,11 +80,13 @@ __all__ = [
     "earn_rate",
     "expires_at",
     "is_settled",
+    "lot_position",
     "matches",
     "member_entries",
     "offer_applies",
     "offer_rule",
     "points",
+    "segment_before",
 ]
 
 # Longer than any platform's late-delivery lookback: by then every earlier order is in the store.
@@ -77,6 +94,7 @@ SETTLE_DELAY = timedelta(days=2)
 EARN, REVERSE, EXPIRE = "earn", "reverse", "expire"
 RULE_RATE, RULE_WELCOME, RULE_NTH = "rate", "welcome", "every_nth"
 CANCELLED, RETURNED, DELIVERED = "cancelled", "returned", "delivered"
+PARTIALLY_RETURNED = "partially_returned"
 _VOID = (CANCELLED, RETURNED)
 _WHOLE = Decimal(1)
 
@@ -99,6 +117,7 @@ class OrderFact:
     currency: str | None = None
     skus: tuple[str, ...] | None = None  # None: the order's lines are not known
     offer_ids: tuple[str, ...] | None = None
+    returned_total: Decimal = Decimal(0)  # value of the goods returned so far (partial returns)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> OrderFact:
@@ -110,7 +129,15 @@ class OrderFact:
             offer_ids = tuple(str(v) for v in (_get(ln, "offer_id") for ln in lines) if v is not None)
         return cls(row["marketplace"], row["account"], row["order_id"], row["buyer_key"],
                    row["created_at"], row["updated_at"], str(row["status"]), Decimal(row["total"]),
-                   row.get("fulfilment"), row.get("currency"), skus, offer_ids)
+                   row.get("fulfilment"), row.get("currency"), skus, offer_ids,
+                   Decimal(row.get("returned_total") or 0))
+
+    @property
+    def kept_total(self) -> Decimal:
+        """What the buyer kept: the total less returned goods (never below 0)."""
+        if not self.returned_total:
+            return self.total
+        return max(self.total - self.returned_total, Decimal(0))
 
 
 def _get(line: Any, name: str) -> Any:
@@ -159,7 +186,7 @@ def earn_rate(settings: LoyaltySettings, marketplace: str, basis: Decimal) -> De
 
 def available_from(settings: LoyaltySettings, order: OrderFact) -> datetime | None:
     """When the order's points stop being pending: delivered + return window, else unknown."""
-    if order.status != DELIVERED:
+    if order.status not in (DELIVERED, PARTIALLY_RETURNED):
         return None
     return order.updated_at + settings.return_window_for(order.marketplace)
 
@@ -232,22 +259,69 @@ def matches(cond: Condition, order: OrderFact) -> bool | None:
     return _compare(cond.op, have if numeric else str(have), want)
 
 
-def offer_applies(offer: Offer, order: OrderFact) -> bool:
-    """An offer for everyone, active when the order was created, whose conditions all hold."""
-    if offer.segments:  # segment-only: applied once the segments module feeds the engine
-        return False
+def offer_applies(offer: Offer, order: OrderFact, segment_now: Segment | None = None) -> bool:
+    """An offer active when the order was created, whose conditions all hold and, when the offer is
+    segment-only, whose segments include `segment_now` (the member's segment just before the order)."""
     if not offer.starts <= order.created_at < offer.ends:
         return False
-    return all(matches(c, order) is True for c in offer.conditions)
+    if not all(matches(c, order) is True for c in offer.conditions):
+        return False
+    return not offer.segments or segment_now in offer.segments
+
+
+def segment_before(earlier: Iterable[OrderFact], order: OrderFact, settings: LoyaltySettings) -> Segment:
+    """The member's segment at `order.created_at` from the orders created before it (first order: new)."""
+    prior = [(o.created_at, o.kept_total, o.status) for o in earlier if o.created_at < order.created_at]
+    if not any(status != CANCELLED for _, _, status in prior):
+        return "new"
+    return segment(prior, order.created_at, settings.segments)
+
+
+_RULE_RANK = {RULE_RATE: 0, RULE_WELCOME: 1, RULE_NTH: 2}
+
+
+def lot_position(lot: Entry, settings: LoyaltySettings) -> tuple:
+    """Where a lot stands in the program-wide budget's order: its order's (created_at, marketplace,
+    account, order_id), then rate, welcome, every-Nth, offer bonuses by offer name."""
+    rank = _RULE_RANK.get(lot.rule or "")
+    if rank is None:
+        names = sorted(offer_rule(f) for f in settings.offers)
+        rank = len(_RULE_RANK) + (names.index(lot.rule) if lot.rule in names else len(names))
+    return (lot.effective_at, lot.marketplace, lot.account, lot.order_id or "", rank)
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetCutoff:
+    """Where `budget.total_points` runs out: the lot at `position` gets `amount`, later lots nothing.
+    `position=None`: the budget is already spent, no new lot is granted."""
+
+    position: tuple | None
+    amount: Decimal = Decimal(0)
+
+    def grant(self, lot: Entry, settings: LoyaltySettings) -> Decimal:
+        """What of `lot` the program budget allows."""
+        if self.position is None:
+            return Decimal(0)
+        at = lot_position(lot, settings)
+        if at < self.position:
+            return lot.amount
+        return min(lot.amount, self.amount) if at == self.position else Decimal(0)
+
+
+def _canonical(value: Decimal) -> str:
+    """A Decimal as a stable key part: 1500.00 and 1500 both give "1500"."""
+    text = format(value.normalize(), "f")
+    return text
 
 
 def member_entries(orders: Iterable[OrderFact], settings: LoyaltySettings,
                    recorded: Mapping[str, Entry], now: datetime, *,
-                   settle_delay: timedelta = SETTLE_DELAY) -> list[Entry]:
+                   settle_delay: timedelta = SETTLE_DELAY, cutoff: BudgetCutoff | None = None) -> list[Entry]:
     """Every entry one member's orders imply at `now`, given the member's `recorded` entries by key.
 
     Entries already recorded are returned again with what is now known (`available_from`,
     `expires_at`); the ledger ignores the rest of them. Order: per order, lots before reversals.
+    `cutoff` applies the program-wide budget to new lots (see `BudgetCutoff`).
     """
     settled = sorted((o for o in orders if is_settled(o, now, settle_delay)),
                      key=lambda o: (o.created_at, o.order_id))
@@ -256,13 +330,14 @@ def member_entries(orders: Iterable[OrderFact], settings: LoyaltySettings,
     first = settled[0]
     mp, acct, buyer = first.marketplace, first.account, first.buyer_key
     lots_of: dict[str, list[Entry]] = {}
-    reversed_: set[tuple[str | None, str | None]] = set()
+    reversed_of: dict[tuple[str | None, str | None], Decimal] = {}  # points reversals already took
     expired_of: dict[tuple[str | None, str | None], Decimal] = {}  # points the expire job took
     for e in recorded.values():
         if e.kind == EARN and e.order_id is not None:
             lots_of.setdefault(e.order_id, []).append(e)
         elif e.kind == REVERSE:
-            reversed_.add((e.order_id, e.rule))
+            key = (e.order_id, e.rule)
+            reversed_of[key] = reversed_of.get(key, Decimal(0)) - e.amount
         elif e.kind == EXPIRE and e.order_id is not None:
             key = (e.order_id, e.rule)
             expired_of[key] = expired_of.get(key, Decimal(0)) - e.amount
@@ -279,24 +354,26 @@ def member_entries(orders: Iterable[OrderFact], settings: LoyaltySettings,
     counted = 0
     out: list[Entry] = []
     offers = sorted(settings.offers, key=lambda f: f.name)
+    by_segment = any(f.segments for f in offers)
     cap = settings.budget.per_member_points
     earned = Decimal(0)  # the member's earn lots so far, for the per-member budget
 
     def entry(kind: str, amount: Decimal, key: str, o: OrderFact, rule: str, at: datetime) -> Entry:
         return Entry(kind, amount, key, o.order_id, rule, at, marketplace=mp, account=acct, buyer_key=buyer)
 
-    for o in settled:
+    for i, o in enumerate(settled):
         avail = available_from(settings, o)
         expiry = expires_at(settings, avail)
         new: list[Entry] = []
         if o.status != CANCELLED:
             since = o.created_at - window_len
             while lo < len(basis_orders) and basis_orders[lo].created_at < since:
-                window_spend -= basis_orders[lo].total
+                window_spend -= basis_orders[lo].kept_total
                 lo += 1
             basis = Decimal(len(basis_orders) - lo) if by_orders else window_spend
             rate = earn_rate(settings, o.marketplace, basis)
-            applying = [f for f in offers if offer_applies(f, o)]
+            seg = segment_before(settled[:i], o, settings) if by_segment else None
+            applying = [f for f in offers if offer_applies(f, o, seg)]
             for f in applying:
                 rate *= f.multiplier
             amount = points(o.total, rate)
@@ -321,21 +398,23 @@ def member_entries(orders: Iterable[OrderFact], settings: LoyaltySettings,
                                      rule, o.created_at))
             if o.status != RETURNED:
                 basis_orders.append(o)
-                window_spend += o.total
-        # What is recorded wins over what today's rules would compute; the budget counts it as is.
+                window_spend += o.kept_total
+        # What is recorded wins over what today's rules would compute; the budgets count it as is.
         lots: dict[str, Entry] = {}
         earned += sum((e.amount for e in lots_of.get(o.order_id, ())), Decimal(0))
         for e in new:
-            old = recorded.get(e.idempotency_key)
-            if old is not None:
+            if e.idempotency_key in recorded:
                 continue
+            fits = e.amount
             if cap is not None:
-                fits = min(e.amount, cap - earned)
-                if fits <= 0:
-                    continue
-                if fits < e.amount:
-                    e = Entry(e.kind, fits, e.idempotency_key, e.order_id, e.rule, e.effective_at,
-                              marketplace=mp, account=acct, buyer_key=buyer)
+                fits = min(fits, cap - earned)
+            if cutoff is not None:
+                fits = min(fits, cutoff.grant(e, settings))
+            if fits <= 0:
+                continue
+            if fits < e.amount:
+                e = Entry(e.kind, fits, e.idempotency_key, e.order_id, e.rule, e.effective_at,
+                          marketplace=mp, account=acct, buyer_key=buyer)
             earned += e.amount
             lots[e.idempotency_key] = e
         lots.update({e.idempotency_key: e for e in lots_of.get(o.order_id, ())})
@@ -344,13 +423,35 @@ def member_entries(orders: Iterable[OrderFact], settings: LoyaltySettings,
             out.append(lot if known else Entry(lot.kind, lot.amount, lot.idempotency_key, lot.order_id,
                                                lot.rule, lot.effective_at, avail, expiry,
                                                lot.marketplace, lot.account, lot.buyer_key))
+        out.extend(_reversals(o, lots.values(), reversed_of, expired_of, entry))
+    return out
+
+
+def _reversals(o: OrderFact, lots: Iterable[Entry], reversed_of: Mapping[tuple, Decimal],
+               expired_of: Mapping[tuple, Decimal], entry: Any) -> list[Entry]:
+    """What a cancelled, returned or partly returned order takes back from its recorded lots.
+
+    Never more than the lot minus what expired (expired points are gone, not owed) minus what
+    earlier reversals of the lot took.
+    """
+    out = []
+    partial = o.status not in _VOID and o.returned_total > 0 and o.total > 0
+    if o.status not in _VOID and not partial:
+        return out
+    for lot in lots:
+        done = reversed_of.get((o.order_id, lot.rule), Decimal(0))
+        left = lot.amount - expired_of.get((o.order_id, lot.rule), Decimal(0)) - done
         if o.status in _VOID:
-            for lot in lots.values():
-                if (o.order_id, lot.rule) in reversed_:
-                    continue
-                owed = lot.amount - expired_of.get((o.order_id, lot.rule), Decimal(0))
-                if owed <= 0:
-                    continue  # the lot expired whole: nothing left to take back
-                key = f"reverse:{mp}:{acct}:{o.order_id}:{lot.rule}:{o.status}"
-                out.append(entry(REVERSE, -owed, key, o, lot.rule or "", o.updated_at))
+            owed, cause = left, o.status
+        elif lot.rule == RULE_RATE:
+            # Keep what the kept goods earned at the recorded rate; take back the rest.
+            keep = (lot.amount * o.kept_total / o.total).quantize(_WHOLE, rounding=ROUND_DOWN)
+            owed = min(lot.amount - keep - done, left)
+            cause = f"{PARTIALLY_RETURNED}:{_canonical(o.returned_total)}"
+        else:
+            continue  # fixed rewards stay while the order still counts
+        if owed <= 0:
+            continue  # nothing left to take back (expired whole, or already reversed)
+        key = f"reverse:{o.marketplace}:{o.account}:{o.order_id}:{lot.rule}:{cause}"
+        out.append(entry(REVERSE, -owed, key, o, lot.rule or "", o.updated_at))
     return out

@@ -7,6 +7,7 @@ in Python because SQLite keeps `Money` as text.
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,18 @@ from typing import Any
 from sqlalchemy import Table, func, or_, select
 from sqlalchemy.engine import Connection, Engine
 
-from loyalty.engine import EARN, EXPIRE, REVERSE, SETTLE_DELAY, Entry, Member, OrderFact, member_entries
+from loyalty.engine import (
+    EARN,
+    EXPIRE,
+    REVERSE,
+    SETTLE_DELAY,
+    BudgetCutoff,
+    Entry,
+    Member,
+    OrderFact,
+    lot_position,
+    member_entries,
+)
 from loyalty.rules import LoyaltySettings
 from loyalty.tables import LedgerEntryRow
 from sync.store.store import Store
@@ -321,7 +333,7 @@ def _changes(entries: Sequence[Entry], recorded: dict[str, Entry]) -> list[Entry
 
 
 _ORDER_FIELDS = ("marketplace", "account", "order_id", "buyer_key", "created_at", "updated_at",
-                 "status", "total", "fulfilment", "currency")
+                 "status", "total", "fulfilment", "currency", "returned_total")
 
 
 def _needs_lines(settings: LoyaltySettings) -> bool:
@@ -387,7 +399,7 @@ def _iter_members(engine: Engine, settings: LoyaltySettings,
                     rows = conn.execute(select(*columns).where(c.buyer_key == end, *skip)).all()
             lines = _lines_of(conn, rows) if with_lines else None
         by_member: dict[Member, list[OrderFact]] = {}
-        for mp, acct, oid, buyer, created, updated, status, total, fulfilment, currency in rows:
+        for mp, acct, oid, buyer, created, updated, status, total, fulfilment, currency, returned in rows:
             skus = offer_ids = None
             if lines is not None:
                 mine = lines.get((mp, acct, oid), ())
@@ -395,7 +407,7 @@ def _iter_members(engine: Engine, settings: LoyaltySettings,
                 offer_ids = tuple(str(o) for _, o in mine if o is not None)
             by_member.setdefault((mp, acct, buyer), []).append(
                 OrderFact(mp, acct, oid, buyer, created, updated, str(status), Decimal(total),
-                          fulfilment, currency, skus, offer_ids))
+                          fulfilment, currency, skus, offer_ids, Decimal(returned or 0)))
         yield from by_member.items()
         last = end
 
@@ -417,46 +429,120 @@ def _iter_members_of(rows: Iterable[dict[str, Any]], settings: LoyaltySettings,
     yield from by_member.items()
 
 
+def _members(store: Any, settings: LoyaltySettings,
+             result: RunResult) -> Iterator[tuple[Member, list[OrderFact]]]:
+    if getattr(type(store), "iter_orders", None) is Store.iter_orders:
+        return _iter_members(store.engine, settings, result)  # orders in the ledger's database
+    return _iter_members_of(store.iter_orders(), settings, result)  # any other order source
+
+
+def _batches(source: Iterable[tuple[Member, list[OrderFact]]]) -> Iterator[list[tuple[Member, list[OrderFact]]]]:
+    batch: list[tuple[Member, list[OrderFact]]] = []
+    for item in source:
+        batch.append(item)
+        if len(batch) == _BATCH_MEMBERS:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def run_once(store: Any, settings: LoyaltySettings, now: datetime, *,
              settle_delay=SETTLE_DELAY) -> RunResult:
     """Earn, activate and reverse for every member's settled orders; one transaction per member batch.
     Then `expire_once(store, now)`.
 
-    Budget: `per_member_points` is enforced by the engine. `total_points` is not enforced (a
-    warning is logged each run). The ledger must be a function of the order set; a cap "per run"
-    cannot be (a replay is one run, a live ledger many), and a lifetime program cap taken in
-    member-key order cannot either: live runs give the budget to whichever orders settle first
-    (say b2's March order), a replay to b1's orders first (including b1's later ones), so the two
-    cut different lots. Only one global `(created_at, order_id)` order across all members is
-    stable, and this job streams members in batches with one transaction each, so it would need a
-    second, global pass over every new lot of the run (plus the per-member cap and same-run
-    reversals recomputed against it) before anything is written.
-
     Orders are streamed member by member; each batch of members reads its own recorded entries,
     so neither the order table nor the ledger is ever held in memory whole.
+
+    Budget: `per_member_points` is enforced by the engine. `total_points` needs one global order
+    to replay identically (live runs give the budget to whichever orders settle first, so must a
+    replay): when it is set, a first read-only pass finds where the budget runs out among every
+    member's new lots in `lot_position` order (`_budget_cutoff`), and the writing pass grants up to
+    there. Two runs at once compute the same cutoff from the same orders and ledger, so they write
+    the same keys and amounts; the unique keys make the second a no-op.
     """
     result = RunResult()
-    members: list[tuple[Member, list[OrderFact]]] = []
-    if getattr(type(store), "iter_orders", None) is Store.iter_orders:
-        source = _iter_members(store.engine, settings, result)  # orders in the ledger's database
-    else:
-        source = _iter_members_of(store.iter_orders(), settings, result)  # any other order source
-    for member, orders in source:
-        result.members += 1
-        result.orders += len(orders)
-        if not settings.enabled:
-            continue
-        members.append((member, orders))
-        if len(members) == _BATCH_MEMBERS:
-            _process(store, members, settings, now, settle_delay, result)
-            members = []
-    if members:
-        _process(store, members, settings, now, settle_delay, result)
-    if settings.enabled:
-        if settings.budget.total_points is not None:
-            log.warning("loyalty: budget.total_points is not enforced yet (per_member_points is)")
-        result.expired = expire_once(store, now)
+    if not settings.enabled:
+        for _member, orders in _members(store, settings, result):
+            result.members += 1
+            result.orders += len(orders)
+        return result
+    cutoff = _budget_cutoff(store, settings, now, settle_delay)
+    for batch in _batches(_members(store, settings, result)):
+        for _member, orders in batch:
+            result.members += 1
+            result.orders += len(orders)
+        _process(store, batch, settings, now, settle_delay, result, cutoff)
+    result.expired = expire_once(store, now)
     return result
+
+
+class _Latest:
+    """A new lot in the budget's heap, ordered so that the LATEST position is on top."""
+
+    __slots__ = ("position", "amount")
+
+    def __init__(self, position: tuple, amount: Decimal):
+        self.position, self.amount = position, amount
+
+    def __lt__(self, other: _Latest) -> bool:
+        return self.position > other.position
+
+
+def _granted(target: Any) -> Decimal:
+    """Every point the program ever granted: the sum of earn entries (reversals give none back)."""
+    total = _ZERO
+    with _engine(target).connect() as conn:
+        for (amount,) in conn.execute(select(LEDGER.c.amount).where(LEDGER.c.kind == EARN)):
+            total += Decimal(amount)
+    return total
+
+
+def _budget_cutoff(store: Any, settings: LoyaltySettings, now: datetime, settle_delay: Any) -> BudgetCutoff | None:
+    """Where `budget.total_points` runs out among this run's new lots; None when they all fit.
+
+    Keeps only the lots that can still fall inside the budget (a heap with the latest on top,
+    popped while the rest still exhaust it), so memory follows the budget, not the order table.
+    """
+    total = settings.budget.total_points
+    if total is None:
+        return None
+    left = total - _granted(store)
+    if left <= 0:
+        return BudgetCutoff(None)
+    heap: list[_Latest] = []
+    held = _ZERO
+    for batch in _batches(_members(store, settings, RunResult())):
+        with store.engine.connect() as conn:
+            recorded = _recorded_of(conn, batch)
+        for member, orders in batch:
+            known = recorded.get(member, {})
+            for e in member_entries(orders, settings, known, now, settle_delay=settle_delay):
+                if e.kind != EARN or e.idempotency_key in known:
+                    continue
+                heapq.heappush(heap, _Latest(lot_position(e, settings), e.amount))
+                held += e.amount
+                while heap and held - heap[0].amount >= left:
+                    held -= heapq.heappop(heap).amount
+    if held < left:
+        return None  # everything new fits
+    spent = _ZERO
+    for lot in sorted(heap, key=lambda item: item.position):
+        if spent + lot.amount >= left:
+            return BudgetCutoff(lot.position, left - spent)
+        spent += lot.amount
+    raise AssertionError("unreachable: the held lots reach the budget")
+
+
+def _recorded_of(conn: Connection, batch: Sequence[tuple[Member, list[OrderFact]]]) -> dict[Member, dict[str, Entry]]:
+    by_account: dict[tuple[str, str], list[str]] = {}
+    for (mp, acct, buyer), _ in batch:
+        by_account.setdefault((mp, acct), []).append(buyer)
+    recorded: dict[Member, dict[str, Entry]] = {}
+    for (mp, acct), buyers in by_account.items():
+        recorded.update(_recorded(conn, mp, acct, buyers))
+    return recorded
 
 
 _EXPIRE_BATCH = 1000
@@ -508,19 +594,15 @@ def expire_once(target: Any, now: datetime) -> int:
 
 
 def _process(store: Any, members: list[tuple[Member, list[OrderFact]]], settings: LoyaltySettings,
-             now: datetime, settle_delay: Any, result: RunResult) -> None:
+             now: datetime, settle_delay: Any, result: RunResult, cutoff: BudgetCutoff | None = None) -> None:
     """One batch of members: their changes, written in one transaction."""
-    by_account: dict[tuple[str, str], list[str]] = {}
-    for (mp, acct, buyer), _ in members:
-        by_account.setdefault((mp, acct), []).append(buyer)
     batch: list[Entry] = []
     with store.engine.begin() as conn:
-        recorded: dict[Member, dict[str, Entry]] = {}
-        for (mp, acct), buyers in by_account.items():
-            recorded.update(_recorded(conn, mp, acct, buyers))
+        recorded = _recorded_of(conn, members)
         for member, orders in members:
             known = recorded.get(member, {})
-            changes = _changes(member_entries(orders, settings, known, now, settle_delay=settle_delay), known)
+            wanted = member_entries(orders, settings, known, now, settle_delay=settle_delay, cutoff=cutoff)
+            changes = _changes(wanted, known)
             latest = max((e.effective_at for e in known.values() if e.kind == EARN), default=None)
             for e in changes:
                 if (e.kind == EARN and e.idempotency_key not in known and latest is not None

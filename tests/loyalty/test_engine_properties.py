@@ -2,8 +2,9 @@
 
 (a) balances add up to the ledger, (b) keys are unique, (c) the ledger is a function of the order
 set, not of arrival order or run times, and re-running changes nothing, (d) no review rating moves it.
-The program has tiers, welcome, every-Nth, an offer with conditions, a per-member budget and
-expiry (the expire job runs in every `run_once`).
+The program has tiers, welcome, every-Nth, an offer with conditions, a segment-only offer, a
+per-member and a program-wide budget, partial returns and expiry (the expire job runs in every
+`run_once`).
 """
 
 from __future__ import annotations
@@ -41,8 +42,11 @@ PROGRAM = LoyaltySettings.model_validate({
     "offers": [{"name": "spring", "starts": T0 + timedelta(days=10), "ends": T0 + timedelta(days=40),
                 "multiplier": 2, "bonus_points": 20,
                 "conditions": [{"field": "total", "op": "ge", "value": 1000},
-                               {"field": "fulfilment", "op": "eq", "value": "fbs"}]}],
-    "budget": {"per_member_points": 1500},
+                               {"field": "fulfilment", "op": "eq", "value": "fbs"}]},
+               {"name": "winback", "starts": T0, "ends": END, "bonus_points": 40,
+                "segments": ["at_risk", "sleeping"]}],
+    "segments": {"sleeping_after": timedelta(days=30), "lost_after": timedelta(days=60)},
+    "budget": {"per_member_points": 1500, "total_points": 500},
 })
 
 orders_st = st.lists(
@@ -55,6 +59,7 @@ orders_st = st.lists(
         st.integers(0, int(SETTLE_DELAY.total_seconds()) - 1),  # arrival, seconds after created
         st.integers(1, 5),  # a review's rating; another one for the other store
         st.integers(1, 5),
+        st.integers(1, 99),  # percent of the total returned, when partially returned
     ),
     max_size=14,
 )
@@ -62,12 +67,13 @@ orders_st = st.lists(
 
 def history(drawn: list[tuple]) -> list[tuple[OrderRecord, datetime, int, int]]:
     out = []
-    for i, (buyer, created, total, status, updated, arrival, r1, r2) in enumerate(drawn):
+    for i, (buyer, created, total, status, updated, arrival, r1, r2, share) in enumerate(drawn):
         at = T0 + timedelta(minutes=created)
+        returned = total * share / 100 if status == OrderStatus.PARTIALLY_RETURNED else Decimal(0)
         rec = OrderRecord(marketplace="ozon", account="main", order_id=f"O{i}", created_at=at,
                           updated_at=at + timedelta(minutes=updated), status=status,
                           platform_status=status.value, fulfilment="fbs", currency="RUB", total=total,
-                          lines=(), buyer_key=buyer)
+                          lines=(), buyer_key=buyer, returned_total=returned)
         out.append((rec, at + timedelta(seconds=arrival), r1, r2))
     return out
 
@@ -110,6 +116,7 @@ def check_balances(store: Store, now: datetime) -> None:
     rows = entries_of(store)
     keys = [r["idempotency_key"] for r in rows]
     assert len(keys) == len(set(keys))  # (b)
+    assert sum(r["amount"] for r in rows if r["kind"] == "earn") <= PROGRAM.budget.total_points
     for buyer in BUYERS:
         mine = [r["amount"] for r in rows if r["buyer_key"] == buyer]
         b = balances(store, ("ozon", "main", buyer), now)
@@ -161,4 +168,4 @@ def test_engine_keys_are_unique_and_stable(drawn):
 
 def vars_of(o: OrderRecord) -> dict:
     return {f: getattr(o, f) for f in ("marketplace", "account", "order_id", "buyer_key", "created_at",
-                                       "updated_at", "status", "total")}
+                                       "updated_at", "status", "total", "returned_total")}

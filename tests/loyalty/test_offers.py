@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -10,7 +9,7 @@ from connectors.records import OrderLine, OrderRecord, OrderStatus
 from loyalty.engine import OrderFact, member_entries, offer_rule
 from loyalty.ledger import balances, entries_of, run_once
 from loyalty.rules import LoyaltySettings
-from sync.store import PageWrite, Store
+from sync.store import PageWrite, Store, connect, migrate
 from sync.store.store import StreamKey
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
@@ -35,8 +34,8 @@ def fact(oid: str, at: datetime, *, total: str = "1000", status: str = "delivere
                      skus, None if skus is None else ())
 
 
-def earned(settings: LoyaltySettings, *orders: OrderFact) -> dict[str, Decimal]:
-    return {e.idempotency_key: e.amount for e in member_entries(orders, settings, {}, NOW)}
+def earned(settings: LoyaltySettings, *orders: OrderFact, now: datetime = NOW) -> dict[str, Decimal]:
+    return {e.idempotency_key: e.amount for e in member_entries(orders, settings, {}, now)}
 
 
 def test_window_is_starts_inclusive_ends_exclusive():
@@ -68,9 +67,26 @@ def test_multipliers_multiply_and_bonuses_are_lots_of_their_own():
     assert got == {"earn:ozon:main:A:rate": 150, "earn:ozon:main:A:offer:x1.5": 10}  # 1001 * 0.15, rounded down
 
 
-def test_segment_only_offers_wait_for_the_segments_module():
-    s = program(offer(bonus_points=10, segments=["at_risk"]))
-    assert earned(s, fact("A", T0 + 15 * DAY)) == {"earn:ozon:main:A:rate": 50}
+def test_segment_only_offers_apply_to_the_segment_the_member_was_in_before_the_order():
+    wide = {"starts": T0, "ends": T0 + 400 * DAY}
+    s = program(offer("winback", bonus_points=70, segments=["at_risk", "sleeping"], **wide),
+                offer("hello", bonus_points=10, segments=["new"], **wide))
+    # Every 10 days, then a 75-day gap (> 2 x the usual 10 days, < 90: at risk), then 130 days (sleeping).
+    days = [0, 10, 20, 95, 100, 230]
+    got = earned(s, *(fact(f"A{d}", T0 + d * DAY) for d in days), now=T0 + 300 * DAY)
+    bonuses = {k.split(":")[3]: k.rsplit(":", 1)[1] for k in got if ":offer:" in k}
+    # A0 is the first order (new); A10, A20 come within 30 days of it (still new); A95 after a gap
+    # (at risk); A100 is active again; A230 after 130 days (sleeping).
+    assert bonuses == {"A0": "hello", "A10": "hello", "A20": "hello", "A95": "winback", "A230": "winback"}
+
+
+def test_a_segment_offer_ignores_cancelled_orders_and_never_sees_later_ones():
+    wide = {"starts": T0, "ends": T0 + 400 * DAY}
+    s = program(offer("winback", bonus_points=70, segments=["sleeping"], **wide))
+    cancelled_in_between = fact("C", T0 + 50 * DAY, status="cancelled")
+    got = earned(s, fact("A", T0), cancelled_in_between, fact("B", T0 + 100 * DAY), fact("D", T0 + 101 * DAY),
+                 now=T0 + 300 * DAY)
+    assert [k for k in got if ":offer:" in k] == ["earn:ozon:main:B:offer:winback"]
 
 
 def test_sku_conditions_need_the_lines():
@@ -148,9 +164,34 @@ def test_reversals_do_not_give_budget_back():
                    "earn:ozon:main:A2:rate": 10}
 
 
-def test_total_budget_is_reported_as_not_enforced(store: Store, caplog):
-    write(store, order("A1"))
-    with caplog.at_level(logging.WARNING, logger="loyalsync.loyalty"):
-        run_once(store, program(budget={"total_points": 10}), NOW)
-    assert "total_points is not enforced" in caplog.text
-    assert entries_of(store)[0]["amount"] == 50
+def test_total_budget_is_granted_in_order_placed_across_members_and_cut_at_the_edge(store: Store):
+    s = program(budget={"total_points": 120})
+    write(store, order("A1", day=15), order("B1", day=16, buyer="b2"))
+    run_once(store, s, T0 + 18 * DAY + timedelta(hours=12))  # A1 and B1 settled: 50 + 50
+    write(store, order("A2", day=17), order("B2", day=17, buyer="b2", total="2000"), order("A3", day=18))
+    run_once(store, s, NOW)  # A2 (17th, "A2" < "B2") gets the 20 left; B2 and A3 nothing
+    live = {r["idempotency_key"]: r["amount"] for r in entries_of(store)}
+    assert live == {"earn:ozon:main:A1:rate": 50, "earn:ozon:main:B1:rate": 50, "earn:ozon:main:A2:rate": 20}
+    write(store, order("A4", day=40))
+    assert run_once(store, s, NOW + 10 * DAY).inserted == 0  # spent: later orders earn nothing
+
+
+def test_total_budget_live_runs_equal_one_replay_and_a_rerun_changes_nothing(store: Store, tmp_path):
+    s = program(budget={"total_points": 333}, welcome={"points": 30})
+    orders = [order(f"{b}{d}", day=d, buyer=b, total=str(500 + 37 * d)) for d in range(15, 30) for b in ("b1", "b2")]
+    for d in range(15, 30):  # live: a run every day
+        write(store, *(o for o in orders if o.created_at < T0 + (d + 1) * DAY))
+        run_once(store, s, T0 + (d + 3) * DAY)
+    engine = connect(f"sqlite:///{tmp_path / 'replay.db'}")
+    migrate(engine)
+    replay = Store(engine)
+    write(replay, *orders)
+    run_once(replay, s, T0 + 32 * DAY)
+    assert sorted(amounts(replay)) == sorted(amounts(store))
+    engine.dispose()
+    assert sum(amount for _, amount in amounts(store)) == 333
+    assert run_once(store, s, NOW).inserted == 0
+
+
+def amounts(store: Store) -> list[tuple[str, Decimal]]:
+    return [(r["idempotency_key"], r["amount"]) for r in entries_of(store)]
