@@ -140,6 +140,19 @@ def members(
     Console().print(table)
 
 
+def _standing(stored: dict[str, Any] | None, tier: str | None, segment: str, at: datetime) -> str:
+    """Tier and segment as held (the stored evaluation), and what the rules compute at `at` if different."""
+    if stored is None:
+        return (f"tier {tier or '—'}, segment {segment} (computed at {at.isoformat()}; "
+                "not evaluated by the daily member job yet)")
+    text = (f"tier {stored['tier'] or '—'}, segment {stored['segment']}"
+            f"{', service recovery' if stored['service_recovery'] else ''} "
+            f"(evaluated {stored['evaluated_at'].isoformat()})")
+    if (stored["tier"], stored["segment"]) != (tier, segment):
+        text += f"; computed now: tier {tier or '—'}, segment {segment}"
+    return text
+
+
 @loyalty_app.command()
 def member(
     key: Annotated[str, typer.Argument(help="A buyer key, or a unique prefix of one.")],
@@ -151,6 +164,8 @@ def member(
     from loyalty.engine import EARN
     from loyalty.ledger import balances, entries_of
     from loyalty.members import find_members, member_orders, tier_of
+    from loyalty.membership import stored_for
+    from loyalty.segments import segment as segment_at
 
     at = _when(now, "--now") or datetime.now(UTC)
     store, settings = _store_and_settings(config, database_url)
@@ -170,7 +185,11 @@ def member(
     b = balances(store, who, at)
     out = Console()
     out.print(f"{mp}/{escape(acct)} member {buyer}", soft_wrap=True)
-    out.print(f"orders {len(orders)}, tier {tier_of(settings, orders, at) or '—'}")
+    stored = stored_for(store, [who]).get(who)
+    computed_tier = tier_of(settings, orders, at)
+    computed_segment = segment_at([(o.created_at, o.kept_total, o.status) for o in orders], at, settings.segments)
+    out.print(f"orders {len(orders)}", soft_wrap=True)
+    out.print(_standing(stored, computed_tier, computed_segment, at), soft_wrap=True)
     out.print(f"pending {_num(b.pending)}, available {_num(b.available)}, expired {_num(b.expired)}, "
               f"debt {_num(b.debt)}, lifetime {_num(b.lifetime)} (at {at.isoformat()})", soft_wrap=True)
     rows = entries_of(store, who)

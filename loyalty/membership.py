@@ -136,7 +136,7 @@ def refresh_members(store: Any, settings: LoyaltySettings, now: datetime, *,
     members = sorted(by_member)
     seen = written = newer = 0
     for chunk in _chunks(members, batch):
-        stored = _stored_for(store, chunk)
+        stored = stored_for(store, chunk)
         rows = []
         for member in chunk:
             old = stored.get(member)
@@ -157,7 +157,7 @@ def refresh_members(store: Any, settings: LoyaltySettings, now: datetime, *,
     return RefreshResult(members=seen, written=written, skipped_newer=newer)
 
 
-def _stored_for(store: Any, members: list[Member]) -> dict[Member, dict[str, Any]]:
+def stored_for(store: Any, members: list[Member]) -> dict[Member, dict[str, Any]]:
     """The stored rows of `members` (one chunk)."""
     wanted = set(members)
     stmt = select(MEMBERS).where(MEMBERS.c.buyer_key.in_(sorted({m[2] for m in members})))

@@ -13,7 +13,7 @@ import textwrap
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from typer.testing import CliRunner, Result
 from loyalty import ledger
 from loyalty.ledger import balances, entries_of, run_once
 from loyalty.members import member_rows, summarize
+from loyalty.membership import refresh_members, stored_for
 from loyalty.rules import LoyaltySettings
 from loyalty.simulate import simulate
 from sync.app import App
@@ -277,6 +278,20 @@ def test_members_and_member_show_the_ledgers_balances(db, config: Path, settings
     ids_shown = re.findall(r"^│\s*(\d+)\s*│", shown.stdout, flags=re.M)
     lots = [e for e in entries if e["kind"] == "earn"]
     assert len(ids_shown) == len(lots) + len(entries)  # lots table, then the whole history
+    assert "not evaluated by the daily member job yet" in shown.stdout
+
+    # Once the member job has run, the member's page shows the stored tier and segment.
+    refresh_members(store, settings, NOW)
+    held = stored_for(store, [who])[who]
+    evaluated = invoke("member", rich_member.buyer_key, "--now", NOW.isoformat(), "--config", config,
+                       "--database-url", url)
+    assert f"tier {held['tier'] or '—'}, segment {held['segment']}" in evaluated.stdout
+    assert f"evaluated {NOW.isoformat()}" in evaluated.stdout and "computed now" not in evaluated.stdout
+    later = NOW + timedelta(days=400)  # everyone is lost by then: the computed segment differs
+    moved = invoke("member", rich_member.buyer_key, "--now", later.isoformat(), "--config", config,
+                   "--database-url", url)
+    assert f"tier {held['tier'] or '—'}, segment {held['segment']}" in moved.stdout
+    assert "computed now: tier" in moved.stdout and "segment lost" in moved.stdout
 
     unknown = invoke("member", "zzzz", "--config", config, "--database-url", url)
     assert unknown.exit_code == 1 and "no member" in unknown.stderr
