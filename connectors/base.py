@@ -33,6 +33,10 @@ __all__ = [
     "StreamSettings",
     "StreamSpec",
     "Window",
+    "WriteNotSupported",
+    "WriteRequest",
+    "WriteResult",
+    "WriteStatus",
 ]
 
 Record = OrderRecord | ReviewRecord
@@ -194,6 +198,41 @@ class DemoSetup:
     secrets: tuple[str, ...] = ()  # demo credentials, kept out of logs like real ones
 
 
+@dataclass(frozen=True, slots=True)
+class WriteRequest:
+    """One write the outbox asks a connector to carry out (see `loyalty.actions.Action`).
+
+    `kind` is an action kind (`reply_to_review`, `create_promo_code`, `send_chat_message`); `key` the
+    action's idempotency key, which a connector may put where the platform lets it (e.g. a voucher's
+    name) so `find_done` can recognise its own earlier write.
+    """
+
+    kind: str
+    key: str
+    target: str
+    text: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+class WriteStatus(StrEnum):
+    DONE = "done"  # the platform accepted it now
+    ALREADY_DONE = "already_done"  # the platform's state shows it was done before (not sent again)
+    REJECTED = "rejected"  # the platform refused it for good (validation, moderation rules)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """The platform's answer to a write: `platform_ref` is what it created (comment id, voucher id)."""
+
+    status: WriteStatus
+    platform_ref: str | None = None
+    detail: str = ""  # the platform's words, short, never a secret or buyer data
+
+
+class WriteNotSupported(Exception):
+    """This connector cannot carry out this kind of write (the gate should have refused it)."""
+
+
 class Connector(ABC):
     """Base class of every platform connector, built once per account.
 
@@ -259,6 +298,22 @@ class Connector(ABC):
                 if raw.get(key) not in (None, ""):
                     return str(raw[key])
         return None
+
+    async def perform(self, request: WriteRequest) -> WriteResult:
+        """Carry out one write on the platform; once, without retrying after a timeout or 5xx.
+
+        Transient failures raise (`RetriableApiError`, `RetryDeferred`, network errors): the outbox
+        then reads the platform's state with `find_done` before it ever sends again, so a write
+        whose answer was lost is never made twice. Permanent refusals return `REJECTED`.
+        """
+        raise WriteNotSupported(f"{self.name} cannot {request.kind}")
+
+    async def find_done(self, request: WriteRequest) -> WriteResult | None:
+        """Read the platform: is the effect of `request` already there? `ALREADY_DONE` or None.
+
+        Raises when the platform cannot be read; the outbox then waits rather than risk sending twice.
+        """
+        raise WriteNotSupported(f"{self.name} cannot check {request.kind}")
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op for HTTP-less connectors
         """Release the connector's HTTP client."""

@@ -165,9 +165,17 @@ class ApiClient:
         params: Any = None,
         json: Any = None,
         headers: Mapping[str, str] | None = None,
+        idempotent: bool = True,
     ) -> httpx.Response:
-        """Send `method base_urls[host]+path`; return the 2xx response or raise from errors.py."""
-        return await self._send(method, host, path, None, params=params, json=json, headers=headers)
+        """Send `method base_urls[host]+path`; return the 2xx response or raise from errors.py.
+
+        `idempotent=False` is for writes: the request is sent once. A timeout, a dropped
+        connection, a 5xx or a cut-off body raises `RetriableApiError` at once, because the platform
+        may have applied it; only a rate-limit refusal (429/420, nothing applied) is waited out and
+        sent again, paced by the same buckets as reads.
+        """
+        return await self._send(method, host, path, None, idempotent=idempotent, params=params, json=json,
+                                headers=headers)
 
     async def request_json(
         self,
@@ -179,12 +187,13 @@ class ApiClient:
         json: Any = None,
         headers: Mapping[str, str] | None = None,
         empty_body: Any = _NO_DEFAULT,
+        idempotent: bool = True,
     ) -> Any:
         """Like `request`, returning the decoded JSON body.
 
         A body that is cut off or not JSON is retried like a 5xx: it is what a dropped
         connection or an overloaded gateway looks like. `empty_body` is returned for an empty
-        body where a platform is known to send one instead of `[]`.
+        body where a platform is known to send one instead of `[]`. `idempotent=False`: see `request`.
         """
 
         def decode(response: httpx.Response, where: dict[str, Any]) -> Any:
@@ -196,7 +205,8 @@ class ApiClient:
                 raise RetriableApiError("the answer is not complete JSON", status=response.status_code,
                                         **where) from exc
 
-        return await self._send(method, host, path, decode, params=params, json=json, headers=headers)
+        return await self._send(method, host, path, decode, idempotent=idempotent, params=params, json=json,
+                                headers=headers)
 
     async def stream_json_items(
         self,
@@ -250,6 +260,8 @@ class ApiClient:
         path: str,
         decode: Callable[[httpx.Response, dict[str, Any]], Any] | None,
         stream: bool = False,
+        *,
+        idempotent: bool = True,
         **send: Any,
     ) -> Any:
         if host not in self.base_urls:
@@ -273,7 +285,8 @@ class ApiClient:
         retrying = AsyncRetrying(
             stop=stop_after_attempt(policy.max_attempts),
             wait=wait,
-            retry=retry_if_exception_type(RetriableApiError),
+            # A write is sent again only after a rate-limit refusal, which applied nothing.
+            retry=retry_if_exception_type(RetriableApiError if idempotent else RateLimitedError),
             before_sleep=self._log_retry,
             sleep=self._sleep,
             reraise=True,
@@ -281,6 +294,8 @@ class ApiClient:
         try:
             return await retrying(self._attempt, method, host, path, group, endpoint, send, decode, stream)
         except RetriableApiError as exc:
+            if not idempotent and not isinstance(exc, RateLimitedError):
+                raise  # the write may have been applied: the caller checks before sending again
             self.stats.deferred += 1
             raise RetryDeferred(
                 f"{exc.args[0]}; gave up after {policy.max_attempts} attempts, try on the next run",

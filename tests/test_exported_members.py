@@ -12,7 +12,8 @@ import connectors.testing
 
 PINNED = {
     connectors.base: {"AccountSettings", "Connector", "CursorKind", "MappingContext", "Page", "RateOverride",
-                      "Record", "RecordType", "StreamSettings", "StreamSpec", "Window", "DemoSetup"},
+                      "Record", "RecordType", "StreamSettings", "StreamSpec", "Window", "DemoSetup",
+                      "WriteNotSupported", "WriteRequest", "WriteResult", "WriteStatus"},
     connectors.errors: {"ApiError", "AuthError", "ConfigError", "FatalApiError", "LoyalsyncError",
                         "MalformedRecord", "RateLimitedError", "RetriableApiError", "RetryDeferred",
                         "StreamUnavailable"},

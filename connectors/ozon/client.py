@@ -25,11 +25,14 @@ from connectors.ozon.settings import OzonAccountSettings
 from connectors.ratelimit import EndpointGroup, Rate, RateLimiter
 
 __all__ = [
+    "COMMENT_CREATE",
     "ENDPOINT_GROUPS",
     "FBO_LIST",
     "FBS_LIST",
     "REVIEW_COMMENTS",
     "REVIEW_LIST",
+    "SELLER_ACTIONS",
+    "VOUCHER_CREATE",
     "OzonClient",
     "describe_ozon_error",
     "ozon_time",
@@ -40,6 +43,10 @@ FBS_LIST = "/v4/posting/fbs/list"
 FBO_LIST = "/v3/posting/fbo/list"
 REVIEW_LIST = "/v2/review/list"
 REVIEW_COMMENTS = "/v1/review/comment/list"
+COMMENT_CREATE = "/v1/review/comment/create"
+VOUCHER_CREATE = "/v1/seller-actions/create/voucher"
+SELLER_ACTIONS = "/v1/seller-actions/list"
+SELLER_ACTIONS_PAGE = 100  # `limit*` has no documented maximum; the emulator's cap
 
 # Ozon allows 50 requests per second per Client-Id across ALL methods and ALL tools using that
 # Client-Id (ozon.md §4.1), and documents no per-method limit for postings or reviews. A bucket of
@@ -203,6 +210,47 @@ class OzonClient:
                 return out
             offset += len(comments)
 
+    async def create_comment(self, review_id: str, text: str) -> str:
+        """Post the seller's comment on a review and mark it processed; return the `comment_id`.
+
+        Sent once: a timeout or 5xx raises, since the comment may exist (see `find_done`).
+        """
+        body = await self._review_call(COMMENT_CREATE, {
+            "review_id": review_id, "text": text, "mark_review_as_processed": True,
+        }, idempotent=False)
+        comment_id = body.get("comment_id") if isinstance(body, dict) else None
+        if not isinstance(comment_id, str | int) or isinstance(comment_id, bool) or comment_id == "":
+            raise FatalApiError("response has no 'comment_id'", marketplace=MARKETPLACE,
+                                endpoint=f"POST {COMMENT_CREATE}")
+        return str(comment_id)
+
+    async def create_voucher(self, body: dict[str, Any]) -> str:
+        """Create a promo-code promotion (beta); return its `action_id`. Sent once, like a comment."""
+        answer = await self.http.request_json("POST", "api", VOUCHER_CREATE, json=body, idempotent=False)
+        action_id = answer.get("action_id") if isinstance(answer, dict) else None
+        if not isinstance(action_id, str | int) or isinstance(action_id, bool) or action_id == "":
+            raise FatalApiError("response has no 'action_id'", marketplace=MARKETPLACE,
+                                endpoint=f"POST {VOUCHER_CREATE}")
+        return str(action_id)
+
+    async def seller_actions(self, search: str) -> list[dict[str, Any]]:
+        """The seller's own promotions whose title contains `search`, every status, all pages.
+
+        The response's item shape is undocumented (ozon.md §5.4): read as `actions[]{id, title, …}`
+        (UNCONFIRMED), and the title is checked here too in case Ozon's `search` matches loosely.
+        """
+        endpoint = f"POST {SELLER_ACTIONS}"
+        offset, out = 0, []
+        while True:
+            body = await self.http.request_json("POST", "api", SELLER_ACTIONS, json={
+                "search": search, "limit": SELLER_ACTIONS_PAGE, "offset": offset,
+            })
+            actions = _list_field(body, "actions", endpoint)
+            out.extend(a for a in actions if isinstance(a, dict) and search in str(a.get("title", "")))
+            if len(actions) < SELLER_ACTIONS_PAGE:
+                return out
+            offset += len(actions)
+
     async def _attach_comments(self, reviews: list[Any]) -> None:
         wanted = [r for r in reviews if isinstance(r, dict) and _has_comments(r)]
         if not wanted:
@@ -225,9 +273,9 @@ class OzonClient:
             if isinstance(result, BaseException):
                 raise result
 
-    async def _review_call(self, path: str, body: dict[str, Any]) -> Any:
+    async def _review_call(self, path: str, body: dict[str, Any], *, idempotent: bool = True) -> Any:
         try:
-            return await self.http.request_json("POST", "api", path, json=body)
+            return await self.http.request_json("POST", "api", path, json=body, idempotent=idempotent)
         except AuthError as exc:
             if exc.status != 403 or _KEY_PROBLEM.search(exc.platform_message):
                 raise

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 from collections.abc import AsyncIterator, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 from connectors.base import (
@@ -18,10 +21,14 @@ from connectors.base import (
     StreamSettings,
     StreamSpec,
     Window,
+    WriteRequest,
+    WriteResult,
+    WriteStatus,
 )
+from connectors.errors import AuthError, FatalApiError, StreamUnavailable
 from connectors.ozon import mapping
 from connectors.ozon.capabilities import OZON_CAPABILITIES
-from connectors.ozon.client import ENDPOINT_GROUPS, OzonClient
+from connectors.ozon.client import ENDPOINT_GROUPS, OzonClient, ozon_time
 from connectors.ozon.settings import PRODUCTION_HOSTS, OzonAccountSettings
 from connectors.ratelimit import Rate
 
@@ -63,12 +70,38 @@ STREAMS = {
         rescan_lookback=60 * DAY, rescan_every=DAY,
     ),
 }
+VOUCHER_TITLE = "Промокод для постоянного покупателя"
+_TITLE_MAX = 256  # `title*` is 1..256 characters
 _MAPPERS = {"orders_fbs": mapping.map_fbs_posting, "orders_fbo": mapping.map_fbo_posting,
             "reviews": mapping.map_review}
 
 
 class OzonConnector(Connector):
-    """Postings (one order record per posting) from the FBS and FBO lists, and reviews."""
+    """Postings (one order record per posting) from the FBS and FBO lists, and reviews.
+
+    Writes:
+
+    - `reply_to_review`: `target` = the review id, `text` = the comment; no params. Sent to
+      `/v1/review/comment/create` with `mark_review_as_processed: true`; `platform_ref` is the
+      `comment_id`. `find_done`: the review already has a comment with `is_owner: true` (ours or a
+      person's, published or not) → ALREADY_DONE with that comment's id.
+    - `create_promo_code`: a single-buyer promo code, `/v1/seller-actions/create/voucher` (beta)
+      with `voucher_parameters {type: UNIQUE, count_codes: 1, is_private: true}`; `target` is the
+      member (not sent); `platform_ref` is the `action_id`. `params`:
+
+      * `discount_value` (required): number > 0, roubles (or percent, see `discount_type`);
+      * `valid_until` (required): aware `datetime` or ISO 8601 string, the voucher's `date_end`;
+      * `customer_id` (optional): the buyer's Ozon id (a posting's `customer.customer_id`) sent as
+        `user_ids: [customer_id]` (whether Ozon takes these ids is UNCONFIRMED, ozon.md §8);
+      * `discount_type` (optional): `"CURRENCY"` (default) or `"PERCENT"`;
+      * `valid_from` (optional): `date_start`, default now;
+      * `budget` (optional): whole roubles; default the discount rounded up for CURRENCY,
+        required for PERCENT;
+      * `title` (optional): the promotion's name, default "Промокод для постоянного покупателя".
+
+      The title always ends with ` [ls:<12 hex of sha256(key)>]`: `find_done` searches
+      `/v1/seller-actions/list` for that mark and answers ALREADY_DONE with the action's id.
+    """
 
     name: ClassVar[str] = "ozon"
     display_name: ClassVar[str] = "Ozon"
@@ -126,5 +159,120 @@ class OzonConnector(Connector):
             base_urls=dict.fromkeys(PRODUCTION_HOSTS, base_url), streams=dict.fromkeys(STREAMS, short),
             rate_limits=budget))
 
+    async def perform(self, request: WriteRequest) -> WriteResult:
+        if request.kind == "reply_to_review":
+            if not request.text:
+                return WriteResult(WriteStatus.REJECTED, detail="the reply has no text")
+            return await _refusals(self.client.create_comment(request.target, request.text))
+        if request.kind == "create_promo_code":
+            try:
+                body = voucher_body(request, datetime.now(UTC))
+            except ValueError as exc:
+                return WriteResult(WriteStatus.REJECTED, detail=str(exc))
+            return await _refusals(self.client.create_voucher(body))
+        return await super().perform(request)
+
+    async def find_done(self, request: WriteRequest) -> WriteResult | None:
+        if request.kind == "reply_to_review":
+            try:
+                comments = await self.client.review_comments(request.target)
+            except (AuthError, StreamUnavailable):
+                raise
+            except FatalApiError as exc:
+                if exc.status == 404:  # no such review: nothing was written; perform rejects it
+                    return None
+                raise
+            mine = [c for c in comments if isinstance(c, dict) and c.get("is_owner") is True]
+            if mine:
+                return WriteResult(WriteStatus.ALREADY_DONE, platform_ref=str(mine[0].get("id", "")) or None,
+                                   detail="the review already has the seller's comment")
+            return None
+        if request.kind == "create_promo_code":
+            found = await self.client.seller_actions(voucher_mark(request.key))
+            if found:
+                return WriteResult(WriteStatus.ALREADY_DONE, platform_ref=str(found[0].get("id", "")) or None,
+                                   detail="a promotion with this action's mark exists")
+            return None
+        return await super().find_done(request)
+
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+async def _refusals(call: Any) -> WriteResult:
+    """DONE with the created id, or REJECTED with Ozon's words for a 4xx (auth problems raise)."""
+    try:
+        ref = await call
+    except (AuthError, StreamUnavailable):
+        raise  # a wrong key or a missing subscription: fix the account, the write itself is fine
+    except FatalApiError as exc:
+        return WriteResult(WriteStatus.REJECTED, detail=exc.platform_message or str(exc))
+    return WriteResult(WriteStatus.DONE, platform_ref=ref)
+
+
+def voucher_mark(key: str) -> str:
+    """The tag a voucher's title carries so `find_done` recognises the write of `key`."""
+    return f"[ls:{hashlib.sha256(key.encode()).hexdigest()[:12]}]"
+
+
+def voucher_body(request: WriteRequest, now: datetime) -> dict[str, Any]:
+    """The `/v1/seller-actions/create/voucher` body for `request`; ValueError names a bad param."""
+    params = request.params
+    value = _decimal(params.get("discount_value"), "discount_value")
+    kind = params.get("discount_type", "CURRENCY")
+    if kind not in ("CURRENCY", "PERCENT"):
+        raise ValueError("params.discount_type must be CURRENCY or PERCENT")
+    if kind == "PERCENT" and value > 100:
+        raise ValueError("params.discount_value must be at most 100 for PERCENT")
+    until = _moment(params.get("valid_until"), "valid_until")
+    start = _moment(params["valid_from"], "valid_from") if params.get("valid_from") is not None else now
+    if until <= start:
+        raise ValueError("params.valid_until must be after valid_from (or now)")
+    if params.get("budget") is not None:
+        budget = _decimal(params["budget"], "budget")
+    elif kind == "CURRENCY":
+        budget = value
+    else:
+        raise ValueError("params.budget is required for a PERCENT voucher")
+    mark = voucher_mark(request.key)
+    title = str(params.get("title") or VOUCHER_TITLE)[: _TITLE_MAX - len(mark) - 1].rstrip()
+    body: dict[str, Any] = {
+        "title": f"{title} {mark}",
+        "date_start": ozon_time(start),
+        "date_end": ozon_time(until),
+        "budget": math.ceil(budget),  # int64 roubles; the promotion stops when it runs out
+        "discount_type": kind,
+        "discount_value": int(value) if value == value.to_integral_value() else float(value),
+        # `is_private`: the create schema calls true "publicly available", the list schema "not
+        # publicly available" (ozon.md §7.6). Read by its name and the list schema: private.
+        "voucher_parameters": {"count_codes": 1, "is_private": True, "type": "UNIQUE"},
+    }
+    customer = params.get("customer_id")
+    if customer is not None:
+        if not str(customer).isdigit():
+            raise ValueError("params.customer_id must be Ozon's numeric buyer id")
+        body["user_ids"] = [str(customer)]  # uint64 as a string, at most 50
+    return body
+
+
+def _decimal(value: Any, name: str) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        raise ValueError(f"params.{name} must be a positive number")
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"params.{name} must be a positive number") from None
+    if not number.is_finite() or number <= 0:
+        raise ValueError(f"params.{name} must be a positive number")
+    return number
+
+
+def _moment(value: Any, name: str) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"params.{name} must be an ISO 8601 date-time") from None
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise ValueError(f"params.{name} must be a timezone-aware date-time")
+    return value

@@ -5,7 +5,10 @@ per-Client-Id rate limit and the reviews subscription refusal.
 `create_app(EmulatorConfig(...))` is the only entry point; seed, clocks and faults are arguments
 and all runtime state lives on `app.state`: `stats` (`EmulatorStats`), `request_log`
 [(method, path, JSON body, status)], `corrupted` [(path, record id)] for `malformed` faults,
-`comments` [(review id, text)] written through the API, `data` (the `Dataset`), `emulator`.
+`comments` [(review id, text)] written through the API, `vouchers` (the seller actions created
+through `/v1/seller-actions/create/voucher`, as `/v1/seller-actions/list` shows them), `writes`
+(every write request received, as `connectors.emulation.write_entry` dicts `{"method", "path",
+"body", "status", "applied"}`), `data` (the `Dataset`), `emulator`.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.emulation import Fault, FaultKind, FaultPlan
+from connectors.emulation import Fault, FaultKind, FaultPlan, write_entry
 from connectors.ozon.emulator_data import US, Dataset, generate, iso
 from connectors.ozon.emulator_records import fbo_posting, fbs_posting
 
@@ -59,6 +62,8 @@ class EmulatorConfig:
     fbo_share: float = 0.3
     currency: str = "RUB"
     customer_visible_days: int | None = None  # rFBS buyer data vanishes this long after the end
+    # Ozon documents no length limit for a review comment; 3,000 is an SDK's claim (capabilities).
+    comment_max_length: int | None = 3000
     faults: tuple[Fault, ...] = ()
     monotonic: Callable[[], float] = time.monotonic  # the rate limiter's clock
 
@@ -155,18 +160,27 @@ class _Emulator:
         self.request_log: list[tuple[str, str, Any, int]] = []
         self.corrupted: list[tuple[str, str]] = []
         self.comments: list[tuple[str, str]] = []
+        self.vouchers: list[dict[str, Any]] = []
+        self.writes: list[dict[str, Any]] = []
 
     def now(self) -> int:
         moment = self.config.clock() if self.config.clock else datetime.now(UTC)
         return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * US)
 
-    def route(self, path: str, handler: _Handler, *, reviews: bool = False) -> Route:
+    def route(self, path: str, handler: _Handler, *, reviews: bool = False, write: bool = False) -> Route:
         async def endpoint(request: Request) -> Response:
+            raw = await request.body()
             try:
-                body = orjson.loads(await request.body() or b"{}")
+                body = orjson.loads(raw or b"{}")
             except orjson.JSONDecodeError:
                 body = None
-            response = await self._guarded(request, body, handler, reviews)
+            entry = None
+            if write:
+                entry = write_entry(request.method, path, raw)
+                self.writes.append(entry)
+            response = await self._guarded(request, body, handler, reviews, entry)
+            if entry is not None:
+                entry["status"] = response.status_code
             self.stats.requests[path] += 1
             self.stats.statuses[response.status_code] += 1
             if response.status_code == 429:
@@ -192,7 +206,8 @@ class _Emulator:
     def _remaining(self, client_id: str) -> int:
         return max(0, self.config.requests_per_second - len(self.windows.get(client_id, ())))
 
-    async def _guarded(self, request: Request, body: Any, handler: _Handler, reviews: bool) -> Response:
+    async def _guarded(self, request: Request, body: Any, handler: _Handler, reviews: bool,
+                       entry: dict[str, Any] | None = None) -> Response:
         client_id, key = request.headers.get("client-id", ""), request.headers.get("api-key", "")
         if not client_id or not key:
             return _json(*_error(401, 16, "Client-Id and Api-Key headers are required"))
@@ -222,6 +237,12 @@ class _Emulator:
                 status, payload = await handler(body, self.now())
             except _Refused as refusal:
                 status, payload = refusal.answer
+            if entry is not None:
+                entry["applied"] = 200 <= status < 300
+            if fault is not None and fault.kind == "apply_then_timeout":
+                await asyncio.sleep(fault.delay)  # applied; the client's deadline loses the answer
+            if fault is not None and fault.kind == "apply_then_500":
+                status, payload = _error(500, 13, "Internal error")
             if fault is not None and fault.kind == "malformed":
                 record_id = _corrupt(payload) if status == 200 else None
                 if record_id is None:
@@ -336,15 +357,86 @@ class _Emulator:
 
     async def comment_create(self, body: dict[str, Any], now: int) -> tuple[int, Any]:
         reviews = self.data.reviews
-        i = reviews.index_of(str(body.get("review_id") or ""))
-        text = body.get("text")
-        if i is None or reviews.published[i] > now:
-            return _error(404, 5, "review not found")
+        review_id, text, mark = body.get("review_id"), body.get("text"), body.get("mark_review_as_processed")
+        if not isinstance(review_id, str) or not review_id:
+            raise _bad("review_id is required")
         if not isinstance(text, str) or not text.strip():
             raise _bad("text is required")
+        if mark is not None and not isinstance(mark, bool):
+            raise _bad("mark_review_as_processed must be a boolean")
+        limit = self.config.comment_max_length
+        if limit is not None and len(text) > limit:
+            raise _bad(f"text must be at most {limit} characters")
+        i = reviews.index_of(review_id)
+        if i is None or reviews.published[i] > now:
+            return _error(404, 5, "review not found")
+        # A second comment is allowed (Ozon has no edit); the connector's find_done prevents one.
         reviews.written.setdefault(i, []).append((text, now))
         self.comments.append((reviews.review_id(i), text))
-        return 200, {"comment_id": reviews.comments(i, now)[-1]["id"]}
+        mine = [c for c in reviews.comments(i, now) if c["is_owner"] and c["text"] == text]
+        return 200, {"comment_id": mine[-1]["id"]}
+
+    # --- seller actions (beta) ---
+    async def voucher_create(self, body: dict[str, Any], now: int) -> tuple[int, Any]:
+        """`/v1/seller-actions/create/voucher` with the schema's checks (ozon.md §5.4)."""
+        title = body.get("title")
+        if not isinstance(title, str) or not 1 <= len(title) <= 256:
+            raise _bad("title must be 1..256 characters")
+        start, end = _time(body.get("date_start")), _time(body.get("date_end"))
+        if start is None or end is None:
+            raise _bad("date_start and date_end must be date-times")
+        if end <= start or end <= now:
+            raise _bad("date_end must be after date_start and in the future")
+        budget = body.get("budget")
+        if not isinstance(budget, int) or isinstance(budget, bool) or budget <= 0:
+            raise _bad("budget must be a positive integer")
+        kind, value = body.get("discount_type"), body.get("discount_value")
+        if kind not in ("PERCENT", "CURRENCY"):
+            raise _bad("discount_type must be PERCENT or CURRENCY")
+        if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+            raise _bad("discount_value must be a positive number")
+        if kind == "PERCENT" and value > 100:
+            raise _bad("discount_value must be at most 100 for PERCENT")
+        params = body.get("voucher_parameters")
+        if not isinstance(params, dict):
+            raise _bad("voucher_parameters is required")
+        count, private, vtype = params.get("count_codes"), params.get("is_private"), params.get("type")
+        if not isinstance(count, int) or isinstance(count, bool) or count <= 0:
+            raise _bad("voucher_parameters.count_codes must be a positive integer")
+        if not isinstance(private, bool):
+            raise _bad("voucher_parameters.is_private is required")
+        if vtype not in ("ONE", "MULTIPLE", "UNIQUE"):
+            raise _bad("voucher_parameters.type must be ONE, MULTIPLE or UNIQUE")
+        users = body.get("user_ids", [])
+        if not isinstance(users, list) or len(users) > 50 or not all(
+                isinstance(u, str) and u.isdigit() for u in users):
+            raise _bad("user_ids must be at most 50 numeric strings")
+        action_id = 5_000_000 + len(self.vouchers) + 1
+        self.vouchers.append({
+            # The list's item shape is not documented beyond action_parameters (ozon.md §5.4).
+            "id": action_id, "title": title, "action_type": "VOUCHER",
+            "status": "PLANNED" if start > now else "ACTIVE",
+            "date_start": body["date_start"], "date_end": body["date_end"], "budget": budget,
+            "discount_type": kind, "discount_value": value,
+            "voucher_parameters": {"count_codes": count, "is_private": private, "type": vtype},
+            "user_ids": list(users), "action_parameters": {"picked_segments": []},
+        })
+        return 200, {"action_id": action_id}
+
+    async def seller_actions(self, body: dict[str, Any], now: int) -> tuple[int, Any]:
+        """`/v1/seller-actions/list`: filters `action_type[]`, `status[]`, `search`; `limit*`, `offset`."""
+        limit, offset = _limit(body, 1, 100), body.get("offset", 0)
+        if limit is None:
+            raise _bad("limit must be in [1, 100]")
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            raise _bad("offset must be a non-negative integer")
+        types, statuses, search = body.get("action_type"), body.get("status"), body.get("search") or ""
+        if not isinstance(search, str):
+            raise _bad("search must be a string")
+        hits = [a for a in self.vouchers
+                if (not types or a["action_type"] in types) and (not statuses or a["status"] in statuses)
+                and search.lower() in a["title"].lower()]
+        return 200, {"actions": hits[offset: offset + limit], "total": len(hits)}
 
 
 def _json(status: int, payload: Any) -> Response:
@@ -359,7 +451,9 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
         emu.route("/v3/posting/fbo/list", emu.fbo_list),
         emu.route("/v2/review/list", emu.review_list, reviews=True),
         emu.route("/v1/review/comment/list", emu.comment_list, reviews=True),
-        emu.route("/v1/review/comment/create", emu.comment_create, reviews=True),
+        emu.route("/v1/review/comment/create", emu.comment_create, reviews=True, write=True),
+        emu.route("/v1/seller-actions/create/voucher", emu.voucher_create, write=True),
+        emu.route("/v1/seller-actions/list", emu.seller_actions),
     ])
     app.state.emulator = emu
     app.state.data = emu.data
@@ -367,5 +461,7 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
     app.state.request_log = emu.request_log
     app.state.corrupted = emu.corrupted
     app.state.comments = emu.comments
+    app.state.vouchers = emu.vouchers
+    app.state.writes = emu.writes
     return app
 

@@ -16,7 +16,7 @@ from connectors.http import ApiClient, PlatformErrorInfo, RetryPolicy
 from connectors.ratelimit import EndpointGroup, Rate, RateLimiter
 from connectors.wildberries.settings import WildberriesAccountSettings
 
-__all__ = ["ENDPOINT_GROUPS", "WildberriesClient", "describe_wb_error"]
+__all__ = ["ENDPOINT_GROUPS", "FEEDBACK", "FEEDBACK_ANSWER", "WildberriesClient", "describe_wb_error"]
 
 MARKETPLACE = "wildberries"
 
@@ -27,6 +27,8 @@ ENDPOINT_GROUPS = (
     EndpointGroup("statistics", Rate(1, 60.0, 10), host="statistics"),
     EndpointGroup("feedbacks", Rate(3, 1.0, 6), host="feedbacks"),
 )
+FEEDBACK = "/api/v1/feedback"
+FEEDBACK_ANSWER = "/api/v1/feedbacks/answer"
 FEEDBACKS_MAX_SKIP = 199_990
 STATUS_BATCH = 1000
 STATISTICS_BATCH = 5000  # rows per page handed to the runner from one streamed statistics answer
@@ -175,6 +177,24 @@ class WildberriesClient:
                 if len(items) < take:
                     break
                 skip += take
+
+    async def feedback(self, feedback_id: str) -> dict[str, Any]:
+        """One feedback by id (`GET /api/v1/feedback`), answered or not."""
+        body = await self.http.request_json("GET", "feedbacks", FEEDBACK, params={"id": feedback_id})
+        data = body.get("data") if isinstance(body, dict) else None
+        if not isinstance(data, dict):
+            raise FatalApiError("response has no 'data' object", marketplace=MARKETPLACE,
+                                endpoint=f"GET {FEEDBACK}")
+        return data
+
+    async def answer_feedback(self, feedback_id: str, text: str) -> None:
+        """Post the seller's answer (204, no body); sent once, never retried after a timeout or 5xx.
+
+        It shares the feedbacks budget (3/s for the whole category) with the reads.
+        """
+        # httpx sets Content-Type: application/json for `json=`, which WB insists on (400 without).
+        await self.http.request("POST", "feedbacks", FEEDBACK_ANSWER, json={"id": feedback_id, "text": text},
+                                idempotent=False)
 
 
 def _unix_bounds(window: Window) -> tuple[int, int]:

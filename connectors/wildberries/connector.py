@@ -16,7 +16,11 @@ from connectors.base import (
     RecordType,
     StreamSpec,
     Window,
+    WriteRequest,
+    WriteResult,
+    WriteStatus,
 )
+from connectors.errors import AuthError, FatalApiError
 from connectors.ratelimit import Rate
 from connectors.wildberries import mapping
 from connectors.wildberries.capabilities import WILDBERRIES_CAPABILITIES
@@ -56,7 +60,14 @@ STREAMS = {
 
 
 class WildberriesConnector(Connector):
-    """Orders from the Marketplace and Statistics APIs (one order = one `rid`/`srid`), and reviews."""
+    """Orders from the Marketplace and Statistics APIs (one order = one `rid`/`srid`), and reviews.
+
+    Writes: `reply_to_review` only (`target` = the feedback id, `text` = the answer, no params),
+    through `POST /api/v1/feedbacks/answer`. WB does not validate the id there (an unknown one is
+    accepted and changes nothing), so `perform` first reads the feedback: unknown → REJECTED,
+    already answered by anyone → ALREADY_DONE (a person's answer is never overwritten). The
+    answer has no id of its own; `platform_ref` is the feedback id.
+    """
 
     name: ClassVar[str] = "wildberries"
     display_name: ClassVar[str] = "Wildberries"
@@ -108,6 +119,42 @@ class WildberriesConnector(Connector):
         field = {"orders": "rid", "orders_statistics": "srid"}.get(stream, "id")
         value = raw.get(field) if isinstance(raw, dict) else None
         return str(value) if value not in (None, "") else None
+
+    async def perform(self, request: WriteRequest) -> WriteResult:
+        if request.kind != "reply_to_review":
+            return await super().perform(request)
+        if not request.text:
+            return WriteResult(WriteStatus.REJECTED, detail="the reply has no text")
+        try:
+            done = await self._answered(request.target)
+            if done is not None:
+                return done
+            await self.client.answer_feedback(request.target, request.text)
+        except AuthError:
+            raise
+        except FatalApiError as exc:  # WB's 4xx: the text's length, an unknown feedback
+            return WriteResult(WriteStatus.REJECTED, detail=exc.platform_message or str(exc))
+        return WriteResult(WriteStatus.DONE, platform_ref=request.target)
+
+    async def find_done(self, request: WriteRequest) -> WriteResult | None:
+        if request.kind != "reply_to_review":
+            return await super().find_done(request)
+        try:
+            return await self._answered(request.target)
+        except AuthError:
+            raise
+        except FatalApiError as exc:
+            if exc.status in (400, 404):  # no such feedback: nothing was answered; perform rejects it
+                return None
+            raise
+
+    async def _answered(self, feedback_id: str) -> WriteResult | None:
+        """ALREADY_DONE if the feedback has any answer (ours or a person's), else None."""
+        feedback = await self.client.feedback(feedback_id)
+        if feedback.get("answer"):
+            return WriteResult(WriteStatus.ALREADY_DONE, platform_ref=feedback_id,
+                               detail="the feedback already has an answer")
+        return None
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -7,6 +7,8 @@ and the faults are arguments, and all runtime state lives on `app.state`:
 
 - `stats` (`EmulatorStats`), `request_log` [(method, path, query, status)],
 - `corrupted` [(path, record id)] for `malformed` faults, `answers` [(review id, text)],
+- `writes`: every write request received, as `connectors.emulation.write_entry` dicts
+  `{"method", "path", "body", "status", "applied"}`,
 - `data` (the seeded `Dataset`), `emulator` (the internals).
 """
 
@@ -29,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.emulation import Fault, FaultKind, FaultPlan
+from connectors.emulation import Fault, FaultKind, FaultPlan, write_entry
 from connectors.wildberries.emulator_data import MAX_CONFIRM, Dataset, generate, iso_utc, msk
 
 __all__ = ["DEFAULT_LIMITS", "EmulatorConfig", "EmulatorStats", "Fault", "FaultKind", "create_app"]
@@ -176,6 +178,7 @@ class _Emulator:
         self.request_log: list[tuple[str, str, str, int]] = []
         self.corrupted: list[tuple[str, Any]] = []
         self.answers: list[tuple[str, str]] = []
+        self.writes: list[dict[str, Any]] = []
 
     def now(self) -> int:
         """The request-time "now" in unix seconds."""
@@ -194,9 +197,16 @@ class _Emulator:
         bucket.refill(tick)
         return bucket
 
-    def route(self, path: str, group: str, handler: _Handler, method: str = "GET") -> Route:
+    def route(self, path: str, group: str, handler: _Handler, method: str = "GET", *,
+              write: bool = False) -> Route:
         async def endpoint(request: Request) -> Response:
-            response = await self._guarded(request, group, handler)
+            entry = None
+            if write:
+                entry = write_entry(request.method, request.url.path, await request.body())
+                self.writes.append(entry)
+            response = await self._guarded(request, group, handler, entry)
+            if entry is not None:
+                entry["status"] = response.status_code
             self.stats.requests[group] += 1
             self.stats.statuses[response.status_code] += 1
             self.stats.by_group_status[(group, response.status_code)] += 1
@@ -208,7 +218,8 @@ class _Emulator:
 
         return Route(path, endpoint, methods=[method])
 
-    async def _guarded(self, request: Request, group: str, handler: _Handler) -> Response:
+    async def _guarded(self, request: Request, group: str, handler: _Handler,
+                       entry: dict[str, Any] | None = None) -> Response:
         now = self.now()
         raw_token = request.headers.get("authorization", "")
         token = raw_token.removeprefix("Bearer ").strip()
@@ -236,6 +247,12 @@ class _Emulator:
             if fault is not None and fault.kind == "timeout":
                 await asyncio.sleep(fault.delay)  # the client's own deadline decides what happens
             status, payload = await handler(request, now)
+            if entry is not None:
+                entry["applied"] = 200 <= status < 300
+            if fault is not None and fault.kind == "apply_then_timeout":
+                await asyncio.sleep(fault.delay)  # applied; the client's deadline loses the answer
+            if fault is not None and fault.kind == "apply_then_500":
+                status, payload = 500, _problem(500, "internal server error", "injected fault", now)
             if fault is not None and fault.kind == "malformed":
                 record_id = _corrupt(payload) if payload is not None else None
                 if record_id is None:
@@ -381,11 +398,17 @@ class _Emulator:
             return _fb_error("body must be {\"id\", \"text\"}")
         if not (isinstance(review_id, str) and isinstance(text, str) and 2 <= len(text) <= 5000):
             return _fb_error("text must be 2..5000 characters")
+        reviews = self.data.reviews
+        i = reviews.index_of(review_id)
+        known = i is not None and reviews.created[i] <= now
+        if known and reviews.answer_text(i, now) is not None:
+            # An answer is changed with PATCH (once, within 60 days); a second POST is refused.
+            # The wording is the emulator's: WB documents no error text for this case.
+            return _fb_error("feedback already has an answer; use PATCH to edit it")
         self.answers.append((review_id, text))
-        i = self.data.reviews.index_of(review_id)
         # WB does not validate the id: an unknown one is accepted (204) and changes nothing.
-        if i is not None and self.data.reviews.created[i] <= now:
-            self.data.reviews.written[i] = text
+        if known:
+            reviews.written[i] = text
         return 204, None
 
     async def ping(self, request: Request, now: int) -> tuple[int, Any]:
@@ -408,7 +431,7 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
         emu.route("/api/v1/supplier/orders", "statistics", emu.supplier_orders),
         emu.route("/api/v1/feedbacks", "feedbacks", emu.feedbacks),
         emu.route("/api/v1/feedbacks/count-unanswered", "feedbacks", emu.count_unanswered),
-        emu.route("/api/v1/feedbacks/answer", "feedbacks", emu.answer, "POST"),
+        emu.route("/api/v1/feedbacks/answer", "feedbacks", emu.answer, "POST", write=True),
         emu.route("/api/v1/feedback", "feedbacks", emu.feedback),
         emu.route("/ping", "other", emu.ping),
     ]
@@ -419,4 +442,5 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
     app.state.request_log = emu.request_log
     app.state.corrupted = emu.corrupted
     app.state.answers = emu.answers
+    app.state.writes = emu.writes
     return app

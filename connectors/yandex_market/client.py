@@ -151,15 +151,33 @@ class YandexMarketClient:
                     yield Page(feedbacks)
 
     async def _attach_comments(self, feedback: dict[str, Any]) -> None:
+        # The shop's own words only: buyers' comments and every author name stay out.
+        feedback["_comments"] = await self.shop_comments(feedback["feedbackId"])
+
+    async def shop_comments(self, feedback_id: int) -> list[dict[str, Any]]:
+        """The shop's comments (author type BUSINESS) on one review: id, text, parentId, status."""
         path = f"/v2/businesses/{self.settings.business_id}/goods-feedback/comments"
         comments: list[dict[str, Any]] = []
-        async for data in self._pages(path, {"feedbackId": feedback["feedbackId"]}, 50, "result"):
+        async for data in self._pages(path, {"feedbackId": feedback_id}, 50, "result"):
             for comment in _list_field(data, "comments", path):
                 author = comment.get("author") if isinstance(comment, dict) else None
                 if isinstance(author, dict) and author.get("type") == "BUSINESS":
-                    # The shop's own words only: buyers' comments and every author name stay out.
                     comments.append({k: comment.get(k) for k in ("id", "text", "parentId", "status")})
-        feedback["_comments"] = comments
+        return comments
+
+    async def create_comment(self, feedback_id: int, text: str) -> str:
+        """Publish the shop's comment on a review (`comments/update` without `comment.id`).
+
+        Returns the new comment's id. Sent once: a timeout or 5xx raises, as the comment may exist.
+        """
+        path = f"/v2/businesses/{self.settings.business_id}/goods-feedback/comments/update"
+        body = await self.http.request_json("POST", "api", path, idempotent=False,
+                                            json={"feedbackId": feedback_id, "comment": {"text": text}})
+        result = body.get("result") if isinstance(body, dict) else None
+        comment_id = result.get("id") if isinstance(result, dict) else None
+        if not isinstance(comment_id, int) or isinstance(comment_id, bool):
+            raise FatalApiError("response has no 'result.id'", marketplace=MARKETPLACE, endpoint=f"POST {path}")
+        return str(comment_id)
 
     # -- paging ----------------------------------------------------------------------------------
 

@@ -15,7 +15,11 @@ from connectors.base import (
     RecordType,
     StreamSpec,
     Window,
+    WriteRequest,
+    WriteResult,
+    WriteStatus,
 )
+from connectors.errors import AuthError, FatalApiError
 from connectors.ratelimit import Rate
 from connectors.yandex_market import mapping
 from connectors.yandex_market.capabilities import YANDEX_MARKET_CAPABILITIES
@@ -58,7 +62,14 @@ STREAMS = {
 
 
 class YandexMarketConnector(Connector):
-    """Orders of a Yandex Market business (any placement model) and its product reviews."""
+    """Orders of a Yandex Market business (any placement model) and its product reviews.
+
+    Writes: `reply_to_review` only (`target` = the `feedbackId`, digits; `text` = the comment,
+    1..4096 characters, no contacts or outside links; no params), through
+    `POST /v2/businesses/{businessId}/goods-feedback/comments/update` without `comment.id`;
+    `platform_ref` is the new comment's id. `find_done` lists the review's comments and answers
+    ALREADY_DONE with the first one the shop wrote (author type BUSINESS, any status but DELETED).
+    """
 
     name: ClassVar[str] = "yandex_market"
     display_name: ClassVar[str] = "Yandex Market"
@@ -111,6 +122,40 @@ class YandexMarketConnector(Connector):
             YandexMarketAccountSettings(
                 name="demo", token_env="LOYALSYNC_DEMO_YM_TOKEN", token=SecretStr(token),
                 business_id=config.business_id, base_urls=dict.fromkeys(PRODUCTION_HOSTS, base_url))))
+
+    async def perform(self, request: WriteRequest) -> WriteResult:
+        if request.kind != "reply_to_review":
+            return await super().perform(request)
+        if not request.target.isdigit():
+            return WriteResult(WriteStatus.REJECTED, detail="a Market feedbackId is a number")
+        try:
+            ref = await self.client.create_comment(int(request.target), request.text or "")
+        except AuthError:
+            raise
+        except FatalApiError as exc:  # Market's 4xx: text length or content, unknown feedback
+            return WriteResult(WriteStatus.REJECTED, detail=exc.platform_message or str(exc))
+        return WriteResult(WriteStatus.DONE, platform_ref=ref)
+
+    async def find_done(self, request: WriteRequest) -> WriteResult | None:
+        if request.kind != "reply_to_review":
+            return await super().find_done(request)
+        if not request.target.isdigit():
+            return None
+        try:
+            comments = await self.client.shop_comments(int(request.target))
+        except AuthError:
+            raise
+        except FatalApiError as exc:
+            if exc.status in (400, 404):  # no such feedback: nothing was written; perform rejects it
+                return None
+            raise
+        # DELETED: the shop took it back, so it is no answer; BANNED still counts (moderation
+        # refused our words, sending them again would not help).
+        live = [c for c in comments if c.get("status") != "DELETED"]
+        if live:
+            return WriteResult(WriteStatus.ALREADY_DONE, platform_ref=str(live[0].get("id")),
+                               detail="the feedback already has the shop's comment")
+        return None
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -3,7 +3,9 @@ names, page tokens, Api-Key auth, error envelope and both of its limits, each an
 
 `create_app(EmulatorConfig(...))` is the only entry point; all runtime state lives on `app.state`:
 `stats` (`EmulatorStats`), `request_log` [(method, path, query, status)], `corrupted`
-[(path, record id)] for `malformed` faults, `data` (the seeded `Dataset`), `emulator`.
+[(path, record id)] for `malformed` faults, `writes` (every write request received, as
+`connectors.emulation.write_entry` dicts `{"method", "path", "body", "status", "applied"}`),
+`data` (the seeded `Dataset`), `emulator`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import math
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -26,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.emulation import Fault, FaultKind, FaultPlan
+from connectors.emulation import Fault, FaultKind, FaultPlan, write_entry
 from connectors.yandex_market.emulator_data import ACTIVE, Dataset, generate
 
 __all__ = ["DEFAULT_LIMITS", "EmulatorConfig", "EmulatorStats", "Fault", "FaultKind", "create_app"]
@@ -34,9 +37,14 @@ __all__ = ["DEFAULT_LIMITS", "EmulatorConfig", "EmulatorStats", "Fault", "FaultK
 #: resource -> requests per hour (yandex_market.md §3-§4; reviews without the Medium subscription).
 DEFAULT_LIMITS: Mapping[str, int] = MappingProxyType({
     "orders": 10_000, "buyer_info": 3_000, "feedbacks": 5_000, "feedback_comments": 5_000,
+    "feedback_comment_update": 1_000,
 })
 HOUR = 3600.0
 FINAL = frozenset({"DELIVERED", "CANCELLED", "RETURNED", "PARTIALLY_RETURNED"})
+COMMENT_MAX = 4096  # GoodsFeedbackCommentText: 1..4096 characters
+# "must not contain the shop's contacts or links to sites other than Market": the emulator's
+# stand-in check refuses any link that is not to market.yandex.ru, and e-mail addresses.
+_FOREIGN_LINK = re.compile(r"(https?://|www\.)(?!market\.yandex\.ru)|[\w.+-]+@[\w-]+\.[\w.]+", re.I)
 
 
 @dataclass(frozen=True)
@@ -145,6 +153,7 @@ class _Emulator:
         self.stats = EmulatorStats()
         self.request_log: list[tuple[str, str, str, int]] = []
         self.corrupted: list[tuple[str, Any]] = []
+        self.writes: list[dict[str, Any]] = []
         self.in_flight: Counter[str] = Counter()
         self.used: dict[str, tuple[int, int]] = {}  # resource -> (hour window number, requests)
         self._mono0 = config.monotonic()
@@ -157,9 +166,15 @@ class _Emulator:
         moment = self.config.clock() if self.config.clock else datetime.now(UTC)
         return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
-    def route(self, path: str, resource: str, handler: Callable, method: str) -> Route:
+    def route(self, path: str, resource: str, handler: Callable, method: str, *, write: bool = False) -> Route:
         async def endpoint(request: Request) -> Response:
-            response = await self._guarded(request, resource, handler)
+            entry = None
+            if write:
+                entry = write_entry(request.method, request.url.path, await request.body())
+                self.writes.append(entry)
+            response = await self._guarded(request, resource, handler, entry)
+            if entry is not None:
+                entry["status"] = response.status_code
             self.stats.requests[resource] += 1
             self.stats.statuses[response.status_code] += 1
             if response.status_code == 420:
@@ -170,7 +185,8 @@ class _Emulator:
 
         return Route(path, endpoint, methods=[method])
 
-    async def _guarded(self, request: Request, resource: str, handler: Callable) -> Response:
+    async def _guarded(self, request: Request, resource: str, handler: Callable,
+                       entry: dict[str, Any] | None = None) -> Response:
         now = int(self.now())
         key = request.url.path.split("/")[2:4]  # ["businesses", id] or ["campaigns", id]
         scope = f"{'businessId' if key[0] == 'businesses' else 'campaignId'} {key[1]}"
@@ -190,7 +206,7 @@ class _Emulator:
         try:
             # Hold the slot across a yield, as a real server does while it works on an answer.
             await asyncio.sleep(self.config.latency)
-            return await self._answer(request, resource, handler, now, wall)
+            return await self._answer(request, resource, handler, now, wall, entry)
         finally:
             self.in_flight[scope] -= 1
 
@@ -210,7 +226,7 @@ class _Emulator:
         return limit, limit - used, (window + 1) * HOUR - mono
 
     async def _answer(self, request: Request, resource: str, handler: Callable, now: int,
-                      wall: float) -> Response:
+                      wall: float, entry: dict[str, Any] | None = None) -> Response:
         budget = self._budget(resource, spend=False)
         if budget is not None and budget[1] <= 0:
             limit = budget[0]
@@ -232,6 +248,12 @@ class _Emulator:
         if fault is not None and fault.kind == "timeout":
             await asyncio.sleep(fault.delay)
         status, payload = await handler(request, now)
+        if entry is not None:
+            entry["applied"] = 200 <= status < 300
+        if fault is not None and fault.kind == "apply_then_timeout":
+            await asyncio.sleep(fault.delay)  # applied; the client's deadline loses the answer
+        if fault is not None and fault.kind == "apply_then_500":
+            status, payload = _error(500, "INTERNAL_SERVER_ERROR", "injected fault")
         if fault is not None and fault.kind == "malformed":
             record_id = _corrupt(payload) if status == 200 else None
             if record_id is None:
@@ -350,6 +372,40 @@ class _Emulator:
             return _error(400, "BAD_REQUEST", "feedbackId: unknown feedback")
         return 200, {"status": "OK", "result": {"comments": table.comments(i, now), "paging": {}}}
 
+    async def update_comment(self, request: Request, now: int) -> tuple[int, Any]:
+        """`goods-feedback/comments/update`: create (no `comment.id`), reply (`parentId`) or edit."""
+        if not self._business(request):
+            return _error(403, "FORBIDDEN", "Access denied to the business")
+        body = await self._body(request)
+        if body is None:
+            return _error(400, "BAD_REQUEST", "Request body must be a JSON object")
+        fid, comment = body.get("feedbackId"), body.get("comment")
+        if not isinstance(fid, int) or isinstance(fid, bool):
+            return _error(400, "BAD_REQUEST", "feedbackId: must be an integer")
+        if not isinstance(comment, dict):
+            return _error(400, "BAD_REQUEST", "comment: must not be null")
+        text, comment_id, parent_id = comment.get("text"), comment.get("id"), comment.get("parentId")
+        if not isinstance(text, str):
+            return _error(400, "BAD_REQUEST", "comment.text: must not be null")
+        if not 1 <= len(text) <= COMMENT_MAX or not text.strip():
+            return _error(400, "BAD_REQUEST", f"comment.text: length must be between 1 and {COMMENT_MAX}")
+        if _FOREIGN_LINK.search(text):
+            return _error(400, "BAD_REQUEST", "comment.text: must not contain contacts or links to other sites")
+        for name, value in (("comment.id", comment_id), ("comment.parentId", parent_id)):
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+                return _error(400, "BAD_REQUEST", f"{name}: must be an integer")
+        table = self.data.reviews
+        i = table.index_of_id(fid)
+        if i is None or table.published[i] > now:
+            return _error(404, "NOT_FOUND", f"Feedback {fid} not found")
+        if parent_id is not None and parent_id not in {c["id"] for c in table.comments(i, now)}:
+            return _error(404, "NOT_FOUND", f"Comment {parent_id} not found")
+        # A second comment is allowed by Market; the connector's find_done keeps it from happening.
+        result = table.write_comment(i, now, text, comment_id, parent_id)
+        if result is None:
+            return _error(404, "NOT_FOUND", f"Comment {comment_id} not found")
+        return 200, {"status": "OK", "result": result}
+
 
 def create_app(config: EmulatorConfig | None = None) -> Starlette:
     """Build the emulator app; the dataset is generated here, once."""
@@ -361,6 +417,8 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
                   emu.buyer, "GET"),
         emu.route(feedback, "feedbacks", emu.feedbacks, "POST"),
         emu.route(feedback + "/comments", "feedback_comments", emu.comments, "POST"),
+        emu.route(feedback + "/comments/update", "feedback_comment_update", emu.update_comment, "POST",
+                  write=True),
     ]
     app = Starlette(routes=routes)
     app.state.emulator = emu
@@ -368,4 +426,5 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
     app.state.stats = emu.stats
     app.state.request_log = emu.request_log
     app.state.corrupted = emu.corrupted
+    app.state.writes = emu.writes
     return app

@@ -330,6 +330,7 @@ class ReviewTable:
         self.paid = array("B", (r() < 0.3 for _ in range(n)))
         base = 123_400_000 + rng.randrange(100_000)
         self.ids = array("q", (base + 3 * k + int(r() * 3) for k in range(n)))
+        self.written: dict[int, list[dict[str, Any]]] = {}  # comments posted through the API
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -346,7 +347,7 @@ class ReviewTable:
         offer = self.orders.lines[j][0][0] if j >= 0 else i % len(_OFFERS)
         return f"SKU-{_OFFERS[offer][0]}"
 
-    def comments(self, i: int, now: int) -> list[dict[str, Any]]:
+    def _generated(self, i: int, now: int) -> list[dict[str, Any]]:
         """`GoodsFeedbackCommentDTO`s visible at `now`: the shop's answer, maybe the buyer's reply."""
         after = self.answer_after[i]
         if not after or self.published[i] + after > now:
@@ -360,6 +361,32 @@ class ReviewTable:
                         "canModify": False, "author": {"type": "USER", "name": self.author(i)},
                         "status": "PUBLISHED", "feedbackId": fid})
         return out
+
+    def comments(self, i: int, now: int) -> list[dict[str, Any]]:
+        """The generated comments, then those written through the API (as they were sent back)."""
+        written = [{k: v for k, v in c.items() if k != "_at"}
+                   for c in self.written.get(i, ()) if c["_at"] <= now]
+        return self._generated(i, now) + written
+
+    def write_comment(self, i: int, now: int, text: str, comment_id: int | None,
+                      parent_id: int | None) -> dict[str, Any] | None:
+        """Create (no `comment_id`) or edit the shop's comment; None if `comment_id` is not ours."""
+        fid, mine = self.ids[i], self.written.setdefault(i, [])
+        if comment_id is not None:
+            hit = next((c for c in mine if c["id"] == comment_id), None)
+            if hit is None:
+                return None
+            hit.update(text=text, status="UNMODERATED")
+            return {k: v for k, v in hit.items() if k != "_at"}
+        comment: dict[str, Any] = {
+            "id": fid * 10 + 3 + len(mine), "text": text, "canModify": True,
+            "author": {"type": "BUSINESS", "name": _SHOP}, "status": "UNMODERATED", "feedbackId": fid,
+            "_at": now,
+        }
+        if parent_id is not None:
+            comment["parentId"] = parent_id
+        mine.append(comment)
+        return {k: v for k, v in comment.items() if k != "_at"}
 
     def author(self, i: int) -> str:
         j = self.order[i]

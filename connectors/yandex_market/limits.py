@@ -48,21 +48,23 @@ RETRY_HINT_HEADER = "X-Loyalsync-Retry-In"  # set by this transport only; never 
 # them to 10,000 with `rate_limits` in the account config. Market counts per fixed hour, so a
 # burst is allowed; 10 % of the hour lets an ordinary run go unpaced while a backfill settles at
 # the hourly rate and leaves the rest of the budget to the seller's other tools (e.g. an ERP
-# that must confirm orders in time).
+# that must confirm orders in time). Writing a comment (`comments/update`) has its own 1,000/h.
 RATES: Mapping[str, Rate] = MappingProxyType({
     "orders": Rate(10_000, 3600.0, 1_000),
     "buyer_info": Rate(3_000, 3600.0, 300),
+    "feedback_comment_update": Rate(1_000, 3600.0, 100),
     "feedback_comments": Rate(5_000, 3600.0, 500),
     "feedbacks": Rate(5_000, 3600.0, 500),
 })
 
 
 def endpoint_groups(business_id: int) -> tuple[EndpointGroup, ...]:
-    """The limiter groups of one business; comments come before the feedback prefix they share."""
+    """The limiter groups of one business; longer prefixes come before the ones they extend."""
     business = f"/v2/businesses/{business_id}/goods-feedback"
     prefixes = {
         "orders": (f"/v1/businesses/{business_id}/orders",),
         "buyer_info": ("/v2/campaigns/",),  # the only campaign-level call the client makes
+        "feedback_comment_update": (f"{business}/comments/update",),
         "feedback_comments": (f"{business}/comments",),
         "feedbacks": (business,),
     }
