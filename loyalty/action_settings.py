@@ -1,0 +1,151 @@
+"""`[actions]` in `config/loyalsync.toml`: approvals, reply templates, promo codes, review incentives.
+
+Whether anything is sent at all is `[daemon].mode` ("dry-run" by default). Validated at load like the
+rest of the config: a template naming a variable other than {product}, {brand}, {store} (e.g. the
+buyer's name) is refused, because replies must never carry a buyer's personal data.
+"""
+
+from __future__ import annotations
+
+import string
+from datetime import timedelta
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from loyalty.actions import Kind
+
+__all__ = [
+    "TEMPLATE_VARIABLES",
+    "ActionSettings",
+    "Approval",
+    "PromoSettings",
+    "ReplySettings",
+    "ReplyTemplate",
+    "ReviewIncentiveSettings",
+]
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+DAY = timedelta(days=1)
+TEMPLATE_VARIABLES = ("product", "brand", "store")
+Approval = Literal["auto", "manual"]
+
+
+class ReplyTemplate(BaseModel):
+    """A reply for reviews with one of `ratings`, on `marketplaces` (empty: all).
+
+    The rating may choose the tone (thanks, or service recovery); it never chooses a benefit.
+    """
+
+    model_config = _FROZEN
+
+    ratings: tuple[int, ...] = Field(min_length=1)
+    text: str = Field(min_length=1)
+    marketplaces: tuple[str, ...] = ()
+    approval: Approval | None = None  # None: the kind's approval (`[actions.approval]`)
+
+    @field_validator("ratings")
+    @classmethod
+    def _stars(cls, ratings: tuple[int, ...]) -> tuple[int, ...]:
+        bad = [r for r in ratings if not 1 <= r <= 5]
+        if bad:
+            raise ValueError(f"ratings are 1 to 5 stars, got {bad}")
+        return ratings
+
+    @field_validator("text")
+    @classmethod
+    def _known_variables(cls, text: str) -> str:
+        try:
+            names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+        except ValueError as exc:
+            raise ValueError(f"template is not valid: {exc} (write a literal brace as {{{{ or }}}})") from None
+        unknown = sorted({n for n in names if n not in TEMPLATE_VARIABLES})
+        if unknown:
+            raise ValueError(f"unknown variable {{{unknown[0]}}}: a reply may use only "
+                             f"{', '.join('{' + v + '}' for v in TEMPLATE_VARIABLES)} "
+                             "(never the buyer's name or other personal data)")
+        return text
+
+
+_DEFAULT_TEMPLATES = (
+    ReplyTemplate(ratings=(5, 4), text="Спасибо за отзыв о товаре «{product}»! Рады, что покупка понравилась. "
+                  "Ваш {store}"),
+    ReplyTemplate(ratings=(3,), text="Спасибо за отзыв о товаре «{product}». Нам важно ваше мнение: "
+                  "учтём замечания, чтобы стать лучше. Ваш {store}"),
+    ReplyTemplate(ratings=(2, 1), approval="manual",
+                  text="Нам очень жаль, что товар «{product}» вас огорчил. Пожалуйста, напишите нам в чат "
+                       "заказа на площадке: поможем с обменом или возвратом. Ваш {store}"),
+)
+
+
+class ReplySettings(BaseModel):
+    """Answers to reviews: every review answered within `within`, from `templates`."""
+
+    model_config = _FROZEN
+
+    enabled: bool = True
+    within: timedelta = 2 * DAY
+    store_name: str = Field(default="магазин", min_length=1, max_length=100)
+    templates: tuple[ReplyTemplate, ...] = _DEFAULT_TEMPLATES
+
+    def template_for(self, marketplace: str, rating: int) -> ReplyTemplate | None:
+        """The first template for this marketplace (or all) and rating."""
+        for t in self.templates:
+            if rating in t.ratings and (not t.marketplaces or marketplace in t.marketplaces):
+                return t
+        return None
+
+
+class PromoSettings(BaseModel):
+    """Redeeming points as a single-buyer promo code where the platform has one in its API."""
+
+    model_config = _FROZEN
+
+    enabled: bool = False
+    redeem_at: Decimal = Field(default=Decimal(500), gt=0, description="available points that trigger a code")
+    point_value: Decimal = Field(default=Decimal(1), gt=0, description="roubles of discount per point")
+    valid_for: timedelta = 30 * DAY
+
+
+class ReviewIncentiveSettings(BaseModel):
+    """Which SKUs to propose for the platforms' own review-points programs (never per buyer)."""
+
+    model_config = _FROZEN
+
+    enabled: bool = True
+    window: timedelta = 30 * DAY  # sales counted over this window
+    min_orders: int = Field(default=20, ge=1)  # a SKU selling at least this much...
+    max_reviews: int = Field(default=5, ge=0)  # ...with at most this many reviews
+    reviews_per_sku: int = Field(default=10, ge=1)
+    points_per_review: Decimal = Field(default=Decimal(150), gt=0)
+    # The platform's fee on top of the points (Ozon: 20 % + VAT in secondary sources = 0.44 incl. VAT).
+    fee_rate: Decimal = Field(default=Decimal("0.44"), ge=0)
+    budget: Decimal = Field(default=Decimal(10000), gt=0, description="roubles per window, all SKUs")
+
+
+class ActionSettings(BaseModel):
+    """Everything about actions except whether they are sent (`[daemon].mode`)."""
+
+    model_config = _FROZEN
+
+    approval: dict[Kind, Approval] = Field(default_factory=lambda: {
+        Kind.REPLY_TO_REVIEW: "auto", Kind.CREATE_PROMO_CODE: "manual", Kind.SEND_CHAT_MESSAGE: "manual"})
+    # The seller has recorded buyers' consent to marketing messages (38-FZ): off unless they say so.
+    marketing_consent: bool = False
+    # Promo codes in public review replies: off until each platform's rule is confirmed (platform_rules §7).
+    promo_codes_in_replies: bool = False
+    # Roubles all actions together may give away per calendar month (None: no cap beyond the loyalty budget).
+    monthly_budget: Decimal | None = Field(default=None, gt=0)
+    replies: ReplySettings = Field(default_factory=ReplySettings)
+    promo: PromoSettings = Field(default_factory=PromoSettings)
+    review_incentives: ReviewIncentiveSettings = Field(default_factory=ReviewIncentiveSettings)
+
+    @model_validator(mode="after")
+    def _ops_tasks_need_no_approval(self) -> ActionSettings:
+        if Kind.OPS_TASK in self.approval:
+            raise ValueError("approval.ops_task: ops tasks are always for a person; remove this key")
+        return self
+
+    def approval_for(self, kind: Kind) -> Approval:
+        return self.approval.get(kind, "manual")
