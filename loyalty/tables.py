@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Column, Index, String
+from sqlalchemy import Column, Index, String, Text
 from sqlmodel import Field, SQLModel
 
 from sync.store.types import Money, UTCDateTime
 
-__all__ = ["LedgerEntryRow", "MemberProjectionRow"]
+__all__ = ["ActionAttemptRow", "ActionRow", "LedgerEntryRow", "MemberProjectionRow"]
 
 
 class LedgerEntryRow(SQLModel, table=True):
@@ -64,3 +64,50 @@ class MemberProjectionRow(SQLModel, table=True):
     segment: str = Field(max_length=16)
     service_recovery: bool
     evaluated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class ActionRow(SQLModel, table=True):
+    """One proposed action in the outbox (`loyalty.outbox`); `key` makes proposing it again a no-op."""
+
+    __tablename__ = "actions"
+    __table_args__ = (
+        Index("ux_actions_key", "key", unique=True),
+        Index("ix_actions_status", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(sa_column=Column(String(512), nullable=False))
+    kind: str = Field(max_length=32)
+    marketplace: str = Field(max_length=32)
+    account: str = Field(max_length=64)
+    target: str = Field(max_length=256)
+    title: str = Field(default="", sa_column=Column(Text, nullable=False))
+    text: str | None = Field(default=None, sa_column=Column(Text))
+    public: bool = False
+    purpose: str = Field(max_length=16)
+    grounds: str = Field(default="", sa_column=Column(Text, nullable=False))  # comma-separated field names
+    cost: Decimal = Field(sa_column=Column(Money, nullable=False))
+    params: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON
+    approval: str = Field(max_length=8)  # auto | manual
+    status: str = Field(max_length=16)
+    reason: str | None = Field(default=None, max_length=48)  # the gate's refusal reason
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False))
+    platform_ref: str | None = Field(default=None, max_length=256)
+    attempts: int = 0
+    created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+
+
+class ActionAttemptRow(SQLModel, table=True):
+    """One try of the executor and the platform's answer (or the error), for the record."""
+
+    __tablename__ = "action_attempts"
+    __table_args__ = (Index("ix_action_attempts_action", "action_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    action_id: int = Field(foreign_key="actions.id")
+    at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    step: str = Field(max_length=16)  # check | send
+    outcome: str = Field(max_length=16)  # done | already_done | not_done | rejected | error
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False))

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import httpx
 from sqlalchemy.engine import Engine
@@ -68,6 +69,18 @@ class App:
         if name is not None:
             found = [a for a in found if name in (a.settings.name, f"{a.marketplace}/{a.settings.name}")]
         return found
+
+    def capabilities(self) -> dict[str, Any]:
+        """What each known platform allows (`connectors.capabilities.Capabilities`), by marketplace."""
+        return {name: cls.capabilities for name, cls in self.connector_classes.items()}
+
+    def write_connectors(self) -> dict[tuple[str, str], Connector]:
+        """The enabled accounts' connectors by (marketplace, account), for the actions executor."""
+        return {(a.marketplace, a.settings.name): self.connector(a) for a in self.accounts()}
+
+    def secrets(self) -> list[str]:
+        """The accounts' tokens, to redact from anything recorded."""
+        return [s for a in self.accounts() if (s := a.settings.token.get_secret_value())]
 
     def connector(self, account: MarketplaceAccount) -> Connector:
         """The account's long-lived connector."""

@@ -160,17 +160,17 @@ def status(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> None:
 
 @app.command()
 def export(
-    kind: Annotated[str, typer.Argument(help="orders, reviews or ledger")],
+    kind: Annotated[str, typer.Argument(help="orders, reviews, ledger or actions")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="jsonl or csv")] = "jsonl",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default: stdout).")] = None,
     config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Write stored orders, reviews or loyalty ledger entries in the export schema."""
+    """Write stored orders, reviews, loyalty ledger entries or actions in the export schema."""
     from sync.export import export_rows, write
 
-    if kind not in ("orders", "reviews", "ledger") or fmt not in ("jsonl", "csv"):
-        err.print("usage: loyalsync export orders|reviews|ledger --format jsonl|csv")
+    if kind not in ("orders", "reviews", "ledger", "actions") or fmt not in ("jsonl", "csv"):
+        err.print("usage: loyalsync export orders|reviews|ledger|actions --format jsonl|csv")
         raise typer.Exit(code=2)
     cfg = _load(config, database_url, tokens=False)
     store = _open_store(cfg)
@@ -189,9 +189,11 @@ def export(
 
 
 # The loyalty commands (simulate, members, member) live with the program; registered top-level here.
+from loyalty.actions_cli import actions_app  # noqa: E402
 from loyalty.cli import loyalty_app  # noqa: E402 - after `_load`/`_open_store`, which it uses
 
 app.add_typer(loyalty_app)
+app.add_typer(actions_app)
 
 
 def main() -> None:

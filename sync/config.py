@@ -25,6 +25,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from connectors.base import AccountSettings, Connector
 from connectors.errors import ConfigError
+from loyalty.action_settings import ActionSettings
 from loyalty.rules import LoyaltySettings
 from sync._marketplace_files import load_marketplaces
 from sync._tables import (
@@ -156,6 +157,7 @@ class AppSettings(BaseSettings):
     daemon: DaemonSettings = Field(default_factory=DaemonSettings)
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     loyalty: LoyaltySettings = Field(default_factory=LoyaltySettings)
+    actions: ActionSettings = Field(default_factory=ActionSettings)
 
     @classmethod
     def settings_customise_sources(

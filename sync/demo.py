@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import uvicorn
@@ -24,6 +25,12 @@ from rich.table import Table
 from connectors.base import Connector, DemoSetup
 from connectors.capabilities import BuyerIdentity
 from connectors.registry import available_connectors
+from loyalty.action_job import propose_actions
+from loyalty.action_settings import ActionSettings, PromoSettings, ReviewIncentiveSettings
+from loyalty.actions_cli import summary_table
+from loyalty.ledger import run_once
+from loyalty.outbox import counts
+from loyalty.rules import LoyaltySettings
 from sync.app import App, JobSpec, open_store
 from sync.config import AppConfig, AppSettings, DatabaseSettings, MarketplaceAccount
 from sync.runner import RunResult
@@ -56,6 +63,8 @@ class DemoSummary:
 
     results: list[RunResult] = field(default_factory=list)
     marketplaces: dict[str, MarketplaceSummary] = field(default_factory=dict)
+    # (marketplace, kind, status, refusal reason) -> actions stored by the demo's dry-run round
+    actions: dict[tuple[str, str, str, str | None], int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -113,13 +122,15 @@ async def run_demo(*, orders: int = 2000, reviews: int = 600, follow: bool = Fal
             console.print(f"[bold]loyalsync demo[/]: {name} emulator on {base_url}")
             accounts.append(MarketplaceAccount(name, setup.account(base_url)))
         console.print(f"{orders} orders and {reviews} reviews per marketplace; store {database_url}")
-        config = AppConfig(settings=AppSettings(database=DatabaseSettings(url=database_url)),
-                           accounts=tuple(accounts), config_path=Path("(built-in demo)"))
+        config = AppConfig(settings=demo_settings(database_url), accounts=tuple(accounts),
+                           config_path=Path("(built-in demo)"))
         app = App(config, store=open_store(database_url))
         async with app:
             summary = DemoSummary(results=await _sync_with_progress(app, console))
             _summarise(app, summary)
             console.print(_summary_table(summary, app))
+            summary.actions = await asyncio.to_thread(_loyalty_and_actions, app)
+            console.print(summary_table(summary.actions, "actions (dry-run: computed and checked, nothing sent)"))
             if follow:
                 console.print("following: polling on each stream's interval; Ctrl+C stops")
                 await Daemon(app).run()
@@ -185,6 +196,24 @@ def _summary_table(summary: DemoSummary, app: App) -> Table:
             line += f" — {escape(r.error)}"  # platform text is not markup
         table.add_row(str(r.key), line)
     return table
+
+
+def demo_settings(database_url: str) -> AppSettings:
+    """The built-in program: the loyalty defaults switched on, points redeemable as promo codes, and
+    review-incentive thresholds that fit the emulators' small catalogues (every SKU there has reviews)."""
+    return AppSettings(database=DatabaseSettings(url=database_url), loyalty=LoyaltySettings(enabled=True),
+                       actions=ActionSettings(promo=PromoSettings(enabled=True),
+                                              review_incentives=ReviewIncentiveSettings(min_orders=10,
+                                                                                        max_reviews=12)))
+
+
+def _loyalty_and_actions(app: App) -> dict[tuple[str, str, str, str | None], int]:
+    """One ledger run, then one round of actions in dry-run; the outbox's counts."""
+    settings = app.config.settings
+    now = datetime.now(UTC)
+    run_once(app.store, settings.loyalty, now)
+    propose_actions(app.store, settings.actions, app.capabilities(), mode="dry-run", now=now)
+    return counts(app.store)
 
 
 def _fresh_sqlite(database_url: str) -> None:

@@ -12,8 +12,8 @@ import orjson
 
 from sync.store import Store
 
-__all__ = ["LEDGER_FIELDS", "ORDER_FIELDS", "REVIEW_FIELDS", "export_rows", "ledger_export", "order_export",
-           "review_export", "write"]
+__all__ = ["ACTION_FIELDS", "LEDGER_FIELDS", "ORDER_FIELDS", "REVIEW_FIELDS", "action_export", "export_rows",
+           "ledger_export", "order_export", "review_export", "write"]
 
 ORDER_FIELDS = ("marketplace", "account", "order_id", "created_at", "updated_at", "status",
                 "platform_status", "fulfilment", "buyer_key", "currency", "total", "returned_total", "lines")
@@ -22,6 +22,9 @@ REVIEW_FIELDS = ("marketplace", "account", "review_id", "sku", "rating", "text",
                  "created_at", "answered", "answer_text", "order_id", "buyer_key")
 LEDGER_FIELDS = ("id", "marketplace", "account", "buyer_key", "kind", "amount", "idempotency_key", "order_id",
                  "rule", "effective_at", "available_from", "expires_at", "remaining")
+ACTION_FIELDS = ("id", "key", "kind", "marketplace", "account", "target", "title", "text", "public", "purpose",
+                 "grounds", "cost", "params", "approval", "status", "reason", "detail", "platform_ref", "attempts",
+                 "created_at", "updated_at", "sent_at")
 CENT = Decimal("0.01")
 
 
@@ -71,15 +74,33 @@ def _ledger_rows(store: Store) -> Iterator[dict[str, Any]]:
     return (ledger_export(r) for r in entries_of(store))
 
 
+def action_export(row: dict[str, Any]) -> dict[str, Any]:
+    """An outbox action as its export record: cost as a decimal string, params as JSON, times ISO."""
+    out = {f: row[f] for f in ACTION_FIELDS}
+    out["cost"] = _money(row["cost"])
+    out["params"] = orjson.loads(row["params"] or "{}")
+    for f in ("created_at", "updated_at", "sent_at"):
+        out[f] = _time(row[f]) if row[f] is not None else None
+    return out
+
+
+def _action_rows(store: Store) -> Iterator[dict[str, Any]]:
+    from loyalty.outbox import action_rows
+
+    return (action_export(r) for r in action_rows(store))
+
+
 def export_rows(store: Store, kind: str) -> Iterator[dict[str, Any]]:
-    """Export records of `kind` (orders, reviews or ledger), streamed (the ledger in id order)."""
+    """Export records of `kind` (orders, reviews, ledger or actions), streamed (ledger, actions in id order)."""
     if kind == "orders":
         return (order_export(r) for r in store.iter_orders())
     if kind == "reviews":
         return (review_export(r) for r in store.iter_reviews())
     if kind == "ledger":
         return _ledger_rows(store)
-    raise ValueError(f"unknown export kind {kind!r}; choose orders, reviews or ledger")
+    if kind == "actions":
+        return _action_rows(store)
+    raise ValueError(f"unknown export kind {kind!r}; choose orders, reviews, ledger or actions")
 
 
 def write(rows: Iterable[dict[str, Any]], kind: str, fmt: str, out: TextIO) -> int:
@@ -93,13 +114,14 @@ def write(rows: Iterable[dict[str, Any]], kind: str, fmt: str, out: TextIO) -> i
         return n
     if fmt != "csv":
         raise ValueError(f"unknown format {fmt!r}; choose jsonl or csv")
-    fields = {"orders": ORDER_FIELDS, "reviews": REVIEW_FIELDS, "ledger": LEDGER_FIELDS}[kind]
+    fields = {"orders": ORDER_FIELDS, "reviews": REVIEW_FIELDS, "ledger": LEDGER_FIELDS, "actions": ACTION_FIELDS}[kind]
     writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        if "lines" in row:
-            # CSV has no nesting: lines stay one JSON cell so a spreadsheet still shows them.
-            row = {**row, "lines": orjson.dumps(row["lines"]).decode()}
+        for nested in ("lines", "params"):
+            if nested in row:
+                # CSV has no nesting: lines and params stay one JSON cell so a spreadsheet still shows them.
+                row = {**row, nested: orjson.dumps(row[nested]).decode()}
         writer.writerow(row)
         n += 1
     return n

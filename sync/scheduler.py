@@ -24,6 +24,8 @@ LOYALTY_INTERVAL = timedelta(minutes=10)  # earn/activate/reverse; idempotent, s
 MEMBERS_JOB = "loyalty-members"
 # Daily: under `one_down` each evaluation may lower a tier by one step, so the cadence is policy.
 MEMBERS_INTERVAL = timedelta(days=1)
+ACTIONS_JOB = "actions"
+ACTIONS_INTERVAL = timedelta(minutes=5)  # replies due within days; each send is checked first
 
 
 class Daemon:
@@ -85,6 +87,29 @@ class Daemon:
         if result is not None:
             log.info("loyalty members: %s", result)
 
+    async def _actions(self) -> None:
+        """Plan, gate and store actions; in live mode send the approved ones (`loyalty.action_job`)."""
+        from loyalty.action_job import propose_actions
+        from loyalty.outbox import execute
+
+        settings = self.app.config.settings
+        mode, now = settings.daemon.mode, datetime.now(UTC)
+        try:
+            proposed = await asyncio.to_thread(propose_actions, self.app.store, settings.actions,
+                                               self.app.capabilities(), mode=mode, now=now)
+            executed = await execute(self.app.store, self.app.write_connectors(), mode=mode, now=now,
+                                     secrets=self.app.secrets())
+        except asyncio.CancelledError:
+            if not self.stop.is_set():
+                raise
+            return
+        except Exception:  # noqa: BLE001 - logged and retried next interval, the daemon keeps running
+            log.exception("%s: run failed; retrying at the next interval", ACTIONS_JOB)
+            return
+        log.info("actions (%s): %d new, %d refused, %d sent, %d already done, %d failed, %d to retry",
+                 mode, sum(proposed.stored.values()), sum(proposed.refused.values()), executed.sent,
+                 executed.already_done, executed.failed, executed.errors)
+
     async def _in_thread(self, name: str, step):
         """Run a loyalty step in a worker thread, so the event loop keeps polling meanwhile."""
         try:
@@ -115,14 +140,15 @@ class Daemon:
                 seconds=self._interval(job).total_seconds(), jitter=cfg.jitter_seconds,
                 next_run_time=first,
             )
+        steps = [(self._actions, ACTIONS_JOB, ACTIONS_INTERVAL)]
         if self.app.config.settings.loyalty.enabled:
-            for step, name, every in ((self._loyalty, LOYALTY_JOB, LOYALTY_INTERVAL),
-                                      (self._members, MEMBERS_JOB, MEMBERS_INTERVAL)):
-                scheduler.add_job(
-                    step, "interval", id=name, name=name, max_instances=1,
-                    seconds=every.total_seconds(), jitter=cfg.jitter_seconds,
-                    next_run_time=now + timedelta(seconds=random.uniform(0, min(cfg.jitter_seconds, 5))),
-                )
+            steps += [(self._loyalty, LOYALTY_JOB, LOYALTY_INTERVAL), (self._members, MEMBERS_JOB, MEMBERS_INTERVAL)]
+        for step, name, every in steps:
+            scheduler.add_job(
+                step, "interval", id=name, name=name, max_instances=1,
+                seconds=every.total_seconds(), jitter=cfg.jitter_seconds,
+                next_run_time=now + timedelta(seconds=random.uniform(0, min(cfg.jitter_seconds, 5))),
+            )
         return scheduler
 
     async def run(self) -> None:

@@ -3,7 +3,7 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-import loyalty.tables  # noqa: F401  (registers the loyalty ledger on SQLModel.metadata)
+import loyalty.tables  # noqa: F401  (registers the loyalty tables and the actions outbox on SQLModel.metadata)
 import sync.store.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 target_metadata = SQLModel.metadata

@@ -142,7 +142,7 @@ def requests_after(emulator: Starlette, mark: int, path: str) -> list[dict[str, 
 def check_output(text: str) -> None:
     assert "Traceback" not in text, text
     assert SENTINEL not in text
-    assert "daemon started: 3 jobs" in text and "daemon stopped" in text, text
+    assert "daemon started: 4 jobs" in text and "daemon stopped" in text, text  # 3 streams + actions
 
 
 def test_daemon_stops_on_sigterm_and_resumes_from_its_cursors(tmp_path: Path) -> None:

@@ -106,13 +106,17 @@ def demo_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def db(demo_file: Path, tmp_path: Path) -> Iterator[tuple[str, Store]]:
-    """A private copy of the demo store: its URL and a Store on it."""
+    """A private copy of the demo store: its URL and a Store on it. The demo's own ledger, members and
+    actions are removed: each test runs its own program over the synced orders."""
     copy = tmp_path / "copy.db"
     for suffix in ("", "-wal", "-shm"):
         if Path(f"{demo_file}{suffix}").exists():
             shutil.copy(f"{demo_file}{suffix}", f"{copy}{suffix}")
     url = f"sqlite:///{copy}"
     engine = connect(url)
+    with engine.begin() as conn:
+        for table in ("action_attempts", "actions", "loyalty_members", "loyalty_ledger"):
+            conn.exec_driver_sql(f"DELETE FROM {table}")
     yield url, Store(engine)
     engine.dispose()
 

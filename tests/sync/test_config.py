@@ -25,6 +25,7 @@ from connectors.base import (
     Window,
 )
 from connectors.errors import ConfigError
+from loyalty.actions import Kind
 from sync.config import (
     AppSettings,
     check_config,
@@ -354,7 +355,7 @@ def test_unknown_global_key_lists_allowed_ones(cfg):
     cfg(GLOBAL_OK.replace('mode = "dry-run"', 'mood = "live"') + "[extras]\n")
     assert problems_of() == [
         f"{GLOBAL}: daemon.mood: unknown key; allowed: mode, marketplaces_dir",
-        f"{GLOBAL}: extras: unknown key; allowed: database, daemon, schedule, loyalty",
+        f"{GLOBAL}: extras: unknown key; allowed: database, daemon, schedule, loyalty, actions",
     ]
 
 
@@ -626,3 +627,29 @@ def test_exported_names():
             "load_config",
         ]
     )
+
+
+# --- [actions] -------------------------------------------------------------------------------------
+
+
+def test_a_reply_template_naming_the_buyer_is_refused_at_load(cfg):
+    cfg(GLOBAL_OK + '[[actions.replies.templates]]\nratings = [5]\ntext = "Спасибо, {buyer_name}!"\n')
+    assert problems_of() == [
+        f"{GLOBAL}: actions.replies.templates[0].text: unknown variable {{buyer_name}}: a reply may use only "
+        "{product}, {brand}, {store} (never the buyer's name or other personal data)"]
+
+
+def test_bad_action_settings_name_key_and_problem(cfg):
+    cfg(GLOBAL_OK + '[actions.approval]\nreply_to_review = "sometimes"\nops_task = "auto"\n'
+        '[[actions.replies.templates]]\nratings = [6]\ntext = "ok"\n')
+    lines = problems_of()
+    assert any(line.startswith(f"{GLOBAL}: actions.approval.reply_to_review:") and "auto" in line for line in lines)
+    assert any(line.startswith(f"{GLOBAL}: actions.replies.templates[0].ratings:") and "1 to 5" in line
+               for line in lines)
+
+
+def test_the_shipped_actions_section_loads(cfg):
+    shipped = (Path(__file__).parents[2] / "config" / "loyalsync.toml").read_text(encoding="utf-8")
+    cfg(shipped)
+    settings = load_config(GLOBAL, env={}, connectors=FAKES).settings.actions
+    assert settings.approval_for(Kind.CREATE_PROMO_CODE) == "manual" and not settings.marketing_consent

@@ -1,0 +1,58 @@
+"""One round of actions: plan (replies, review incentives), gate and store, then send (live mode).
+
+Used by the daemon's `actions` job, `loyalsync demo` and `loyalsync actions --plan`. Planning and
+gating read and write the store only; sending goes through each account's long-lived connector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from connectors.base import Connector
+from connectors.capabilities import Capabilities
+from loyalty.action_settings import ActionSettings
+from loyalty.actions import Action
+from loyalty.outbox import ExecuteResult, ProposeResult, execute, propose
+from loyalty.replies import propose_replies
+
+__all__ = ["ActionRound", "plan_actions", "propose_actions", "run_actions"]
+
+
+@dataclass(slots=True)
+class ActionRound:
+    proposed: ProposeResult
+    executed: ExecuteResult
+
+
+def plan_actions(store: Any, settings: ActionSettings, capabilities: Mapping[str, Capabilities],
+                 now: datetime) -> list[Action]:
+    """Everything the program would like to do now; the gate decides what of it may happen."""
+    actions: list[Action] = list(propose_replies(store, settings.replies, now))
+    if settings.promo.enabled:
+        from loyalty.promo import propose_promo_codes
+
+        actions += propose_promo_codes(store, settings.promo, {}, now)
+    if settings.review_incentives.enabled:
+        from loyalty.incentives import propose_review_incentives
+
+        actions += propose_review_incentives(store.engine, capabilities, settings.review_incentives, now)
+    return actions
+
+
+def propose_actions(store: Any, settings: ActionSettings, capabilities: Mapping[str, Capabilities], *,
+                    mode: str, now: datetime) -> ProposeResult:
+    """Plan, gate and store (no network)."""
+    return propose(store, plan_actions(store, settings, capabilities, now), capabilities, settings,
+                   mode=mode, now=now)
+
+
+async def run_actions(store: Any, settings: ActionSettings, capabilities: Mapping[str, Capabilities],
+                      connectors: Mapping[tuple[str, str], Connector], *, mode: str, now: datetime,
+                      secrets: Iterable[str] = ()) -> ActionRound:
+    """Plan, gate, store, and (live) send."""
+    proposed = propose_actions(store, settings, capabilities, mode=mode, now=now)
+    executed = await execute(store, connectors, mode=mode, now=now, secrets=secrets)
+    return ActionRound(proposed, executed)

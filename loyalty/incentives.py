@@ -1,0 +1,358 @@
+"""The review-incentive planner: which SKUs to propose for each platform's own review-points program.
+
+It picks SKUs that sell well and have few reviews (`loyalty.sku_stats`), within a budget, and turns
+each into an ops task a person carries out in the seller cabinet: no platform has an API for these
+programs (shared/marketplaces/platform_rules.md §0, "What this means for the daemon" 1).
+
+What it never does (DESIGN invariant 4 and the platforms' rules):
+- look at a review's rating, text or author: its inputs are per-SKU counts only, and every task
+  declares `grounds = {"sku.orders", "sku.reviews"}`;
+- target a buyer: a task is about a SKU, and the platform decides who is invited;
+- reward anything itself: the platform pays the points, for any review that passes its moderation.
+
+Rule, in order:
+1. candidates: `orders >= min_orders` and `reviews <= max_reviews`, on platforms whose
+   `ActionKind.REVIEW_POINTS_PROGRAM` channel is not `Channel.NONE` (a platform missing from the
+   capabilities is treated as not offering it);
+2. ranked by (reviews ascending, orders descending, sku, marketplace, account): deterministic;
+3. cost per SKU = reviews_per_sku × points_per_review × (1 + fee_rate), rounded half-up to whole
+   roubles; SKUs are taken in rank order while the running total fits `budget`; one that does not
+   fit is skipped and the next ones are still tried. With one `ReviewIncentiveSettings` every SKU
+   costs the same, so in practice the list is cut at the first SKU that does not fit.
+
+Windows and keys: sales are counted over the last complete window on a fixed grid (`review_window`),
+so every plan made during the next `window` sees the same window and gives its tasks the same keys
+(marketplace, account, sku, window start date): re-planning proposes nothing new to the outbox. The
+budget is per call: if the counts change inside a window (a review arrives, a late order is synced)
+a re-plan may rank a different SKU into the budget; the gate's monthly budget caps the total.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+
+from sqlalchemy.engine import Engine
+
+from connectors.capabilities import ActionKind, Capabilities, Channel
+from loyalty.action_settings import ReviewIncentiveSettings
+from loyalty.actions import Action, Kind, Purpose
+from loyalty.sku_stats import SkuStats, sku_stats
+
+__all__ = [
+    "GROUNDS",
+    "LOYALTY_DISCOUNT_PROGRAMS",
+    "REVIEW_PROGRAMS",
+    "LoyaltyDiscountProgram",
+    "ReviewProgram",
+    "loyalty_discount_task",
+    "plan_review_incentives",
+    "propose_review_incentives",
+    "review_cost",
+    "review_window",
+]
+
+# What a review-incentive task is decided on: counts per SKU, never a field of a review.
+GROUNDS = frozenset({"sku.orders", "sku.reviews"})
+
+# Windows start on this grid (a Monday, so weekly windows start on Mondays).
+_GRID = datetime(2000, 1, 3, tzinfo=UTC)
+_ROUBLE = Decimal(1)
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewProgram:
+    """One platform's review-points program, for a person in the cabinet.
+
+    `steps` and `rules` are format strings; they may use {sku}, {product} (" («name»)" or ""),
+    {reviews}, {points}, {points_total}, {cost} and {fee}.
+    """
+
+    name: str
+    steps: tuple[str, ...]
+    rules: tuple[str, ...]
+
+
+_COMMON_RULES = (
+    "Never ask for, hint at or reward a particular rating: the points are for any published review.",
+    "Never pick or contact buyers about it: the platform decides whom it invites.",
+)
+
+# Per platform, from shared/marketplaces/{wildberries,ozon,yandex_market}.md and platform_rules.md §1–3.
+REVIEW_PROGRAMS: Mapping[str, ReviewProgram] = {
+    "wildberries": ReviewProgram(
+        name="Баллы за отзывы",
+        steps=(
+            "Sign in to the Wildberries seller cabinet (seller.wildberries.ru) as a user with the "
+            "«Баллы за отзывы» access right (pointsForReviews) and open the «Баллы за отзывы» tool "
+            "(there is no API for it).",
+            "Add the product card nmId {sku}{product}.",
+            "Set {points} points per review and a target of {reviews} reviews (a budget of {points_total} "
+            "points, about {cost} ₽ with WB's 20% fee and VAT).",
+            "Schedule the start at least 24 hours ahead: since 21 Jan 2026 WB moderates a launch before "
+            "the badge goes live.",
+            "Later, check the charge in the WB finance report, then mark this task done.",
+        ),
+        rules=(
+            "WB pays the points to buyers who bought the item out and whose review passes moderation, "
+            "whatever its rating: it is not payment for a five.",
+            "Reward reviews only through «Баллы за отзывы»: no cashback cards, inserts, payments or gifts "
+            "outside it (offer §9.3.1).",
+            "Cost: about 1.44 ₽ per point (points + 20% WB fee + 20% VAT).",
+            *_COMMON_RULES,
+        ),
+    ),
+    "ozon": ReviewProgram(
+        name="Отзывы за баллы",
+        steps=(
+            "In the Ozon seller cabinet open Products → Reviews → «Отзывы за баллы» (there is no API for it).",
+            "Create a manual campaign («Привлекайте покупателей отзывами за баллы»), not an automatic "
+            "selection: only a manual campaign has a review target, and the automatic ones cannot be capped.",
+            "Add the product with Ozon SKU {sku}{product}.",
+            "Set the target to {reviews} reviews and {points} points per review for each review type "
+            "(text, photo, video); if the cabinet requires a higher minimum rate, do not raise it: "
+            "re-plan instead, the estimate is about {cost} ₽.",
+            "Set the campaign period and start it; the charge shows in finance as "
+            "MarketplaceSaleReviewsItem. Then mark this task done.",
+        ),
+        rules=(
+            "1 point = 1 ₽, charged when a review is published, plus Ozon's fee (10 % in an older "
+            "official doc, 20 % + VAT in secondary sources); the estimate uses a fee rate of {fee}.",
+            "Rates are per review type (text, photo, video), never per rating.",
+            "No discounts, payments, gifts or codes for reviews outside «Отзывы за баллы» "
+            "(Ozon's rules; penalty points).",
+            *_COMMON_RULES,
+        ),
+    ),
+    "yandex_market": ReviewProgram(
+        name="Отзывы за баллы Яндекс Плюса",
+        steps=(
+            "In the Yandex Market seller cabinet open «Отзывы за баллы» (reviews for Yandex Plus points; "
+            "there is no API for it).",
+            "Choose the product with offerId {sku}{product}.",
+            "Set the cashback to {points} Plus points per review and the target to {reviews} reviews "
+            "(organic reviews count towards it; collection stops when it is reached).",
+            "Make sure the seller balance covers about {cost} ₽: the points are debited from it. "
+            "Then mark this task done.",
+        ),
+        rules=(
+            "Buyers who bought the product on Market get the points for a review whatever its rating: "
+            "encouraging only positive reviews is forbidden (the store rating is removed for 12 weeks).",
+            "All customers, never selectively: do not invite chosen buyers.",
+            "Reportedly only for products with fewer than 100 reviews, 50–500 points per review "
+            "(launch news, unconfirmed).",
+            "No own rewards for reviews outside the program.",
+            *_COMMON_RULES,
+        ),
+    ),
+}
+
+_GENERIC_STEPS = (
+    "In the {marketplace} seller cabinet open the platform's review-points program «{program}».",
+    "Enrol the product with SKU {sku}{product}.",
+    "Set {points} points per review and a target of {reviews} reviews (about {cost} ₽ with the "
+    "platform's fee), then start it and mark this task done.",
+)
+_GENERIC_RULES = ("No rewards for reviews outside the platform's program.", *_COMMON_RULES)
+
+
+def review_window(now: datetime, window: timedelta) -> tuple[datetime, datetime]:
+    """The last complete sales window before `now` on a fixed grid: [since, until), aware UTC.
+
+    Every `now` in [until, until + window) gives the same window, hence the same task keys.
+    """
+    if now.tzinfo is None:
+        raise ValueError("now must be an aware datetime (UTC)")
+    if window <= timedelta(0):
+        raise ValueError(f"window must be positive, got {window}")
+    until = _GRID + ((now.astimezone(UTC) - _GRID) // window) * window
+    return until - window, until
+
+
+def review_cost(settings: ReviewIncentiveSettings) -> Decimal:
+    """Roubles one SKU costs: reviews × points × (1 + fee), rounded half-up to whole roubles."""
+    raw = settings.reviews_per_sku * settings.points_per_review * (1 + settings.fee_rate)
+    return raw.quantize(_ROUBLE, ROUND_HALF_UP)
+
+
+def plan_review_incentives(stats: Sequence[SkuStats], capabilities_by_marketplace: Mapping[str, Capabilities],
+                           settings: ReviewIncentiveSettings, now: datetime) -> list[Action]:
+    """Ops tasks enrolling the best candidate SKUs in their platform's review-points program.
+
+    Pure: reads only its arguments. `stats` should cover `review_window(now, settings.window)`
+    (`propose_review_incentives` does that). Tasks come in rank order; see the module docstring.
+    """
+    if not settings.enabled:
+        return []
+    since, _ = review_window(now, settings.window)
+    cost = review_cost(settings)
+    offered = []
+    for s in stats:
+        caps = capabilities_by_marketplace.get(s.marketplace)
+        if caps is None or caps.rule(ActionKind.REVIEW_POINTS_PROGRAM).channel == Channel.NONE:
+            continue
+        if s.orders >= settings.min_orders and s.reviews <= settings.max_reviews:
+            offered.append(s)
+    offered.sort(key=lambda s: (s.reviews, -s.orders, s.sku, s.marketplace, s.account))
+    actions: list[Action] = []
+    spent = Decimal(0)
+    for s in offered:
+        if spent + cost > settings.budget:
+            continue  # same cost for every SKU today, but a cheaper one would still be tried
+        spent += cost
+        actions.append(_enrol_task(s, capabilities_by_marketplace[s.marketplace], settings, cost, since, now))
+    return actions
+
+
+def propose_review_incentives(engine: Engine, capabilities_by_marketplace: Mapping[str, Capabilities],
+                              settings: ReviewIncentiveSettings, now: datetime) -> list[Action]:
+    """Read the counts for the current window from the store and plan."""
+    if not settings.enabled:
+        return []
+    since, until = review_window(now, settings.window)
+    return plan_review_incentives(sku_stats(engine, since, until), capabilities_by_marketplace, settings, now)
+
+
+def _enrol_task(s: SkuStats, caps: Capabilities, settings: ReviewIncentiveSettings, cost: Decimal,
+                since: datetime, now: datetime) -> Action:
+    rule = caps.rule(ActionKind.REVIEW_POINTS_PROGRAM)
+    program = REVIEW_PROGRAMS.get(s.marketplace)
+    name = program.name if program else _name_from_note(rule.note)
+    steps = program.steps if program else _GENERIC_STEPS
+    rules = program.rules if program else _GENERIC_RULES
+    points = _number(settings.points_per_review)
+    values = {
+        "sku": s.sku, "product": f" («{s.product_name}»)" if s.product_name else "",
+        "reviews": settings.reviews_per_sku, "points": points,
+        "points_total": _number(settings.reviews_per_sku * settings.points_per_review),
+        "cost": _number(cost), "fee": str(settings.fee_rate), "marketplace": s.marketplace, "program": name,
+    }
+    window_start = since.date().isoformat()
+    return Action(
+        kind=Kind.OPS_TASK,
+        marketplace=s.marketplace,
+        account=s.account,
+        key=f"review-points:{s.marketplace}:{s.account}:{s.sku}:{window_start}",
+        target=s.sku,
+        created_at=now,
+        purpose=Purpose.MARKETING,
+        grounds=GROUNDS,
+        cost=cost,
+        title=f"enrol SKU {s.sku} in «{name}», {settings.reviews_per_sku} reviews x {points} points, "
+              f"about {_number(cost)} ₽",
+        params={
+            "program": name,
+            "channel": rule.channel.value,  # cabinet today; no platform has an API for it
+            "sku": s.sku,
+            "product_name": s.product_name,
+            "reviews": settings.reviews_per_sku,
+            "points_per_review": str(settings.points_per_review),
+            "fee_rate": str(settings.fee_rate),
+            "estimated_cost_rub": str(cost),
+            "window": {"since": since.isoformat(), "until": (since + settings.window).isoformat()},
+            "why": {"orders": s.orders, "units": s.units, "reviews": s.reviews,
+                    "min_orders": settings.min_orders, "max_reviews": settings.max_reviews},
+            "steps": [step.format(**values) for step in steps],
+            "rules": [r.format(**values) for r in rules],
+            "platform_note": rule.note,
+        },
+    )
+
+
+def _name_from_note(note: str) -> str:
+    found = re.search(r"«([^»]+)»", note)
+    return found.group(1) if found else "review-points program"
+
+
+def _number(value: Decimal | int) -> str:
+    """1,500 for whole numbers; decimals as written (12.5)."""
+    d = Decimal(value)
+    if d == d.to_integral_value():
+        return f"{int(d):,}"
+    return str(d.normalize())
+
+
+# -- WB «Скидка лояльности» ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LoyaltyDiscountProgram:
+    """A platform's storewide loyal-buyer discount, set by a person in the cabinet."""
+
+    label: str  # short platform name for titles
+    name: str
+    percent: tuple[int, int]  # allowed range, inclusive
+    min_total: tuple[Decimal, Decimal]  # bought-out threshold range (roubles, 365 days), inclusive
+    steps: tuple[str, ...]  # format strings: {percent}, {min_total}
+    rules: tuple[str, ...]
+
+
+# platform_rules.md §1.3, wildberries.md §5.2: a test since Jan 2026, cabinet only, no API.
+LOYALTY_DISCOUNT_PROGRAMS: Mapping[str, LoyaltyDiscountProgram] = {
+    "wildberries": LoyaltyDiscountProgram(
+        label="WB",
+        name="Скидка лояльности",
+        percent=(3, 50),
+        min_total=(Decimal(1000), Decimal(100000)),
+        steps=(
+            "In the Wildberries seller cabinet open the tariff builder and choose the «Скидка лояльности» "
+            "option (a test since January 2026; if it is missing, the store is not in the test yet; there "
+            "is no API for it).",
+            "Set the discount to {percent}% for buyers who bought out at least {min_total} ₽ from this "
+            "store in the last 365 days.",
+            "Set the duration to at least 30 days; once enabled in the tariff builder the option cannot "
+            "be switched off for 90 days.",
+            "Save; WB shows the discount and a progress widget on the store page. Then mark this task done.",
+        ),
+        rules=(
+            "One storewide discount, 3–50%, for buyers with 1,000–100,000 ₽ bought out in 365 days: WB "
+            "decides who qualifies; never target or contact individual buyers.",
+            "WB charges its commission only on orders placed with the loyalty discount; the finance "
+            "report shows loyalty_id and loyalty_discount.",
+            "Never tie it to reviews or ratings.",
+        ),
+    ),
+}
+
+
+def loyalty_discount_task(marketplace: str, account: str, percent: int, min_order_total: Decimal | int,
+                          now: datetime) -> Action:
+    """An ops task: set the platform's loyalty discount to `percent` from `min_order_total` roubles.
+
+    Only WB's «Скидка лояльности» is described today; other marketplaces raise ValueError, as do a
+    percent or threshold outside the platform's range. The key names the settings, so proposing the
+    same discount again adds nothing; `cost` is 0 (what it gives away depends on future orders).
+    """
+    program = LOYALTY_DISCOUNT_PROGRAMS.get(marketplace)
+    if program is None:
+        raise ValueError(f"no loyalty-discount program described for {marketplace!r}")
+    low, high = program.percent
+    if isinstance(percent, bool) or not isinstance(percent, int) or not low <= percent <= high:
+        raise ValueError(f"{program.name}: percent must be a whole number from {low} to {high}, got {percent!r}")
+    total = Decimal(min_order_total)
+    lo_total, hi_total = program.min_total
+    if total != total.to_integral_value() or not lo_total <= total <= hi_total:
+        raise ValueError(f"{program.name}: the threshold must be whole roubles from {_number(lo_total)} to "
+                         f"{_number(hi_total)}, got {min_order_total}")
+    values = {"percent": percent, "min_total": _number(total)}
+    return Action(
+        kind=Kind.OPS_TASK,
+        marketplace=marketplace,
+        account=account,
+        key=f"loyalty-discount:{marketplace}:{account}:{percent}:{int(total)}",
+        target=program.name,
+        created_at=now,
+        purpose=Purpose.MARKETING,
+        title=f"set {program.label} {program.name} {percent}% from {_number(total)} ₽",
+        params={
+            "program": program.name,
+            "channel": "cabinet",
+            "percent": percent,
+            "min_order_total_rub": str(int(total)),
+            "steps": [step.format(**values) for step in program.steps],
+            "rules": list(program.rules),
+        },
+    )

@@ -1,0 +1,289 @@
+"""The actions outbox: proposed actions are gated, stored once by key, approved, and executed.
+
+Statuses (`loyalty.actions.ActionStatus`): the gate's refusal is stored as `refused` with its
+reason; a cabinet-only action is refused AND becomes an ops task (`open`) with the steps for a
+person. An approved action waits for a person (`pending`, approval = "manual"), or is `dry_run`
+(would be sent) or `approved` (will be sent) by `[daemon].mode`. Switching to live sends the
+`dry_run` ones too: each is checked against the platform's state first.
+
+Exactly-once effect (`execute`): before every send the executor records the attempt (commit), then
+reads the platform's state (`Connector.find_done`); only if the effect is not there does it send,
+once, and record the answer. A crash between sending and recording therefore ends, on the next
+run, in a state check that finds the effect and marks the action sent without sending again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+from sqlalchemy import Table, func, select, update
+
+from connectors.base import Connector, WriteNotSupported, WriteRequest, WriteResult, WriteStatus
+from connectors.capabilities import Capabilities
+from connectors.errors import ApiError, AuthError
+from connectors.redaction import redact
+from loyalty.action_settings import ActionSettings
+from loyalty.actions import Action, ActionStatus, Decision, Kind, Refusal
+from loyalty.tables import ActionAttemptRow, ActionRow
+
+__all__ = ["ExecuteResult", "ProposeResult", "action_rows", "attempts_of", "counts", "execute", "propose", "set_status"]
+
+log = logging.getLogger("loyalsync.actions")
+ACTIONS: Table = ActionRow.__table__  # type: ignore[assignment]
+ATTEMPTS: Table = ActionAttemptRow.__table__  # type: ignore[assignment]
+_S = ActionStatus
+# What counts against the monthly budget: everything not refused, rejected or failed.
+_COMMITTED = (_S.PENDING, _S.APPROVED, _S.DRY_RUN, _S.SENT)
+_SENDABLE = (_S.APPROVED, _S.DRY_RUN)
+Gate = Callable[..., Decision]
+
+
+@dataclass(slots=True)
+class ProposeResult:
+    """What one `propose` stored, per marketplace and status; refusals by reason."""
+
+    stored: Counter = field(default_factory=Counter)  # (marketplace, kind, status) -> count
+    refused: Counter = field(default_factory=Counter)  # (marketplace, reason) -> count
+    known: int = 0  # proposed before (same key): left as they are
+
+
+@dataclass(slots=True)
+class ExecuteResult:
+    sent: int = 0
+    already_done: int = 0
+    failed: int = 0
+    errors: int = 0  # transient: the action stays approved and is checked first next time
+
+
+def _month_start(now: datetime) -> datetime:
+    now = now.astimezone(UTC)
+    return datetime(now.year, now.month, 1, tzinfo=UTC)
+
+
+def _spent_this_month(conn: Any, now: datetime) -> Decimal:
+    stmt = select(ACTIONS.c.cost).where(ACTIONS.c.status.in_([s.value for s in _COMMITTED]),
+                                        ACTIONS.c.created_at >= _month_start(now))
+    return sum((Decimal(c) for (c,) in conn.execute(stmt)), Decimal(0))
+
+
+def _ops_task_for(action: Action, decision: Decision) -> Action:
+    """A cabinet-only action, rewritten as the steps a person takes in the platform's cabinet."""
+    steps = list(action.params.get("steps", ())) or [
+        f"Open the {action.marketplace} seller cabinet for account {action.account}.",
+        f"Do by hand what the API does not offer: {action.title or action.kind.value}.",
+    ]
+    if action.text:
+        steps.append(f"Text to use: {action.text}")
+    return Action(kind=Kind.OPS_TASK, marketplace=action.marketplace, account=action.account,
+                  key=f"task:{action.key}", target=action.target, created_at=action.created_at,
+                  text=action.text, purpose=action.purpose, grounds=action.grounds, cost=action.cost,
+                  params={**action.params, "steps": steps, "instead_of": action.kind.value},
+                  title=f"in the cabinet: {action.title or action.kind.value} ({decision.detail})")
+
+
+def _row(action: Action, status: ActionStatus, approval: str, decision: Decision, now: datetime) -> dict[str, Any]:
+    return {
+        "key": action.key, "kind": action.kind.value, "marketplace": action.marketplace,
+        "account": action.account, "target": action.target, "title": action.title, "text": action.text,
+        "public": action.public, "purpose": action.purpose.value, "grounds": ",".join(sorted(action.grounds)),
+        "cost": action.cost, "params": json.dumps(dict(action.params), ensure_ascii=False, default=str),
+        "approval": approval, "status": status.value,
+        "reason": decision.reason.value if decision.reason else None, "detail": decision.detail,
+        "created_at": action.created_at, "updated_at": now, "attempts": 0,
+    }
+
+
+def propose(store: Any, actions: Iterable[Action], capabilities: Mapping[str, Capabilities],
+            settings: ActionSettings, *, mode: str, now: datetime, gate: Gate | None = None) -> ProposeResult:
+    """Gate and store new actions (a key already stored is left alone) in one transaction."""
+    if gate is None:
+        from loyalty.policy import gate as default_gate
+
+        gate = default_gate
+    result = ProposeResult()
+    with store.engine.begin() as conn:
+        batch = {a.key: a for a in actions}
+        known: set[str] = set()
+        keys = sorted(batch) + [f"task:{k}" for k in batch]
+        for start in range(0, len(keys), 500):
+            known.update(k for (k,) in conn.execute(select(ACTIONS.c.key).where(
+                ACTIONS.c.key.in_(keys[start:start + 500]))))
+        spent = _spent_this_month(conn, now)
+        rows: list[dict[str, Any]] = []
+        for key, action in batch.items():
+            if key in known:
+                result.known += 1
+                continue
+            caps = capabilities.get(action.marketplace)
+            if caps is None:
+                decision = Decision.refuse(Refusal.NOT_OFFERED, f"no connector for {action.marketplace}")
+            else:
+                decision = gate(action, caps, settings, now=now, spent_this_month=spent)
+            approval = "auto" if action.kind == Kind.OPS_TASK else action.params.get(
+                "approval", settings.approval_for(action.kind))
+            if not decision.approved:
+                rows.append(_row(action, _S.REFUSED, approval, decision, now))
+                result.refused[(action.marketplace, decision.reason.value if decision.reason else "")] += 1
+                result.stored[(action.marketplace, action.kind.value, _S.REFUSED.value)] += 1
+                if decision.reason == Refusal.CABINET_ONLY and f"task:{key}" not in known:
+                    task = _ops_task_for(action, decision)
+                    rows.append(_row(task, _S.OPEN, "auto", Decision.ok(), now))
+                    result.stored[(task.marketplace, task.kind.value, _S.OPEN.value)] += 1
+                continue
+            if action.kind == Kind.OPS_TASK:
+                status = _S.OPEN
+            elif approval == "manual":
+                status = _S.PENDING
+            else:
+                status = _S.APPROVED if mode == "live" else _S.DRY_RUN
+            spent += action.cost
+            rows.append(_row(action, status, approval, decision, now))
+            result.stored[(action.marketplace, action.kind.value, status.value)] += 1
+        if rows:
+            conn.execute(ACTIONS.insert(), rows)
+    return result
+
+
+def set_status(store: Any, ids: Iterable[int], to: ActionStatus, *, allowed_from: Iterable[ActionStatus],
+               mode: str, now: datetime) -> tuple[list[int], list[int]]:
+    """Move actions `ids` to `to` (approve, reject, a task done) where their status allows; (moved, not)."""
+    wanted = sorted(set(ids))
+    allowed = [s.value for s in allowed_from]
+    with store.engine.begin() as conn:
+        present = {i: s for i, s in conn.execute(select(ACTIONS.c.id, ACTIONS.c.status).where(
+            ACTIONS.c.id.in_(wanted)))}
+        moved = [i for i in wanted if present.get(i) in allowed]
+        if moved:
+            target = to
+            if to == _S.APPROVED and mode != "live":
+                target = _S.DRY_RUN  # approved by a person, but nothing is sent in dry-run
+            conn.execute(update(ACTIONS).where(ACTIONS.c.id.in_(moved), ACTIONS.c.status.in_(allowed))
+                         .values(status=target.value, updated_at=now))
+    return moved, [i for i in wanted if i not in moved]
+
+
+def action_rows(store: Any, *, status: str | None = None, kind: str | None = None,
+                exclude_kind: str | None = None) -> list[dict[str, Any]]:
+    """Stored actions, oldest first, optionally by status and kind."""
+    stmt = select(ACTIONS).order_by(ACTIONS.c.id)
+    if status is not None:
+        stmt = stmt.where(ACTIONS.c.status == status)
+    if kind is not None:
+        stmt = stmt.where(ACTIONS.c.kind == kind)
+    if exclude_kind is not None:
+        stmt = stmt.where(ACTIONS.c.kind != exclude_kind)
+    with store.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(stmt).mappings()]
+
+
+def counts(store: Any) -> dict[tuple[str, str, str, str | None], int]:
+    """(marketplace, kind, status, reason) -> number of actions."""
+    c = ACTIONS.c
+    stmt = select(c.marketplace, c.kind, c.status, c.reason, func.count()).group_by(
+        c.marketplace, c.kind, c.status, c.reason)
+    with store.engine.connect() as conn:
+        return {(mp, k, s, r): int(n) for mp, k, s, r, n in conn.execute(stmt)}
+
+
+def _record(store: Any, action_id: int, step: str, outcome: str, said: str, now: datetime,
+            **changes: Any) -> None:
+    """One attempt row (the platform's words in `said`) and any change to the action, together."""
+    with store.engine.begin() as conn:
+        conn.execute(ATTEMPTS.insert().values(action_id=action_id, at=now, step=step, outcome=outcome,
+                                              detail=said[:2000]))
+        if changes:
+            conn.execute(update(ACTIONS).where(ACTIONS.c.id == action_id).values(updated_at=now, **changes))
+
+
+def _request(row: Mapping[str, Any]) -> WriteRequest:
+    return WriteRequest(kind=row["kind"], key=row["key"], target=row["target"], text=row["text"],
+                        params=json.loads(row["params"] or "{}"))
+
+
+def _claim(store: Any, action_id: int, now: datetime) -> bool:
+    """Record the intent to send before anything leaves (commit), so a crash is followed by a check."""
+    with store.engine.begin() as conn:
+        done = conn.execute(update(ACTIONS).where(ACTIONS.c.id == action_id,
+                                                  ACTIONS.c.status.in_([s.value for s in _SENDABLE]))
+                            .values(attempts=ACTIONS.c.attempts + 1, updated_at=now))
+        return done.rowcount == 1
+
+
+def _done(store: Any, row: Mapping[str, Any], result: WriteResult, step: str, now: datetime) -> None:
+    """Mark sent, with the attempt; a promo code's `spend` goes into the ledger in the same transaction."""
+    from loyalty.engine import Entry
+    from loyalty.ledger import _apply
+
+    with store.engine.begin() as conn:
+        conn.execute(ATTEMPTS.insert().values(action_id=row["id"], at=now, step=step, outcome=result.status.value,
+                                              detail=result.detail[:2000]))
+        conn.execute(update(ACTIONS).where(ACTIONS.c.id == row["id"]).values(
+            updated_at=now, status=_S.SENT.value, platform_ref=result.platform_ref, sent_at=now))
+        params = json.loads(row["params"] or "{}")
+        if row["kind"] == Kind.CREATE_PROMO_CODE.value and "buyer_key" in params:
+            _apply(conn, [Entry("spend", -Decimal(params["points"]), f"spend:{row['key']}", None, "promo_code",
+                                now, marketplace=row["marketplace"], account=row["account"],
+                                buyer_key=params["buyer_key"])])
+
+
+async def execute(store: Any, connectors: Mapping[tuple[str, str], Connector], *, mode: str, now: datetime,
+                  secrets: Iterable[str] = (), clock: Callable[[], datetime] | None = None) -> ExecuteResult:
+    """Send approved actions (live mode only) through their account's connector, each exactly once."""
+    result = ExecuteResult()
+    if mode != "live":
+        return result
+    secrets = tuple(s for s in secrets if s)
+    stamp = clock or (lambda: now)
+    rows = [r for r in action_rows(store) if r["status"] in _SENDABLE and r["kind"] != Kind.OPS_TASK.value]
+    for row in rows:
+        connector = connectors.get((row["marketplace"], row["account"]))
+        if connector is None:
+            continue  # the account is not configured (or disabled): wait for it
+        if not _claim(store, row["id"], stamp()):
+            continue  # another executor took it, or a person changed it
+        request = _request(row)
+        try:
+            found = await connector.find_done(request)
+            if found is not None:
+                _done(store, row, found, "check", stamp())
+                result.already_done += 1
+                continue
+            _record(store, row["id"], "check", "not_done", "", stamp())
+            answer = await connector.perform(request)
+        except WriteNotSupported as exc:
+            _record(store, row["id"], "send", "rejected", str(exc), stamp(), status=_S.FAILED.value, detail=str(exc))
+            result.failed += 1
+            continue
+        except (ApiError, httpx.HTTPError) as exc:
+            # Lost answer, platform down, bad token: the next run checks the platform before sending.
+            detail = redact(f"{type(exc).__name__}: {exc}", secrets)
+            _record(store, row["id"], "send", "error", detail, stamp())
+            log.warning("action %s on %s/%s not sent yet: %s", row["id"], row["marketplace"], row["account"], detail)
+            result.errors += 1
+            if isinstance(exc, AuthError):
+                break  # every other write with this token fails the same way
+            continue
+        if answer.status == WriteStatus.REJECTED:
+            detail = redact(answer.detail, secrets)
+            _record(store, row["id"], "send", "rejected", detail, stamp(), status=_S.FAILED.value, detail=detail)
+            result.failed += 1
+        else:
+            _done(store, row, answer, "send", stamp())
+            result.sent += 1
+    return result
+
+
+def attempts_of(store: Any, action_id: int) -> list[dict[str, Any]]:
+    """The executor's record for one action, oldest first."""
+    stmt = select(ATTEMPTS).where(ATTEMPTS.c.action_id == action_id).order_by(ATTEMPTS.c.id)
+    with store.engine.connect() as conn:
+        return [dict(r) for r in conn.execute(stmt).mappings()]
+
