@@ -60,6 +60,13 @@ def list_actions(
         table.add_row(str(r["id"]), r["marketplace"], escape(r["account"]), r["kind"], r["status"], r["reason"] or "",
                       escape(_clip(r["title"], 50)), escape(_clip(r["text"])))
     Console().print(table)
+    from loyalty.replies import overdue
+
+    late = overdue(store, settings.actions.replies, datetime.now(UTC))
+    if late:
+        within = settings.actions.replies.within
+        err.print("unanswered past the reply target (" + str(within) + "): "
+                  + ", ".join(f"{mp} {n}" for mp, n in sorted(late.items())), markup=False)
 
 
 def _plan(store: Any, settings: Any) -> None:

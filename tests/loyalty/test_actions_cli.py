@@ -113,3 +113,16 @@ def test_export_actions_in_both_formats(setup, tmp_path: Path):
     assert invoke("export", "actions", "--format", "csv", "-o", str(csv_out), *opts).exit_code == 0
     header = csv_out.read_text(encoding="utf-8").splitlines()[0]
     assert header.startswith("id,key,kind,marketplace")
+
+
+def test_actions_reports_reviews_past_the_reply_target(setup):
+    from connectors.records import ReviewRecord
+    from sync.store import PageWrite
+    from sync.store.store import StreamKey
+
+    store, opts = setup
+    old = ReviewRecord(marketplace="ozon", account="main", review_id="OLD", sku="1", rating=5, text="", pros="",
+                       cons="", created_at=datetime(2020, 1, 1, tzinfo=UTC), answered=False, answer_text=None)
+    store.write_page(StreamKey("ozon", "main", "reviews"), PageWrite(reviews=[old]), now=NOW)
+    shown = invoke("actions", *opts)
+    assert "unanswered past the reply target (2 days, 0:00:00): ozon 1" in shown.stderr
