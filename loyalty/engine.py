@@ -310,8 +310,7 @@ class BudgetCutoff:
 
 def _canonical(value: Decimal) -> str:
     """A Decimal as a stable key part: 1500.00 and 1500 both give "1500"."""
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
 def member_entries(orders: Iterable[OrderFact], settings: LoyaltySettings,

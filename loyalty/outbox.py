@@ -18,7 +18,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -193,14 +193,20 @@ def counts(store: Any) -> dict[tuple[str, str, str, str | None], int]:
         return {(mp, k, s, r): int(n) for mp, k, s, r, n in conn.execute(stmt)}
 
 
+def _write_attempt(conn: Any, action_id: int, step: str, outcome: str, said: str, now: datetime,
+                   **changes: Any) -> None:
+    """One attempt row (the platform's words in `said`) and any change to the action."""
+    conn.execute(ATTEMPTS.insert().values(action_id=action_id, at=now, step=step, outcome=outcome,
+                                          detail=said[:2000]))
+    if changes:
+        conn.execute(update(ACTIONS).where(ACTIONS.c.id == action_id).values(updated_at=now, **changes))
+
+
 def _record(store: Any, action_id: int, step: str, outcome: str, said: str, now: datetime,
             **changes: Any) -> None:
-    """One attempt row (the platform's words in `said`) and any change to the action, together."""
+    """`_write_attempt` in a transaction of its own."""
     with store.engine.begin() as conn:
-        conn.execute(ATTEMPTS.insert().values(action_id=action_id, at=now, step=step, outcome=outcome,
-                                              detail=said[:2000]))
-        if changes:
-            conn.execute(update(ACTIONS).where(ACTIONS.c.id == action_id).values(updated_at=now, **changes))
+        _write_attempt(conn, action_id, step, outcome, said, now, **changes)
 
 
 def _request(row: Mapping[str, Any]) -> WriteRequest:
@@ -223,10 +229,8 @@ def _done(store: Any, row: Mapping[str, Any], result: WriteResult, step: str, no
     from loyalty.ledger import _apply
 
     with store.engine.begin() as conn:
-        conn.execute(ATTEMPTS.insert().values(action_id=row["id"], at=now, step=step, outcome=result.status.value,
-                                              detail=result.detail[:2000]))
-        conn.execute(update(ACTIONS).where(ACTIONS.c.id == row["id"]).values(
-            updated_at=now, status=_S.SENT.value, platform_ref=result.platform_ref, sent_at=now))
+        _write_attempt(conn, row["id"], step, result.status.value, result.detail, now, status=_S.SENT.value,
+                       platform_ref=result.platform_ref, sent_at=now)
         params = json.loads(row["params"] or "{}")
         if row["kind"] == Kind.CREATE_PROMO_CODE.value and "buyer_key" in params:
             _apply(conn, [Entry("spend", -Decimal(params["points"]), f"spend:{row['key']}", None, "promo_code",
@@ -242,7 +246,10 @@ async def execute(store: Any, connectors: Mapping[tuple[str, str], Connector], *
         return result
     secrets = tuple(s for s in secrets if s)
     stamp = clock or (lambda: now)
-    rows = [r for r in action_rows(store) if r["status"] in _SENDABLE and r["kind"] != Kind.OPS_TASK.value]
+    sendable = (select(ACTIONS).where(ACTIONS.c.status.in_([st.value for st in _SENDABLE]),
+                                      ACTIONS.c.kind != Kind.OPS_TASK.value).order_by(ACTIONS.c.id))
+    with store.engine.connect() as conn:
+        rows = [dict(r) for r in conn.execute(sendable).mappings()]
     for row in rows:
         connector = connectors.get((row["marketplace"], row["account"]))
         if connector is None:
@@ -253,7 +260,7 @@ async def execute(store: Any, connectors: Mapping[tuple[str, str], Connector], *
         try:
             found = await connector.find_done(request)
             if found is not None:
-                _done(store, row, found, "check", stamp())
+                _done(store, row, replace(found, detail=redact(found.detail, secrets)), "check", stamp())
                 result.already_done += 1
                 continue
             _record(store, row["id"], "check", "not_done", "", stamp())
@@ -276,7 +283,7 @@ async def execute(store: Any, connectors: Mapping[tuple[str, str], Connector], *
             _record(store, row["id"], "send", "rejected", detail, stamp(), status=_S.FAILED.value, detail=detail)
             result.failed += 1
         else:
-            _done(store, row, answer, "send", stamp())
+            _done(store, row, replace(answer, detail=redact(answer.detail, secrets)), "send", stamp())
             result.sent += 1
     return result
 
