@@ -6,6 +6,9 @@ FBS and v2 FBO lists are deprecated ("disabled from 1 June 2026", ozon.md §0) a
 Reviews come from `POST /v2/review/list` (`last_id`/`has_next`), each with the comments of
 `POST /v1/review/comment/list` attached under `_comments` when it has any, so the mapping can
 tell whether the seller answered.
+
+Writes: review comments, promo-code vouchers and buyer chat messages (`/v1/chat/start`,
+`/v1/chat/send/message`, read back with `/v3/chat/history`), each sent once.
 """
 
 from __future__ import annotations
@@ -19,12 +22,15 @@ from typing import Any
 import httpx
 
 from connectors.base import Page, Window
-from connectors.errors import AuthError, FatalApiError, StreamUnavailable
+from connectors.errors import AuthError, FatalApiError, RetriableApiError, StreamUnavailable
 from connectors.http import ApiClient, PlatformErrorInfo, RetryPolicy
 from connectors.ozon.settings import OzonAccountSettings
 from connectors.ratelimit import EndpointGroup, Rate, RateLimiter
 
 __all__ = [
+    "CHAT_HISTORY",
+    "CHAT_SEND",
+    "CHAT_START",
     "COMMENT_CREATE",
     "ENDPOINT_GROUPS",
     "FBO_LIST",
@@ -47,12 +53,17 @@ COMMENT_CREATE = "/v1/review/comment/create"
 VOUCHER_CREATE = "/v1/seller-actions/create/voucher"
 SELLER_ACTIONS = "/v1/seller-actions/list"
 SELLER_ACTIONS_PAGE = 100  # `limit*` has no documented maximum; the emulator's cap
+CHAT_START = "/v1/chat/start"
+CHAT_SEND = "/v1/chat/send/message"
+CHAT_HISTORY = "/v3/chat/history"
+CHAT_HISTORY_PAGE = 1000  # `limit`: default 50, at most 1000
 
 # Ozon allows 50 requests per second per Client-Id across ALL methods and ALL tools using that
 # Client-Id (ozon.md §4.1), and documents no per-method limit for postings or reviews. A bucket of
 # 25/s with a burst of 5 sends at most 30 in any second: well inside 50, leaving room for the
 # seller's other integrations (ozon.md recommends 20–30 rps; "many identical or erroneous requests
-# can get your access restricted"). Ops can raise it with rate_limits.seller_api.
+# can get your access restricted"). Ops can raise it with rate_limits.seller_api. Chats have no
+# documented limit of their own either, so every method, chats included, shares this one group.
 ENDPOINT_GROUPS = (EndpointGroup("seller_api", Rate(25, 1.0, 5), host="api"),)
 
 # One request may cover at most a year ("PERIOD_IS_TOO_LONG"); a day short of it to be safe.
@@ -74,6 +85,11 @@ _SUBSCRIPTION_HINT = (
     "Ozon withholds the reviews API from this seller: it needs the «Управление отзывами» (review "
     "management) or Premium Pro subscription. Subscribe in the seller cabinet, or disable "
     "streams.reviews for this account"
+)
+_CHAT_SUBSCRIPTION_HINT = (
+    "Ozon withholds seller-to-buyer chat from this seller: starting a chat and sending messages "
+    "need the Premium Plus or Premium Pro subscription. Subscribe in the seller cabinet, or stop "
+    "proposing chat messages for this account"
 )
 
 
@@ -251,6 +267,69 @@ class OzonClient:
                 return out
             offset += len(actions)
 
+    # -- chats (Premium Plus/Pro) ------------------------------------------------------------
+
+    async def start_chat(self, posting_number: str) -> str:
+        """The `chat_id` of a posting's chat, opening it if there is none yet.
+
+        The spec does not say what a second start for the same posting returns. A chat belongs to
+        one posting, so it is read as returning the existing chat and creating nothing
+        (UNCONFIRMED; the emulator does so). Sent once all the same: it may create a chat.
+        A refusal (FBO, window closed, unknown posting) raises FatalApiError.
+        """
+        body = await self._subscribed(CHAT_START, {"posting_number": posting_number},
+                                      _CHAT_SUBSCRIPTION_HINT, idempotent=False)
+        result = body.get("result") if isinstance(body, dict) else None
+        chat_id = result.get("chat_id") if isinstance(result, dict) else None
+        if not isinstance(chat_id, str) or not chat_id.strip():
+            raise FatalApiError("response has no 'result.chat_id'", marketplace=MARKETPLACE,
+                                endpoint=f"POST {CHAT_START}")
+        return chat_id
+
+    async def send_chat_message(self, chat_id: str, text: str) -> None:
+        """Send plain `text` (1..1000 characters) into a chat; Ozon answers `{"result": "success"}`.
+
+        Sent once. A 200 without "success" raises RetriableApiError, not a refusal: the message
+        may be there, and only reading the chat (the outbox's `find_done`) can tell.
+        """
+        body = await self._subscribed(CHAT_SEND, {"chat_id": chat_id, "text": text},
+                                      _CHAT_SUBSCRIPTION_HINT, idempotent=False)
+        if not isinstance(body, dict) or body.get("result") != "success":
+            raise RetriableApiError("answer is not {\"result\": \"success\"}; the message may have been "
+                                    "sent", marketplace=MARKETPLACE, endpoint=f"POST {CHAT_SEND}")
+
+    async def chat_history(self, chat_id: str) -> list[dict[str, Any]]:
+        """Every message of a chat, newest first (`direction: Backward`, Ozon's default).
+
+        Paged by `from_message_id` = the smallest id seen. Whether Ozon repeats that message on
+        the next page is undocumented, so repeats are dropped; a page with nothing new while
+        `has_next` is true raises rather than loop. A message without a usable `message_id`
+        raises too: skipping it could hide the very message a caller is looking for.
+        """
+        endpoint = f"POST {CHAT_HISTORY}"
+        body: dict[str, Any] = {"chat_id": chat_id, "direction": "Backward", "limit": CHAT_HISTORY_PAGE}
+        seen: set[int] = set()
+        out: list[dict[str, Any]] = []
+        while True:
+            answer = await self.http.request_json("POST", "api", CHAT_HISTORY, json=body)
+            fresh = []
+            for message in _list_field(answer, "messages", endpoint):
+                message_id = _message_id(message)
+                if message_id is None:
+                    raise FatalApiError("a message has no usable 'message_id'", marketplace=MARKETPLACE,
+                                        endpoint=endpoint)
+                if message_id not in seen:
+                    seen.add(message_id)
+                    fresh.append(message_id)
+                    out.append(message)
+            if not _has_next(answer):
+                return out
+            if not fresh:
+                raise FatalApiError("has_next is true but the page brought no new message; stopping "
+                                    "rather than loop", marketplace=MARKETPLACE, endpoint=endpoint)
+            # A string: uint64 ids pass 2**53, and Ozon's gateway reads 64-bit ints from strings.
+            body["from_message_id"] = str(min(fresh))
+
     async def _attach_comments(self, reviews: list[Any]) -> None:
         wanted = [r for r in reviews if isinstance(r, dict) and _has_comments(r)]
         if not wanted:
@@ -274,13 +353,18 @@ class OzonClient:
                 raise result
 
     async def _review_call(self, path: str, body: dict[str, Any], *, idempotent: bool = True) -> Any:
+        return await self._subscribed(path, body, _SUBSCRIPTION_HINT, idempotent=idempotent)
+
+    async def _subscribed(self, path: str, body: dict[str, Any], hint: str, *, idempotent: bool = True) -> Any:
+        """A call to a method behind a paid subscription: Ozon's 403 for a missing one becomes
+        StreamUnavailable (with `hint`), unless it says the key itself is at fault (AuthError)."""
         try:
             return await self.http.request_json("POST", "api", path, json=body, idempotent=idempotent)
         except AuthError as exc:
             if exc.status != 403 or _KEY_PROBLEM.search(exc.platform_message):
                 raise
             raise StreamUnavailable(
-                _SUBSCRIPTION_HINT, marketplace=exc.marketplace, endpoint=exc.endpoint,
+                hint, marketplace=exc.marketplace, endpoint=exc.endpoint,
                 status=exc.status, platform_message=exc.platform_message, request_id=exc.request_id,
             ) from exc
 
@@ -299,6 +383,14 @@ def _has_comments(review: dict[str, Any]) -> bool:
     amount = review.get("comments_amount")
     has_id = isinstance(review.get("id"), str | int) and review.get("id") not in ("", None)
     return has_id and isinstance(amount, int) and not isinstance(amount, bool) and amount > 0
+
+
+def _message_id(message: Any) -> int | None:
+    """A chat message's id as an int: uint64, sent as a number or a digit string (ozon.md §6)."""
+    value = message.get("message_id") if isinstance(message, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value >= 0 else None
+    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else None
 
 
 def _has_next(body: Any) -> bool:

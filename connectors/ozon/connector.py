@@ -1,4 +1,5 @@
-"""The Ozon connector: FBS/rFBS postings, FBO postings and reviews over one Seller API host."""
+"""The Ozon connector: FBS/rFBS postings, FBO postings and reviews over one Seller API host, and
+writes (review replies, promo codes, buyer chat messages)."""
 
 from __future__ import annotations
 
@@ -101,6 +102,16 @@ class OzonConnector(Connector):
 
       The title always ends with ` [ls:<12 hex of sha256(key)>]`: `find_done` searches
       `/v1/seller-actions/list` for that mark and answers ALREADY_DONE with the action's id.
+    - `send_chat_message` (Premium Plus/Pro): `target` = the posting number, `text` = the message
+      (plain text, 1..1000 characters, checked by Ozon); no params. `/v1/chat/start` with the
+      posting number gives the `chat_id`, then `/v1/chat/send/message`; `platform_ref` is the
+      `chat_id`. Ozon's refusals (FBO posting, window closed, bad text) are REJECTED; a missing
+      subscription raises StreamUnavailable. `find_done`: `/v1/chat/start` again, read as
+      returning the posting's existing chat and creating nothing new (UNCONFIRMED; at worst it
+      opens the chat `perform` would open anyway), then every page of `/v3/chat/history`: a
+      `seller` message whose joined `data` equals the text (both stripped) → ALREADY_DONE. The
+      key cannot ride along (the buyer reads every character), so the same text to the same
+      posting counts as one message. A refused start → None: nothing can have been sent.
     """
 
     name: ClassVar[str] = "ozon"
@@ -170,6 +181,10 @@ class OzonConnector(Connector):
             except ValueError as exc:
                 return WriteResult(WriteStatus.REJECTED, detail=str(exc))
             return await _refusals(self.client.create_voucher(body))
+        if request.kind == "send_chat_message":
+            if not (request.text or "").strip():
+                return WriteResult(WriteStatus.REJECTED, detail="the message has no text")
+            return await _refusals(self._chat_message(request.target, request.text or ""))
         return await super().perform(request)
 
     async def find_done(self, request: WriteRequest) -> WriteResult | None:
@@ -193,7 +208,32 @@ class OzonConnector(Connector):
                 return WriteResult(WriteStatus.ALREADY_DONE, platform_ref=str(found[0].get("id", "")) or None,
                                    detail="a promotion with this action's mark exists")
             return None
+        if request.kind == "send_chat_message":
+            return await self._find_chat_message(request)
         return await super().find_done(request)
+
+    async def _chat_message(self, posting_number: str, text: str) -> str:
+        chat_id = await self.client.start_chat(posting_number)
+        await self.client.send_chat_message(chat_id, text)
+        return chat_id
+
+    async def _find_chat_message(self, request: WriteRequest) -> WriteResult | None:
+        text = (request.text or "").strip()
+        if not text:
+            return None
+        try:
+            chat_id = await self.client.start_chat(request.target)
+        except (AuthError, StreamUnavailable):
+            raise
+        except FatalApiError as exc:
+            if exc.status is not None and 400 <= exc.status < 500:
+                return None  # no chat may be opened: none was, so nothing was sent; perform rejects
+            raise
+        for message in await self.client.chat_history(chat_id):
+            if _seller_wrote(message, text):
+                return WriteResult(WriteStatus.ALREADY_DONE, platform_ref=chat_id,
+                                   detail="the chat already has this message from the seller")
+        return None
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -208,6 +248,23 @@ async def _refusals(call: Any) -> WriteResult:
     except FatalApiError as exc:
         return WriteResult(WriteStatus.REJECTED, detail=exc.platform_message or str(exc))
     return WriteResult(WriteStatus.DONE, platform_ref=ref)
+
+
+def _seller_wrote(message: Any, text: str) -> bool:
+    """Whether a `/v3/chat/history` item is the seller's message `text` (already stripped).
+
+    `data` is a list of strings; a message is expected as one, but lines or chunks are joined
+    both ways in case Ozon splits it. `user.type` is compared case-blind (the official example
+    writes "Сustomer", with a Cyrillic С).
+    """
+    if not isinstance(message, dict):
+        return False
+    user, data = message.get("user"), message.get("data")
+    if not isinstance(user, dict) or str(user.get("type", "")).lower() != "seller":
+        return False
+    if not isinstance(data, list) or not all(isinstance(part, str) for part in data):
+        return False
+    return text in ("".join(data).strip(), "\n".join(data).strip())
 
 
 def voucher_mark(key: str) -> str:

@@ -6,9 +6,15 @@ per-Client-Id rate limit and the reviews subscription refusal.
 and all runtime state lives on `app.state`: `stats` (`EmulatorStats`), `request_log`
 [(method, path, JSON body, status)], `corrupted` [(path, record id)] for `malformed` faults,
 `comments` [(review id, text)] written through the API, `vouchers` (the seller actions created
-through `/v1/seller-actions/create/voucher`, as `/v1/seller-actions/list` shows them), `writes`
+through `/v1/seller-actions/create/voucher`, as `/v1/seller-actions/list` shows them), `chats`
+({chat_id: {"posting_number", "messages": [items of /v3/chat/history, oldest first]}}), `writes`
 (every write request received, as `connectors.emulation.write_entry` dicts `{"method", "path",
 "body", "status", "applied"}`), `data` (the `Dataset`), `emulator`.
+
+Chats follow the Premium Plus/Pro rules (platform_rules.md): the seller opens one by posting
+number (FBS/rFBS, within 72 h of payment or delivery) and writes while the posting's window or a
+buyer's 48 h reply window is open. Tests find postings with `emulator.chat_eligible()` and let the
+buyer write with `emulator.buyer_message(posting_number, text)`.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from connectors.emulation import Fault, FaultKind, FaultPlan, write_entry
-from connectors.ozon.emulator_data import US, Dataset, generate, iso
+from connectors.ozon.emulator_data import FBO, US, Dataset, generate, iso
 from connectors.ozon.emulator_records import fbo_posting, fbs_posting
 
 __all__ = ["EmulatorConfig", "EmulatorStats", "Fault", "FaultKind", "create_app"]
@@ -41,6 +47,9 @@ _YEAR = 366 * 86_400 * US  # a leap year's span still passes Ozon's "at most one
 _RATE_MESSAGE = "You have reached request rate limit per second"
 _NO_SUBSCRIPTION = ("Метод доступен продавцам с подпиской «Управление отзывами» или Premium Pro "
                     "(reviews API requires a subscription)")
+# The wording of Ozon's refusal is undocumented; 403 PERMISSION_DENIED as for the reviews one.
+_NO_PREMIUM = "Метод доступен продавцам с подпиской Premium Plus или Premium Pro (chat requires Premium)"
+_FIRST_MESSAGE_ID = 3_000_000_000_817_031_942  # the official example's magnitude: above 2**53
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,7 @@ class EmulatorConfig:
     rate_limits: bool = True
     requests_per_second: int = 50  # per Client-Id, across all methods (ozon.md §4.1)
     reviews_subscription: bool = True  # False: review methods answer 403 (ozon.md §3)
+    premium: bool = True  # False: chat start and send answer 403 (Premium Plus/Pro only, §5.5)
     rfbs_share: float = 0.25
     fbo_share: float = 0.3
     currency: str = "RUB"
@@ -162,12 +172,15 @@ class _Emulator:
         self.comments: list[tuple[str, str]] = []
         self.vouchers: list[dict[str, Any]] = []
         self.writes: list[dict[str, Any]] = []
+        self.chats: dict[str, dict[str, Any]] = {}
+        self._message_ids = iter(range(_FIRST_MESSAGE_ID, 2**64))
 
     def now(self) -> int:
         moment = self.config.clock() if self.config.clock else datetime.now(UTC)
         return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * US)
 
-    def route(self, path: str, handler: _Handler, *, reviews: bool = False, write: bool = False) -> Route:
+    def route(self, path: str, handler: _Handler, *, reviews: bool = False, premium: bool = False,
+              write: bool = False) -> Route:
         async def endpoint(request: Request) -> Response:
             raw = await request.body()
             try:
@@ -178,7 +191,7 @@ class _Emulator:
             if write:
                 entry = write_entry(request.method, path, raw)
                 self.writes.append(entry)
-            response = await self._guarded(request, body, handler, reviews, entry)
+            response = await self._guarded(request, body, handler, reviews, premium, entry)
             if entry is not None:
                 entry["status"] = response.status_code
             self.stats.requests[path] += 1
@@ -206,7 +219,7 @@ class _Emulator:
     def _remaining(self, client_id: str) -> int:
         return max(0, self.config.requests_per_second - len(self.windows.get(client_id, ())))
 
-    async def _guarded(self, request: Request, body: Any, handler: _Handler, reviews: bool,
+    async def _guarded(self, request: Request, body: Any, handler: _Handler, reviews: bool, premium: bool,
                        entry: dict[str, Any] | None = None) -> Response:
         client_id, key = request.headers.get("client-id", ""), request.headers.get("api-key", "")
         if not client_id or not key:
@@ -221,6 +234,8 @@ class _Emulator:
             return self._throttled(max(1, math.ceil(wait)))
         if reviews and not cfg.reviews_subscription:
             return _json(*_error(403, 7, _NO_SUBSCRIPTION))
+        if premium and not cfg.premium:
+            return _json(*_error(403, 7, _NO_PREMIUM))
         k = self.faults.pick(request.url.path)
         fault = cfg.faults[k] if k is not None else None
         if fault is not None and fault.kind == "rate_limit":
@@ -438,6 +453,115 @@ class _Emulator:
                 and search.lower() in a["title"].lower()]
         return 200, {"actions": hits[offset: offset + limit], "total": len(hits)}
 
+    # --- chats (Premium Plus/Pro) ---
+    def _posting(self, number: Any, now: int) -> int:
+        if not isinstance(number, str) or not number:
+            raise _bad("posting_number is required")
+        i = self.data.postings.index_of(number)
+        if i is None or self.data.postings.t0[i] > now:
+            raise _Refused(404, 5, "posting not found")
+        return i
+
+    def _chat(self, chat_id: Any) -> dict[str, Any]:
+        if not isinstance(chat_id, str) or not chat_id:
+            raise _bad("chat_id is required")
+        if chat_id not in self.chats:
+            raise _Refused(404, 5, "chat not found")
+        return self.chats[chat_id]
+
+    def _open(self, i: int) -> str:
+        """The posting's chat, created on first use: Ozon keeps one chat per posting."""
+        chat_id = self.data.postings.chat_id(i)
+        self.chats.setdefault(chat_id, {"posting_number": self.data.postings.posting_number(i), "messages": []})
+        return chat_id
+
+    def _add(self, chat_id: str, text: str, user: dict[str, str], at: int) -> None:
+        table = self.data.postings
+        i = table.index_of(self.chats[chat_id]["posting_number"])
+        assert i is not None
+        self.chats[chat_id]["messages"].append({
+            # uint64 by the schema, a string in the official example (ozon.md §6): sent as one.
+            "message_id": str(next(self._message_ids)), "created_at": iso(at), "data": [text],
+            "is_image": False, "is_read": False, "moderate_image_status": "",
+            "context": {"order_number": table.order_number(i), "sku": str(table.lines(i)[0][0].sku)},
+            "user": user,
+        })
+
+    def _buyer_last(self, chat_id: str | None) -> int | None:
+        messages = self.chats[chat_id]["messages"] if chat_id in self.chats else []
+        times = [_time(m["created_at"]) for m in messages if m["user"]["type"] == "customer"]
+        return max((t for t in times if t is not None), default=None)
+
+    def buyer_message(self, posting_number: str, text: str, at: datetime | None = None) -> str:
+        """Let the buyer write (opening the chat if needed, FBO too); return the chat_id."""
+        i = self.data.postings.index_of(posting_number)
+        if i is None:
+            raise KeyError(posting_number)
+        chat_id = self._open(i)
+        customer = str(self.data.postings.customer_id(self.data.postings.buyer[i]))
+        moment = int(at.timestamp() * US) if at is not None else self.now()
+        self._add(chat_id, text, {"id": customer, "type": "customer"}, moment)
+        return chat_id
+
+    def chat_eligible(self, now: datetime | None = None) -> list[str]:
+        """FBS/rFBS postings the seller may open a chat for and write to at `now` (default: the clock)."""
+        at = int(now.timestamp() * US) if now is not None else self.now()
+        table = self.data.postings
+        return [table.posting_number(i) for i in range(len(table))
+                if table.t0[i] <= at and table.chat_start_open(i, at) and table.chat_send_open(i, at, None)]
+
+    async def chat_start(self, body: dict[str, Any], now: int) -> tuple[int, Any]:
+        """`/v1/chat/start`: the posting's existing chat, or a new one where the seller may open it."""
+        table = self.data.postings
+        i = self._posting(body.get("posting_number"), now)
+        chat_id = table.chat_id(i)
+        if chat_id not in self.chats:
+            # The refusals' status and wording are undocumented; FAILED_PRECONDITION is the gRPC
+            # code for "not in this state", which Ozon's gateway answers with 400.
+            if table.scheme[i] == FBO:
+                raise _Refused(400, 9, "only the buyer can start a chat for an FBO posting")
+            if not table.chat_start_open(i, now):
+                raise _Refused(400, 9, "a chat can be started only within 72 hours after payment or delivery")
+            self._open(i)
+        return 200, {"result": {"chat_id": chat_id}}
+
+    async def chat_send(self, body: dict[str, Any], now: int) -> tuple[int, Any]:
+        """`/v1/chat/send/message`: plain text, 1..1000 characters, inside a sending window."""
+        chat_id, text = body.get("chat_id"), body.get("text")
+        chat = self._chat(chat_id)
+        if not isinstance(text, str) or not text.strip() or len(text) > 1000:
+            raise _bad("text must be 1..1000 characters")
+        i = self.data.postings.index_of(chat["posting_number"])
+        assert i is not None
+        if not self.data.postings.chat_send_open(i, now, self._buyer_last(chat_id)):
+            raise _Refused(400, 9, "the seller can write only until 72 hours after delivery, then "
+                                   "within 48 hours of the buyer's last message")
+        self._add(chat_id, text, {"id": self.config.client_id or "seller", "type": "seller"}, now)
+        return 200, {"result": "success"}
+
+    async def chat_history(self, body: dict[str, Any], now: int) -> tuple[int, Any]:
+        """`/v3/chat/history`: `direction` Backward (default, newest first) or Forward from
+        `from_message_id` (exclusive here; Ozon's side is undocumented), `limit` 1..1000 (50)."""
+        chat = self._chat(body.get("chat_id"))
+        direction = body.get("direction", "Backward")
+        if direction not in ("Forward", "Backward"):
+            raise _bad("direction must be Forward or Backward")
+        limit = _limit(body, 1, 1000) if "limit" in body else 50
+        if limit is None:
+            raise _bad("limit must be in [1, 1000]")
+        start = body.get("from_message_id")
+        if start is not None and not (isinstance(start, int) and not isinstance(start, bool)
+                                      or isinstance(start, str) and start.isascii() and start.isdigit()):
+            raise _bad("from_message_id must be a uint64")
+        hits = [m for m in chat["messages"] if (_time(m["created_at"]) or 0) <= now]
+        if direction == "Backward":
+            hits.reverse()
+        if start is not None:
+            after = (lambda m: int(m["message_id"]) > int(start)) if direction == "Forward" else \
+                (lambda m: int(m["message_id"]) < int(start))
+            hits = [m for m in hits if after(m)]
+        return 200, {"messages": hits[:limit], "has_next": len(hits) > limit}
+
 
 def _json(status: int, payload: Any) -> Response:
     return Response(orjson.dumps(payload), status, media_type="application/json")
@@ -454,6 +578,9 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
         emu.route("/v1/review/comment/create", emu.comment_create, reviews=True, write=True),
         emu.route("/v1/seller-actions/create/voucher", emu.voucher_create, write=True),
         emu.route("/v1/seller-actions/list", emu.seller_actions),
+        emu.route("/v1/chat/start", emu.chat_start, premium=True, write=True),
+        emu.route("/v1/chat/send/message", emu.chat_send, premium=True, write=True),
+        emu.route("/v3/chat/history", emu.chat_history),  # base access since 2026 (ozon.md §5.5)
     ])
     app.state.emulator = emu
     app.state.data = emu.data
@@ -463,5 +590,6 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
     app.state.comments = emu.comments
     app.state.vouchers = emu.vouchers
     app.state.writes = emu.writes
+    app.state.chats = emu.chats
     return app
 

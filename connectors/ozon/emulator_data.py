@@ -204,6 +204,41 @@ class PostingTable:
     def final_at(self, i: int) -> int:
         return self.t0[i] + self.end[i]
 
+    def paid_at(self, i: int) -> int:
+        """`in_process_at`: payment. FBS lists by it (t0); FBO by `created_at`, paid seconds later."""
+        return self.t0[i] if self.scheme[i] != FBO else self.t0[i] + (5 + mix(i) % 25) * US
+
+    def delivered_at(self, i: int) -> int | None:
+        """When the buyer got the posting (its final event), None if it is never delivered."""
+        return self.final_at(i) if self.fate[i] == Fate.DELIVERED else None
+
+    # --- chat windows (platform_rules.md, Ozon chat); buyer chats live in the emulator ---
+    def chat_start_open(self, i: int, now: int) -> bool:
+        """Whether the seller may open a chat: FBS/rFBS within 72 h of payment or of delivery."""
+        if self.scheme[i] == FBO:
+            return False  # only the buyer starts an FBO chat
+        paid, delivered = self.paid_at(i), self.delivered_at(i)
+        if delivered is None and now >= self.final_at(i):
+            return False  # cancelled: no chat to open (an assumption, as for sending)
+        return paid <= now <= paid + 3 * DAY or (delivered is not None and delivered <= now <= delivered + 3 * DAY)
+
+    def chat_send_open(self, i: int, now: int, buyer_last: int | None) -> bool:
+        """Whether the seller may write now. FBS/rFBS: from payment until 72 h after delivery (or
+        until a cancellation, an assumption: the rule names no end for those). Any scheme: within
+        48 h of the buyer's last message."""
+        if buyer_last is not None and buyer_last <= now <= buyer_last + 2 * DAY:
+            return True
+        if self.scheme[i] == FBO or now < self.paid_at(i):
+            return False
+        delivered = self.delivered_at(i)
+        if delivered is not None:
+            return now <= delivered + 3 * DAY
+        return now < self.final_at(i)  # cancelled at final_at; until then still on its way
+
+    def chat_id(self, i: int) -> str:
+        """The chat of posting i (one per posting), once someone has opened it."""
+        return _uuid(mix(self._salt ^ (i * 17 + 3)), mix(self._salt + i * 31))
+
     def lines(self, i: int) -> list[tuple[Product, int, Decimal]]:
         """(product, quantity, unit price) of each line; a few lines carry a seller discount."""
         h = mix(self._salt * 7 + i)

@@ -36,7 +36,9 @@ YANDEX_MARKET_CAPABILITIES = Capabilities(
         ),
         ActionKind.SEND_CHAT_MESSAGE: ActionRule(
             channel=Channel.API, text=TextLimits(min_chars=1, max_chars=4096),
-            note="messages 1..4096 characters; no marketing without the buyer's consent",
+            note="POST /v2/businesses/{businessId}/chats/message?chatId= in the order's (or return's) "
+                 "chat, opened with chats/new if there is none; messages 1..4096 characters; "
+                 "no marketing without the buyer's consent",
         ),
         ActionKind.START_CHAT: ActionRule(
             channel=Channel.API,

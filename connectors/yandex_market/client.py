@@ -5,14 +5,16 @@ every order that changed in it. DBS orders that are still active get their buyer
 `GET /v2/campaigns/{campaignId}/orders/{orderId}/buyer`, attached as `_buyer` (id only; names
 and the substitute phone are dropped at once). Reviews: `POST /v2/businesses/{businessId}/
 goods-feedback` by creation time, each commented one with the shop's own comments attached as
-`_comments` from `…/goods-feedback/comments`.
+`_comments` from `…/goods-feedback/comments`. Chats (for `send_chat_message`): `…/chats` lists an
+order's or a return's chat, `…/chats/new` opens one, `…/chats/message` writes to it and
+`…/chats/history` reads it back; buyer names are never kept.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,6 +35,8 @@ from connectors.yandex_market.settings import YandexMarketAccountSettings
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "CHATS_PAGE_LIMIT",
+    "HISTORY_PAGE_LIMIT",
     "ORDERS_MAX_SPAN",
     "REVIEWS_MAX_SPAN",
     "YandexMarketClient",
@@ -51,6 +55,8 @@ REVIEWS_MAX_SPAN = timedelta(days=182)  # dateTimeFrom..dateTimeTo: at most 6 mo
 # every request starts one second early (times have whole seconds), so a record stamped exactly
 # at the window start is never lost; reading it twice is harmless (natural-key upserts).
 _EARLY = timedelta(seconds=1)
+CHATS_PAGE_LIMIT = 20  # getChats: "do not pass a limit above 20"
+HISTORY_PAGE_LIMIT = 100  # getChatHistory: PageLimit100
 
 
 def describe_ym_error(response: httpx.Response) -> PlatformErrorInfo:
@@ -179,15 +185,77 @@ class YandexMarketClient:
             raise FatalApiError("response has no 'result.id'", marketplace=MARKETPLACE, endpoint=f"POST {path}")
         return str(comment_id)
 
+    # -- chats -----------------------------------------------------------------------------------
+    # A chat's context is the order (ORDER, id = orderId) or, when `return_id` is given, one of its
+    # returns (RETURN, id = returnId). The deprecated `orderId` fields (off on 2026-10-19) are not
+    # sent; `context` / `contexts` replace them.
+
+    async def order_chats(self, order_id: int, *, return_id: int | None = None) -> list[dict[str, Any]]:
+        """The order's (or return's) buyer chats, not disputes: `{chatId, type, status, context}`.
+
+        Chats whose context is not the one asked for are dropped, so a filter Market ignored can
+        never send a message to another buyer. The buyer's name and public id are not kept.
+        """
+        path = f"/v2/businesses/{self.settings.business_id}/chats"
+        context = _chat_context(order_id, return_id)
+        chats: list[dict[str, Any]] = []
+        body = {"contexts": [context], "types": ["CHAT"]}
+        async for data in self._pages(path, body, CHATS_PAGE_LIMIT, "result"):
+            for chat in _list_field(data, "chats", path):
+                chat_id = _positive_id(chat.get("chatId") if isinstance(chat, dict) else None, path)
+                ctx = chat.get("context")
+                ctx = ctx if isinstance(ctx, dict) else {}
+                if chat.get("type") == "CHAT" and _same_context(chat, ctx, context):
+                    chats.append({"chatId": chat_id, "type": chat["type"], "status": chat.get("status"),
+                                  "context": {k: ctx.get(k) for k in ("type", "orderId", "returnId")}})
+        return chats
+
+    async def create_chat(self, order_id: int, *, return_id: int | None = None) -> int:
+        """Open the seller's chat about an order (or a return); Market answers with an earlier
+        one of the same context if there is one. Returns its `chatId`. Sent once, as every write.
+        """
+        path = f"/v2/businesses/{self.settings.business_id}/chats/new"
+        body = await self.http.request_json("POST", "api", path, idempotent=False,
+                                            json={"context": _chat_context(order_id, return_id)})
+        result = body.get("result") if isinstance(body, dict) else None
+        return _positive_id(result.get("chatId") if isinstance(result, dict) else None, path)
+
+    async def send_chat_message(self, chat_id: int, text: str) -> None:
+        """Write `text` to the chat. Sent once: a timeout or 5xx raises, as the message may be there.
+
+        The answer is an empty `{"status": "OK"}`: the 2xx itself says the message was sent, so
+        its body is not checked (failing on it would hide a message the buyer has already got).
+        """
+        path = f"/v2/businesses/{self.settings.business_id}/chats/message"
+        await self.http.request_json("POST", "api", path, idempotent=False, empty_body={},
+                                     params={"chatId": chat_id}, json={"message": text})
+
+    async def chat_history(self, chat_id: int) -> list[dict[str, Any]]:
+        """Every message of the chat, page by page: `{messageId, createdAt, sender, message}`
+        (`message` is None for a message of files only; the files are not kept)."""
+        path = f"/v2/businesses/{self.settings.business_id}/chats/history"
+        messages: list[dict[str, Any]] = []
+        async for data in self._pages(path, {}, HISTORY_PAGE_LIMIT, "result", query={"chatId": chat_id}):
+            for message in _list_field(data, "messages", path):
+                if not isinstance(message, dict) or not isinstance(message.get("sender"), str):
+                    raise FatalApiError("a chat message has no 'sender'", marketplace=MARKETPLACE,
+                                        endpoint=f"POST {path}")
+                text = message.get("message")
+                messages.append({"messageId": _positive_id(message.get("messageId"), path),
+                                 "createdAt": message.get("createdAt"), "sender": message["sender"],
+                                 "message": text if isinstance(text, str) else None})
+        return messages
+
     # -- paging ----------------------------------------------------------------------------------
 
     async def _pages(self, path: str, body: dict[str, Any], limit: int,
-                     envelope: str | None) -> AsyncIterator[dict[str, Any]]:
+                     envelope: str | None, query: Mapping[str, Any] | None = None,
+                     ) -> AsyncIterator[dict[str, Any]]:
         """Each page's object (`envelope` unwrapped), following `paging.nextPageToken`."""
         token: str | None = None
         seen: set[str] = set()
         while True:
-            params: dict[str, Any] = {"limit": limit}
+            params: dict[str, Any] = {**(query or {}), "limit": limit}
             if token:
                 params["page_token"] = token
             data = await self.http.request_json("POST", "api", path, params=params, json=body)
@@ -256,3 +324,25 @@ def _list_field(body: dict[str, Any], field: str, path: str) -> list[Any]:
         raise FatalApiError(f"response has no '{field}' list", marketplace=MARKETPLACE,
                             endpoint=f"POST {path}")
     return value
+
+
+def _chat_context(order_id: int, return_id: int | None) -> dict[str, Any]:
+    """`ChatContextDTO`: the order's chat, or the chat of one of its returns."""
+    return {"type": "ORDER", "id": order_id} if return_id is None else {"type": "RETURN", "id": return_id}
+
+
+def _same_context(chat: dict[str, Any], ctx: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether a listed chat is about the asked-for order or return (`GetChatInfoDTO.context`)."""
+    if ctx.get("type") != wanted["type"]:
+        return False
+    if wanted["type"] == "RETURN":
+        return ctx.get("returnId") == wanted["id"]
+    return wanted["id"] in (ctx.get("orderId"), chat.get("orderId"))  # the latter is deprecated
+
+
+def _positive_id(value: Any, path: str) -> int:
+    """A Market int64 id (chatId, messageId); anything else is a broken answer."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise FatalApiError("response has no usable id (chatId or messageId)", marketplace=MARKETPLACE,
+                        endpoint=f"POST {path}")

@@ -19,7 +19,7 @@ from connectors.base import (
     WriteResult,
     WriteStatus,
 )
-from connectors.errors import AuthError, FatalApiError
+from connectors.errors import AuthError, FatalApiError, StreamUnavailable
 from connectors.ratelimit import Rate
 from connectors.yandex_market import mapping
 from connectors.yandex_market.capabilities import YANDEX_MARKET_CAPABILITIES
@@ -64,11 +64,21 @@ STREAMS = {
 class YandexMarketConnector(Connector):
     """Orders of a Yandex Market business (any placement model) and its product reviews.
 
-    Writes: `reply_to_review` only (`target` = the `feedbackId`, digits; `text` = the comment,
-    1..4096 characters, no contacts or outside links; no params), through
-    `POST /v2/businesses/{businessId}/goods-feedback/comments/update` without `comment.id`;
-    `platform_ref` is the new comment's id. `find_done` lists the review's comments and answers
-    ALREADY_DONE with the first one the shop wrote (author type BUSINESS, any status but DELETED).
+    Writes:
+
+    - `reply_to_review` (`target` = the `feedbackId`, digits; `text` = the comment, 1..4096
+      characters, no contacts or outside links; no params), through
+      `POST /v2/businesses/{businessId}/goods-feedback/comments/update` without `comment.id`;
+      `platform_ref` is the new comment's id. `find_done` lists the review's comments and answers
+      ALREADY_DONE with the first one the shop wrote (author type BUSINESS, any status but DELETED).
+    - `send_chat_message` (`target` = the `orderId`, digits; `text` = the message, 1..4096
+      characters; `params["context"]` "ORDER" (default) or "RETURN" with `params["return_id"]`;
+      DIRECT chats are the buyer's to start and are refused). The order's (or return's) chat is
+      looked up with `POST …/chats`, opened with `POST …/chats/new` if there is none, and written
+      to with `POST …/chats/message?chatId=`; `platform_ref` is the `chatId`. `find_done` reads the
+      chat's history (`POST …/chats/history`) and answers ALREADY_DONE if the shop (sender
+      PARTNER) already wrote the same text there, so the same words sent twice on purpose to one
+      order count as one.
     """
 
     name: ClassVar[str] = "yandex_market"
@@ -124,6 +134,8 @@ class YandexMarketConnector(Connector):
                 business_id=config.business_id, base_urls=dict.fromkeys(PRODUCTION_HOSTS, base_url))))
 
     async def perform(self, request: WriteRequest) -> WriteResult:
+        if request.kind == "send_chat_message":
+            return await self._send_chat_message(request)
         if request.kind != "reply_to_review":
             return await super().perform(request)
         if not request.target.isdigit():
@@ -137,6 +149,8 @@ class YandexMarketConnector(Connector):
         return WriteResult(WriteStatus.DONE, platform_ref=ref)
 
     async def find_done(self, request: WriteRequest) -> WriteResult | None:
+        if request.kind == "send_chat_message":
+            return await self._find_chat_message(request)
         if request.kind != "reply_to_review":
             return await super().find_done(request)
         if not request.target.isdigit():
@@ -157,5 +171,69 @@ class YandexMarketConnector(Connector):
                                detail="the feedback already has the shop's comment")
         return None
 
+    async def _send_chat_message(self, request: WriteRequest) -> WriteResult:
+        where = _chat_target(request)
+        if isinstance(where, str):
+            return WriteResult(WriteStatus.REJECTED, detail=where)
+        order_id, return_id = where
+        text = request.text or ""
+        if not text.strip():
+            return WriteResult(WriteStatus.REJECTED, detail="a chat message needs text")
+        try:
+            # createChat would hand back an existing chat too, but it spends the scarcer write budget.
+            chats = await self.client.order_chats(order_id, return_id=return_id)
+            chat_id = chats[0]["chatId"] if chats else await self.client.create_chat(order_id, return_id=return_id)
+            await self.client.send_chat_message(chat_id, text)
+        except (AuthError, StreamUnavailable):
+            raise
+        except FatalApiError as exc:
+            if exc.status is None:  # a broken answer, not a refusal: the outbox checks before resending
+                raise
+            # Market's 4xx: unknown order or return, text length, a chat it will not open
+            return WriteResult(WriteStatus.REJECTED, detail=exc.platform_message or str(exc))
+        return WriteResult(WriteStatus.DONE, platform_ref=str(chat_id))
+
+    async def _find_chat_message(self, request: WriteRequest) -> WriteResult | None:
+        where = _chat_target(request)
+        wanted = (request.text or "").strip()
+        if isinstance(where, str) or not wanted:
+            return None  # perform rejects it without a call
+        order_id, return_id = where
+        try:
+            chats = await self.client.order_chats(order_id, return_id=return_id)
+        except AuthError:
+            raise
+        except FatalApiError as exc:
+            if exc.status in (400, 404):  # no such order or return: nothing was written
+                return None
+            raise
+        for chat in chats:
+            for message in await self.client.chat_history(chat["chatId"]):
+                if message["sender"] == "PARTNER" and (message["message"] or "").strip() == wanted:
+                    return WriteResult(WriteStatus.ALREADY_DONE, platform_ref=str(chat["chatId"]),
+                                       detail="the chat already has this message from the shop")
+        return None
+
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _chat_target(request: WriteRequest) -> tuple[int, int | None] | str:
+    """(orderId, returnId or None) of a `send_chat_message`, or why Market would refuse it."""
+    if not _is_number(request.target):
+        return "a Market orderId is a number"
+    context = request.params.get("context", "ORDER")
+    if context == "ORDER":
+        return int(request.target), None
+    if context == "RETURN":
+        return_id = str(request.params.get("return_id", ""))
+        if not _is_number(return_id):
+            return "a RETURN chat needs params.return_id, a Market return id (a number)"
+        return int(request.target), int(return_id)
+    if context == "DIRECT":
+        return "only the buyer can start a DIRECT chat on Market"
+    return f"unknown chat context {context!r}: ORDER or RETURN"
+
+
+def _is_number(value: str) -> bool:
+    return value.isascii() and value.isdigit()  # str.isdigit alone lets "²" through to int()

@@ -5,7 +5,9 @@ names, page tokens, Api-Key auth, error envelope and both of its limits, each an
 `stats` (`EmulatorStats`), `request_log` [(method, path, query, status)], `corrupted`
 [(path, record id)] for `malformed` faults, `writes` (every write request received, as
 `connectors.emulation.write_entry` dicts `{"method", "path", "body", "status", "applied"}`),
-`data` (the seeded `Dataset`), `emulator`.
+`data` (the seeded `Dataset`), `chats` (`emulator_data.Chats`: chats opened through the API,
+`chats.chats` by chatId; a test adds the buyer's words with `chats.add_message(chat_id, now, text)`),
+`emulator`.
 """
 
 from __future__ import annotations
@@ -37,11 +39,13 @@ __all__ = ["DEFAULT_LIMITS", "EmulatorConfig", "EmulatorStats", "Fault", "FaultK
 #: resource -> requests per hour (yandex_market.md §3-§4; reviews without the Medium subscription).
 DEFAULT_LIMITS: Mapping[str, int] = MappingProxyType({
     "orders": 10_000, "buyer_info": 3_000, "feedbacks": 5_000, "feedback_comments": 5_000,
-    "feedback_comment_update": 1_000,
+    "feedback_comment_update": 1_000, "chats": 10_000, "chat_history": 10_000, "chat_new": 1_000,
+    "chat_message": 1_000,
 })
 HOUR = 3600.0
 FINAL = frozenset({"DELIVERED", "CANCELLED", "RETURNED", "PARTIALLY_RETURNED"})
 COMMENT_MAX = 4096  # GoodsFeedbackCommentText: 1..4096 characters
+CHAT_MESSAGE_MAX = 4096  # SendMessageToChatRequest.message: 1..4096 characters
 # "must not contain the shop's contacts or links to sites other than Market": the emulator's
 # stand-in check refuses any link that is not to market.yandex.ru, and e-mail addresses.
 _FOREIGN_LINK = re.compile(r"(https?://|www\.)(?!market\.yandex\.ru)|[\w.+-]+@[\w-]+\.[\w.]+", re.I)
@@ -66,6 +70,7 @@ class EmulatorConfig:
     parallel_limit: int = 4  # requests in flight per business / per campaign
     latency: float = 0.0  # seconds each answer takes (real time), so that requests overlap
     faults: tuple[Fault, ...] = ()
+    chat_history_page: int = 100  # most messages on one history page (Market's limit); tests lower it
     monotonic: Callable[[], float] = time.monotonic  # the clock of the hourly budgets
 
 
@@ -114,13 +119,21 @@ def _instant(value: object) -> int | None:
     return int(moment.timestamp()) if moment.tzinfo is not None else None
 
 
-def _limit(request: Request, default: int) -> int | None:
+def _limit(request: Request, default: int, most: int = 50, *, truncate: bool = True) -> int | None:
+    """The page size asked for; above `most` it is cut down ("values >50 are truncated"), or
+    refused (None) where the spec only gives a maximum."""
     raw = request.query_params.get("limit")
     try:
         value = int(raw) if raw is not None else default
     except ValueError:
         return None
-    return min(value, 50) if value >= 1 else None  # "values >50 are truncated"
+    if value < 1 or (value > most and not truncate):
+        return None
+    return min(value, most)
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
 def _corrupt(payload: Any) -> Any:
@@ -149,6 +162,7 @@ class _Emulator:
         self.data: Dataset = generate(config.seed, config.orders, config.reviews, config.history_days,
                                       int(born.timestamp()), buyers=config.buyers,
                                       dbs_share=config.dbs_share)
+        self.chats = self.data.chats
         self.faults = FaultPlan(config.faults, config.seed)
         self.stats = EmulatorStats()
         self.request_log: list[tuple[str, str, str, int]] = []
@@ -407,10 +421,111 @@ class _Emulator:
         return 200, {"status": "OK", "result": result}
 
 
+    # --- chats --------------------------------------------------------------------------------
+
+    async def create_chat(self, request: Request, now: int) -> tuple[int, Any]:
+        """`chats/new`: the chat of an order or a return; an existing one is returned as it is."""
+        if not self._business(request):
+            return _error(403, "FORBIDDEN", "Access denied to the business")
+        body = await self._body(request)
+        if body is None:
+            return _error(400, "BAD_REQUEST", "Request body must be a JSON object")
+        context = body.get("context")
+        if context is None and _is_id(body.get("orderId")):
+            context = {"type": "ORDER", "id": body["orderId"]}  # the deprecated form
+        if not isinstance(context, dict) or not _is_id(context.get("id")):
+            return _error(400, "BAD_REQUEST", "context: type and id are required")
+        kind, target = context.get("type"), context["id"]
+        if kind not in ("ORDER", "RETURN"):  # DIRECT included: only a buyer starts one
+            return _error(400, "BAD_REQUEST", "context.type: must be one of ORDER, RETURN")
+        table = self.data.orders
+        if kind == "ORDER":
+            i = table.index_of_id(target)
+            if i is None or table.created[i] > now:
+                return _error(404, "NOT_FOUND", f"Order {target} not found")
+        else:
+            i = table.index_of_return(target, now)
+            if i is None or table.program_of(i) == "DBS":  # return chats: FBY, FBS and Express
+                return _error(404, "NOT_FOUND", f"Return {target} not found")
+        chat = self.chats.find(kind, target) or self.chats.open(i, now, kind)
+        return 200, {"status": "OK", "result": {"chatId": chat["chatId"]}}
+
+    async def list_chats(self, request: Request, now: int) -> tuple[int, Any]:
+        """`chats`: filtered by `orderIds` (deprecated), `contexts`, `contextTypes`, `types`, `statuses`."""
+        if not self._business(request):
+            return _error(403, "FORBIDDEN", "Access denied to the business")
+        body, limit = await self._body(request), _limit(request, 10, 20, truncate=False)
+        at = _offset(request.query_params.get("page_token") or request.query_params.get("pageToken"))
+        if body is None or limit is None or at is None:
+            return _error(400, "BAD_REQUEST", "invalid body, limit (1..20) or page_token")
+        names = ("orderIds", "contexts", "contextTypes", "types", "statuses")
+        filters = {k: body.get(k) for k in names if body.get(k) is not None}
+        if any(not isinstance(v, list) or not v for v in filters.values()):
+            return _error(400, "BAD_REQUEST", "a filter must be a non-empty list")
+        hits = [c for _, c in sorted(self.chats.chats.items()) if _chat_matches(c, filters)]
+        more = at + limit < len(hits)
+        return 200, {"status": "OK", "result": {
+            "chats": [self.chats.info(c) for c in hits[at: at + limit]],
+            "paging": {"nextPageToken": _token(at + limit)} if more else {}}}
+
+    def _chat(self, request: Request) -> dict[str, Any] | tuple[int, Any]:
+        """The chat named by `?chatId=`, or the (status, error) to answer."""
+        if not self._business(request):
+            return _error(403, "FORBIDDEN", "Access denied to the business")
+        raw = request.query_params.get("chatId", "")
+        if not raw.isdigit() or int(raw) < 1:
+            return _error(400, "BAD_REQUEST", "chatId: must be a positive integer")
+        chat = self.chats.chats.get(int(raw))
+        return chat if chat is not None else _error(404, "NOT_FOUND", f"Chat {raw} not found")
+
+    async def send_chat_message(self, request: Request, now: int) -> tuple[int, Any]:
+        chat = self._chat(request)
+        if isinstance(chat, tuple):
+            return chat
+        body = await self._body(request)
+        text = body.get("message") if body else None
+        if not isinstance(text, str):
+            return _error(400, "BAD_REQUEST", "message: must not be null")
+        if not 1 <= len(text) <= CHAT_MESSAGE_MAX:
+            return _error(400, "BAD_REQUEST", f"message: length must be between 1 and {CHAT_MESSAGE_MAX}")
+        self.chats.add_message(chat["chatId"], now, text, sender="PARTNER")
+        return 200, {"status": "OK"}
+
+    async def chat_history(self, request: Request, now: int) -> tuple[int, Any]:
+        """`chats/history`: oldest first, from `messageIdFrom` on, `chat_history_page` at most per page."""
+        chat = self._chat(request)
+        if isinstance(chat, tuple):
+            return chat
+        body, limit = await self._body(request), _limit(request, 50, 100, truncate=False)
+        at = _offset(request.query_params.get("page_token") or request.query_params.get("pageToken"))
+        start = body.get("messageIdFrom") if body else None
+        if body is None or limit is None or at is None or (start is not None and not _is_id(start)):
+            return _error(400, "BAD_REQUEST", "invalid body, limit (1..100) or page_token")
+        messages = [m for m in chat["messages"] if start is None or m["messageId"] >= start]
+        size = min(limit, self.config.chat_history_page)
+        more = at + size < len(messages)
+        return 200, {"status": "OK", "result": {
+            "orderId": chat.get("orderId"), "context": chat["context"], "messages": messages[at: at + size],
+            "paging": {"nextPageToken": _token(at + size)} if more else {}}}
+
+
+def _chat_matches(chat: dict[str, Any], filters: dict[str, list[Any]]) -> bool:
+    ctx = chat["context"]
+    own_id = ctx.get("returnId") if ctx["type"] == "RETURN" else ctx.get("orderId")
+    contexts = filters.get("contexts")
+    return (("orderIds" not in filters or ctx.get("orderId") in filters["orderIds"])
+            and (contexts is None or any(isinstance(c, dict) and c.get("type") == ctx["type"]
+                                         and c.get("id") == own_id for c in contexts))
+            and ("contextTypes" not in filters or ctx["type"] in filters["contextTypes"])
+            and ("types" not in filters or chat["type"] in filters["types"])
+            and ("statuses" not in filters or chat["status"] in filters["statuses"]))
+
+
 def create_app(config: EmulatorConfig | None = None) -> Starlette:
     """Build the emulator app; the dataset is generated here, once."""
     emu = _Emulator(config or EmulatorConfig())
     feedback = "/v2/businesses/{business_id:int}/goods-feedback"
+    chats = "/v2/businesses/{business_id:int}/chats"
     routes = [
         emu.route("/v1/businesses/{business_id:int}/orders", "orders", emu.orders, "POST"),
         emu.route("/v2/campaigns/{campaign_id:int}/orders/{order_id:int}/buyer", "buyer_info",
@@ -419,6 +534,10 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
         emu.route(feedback + "/comments", "feedback_comments", emu.comments, "POST"),
         emu.route(feedback + "/comments/update", "feedback_comment_update", emu.update_comment, "POST",
                   write=True),
+        emu.route(chats, "chats", emu.list_chats, "POST"),
+        emu.route(chats + "/new", "chat_new", emu.create_chat, "POST", write=True),
+        emu.route(chats + "/message", "chat_message", emu.send_chat_message, "POST", write=True),
+        emu.route(chats + "/history", "chat_history", emu.chat_history, "POST"),
     ]
     app = Starlette(routes=routes)
     app.state.emulator = emu
@@ -427,4 +546,5 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
     app.state.request_log = emu.request_log
     app.state.corrupted = emu.corrupted
     app.state.writes = emu.writes
+    app.state.chats = emu.chats
     return app

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "ACTIVE", "CAMPAIGNS", "Buyers", "Dataset", "OrderTable", "ReviewTable", "generate",
+    "ACTIVE", "CAMPAIGNS", "Buyers", "Chats", "Dataset", "OrderTable", "ReviewTable", "generate",
     "market_iso",
 ]
 
@@ -54,6 +54,7 @@ _REVIEWS = {
 }
 _ANSWERS = ("Спасибо за отзыв!", "Благодарим за оценку!", "Жаль, что товар подвёл. Напишите нам в чат заказа.")
 _SHOP = "Мой магазин"
+_RETURN_BASE = 8_100_000  # return ids are this plus the order's row: distinct, and easy to invert
 
 
 def _mix(x: int) -> int:
@@ -248,6 +249,17 @@ class OrderTable:
             return 0
         return sum(back * unit for back, (_, _, unit, _) in zip(self.returned_units(i), self.lines[i], strict=True))
 
+    def return_id(self, i: int) -> int:
+        """The id of the order's return (it exists once the order is RETURNED or PARTIALLY_RETURNED)."""
+        return _RETURN_BASE + i
+
+    def index_of_return(self, return_id: int, now: int) -> int | None:
+        """The order of a return visible at `now`, or None."""
+        i = return_id - _RETURN_BASE
+        if not 0 <= i < self.visible_end(now):
+            return None
+        return i if self.state(i, now).status in ("RETURNED", "PARTIALLY_RETURNED") else None
+
     def record(self, i: int, now: int) -> dict[str, Any]:
         """`BusinessOrderDTO` as seen at `now`."""
         step, program = self.state(i, now), self.program_of(i)
@@ -414,6 +426,58 @@ class ReviewTable:
         }
 
 
+class Chats:
+    """Chats with buyers, made at run time (none is seeded): `chats` maps chatId to a dict of
+    `GetChatInfoDTO` fields plus `messages`, a list of `ChatMessageDTO`s, oldest first."""
+
+    def __init__(self, buyers: Buyers, orders: OrderTable):
+        self.buyers, self.orders = buyers, orders
+        self.chats: dict[int, dict[str, Any]] = {}
+        self._next_chat, self._next_message = 7_700_001, 9_900_001
+
+    def find(self, context_type: str, context_id: int) -> dict[str, Any] | None:
+        """The buyer chat (not a dispute) of an order or a return, if one was opened."""
+        key = "returnId" if context_type == "RETURN" else "orderId"
+        return next((c for c in self.chats.values() if c["type"] == "CHAT"
+                     and c["context"]["type"] == context_type and c["context"].get(key) == context_id), None)
+
+    def open(self, i: int, now: int, context_type: str = "ORDER") -> dict[str, Any]:
+        """A new chat about order row `i` (its return for RETURN; a buyer's own chat for DIRECT)."""
+        b = self.orders.buyer[i]
+        last, first, _ = self.buyers.name(b)
+        # ChatFullContextDTO: the buyer's public name and id always; order and campaign for ORDER
+        # and RETURN chats, the return id for RETURN ones (a DIRECT chat is about a product).
+        context: dict[str, Any] = {"type": context_type, "customer": {
+            "name": f"{first} {last[0]}.", "publicId": self.buyers.buyer_id(b)[:12].lower()}}
+        chat: dict[str, Any] = {"chatId": self._next_chat, "context": context, "type": "CHAT",
+                                "status": "NEW", "createdAt": market_iso(now),
+                                "updatedAt": market_iso(now), "messages": []}
+        if context_type != "DIRECT":
+            context.update(campaignId=self.orders.campaign_of(i), orderId=self.orders.ids[i])
+            chat["orderId"] = self.orders.ids[i]  # the deprecated top-level copy
+        if context_type == "RETURN":
+            context["returnId"] = self.orders.return_id(i)
+        self._next_chat += 1
+        self.chats[chat["chatId"]] = chat
+        return chat
+
+    def add_message(self, chat_id: int, now: int, text: str, sender: str = "CUSTOMER") -> dict[str, Any]:
+        """Append a message (tests use it for the buyer's words) and move the chat's status on."""
+        chat = self.chats[chat_id]
+        message = {"messageId": self._next_message, "createdAt": market_iso(now), "sender": sender,
+                   "message": text}
+        self._next_message += 1
+        chat["messages"].append(message)
+        chat["updatedAt"] = message["createdAt"]
+        chat["status"] = "WAITING_FOR_CUSTOMER" if sender == "PARTNER" else "WAITING_FOR_PARTNER"
+        return message
+
+    @staticmethod
+    def info(chat: dict[str, Any]) -> dict[str, Any]:
+        """`GetChatInfoDTO`."""
+        return {k: v for k, v in chat.items() if k != "messages"}
+
+
 @dataclass(frozen=True)
 class Dataset:
     """The emulator's whole seeded world."""
@@ -421,6 +485,7 @@ class Dataset:
     buyers: Buyers
     orders: OrderTable
     reviews: ReviewTable
+    chats: Chats
 
 
 def generate(seed: int, orders: int, reviews: int, history_days: int, now: int, *,
@@ -429,4 +494,4 @@ def generate(seed: int, orders: int, reviews: int, history_days: int, now: int, 
     start, span = now - history_days * DAY, history_days * DAY
     people = Buyers(seed, buyers or max(4, orders // 4))
     table = OrderTable(seed, people, orders, start, span, dbs_share)
-    return Dataset(people, table, ReviewTable(seed, table, reviews, start, span))
+    return Dataset(people, table, ReviewTable(seed, table, reviews, start, span), Chats(people, table))

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import urllib.request
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -25,6 +24,7 @@ from types import MappingProxyType
 
 import httpx
 
+from connectors.http import NetworkTransport
 from connectors.ratelimit import EndpointGroup, Rate
 
 __all__ = [
@@ -49,12 +49,17 @@ RETRY_HINT_HEADER = "X-Loyalsync-Retry-In"  # set by this transport only; never 
 # burst is allowed; 10 % of the hour lets an ordinary run go unpaced while a backfill settles at
 # the hourly rate and leaves the rest of the budget to the seller's other tools (e.g. an ERP
 # that must confirm orders in time). Writing a comment (`comments/update`) has its own 1,000/h.
+# Chats: createChat and sendMessageToChat have 1,000/h each, getChats and getChatHistory 10,000/h
+# each (spec `x-resource-limit-config`). One `chats` bucket at the lowest of them paces all four:
+# a message costs two to four calls, so it still allows some 250 messages an hour, and it can
+# never overspend any of Market's per-method budgets (their `Remaining` only ever lowers it).
 RATES: Mapping[str, Rate] = MappingProxyType({
     "orders": Rate(10_000, 3600.0, 1_000),
     "buyer_info": Rate(3_000, 3600.0, 300),
     "feedback_comment_update": Rate(1_000, 3600.0, 100),
     "feedback_comments": Rate(5_000, 3600.0, 500),
     "feedbacks": Rate(5_000, 3600.0, 500),
+    "chats": Rate(1_000, 3600.0, 100),
 })
 
 
@@ -67,6 +72,8 @@ def endpoint_groups(business_id: int) -> tuple[EndpointGroup, ...]:
         "feedback_comment_update": (f"{business}/comments/update",),
         "feedback_comments": (f"{business}/comments",),
         "feedbacks": (business,),
+        # chats, chats/new, chats/message, chats/history (and nothing else starts with it)
+        "chats": (f"/v2/businesses/{business_id}/chats",),
     }
     return tuple(EndpointGroup(name, RATES[name], host="api", path_prefixes=prefixes[name])
                  for name in RATES)
@@ -128,7 +135,7 @@ class ParallelLimitTransport(httpx.AsyncBaseTransport):
     def __init__(self, inner: httpx.AsyncBaseTransport | None = None, *, limit: int = PARALLEL_LIMIT):
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
-        self._inner = inner if inner is not None else _EnvironmentTransport()
+        self._inner = inner if inner is not None else NetworkTransport()
         self._slots = asyncio.Semaphore(limit)
         self.limit = limit
         self.in_flight = 0
@@ -159,29 +166,3 @@ class ParallelLimitTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._inner.aclose()
-
-
-
-class _EnvironmentTransport(httpx.AsyncBaseTransport):
-    """The network transport httpx would pick by itself: HTTP(S)_PROXY/NO_PROXY honoured.
-
-    (An `httpx.AsyncClient` given an explicit transport ignores the proxy environment, and a
-    seller's container may only reach Market through a proxy.)
-    """
-
-    def __init__(self) -> None:
-        self._direct = httpx.AsyncHTTPTransport()
-        self._proxied: dict[str, httpx.AsyncHTTPTransport] = {}
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        proxies = urllib.request.getproxies()
-        proxy = proxies.get(request.url.scheme) or proxies.get("all")
-        if not proxy or urllib.request.proxy_bypass(request.url.host):
-            return await self._direct.handle_async_request(request)
-        if proxy not in self._proxied:
-            self._proxied[proxy] = httpx.AsyncHTTPTransport(proxy=proxy)
-        return await self._proxied[proxy].handle_async_request(request)
-
-    async def aclose(self) -> None:
-        for transport in (self._direct, *self._proxied.values()):
-            await transport.aclose()

@@ -215,9 +215,10 @@ async def test_a_lost_voucher_answer_raises_after_one_write_and_is_found() -> No
     assert found is not None and found.platform_ref == str(app.state.vouchers[0]["id"])
 
 
-async def test_chat_messages_are_not_supported() -> None:
+async def test_a_kind_the_connector_does_not_write_is_refused_before_any_call() -> None:
     time = FakeTime()
     app = make(time)
     async with connector(app, time) as ozon:
         with pytest.raises(WriteNotSupported):
-            await ozon.perform(WriteRequest(kind="send_chat_message", key="k", target="posting", text="hi"))
+            await ozon.perform(WriteRequest(kind="ops_task", key="k", target="posting", text="hi"))
+    assert app.state.writes == []

@@ -287,13 +287,13 @@ def test_the_420_hint_is_until_minus_date_and_only_when_the_budget_is_spent():
 
 
 async def test_the_proxy_environment_is_honoured_as_httpx_would(monkeypatch):
-    from connectors.yandex_market.limits import _EnvironmentTransport
+    from connectors.http import NetworkTransport
 
     for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy",
                  "NO_PROXY", "no_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # nothing listens there: refused at once
-    transport = _EnvironmentTransport()
+    transport = NetworkTransport()
     with pytest.raises(httpx.ConnectError):
         await transport.handle_async_request(httpx.Request("GET", "https://api.partner.market.yandex.ru/v2/campaigns"))
     await transport.aclose()
