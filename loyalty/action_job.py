@@ -1,4 +1,4 @@
-"""One round of actions: plan (replies, review incentives), gate and store, then send (live mode).
+"""One round of actions: plan (replies, chat notices, promo codes, incentives), gate, store, send (live).
 
 Used by the daemon's `actions` job, `loyalsync demo` and `loyalsync actions --plan`. Planning and
 gating read and write the store only; sending goes through each account's long-lived connector.
@@ -31,6 +31,10 @@ def plan_actions(store: Any, settings: ActionSettings, capabilities: Mapping[str
                  now: datetime) -> list[Action]:
     """Everything the program would like to do now; the gate decides what of it may happen."""
     actions: list[Action] = list(propose_replies(store, settings.replies, now))
+    if settings.chat.points_notice:
+        from loyalty.chat import propose_points_notices
+
+        actions += propose_points_notices(store, settings.chat, settings.replies.store_name, now)
     if settings.promo.enabled:
         from loyalty.promo import propose_promo_codes
 

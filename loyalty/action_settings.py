@@ -1,4 +1,4 @@
-"""`[actions]` in `config/loyalsync.toml`: approvals, reply templates, promo codes, review incentives.
+"""`[actions]` in `config/loyalsync.toml`: approvals, reply templates, chat notices, promo codes, review incentives.
 
 Whether anything is sent at all is `[daemon].mode` ("dry-run" by default). Validated at load like the
 rest of the config: a template naming a variable other than {product}, {brand}, {store} (e.g. the
@@ -20,6 +20,7 @@ __all__ = [
     "TEMPLATE_VARIABLES",
     "ActionSettings",
     "Approval",
+    "ChatSettings",
     "PromoSettings",
     "ReplySettings",
     "ReplyTemplate",
@@ -29,7 +30,22 @@ __all__ = [
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
 DAY = timedelta(days=1)
 TEMPLATE_VARIABLES = ("product", "brand", "store")
+CHAT_VARIABLES = ("order", "points", "balance", "store")
 Approval = Literal["auto", "manual"]
+
+
+def _template(text: str, allowed: tuple[str, ...], what: str) -> str:
+    """`text` if it names only `allowed` {variables}; the ValueError says which one is not."""
+    try:
+        names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
+    except ValueError as exc:
+        raise ValueError(f"template is not valid: {exc} (write a literal brace as {{{{ or }}}})") from None
+    unknown = sorted({n for n in names if n not in allowed})
+    if unknown:
+        raise ValueError(f"unknown variable {{{unknown[0]}}}: {what} may use only "
+                         f"{', '.join('{' + v + '}' for v in allowed)} "
+                         "(never the buyer's name or other personal data)")
+    return text
 
 
 class ReplyTemplate(BaseModel):
@@ -56,16 +72,7 @@ class ReplyTemplate(BaseModel):
     @field_validator("text")
     @classmethod
     def _known_variables(cls, text: str) -> str:
-        try:
-            names = [name for _, name, _, _ in string.Formatter().parse(text) if name is not None]
-        except ValueError as exc:
-            raise ValueError(f"template is not valid: {exc} (write a literal brace as {{{{ or }}}})") from None
-        unknown = sorted({n for n in names if n not in TEMPLATE_VARIABLES})
-        if unknown:
-            raise ValueError(f"unknown variable {{{unknown[0]}}}: a reply may use only "
-                             f"{', '.join('{' + v + '}' for v in TEMPLATE_VARIABLES)} "
-                             "(never the buyer's name or other personal data)")
-        return text
+        return _template(text, TEMPLATE_VARIABLES, "a reply")
 
 
 _DEFAULT_TEMPLATES = (
@@ -124,6 +131,29 @@ class ReviewIncentiveSettings(BaseModel):
     budget: Decimal = Field(default=Decimal(10000), gt=0, description="roubles per window, all SKUs")
 
 
+class ChatSettings(BaseModel):
+    """Service messages in an order's chat on the platform, where the seller may write (the gate decides).
+
+    `points_notice`: once an order's points are credited (the loyalty job, after the settle delay),
+    tell the buyer in that order's chat. Only orders created within `within` are told, so the first
+    run after a year of history does not write to every past buyer; the default is Ozon's 72 h window
+    for the seller to open a chat after payment.
+    """
+
+    model_config = _FROZEN
+
+    points_notice: bool = True
+    within: timedelta = 3 * DAY
+    points_text: str = Field(
+        default="Спасибо за заказ {order}! За него начислено {points} баллов программы лояльности "
+                "магазина «{store}»; всего на вашем счёте {balance}.", min_length=1)
+
+    @field_validator("points_text")
+    @classmethod
+    def _known_variables(cls, text: str) -> str:
+        return _template(text, CHAT_VARIABLES, "a chat message")
+
+
 class ActionSettings(BaseModel):
     """Everything about actions except whether they are sent (`[daemon].mode`)."""
 
@@ -140,6 +170,7 @@ class ActionSettings(BaseModel):
     replies: ReplySettings = Field(default_factory=ReplySettings)
     promo: PromoSettings = Field(default_factory=PromoSettings)
     review_incentives: ReviewIncentiveSettings = Field(default_factory=ReviewIncentiveSettings)
+    chat: ChatSettings = Field(default_factory=ChatSettings)
 
     @model_validator(mode="after")
     def _ops_tasks_need_no_approval(self) -> ActionSettings:
