@@ -23,8 +23,10 @@ Rule, in order:
 Windows and keys: sales are counted over the last complete window on a fixed grid (`review_window`),
 so every plan made during the next `window` sees the same window and gives its tasks the same keys
 (marketplace, account, sku, window start date): re-planning proposes nothing new to the outbox. The
-budget is per call: if the counts change inside a window (a review arrives, a late order is synced)
-a re-plan may rank a different SKU into the budget; the gate's monthly budget caps the total.
+budget is per window: tasks of this window already in the outbox (open or done; a rejected one frees
+its share, and its SKU is not proposed again) count against it, so when the counts change inside a
+window (a review arrives, a late order is synced) a re-plan may add another SKU only with what the
+budget has left.
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from connectors.capabilities import ActionKind, Capabilities, Channel
 from loyalty.action_settings import ReviewIncentiveSettings
-from loyalty.actions import Action, Kind, Purpose
+from loyalty.actions import Action, ActionStatus, Kind, Purpose
+from loyalty.outbox import ACTIONS
 from loyalty.sku_stats import SkuStats, sku_stats
 
 __all__ = [
@@ -179,12 +183,17 @@ def review_cost(settings: ReviewIncentiveSettings) -> Decimal:
 
 
 def plan_review_incentives(stats: Sequence[SkuStats], capabilities_by_marketplace: Mapping[str, Capabilities],
-                           settings: ReviewIncentiveSettings, now: datetime) -> list[Action]:
+                           settings: ReviewIncentiveSettings, now: datetime,
+                           committed: Mapping[str, Decimal] | None = None) -> list[Action]:
     """Ops tasks enrolling the best candidate SKUs in their platform's review-points program.
 
     Pure: reads only its arguments. `stats` should cover `review_window(now, settings.window)`
-    (`propose_review_incentives` does that). Tasks come in rank order; see the module docstring.
+    (`propose_review_incentives` does that). `committed` is this window's tasks already in the
+    outbox, key -> cost (0 for a rejected one): they use up budget and are not planned again. Tasks
+    come in rank order;
+    see the module docstring.
     """
+    committed = committed or {}
     if not settings.enabled:
         return []
     since, _ = review_window(now, settings.window)
@@ -198,12 +207,15 @@ def plan_review_incentives(stats: Sequence[SkuStats], capabilities_by_marketplac
             offered.append(s)
     offered.sort(key=lambda s: (s.reviews, -s.orders, s.sku, s.marketplace, s.account))
     actions: list[Action] = []
-    spent = Decimal(0)
+    spent = sum(committed.values(), Decimal(0))
     for s in offered:
+        task = _enrol_task(s, capabilities_by_marketplace[s.marketplace], settings, cost, since, now)
+        if task.key in committed:
+            continue  # already proposed in this window: its cost is in `spent`
         if spent + cost > settings.budget:
             continue  # same cost for every SKU today, but a cheaper one would still be tried
         spent += cost
-        actions.append(_enrol_task(s, capabilities_by_marketplace[s.marketplace], settings, cost, since, now))
+        actions.append(task)
     return actions
 
 
@@ -213,7 +225,19 @@ def propose_review_incentives(engine: Engine, capabilities_by_marketplace: Mappi
     if not settings.enabled:
         return []
     since, until = review_window(now, settings.window)
-    return plan_review_incentives(sku_stats(engine, since, until), capabilities_by_marketplace, settings, now)
+    return plan_review_incentives(sku_stats(engine, since, until), capabilities_by_marketplace, settings, now,
+                                  committed=_committed(engine, since))
+
+
+def _committed(engine: Engine, since: datetime) -> dict[str, Decimal]:
+    """This window's review-points tasks in the outbox, key -> cost; a rejected one costs nothing
+    (a person said no: its share of the budget is free, and its SKU is not proposed again)."""
+    c = ACTIONS.c
+    stmt = select(c.key, c.cost, c.status).where(c.kind == Kind.OPS_TASK.value, c.key.like("review-points:%"))
+    suffix = f":{since.date().isoformat()}"
+    with engine.connect() as conn:
+        return {key: Decimal(0) if status == ActionStatus.REJECTED.value else Decimal(cost)
+                for key, cost, status in conn.execute(stmt) if key.endswith(suffix)}
 
 
 def _enrol_task(s: SkuStats, caps: Capabilities, settings: ReviewIncentiveSettings, cost: Decimal,

@@ -262,3 +262,42 @@ def test_loyalty_discount_task():
 def test_loyalty_discount_task_refuses_what_the_platform_does_not_offer(mp, percent, total):
     with pytest.raises(ValueError):
         loyalty_discount_task(mp, "main", percent, total, NOW)
+
+
+# -- the budget is per window, across plans ----------------------------------------------------------
+
+def test_tasks_already_in_the_outbox_use_up_the_windows_budget():
+    stats = [stat(f"s{k}", 100 - k, 0) for k in range(6)]
+    first = plan_review_incentives(stats, CAPS, SETTINGS, NOW)
+    committed = {a.key: a.cost for a in first}
+    assert plan_review_incentives(stats, CAPS, SETTINGS, NOW, committed=committed) == []
+    # a person rejected one (it costs nothing now): one more SKU fits, the best one not proposed yet
+    committed[first[0].key] = Decimal(0)
+    assert [a.target for a in plan_review_incentives(stats, CAPS, SETTINGS, NOW, committed=committed)] == ["s4"]
+
+
+def test_re_planning_after_the_counts_change_never_exceeds_the_budget(store: Store):
+    from loyalty.action_settings import ActionSettings
+    from loyalty.actions import ActionStatus
+    from loyalty.outbox import action_rows, propose, set_status
+
+    since, _ = review_window(NOW, SETTINGS.window)
+    orders = [order("wildberries", f"{sku}-{i}", since + DAY, (sku, 1)) for sku in "abcdef" for i in range(25)]
+    store.write_page(StreamKey("wildberries", "main", "orders"), PageWrite(orders=orders), now=NOW)
+
+    def plan_and_store() -> list[str]:
+        actions = propose_review_incentives(store.engine, CAPS, SETTINGS, NOW)
+        propose(store, actions, CAPS, ActionSettings(), mode="dry-run", now=NOW)
+        return [a.target for a in actions]
+
+    assert plan_and_store() == ["a", "b", "c", "d"]  # 4 x 2,160 ₽ of 10,000 ₽
+    # "a" gets reviews and drops out of the ranking; its task stays open and keeps its share
+    many = [review("wildberries", f"r{i}", "a", 5, at=since + DAY) for i in range(6)]
+    store.write_page(StreamKey("wildberries", "main", "reviews"), PageWrite(reviews=many), now=NOW)
+    assert plan_and_store() == []
+    tasks = {r["target"]: r for r in action_rows(store) if r["kind"] == "ops_task"}
+    assert sum(Decimal(r["cost"]) for r in tasks.values()) <= SETTINGS.budget
+    # a person rejects "b": its share is free again, and the next best SKU takes it
+    set_status(store, [tasks["b"]["id"]], ActionStatus.REJECTED, allowed_from=(ActionStatus.OPEN,),
+               mode="dry-run", now=NOW)
+    assert plan_and_store() == ["e"]
