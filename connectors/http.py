@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,9 +49,12 @@ __all__ = [
     "DEFAULT_ERROR_MAPPING",
     "ApiClient",
     "ClientStats",
+    "NetworkTransport",
+    "ObservedTransport",
     "PlatformErrorInfo",
     "RedactingFilter",
     "ResponseAction",
+    "ResponseObserver",
     "RetryPolicy",
     "classify",
     "describe_json_error",
@@ -113,6 +117,66 @@ class ClientStats:
     retries: int = 0
     deferred: int = 0
     limiter_wait_seconds: float = 0.0
+
+
+# Told of every answer: the request and its status, or None when no answer came (timeout, reset).
+ResponseObserver = Callable[[httpx.Request, int | None], None]
+
+
+class ObservedTransport(httpx.AsyncBaseTransport):
+    """Wraps a transport and reports every answer's status to `observer` (the metrics hook).
+
+    It travels through the `transport` argument every connector already passes on to its client,
+    so a daemon can count requests without connectors knowing who counts. `inner=None` is the
+    network, with HTTP(S)_PROXY/NO_PROXY honoured as httpx does when given no transport.
+    """
+
+    def __init__(self, inner: httpx.AsyncBaseTransport | None, observer: ResponseObserver):
+        self.inner = inner if inner is not None else NetworkTransport()
+        self.observer = observer
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            response = await self.inner.handle_async_request(request)
+        except httpx.TransportError:
+            self._tell(request, None)
+            raise
+        self._tell(request, response.status_code)
+        return response
+
+    def _tell(self, request: httpx.Request, status: int | None) -> None:
+        try:
+            self.observer(request, status)
+        except Exception:  # noqa: BLE001 - a counting bug must never fail a platform call
+            log.exception("response observer failed")
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+class NetworkTransport(httpx.AsyncBaseTransport):
+    """The transport httpx picks by itself, HTTP(S)_PROXY/NO_PROXY included.
+
+    An `httpx.AsyncClient` given an explicit transport ignores the proxy environment, and a seller's
+    container may only reach the platforms through a proxy: wrappers use this as their network.
+    """
+
+    def __init__(self) -> None:
+        self._direct = httpx.AsyncHTTPTransport()
+        self._proxied: dict[str, httpx.AsyncHTTPTransport] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        proxies = urllib.request.getproxies()
+        proxy = proxies.get(request.url.scheme) or proxies.get("all")
+        if not proxy or urllib.request.proxy_bypass(request.url.host):
+            return await self._direct.handle_async_request(request)
+        if proxy not in self._proxied:
+            self._proxied[proxy] = httpx.AsyncHTTPTransport(proxy=proxy)
+        return await self._proxied[proxy].handle_async_request(request)
+
+    async def aclose(self) -> None:
+        for transport in (self._direct, *self._proxied.values()):
+            await transport.aclose()
 
 
 class ApiClient:

@@ -12,8 +12,10 @@ import httpx
 from sqlalchemy.engine import Engine
 
 from connectors.base import Connector
+from connectors.http import ObservedTransport, ResponseObserver
 from connectors.registry import available_connectors
 from sync.config import AppConfig, MarketplaceAccount
+from sync.logs import log_context
 from sync.runner import RunResult, StreamRunner, utc_now
 from sync.store import Store, connect, migrate
 
@@ -38,6 +40,12 @@ class JobSpec:
     def id(self) -> str:
         return f"{self.account.marketplace}/{self.account.settings.name}/{self.stream}"
 
+    @property
+    def log_fields(self) -> dict[str, str]:
+        """What `sync.logs.log_context` tags this job's log lines with."""
+        return {"marketplace": self.account.marketplace, "account": self.account.settings.name,
+                "stream": self.stream}
+
 
 class App:
     """Builds connectors for the configured accounts and syncs them into the store."""
@@ -50,11 +58,14 @@ class App:
         transports: Mapping[str, httpx.AsyncBaseTransport] | None = None,
         connectors: Mapping[str, type[Connector]] | None = None,
         clock: Callable[[], datetime] = utc_now,
+        request_observer: Callable[[str, str], ResponseObserver] | None = None,
     ):
+        """`request_observer(marketplace, account)` gives the observer of that account's HTTP answers."""
         self.config = config
         self.store = store or open_store(config.settings.database.sqlalchemy_url)
         # Tests and the demo plug emulators in per marketplace, through httpx's transport seam.
         self.transports = dict(transports or {})
+        self.request_observer = request_observer
         self.connector_classes = dict(connectors or available_connectors())
         self.runner = StreamRunner(self.store, clock=clock)
         # One connector (so one HTTP client and one rate budget) per account for the App's life:
@@ -87,8 +98,12 @@ class App:
         key = f"{account.marketplace}/{account.settings.name}"
         if key not in self._connectors:
             cls = self.connector_classes[account.marketplace]
-            self._connectors[key] = cls(account.settings,
-                                        transport=self.transports.get(account.marketplace))
+            transport = self.transports.get(account.marketplace)
+            if self.request_observer is not None:
+                # Through the transport every connector passes on: connectors never know who counts.
+                observer = self.request_observer(account.marketplace, account.settings.name)
+                transport = ObservedTransport(transport, observer)
+            self._connectors[key] = cls(account.settings, transport=transport)
         return self._connectors[key]
 
     async def aclose(self) -> None:
@@ -115,8 +130,9 @@ class App:
 
     async def run_job(self, job: JobSpec,
                       on_page: Callable[[RunResult], None] | None = None) -> RunResult:
-        """Run one stream of one account to completion."""
-        return await self.runner.run(self.connector(job.account), job.stream, on_page=on_page)
+        """Run one stream of one account to completion; its log lines name the account and stream."""
+        with log_context(**job.log_fields):
+            return await self.runner.run(self.connector(job.account), job.stream, on_page=on_page)
 
     async def sync_once(self, jobs: Iterable[JobSpec],
                         on_page: Callable[[JobSpec, RunResult], None] | None = None,

@@ -76,6 +76,52 @@ def check_config_cmd(config: ConfigOpt = None) -> None:
     err.print(f"config OK: {cfg.config_path}, {len(cfg.accounts)} account(s)")
 
 
+@app.command("config-schema")
+def config_schema_cmd(
+    file: Annotated[str, typer.Argument(help="loyalsync (the global file) or a marketplace, e.g. ozon.")] = "loyalsync",
+    output_dir: Annotated[Path | None, typer.Option("--output-dir", "-o", help="Write every schema as "
+                          "<name>.schema.json into this directory instead.")] = None,
+) -> None:
+    """Print the JSON Schema of a config file, for editors that validate TOML (e.g. Taplo)."""
+    import json
+
+    from connectors.registry import available_connectors
+    from sync.config_schema import schema_files
+
+    files = schema_files(available_connectors())
+    if output_dir is None:
+        schema = files.get(f"{file}.schema.json")
+        if schema is None:
+            names = ", ".join(n.removesuffix(".schema.json") for n in files)
+            err.print(f"no config file called {file!r}; choose one of: {names}", markup=False, soft_wrap=True)
+            raise typer.Exit(code=2)
+        sys.stdout.write(json.dumps(schema, ensure_ascii=False, indent=2) + "\n")
+        return
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        for name, schema in files.items():
+            (output_dir / name).write_text(json.dumps(schema, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    except OSError as exc:
+        err.print(f"cannot write to {output_dir}: {exc.strerror or exc}", markup=False)
+        raise typer.Exit(code=2) from None
+    err.print(f"wrote {len(files)} schemas to {output_dir}: {', '.join(files)}", markup=False, soft_wrap=True)
+
+
+@app.command()
+def health(config: ConfigOpt = None) -> None:
+    """Ask the running daemon's /healthz (the container HEALTHCHECK); exit 0 when healthy."""
+    from sync.healthcheck import probe
+
+    cfg = _load(config, None, tokens=False)
+    service = cfg.settings.service
+    if not service.enabled:
+        err.print("the service endpoint is off ([service] enabled = false): nothing to ask")
+        raise typer.Exit(code=2)
+    ok, line = probe(service.host, service.port)
+    err.print(line, markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code=0 if ok else 1)
+
+
 @app.command()
 def demo(
     orders: Annotated[int, typer.Option(help="Orders in the emulator's data set.")] = 2000,
@@ -97,9 +143,11 @@ def demo(
 
 @app.command()
 def run(config: ConfigOpt = None, database_url: DatabaseOpt = None, verbose: VerboseOpt = False) -> None:
-    """Run the daemon: poll every enabled stream on its schedule until SIGTERM/SIGINT."""
-    from sync.app import App
-    from sync.scheduler import Daemon
+    """Run the daemon: poll every enabled stream on its schedule until SIGTERM/SIGINT.
+
+    Serves GET /healthz and GET /metrics on [service] host:port (127.0.0.1:8787) meanwhile.
+    """
+    from sync.service import CannotListen, build_daemon
 
     cfg = _load(config, database_url, verbose)
     if not cfg.accounts:
@@ -108,9 +156,15 @@ def run(config: ConfigOpt = None, database_url: DatabaseOpt = None, verbose: Ver
     store = _open_store(cfg)
 
     async def main() -> None:
-        await Daemon(App(cfg, store=store)).run()
+        daemon, service = build_daemon(cfg, store)
+        await daemon.run(service)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except CannotListen as exc:
+        err.print(f"{exc}; change [service] port in {cfg.config_path} or set LOYALSYNC_SERVICE_PORT",
+                  markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
 
 
 @app.command()
@@ -118,6 +172,7 @@ def sync(
     once: Annotated[bool, typer.Option("--once", help="Run every enabled stream to completion, then exit.")] = False,
     account: Annotated[str | None, typer.Option(help="Only this account (name or platform/name).")] = None,
     stream: Annotated[str | None, typer.Option(help="Only this stream, e.g. orders or reviews.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, only the result lines.")] = False,
     config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
     verbose: VerboseOpt = False,
@@ -137,7 +192,11 @@ def sync(
             if not jobs:
                 err.print("nothing to sync: no enabled account/stream matches")
                 raise typer.Exit(code=2)
-            return await application.sync_once(jobs)
+            if quiet:
+                return await application.sync_once(jobs)
+            from sync.progress import sync_with_progress
+
+            return await sync_with_progress(application, jobs, err)
 
     results = asyncio.run(main())
     for r in results:
@@ -186,6 +245,52 @@ def export(
             err.print(f"cannot write {output}: {exc.strerror or exc}", markup=False)
             raise typer.Exit(code=2) from None
     err.print(f"exported {n} {kind}")
+
+
+@app.command()
+def report(
+    html: Annotated[Path, typer.Option("--html", help="The HTML file to write (self-contained, no network).")],
+    date_from: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD (UTC); "
+                                                  "default: 90 days up to --to.")] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD (UTC), included; "
+                                                "default: today.")] = None,
+    config: ConfigOpt = None,
+    database_url: DatabaseOpt = None,
+) -> None:
+    """Write one HTML report with charts: orders, repeat buyers, reviews, points, actions, sync health."""
+    import re
+    from datetime import UTC, date, datetime, timedelta
+
+    from sync.report import Period, write_report
+
+    usage = "usage: loyalsync report --html PATH [--from YYYY-MM-DD] [--to YYYY-MM-DD]"
+
+    def day(option: str, value: str) -> date:
+        try:
+            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+                return date.fromisoformat(value)
+        except ValueError:
+            pass
+        err.print(f"{option} {value!r} is not a date (YYYY-MM-DD); {usage}", markup=False, soft_wrap=True)
+        raise typer.Exit(code=2)
+
+    now = datetime.now(UTC)
+    end = day("--to", date_to) if date_to is not None else now.date()
+    start = day("--from", date_from) if date_from is not None else end - timedelta(days=89)
+    if start > end:
+        err.print(f"--from {start} is after --to {end}; {usage}", markup=False, soft_wrap=True)
+        raise typer.Exit(code=2)
+    cfg = _load(config, database_url, tokens=False)
+    store = _open_store(cfg)
+    try:
+        html.parent.mkdir(parents=True, exist_ok=True)
+        write_report(store, html, loyalty=cfg.settings.loyalty, actions=cfg.settings.actions,
+                     period=Period(start, end), now=now)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(html) else ""
+        err.print(f"cannot write {html}: {exc.strerror or exc}{where}", markup=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
+    err.print(f"report written to {html} ({start} – {end})", markup=False, soft_wrap=True)
 
 
 # The loyalty commands (simulate, members, member) live with the program; registered top-level here.

@@ -46,6 +46,7 @@ __all__ = [
     "DatabaseSettings",
     "MarketplaceAccount",
     "ScheduleSettings",
+    "ServiceSettings",
     "check_config",
     "format_problems",
     "load_config",
@@ -57,6 +58,8 @@ CONFIG_PATH_ENV = "LOYALSYNC_CONFIG"
 ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
     "LOYALSYNC_DATABASE_URL": ("database", "url"),
     "LOYALSYNC_MODE": ("daemon", "mode"),
+    "LOYALSYNC_SERVICE_HOST": ("service", "host"),
+    "LOYALSYNC_SERVICE_PORT": ("service", "port"),
 }
 _DB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 _DB_HINT = "use sqlite:///path/to/file.db or postgresql+psycopg://user@host/dbname"
@@ -115,6 +118,16 @@ class ScheduleSettings(BaseModel):
         return value
 
 
+class ServiceSettings(BaseModel):
+    """The daemon's HTTP endpoint (`/healthz`, `/metrics`); loopback only unless ops open it."""
+
+    model_config = _FROZEN
+
+    enabled: bool = True
+    host: str = Field(default="127.0.0.1", min_length=1)
+    port: int = Field(default=8787, ge=1, le=65535)
+
+
 class _DictSource(PydanticBaseSettingsSource):
     """A settings source over values already read (the parsed TOML file)."""
 
@@ -158,6 +171,7 @@ class AppSettings(BaseSettings):
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
     loyalty: LoyaltySettings = Field(default_factory=LoyaltySettings)
     actions: ActionSettings = Field(default_factory=ActionSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
 
     @classmethod
     def settings_customise_sources(

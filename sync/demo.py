@@ -19,7 +19,6 @@ from pathlib import Path
 import uvicorn
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from connectors.base import Connector, DemoSetup
@@ -31,8 +30,9 @@ from loyalty.actions_cli import summary_table
 from loyalty.ledger import run_once
 from loyalty.outbox import counts
 from loyalty.rules import LoyaltySettings
-from sync.app import App, JobSpec, open_store
+from sync.app import App, open_store
 from sync.config import AppConfig, AppSettings, DatabaseSettings, MarketplaceAccount
+from sync.progress import sync_with_progress
 from sync.runner import RunResult
 from sync.scheduler import Daemon
 
@@ -126,7 +126,7 @@ async def run_demo(*, orders: int = 2000, reviews: int = 600, follow: bool = Fal
                            config_path=Path("(built-in demo)"))
         app = App(config, store=open_store(database_url))
         async with app:
-            summary = DemoSummary(results=await _sync_with_progress(app, console))
+            summary = DemoSummary(results=await sync_with_progress(app, app.jobs(), console))
             _summarise(app, summary)
             console.print(_summary_table(summary, app))
             summary.actions = await asyncio.to_thread(_loyalty_and_actions, app)
@@ -135,23 +135,6 @@ async def run_demo(*, orders: int = 2000, reviews: int = 600, follow: bool = Fal
                 console.print("following: polling on each stream's interval; Ctrl+C stops")
                 await Daemon(app).run()
     return summary
-
-
-async def _sync_with_progress(app: App, console: Console) -> list[RunResult]:
-    columns = (TextColumn("{task.description:<44}"), BarColumn(), TextColumn("{task.fields[records]:>7} records"),
-               TextColumn("{task.fields[pages]:>4} pages"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        tasks = {job.id: progress.add_task(job.id, total=None, records=0, pages=0) for job in app.jobs()}
-
-        def on_page(job: JobSpec, result: RunResult) -> None:
-            progress.update(tasks[job.id], records=result.records, pages=result.pages)
-
-        results = await app.sync_once(app.jobs(), on_page=on_page)
-        for result in results:
-            colour = {"ok": "green", "unavailable": "magenta"}.get(result.state, "red")
-            progress.update(tasks[str(result.key)], total=1, completed=1,
-                            description=f"{result.key} [{colour}]{result.state}[/]")
-    return results
 
 
 def _summarise(app: App, summary: DemoSummary) -> None:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import InvalidOperation
 from typing import Any
 
-from connectors.base import Connector, CursorKind, MappingContext, Page
+from connectors.base import Connector, CursorKind, MappingContext, Page, Window
 from connectors.errors import (
     ApiError,
     AuthError,
@@ -56,10 +56,25 @@ class RunResult:
     pages: int = 0
     error: str | None = None
     retry_after: float | None = None
+    # Share (0..1) of the run's planned time span read so far: progress bars and their ETA.
+    covered: float = 0.0
 
     @property
     def ok(self) -> bool:
         return self.state == "ok"
+
+
+class _Span:
+    """Where a moment falls in a run's planned windows, as a share of their whole span."""
+
+    def __init__(self, windows: Sequence[Window]):
+        self.start = windows[0].start if windows else None
+        self.seconds = (windows[-1].end - windows[0].start).total_seconds() if windows else 0.0
+
+    def at(self, moment: datetime) -> float:
+        if self.start is None or self.seconds <= 0:
+            return 1.0
+        return min(1.0, max(0.0, (moment - self.start).total_seconds() / self.seconds))
 
 
 def map_page(connector: Connector, stream: str, items: list[Any], ctx: MappingContext) -> PageWrite:
@@ -142,6 +157,7 @@ class StreamRunner:
         state = self.store.get_cursor(key)
         plan = plan_run(spec, state.cursor_at, state.last_rescan_at, now)
         cursor = state.cursor_at
+        span = _Span(plan.windows)
         for i, window in enumerate(plan.windows):
             last_window = i == len(plan.windows) - 1
             held: PageWrite | None = None  # one page of look-ahead: the last one carries the cursor
@@ -151,6 +167,7 @@ class StreamRunner:
                     if write.cursor_at is not None:
                         cursor = write.cursor_at
                     if held is not None:
+                        result.covered = span.at(cursor if cursor and cursor > window.start else window.start)
                         await self._commit(key, held, now, result, on_page)
                     held = write
             except ApiError:
@@ -166,6 +183,7 @@ class StreamRunner:
                 held.cursor_at = cursor
             if last_window and (plan.rescan or state.cursor_at is None):
                 held.rescan_at = now  # a first sync reads everything: it counts as a re-scan
+            result.covered = span.at(window.end)
             await self._commit(key, held, now, result, on_page)
 
     def _page_write(self, connector: Connector, stream: str, page: Page, kind: CursorKind,

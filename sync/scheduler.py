@@ -8,12 +8,18 @@ import logging
 import random
 import signal
 from collections import deque
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from sync.app import App, JobSpec
+from sync.logs import log_context
 from sync.runner import RunResult
+
+if TYPE_CHECKING:
+    from sync.service import Service
 
 __all__ = ["Daemon"]
 
@@ -31,20 +37,32 @@ ACTIONS_INTERVAL = timedelta(minutes=5)  # replies due within days; each send is
 class Daemon:
     """Polls every enabled stream on its interval until stopped."""
 
-    def __init__(self, app: App, *, stop: asyncio.Event | None = None):
+    def __init__(self, app: App, *, stop: asyncio.Event | None = None,
+                 on_result: Callable[[RunResult], None] | None = None):
+        """`on_result` is told of every finished stream run (metrics)."""
         self.app = app
         self.stop = stop or asyncio.Event()
+        self.on_result = on_result
         # The latest runs only: a daemon runs for months, and the store keeps each stream's outcome.
         self.results: deque[RunResult] = deque(maxlen=RECENT_RESULTS)
         self._slots = asyncio.Semaphore(app.config.settings.schedule.max_concurrent_jobs)
         self._scheduler: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task] = set()
 
+    @property
+    def running(self) -> bool:
+        """True from the scheduler's start until a stop is asked for."""
+        return self._scheduler is not None and self._scheduler.running and not self.stop.is_set()
+
     def _interval(self, job: JobSpec) -> timedelta:
         spec = self.app.connector(job.account).stream_spec(job.stream)
         return spec.poll_interval or self.app.config.settings.schedule.default_poll_interval
 
     async def _run(self, job: JobSpec) -> None:
+        with log_context(**job.log_fields):
+            await self._run_job(job)
+
+    async def _run_job(self, job: JobSpec) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._running.add(task)
@@ -61,6 +79,8 @@ class Daemon:
         finally:
             self._running.discard(task)  # type: ignore[arg-type]
         self.results.append(result)
+        if self.on_result is not None:
+            self.on_result(result)
         log.info("%s: %s, %d records, %d quarantined", job.id, result.state, result.records,
                  result.quarantined)
         # The platform named a wait shorter than the poll interval: come back then, not later.
@@ -151,8 +171,10 @@ class Daemon:
             )
         return scheduler
 
-    async def run(self) -> None:
-        """Run until SIGTERM/SIGINT (or `stop` is set), then stop cleanly."""
+    async def run(self, service: Service | None = None) -> None:
+        """Run until SIGTERM/SIGINT (or `stop` is set), then stop cleanly; `service` runs alongside."""
+        if service is not None:
+            service.bind()  # a taken port fails the start here, before anything is polled
         loop = asyncio.get_running_loop()
         handled = []
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -160,20 +182,37 @@ class Daemon:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop.set)
                 handled.append(sig)
-        self._scheduler = self.schedule()
-        self._scheduler.start()
-        log.info("daemon started: %d jobs", len(self._scheduler.get_jobs()))
+        serving = None
         try:
+            if service is not None:
+                serving = asyncio.create_task(service.serve(), name="loyalsync-service")
+                serving.add_done_callback(self._service_ended)
+            self._scheduler = self.schedule()
+            self._scheduler.start()
+            log.info("daemon started: %d jobs", len(self._scheduler.get_jobs()))
             await self.stop.wait()
         finally:
-            self._scheduler.shutdown(wait=False)
+            self.stop.set()  # `running` is False from here on, whatever ended the wait
+            if self._scheduler is not None:
+                self._scheduler.shutdown(wait=False)
             # A run cut short is safe: its cursor only moves with fully written pages.
             pending = [t for t in self._running if not t.done()]
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+            if service is not None and serving is not None:
+                await service.shutdown(serving)
             await self.app.aclose()
             for sig in handled:  # give the signals back to whoever runs the loop next
                 loop.remove_signal_handler(sig)
             log.info("daemon stopped")
+
+    def _service_ended(self, serving: asyncio.Task) -> None:
+        if self.stop.is_set():
+            return
+        # The endpoint is how ops see the daemon: without it, stop rather than run unseen.
+        error = None if serving.cancelled() else serving.exception()
+        log.error("service endpoint ended unexpectedly (%s); stopping the daemon",
+                  repr(error) if error else "no error", exc_info=error)
+        self.stop.set()
 

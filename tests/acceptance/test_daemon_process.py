@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -69,6 +70,12 @@ def write_config(root: Path, base_url: str, database_url: str) -> Path:
     return root / "loyalsync.toml"
 
 
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 class Daemon:
     """One `loyalsync run` process, its combined output in a file."""
 
@@ -76,6 +83,7 @@ class Daemon:
         env = {k: v for k, v in os.environ.items()
                if k not in ("LOYALSYNC_CONFIG", "LOYALSYNC_DATABASE_URL", "LOYALSYNC_MODE")}
         env[TOKEN_ENV] = SENTINEL
+        env["LOYALSYNC_SERVICE_PORT"] = str(_free_port())  # never the default port another daemon may hold
         self.log = log
         with log.open("wb") as out:
             self.proc = subprocess.Popen([str(LOYALSYNC), "run", "--config", str(config)], cwd=cwd, env=env,

@@ -460,9 +460,9 @@ def test_parse_retry_after() -> None:
 
 def test_exported_names_are_pinned() -> None:
     assert sorted(connectors.http.__all__) == [
-        "ApiClient", "ClientStats", "DEFAULT_ERROR_MAPPING", "PlatformErrorInfo",
-        "RedactingFilter", "ResponseAction", "RetryPolicy", "classify", "describe_json_error",
-        "parse_retry_after", "redact",
+        "ApiClient", "ClientStats", "DEFAULT_ERROR_MAPPING", "NetworkTransport", "ObservedTransport",
+        "PlatformErrorInfo", "RedactingFilter", "ResponseAction", "ResponseObserver", "RetryPolicy", "classify",
+        "describe_json_error", "parse_retry_after", "redact",
     ]
 
 

@@ -355,7 +355,7 @@ def test_unknown_global_key_lists_allowed_ones(cfg):
     cfg(GLOBAL_OK.replace('mode = "dry-run"', 'mood = "live"') + "[extras]\n")
     assert problems_of() == [
         f"{GLOBAL}: daemon.mood: unknown key; allowed: mode, marketplaces_dir",
-        f"{GLOBAL}: extras: unknown key; allowed: database, daemon, schedule, loyalty, actions",
+        f"{GLOBAL}: extras: unknown key; allowed: database, daemon, schedule, loyalty, actions, service",
     ]
 
 
@@ -622,6 +622,7 @@ def test_exported_names():
             "DatabaseSettings",
             "MarketplaceAccount",
             "ScheduleSettings",
+            "ServiceSettings",
             "check_config",
             "format_problems",
             "load_config",

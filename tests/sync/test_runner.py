@@ -125,3 +125,19 @@ async def test_statistics_cut_off_mid_answer_keeps_the_rows_before_and_finishes_
     assert second.ok
     rows = {r["order_id"] for r in export_rows(sqlite_store, "orders")}
     assert rows == {app.state.data.orders.rid(i) for i in range(len(app.state.data.orders))}
+
+
+async def test_progress_covers_the_planned_span_in_order_and_ends_full(sqlite_store: Store):
+    """What the progress bars show: the share of the planned windows read, never going back."""
+    time = FakeTime()
+    app = emulator(time, orders=600)
+    runner = StreamRunner(sqlite_store, clock=lambda: NOW, write_in_thread=False)
+    seen: dict[str, list[float]] = {}
+    async with connector(app, time) as conn:
+        for stream in ("orders", "reviews"):
+            shares = seen.setdefault(stream, [])
+            result = await runner.run(conn, stream, on_page=lambda r, shares=shares: shares.append(r.covered))
+            assert result.ok and result.covered == 1.0
+    for stream, shares in seen.items():
+        assert shares == sorted(shares) and shares[-1] == 1.0, stream
+        assert len(set(shares)) > 2, f"{stream}: the bar moves during the run, not only at its end"
