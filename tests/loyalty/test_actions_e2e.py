@@ -81,17 +81,9 @@ def test_every_reply_lands_exactly_once_despite_lost_answers(name: str, sqlite_s
     assert not seen & refused, "a refused reply never reaches the platform"
 
 
-class Killed(BaseException):
-    """The executor dies here: nothing after this line runs, no handler records anything."""
-
-
 @pytest.mark.parametrize("name", ["wildberries", "ozon", "yandex_market"])
 def test_killed_between_send_and_record_many_times_each_review_is_answered_once(name: str, sqlite_store: Store,
-                                                                                monkeypatch):
-    import random
-
-    import loyalty.outbox as outbox
-
+                                                                                killer):
     cls = available_connectors()[name]
     setup = cls.demo(seed=12, orders=40, reviews=200, rate_limits=False)
     fast = {g: RateOverride(requests=1000, period_seconds=1, burst=1000) for g in getattr(cls, "rate_groups", {})}
@@ -99,18 +91,7 @@ def test_killed_between_send_and_record_many_times_each_review_is_answered_once(
     config = AppConfig(settings=AppSettings(daemon={"mode": "live"}), accounts=(MarketplaceAccount(name, account),),
                        config_path=None)
     now = datetime.now(UTC)
-    dice = random.Random(name)
-    kills = 0
-    real_done = outbox._done
-
-    def dying_done(store, row, result, step, at):
-        nonlocal kills
-        if step == "send" and dice.random() < 0.6:  # the platform applied it; we die before recording
-            kills += 1
-            raise Killed
-        return real_done(store, row, result, step, at)
-
-    monkeypatch.setattr(outbox, "_done", dying_done)
+    killer.arm(name, 0.6)
 
     async def scenario() -> None:
         async with App(config, store=sqlite_store, transports={name: httpx.ASGITransport(setup.app)}) as app:
@@ -119,17 +100,13 @@ def test_killed_between_send_and_record_many_times_each_review_is_answered_once(
             pending = [r["id"] for r in action_rows(sqlite_store, status="pending")]
             set_status(sqlite_store, pending, ActionStatus.APPROVED, allowed_from=(ActionStatus.PENDING,),
                        mode="live", now=now)
-            for _ in range(200):  # each pass is a restart: a fresh executor over the same store
-                try:
-                    await execute(sqlite_store, app.write_connectors(), mode="live", now=now)
-                except Killed:
-                    continue
-                if not action_rows(sqlite_store, status="approved"):
-                    break
+            await killer.restart_until_settled(
+                lambda: execute(sqlite_store, app.write_connectors(), mode="live", now=now),
+                lambda: bool(action_rows(sqlite_store, status="approved")))
 
     asyncio.run(scenario())
     rows = [r for r in action_rows(sqlite_store) if r["kind"] == "reply_to_review"]
-    assert kills >= 30 and not [r for r in rows if r["status"] == "approved"]
+    assert killer.kills >= 30 and not [r for r in rows if r["status"] == "approved"]
     applied = [str(w["body"][REVIEW_ID[name]]) for w in setup.app.state.writes if w["applied"]]
     assert len(applied) == len(set(applied)), "a review answered twice"
     assert set(applied) <= {r["target"] for r in rows if r["status"] == "sent"}

@@ -7,7 +7,6 @@ refused reaches the platform.
 from __future__ import annotations
 
 import asyncio
-import random
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -34,10 +33,6 @@ AUTO = ActionSettings(approval={"send_chat_message": "auto"}, replies={"enabled"
                       review_incentives={"enabled": False})
 
 
-class Killed(BaseException):
-    """The executor dies here: nothing after this line runs, no handler records anything."""
-
-
 def messages_by_order(app, name: str) -> dict[str, list[str]]:
     """What the seller wrote into each order's chat on the emulator."""
     chats = app.state.chats if name == "ozon" else app.state.chats.chats
@@ -60,9 +55,7 @@ def _text(message: dict) -> str:
 
 
 @pytest.mark.parametrize("name", ["ozon", "yandex_market"])
-def test_each_notice_lands_once_despite_kills_and_lost_answers(name: str, sqlite_store: Store, monkeypatch):
-    import loyalty.outbox as outbox
-
+def test_each_notice_lands_once_despite_kills_and_lost_answers(name: str, sqlite_store: Store, killer):
     cls = available_connectors()[name]
     setup = cls.demo(seed=21, orders=10000, reviews=10, rate_limits=False)
     fast = {g: RateOverride(requests=1000, period_seconds=1, burst=1000) for g in getattr(cls, "rate_groups", {})}
@@ -75,16 +68,7 @@ def test_each_notice_lands_once_despite_kills_and_lost_answers(name: str, sqlite
     config = AppConfig(settings=AppSettings(daemon={"mode": "live"}), accounts=(MarketplaceAccount(name, account),),
                        config_path=None)
     now = datetime.now(UTC)
-    dice, kills, real_done = random.Random(name), 0, outbox._done
-
-    def dying_done(store, row, result, step, at):
-        nonlocal kills
-        if step == "send" and dice.random() < 0.9:  # the platform applied it; we die before recording
-            kills += 1
-            raise Killed
-        return real_done(store, row, result, step, at)
-
-    monkeypatch.setattr(outbox, "_done", dying_done)
+    killer.arm(name, 0.9)
 
     async def scenario() -> None:
         async with App(config, store=sqlite_store, transports={name: httpx.ASGITransport(setup.app)}) as app:
@@ -92,13 +76,9 @@ def test_each_notice_lands_once_despite_kills_and_lost_answers(name: str, sqlite
             assert all(r.ok for r in results), results
             run_once(sqlite_store, PROGRAM, now)
             propose_actions(sqlite_store, AUTO, app.capabilities(), mode="live", now=now)
-            for _ in range(200):  # each pass is a restart: a fresh executor over the same store
-                try:
-                    await execute(sqlite_store, app.write_connectors(), mode="live", now=now)
-                except Killed:
-                    continue
-                if not action_rows(sqlite_store, status="approved"):
-                    break
+            await killer.restart_until_settled(
+                lambda: execute(sqlite_store, app.write_connectors(), mode="live", now=now),
+                lambda: bool(action_rows(sqlite_store, status="approved")))
 
     asyncio.run(scenario())
     rows = [r for r in action_rows(sqlite_store) if r["kind"] == "send_chat_message"]
@@ -106,7 +86,7 @@ def test_each_notice_lands_once_despite_kills_and_lost_answers(name: str, sqlite
     sent, refused = by_status.get("sent", {}), by_status.get("refused", {})
     assert len(sent) >= 5, {s: len(v) for s, v in by_status.items()}
     assert not by_status.get("approved") and not by_status.get("failed"), "every approved notice lands"
-    assert kills >= 30, kills
+    assert killer.kills >= 30, killer.kills
     written = messages_by_order(setup.app, name)
     for order, row in sent.items():
         assert written.get(order) == [row["text"]], f"order {order}: {written.get(order)}"
