@@ -42,6 +42,7 @@ __all__ = [
     "ENV_OVERRIDES",
     "AppConfig",
     "AppSettings",
+    "ClusterSettings",
     "DaemonSettings",
     "DatabaseSettings",
     "MarketplaceAccount",
@@ -60,6 +61,7 @@ ENV_OVERRIDES: Mapping[str, tuple[str, str]] = {
     "LOYALSYNC_MODE": ("daemon", "mode"),
     "LOYALSYNC_SERVICE_HOST": ("service", "host"),
     "LOYALSYNC_SERVICE_PORT": ("service", "port"),
+    "LOYALSYNC_REPLICA": ("cluster", "replica"),
 }
 _DB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 _DB_HINT = "use sqlite:///path/to/file.db or postgresql+psycopg://user@host/dbname"
@@ -109,8 +111,13 @@ class ScheduleSettings(BaseModel):
     default_poll_interval: timedelta = timedelta(minutes=5)
     max_concurrent_jobs: int = Field(default=8, gt=0)
     jitter_seconds: float = Field(default=10.0, ge=0)
+    # The store-wide jobs. Loyalty and actions are idempotent, so any cadence is safe; members is
+    # daily because under `one_down` each evaluation may lower a tier by one step.
+    loyalty_interval: timedelta = timedelta(minutes=10)
+    members_interval: timedelta = timedelta(days=1)
+    actions_interval: timedelta = timedelta(minutes=5)
 
-    @field_validator("default_poll_interval")
+    @field_validator("default_poll_interval", "loyalty_interval", "members_interval", "actions_interval")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
@@ -126,6 +133,21 @@ class ServiceSettings(BaseModel):
     enabled: bool = True
     host: str = Field(default="127.0.0.1", min_length=1)
     port: int = Field(default=8787, ge=1, le=65535)
+
+
+class ClusterSettings(BaseModel):
+    """Replicas sharing one PostgreSQL store: who works what is decided by leases in the store.
+
+    Each account (its streams and its outbox) and each store-wide job is held by one replica at a
+    time. A replica renews its leases every third of `lease_seconds`; one that stops renewing
+    (killed, frozen, cut off) loses them after `lease_seconds` and another replica takes over.
+    """
+
+    model_config = _FROZEN
+
+    lease_seconds: float = Field(default=30.0, ge=2, le=3600)
+    # Names this process in the leases table and logs; default: host name and process id.
+    replica: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class _DictSource(PydanticBaseSettingsSource):
@@ -172,6 +194,7 @@ class AppSettings(BaseSettings):
     loyalty: LoyaltySettings = Field(default_factory=LoyaltySettings)
     actions: ActionSettings = Field(default_factory=ActionSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
 
     @classmethod
     def settings_customise_sources(

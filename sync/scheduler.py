@@ -26,12 +26,8 @@ __all__ = ["Daemon"]
 log = logging.getLogger("loyalsync.daemon")
 RECENT_RESULTS = 1000
 LOYALTY_JOB = "loyalty"
-LOYALTY_INTERVAL = timedelta(minutes=10)  # earn/activate/reverse; idempotent, so any interval is safe
 MEMBERS_JOB = "loyalty-members"
-# Daily: under `one_down` each evaluation may lower a tier by one step, so the cadence is policy.
-MEMBERS_INTERVAL = timedelta(days=1)
 ACTIONS_JOB = "actions"
-ACTIONS_INTERVAL = timedelta(minutes=5)  # replies due within days; each send is checked first
 
 
 class Daemon:
@@ -160,9 +156,10 @@ class Daemon:
                 seconds=self._interval(job).total_seconds(), jitter=cfg.jitter_seconds,
                 next_run_time=first,
             )
-        steps = [(self._actions, ACTIONS_JOB, ACTIONS_INTERVAL)]
+        steps = [(self._actions, ACTIONS_JOB, cfg.actions_interval)]
         if self.app.config.settings.loyalty.enabled:
-            steps += [(self._loyalty, LOYALTY_JOB, LOYALTY_INTERVAL), (self._members, MEMBERS_JOB, MEMBERS_INTERVAL)]
+            steps += [(self._loyalty, LOYALTY_JOB, cfg.loyalty_interval),
+                      (self._members, MEMBERS_JOB, cfg.members_interval)]
         for step, name, every in steps:
             scheduler.add_job(
                 step, "interval", id=name, name=name, max_instances=1,
