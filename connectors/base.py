@@ -154,7 +154,7 @@ class AccountSettings(BaseModel):
     base_urls: dict[str, str] = Field(default_factory=dict)
     rate_limits: dict[str, RateOverride] = Field(default_factory=dict)
     streams: dict[str, StreamSettings] = Field(default_factory=dict)
-    request_timeout_seconds: float = Field(default=30.0, gt=0)
+    request_timeout_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
 
     @field_validator("base_urls")
     @classmethod

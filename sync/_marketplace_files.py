@@ -20,6 +20,7 @@ from sync._tables import (
     convert_durations,
     deep_merge,
     dotted,
+    error_loc,
     field_default,
     has_path,
     humane_error,
@@ -66,7 +67,8 @@ def _load_accounts(
     problems: list[str],
     tokens: bool,
 ) -> list[AccountSettings]:
-    for key in sorted(data.keys() - {"defaults", "accounts"}):
+    unknown = sorted(data.keys() - {"defaults", "accounts"})
+    for key in unknown:
         problems.append(f"{label}: {key}: unknown key; allowed: accounts, defaults")
     defaults = data.get("defaults", {})
     if not isinstance(defaults, dict):
@@ -75,6 +77,13 @@ def _load_accounts(
     raw_accounts = data.get("accounts", [])
     if not isinstance(raw_accounts, list) or not all(isinstance(a, dict) for a in raw_accounts):
         problems.append(f"{label}: accounts: must be an array of tables, written [[accounts]]")
+        return []
+    if not raw_accounts and not unknown:  # a misspelt [[account]] is reported above, once
+        what = "the file is empty" if not data else "no [[accounts]] block"
+        problems.append(
+            f"{label}: accounts: {what}; add one [[accounts]] block (name, token_env) per seller "
+            "account, or remove the file"
+        )
         return []
 
     result: list[AccountSettings] = []
@@ -151,7 +160,7 @@ def _load_account(
         settings = model.model_validate(merged)
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
-            loc = tuple(str(p) for p in err["loc"])
+            loc = error_loc(err)
             if loc not in reported:
                 report(loc, humane_error(err, model))
         return None

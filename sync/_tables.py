@@ -18,6 +18,7 @@ __all__ = [
     "convert_durations",
     "deep_merge",
     "dotted",
+    "error_loc",
     "field_default",
     "has_path",
     "humane_error",
@@ -26,7 +27,16 @@ __all__ = [
 ]
 
 # Values under these keys may hold secrets (a token, a DSN password): never echoed in a problem.
-_SECRET_KEYS = frozenset({"token", "url"})
+_SECRET_KEYS = frozenset({"token", "token_env", "url"})
+# pydantic's "should match pattern '^...$'" means nothing to ops: what each pattern we use allows.
+_PATTERN_HINTS = {
+    r"^[A-Za-z0-9_.-]+$": "may use only letters, digits and _ . - (no spaces)",
+    r"^\S+$": "must not contain spaces",
+}
+# A pydantic location part that stands for a table key rather than its value.
+_KEY_PART = "[key]"
+# A validator of a whole table may name the sub-key it is about: "approval.ops_task: ...".
+_NAMED_KEY = re.compile(r"^(?P<key>[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*): (?P<msg>.+)$", re.S)
 
 
 # tomllib (3.11-3.13) only puts the position in its message: "Invalid value (at line 2, column 8)".
@@ -119,6 +129,32 @@ def convert_durations(
     return out, bad
 
 
+def error_loc(err: Any) -> tuple[str, ...]:
+    """Where a pydantic error points, as the key path ops wrote.
+
+    A bad table key (`[key]` in pydantic's location) is reported at that key; a table-wide check
+    whose message starts with a sub-key present in the table ("approval.ops_task: ...") at that
+    sub-key.
+    """
+    loc = tuple(str(p) for p in err["loc"] if str(p) != _KEY_PART)
+    named = _named_key(err)
+    return loc + named[0] if named else loc
+
+
+def _named_key(err: Any) -> tuple[tuple[str, ...], str] | None:
+    """(sub-key, rest of the message) when a table-wide check names a sub-key of its input."""
+    found = _NAMED_KEY.match(_plain_message(err)) if err["type"] == "value_error" else None
+    if found is None:
+        return None
+    key = tuple(found["key"].split("."))
+    return (key, found["msg"]) if has_path(err.get("input"), key) else None
+
+
+def _plain_message(err: Any) -> str:
+    message = re.sub(r"^Value error, ", "", err["msg"])
+    return re.sub(r"^(Input|String|Value|List|Dictionary|Tuple) should", "must", message)
+
+
 def humane_error(err: Any, model: type[BaseModel]) -> str:
     """A pydantic error as a short sentence for ops: no URL, no input_value dump."""
     kind, loc = err["type"], tuple(str(p) for p in err["loc"])
@@ -130,11 +166,19 @@ def humane_error(err: Any, model: type[BaseModel]) -> str:
         return "unknown key" + (f"; allowed: {', '.join(allowed)}" if allowed else "")
     if kind in ("dict_type", "model_type", "model_attributes_type"):
         message = "must be a table"
-    elif kind == "list_type":
+    elif kind in ("list_type", "tuple_type"):
         message = "must be an array"
+    elif kind == "string_type":
+        message = "must be a string (text in quotes)"
+    elif kind == "path_type":
+        message = "must be a path in quotes"
+    elif kind == "string_pattern_mismatch" and err.get("ctx", {}).get("pattern") in _PATTERN_HINTS:
+        message = _PATTERN_HINTS[err["ctx"]["pattern"]]
     else:
-        message = re.sub(r"^Value error, ", "", err["msg"])
-        message = re.sub(r"^(Input|String|Value|List|Dictionary) should", "must", message)
+        named = _named_key(err)
+        message = named[1] if named else _plain_message(err)
+    if loc and loc[-1] == _KEY_PART:
+        message = f"unknown key; {message}"
     value = err.get("input")
     echo = kind != "value_error" and not (_SECRET_KEYS & set(loc))
     if echo and isinstance(value, str | int | float | bool) and len(repr(value)) <= 60:

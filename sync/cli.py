@@ -302,5 +302,14 @@ app.add_typer(actions_app)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    Exit codes: 0 done, 1 a stream or check failed, 2 the config (or the command line) is wrong.
+    A config problem found after `_load` (e.g. while the daemon builds its connectors) still
+    exits 2 with `file: key: problem` lines, never a traceback.
+    """
+    try:
+        app()
+    except ConfigError as exc:
+        err.print(format_problems(exc.problems), markup=False, highlight=False, soft_wrap=True)
+        sys.exit(2)

@@ -23,6 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from connectors import registry as _registry
 from connectors.base import AccountSettings, Connector
 from connectors.errors import ConfigError
 from loyalty.action_settings import ActionSettings
@@ -31,6 +32,7 @@ from sync._marketplace_files import load_marketplaces
 from sync._tables import (
     convert_durations,
     dotted,
+    error_loc,
     has_path,
     humane_error,
     read_toml,
@@ -110,7 +112,7 @@ class ScheduleSettings(BaseModel):
 
     default_poll_interval: timedelta = timedelta(minutes=5)
     max_concurrent_jobs: int = Field(default=8, gt=0)
-    jitter_seconds: float = Field(default=10.0, ge=0)
+    jitter_seconds: float = Field(default=10.0, ge=0, allow_inf_nan=False)
     # The store-wide jobs. Loyalty and actions are idempotent, so any cadence is safe; members is
     # daily because under `one_down` each evaluation may lower a tier by one step.
     loyalty_interval: timedelta = timedelta(minutes=10)
@@ -259,6 +261,9 @@ def load_config(
     overrides = {"database": {"url": database_url}} if database_url is not None else {}
     settings = _load_settings(str(path), file_data or {}, env, overrides, problems)
 
+    if settings is not None:
+        known = connectors if connectors is not None else _registry.available_connectors()
+        _check_marketplace_names(str(path), settings, known, problems)
     accounts: list[MarketplaceAccount] = []
     if have_file:
         directory = _marketplaces_dir(path, file_data or {}, problems)
@@ -308,7 +313,7 @@ def _load_settings(
         settings = AppSettings(**overrides)
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
-            loc = tuple(str(p) for p in err["loc"])
+            loc = error_loc(err)
             if has_path(overrides, loc):
                 where = "command line: --database-url"
             elif has_path(env_layer, loc):
@@ -323,12 +328,36 @@ def _load_settings(
     return None if bad else settings
 
 
+def _check_marketplace_names(
+    label: str, settings: AppSettings, known: Mapping[str, type[Connector]], problems: list[str]
+) -> None:
+    """Marketplace names in the global file must be installed platforms: a typo there would
+    silently leave the override or template unused."""
+    names = ", ".join(sorted(known)) or "none installed"
+    for name in settings.loyalty.marketplaces:
+        if name not in known:
+            problems.append(f"{label}: loyalty.marketplaces.{name}: unknown marketplace {name!r}; known: {names}")
+    for index, template in enumerate(settings.actions.replies.templates):
+        for name in template.marketplaces:
+            if name not in known:
+                problems.append(
+                    f"{label}: actions.replies.templates[{index}].marketplaces: "
+                    f"unknown marketplace {name!r}; known: {names}"
+                )
+
+
 def _marketplaces_dir(path: Path, file_data: dict[str, Any], problems: list[str]) -> Path | None:
     daemon = file_data.get("daemon")
     raw = daemon.get("marketplaces_dir") if isinstance(daemon, dict) else None
     if not isinstance(raw, str):
         return path.parent / "marketplaces"  # a wrong type is reported by the settings model
     directory = path.parent / raw
+    if directory.exists() and not directory.is_dir():
+        problems.append(
+            f"{path}: daemon.marketplaces_dir: {directory} is a file, not a directory; name the "
+            "folder that holds <platform>.toml files (relative to this file)"
+        )
+        return None
     if not directory.is_dir():
         problems.append(f"{path}: daemon.marketplaces_dir: directory {directory} does not exist")
         return None

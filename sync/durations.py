@@ -5,9 +5,12 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-__all__ = ["DURATION_EXAMPLES", "format_duration", "parse_duration"]
+__all__ = ["DURATION_EXAMPLES", "MAX_DURATION", "format_duration", "parse_duration"]
 
 DURATION_EXAMPLES = '"90s", "5m", "2h", "14d", "1h30m", ISO 8601 "PT5M" or whole seconds'
+# Longer than any schedule, window or retention makes sense for; far below what `timedelta` and
+# date arithmetic overflow at ("99999999999d" used to crash the loader).
+MAX_DURATION = timedelta(days=36_500)
 
 _UNITS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
 # Units must come largest first and at most once each, so "5m3h" or "1h1h" are typos, not sums.
@@ -26,12 +29,26 @@ def parse_duration(value: object) -> timedelta:
     elif isinstance(value, int) and not isinstance(value, bool):
         seconds = value
     elif isinstance(value, str):
-        seconds = _parse_text(value.strip())
+        text = value.strip()
+        if text.startswith("-") and _is_duration(text[1:].strip()):
+            raise ValueError(f"{text!r} is not a duration: it must not be negative")
+        seconds = _parse_text(text)
     else:
-        raise ValueError(f"must be a duration such as {DURATION_EXAMPLES}")
+        got = f" (got {value!r})" if isinstance(value, float | bool) else ""
+        raise ValueError(f"must be a duration such as {DURATION_EXAMPLES}{got}")
     if seconds < 0:
         raise ValueError("must not be negative")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"must not be longer than {MAX_DURATION.days}d (100 years)")
     return timedelta(seconds=seconds)
+
+
+def _is_duration(text: str) -> bool:
+    try:
+        _parse_text(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _parse_text(text: str) -> float:
