@@ -20,6 +20,7 @@ Messages never contain tokens or response bodies; they name the endpoint, the st
 from __future__ import annotations
 
 __all__ = [
+    "TOKEN_REJECTED",
     "ApiError",
     "AuthError",
     "ConfigError",
@@ -31,6 +32,10 @@ __all__ = [
     "RetryDeferred",
     "StreamUnavailable",
 ]
+
+
+#: How every AuthError's message starts: `loyalsync status` looks for it in a stream's last error.
+TOKEN_REJECTED = "the token was rejected"
 
 
 class LoyalsyncError(Exception):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from connectors.errors import TOKEN_REJECTED
 from sync.store import Store
 from sync.store.tables import QuarantineRow, ReviewRow
 
@@ -17,6 +20,27 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else "—"
 
 
+# The runner ends an AuthError's text with "Check the token in $VAR …"; the platform's own words
+# are in "(platform says: …)" (connectors.errors.ApiError).
+_ENV_VAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_PLATFORM_SAYS = re.compile(r"\(platform says: (.+?)\)(?: \[requestId [^\]]*\])?(?:\.|$)")
+_HTTP_STATUS = re.compile(r"\bHTTP (\d{3})\b")
+
+
+def token_problem(account: str, streams: list[str], error: str) -> str:
+    """One line for an account whose token the platform refused: which, why, and what to fix."""
+    status = _HTTP_STATUS.search(error)
+    says = _PLATFORM_SAYS.search(error)
+    var = _ENV_VAR.search(error)
+    why = f"HTTP {status.group(1)}" if status else "refused"
+    if says:
+        why += f": {says.group(1)}"
+    where = f"${var.group(1)}" if var else "the account's token variable"
+    # What to do comes first: a narrow terminal crops the end of the line, not the fix.
+    return (f"{account}: token refused or expired — put a valid token in {where}; "
+            f"stopped: {', '.join(streams)} ({why})")
+
+
 def status_table(store: Store) -> Table:
     """A rich table of every stream the store knows."""
     table = Table(title="loyalsync status", header_style="bold")
@@ -24,6 +48,7 @@ def status_table(store: Store) -> Table:
                 "last error"):
         table.add_column(col, overflow="fold")
     totals: dict[tuple[str, str], tuple[int, int, int]] = {}
+    refused: dict[tuple[str, str], tuple[list[str], str]] = {}
     for row in store.cursors():
         acct = (row["marketplace"], row["account"])
         if acct not in totals:
@@ -32,6 +57,8 @@ def status_table(store: Store) -> Table:
         quarantined = store.count(QuarantineRow, marketplace=acct[0], account=acct[1],
                                   stream=row["stream"])
         state = row["state"]
+        if state == "error" and TOKEN_REJECTED in (row["last_error"] or ""):
+            refused.setdefault(acct, ([], row["last_error"]))[0].append(row["stream"])
         style = {"ok": "green", "deferred": "yellow", "error": "red", "unavailable": "magenta"}.get(state, "")
         table.add_row(
             f"{acct[0]}/{acct[1]}", row["stream"], f"[{style}]{state}[/]" if style else state,
@@ -43,5 +70,8 @@ def status_table(store: Store) -> Table:
         # The share loyalty can work with: only orders with a buyer key can make members.
         share = f"{keyed / orders:.0%}" if orders else "—"
         lines.append(f"{mp}/{acct}: {orders} orders ({share} with a buyer key), {reviews} reviews stored")
-    table.caption = "\n".join(lines) or None
+    # Token problems first, each on one line that is never wrapped: the one thing to act on.
+    problems = [token_problem(f"{mp}/{acct}", streams, error) for (mp, acct), (streams, error) in refused.items()]
+    if problems or lines:
+        table.caption = Text("\n".join(problems + lines), no_wrap=True, overflow="ignore", justify="left")
     return table

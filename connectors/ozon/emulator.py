@@ -5,6 +5,8 @@ per-Client-Id rate limit and the reviews subscription refusal.
 `create_app(EmulatorConfig(...))` is the only entry point; seed, clocks and faults are arguments
 and all runtime state lives on `app.state`: `stats` (`EmulatorStats`), `request_log`
 [(method, path, JSON body, status)], `corrupted` [(path, record id)] for `malformed` faults,
+`breakage` (`connectors.emulation.Breakage`: what `schema_drift` and `wrong_type` did, keyed by
+(path, posting number or review id)),
 `comments` [(review id, text)] written through the API, `vouchers` (the seller actions created
 through `/v1/seller-actions/create/voucher`, as `/v1/seller-actions/list` shows them), `chats`
 ({chat_id: {"posting_number", "messages": [items of /v3/chat/history, oldest first]}}), `writes`
@@ -36,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.emulation import Fault, FaultKind, FaultPlan, write_entry
+from connectors.emulation import Breakage, Fault, FaultKind, FaultPlan, PayloadShape, reshape_payload, write_entry
 from connectors.ozon.emulator_data import FBO, US, Dataset, generate, iso
 from connectors.ozon.emulator_records import fbo_posting, fbs_posting
 
@@ -139,6 +141,38 @@ def _limit(body: dict[str, Any], lo: int, hi: int) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi else None
 
 
+#: Ozon's answer for an expired (deactivated) key: the message is from Ozon's official error table
+#: (ozon.md §4.3), 16 is gRPC UNAUTHENTICATED; which HTTP status Ozon uses is undocumented (401 here).
+EXPIRED_KEY_MESSAGE = "Api-key is deactivated, use another one or generate a new one"
+
+
+def _records(payload: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(kind, record) of a posting or review list answer."""
+    if not isinstance(payload, dict):
+        return []
+    postings, reviews = payload.get("postings"), payload.get("reviews")
+    if isinstance(postings, list):
+        return [("posting", p) for p in postings if isinstance(p, dict)]
+    if isinstance(reviews, list):
+        return [("review", r) for r in reviews if isinstance(r, dict)]
+    return []
+
+
+_SHAPE = PayloadShape(
+    records=_records,
+    key=lambda kind, rec: str(rec["posting_number" if kind == "posting" else "id"]),
+    # Optional blocks of the v4/v3 posting schemas and of ReviewInfo ("name?": only while null).
+    optional={
+        "posting": ("customer?", "addressee?", "delivering_date?", "pickup_code_verified_at?", "analytics_data",
+                    "financial_data", "legal_info", "barcodes", "tracking_number", "cancellation",
+                    "available_actions", "external_order", "delivery_method", "additional_data",
+                    "cancel_reason_id", "parent_posting_number", "quantum_id"),
+        "review": ("photos_amount", "videos_amount", "order_status", "is_rating_participant"),
+    },
+    wrong={"posting": ("products", {"sku": 1, "quantity": 1}), "review": ("rating", "4")},
+)
+
+
 def _corrupt(payload: Any) -> str | None:
     """Break one record of a page so a strict mapper must notice; return its id.
 
@@ -169,6 +203,7 @@ class _Emulator:
         self.stats = EmulatorStats()
         self.request_log: list[tuple[str, str, Any, int]] = []
         self.corrupted: list[tuple[str, str]] = []
+        self.breakage = Breakage()
         self.comments: list[tuple[str, str]] = []
         self.vouchers: list[dict[str, Any]] = []
         self.writes: list[dict[str, Any]] = []
@@ -229,6 +264,8 @@ class _Emulator:
             # Whether Ozon says 401 or 403 here is undocumented (ozon.md §4.3); 403 is the harder
             # case for a client, which must tell it apart from the subscription refusal.
             return _json(*_error(403, 7, "Invalid Api-Key, please check the key and try again"))
+        if self.faults.pick(request.url.path, "auth") is not None:  # expired_token
+            return _json(*_error(401, 16, EXPIRED_KEY_MESSAGE))
         wait = self._over_limit(client_id)
         if wait is not None:
             return self._throttled(max(1, math.ceil(wait)))
@@ -258,6 +295,8 @@ class _Emulator:
                 await asyncio.sleep(fault.delay)  # applied; the client's deadline loses the answer
             if fault is not None and fault.kind == "apply_then_500":
                 status, payload = _error(500, 13, "Internal error")
+            if status == 200 and payload is not None:
+                reshape_payload(self.faults, request.url.path, payload, _SHAPE, self.breakage)
             if fault is not None and fault.kind == "malformed":
                 record_id = _corrupt(payload) if status == 200 else None
                 if record_id is None:
@@ -587,6 +626,7 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
     app.state.stats = emu.stats
     app.state.request_log = emu.request_log
     app.state.corrupted = emu.corrupted
+    app.state.breakage = emu.breakage
     app.state.comments = emu.comments
     app.state.vouchers = emu.vouchers
     app.state.writes = emu.writes

@@ -1,6 +1,7 @@
 """Conformance kit: one suite every connector + emulator pair must pass (third parties too)."""
 
 from connectors.testing.harness import ConnectorHarness, ExpectedOrder, FakeTime, FaultRequest
+from connectors.testing.routing import HostRouter
 from connectors.testing.suite import ConformanceSuite, SimulatedCrash
 
 __all__ = [
@@ -9,5 +10,6 @@ __all__ = [
     "ExpectedOrder",
     "FakeTime",
     "FaultRequest",
+    "HostRouter",
     "SimulatedCrash",
 ]

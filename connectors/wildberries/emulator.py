@@ -7,6 +7,8 @@ and the faults are arguments, and all runtime state lives on `app.state`:
 
 - `stats` (`EmulatorStats`), `request_log` [(method, path, query, status)],
 - `corrupted` [(path, record id)] for `malformed` faults, `answers` [(review id, text)],
+- `breakage` (`connectors.emulation.Breakage`): what `schema_drift` and `wrong_type` did, keyed
+  by (path, the store's record key: `rid`, `srid` or the feedback `id`),
 - `writes`: every write request received, as `connectors.emulation.write_entry` dicts
   `{"method", "path", "body", "status", "applied"}`,
 - `data` (the seeded `Dataset`), `emulator` (the internals).
@@ -31,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.emulation import Fault, FaultKind, FaultPlan, write_entry
+from connectors.emulation import Breakage, Fault, FaultKind, FaultPlan, PayloadShape, reshape_payload, write_entry
 from connectors.wildberries.emulator_data import MAX_CONFIRM, Dataset, generate, iso_utc, msk
 
 __all__ = ["DEFAULT_LIMITS", "EmulatorConfig", "EmulatorStats", "Fault", "FaultKind", "create_app"]
@@ -140,6 +142,44 @@ def _int(raw: str | None) -> int | None:
         return None
 
 
+#: The gateway's answer once a token's 180 days are over. The body is the documented 401 shape
+#: (error_401.json); the detail is golang-jwt v5's expiry error under WB's "token problem; " prefix,
+#: the same library whose "token is malformed: …" the verbatim example shows.
+EXPIRED_TOKEN_DETAIL = "token problem; token has invalid claims: token is expired"
+
+
+def _records(payload: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(kind, record) of an order, statistics or feedback answer; status entries are not records."""
+    if isinstance(payload, list):
+        return [("row", r) for r in payload if isinstance(r, dict)]
+    if not isinstance(payload, dict):
+        return []
+    data = payload.get("data")
+    if isinstance(data, dict) and isinstance(data.get("feedbacks"), list):
+        return [("review", r) for r in data["feedbacks"] if isinstance(r, dict)]
+    orders = payload.get("orders")
+    if isinstance(orders, list):
+        return [("order", r) for r in orders if isinstance(r, dict) and "rid" in r]
+    return []
+
+
+_SHAPE = PayloadShape(
+    records=_records,
+    key=lambda kind, rec: str(rec[{"order": "rid", "row": "srid"}.get(kind, "id")]),
+    # Fields the spec marks optional or nullable ("name?": left out only while null).
+    optional={
+        "order": ("address?", "scanPrice?", "comment", "colorCode", "offices", "skus", "options", "supplyId"),
+        "row": ("spp", "incomeID", "techSize", "barcode", "category", "subject", "brand", "countryName",
+                "oblastOkrugName", "regionName", "sticker", "cancelDate"),
+        "review": ("answer?", "video?", "photoLinks?", "bables?", "parentFeedbackId?", "childFeedbackId?",
+                   "returnProductOrdersDate?", "userName", "matchingSize", "color", "lastOrderShkId"),
+    },
+    # A number sent as a string: the commonest drift of a JSON API.
+    wrong={"order": ("convertedPrice", "1299.00"), "row": ("finishedPrice", [1299]),
+           "review": ("productValuation", "5")},
+)
+
+
 def _corrupt(payload: Any) -> Any:
     """Break one record of a page in a way a strict mapper must notice; return its id.
 
@@ -177,6 +217,7 @@ class _Emulator:
         self.stats = EmulatorStats()
         self.request_log: list[tuple[str, str, str, int]] = []
         self.corrupted: list[tuple[str, Any]] = []
+        self.breakage = Breakage()
         self.answers: list[tuple[str, str]] = []
         self.writes: list[dict[str, Any]] = []
 
@@ -226,6 +267,9 @@ class _Emulator:
         if self.config.token is not None and token != self.config.token:
             body = _problem(401, "unauthorized", "token problem; token is malformed", now)
             return _json(401, body, media="application/problem+json")
+        if self.faults.pick(request.url.path, "auth") is not None:  # expired_token
+            body = _problem(401, "unauthorized", EXPIRED_TOKEN_DETAIL, now)
+            return _json(401, body, media="application/problem+json")
         bucket = self._bucket(token, group)
         if bucket is not None:
             if bucket.tokens < 1:
@@ -253,6 +297,8 @@ class _Emulator:
                 await asyncio.sleep(fault.delay)  # applied; the client's deadline loses the answer
             if fault is not None and fault.kind == "apply_then_500":
                 status, payload = 500, _problem(500, "internal server error", "injected fault", now)
+            if status == 200 and payload is not None:
+                reshape_payload(self.faults, request.url.path, payload, _SHAPE, self.breakage)
             if fault is not None and fault.kind == "malformed":
                 record_id = _corrupt(payload) if payload is not None else None
                 if record_id is None:
@@ -441,6 +487,7 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
     app.state.stats = emu.stats
     app.state.request_log = emu.request_log
     app.state.corrupted = emu.corrupted
+    app.state.breakage = emu.breakage
     app.state.answers = emu.answers
     app.state.writes = emu.writes
     return app

@@ -3,7 +3,9 @@ names, page tokens, Api-Key auth, error envelope and both of its limits, each an
 
 `create_app(EmulatorConfig(...))` is the only entry point; all runtime state lives on `app.state`:
 `stats` (`EmulatorStats`), `request_log` [(method, path, query, status)], `corrupted`
-[(path, record id)] for `malformed` faults, `writes` (every write request received, as
+[(path, record id)] for `malformed` faults, `breakage` (`connectors.emulation.Breakage`: what
+`schema_drift` and `wrong_type` did, keyed by (path, orderId or feedbackId as text)), `writes`
+(every write request received, as
 `connectors.emulation.write_entry` dicts `{"method", "path", "body", "status", "applied"}`),
 `data` (the seeded `Dataset`), `chats` (`emulator_data.Chats`: chats opened through the API,
 `chats.chats` by chatId; a test adds the buyer's words with `chats.add_message(chat_id, now, text)`),
@@ -31,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.emulation import Fault, FaultKind, FaultPlan, write_entry
+from connectors.emulation import Breakage, Fault, FaultKind, FaultPlan, PayloadShape, reshape_payload, write_entry
 from connectors.yandex_market.emulator_data import ACTIVE, Dataset, generate
 
 __all__ = ["DEFAULT_LIMITS", "EmulatorConfig", "EmulatorStats", "Fault", "FaultKind", "create_app"]
@@ -136,6 +138,37 @@ def _is_id(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+#: Market's 401 for a token that no longer works (revoked Api-Key, expired OAuth token): the
+#: verbatim example of the docs' error page (error_401.response.json).
+EXPIRED_TOKEN_BODY = {"errors": [{"code": "UNAUTHORIZED", "message": "Api-Key token is invalid"}], "status": "ERROR"}
+
+
+def _records(payload: Any) -> list[tuple[str, dict[str, Any]]]:
+    """(kind, record) of an orders or goods-feedback answer."""
+    if not isinstance(payload, dict):
+        return []
+    orders = payload.get("orders")
+    if isinstance(orders, list):
+        return [("order", o) for o in orders if isinstance(o, dict)]
+    result = payload.get("result")
+    feedbacks = result.get("feedbacks") if isinstance(result, dict) else None
+    if isinstance(feedbacks, list):
+        return [("review", f) for f in feedbacks if isinstance(f, dict)]
+    return []
+
+
+_SHAPE = PayloadShape(
+    records=_records,
+    key=lambda kind, rec: str(rec["orderId" if kind == "order" else "feedbackId"]),
+    # Optional fields of BusinessOrderDTO and GoodsFeedbackDTO.
+    optional={
+        "order": ("externalOrderId", "paymentType", "paymentMethod", "fake", "delivery", "buyerType", "notes"),
+        "review": ("author", "media"),
+    },
+    wrong={"order": ("items", {"offerId": "SKU-1", "count": 1}), "review": ("createdAt", 1763640000)},
+)
+
+
 def _corrupt(payload: Any) -> Any:
     """Break the middle record of an order or review page; return its id (None: nothing to break)."""
     if not isinstance(payload, dict):
@@ -167,6 +200,7 @@ class _Emulator:
         self.stats = EmulatorStats()
         self.request_log: list[tuple[str, str, str, int]] = []
         self.corrupted: list[tuple[str, Any]] = []
+        self.breakage = Breakage()
         self.writes: list[dict[str, Any]] = []
         self.in_flight: Counter[str] = Counter()
         self.used: dict[str, tuple[int, int]] = {}  # resource -> (hour window number, requests)
@@ -210,6 +244,8 @@ class _Emulator:
             prefixed = api_key.split(" ", 1)[0] in ("Bearer", "OAuth")
             message = "Api-Key token prefix invalid" if prefixed else "Api-Key token is invalid"
             return self._json(*_error(401, "UNAUTHORIZED", message), wall=wall)
+        if self.faults.pick(request.url.path, "auth") is not None:  # expired_token
+            return self._json(401, EXPIRED_TOKEN_BODY, wall=wall)
         if self.in_flight[scope] >= self.config.parallel_limit:
             self.stats.parallel_refused += 1
             status, body = _error(420, "METHOD_FAILURE", f"Hit rate limit of {self.config.parallel_limit} "
@@ -268,6 +304,8 @@ class _Emulator:
             await asyncio.sleep(fault.delay)  # applied; the client's deadline loses the answer
         if fault is not None and fault.kind == "apply_then_500":
             status, payload = _error(500, "INTERNAL_SERVER_ERROR", "injected fault")
+        if status == 200 and payload is not None:
+            reshape_payload(self.faults, request.url.path, payload, _SHAPE, self.breakage)
         if fault is not None and fault.kind == "malformed":
             record_id = _corrupt(payload) if status == 200 else None
             if record_id is None:
@@ -545,6 +583,7 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
     app.state.stats = emu.stats
     app.state.request_log = emu.request_log
     app.state.corrupted = emu.corrupted
+    app.state.breakage = emu.breakage
     app.state.writes = emu.writes
     app.state.chats = emu.chats
     return app

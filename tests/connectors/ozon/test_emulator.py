@@ -231,3 +231,52 @@ async def test_faults_fire_as_configured():
     assert broken["created_at"] == "not-a-date" and path == "/v3/posting/fbo/list"
     assert all(p["created_at"] != "not-a-date" for p in answers[4].json()["postings"])
     assert [entry[3] for entry in app.state.request_log] == [503, 200, 429, 200, 200]
+
+
+# --- fault harness kinds: expired key, schema drift, wrong type ---
+
+FBS_LIST = "/v4/posting/fbs/list"
+FBS_BODY = {"filter": {"since": SINCE, "to": TO}, "limit": 40}
+
+
+async def test_an_expired_key_gets_ozons_deactivated_key_error_from_then_on():
+    from connectors.ozon.emulator import EXPIRED_KEY_MESSAGE
+
+    app = make(faults=(Fault("/", "expired_token", times=None, after=1),))
+    async with ozon(app) as c:
+        answers = [await c.post(path, json=FBS_BODY if "posting" in path else {"limit": 20})
+                   for path in (FBS_LIST, FBS_LIST, "/v2/review/list", FBS_LIST)]
+    assert [a.status_code for a in answers] == [200, 401, 401, 401]
+    assert answers[2].json() == {"code": 16, "message": EXPIRED_KEY_MESSAGE, "details": []}
+    assert EXPIRED_KEY_MESSAGE == "Api-key is deactivated, use another one or generate a new one"  # ozon.md §4.3
+
+
+async def test_schema_drift_keeps_what_the_mapping_reads_and_wrong_type_breaks_one_posting_for_good():
+    from connectors.base import MappingContext
+    from connectors.errors import MalformedRecord
+    from connectors.ozon.mapping import map_fbs_posting
+
+    ctx = MappingContext(marketplace="ozon", account="main", buyer_key=lambda raw: f"key-{raw}")
+    plain = make(seed=4)
+    drifted = make(seed=4, faults=(Fault("/", "schema_drift", times=None), Fault(FBS_LIST, "wrong_type")))
+    async with ozon(plain) as c:
+        before = (await c.post(FBS_LIST, json=FBS_BODY)).json()["postings"]
+    async with ozon(drifted) as c:
+        await c.post("/v2/review/list", json={"limit": 20})  # another path: the wrong_type fault waits
+        after = (await c.post(FBS_LIST, json=FBS_BODY)).json()
+        again = (await c.post(FBS_LIST, json=FBS_BODY)).json()["postings"]
+    assert any(k.startswith("xDrift") for k in after)  # the envelope too
+    postings = after["postings"]
+    [(path, key)] = drifted.state.breakage.wrong_type
+    assert path == FBS_LIST and drifted.state.breakage.wrong_type[(path, key)] == "products"
+    for page in (postings, again):
+        assert [p["posting_number"] for p in page if isinstance(p["products"], dict)] == [key]
+    assert all("financial_data" not in p and "analytics_data" not in p for p in postings)
+    assert any("customer" not in p for p in postings) and any("customer" in p for p in postings)  # null only
+    with pytest.raises(MalformedRecord, match="products") as broken:
+        map_fbs_posting(next(p for p in postings if p["posting_number"] == key), ctx)
+    assert broken.value.record_key == key
+    # Every other posting maps exactly as it does without drift, buyer key included.
+    good = [(a, b) for a, b in zip(postings, before, strict=True) if a["posting_number"] != key]
+    assert len(good) == len(before) - 1
+    assert all(map_fbs_posting(a, ctx) == map_fbs_posting(b, ctx) for a, b in good)

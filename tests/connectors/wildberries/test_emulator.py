@@ -465,3 +465,71 @@ def test_public_surface() -> None:
         "DEFAULT_LIMITS", "EmulatorConfig", "EmulatorStats", "Fault", "FaultKind", "create_app"]
     assert dict(emulator.DEFAULT_LIMITS) == {
         "marketplace": (300, 60, 20), "statistics": (1, 60, 10), "feedbacks": (3, 1, 6)}
+
+
+# --- fault harness kinds: expired token, schema drift, wrong type ---
+
+FEEDBACKS = {"isAnswered": "true", "take": 30, "skip": 0}
+
+
+@pytest.mark.anyio
+async def test_expired_token_fault_lets_requests_through_then_answers_wbs_expired_401() -> None:
+    app = make(token="jwt-1", faults=(Fault("/", "expired_token", times=None, after=2),))
+    async with wb(app, Authorization="jwt-1") as c:
+        first = [await c.get("/ping"), await c.get("/api/v1/feedbacks", params=FEEDBACKS)]
+        later = [await c.get("/ping"), await c.get("/api/v3/orders/new"), await c.get("/ping")]
+    assert [r.status_code for r in first] == [200, 200]
+    assert [r.status_code for r in later] == [401, 401, 401]  # once expired, it stays expired
+    body = later[1].json()
+    assert later[1].headers["content-type"] == "application/problem+json"
+    assert body["title"] == "unauthorized" and body["status"] == 401 and body["statusText"] == "Unauthorized"
+    assert body["detail"] == emulator.EXPIRED_TOKEN_DETAIL and "token is expired" in body["detail"]
+
+
+@pytest.mark.anyio
+async def test_schema_drift_adds_unknown_fields_and_leaves_out_only_optional_ones() -> None:
+    from connectors.base import MappingContext
+    from connectors.wildberries.mapping import map_feedback, map_statistics_order
+
+    ctx = MappingContext(marketplace="wildberries", account="main")
+    plain, drifted = make(seed=5), make(seed=5, faults=(Fault("/", "schema_drift", times=None),))
+    pages = []
+    for app in (plain, drifted):
+        async with wb(app) as c:
+            reviews = [r for answered in ("true", "false") for r in (await c.get(
+                "/api/v1/feedbacks", params={**FEEDBACKS, "isAnswered": answered})).json()["data"]["feedbacks"]]
+            pages.append((reviews, await statistics(c)))
+    (reviews, rows), (reviews2, rows2) = pages
+    assert reviews and rows and len(reviews) == len(reviews2) and len(rows) == len(rows2)
+    assert all(any(k.startswith("xDrift") for k in r) for r in reviews2 + rows2)
+    assert all("userName" not in r for r in reviews2)
+    # `answer` is nullable: left out where it is null, kept where there is one.
+    assert [("answer" in r) for r in reviews2] == [r["answer"] is not None for r in reviews]
+    assert any("answer" in r for r in reviews2) and any("answer" not in r for r in reviews2)
+    assert all("spp" not in r and "incomeID" not in r for r in rows2)
+    breakage = drifted.state.breakage
+    assert breakage.unknown_fields > len(reviews2) + len(rows2)  # nested objects got some too
+    assert breakage.dropped[("/api/v1/feedbacks", reviews2[0]["id"])] >= {"userName", "color"}
+    # What the connector reads is untouched: the records map exactly as without drift.
+    assert [map_feedback(r, ctx) for r in reviews2] == [map_feedback(r, ctx) for r in reviews]
+    assert [map_statistics_order(r, ctx) for r in rows2] == [map_statistics_order(r, ctx) for r in rows]
+
+
+@pytest.mark.anyio
+async def test_wrong_type_breaks_one_record_of_a_page_and_it_stays_broken() -> None:
+    from connectors.base import MappingContext
+    from connectors.errors import MalformedRecord
+    from connectors.wildberries.mapping import map_feedback
+
+    app = make(faults=(Fault("/api/v1/feedbacks", "wrong_type", times=1),))
+    async with wb(app) as c:
+        await c.get("/api/v1/feedbacks/count-unanswered")  # not a page of records: the fault waits
+        first = (await c.get("/api/v1/feedbacks", params=FEEDBACKS)).json()["data"]["feedbacks"]
+        again = (await c.get("/api/v1/feedbacks", params=FEEDBACKS)).json()["data"]["feedbacks"]
+    [(path, key)] = app.state.breakage.wrong_type
+    assert path == "/api/v1/feedbacks" and app.state.breakage.wrong_type[(path, key)] == "productValuation"
+    for page in (first, again):
+        [bad] = [r for r in page if not isinstance(r["productValuation"], int)]
+        assert bad["id"] == key and bad["productValuation"] == "5"
+    with pytest.raises(MalformedRecord, match="productValuation"):
+        map_feedback(bad, MappingContext(marketplace="wildberries", account="main"))

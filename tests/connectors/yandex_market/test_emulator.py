@@ -198,3 +198,49 @@ async def test_reviews_bounds_are_exclusive_and_comments_come_from_their_own_end
     feedback = next(f for f in early.json()["result"]["feedbacks"] if f["feedbackId"] == table.ids[i])
     comments = thread.json()["result"]["comments"]
     assert feedback["statistics"]["commentsCount"] == len(comments) and comments[0]["author"]["type"] == "BUSINESS"
+
+
+# --- fault harness kinds: 420 storms, expired token, schema drift, wrong type ---
+
+async def test_a_rate_limit_storm_is_consecutive_420s_never_429():
+    app = _app(faults=(Fault(ORDERS, "rate_limit", times=3, retry_after=2),))
+    async with _client(app) as http:
+        answers = [await http.post(ORDERS, json={}) for _ in range(4)]
+    assert [a.status_code for a in answers] == [420, 420, 420, 200]
+    assert app.state.stats.throttled["orders"] == 3 and app.state.stats.statuses[429] == 0
+
+
+async def test_an_expired_token_gets_markets_401_from_then_on():
+    from connectors.yandex_market.emulator import EXPIRED_TOKEN_BODY
+
+    app = _app(faults=(Fault("/", "expired_token", times=None, after=2),))
+    async with _client(app) as http:
+        answers = [await http.post(path, json={}) for path in (ORDERS, FEEDBACK, ORDERS, FEEDBACK)]
+    assert [a.status_code for a in answers] == [200, 200, 401, 401]
+    # The docs' verbatim 401 (error_401.response.json).
+    assert answers[3].json() == EXPIRED_TOKEN_BODY == {
+        "errors": [{"code": "UNAUTHORIZED", "message": "Api-Key token is invalid"}], "status": "ERROR"}
+
+
+async def test_schema_drift_and_a_wrong_type_in_one_order_of_the_page():
+    from connectors.errors import MalformedRecord
+
+    ctx = MappingContext(marketplace="yandex_market", account="main", buyer_key=str)
+    plain = _app(seed=6)
+    drifted = _app(seed=6, faults=(Fault("/", "schema_drift", times=None), Fault(ORDERS, "wrong_type")))
+    async with _client(plain) as http:
+        before = (await http.post(ORDERS, json={})).json()["orders"]
+    async with _client(drifted) as http:
+        after = (await http.post(ORDERS, json={})).json()["orders"]
+        again = (await http.post(ORDERS, json={})).json()["orders"]
+    [(path, key)] = drifted.state.breakage.wrong_type
+    assert path == ORDERS
+    for page in (after, again):
+        assert [str(o["orderId"]) for o in page if not isinstance(o["items"], list)] == [key]
+    assert all("delivery" not in o and "notes" not in o for o in after)
+    assert all(any(k.startswith("xDrift") for k in o["prices"]["payment"]) for o in after)  # nested too
+    with pytest.raises(MalformedRecord, match="items") as broken:
+        map_order(next(o for o in after if str(o["orderId"]) == key), ctx)
+    assert broken.value.record_key == key
+    good = [(a, b) for a, b in zip(after, before, strict=True) if str(a["orderId"]) != key]
+    assert len(good) == len(before) - 1 and all(map_order(a, ctx) == map_order(b, ctx) for a, b in good)
