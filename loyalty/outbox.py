@@ -16,15 +16,17 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import Table, func, or_, select, tuple_, update
 
 from connectors.base import Connector, WriteNotSupported, WriteRequest, WriteResult, WriteStatus
 from connectors.capabilities import Capabilities
@@ -43,6 +45,9 @@ _S = ActionStatus
 # What counts against the monthly budget: everything not refused, rejected or failed.
 _COMMITTED = (_S.PENDING, _S.APPROVED, _S.DRY_RUN, _S.SENT)
 _SENDABLE = (_S.APPROVED, _S.DRY_RUN)
+_UNCLAIMED: dict[str, Any] = {"claimed_by": None, "claimed_until": None}
+CLAIM_FOR = timedelta(minutes=2)  # without a replica's lease period: longer than any one send
+CLAIM_BATCH = 20
 Gate = Callable[..., Decision]
 
 
@@ -214,12 +219,43 @@ def _request(row: Mapping[str, Any]) -> WriteRequest:
                         params=json.loads(row["params"] or "{}"))
 
 
-def _claim(store: Any, action_id: int, now: datetime) -> bool:
-    """Record the intent to send before anything leaves (commit), so a crash is followed by a check."""
+def _claim_batch(store: Any, accounts: Iterable[tuple[str, str]], claimer: str, now: datetime,
+                 until: datetime, size: int, after: int) -> list[dict[str, Any]]:
+    """Claim up to `size` sendable actions of `accounts` after id `after` for `claimer`.
+
+    On PostgreSQL the rows are picked FOR UPDATE SKIP LOCKED, so executors claiming at the same
+    moment take different actions instead of queueing behind each other; a claim that ran out
+    (its executor died) can be taken again.
+    """
+    c = ACTIONS.c
+    mine = list(accounts)
+    if not mine:
+        return []
+    free = or_(c.claimed_until.is_(None), c.claimed_until < now, c.claimed_by == claimer)
     with store.engine.begin() as conn:
-        done = conn.execute(update(ACTIONS).where(ACTIONS.c.id == action_id,
-                                                  ACTIONS.c.status.in_([s.value for s in _SENDABLE]))
-                            .values(attempts=ACTIONS.c.attempts + 1, updated_at=now))
+        pick = (select(c.id).where(c.id > after, c.status.in_([s.value for s in _SENDABLE]),
+                                   c.kind != Kind.OPS_TASK.value,
+                                   tuple_(c.marketplace, c.account).in_(mine), free)
+                .order_by(c.id).limit(size).with_for_update(skip_locked=True))
+        ids = [i for (i,) in conn.execute(pick)]
+        if not ids:
+            return []
+        conn.execute(update(ACTIONS).where(c.id.in_(ids), free).values(claimed_by=claimer, claimed_until=until))
+        return [dict(r) for r in conn.execute(select(ACTIONS).where(c.id.in_(ids), c.claimed_by == claimer)
+                                              .order_by(c.id)).mappings()]
+
+
+def _begin_attempt(store: Any, action_id: int, claimer: str, now: datetime, until: datetime) -> bool:
+    """Record the intent to send before anything leaves (commit), so a crash is followed by a check.
+
+    Only while the claim is still ours: it is the fence against an executor that stalled past its
+    claim while another took the action over. Each attempt extends the claim.
+    """
+    c = ACTIONS.c
+    with store.engine.begin() as conn:
+        done = conn.execute(update(ACTIONS).where(c.id == action_id, c.status.in_([s.value for s in _SENDABLE]),
+                                                  c.claimed_by == claimer, c.claimed_until >= now)
+                            .values(attempts=c.attempts + 1, updated_at=now, claimed_until=until))
         return done.rowcount == 1
 
 
@@ -230,7 +266,7 @@ def _done(store: Any, row: Mapping[str, Any], result: WriteResult, step: str, no
 
     with store.engine.begin() as conn:
         _write_attempt(conn, row["id"], step, result.status.value, result.detail, now, status=_S.SENT.value,
-                       platform_ref=result.platform_ref, sent_at=now)
+                       platform_ref=result.platform_ref, sent_at=now, **_UNCLAIMED)
         params = json.loads(row["params"] or "{}")
         if row["kind"] == Kind.CREATE_PROMO_CODE.value and "buyer_key" in params:
             _apply(conn, [Entry("spend", -Decimal(params["points"]), f"spend:{row['key']}", None, "promo_code",
@@ -239,23 +275,45 @@ def _done(store: Any, row: Mapping[str, Any], result: WriteResult, step: str, no
 
 
 async def execute(store: Any, connectors: Mapping[tuple[str, str], Connector], *, mode: str, now: datetime,
-                  secrets: Iterable[str] = (), clock: Callable[[], datetime] | None = None) -> ExecuteResult:
-    """Send approved actions (live mode only) through their account's connector, each exactly once."""
+                  secrets: Iterable[str] = (), clock: Callable[[], datetime] | None = None,
+                  claimer: str | None = None, claim_for: timedelta = CLAIM_FOR) -> ExecuteResult:
+    """Send approved actions (live mode only) through their account's connector, each exactly once.
+
+    Only actions of the accounts in `connectors` (a replica passes those it holds), each claimed
+    for `claimer` in the outbox first; an action claimed by a live executor is left to it.
+    """
     result = ExecuteResult()
     if mode != "live":
         return result
     secrets = tuple(s for s in secrets if s)
     stamp = clock or (lambda: now)
-    sendable = (select(ACTIONS).where(ACTIONS.c.status.in_([st.value for st in _SENDABLE]),
-                                      ACTIONS.c.kind != Kind.OPS_TASK.value).order_by(ACTIONS.c.id))
-    with store.engine.connect() as conn:
-        rows = [dict(r) for r in conn.execute(sendable).mappings()]
+    claimer = claimer or f"{socket.gethostname()}-{os.getpid()}"
+    after = 0  # one pass in id order: an action that failed now waits for the next run
+    while True:
+        rows = _claim_batch(store, connectors, claimer, stamp(), stamp() + claim_for, CLAIM_BATCH, after)
+        if not rows:
+            return result
+        after = rows[-1]["id"]
+        stop = await _execute_batch(store, rows, connectors, result, secrets, stamp, claimer, claim_for)
+        if stop:
+            _unclaim(store, claimer)
+            return result
+
+
+def _unclaim(store: Any, claimer: str) -> None:
+    """Give back what `claimer` claimed and did not finish, for the next run (or another executor)."""
+    with store.engine.begin() as conn:
+        conn.execute(update(ACTIONS).where(ACTIONS.c.claimed_by == claimer).values(**_UNCLAIMED))
+
+
+async def _execute_batch(store: Any, rows: list[dict[str, Any]], connectors: Mapping[tuple[str, str], Connector],
+                         result: ExecuteResult, secrets: tuple[str, ...], stamp: Callable[[], datetime],
+                         claimer: str, claim_for: timedelta) -> bool:
+    """Check and send each claimed action; True when the rest must wait (the token was refused)."""
     for row in rows:
-        connector = connectors.get((row["marketplace"], row["account"]))
-        if connector is None:
-            continue  # the account is not configured (or disabled): wait for it
-        if not _claim(store, row["id"], stamp()):
-            continue  # another executor took it, or a person changed it
+        connector = connectors[(row["marketplace"], row["account"])]
+        if not _begin_attempt(store, row["id"], claimer, stamp(), stamp() + claim_for):
+            continue  # the claim ran out and another executor took it, or a person changed it
         request = _request(row)
         try:
             found = await connector.find_done(request)
@@ -266,26 +324,28 @@ async def execute(store: Any, connectors: Mapping[tuple[str, str], Connector], *
             _record(store, row["id"], "check", "not_done", "", stamp())
             answer = await connector.perform(request)
         except WriteNotSupported as exc:
-            _record(store, row["id"], "send", "rejected", str(exc), stamp(), status=_S.FAILED.value, detail=str(exc))
+            _record(store, row["id"], "send", "rejected", str(exc), stamp(), status=_S.FAILED.value, detail=str(exc),
+                    **_UNCLAIMED)
             result.failed += 1
             continue
         except (ApiError, httpx.HTTPError) as exc:
             # Lost answer, platform down, bad token: the next run checks the platform before sending.
             detail = redact(f"{type(exc).__name__}: {exc}", secrets)
-            _record(store, row["id"], "send", "error", detail, stamp())
+            _record(store, row["id"], "send", "error", detail, stamp(), **_UNCLAIMED)
             log.warning("action %s on %s/%s not sent yet: %s", row["id"], row["marketplace"], row["account"], detail)
             result.errors += 1
             if isinstance(exc, AuthError):
-                break  # every other write with this token fails the same way
+                return True  # every other write with this token fails the same way
             continue
         if answer.status == WriteStatus.REJECTED:
             detail = redact(answer.detail, secrets)
-            _record(store, row["id"], "send", "rejected", detail, stamp(), status=_S.FAILED.value, detail=detail)
+            _record(store, row["id"], "send", "rejected", detail, stamp(), status=_S.FAILED.value, detail=detail,
+                    **_UNCLAIMED)
             result.failed += 1
         else:
             _done(store, row, replace(answer, detail=redact(answer.detail, secrets)), "send", stamp())
             result.sent += 1
-    return result
+    return False
 
 
 def attempts_of(store: Any, action_id: int) -> list[dict[str, Any]]:

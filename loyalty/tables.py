@@ -97,6 +97,9 @@ class ActionRow(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    # The executor working it and until when (`loyalty.outbox`): one replica at a time per action.
+    claimed_by: str | None = Field(default=None, max_length=200)
+    claimed_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
 
 
 class ActionAttemptRow(SQLModel, table=True):

@@ -14,7 +14,9 @@ from sqlalchemy.engine import Engine
 from connectors.base import Connector
 from connectors.http import ObservedTransport, ResponseObserver
 from connectors.registry import available_connectors
+from sync.cluster import account_lease
 from sync.config import AppConfig, MarketplaceAccount
+from sync.leases import Fence
 from sync.logs import log_context
 from sync.runner import RunResult, StreamRunner, utc_now
 from sync.store import Store, connect, migrate
@@ -39,6 +41,11 @@ class JobSpec:
     @property
     def id(self) -> str:
         return f"{self.account.marketplace}/{self.account.settings.name}/{self.stream}"
+
+    @property
+    def lease(self) -> str:
+        """The lease that lets a replica run this job: its account's (`sync.cluster`)."""
+        return account_lease(self.account.marketplace, self.account.settings.name)
 
     @property
     def log_fields(self) -> dict[str, str]:
@@ -128,11 +135,11 @@ class App:
             jobs.extend(JobSpec(acct, s) for s in enabled if stream in (None, s))
         return jobs
 
-    async def run_job(self, job: JobSpec,
-                      on_page: Callable[[RunResult], None] | None = None) -> RunResult:
+    async def run_job(self, job: JobSpec, on_page: Callable[[RunResult], None] | None = None,
+                      fence: Fence | None = None) -> RunResult:
         """Run one stream of one account to completion; its log lines name the account and stream."""
         with log_context(**job.log_fields):
-            return await self.runner.run(self.connector(job.account), job.stream, on_page=on_page)
+            return await self.runner.run(self.connector(job.account), job.stream, on_page=on_page, fence=fence)
 
     async def sync_once(self, jobs: Iterable[JobSpec],
                         on_page: Callable[[JobSpec, RunResult], None] | None = None,

@@ -28,6 +28,7 @@ from connectors.errors import (
     StreamUnavailable,
 )
 from connectors.records import OrderRecord, ReviewRecord
+from sync.leases import Fence
 from sync.store import PageWrite, Store
 from sync.store.store import Quarantined, StreamKey
 from sync.windows import next_cursor, plan_run
@@ -119,20 +120,25 @@ class StreamRunner:
         # SQLite/PostgreSQL commits block; a worker thread keeps other accounts' fetches moving.
         self.write_in_thread = write_in_thread
 
-    async def _write(self, key: StreamKey, page: PageWrite, now: datetime) -> None:
+    async def _write(self, key: StreamKey, page: PageWrite, now: datetime, fence: Fence | None) -> None:
         if self.write_in_thread:
-            await asyncio.to_thread(self.store.write_page, key, page, now=now)
+            await asyncio.to_thread(self.store.write_page, key, page, now=now, fence=fence)
         else:
-            self.store.write_page(key, page, now=now)
+            self.store.write_page(key, page, now=now, fence=fence)
 
     async def run(self, connector: Connector, stream: str,
-                  on_page: Callable[[RunResult], None] | None = None) -> RunResult:
-        """Sync `stream` of `connector` up to now; never raises for platform trouble."""
+                  on_page: Callable[[RunResult], None] | None = None,
+                  fence: Fence | None = None) -> RunResult:
+        """Sync `stream` of `connector` up to now; never raises for platform trouble.
+
+        `fence` guards every write (`sync.leases`): when it refuses, `LeaseLost` ends the run at
+        once, nothing of it written; the replica that took the lease over carries on.
+        """
         key = StreamKey(connector.name, connector.account.name, stream)
         result = RunResult(key=key, state="ok")
         now = self.clock()
         try:
-            await self._sync(connector, stream, key, now, result, on_page)
+            await self._sync(connector, stream, key, now, result, on_page, fence)
         except AuthError as exc:
             result.state, result.error = "error", (
                 f"{exc}. Check the token in ${connector.account.token_env} and its API categories.")
@@ -147,11 +153,12 @@ class StreamRunner:
         if result.error:
             log.warning("%s: %s", key, result.error)
         await asyncio.to_thread(self.store.record_run, key, state=result.state, at=self.clock(),
-                                error=result.error)
+                                error=result.error, fence=fence)
         return result
 
     async def _sync(self, connector: Connector, stream: str, key: StreamKey, now: datetime,
-                    result: RunResult, on_page: Callable[[RunResult], None] | None) -> None:
+                    result: RunResult, on_page: Callable[[RunResult], None] | None,
+                    fence: Fence | None) -> None:
         spec = connector.stream_spec(stream)
         ctx = connector.context(self.store.buyer_key_hasher(connector.name))
         state = self.store.get_cursor(key)
@@ -168,13 +175,13 @@ class StreamRunner:
                         cursor = write.cursor_at
                     if held is not None:
                         result.covered = span.at(cursor if cursor and cursor > window.start else window.start)
-                        await self._commit(key, held, now, result, on_page)
+                        await self._commit(key, held, now, result, on_page, fence)
                     held = write
             except ApiError:
                 # The platform stopped us mid-window: keep what was read. The held page moves no
                 # window cursor; a HIGH_WATER page carries its own fully-read checkpoint.
                 if held is not None:
-                    await self._commit(key, held, now, result, on_page)
+                    await self._commit(key, held, now, result, on_page, fence)
                 raise
             if held is None:
                 held = PageWrite()
@@ -184,7 +191,7 @@ class StreamRunner:
             if last_window and (plan.rescan or state.cursor_at is None):
                 held.rescan_at = now  # a first sync reads everything: it counts as a re-scan
             result.covered = span.at(window.end)
-            await self._commit(key, held, now, result, on_page)
+            await self._commit(key, held, now, result, on_page, fence)
 
     def _page_write(self, connector: Connector, stream: str, page: Page, kind: CursorKind,
                     cursor: datetime | None, ctx: MappingContext) -> PageWrite:
@@ -194,8 +201,8 @@ class StreamRunner:
         return write
 
     async def _commit(self, key: StreamKey, write: PageWrite, now: datetime, result: RunResult,
-                      on_page: Callable[[RunResult], None] | None) -> None:
-        await self._write(key, write, now)
+                      on_page: Callable[[RunResult], None] | None, fence: Fence | None) -> None:
+        await self._write(key, write, now, fence)
         result.records += write.record_count
         result.quarantined += len(write.quarantined)
         result.pages += 1

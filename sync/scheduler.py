@@ -1,4 +1,8 @@
-"""`loyalsync run`: one APScheduler job per account x stream, no overlapping runs, clean stop."""
+"""`loyalsync run`: one APScheduler job per account x stream, no overlapping runs, clean stop.
+
+With several replicas on one store, every replica schedules every job, and a job runs only on the
+replica that holds its account's lease (`sync.cluster`); store-wide jobs take a lease per run.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,17 @@ import contextlib
 import logging
 import random
 import signal
+import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from sync.app import App, JobSpec
+from sync.cluster import Coordinator, account_lease, default_replica_name
+from sync.leases import LeaseLost
 from sync.logs import log_context
 from sync.runner import RunResult
 
@@ -37,6 +44,12 @@ class Daemon:
                  on_result: Callable[[RunResult], None] | None = None):
         """`on_result` is told of every finished stream run (metrics)."""
         self.app = app
+        cluster = app.config.settings.cluster
+        self.replica = cluster.replica or default_replica_name()
+        self.coordinator = Coordinator(
+            app.store.engine, self.replica, timedelta(seconds=cluster.lease_seconds),
+            sorted({job.lease for job in app.jobs()}), busy=self._busy)
+        self._by_lease: dict[str, set[asyncio.Task]] = {}
         self.stop = stop or asyncio.Event()
         self.on_result = on_result
         # The latest runs only: a daemon runs for months, and the store keeps each stream's outcome.
@@ -58,22 +71,34 @@ class Daemon:
         with log_context(**job.log_fields):
             await self._run_job(job)
 
+    def _busy(self, lease: str) -> bool:
+        return bool(self._by_lease.get(lease))
+
     async def _run_job(self, job: JobSpec) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._running.add(task)
         try:
             async with self._slots:
-                result = await self.app.run_job(job)
+                # Checked once a slot is free: the lease may have moved while this run waited.
+                lease = self.coordinator.holds(job.lease)
+                if lease is None:
+                    return  # another replica holds this account (or nobody yet: the next beat shares it)
+                self._by_lease.setdefault(job.lease, set()).add(task)  # type: ignore[arg-type]
+                result = await self.app.run_job(job, fence=self.coordinator.fence(lease))
+        except LeaseLost as exc:
+            log.warning("%s: stopped, %s; the replica holding it now carries on from the saved cursor", job.id, exc)
+            return
         except asyncio.CancelledError:
-            if not self.stop.is_set():
+            if not self.stop.is_set() and self.coordinator.holds(job.lease) is not None:
                 raise
-            # Cut short by the stop: expected, not a crash for APScheduler to log with a traceback.
-            # Safe: the cursor only moved with fully written pages.
-            log.info("%s: cut short by the stop; resumes from its saved cursor", job.id)
+            # Cut short by the stop or by losing the lease: expected, not a crash for APScheduler
+            # to log with a traceback. Safe: the cursor only moved with fully written pages.
+            log.info("%s: cut short; resumes from its saved cursor", job.id)
             return
         finally:
             self._running.discard(task)  # type: ignore[arg-type]
+            self._by_lease.get(job.lease, set()).discard(task)  # type: ignore[arg-type]
         self.results.append(result)
         if self.on_result is not None:
             self.on_result(result)
@@ -86,7 +111,53 @@ class Daemon:
             if aps_job is not None and aps_job.next_run_time and when < aps_job.next_run_time:
                 aps_job.modify(next_run_time=when)
 
+    def _heartbeat(self, loop: asyncio.AbstractEventLoop, halt: threading.Event) -> None:
+        """The heartbeat thread: beats on time however busy the event loop and its worker threads are."""
+        while not halt.wait(self.coordinator.interval):
+            try:
+                gained, lost = self.coordinator.beat()
+            except Exception as exc:  # noqa: BLE001 - the store is away: leases lapse, fences refuse writes
+                log.warning("cluster heartbeat failed (%s: %s); retrying at the next beat", type(exc).__name__, exc)
+                continue
+            if gained or lost:
+                loop.call_soon_threadsafe(self._after_beat, gained, lost)
+
+    def _after_beat(self, gained: list[str], lost: list[str]) -> None:
+        """Stop the runs of accounts lost; start those of accounts gained at once."""
+        for name in lost:
+            for task in list(self._by_lease.get(name, ())):
+                task.cancel()
+        if gained:
+            log.info("replica %s took over %d account(s): %s", self.replica, len(gained), ", ".join(gained[:10]))
+            self._run_now(set(gained))
+
+    def _run_now(self, leases: set[str]) -> None:
+        """Start the stream jobs of `leases` now instead of at their next interval (work taken over)."""
+        if self._scheduler is None:
+            return
+        now = datetime.now(UTC)
+        for job in self.app.jobs():
+            aps_job = self._scheduler.get_job(job.id) if job.lease in leases else None
+            if aps_job is not None:
+                aps_job.modify(next_run_time=now)
+
+    async def _store_wide(self, name: str, step: Callable[[], Awaitable[None]]) -> None:
+        """Run a store-wide job here unless another replica is running it now."""
+        lease = await asyncio.to_thread(self.coordinator.try_job, name)
+        if lease is None:
+            return
+        try:
+            await step()
+        finally:
+            await asyncio.to_thread(self.coordinator.end_job, lease)
+
     async def _loyalty(self) -> None:
+        await self._store_wide(LOYALTY_JOB, self._loyalty_run)
+
+    async def _members(self) -> None:
+        await self._store_wide(MEMBERS_JOB, self._members_run)
+
+    async def _loyalty_run(self) -> None:
         """One `loyalty.ledger.run_once`: earn, activate, reverse, expire."""
         from loyalty.ledger import run_once
 
@@ -95,7 +166,7 @@ class Daemon:
             log.info("loyalty: %d members, %d orders, %d entries written, %d lots activated",
                      result.members, result.orders, result.inserted, result.filled)
 
-    async def _members(self) -> None:
+    async def _members_run(self) -> None:
         """One `loyalty.membership.refresh_members`: tiers (with the downgrade policy) and segments."""
         from loyalty.membership import refresh_members
 
@@ -104,17 +175,30 @@ class Daemon:
             log.info("loyalty members: %s", result)
 
     async def _actions(self) -> None:
-        """Plan, gate and store actions; in live mode send the approved ones (`loyalty.action_job`)."""
+        """Plan, gate and store actions (one replica at a time); send those of the accounts held here.
+
+        Sending stays with the account's replica, so its rate budget stays in one process; each
+        action is also claimed in the outbox itself (`loyalty.outbox.execute`).
+        """
         from loyalty.action_job import propose_actions
-        from loyalty.outbox import execute
+        from loyalty.outbox import ProposeResult, execute
 
         settings = self.app.config.settings
         mode, now = settings.daemon.mode, datetime.now(UTC)
+        held = {name for name in self.coordinator.leases.held}
+        connectors = {k: c for k, c in self.app.write_connectors().items() if account_lease(*k) in held}
         try:
-            proposed = await asyncio.to_thread(propose_actions, self.app.store, settings.actions,
-                                               self.app.capabilities(), mode=mode, now=now)
-            executed = await execute(self.app.store, self.app.write_connectors(), mode=mode, now=now,
-                                     secrets=self.app.secrets())
+            plan = await asyncio.to_thread(self.coordinator.try_job, ACTIONS_JOB)
+            proposed = ProposeResult()
+            if plan is not None:
+                try:
+                    proposed = await asyncio.to_thread(propose_actions, self.app.store, settings.actions,
+                                                       self.app.capabilities(), mode=mode, now=now)
+                finally:
+                    await asyncio.to_thread(self.coordinator.end_job, plan)
+            executed = await execute(self.app.store, connectors, mode=mode, now=now,
+                                     secrets=self.app.secrets(), claimer=self.replica,
+                                     claim_for=self.coordinator.ttl)
         except asyncio.CancelledError:
             if not self.stop.is_set():
                 raise
@@ -179,13 +263,20 @@ class Daemon:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self.stop.set)
                 handled.append(sig)
-        serving = None
+        serving, heart, halt = None, None, threading.Event()
         try:
             if service is not None:
                 serving = asyncio.create_task(service.serve(), name="loyalsync-service")
                 serving.add_done_callback(self._service_ended)
+            # A first share of the accounts before anything is scheduled, so the first runs are ours.
+            gained, _ = await asyncio.to_thread(self.coordinator.start)
+            log.info("replica %s holds %d of %d account(s)", self.replica, len(gained),
+                     len(self.coordinator.accounts))
             self._scheduler = self.schedule()
             self._scheduler.start()
+            heart = threading.Thread(target=self._heartbeat, args=(loop, halt), name="loyalsync-heartbeat",
+                                     daemon=True)
+            heart.start()
             log.info("daemon started: %d jobs", len(self._scheduler.get_jobs()))
             await self.stop.wait()
         finally:
@@ -197,6 +288,15 @@ class Daemon:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
+            halt.set()
+            if heart is not None:
+                await asyncio.to_thread(heart.join, 10)
+            # Hand every account over at once, rather than after the leases run out.
+            try:
+                await asyncio.to_thread(self.coordinator.stop)
+            except Exception as exc:  # noqa: BLE001 - the leases then lapse on their own
+                log.warning("could not give the leases back (%s); other replicas take over when they expire",
+                            type(exc).__name__)
             if service is not None and serving is not None:
                 await service.shutdown(serving)
             await self.app.aclose()

@@ -46,11 +46,11 @@ class CrashingStore(Store):
         self.crash_at = crash_at
         self.writes = 0
 
-    def write_page(self, key: StreamKey, page: PageWrite, *, now: datetime) -> None:
+    def write_page(self, key: StreamKey, page: PageWrite, *, now: datetime, **options: Any) -> None:
         self.writes += 1
         if self.writes == self.crash_at:
             raise SimulatedCrash(f"crash before page {self.writes}")
-        super().write_page(key, page, now=now)
+        super().write_page(key, page, now=now, **options)  # e.g. the runner's lease `fence`
 
 
 class ConformanceSuite:

@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import Table, func, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from connectors.records import OrderRecord, ReviewRecord
 from sync.store import identity, upsert
@@ -110,13 +110,19 @@ class Store:
             return CursorState()
         return CursorState(**{f: row[f] for f in CursorState.__slots__})
 
-    def write_page(self, key: StreamKey, page: PageWrite, *, now: datetime) -> None:
-        """Upsert a page's records, quarantine its bad ones and move the cursor: all or nothing."""
+    def write_page(self, key: StreamKey, page: PageWrite, *, now: datetime,
+                   fence: Callable[[Connection], None] | None = None) -> None:
+        """Upsert a page's records, quarantine its bad ones and move the cursor: all or nothing.
+
+        `fence` runs first in the transaction and raises to refuse the write (`sync.leases`).
+        """
         bind = binders(self.engine.dialect)
         order_rows, line_rows = _order_rows(page.orders, bind)
         review_rows = _review_rows(page.reviews, bind)
         quarantine_rows = [_quarantine_row(key, q, now) for q in page.quarantined]
         with self.engine.begin() as conn:
+            if fence is not None:
+                fence(conn)
             upsert.upsert_orders(conn, order_rows)
             upsert.upsert_order_lines(conn, line_rows)
             upsert.upsert_reviews(conn, review_rows)
@@ -128,7 +134,8 @@ class Store:
                 values["last_rescan_at"] = page.rescan_at
             _save_cursor(conn, key, values, increment=("records_synced",))
 
-    def record_run(self, key: StreamKey, *, state: str, at: datetime, error: str | None = None) -> None:
+    def record_run(self, key: StreamKey, *, state: str, at: datetime, error: str | None = None,
+                   fence: Callable[[Connection], None] | None = None) -> None:
         """Store how a run of `key` ended (ok, deferred, error, unavailable)."""
         values: dict[str, Any] = {"state": state, "last_run_at": at}
         if state == "ok":
@@ -136,6 +143,8 @@ class Store:
         elif error is not None:
             values.update(last_error=error[:2000], last_error_at=at)
         with self.engine.begin() as conn:
+            if fence is not None:
+                fence(conn)
             _save_cursor(conn, key, values)
 
     def cursors(self) -> list[dict[str, Any]]:

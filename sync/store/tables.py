@@ -5,17 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import Column, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, Index, Integer, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from sync.store.types import Money, UTCDateTime
 
 __all__ = [
     "AccountRow",
+    "LeaseRow",
     "MetaRow",
     "OrderLineRow",
     "OrderRow",
     "QuarantineRow",
+    "ReplicaRow",
     "ReviewRow",
     "StreamCursorRow",
 ]
@@ -139,3 +141,30 @@ class MetaRow(SQLModel, table=True):
 
     key: str = Field(primary_key=True, max_length=64)
     value: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class LeaseRow(SQLModel, table=True):
+    """Who works one piece of work (an account, a store-wide job) until when (`sync.leases`).
+
+    `token` grows with every new grant: a write fenced with an older token is refused, so a
+    replica that lost its lease while frozen cannot write over its successor.
+    """
+
+    __tablename__ = "leases"
+
+    name: str = Field(primary_key=True, max_length=200)
+    holder: str = Field(max_length=200)
+    token: int = Field(sa_column=Column(BigInteger, nullable=False))
+    acquired_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    expires_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class ReplicaRow(SQLModel, table=True):
+    """A running daemon replica and its last heartbeat; live ones share the accounts between them."""
+
+    __tablename__ = "replicas"
+
+    name: str = Field(primary_key=True, max_length=200)
+    incarnation: str = Field(max_length=64)  # one per process start: tells a duplicate name apart
+    started_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    seen_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))

@@ -212,3 +212,58 @@ def test_a_sent_promo_code_spends_the_members_points_in_the_same_transaction(sto
     b = balances(store, ("shop", "main", "b1"), NOW)
     assert b.available == 300 and b.total == 300
     assert run(store, Vouchers()).sent == 0 and balances(store, ("shop", "main", "b1"), NOW).available == 300
+
+
+class SlowPlatform(FakePlatform):
+    """Every send takes a moment, so two executors really overlap; counts sends per target."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.per_target: dict[str, int] = {}
+
+    async def perform(self, request: WriteRequest) -> WriteResult:
+        self.per_target[request.target] = self.per_target.get(request.target, 0) + 1
+        await asyncio.sleep(0.01)
+        return await super().perform(request)
+
+
+def test_two_executors_on_one_postgresql_send_each_action_once(pg_store: Store):
+    """Two replicas' executors at once: each action is claimed by one (SKIP LOCKED), sent once."""
+    import threading
+
+    propose(pg_store, [reply(f"R{i}") for i in range(60)], CAPS, ActionSettings(), mode="live", now=NOW,
+            gate=allow_unless_bad)
+    platform = SlowPlatform()
+    start = threading.Barrier(2)
+    results = {}
+
+    def executor(name: str) -> None:
+        start.wait()
+        results[name] = asyncio.run(execute(pg_store, {("shop", "main"): platform}, mode="live", now=NOW,
+                                             claimer=name, clock=lambda: datetime.now(UTC)))
+
+    threads = [threading.Thread(target=executor, args=(n,)) for n in ("replica-a", "replica-b")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert platform.per_target == {f"R{i}": 1 for i in range(60)}
+    assert results["replica-a"].sent + results["replica-b"].sent == 60
+    assert results["replica-a"].sent > 0 and results["replica-b"].sent > 0, "one executor did everything"
+    assert set(statuses(pg_store).values()) == {"sent"}
+    assert all(r["claimed_by"] is None for r in action_rows(pg_store))
+
+
+def test_an_action_claimed_by_a_live_executor_is_left_alone_until_its_claim_runs_out(store: Store):
+    from loyalty.outbox import _claim_batch
+
+    propose(store, [reply("R1")], CAPS, ActionSettings(), mode="live", now=NOW, gate=allow_unless_bad)
+    claimed = _claim_batch(store, [("shop", "main")], "dead-replica", NOW, NOW + timedelta(minutes=2), 10, 0)
+    assert [r["target"] for r in claimed] == ["R1"]
+    platform = FakePlatform()
+    early = asyncio.run(execute(store, {("shop", "main"): platform}, mode="live", now=NOW + timedelta(minutes=1),
+                                claimer="other"))
+    assert early.sent == 0 and platform.sends == 0
+    late = asyncio.run(execute(store, {("shop", "main"): platform}, mode="live", now=NOW + timedelta(minutes=3),
+                               claimer="other"))
+    assert late.sent == 1 and platform.sends == 1

@@ -60,7 +60,7 @@ class RecordingApp(App):
         self.most_at_once: dict[str, int] = defaultdict(int)
         self.in_slow_job = asyncio.Event()
 
-    async def run_job(self, job: JobSpec, on_page=None) -> RunResult:
+    async def run_job(self, job: JobSpec, on_page=None, fence=None) -> RunResult:
         self.starts[job.stream].append(time.monotonic())
         self.running[job.id] += 1
         self.most_at_once[job.id] = max(self.most_at_once[job.id], self.running[job.id])
@@ -68,7 +68,7 @@ class RecordingApp(App):
             if job.stream == SLOW_STREAM:
                 self.in_slow_job.set()
                 await asyncio.sleep(SLOW_SECONDS)
-            return await super().run_job(job, on_page)
+            return await super().run_job(job, on_page, fence)
         finally:
             self.running[job.id] -= 1
 

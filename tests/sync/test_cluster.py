@@ -1,0 +1,99 @@
+"""Replicas sharing accounts through leases (`sync.cluster`), on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from sync.cluster import Coordinator, account_lease
+
+ACCOUNTS = [account_lease("wildberries", f"acct{i:02d}") for i in range(30)]
+TTL = timedelta(seconds=2)
+
+
+def _beat(*replicas: Coordinator, rounds: int = 3) -> None:
+    for _ in range(rounds):
+        for r in replicas:
+            r.beat()
+
+
+def _shares(*replicas: Coordinator) -> list[set[str]]:
+    return [{n for n in r.leases.held if n.startswith("account:")} for r in replicas]
+
+
+def _assert_partition(shares: list[set[str]]) -> None:
+    assert set().union(*shares) == set(ACCOUNTS)
+    assert sum(len(s) for s in shares) == len(ACCOUNTS), "an account is held twice"
+
+
+def test_replicas_split_the_accounts_evenly_and_disjointly(pg_store):
+    replicas = [Coordinator(pg_store.engine, f"r{i}", TTL, ACCOUNTS) for i in range(3)]
+    for r in replicas:
+        r.start()
+    _beat(*replicas)
+    shares = _shares(*replicas)
+    _assert_partition(shares)
+    assert [len(s) for s in shares] == [10, 10, 10]
+
+
+def test_a_joining_replica_gets_its_share_from_the_others(pg_store):
+    first = Coordinator(pg_store.engine, "first", TTL, ACCOUNTS)
+    first.start()
+    assert len(_shares(first)[0]) == 30
+    second = Coordinator(pg_store.engine, "second", TTL, ACCOUNTS)
+    second.start()
+    _beat(first, second)
+    shares = _shares(first, second)
+    _assert_partition(shares)
+    assert [len(s) for s in shares] == [15, 15]
+
+
+def test_a_dead_replicas_accounts_move_after_its_leases_expire(pg_store):
+    replicas = [Coordinator(pg_store.engine, f"r{i}", TTL, ACCOUNTS) for i in range(3)]
+    for r in replicas:
+        r.start()
+    _beat(*replicas)
+    dead, survivors = replicas[0], replicas[1:]
+    orphaned = _shares(dead)[0]
+    killed_at = time.monotonic()
+    # The dead one stops beating; the survivors beat every third of a lease period, as the daemon does.
+    while not orphaned <= set().union(*_shares(*survivors)):
+        assert time.monotonic() - killed_at < 2 * TTL.total_seconds(), "not taken over within 2 lease periods"
+        time.sleep(TTL.total_seconds() / 3)
+        _beat(*survivors, rounds=1)
+    shares = _shares(*survivors)
+    _assert_partition(shares)
+    assert sorted(len(s) for s in shares) == [15, 15]
+
+
+def test_a_clean_stop_hands_over_on_the_next_beat(pg_store):
+    a, b = (Coordinator(pg_store.engine, n, timedelta(minutes=10), ACCOUNTS) for n in ("a", "b"))
+    a.start()
+    b.start()
+    _beat(a, b)
+    a.stop()
+    gained, _ = b.beat()
+    assert len(gained) == 15
+    assert _shares(b)[0] == set(ACCOUNTS)
+
+
+def test_an_account_with_a_run_going_on_is_not_given_away(pg_store):
+    running = set()
+    first = Coordinator(pg_store.engine, "first", TTL, ACCOUNTS, busy=lambda name: name in running)
+    first.start()
+    running.update(ACCOUNTS)  # every account mid-run
+    second = Coordinator(pg_store.engine, "second", TTL, ACCOUNTS)
+    second.start()
+    _beat(first, second)
+    assert _shares(second)[0] == set()
+    running.clear()  # the runs end: the next beats share the accounts
+    _beat(first, second)
+    assert [len(s) for s in _shares(first, second)] == [15, 15]
+
+
+def test_store_wide_jobs_run_on_one_replica_at_a_time(pg_store):
+    a, b = (Coordinator(pg_store.engine, n, TTL, ACCOUNTS) for n in ("a", "b"))
+    lease = a.try_job("loyalty")
+    assert lease is not None and b.try_job("loyalty") is None
+    a.end_job(lease)
+    assert b.try_job("loyalty") is not None
