@@ -1,58 +1,71 @@
-"""Ingest rate: orders/s from Wildberries page bytes to committed rows, against a plain-driver floor.
+"""Ingest rate per platform: orders/s from page bytes to committed rows, against a plain-driver floor.
 
-Pages are pre-built (untimed) from the emulator's seeded generator as the client hands them to the
-runner (Marketplace orders with `_status` attached; Statistics rows), as JSON bytes. Timed per page,
-the runner's own sequence minus HTTP: orjson.loads(bytes) -> sync.runner.map_page(...) ->
-Store.write_page(...), one committed transaction each. Rows of the table:
+Pages are pre-built (untimed) in each platform's own format, as its client hands them to the runner:
+  Wildberries     from the emulator's seeded generator: Marketplace orders with `_status`
+                  attached (`--orders`, 1,000 a page) and the Statistics rows of the same orders;
+  Ozon, Yandex Market   fetched by the connector's own client from its emulator (limits lifted,
+                  `--connector-orders` orders, the platform's page size: Ozon 100 postings of
+                  FBS/rFBS and FBO, Market 50 orders), kept as JSON bytes.
+Timed per page, the runner's own sequence minus HTTP: orjson.loads(bytes) ->
+sync.runner.map_page(...) (the connector's `map_record`) -> Store.write_page(...), one committed
+transaction each. Rows, per platform and backend:
 
-  orders (fresh)       Marketplace pages into an empty store: every row an insert;
-  orders (re-read)     the same pages again: every row hits ON CONFLICT (the 14-day lookback);
-  statistics (merge)   Statistics rows of the same orders, ~70 % merging into Marketplace rows;
+  orders (fresh)       every order stream's pages into an empty store: every row an insert;
+  orders (re-read)     the same pages again: every row hits ON CONFLICT (the lookback re-read);
+  statistics (merge)   WB only: Statistics rows of the same orders, ~70 % merging into Marketplace rows;
   plain ...            the same orders and lines as ready tuples through the bare driver (sqlite3
                        `executemany`, psycopg `executemany`/COPY) into equivalent plain tables, one
                        transaction per page: the floor the store's path is compared with.
 
-SQLite: a temporary file with the store's own pragmas (sync.store.db.SQLITE_PRAGMAS) on both
-paths. PostgreSQL (127.0.0.1:5432, user postgres): a database
-created and dropped here.
+SQLite: a temporary file per platform with the store's own pragmas (sync.store.db.SQLITE_PRAGMAS)
+on both paths. PostgreSQL (127.0.0.1:5432, user postgres): a database per platform, created and
+dropped here.
 
-Run: .venv/bin/python bench/ingest.py [--orders 200000] [--no-postgres] [--dir DIR]
-Target: >= 30,000 orders/s for "orders (fresh)" on SQLite. Writes bench/results/ingest.json.
+Run: .venv/bin/python bench/ingest.py [--orders 200000] [--connector-orders 50000]
+     [--platforms wildberries ozon yandex_market] [--no-postgres] [--dir DIR]
+Target: >= 30,000 orders/s for "orders (fresh)" on SQLite, every platform. Writes bench/results/ingest.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sqlite3
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
-import orjson
-from pydantic import SecretStr
+# Run as `python bench/ingest.py`, this file's folder comes first on sys.path, and bench/loyalty.py
+# would shadow the `loyalty` package (the migrations import it): look imports up from the root.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
 
-from connectors.base import Connector, MappingContext, RateOverride, RecordType
-from connectors.registry import available_connectors
-from connectors.wildberries.connector import WildberriesConnector
-from connectors.wildberries.emulator_data import generate
-from connectors.wildberries.settings import WildberriesAccountSettings
-from sync.runner import map_page
-from sync.store import Store, connect, migrate
-from sync.store.db import SQLITE_PRAGMAS
-from sync.store.identity import buyer_key_hasher
-from sync.store.store import StreamKey
-from sync.store.tables import OrderLineRow, OrderRow
-from sync.windows import plan_run
+import httpx  # noqa: E402
+import orjson  # noqa: E402
+from pydantic import SecretStr  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results"
+from bench._common import print_rows, row, write_result  # noqa: E402
+from connectors.base import Connector, MappingContext, RateOverride, RecordType  # noqa: E402
+from connectors.registry import available_connectors  # noqa: E402
+from connectors.wildberries.connector import WildberriesConnector  # noqa: E402
+from connectors.wildberries.emulator_data import generate  # noqa: E402
+from connectors.wildberries.settings import WildberriesAccountSettings  # noqa: E402
+from sync.runner import map_page  # noqa: E402
+from sync.store import Store, connect, migrate  # noqa: E402
+from sync.store.db import SQLITE_PRAGMAS  # noqa: E402
+from sync.store.identity import buyer_key_hasher  # noqa: E402
+from sync.store.store import StreamKey  # noqa: E402
+from sync.store.tables import OrderLineRow, OrderRow  # noqa: E402
+from sync.windows import plan_run  # noqa: E402
+
+PLATFORMS = ("wildberries", "ozon", "yandex_market")
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-# Benchmark data has no buyer ids; a fixed salt keeps the mapping path identical to the runner's.
+# A fixed salt keeps the mapping path identical to the runner's (buyer ids are hashed as there).
 CTX = MappingContext("wildberries", "bench", buyer_key_hasher(b"bench-salt", "wildberries"))
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 TARGET = 30_000
@@ -112,8 +125,13 @@ def run_store(store: Store, connector, stream: str, pages: list[bytes], ctx: Map
             "split": {"parse": parse, "map": mapping, "write": write}}
 
 
-def plain_tuples(connector, stream: str, pages: list[bytes], native: bool) -> list[tuple[list, list]]:
-    """(order tuples, line tuples) per page as stored; SQLite gets text times and amounts."""
+def plain_tuples(connector, ctx: MappingContext, pages: dict[str, list[bytes]],
+                 native: bool) -> list[tuple[list, list]]:
+    """(order tuples, line tuples) per page as stored; SQLite gets text times and amounts.
+
+    Every order stream's pages, mapped by the platform's own `map_record`; an order met again (a
+    window overlap) is left out, as the plain tables have no upsert.
+    """
     def conv(v):
         if native:
             return v
@@ -121,15 +139,18 @@ def plain_tuples(connector, stream: str, pages: list[bytes], native: bool) -> li
             return v.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
         return str(v) if type(v).__name__ == "Decimal" else v
 
-    out = []
-    for body in pages:
-        orders = map_page(connector, stream, orjson.loads(body), CTX).orders
-        rows = [tuple(conv(getattr(o, c) if c != "status" else o.status.value) for c in ORDER_COLS)
-                for o in orders]
-        lines = [(o.marketplace, o.account, o.order_id, i, ln.sku, ln.offer_id, ln.name,
-                  ln.quantity, conv(ln.price), o.source_rank)
-                 for o in orders for i, ln in enumerate(o.lines)]
-        out.append((rows, lines))
+    out, seen = [], set()
+    for stream, bodies in pages.items():
+        for body in bodies:
+            orders = [o for o in map_page(connector, stream, orjson.loads(body), ctx).orders
+                      if o.order_id not in seen]
+            seen.update(o.order_id for o in orders)
+            rows = [tuple(conv(getattr(o, c) if c != "status" else o.status.value) for c in ORDER_COLS)
+                    for o in orders]
+            lines = [(o.marketplace, o.account, o.order_id, i, ln.sku, ln.offer_id, ln.name,
+                      ln.quantity, conv(ln.price), o.source_rank)
+                     for o in orders for i, ln in enumerate(o.lines)]
+            out.append((rows, lines))
     return out
 
 
@@ -165,6 +186,8 @@ def plain_pg(url: str, batches: list[tuple[list, list]], copy: bool) -> dict:
         for page in batches:
             with db.cursor() as cur:
                 for name, data in zip(("orders", "lines"), page, strict=True):
+                    if not data:
+                        continue
                     if not copy:
                         cur.executemany(f"INSERT INTO {prefix}{name} VALUES ({marks[name]})", data)
                         continue
@@ -176,22 +199,32 @@ def plain_pg(url: str, batches: list[tuple[list, list]], copy: bool) -> dict:
     return {"orders": sum(len(r) for r, _ in batches), "seconds": seconds}
 
 
-def loyalsync_runs(url: str, connector, pages: dict[str, list[bytes]]) -> dict[str, dict]:
+def run_streams(store: Store, connector, ctx: MappingContext, pages: dict[str, list[bytes]]) -> dict:
+    """`run_store` over every order stream of a platform, added up."""
+    parts = [run_store(store, connector, stream, bodies, ctx) for stream, bodies in pages.items()]
+    split = {k: sum(p["split"][k] for p in parts) for k in ("parse", "map", "write")}
+    return {"orders": sum(p["orders"] for p in parts), "seconds": sum(p["seconds"] for p in parts),
+            "split": split, "streams": list(pages)}
+
+
+def loyalsync_runs(url: str, p: Platform) -> dict[str, dict]:
+    """The store's path: fresh, re-read, and (WB) the Statistics merge."""
     engine = connect(url)
     migrate(engine)
     store = Store(engine)
-    store.ensure_account("wildberries", "bench")
+    store.ensure_account(p.name, "bench")
     try:
-        return {
-            "orders (fresh)": run_store(store, connector, "orders", pages["orders"]),
-            "orders (re-read)": run_store(store, connector, "orders", pages["orders"]),
-            "statistics (merge)": run_store(store, connector, "orders_statistics", pages["orders_statistics"]),
-        }
+        out = {"orders (fresh)": run_streams(store, p.connector, p.ctx, p.orders),
+               "orders (re-read)": run_streams(store, p.connector, p.ctx, p.orders)}
+        if p.statistics:
+            out["statistics (merge)"] = run_store(store, p.connector, "orders_statistics", p.statistics, p.ctx)
+        return out
     finally:
         engine.dispose()
 
 
-def postgres(connector, pages: dict[str, list[bytes]], plain: list) -> dict[str, dict]:
+def postgres(p: Platform) -> dict[str, dict]:
+    """The store's path and the bare driver into a database created (and dropped) for this platform."""
     import psycopg
 
     name = f"loyalsync_bench_{uuid.uuid4().hex[:10]}"
@@ -199,13 +232,21 @@ def postgres(connector, pages: dict[str, list[bytes]], plain: list) -> dict[str,
         admin.execute(f'CREATE DATABASE "{name}"')
         try:
             url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-            out = loyalsync_runs(url, connector, pages)
+            out = loyalsync_runs(url, p)
+            plain = plain_tuples(p.connector, p.ctx, p.orders, native=True)
             out["plain executemany"] = plain_pg(url, plain, copy=False)
             out["plain COPY"] = plain_pg(url, plain, copy=True)
             return out
         finally:
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
             admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+
+
+def sqlite(p: Platform, tmp: str) -> dict[str, dict]:
+    out = loyalsync_runs(f"sqlite:///{tmp}/{p.name}.db", p)
+    plain = plain_tuples(p.connector, p.ctx, p.orders, native=False)
+    out["plain executemany"] = plain_sqlite(Path(tmp) / f"{p.name}-plain.db", plain)
+    return out
 
 
 async def capture_order_pages(cls: type[Connector], orders: int, seed: int) -> dict[str, list[bytes]]:
@@ -219,87 +260,106 @@ async def capture_order_pages(cls: type[Connector], orders: int, seed: int) -> d
     account = account.model_copy(update={"rate_limits": dict.fromkeys(cls.rate_groups, unlimited)})
     now = datetime.now(UTC)
     pages: dict[str, list[bytes]] = {}
+    seen: set[str] = set()
     async with cls(account, transport=httpx.ASGITransport(app=setup.app)) as connector:
         for name, spec in cls.streams.items():
             if spec.record_type is not RecordType.ORDER:
                 continue
             for window in plan_run(account.stream_spec(spec), None, None, now).windows:
                 async for page in connector.fetch(name, window):
-                    # Streamed parsers hand exact Decimals; they were JSON numbers on the wire.
-                    pages.setdefault(name, []).append(orjson.dumps(page.items, default=float))
+                    # An order met again (Ozon reads FBS windows by creation AND by status change)
+                    # is dropped, so "fresh" is all inserts and matches the plain path row for row.
+                    items = [r for r in page.items if connector.record_key(name, r) not in seen]
+                    seen.update(connector.record_key(name, r) for r in items)
+                    if items:
+                        # Streamed parsers hand exact Decimals; they were JSON numbers on the wire.
+                        pages.setdefault(name, []).append(orjson.dumps(items, default=float))
     return pages
 
 
-def per_connector(orders: int, seed: int, tmp: str) -> dict[str, dict]:
-    """Fresh ingest of each connector's order streams into SQLite, from its emulator's pages."""
-    out: dict[str, dict] = {}
-    for name, cls in sorted(available_connectors().items()):
-        pages = asyncio.run(capture_order_pages(cls, orders, seed))
-        if not pages:
-            continue
-        ctx = MappingContext(name, "bench", buyer_key_hasher(b"bench-salt", name))
-        connector = cls(cls.demo(seed=seed, orders=1, reviews=0).account("http://unused"))
-        engine = connect(f"sqlite:///{tmp}/{name}.db")
-        migrate(engine)
-        store = Store(engine)
-        try:
-            for stream, stream_pages in pages.items():
-                out[f"{name} {stream}"] = run_store(store, connector, stream, stream_pages, ctx)
-        finally:
-            engine.dispose()
-    return out
+@dataclass
+class Platform:
+    """One platform's pre-built pages and the connector that maps them."""
+
+    name: str
+    connector: Connector
+    ctx: MappingContext
+    orders: dict[str, list[bytes]]  # order stream -> JSON pages
+    statistics: list[bytes] | None = None  # WB only: Statistics rows of the same orders
+
+
+def platform(name: str, args: argparse.Namespace) -> Platform | None:
+    """Build (untimed) a platform's pages: WB from its generator, the others from their emulator."""
+    ctx = MappingContext(name, "bench", buyer_key_hasher(b"bench-salt", name))
+    if name == "wildberries":
+        pages = build_pages(args.orders, args.page_size, args.seed)
+        connector = WildberriesConnector(
+            WildberriesAccountSettings(name="bench", token_env="BENCH_TOKEN", token=SecretStr("t")))
+        return Platform(name, connector, ctx, {"orders": pages["orders"]}, pages["orders_statistics"])
+    cls = available_connectors().get(name)
+    if cls is None:
+        return None
+    pages = asyncio.run(capture_order_pages(cls, args.connector_orders, args.seed))
+    if not pages:
+        return None
+    connector = cls(cls.demo(seed=args.seed, orders=1, reviews=0).account("http://unused"))
+    return Platform(name, connector, ctx, pages)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--orders", type=int, default=200_000)
-    ap.add_argument("--page-size", type=int, default=1000)
+    ap.add_argument("--orders", type=int, default=200_000, help="Wildberries orders (its own generator)")
+    ap.add_argument("--connector-orders", type=int, default=50_000,
+                    help="orders in the Ozon and Yandex Market emulators (pages fetched from them)")
+    ap.add_argument("--page-size", type=int, default=1000, help="Wildberries page size")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--platforms", nargs="+", default=list(PLATFORMS), choices=PLATFORMS)
     ap.add_argument("--no-postgres", action="store_true")
     ap.add_argument("--dir", help="where the SQLite files go (default: the system temp dir)")
-    ap.add_argument("--connector-orders", type=int, default=50_000,
-                    help="orders per connector for the every-connector rows")
     args = ap.parse_args()
 
-    t0 = time.perf_counter()
-    pages = build_pages(args.orders, args.page_size, args.seed)
-    mb = {k: sum(map(len, v)) / 1e6 for k, v in pages.items()}
-    print(f"built {len(pages['orders'])} + {len(pages['orders_statistics'])} pages ({mb['orders']:.0f} + "
-          f"{mb['orders_statistics']:.0f} MB JSON) in {time.perf_counter() - t0:.1f}s")
-    connector = WildberriesConnector(
-        WildberriesAccountSettings(name="bench", token_env="BENCH_TOKEN", token=SecretStr("t")))
-    results: dict[str, dict[str, dict]] = {}
+    results: dict[str, dict[str, dict[str, dict]]] = {}
+    notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="loyalsync-bench-", dir=args.dir) as tmp:
-        results["sqlite"] = loyalsync_runs(f"sqlite:///{tmp}/store.db", connector, pages)
-        sqlite_plain = plain_tuples(connector, "orders", pages["orders"], native=False)
-        results["sqlite"]["plain executemany"] = plain_sqlite(Path(tmp) / "plain.db", sqlite_plain)
-        results["sqlite, every connector (fresh, pages from its emulator)"] = per_connector(
-            args.connector_orders, args.seed, tmp)
-    if not args.no_postgres:
-        try:
-            plain = plain_tuples(connector, "orders", pages["orders"], native=True)
-            results["postgresql"] = postgres(connector, pages, plain)
-        except Exception as exc:  # noqa: BLE001 - a missing server must not hide the SQLite figures
-            print(f"PostgreSQL skipped: {type(exc).__name__}: {exc}")
+        for name in args.platforms:
+            t0 = time.perf_counter()
+            p = platform(name, args)
+            if p is None:
+                notes.append(f"{name}: no connector or emulator installed; skipped")
+                continue
+            mb = sum(map(len, (b for v in p.orders.values() for b in v))) / 1e6
+            print(f"{name}: built {sum(map(len, p.orders.values()))} order pages ({mb:.0f} MB JSON) "
+                  f"in {time.perf_counter() - t0:.1f}s (untimed)")
+            results[name] = {"sqlite": sqlite(p, tmp)}
+            if not args.no_postgres:
+                try:
+                    results[name]["postgresql"] = postgres(p)
+                except Exception as exc:  # noqa: BLE001 - a missing server must not hide the SQLite figures
+                    notes.append(f"{name}: PostgreSQL skipped: {type(exc).__name__}: {exc}")
+                    print(notes[-1])
+            del p
 
+    rows = []
     print(f"\n{'path':<30}{'orders':>9}{'seconds':>9}{'orders/s':>10}{'vs plain':>10}   parse / map / write (s)")
-    for backend, rows in results.items():
-        print(f"-- {backend}")
-        plain = rows.get("plain executemany")
-        floor = plain["orders"] / plain["seconds"] if plain else None
-        for path, r in rows.items():
-            r["orders_per_s"] = rate = r["orders"] / r["seconds"]
-            r["vs_plain_executemany"] = rate / floor if floor else None
-            split = " / ".join(f"{v:.2f}" for v in r["split"].values()) if "split" in r else ""
-            ratio = f"{rate / floor:>9.2f}x" if floor else f"{'':>10}"
-            print(f"{path:<30}{r['orders']:>9}{r['seconds']:>9.2f}{rate:>10,.0f}{ratio}   {split}")
-    fresh = results["sqlite"]["orders (fresh)"]["orders_per_s"]
-    print(f"\ntarget: orders (fresh) on SQLite >= {TARGET:,}/s: {'met' if fresh >= TARGET else 'NOT met'}"
-          f" ({fresh:,.0f}/s)")
-    RESULTS.mkdir(exist_ok=True)
-    out = {"args": vars(args), "python": sys.version.split()[0], "target_orders_per_s": TARGET,
-           "results": results}
-    (RESULTS / "ingest.json").write_text(json.dumps(out, indent=2))
+    for name, backends in results.items():
+        for backend, paths in backends.items():
+            print(f"-- {name}, {backend}")
+            plain = paths.get("plain executemany")
+            floor = plain["orders"] / plain["seconds"] if plain else None
+            for path, r in paths.items():
+                r["orders_per_s"] = rate = r["orders"] / r["seconds"] if r["seconds"] else 0.0
+                r["vs_plain_executemany"] = rate / floor if floor else None
+                split = " / ".join(f"{v:.2f}" for v in r["split"].values()) if "split" in r else ""
+                ratio = f"{rate / floor:>9.2f}x" if floor else f"{'':>10}"
+                print(f"{path:<30}{r['orders']:>9}{r['seconds']:>9.2f}{rate:>10,.0f}{ratio}   {split}")
+                target = f">= {TARGET:,}" if backend == "sqlite" and path == "orders (fresh)" else None
+                label = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}[backend]
+                rows.append(row(f"{name} {label}: {path}", rate, "orders/s", target,
+                                target is not None and rate >= TARGET))
+    for note in notes:
+        print(note)
+    print_rows("ingest", rows)
+    write_result("ingest", vars(args), rows, target_orders_per_s=TARGET, notes=notes, results=results)
 
 
 if __name__ == "__main__":

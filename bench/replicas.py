@@ -1,0 +1,288 @@
+"""Scale-out on PostgreSQL: 1 vs 2 daemon replicas over many accounts, and a killed replica's handover.
+
+What is measured
+  Each replica is a child process running the real `sync.scheduler.Daemon` (leases, heartbeats,
+  rebalancing: `sync.cluster`) on one fresh PostgreSQL database. Every replica serves itself the
+  Wildberries emulator in-process through `httpx.ASGITransport`, rate limits lifted on both sides,
+  so the run is CPU-bound and the emulator's work grows with the replicas as a platform's would.
+  Every account reads the orders stream (the emulator hands each account the same seeded orders).
+
+  (a) throughput  `--accounts` accounts (default 300) with `--orders` orders each; the replicas
+                  start together, and the clock stops when every account's first sync is done
+                  (its cursor row says ok). Reported: orders/s with 1 replica and with 2, and the
+                  ratio. Target: 2 replicas >= 1.6x one replica on this 2-core machine.
+  (b) handover    2 replicas, polls every `--poll` seconds, lease period `--lease` seconds. Once
+                  both hold their share, one is killed with SIGKILL. Reported: the time until every
+                  account it held has run again on the survivor (its cursor's last run is later
+                  than the kill), in seconds and in lease periods. Target: within 2 lease periods.
+
+Run: .venv/bin/python bench/replicas.py [--accounts 300] [--orders 1000] [--lease 6] [--poll 4] [--quick]
+Writes bench/results/replicas.json (the bench/_common.py contract).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+sys.path.insert(0, str(_HERE.parent))
+
+from sqlalchemy import create_engine, func, select, text  # noqa: E402
+
+from bench._common import print_rows, row, write_result  # noqa: E402
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+TOKEN_ENV = "LOYALSYNC_BENCH_WB_TOKEN"
+GROUPS = ("marketplace", "statistics", "feedbacks")
+
+
+def write_config(root: Path, database_url: str, accounts: int, poll: float, lease: float) -> Path:
+    (root / "marketplaces").mkdir(parents=True, exist_ok=True)
+    (root / "loyalsync.toml").write_text(textwrap.dedent(f"""\
+        [database]
+        url = "{database_url}"
+        [schedule]
+        jitter_seconds = 0
+        max_concurrent_jobs = 8
+        [loyalty]
+        enabled = false
+        [service]
+        enabled = false
+        [cluster]
+        lease_seconds = {lease}
+        """), encoding="utf-8")
+    lifted = "".join(f"[accounts.rate_limits.{g}]\nrequests = 1000000\nperiod_seconds = 1\nburst = 100000\n"
+                     for g in GROUPS)
+    blocks = []
+    for i in range(accounts):
+        blocks.append(textwrap.dedent(f"""\
+            [[accounts]]
+            name = "a{i:04d}"
+            token_env = "{TOKEN_ENV}"
+            [accounts.streams.orders]
+            poll_interval = "{poll}s"
+            [accounts.streams.orders_statistics]
+            enabled = false
+            [accounts.streams.reviews]
+            enabled = false
+            """) + lifted)
+    (root / "marketplaces" / "wildberries.toml").write_text("\n".join(blocks), encoding="utf-8")
+    return root / "loyalsync.toml"
+
+
+def replica_main(config: str, orders: int) -> None:
+    """One replica: the real daemon, with the WB emulator served to it in-process."""
+    import asyncio
+
+    import httpx
+
+    from connectors.wildberries.emulator import EmulatorConfig, create_app
+    from sync.app import App
+    from sync.config import load_config
+    from sync.logs import setup_logging
+    from sync.scheduler import Daemon
+
+    cfg = load_config(Path(config))
+    setup_logging([a.settings.token.get_secret_value() for a in cfg.accounts])
+    emulator = create_app(EmulatorConfig(seed=7, orders=orders, reviews=0, history_days=30, now=NOW,
+                                         rate_limits=False))
+
+    async def main() -> None:
+        app = App(cfg, transports={"wildberries": httpx.ASGITransport(app=emulator)})
+        daemon = Daemon(app)
+        # Ready: imports done, config read, store migrated. Start when the bench says go, so
+        # process start-up is not timed and the replicas start together.
+        go = Path(os.environ["LOYALSYNC_BENCH_GO"])
+        Path(f"{go}.{daemon.replica}.ready").touch()
+        while not go.exists():
+            await asyncio.sleep(0.01)
+        await daemon.run()
+
+    asyncio.run(main())
+
+
+class Database:
+    """A fresh PostgreSQL database for one measurement, migrated, dropped afterwards."""
+
+    def __init__(self) -> None:
+        self.name = f"loyalsync_bench_{uuid.uuid4().hex[:10]}"
+        self.admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{self.name}"'))
+        self.url = PG_ADMIN.rsplit("/", 1)[0] + f"/{self.name}"
+        from sync.store import connect, migrate
+
+        self.engine = connect(self.url)
+        migrate(self.engine)
+
+    def drop(self) -> None:
+        self.engine.dispose()
+        with self.admin.connect() as conn:
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
+                         {"n": self.name})
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{self.name}"'))
+        self.admin.dispose()
+
+
+def start_replicas(config: Path, count: int, orders: int, logs: Path) -> list[subprocess.Popen]:
+    """`count` replicas, ready and then started at the same moment."""
+    go = logs / f"{config.parent.name}.go"
+    procs = [start_replica(config, f"r{i}", orders, logs / f"{config.parent.name}-r{i}.log", go)
+             for i in range(count)]
+    deadline = time.monotonic() + 120
+    while not all(Path(f"{go}.r{i}.ready").exists() for i in range(count)):
+        if any(p.poll() is not None for p in procs) or time.monotonic() > deadline:
+            stop(procs)
+            raise SystemExit(f"a replica did not get ready; see {logs}")
+        time.sleep(0.02)
+    go.touch()
+    return procs
+
+
+def start_replica(config: Path, name: str, orders: int, log: Path, go: Path) -> subprocess.Popen:
+    env = {**os.environ, TOKEN_ENV: "bench-token", "LOYALSYNC_REPLICA": name, "LOYALSYNC_LOG_FORMAT": "json",
+           "LOYALSYNC_BENCH_GO": str(go)}
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, __file__, "--replica", str(config), "--orders", str(orders)],
+                                env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def _cursors(engine):
+    from sync.store.tables import StreamCursorRow
+
+    return StreamCursorRow.__table__  # type: ignore[attr-defined]
+
+
+def throughput(replicas: int, accounts: int, orders: int, tmp: Path) -> dict:
+    db = Database()
+    try:
+        config = write_config(tmp / f"tp{replicas}", db.url, accounts, poll=3600, lease=30)
+        cursors = _cursors(db.engine)
+        from sync.store.tables import OrderRow
+
+        procs = start_replicas(config, replicas, orders, tmp)
+        started = time.monotonic()
+        try:
+            while True:
+                with db.engine.connect() as conn:
+                    done = conn.execute(select(func.count()).select_from(cursors).where(
+                        cursors.c.stream == "orders", cursors.c.state == "ok")).scalar_one()
+                if done >= accounts:
+                    break
+                if any(p.poll() is not None for p in procs):
+                    raise SystemExit(f"a replica exited early; see {tmp}")
+                time.sleep(0.2)
+            elapsed = time.monotonic() - started
+        finally:
+            stop(procs)
+        with db.engine.connect() as conn:
+            stored = conn.execute(select(func.count()).select_from(OrderRow.__table__)).scalar_one()
+        return {"replicas": replicas, "orders": stored, "seconds": elapsed, "orders_per_s": stored / elapsed}
+    finally:
+        db.drop()
+
+
+def handover(accounts: int, orders: int, lease: float, poll: float, tmp: Path) -> dict:
+    from sync.leases import LEASES
+
+    db = Database()
+    try:
+        config = write_config(tmp / "handover", db.url, accounts, poll=poll, lease=lease)
+        cursors = _cursors(db.engine)
+        procs = start_replicas(config, 2, orders, tmp)
+        try:
+            # Steady state: every account synced once and both replicas holding their share.
+            deadline = time.monotonic() + 600
+            while True:
+                with db.engine.connect() as conn:
+                    ok = conn.execute(select(func.count()).select_from(cursors).where(
+                        cursors.c.state == "ok")).scalar_one()
+                    held = dict(conn.execute(select(LEASES.c.holder, func.count()).where(
+                        LEASES.c.name.like("account:%")).group_by(LEASES.c.holder)).all())
+                if ok >= accounts and len(held) == 2 and sum(held.values()) == accounts:
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"no steady state within 600 s; see {tmp}")
+                time.sleep(0.2)
+            with db.engine.connect() as conn:
+                orphans = [n.removeprefix("account:wildberries/") for (n,) in conn.execute(
+                    select(LEASES.c.name).where(LEASES.c.holder == "r0", LEASES.c.name.like("account:%")))]
+            killed_at = datetime.now(UTC)
+            t0 = time.monotonic()
+            procs[0].send_signal(signal.SIGKILL)
+            procs[0].wait()
+            while True:
+                with db.engine.connect() as conn:
+                    resumed = conn.execute(select(func.count()).select_from(cursors).where(
+                        cursors.c.account.in_(orphans), cursors.c.last_run_at > killed_at)).scalar_one()
+                if resumed >= len(orphans):
+                    break
+                if time.monotonic() - t0 > 20 * lease:
+                    raise SystemExit(f"work not resumed within {20 * lease} s; see {tmp}")
+                time.sleep(0.05)
+            seconds = time.monotonic() - t0
+        finally:
+            stop(procs)
+        return {"orphaned_accounts": len(orphans), "seconds": seconds, "lease_seconds": lease,
+                "lease_periods": seconds / lease}
+    finally:
+        db.drop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--accounts", type=int, default=300)
+    parser.add_argument("--orders", type=int, default=1000, help="orders per account in the emulator")
+    parser.add_argument("--lease", type=float, default=6.0, help="lease period of the handover part, seconds")
+    parser.add_argument("--poll", type=float, default=4.0, help="poll interval of the handover part, seconds")
+    parser.add_argument("--quick", action="store_true", help="60 accounts x 300 orders")
+    parser.add_argument("--replica", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.replica:
+        replica_main(args.replica, args.orders)
+        return
+    if args.quick:
+        args.accounts, args.orders = 60, 300
+    with tempfile.TemporaryDirectory(prefix="loyalsync-replicas-") as tmp:
+        one = throughput(1, args.accounts, args.orders, Path(tmp))
+        two = throughput(2, args.accounts, args.orders, Path(tmp))
+        moved = handover(args.accounts, args.orders, args.lease, args.poll, Path(tmp))
+    ratio = two["orders_per_s"] / one["orders_per_s"]
+    rows = [
+        row("1 replica: orders/s (CPU-bound, PostgreSQL)", one["orders_per_s"], "orders/s"),
+        row("2 replicas: orders/s (CPU-bound, PostgreSQL)", two["orders_per_s"], "orders/s"),
+        row("2 replicas / 1 replica", ratio, "x", ">= 1.6", ratio >= 1.6),
+        row("killed replica's accounts running elsewhere", moved["seconds"], "s"),
+        row("  in lease periods", moved["lease_periods"], "periods", "<= 2", moved["lease_periods"] <= 2),
+    ]
+    params = {"accounts": args.accounts, "orders_per_account": args.orders, "lease_seconds": args.lease,
+              "poll_seconds": args.poll, "cpus": os.cpu_count()}
+    print_rows("replicas", rows)
+    write_result("replicas", params, rows, throughput=[one, two], handover=moved)
+
+
+if __name__ == "__main__":
+    main()
