@@ -32,7 +32,7 @@ from sync.leases import Fence, Lease, Leases, db_now, holders
 from sync.store.tables import ReplicaRow
 from sync.store.upsert import dialect_insert
 
-__all__ = ["Coordinator", "account_lease", "default_replica_name"]
+__all__ = ["Coordinator", "account_lease", "default_replica_name", "replica_summary"]
 
 log = logging.getLogger("loyalsync.cluster")
 REPLICAS: Table = ReplicaRow.__table__  # type: ignore[assignment]
@@ -165,3 +165,18 @@ class Coordinator:
                 if self.leases.acquire(name) is not None:
                     gained.append(name)
         return gained, given
+
+
+def replica_summary(engine: Engine) -> list[str]:
+    """One line per replica the store knows: live or not, accounts held, last heartbeat (`status`)."""
+    from sync.leases import LEASES
+
+    with engine.connect() as conn:
+        now = db_now(conn)
+        seen = conn.execute(select(REPLICAS.c.name, REPLICAS.c.seen_at).order_by(REPLICAS.c.name)).all()
+        held = dict(conn.execute(
+            select(LEASES.c.holder, func.count()).where(LEASES.c.name.like("account:%"),
+                                                        LEASES.c.expires_at > now)
+            .group_by(LEASES.c.holder)).all())
+    return [f"replica {name}: {held.get(name, 0)} account(s) held, last heartbeat "
+            f"{max(0, int((now - at).total_seconds()))} s ago" for name, at in seen]

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from connectors.errors import TOKEN_REJECTED
+from sync.cluster import replica_summary
 from sync.store import Store
 from sync.store.tables import QuarantineRow, ReviewRow
 
@@ -72,6 +73,7 @@ def status_table(store: Store) -> Table:
         lines.append(f"{mp}/{acct}: {orders} orders ({share} with a buyer key), {reviews} reviews stored")
     # Token problems first, each on one line that is never wrapped: the one thing to act on.
     problems = [token_problem(f"{mp}/{acct}", streams, error) for (mp, acct), (streams, error) in refused.items()]
+    lines += replica_summary(store.engine)
     if problems or lines:
         table.caption = Text("\n".join(problems + lines), no_wrap=True, overflow="ignore", justify="left")
     return table

@@ -97,3 +97,19 @@ def test_store_wide_jobs_run_on_one_replica_at_a_time(pg_store):
     assert lease is not None and b.try_job("loyalty") is None
     a.end_job(lease)
     assert b.try_job("loyalty") is not None
+
+
+def test_status_names_each_replica_and_what_it_holds(pg_store):
+    from rich.console import Console
+
+    from sync.status import status_table
+
+    a, b = (Coordinator(pg_store.engine, n, TTL, ACCOUNTS) for n in ("replica-a", "replica-b"))
+    a.start()
+    b.start()
+    _beat(a, b)
+    console = Console(width=200, record=True)
+    console.print(status_table(pg_store))
+    text = console.export_text()
+    assert "replica replica-a: 15 account(s) held" in text
+    assert "replica replica-b: 15 account(s) held" in text
