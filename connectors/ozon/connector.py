@@ -197,7 +197,9 @@ class OzonConnector(Connector):
                 if exc.status == 404:  # no such review: nothing was written; perform rejects it
                     return None
                 raise
-            mine = [c for c in comments if isinstance(c, dict) and c.get("is_owner") is True]
+            # A comment moderation rejected is not an answer (as in the mapping): the reply is still due.
+            mine = [c for c in comments if isinstance(c, dict) and c.get("is_owner") is True
+                    and c.get("is_rejected") is not True]
             if mine:
                 return WriteResult(WriteStatus.ALREADY_DONE, platform_ref=str(mine[0].get("id", "")) or None,
                                    detail="the review already has the seller's comment")

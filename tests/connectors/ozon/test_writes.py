@@ -87,6 +87,22 @@ async def test_an_owner_comment_already_there_is_found() -> None:
     assert found is not None and found.status is WriteStatus.ALREADY_DONE and found.platform_ref
 
 
+async def test_an_owner_comment_moderation_rejected_is_not_an_answer() -> None:
+    """Found by the crash harness: such a review is stored unanswered, so its reply must really go out."""
+    time = FakeTime()
+    app = make(time)
+    reviews, now = app.state.data.reviews, int(NOW.timestamp() * US)
+    target = next(reviews.review_id(i) for i in range(reviews.visible_end(now))
+                  if [c["is_rejected"] for c in reviews.comments(i, now) if c["is_owner"]] == [True])
+    async with connector(app, time) as ozon:
+        before = await ozon.find_done(reply(target))
+        sent = await ozon.perform(reply(target))
+        after = await ozon.find_done(reply(target))
+    assert before is None
+    assert sent.status is WriteStatus.DONE
+    assert after is not None and after.platform_ref == sent.platform_ref
+
+
 @pytest.mark.parametrize(("target", "text", "detail"), [
     ("00000000-0000-0000-0000-000000000000", TEXT, "NOT_FOUND: review not found"),
     (None, "   ", "INVALID_ARGUMENT: invalid request: text is required"),
