@@ -69,6 +69,7 @@ class Coordinator:
         self.busy = busy
         self.leases = Leases(engine, replica, ttl)
         self.incarnation = uuid.uuid4().hex
+        self._registered = False
         self.live = 1
 
     @property
@@ -126,7 +127,10 @@ class Coordinator:
         with self.engine.begin() as conn:
             now = db_now(conn)
             row = conn.execute(select(c.incarnation, c.seen_at).where(c.name == self.replica)).first()
-            if row is not None and row.incarnation != self.incarnation and row.seen_at > now - self.ttl:
+            # Another incarnation's row before our first beat is our own earlier, dead process
+            # (a restart); after it, someone wrote over ours since: a second live process.
+            if (self._registered and row is not None and row.incarnation != self.incarnation
+                    and row.seen_at > now - self.ttl):
                 log.error("another live process also calls itself replica %r: give each replica its own "
                           "[cluster] replica (or LOYALSYNC_REPLICA)", self.replica)
             stmt = dialect_insert(conn, REPLICAS).values(name=self.replica, incarnation=self.incarnation,
@@ -138,6 +142,7 @@ class Coordinator:
             # Replicas unseen for many lease periods are gone: keep the table to the living.
             conn.execute(delete(REPLICAS).where(c.seen_at < now - 10 * self.ttl))
         self.live = max(1, int(live))
+        self._registered = True
 
     def _balance(self) -> tuple[list[str], list[str]]:
         share = math.ceil(len(self.accounts) / self.live) if self.accounts else 0

@@ -113,3 +113,16 @@ def test_status_names_each_replica_and_what_it_holds(pg_store):
     text = console.export_text()
     assert "replica replica-a: 15 account(s) held" in text
     assert "replica replica-b: 15 account(s) held" in text
+
+
+def test_a_restart_is_not_taken_for_a_duplicate_name_but_two_live_processes_are(pg_store, caplog):
+    dead = Coordinator(pg_store.engine, "crash-0", TTL, ACCOUNTS)
+    dead.start()
+    restarted = Coordinator(pg_store.engine, "crash-0", TTL, ACCOUNTS)  # same name, killed and started again
+    restarted.start()
+    restarted.beat()
+    assert "another live process" not in caplog.text
+    assert len(_shares(restarted)[0]) == 30  # it took its own accounts back at once
+    dead.beat()  # ... but the first one was alive after all
+    restarted.beat()
+    assert "another live process also calls itself replica 'crash-0'" in caplog.text
