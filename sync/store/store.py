@@ -6,11 +6,13 @@ import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 import orjson
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from connectors.records import OrderRecord, ReviewRecord
 from sync.store import identity, upsert
@@ -26,6 +28,9 @@ from sync.store.types import Binders, binders
 
 __all__ = ["CursorState", "PageWrite", "Quarantined", "Store", "StreamKey"]
 
+# PostgreSQL's "deadlock detected" and "could not serialize": the transaction was rolled back.
+RETRY_SQLSTATES = frozenset({"40P01", "40001"})
+CONFLICT_ATTEMPTS = 3
 CURSORS: Table = StreamCursorRow.__table__  # type: ignore[assignment]
 ACCOUNTS: Table = AccountRow.__table__  # type: ignore[assignment]
 
@@ -119,20 +124,32 @@ class Store:
         bind = binders(self.engine.dialect)
         order_rows, line_rows = _order_rows(page.orders, bind)
         review_rows = _review_rows(page.reviews, bind)
+        # Rows in key order: two streams of one account upserting the same orders at once (WB's
+        # orders and statistics) then lock them in the same order, so PostgreSQL never deadlocks.
+        order_rows.sort(key=itemgetter(2))
+        line_rows.sort(key=itemgetter(2, 3))
+        review_rows.sort(key=itemgetter(2))
         quarantine_rows = [_quarantine_row(key, q, now) for q in page.quarantined]
-        with self.engine.begin() as conn:
-            if fence is not None:
-                fence(conn)
-            upsert.upsert_orders(conn, order_rows)
-            upsert.upsert_order_lines(conn, line_rows)
-            upsert.upsert_reviews(conn, review_rows)
-            upsert.insert_quarantine(conn, quarantine_rows)
-            values: dict[str, Any] = {"records_synced": page.record_count}
-            if page.cursor_at is not None:
-                values["cursor_at"] = page.cursor_at
-            if page.rescan_at is not None:
-                values["last_rescan_at"] = page.rescan_at
-            _save_cursor(conn, key, values, increment=("records_synced",))
+        values: dict[str, Any] = {"records_synced": page.record_count}
+        if page.cursor_at is not None:
+            values["cursor_at"] = page.cursor_at
+        if page.rescan_at is not None:
+            values["last_rescan_at"] = page.rescan_at
+        for attempt in range(1, CONFLICT_ATTEMPTS + 1):
+            try:
+                with self.engine.begin() as conn:
+                    if fence is not None:
+                        fence(conn)
+                    upsert.upsert_orders(conn, order_rows)
+                    upsert.upsert_order_lines(conn, line_rows)
+                    upsert.upsert_reviews(conn, review_rows)
+                    upsert.insert_quarantine(conn, quarantine_rows)
+                    _save_cursor(conn, key, values, increment=("records_synced",))
+                return
+            except DBAPIError as exc:
+                # Rolled back whole, so trying again is safe; anything else is not ours to retry.
+                if attempt == CONFLICT_ATTEMPTS or getattr(exc.orig, "sqlstate", None) not in RETRY_SQLSTATES:
+                    raise
 
     def record_run(self, key: StreamKey, *, state: str, at: datetime, error: str | None = None,
                    fence: Callable[[Connection], None] | None = None) -> None:

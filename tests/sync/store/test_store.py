@@ -260,3 +260,31 @@ def test_migration_0004_gives_existing_orders_a_zero_returned_total(bare_engine)
     with bare_engine.connect() as conn:
         statuses = set(conn.execute(text("SELECT status FROM orders")).scalars())
     assert statuses == {"returned"}
+
+
+def test_two_streams_writing_the_same_orders_at_once_never_deadlock(pg_store: Store):
+    """WB's orders and statistics streams upsert the same orders concurrently, in their own order."""
+    import threading
+
+    orders = [order(f"rid-{i:04d}") for i in range(300)]
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def stream(name: str, rows: list[OrderRecord]) -> None:
+        key = StreamKey("wildberries", "main", name)
+        try:
+            for round_ in range(15):
+                start.wait()
+                pg_store.write_page(key, PageWrite(orders=rows), now=T0 + timedelta(seconds=round_))
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread
+            errors.append(exc)
+            start.abort()
+
+    threads = [threading.Thread(target=stream, args=("orders", orders)),
+               threading.Thread(target=stream, args=("orders_statistics", orders[::-1]))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    assert pg_store.count(OrderRow) == 300
