@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.exc import OperationalError
 
 from sync.app import App, JobSpec
 from sync.cluster import Coordinator, account_lease, default_replica_name
@@ -88,6 +89,10 @@ class Daemon:
                 result = await self.app.run_job(job, fence=self.coordinator.fence(lease))
         except LeaseLost as exc:
             log.warning("%s: stopped, %s; the replica holding it now carries on from the saved cursor", job.id, exc)
+            return
+        except OperationalError as exc:
+            log.error("%s: the store did not answer (%s); the run resumes from its saved cursor at the next "
+                      "interval", job.id, str(exc.orig or exc).splitlines()[0])
             return
         except asyncio.CancelledError:
             if not self.stop.is_set() and self.coordinator.holds(job.lease) is not None:
