@@ -16,7 +16,7 @@ PINNED = {
                       "WriteNotSupported", "WriteRequest", "WriteResult", "WriteStatus"},
     connectors.errors: {"ApiError", "AuthError", "ConfigError", "FatalApiError", "LoyalsyncError",
                         "MalformedRecord", "RateLimitedError", "RetriableApiError", "RetryDeferred",
-                        "StreamUnavailable"},
+                        "StreamUnavailable", "TOKEN_REJECTED"},
     connectors.records: {"OrderLine", "OrderRecord", "OrderStatus", "ReviewRecord"},
     connectors.capabilities: {"ActionKind", "ActionRule", "BuyerIdentity", "Capabilities", "Channel",
                               "ChatRules", "TextLimits"},
