@@ -177,7 +177,7 @@ def stop(procs: list[subprocess.Popen]) -> None:
             p.kill()
 
 
-def _cursors(engine):
+def _cursor_table():
     from sync.store.tables import StreamCursorRow
 
     return StreamCursorRow.__table__  # type: ignore[attr-defined]
@@ -187,7 +187,7 @@ def throughput(replicas: int, accounts: int, orders: int, tmp: Path) -> dict:
     db = Database()
     try:
         config = write_config(tmp / f"tp{replicas}", db.url, accounts, poll=3600, lease=30)
-        cursors = _cursors(db.engine)
+        cursors = _cursor_table()
         from sync.store.tables import OrderRow
 
         procs = start_replicas(config, replicas, orders, tmp)
@@ -228,7 +228,7 @@ def handover(accounts: int, orders: int, lease: float, poll: float, tmp: Path) -
     db = Database()
     try:
         config = write_config(tmp / "handover", db.url, accounts, poll=poll, lease=lease)
-        cursors = _cursors(db.engine)
+        cursors = _cursor_table()
         procs = start_replicas(config, 2, orders, tmp)
         try:
             # Steady state: every account synced once and both replicas holding their share.

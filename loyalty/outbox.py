@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import socket
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -35,6 +33,7 @@ from connectors.redaction import redact
 from loyalty.action_settings import ActionSettings
 from loyalty.actions import Action, ActionStatus, Decision, Kind, Refusal
 from loyalty.tables import ActionAttemptRow, ActionRow
+from sync.cluster import default_replica_name
 
 __all__ = ["ExecuteResult", "ProposeResult", "action_rows", "attempts_of", "counts", "execute", "propose", "set_status"]
 
@@ -287,7 +286,7 @@ async def execute(store: Any, connectors: Mapping[tuple[str, str], Connector], *
         return result
     secrets = tuple(s for s in secrets if s)
     stamp = clock or (lambda: now)
-    claimer = claimer or f"{socket.gethostname()}-{os.getpid()}"
+    claimer = claimer or default_replica_name()
     after = 0  # one pass in id order: an action that failed now waits for the next run
     while True:
         rows = _claim_batch(store, connectors, claimer, stamp(), stamp() + claim_for, CLAIM_BATCH, after)

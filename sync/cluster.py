@@ -160,7 +160,7 @@ class Coordinator:
             mine = set(held)
             with self.engine.connect() as conn:
                 now = db_now(conn)
-            taken = holders(self.engine, (n for n in self.accounts if n not in mine))
+                taken = holders(conn, (n for n in self.accounts if n not in mine))
             free = [n for n in self.accounts
                     if n not in mine and (n not in taken or taken[n][1] < now or taken[n][0] == self.replica)]
             free.sort(key=lambda n: _preference(self.replica, n), reverse=True)

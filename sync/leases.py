@@ -170,13 +170,12 @@ class Leases:
         return check
 
 
-def holders(engine: Engine, names: Iterable[str]) -> dict[str, tuple[str, datetime]]:
+def holders(conn: Connection, names: Iterable[str]) -> dict[str, tuple[str, datetime]]:
     """name -> (holder, expires_at) of the leases that exist among `names`."""
     wanted = list(names)
     found: dict[str, tuple[str, datetime]] = {}
     c = LEASES.c
-    with engine.connect() as conn:
-        for start in range(0, len(wanted), 500):
-            stmt = select(c.name, c.holder, c.expires_at).where(c.name.in_(wanted[start:start + 500]))
-            found.update({n: (h, e) for n, h, e in conn.execute(stmt)})
+    for start in range(0, len(wanted), 500):
+        stmt = select(c.name, c.holder, c.expires_at).where(c.name.in_(wanted[start:start + 500]))
+        found.update({n: (h, e) for n, h, e in conn.execute(stmt)})
     return found

@@ -190,7 +190,7 @@ class Daemon:
 
         settings = self.app.config.settings
         mode, now = settings.daemon.mode, datetime.now(UTC)
-        held = {name for name in self.coordinator.leases.held}
+        held = set(self.coordinator.leases.held)
         connectors = {k: c for k, c in self.app.write_connectors().items() if account_lease(*k) in held}
         try:
             plan = await asyncio.to_thread(self.coordinator.try_job, ACTIONS_JOB)

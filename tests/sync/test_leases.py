@@ -49,11 +49,11 @@ def test_one_holder_at_a_time_until_it_expires(store):
 
 
 def test_renew_keeps_a_lease_past_its_first_period(store):
-    a, b = Leases(store.engine, "a", timedelta(seconds=2)), Leases(store.engine, "b", timedelta(seconds=2))
+    a, b = Leases(store.engine, "a", timedelta(seconds=3)), Leases(store.engine, "b", timedelta(seconds=3))
     held = a.acquire("job:loyalty")
-    time.sleep(1.2)
+    time.sleep(1.0)
     assert a.renew() == []
-    time.sleep(1.2)  # 2.4 s after the grant: only the renewal keeps it
+    time.sleep(2.5)  # 3.5 s after the grant: only the renewal keeps it
     assert b.acquire("job:loyalty") is None
     assert a.held["job:loyalty"].token == held.token
     assert a.held["job:loyalty"].expires_at > held.expires_at
