@@ -148,13 +148,19 @@ class Daemon:
 
     async def _store_wide(self, name: str, step: Callable[[], Awaitable[None]]) -> None:
         """Run a store-wide job here unless another replica is running it now."""
-        lease = await asyncio.to_thread(self.coordinator.try_job, name)
-        if lease is None:
-            return
         try:
-            await step()
-        finally:
-            await asyncio.to_thread(self.coordinator.end_job, lease)
+            lease = await asyncio.to_thread(self.coordinator.try_job, name)
+            if lease is None:
+                return
+            try:
+                await step()
+            finally:
+                await asyncio.to_thread(self.coordinator.end_job, lease)
+        except asyncio.CancelledError:
+            if not self.stop.is_set():
+                raise
+            # The stop cut it short, perhaps while giving the lease back: the stop releases every
+            # lease anyway. Not a crash for APScheduler to log with a traceback.
 
     async def _loyalty(self) -> None:
         await self._store_wide(LOYALTY_JOB, self._loyalty_run)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import threading
 import time
 import warnings
 from collections import defaultdict
@@ -178,3 +179,42 @@ def test_poll_intervals_come_from_the_account_then_the_connector_then_the_config
     bare = replace(spec, poll_interval=None)
     app.connector(plain).streams = {**app.connector(plain).streams, "reviews": bare}
     assert daemon._interval(JobSpec(plain, "reviews")) == app.config.settings.schedule.default_poll_interval
+
+
+async def test_a_stop_while_a_store_wide_job_gives_its_lease_back_is_quiet(tmp_path: Path, sqlite_store: Store):
+    """Found by the crash harness: SIGTERM landing in `end_job` reached APScheduler as a traceback."""
+    app, _ = _app(tmp_path, sqlite_store)
+    daemon = Daemon(app)
+    ending = threading.Event()
+    release = threading.Event()
+    end_job = daemon.coordinator.end_job
+
+    def slow_end_job(lease):
+        ending.set()
+        release.wait(5)
+        end_job(lease)
+
+    async def step() -> None:
+        pass
+
+    daemon.coordinator.end_job = slow_end_job
+    task = asyncio.create_task(daemon._store_wide("loyalty", step))
+    await asyncio.to_thread(ending.wait, 5)
+    daemon.stop.set()
+    task.cancel()
+    try:
+        await task  # returns: no CancelledError for APScheduler to log
+    finally:
+        release.set()
+    assert task.done() and not task.cancelled()
+
+    # Without a stop, a cancellation is still a cancellation.
+    release.clear()
+    ending.clear()
+    daemon.stop.clear()
+    task = asyncio.create_task(daemon._store_wide("loyalty", step))
+    await asyncio.to_thread(ending.wait, 5)
+    task.cancel()
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
