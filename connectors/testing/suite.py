@@ -21,7 +21,7 @@ import pytest
 from connectors.base import Connector, RecordType, StreamSettings
 from connectors.testing.harness import ConnectorHarness, FakeTime, FaultRequest
 from sync.export import export_rows
-from sync.runner import RunResult, StreamRunner
+from sync.runner import COMMIT_RECORDS, RunResult, StreamRunner
 from sync.store import PageWrite, Store, connect, migrate
 from sync.store.store import StreamKey
 
@@ -39,18 +39,18 @@ KIT_SALT = b"conformance-kit-salt-0123456789ab"
 
 
 class CrashingStore(Store):
-    """A store that dies before committing its `crash_at`-th page."""
+    """A store that dies before its `crash_at`-th commit."""
 
     def __init__(self, engine, crash_at: int):
         super().__init__(engine, salt=KIT_SALT)
         self.crash_at = crash_at
         self.writes = 0
 
-    def write_page(self, key: StreamKey, page: PageWrite, *, now: datetime, **options: Any) -> None:
+    def write_pages(self, key: StreamKey, pages: Sequence[PageWrite], *, now: datetime, **options: Any) -> None:
         self.writes += 1
         if self.writes == self.crash_at:
-            raise SimulatedCrash(f"crash before page {self.writes}")
-        super().write_page(key, page, now=now, **options)  # e.g. the runner's lease `fence`
+            raise SimulatedCrash(f"crash before commit {self.writes}")
+        super().write_pages(key, pages, now=now, **options)  # e.g. the runner's lease `fence`
 
 
 class ConformanceSuite:
@@ -76,8 +76,8 @@ class ConformanceSuite:
                    clock=time.monotonic, sleep=time.sleep)
 
     async def _sync(self, store: Store, app: Any, time: FakeTime, at: datetime = NOW,
-                    account=None) -> list[RunResult]:
-        runner = StreamRunner(store, clock=lambda: at, write_in_thread=False)
+                    account=None, commit_records: int = COMMIT_RECORDS) -> list[RunResult]:
+        runner = StreamRunner(store, clock=lambda: at, write_in_thread=False, commit_records=commit_records)
         async with self._connector(app, time, account) as connector:
             return [await runner.run(connector, s) for s in connector.enabled_streams()]
 
@@ -120,9 +120,10 @@ class ConformanceSuite:
         reference = self._store(tmp_path, "reference")
         await self._sync(reference, self._app(time), time, account=account)
 
+        # A commit per page: a crash may then fall between any two pages.
         crashing = self._store(tmp_path, "crashed", crash_at=crash_at)
         with pytest.raises(SimulatedCrash):
-            await self._sync(crashing, self._app(time), time, account=account)
+            await self._sync(crashing, self._app(time), time, account=account, commit_records=1)
         # Restart: a new process sees only what was committed.
         resumed = self._store(tmp_path, "crashed")
         results = await self._sync(resumed, self._app(time), time, account=account)

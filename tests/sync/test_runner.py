@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import httpx
@@ -16,6 +17,7 @@ from sync.export import export_rows
 from sync.runner import StreamRunner
 from sync.store import Store
 from sync.store.store import StreamKey
+from sync.store.tables import OrderRow
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -141,3 +143,55 @@ async def test_progress_covers_the_planned_span_in_order_and_ends_full(sqlite_st
     for stream, shares in seen.items():
         assert shares == sorted(shares) and shares[-1] == 1.0, stream
         assert len(set(shares)) > 2, f"{stream}: the bar moves during the run, not only at its end"
+
+
+class CommitLog(Store):
+    """A store that notes the records of each commit."""
+
+    def __init__(self, store: Store):
+        super().__init__(store.engine)
+        self.commits: list[int] = []
+
+    def write_pages(self, key, pages, **options) -> None:
+        super().write_pages(key, pages, **options)
+        self.commits.append(sum(p.record_count for p in pages))
+
+
+async def test_pages_read_back_to_back_commit_together_up_to_the_record_limit(sqlite_store: Store):
+    time = FakeTime()
+    store = CommitLog(sqlite_store)
+    runner = StreamRunner(store, clock=lambda: NOW, write_in_thread=False, commit_records=120, commit_seconds=60)
+    async with connector(emulator(time), time) as conn:
+        result = await runner.run(conn, "orders_statistics")
+    assert result.ok and result.pages >= 6, "the test needs a stream of several pages"
+    # Statistics pages by `>=`: each page repeats the last row of the one before.
+    assert sum(store.commits) == result.records and store.count(OrderRow) == 600
+    # Each commit closes as soon as it holds 120 records; only the last may hold fewer.
+    assert all(120 <= n < 120 + 100 for n in store.commits[:-1]) and len(store.commits) < result.pages
+
+
+async def test_a_page_read_is_committed_while_the_next_one_is_slow_to_come(sqlite_store: Store):
+    """A rate-limit wait or a slow platform must not keep what was read out of the store."""
+    time = FakeTime()
+    key = StreamKey("wildberries", "main", "orders_statistics")
+    runner = StreamRunner(sqlite_store, clock=lambda: NOW, commit_seconds=0.05)
+    stored_while_waiting: list[tuple[int, int]] = []
+    async with connector(emulator(time), time) as conn:
+        fetch, read = conn.fetch, []
+
+        async def slow_second_page(stream, window):
+            async for page in fetch(stream, window):
+                if len(read) == 1:  # page 2 is held back until page 1 is stored (or 5 s pass)
+                    for _ in range(500):
+                        if sqlite_store.get_cursor(key).records_synced:
+                            break
+                        await asyncio.sleep(0.01)
+                    stored_while_waiting.append((read[0], sqlite_store.get_cursor(key).records_synced))
+                read.append(len(page.items))
+                yield page
+
+        conn.fetch = slow_second_page
+        result = await runner.run(conn, "orders_statistics")
+    assert result.ok and len(read) > 1
+    [(first_page, stored)] = stored_while_waiting
+    assert stored == first_page > 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -10,6 +11,7 @@ import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import inspect, text
+from sqlalchemy.exc import DBAPIError
 
 from connectors.records import OrderLine, OrderRecord, OrderStatus, ReviewRecord
 from sync.store import PageWrite, Store, connect, migrate
@@ -288,3 +290,70 @@ def test_two_streams_writing_the_same_orders_at_once_never_deadlock(pg_store: St
         t.join(120)
     assert errors == []
     assert pg_store.count(OrderRow) == 300
+
+
+def _random_pages(rng: random.Random, pages: int) -> list[PageWrite]:
+    """Pages of a few orders and reviews drawn from a small pool, so the same ones come back."""
+    out = []
+    for p in range(pages):
+        orders = {}
+        for _ in range(rng.randint(0, 6)):
+            oid = f"rid-{rng.randint(1, 8)}"
+            o = order(oid, status=rng.choice(list(OrderStatus)), rank=rng.choice((1, 2)),
+                      total=f"{rng.randint(1, 5000)}.{rng.randint(0, 99):02d}",
+                      updated=T0 + timedelta(minutes=rng.randint(0, 50)),
+                      fulfilment=rng.choice(("fbs", "fbo", None)))
+            lines = tuple(OrderLine(str(900 + n), None, None, rng.randint(1, 3), Decimal(n + 1))
+                          for n in range(rng.randint(1, 3)))
+            orders[oid] = replace(o, lines=lines, buyer_key=rng.choice((None, "k" * 32, "q" * 32)),
+                                  returned_total=Decimal(rng.choice((0, 0, 5, 17))))
+        reviews = [review(f"r{rng.randint(1, 4)}", answered=rng.random() < 0.5) for _ in range(rng.randint(0, 2))]
+        bad = [Quarantined("x", "bad", {"n": rng.randint(1, 3)})] if rng.random() < 0.3 else []
+        cursor = T0 + timedelta(hours=p) if rng.random() < 0.5 else None
+        out.append(PageWrite(orders=list(orders.values()), reviews=list({r.review_id: r for r in reviews}.values()),
+                             quarantined=bad, cursor_at=cursor))
+    return out
+
+
+def _stored(store: Store) -> dict:
+    cursor = store.get_cursor(KEY)
+    return {"orders": list(store.iter_orders()), "reviews": list(store.iter_reviews()),
+            "quarantine": sorted((q["payload"], q["reason"]) for q in store.quarantine()),
+            "cursor": (cursor.cursor_at, cursor.records_synced)}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_pages_written_together_store_what_writing_them_one_by_one_stores(seed: int, sqlite_store: Store,
+                                                                         tmp_path):
+    """A batch may carry the same order several times (a re-read, WB's `>=` paging): each later
+    version must merge onto the earlier one exactly as a later page would."""
+    pages = _random_pages(random.Random(seed), 8)
+    assert len({o.order_id for p in pages for o in p.orders}) < sum(len(p.orders) for p in pages)
+    one_by_one = Store(connect(f"sqlite:///{tmp_path / 'one.db'}"))
+    migrate(one_by_one.engine)
+    for page in pages:
+        one_by_one.write_page(KEY, page, now=T0)
+    sqlite_store.write_pages(KEY, pages, now=T0)
+    assert _stored(sqlite_store) == _stored(one_by_one)
+    one_by_one.engine.dispose()
+
+
+def test_a_batch_with_repeated_orders_merges_in_order_on_postgres(pg_store: Store):
+    """Each version of a repeated order merges onto the one before, on PostgreSQL too."""
+    first = replace(order(), buyer_key="b" * 32)
+    cancelled = order(status=OrderStatus.CANCELLED, updated=T0 + timedelta(hours=1))
+    lower = replace(order(rank=1, updated=T0 + timedelta(minutes=5)), buyer_key=None)
+    pages = [PageWrite(orders=[first, order("rid-2")]), PageWrite(orders=[cancelled]),
+             PageWrite(orders=[lower], cursor_at=T0)]
+    pg_store.write_pages(KEY, pages, now=T0)
+    rows = {r["order_id"]: r for r in pg_store.iter_orders()}
+    assert rows["rid-1"]["status"] == "cancelled" and rows["rid-1"]["buyer_key"] == "b" * 32
+    assert rows["rid-1"]["updated_at"] == T0 + timedelta(hours=1)
+    assert pg_store.get_cursor(KEY).cursor_at == T0 and pg_store.get_cursor(KEY).records_synced == 4
+
+
+def test_postgres_refuses_a_value_too_long_for_its_column_rather_than_cutting_it(pg_store: Store):
+    """The bulk upsert casts arrays to the bare types: a cut order id would merge two orders."""
+    with pytest.raises(DBAPIError, match="too long"):
+        pg_store.write_page(KEY, PageWrite(orders=[order("9" * 129)]), now=T0)
+    assert pg_store.count(OrderRow) == 0
