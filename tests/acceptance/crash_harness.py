@@ -40,6 +40,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import signal
 import socket
 import subprocess
@@ -56,6 +57,7 @@ import orjson
 from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.testing.serving import served_all
+from loyalty.action_settings import ChatSettings
 from sync.export import export_rows
 from sync.store import Store, connect
 
@@ -496,6 +498,29 @@ DROPPED = {
 }
 
 
+def _points_notice_pattern() -> re.Pattern[str]:
+    """The default points notice with its `{balance}` captured and every other variable matched."""
+    parts = re.split(r"(\{\w+\})", ChatSettings().points_text)
+    return re.compile("".join("(?P<balance>-?[0-9.]+)" if p == "{balance}" else ".+?" if p.startswith("{")
+                              else re.escape(p) for p in parts if p))
+
+
+_POINTS_NOTICE = _points_notice_pattern()
+
+
+def without_balance(text: str | None) -> str | None:
+    """A points notice with the balance it quotes masked.
+
+    The notice quotes the member's balance when it was planned, a point in wall time: a promo code
+    whose spend was recorded just before or just after (the executor sends it when it can), or an
+    order synced a moment later, changes that figure without either run being wrong. The rest of the
+    text (order, points earned, store) depends on the data only and is still compared.
+    """
+    if text is None or (m := _POINTS_NOTICE.fullmatch(text)) is None:
+        return text
+    return text[:m.start("balance")] + "<balance>" + text[m.end("balance"):]
+
+
 def _buyer_labels(orders: Sequence[dict[str, Any]]) -> dict[str, str]:
     """Each buyer key -> a label named after the buyer's first order.
 
@@ -540,6 +565,8 @@ def normalise(exports: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[s
             if kind == "ledger" and row["kind"] == "spend":
                 # A spend is effective when its promo code was sent: a wall-clock moment.
                 row.pop("effective_at")
+            if kind == "actions" and str(row.get("key", "")).startswith("chat:points:"):
+                row["text"] = without_balance(row.get("text"))
             if kind == "actions" and isinstance(row.get("params"), dict):
                 # A promo code is valid for `valid_for` from the moment it was proposed (wall clock).
                 row["params"] = {k: v for k, v in row["params"].items() if k != "valid_until"}
@@ -598,7 +625,8 @@ def _seller_messages(spec: AccountSpec, app: Any) -> Counter:
 def emulator_effects(accounts: Sequence[AccountSpec], apps: Sequence[Any],
                      voucher_names: dict[str, str] | None = None) -> dict[str, Counter]:
     """What the daemon did on the platforms, by kind, each effect counted: replies (review, text),
-    chat messages (order, text), promo codes (voucher title, value, budget; its dates are wall-clock).
+    chat messages (order, text; a points notice's balance masked), promo codes (voucher title, value,
+    budget; its dates are wall-clock).
 
     A voucher's title carries a mark derived from its action's key, and that key holds a buyer key
     (salted per store): `voucher_names` (mark -> a name valid in both runs) names it instead.
@@ -613,7 +641,7 @@ def emulator_effects(accounts: Sequence[AccountSpec], apps: Sequence[Any],
             text = body.get("text") or body.get("comment", {}).get("text") if isinstance(body, dict) else None
             effects["reply_to_review"][(spec.marketplace, spec.name, str(body[id_field]), text)] += 1
         for (order, text), n in _seller_messages(spec, app).items():
-            effects["send_chat_message"][(spec.marketplace, spec.name, order, text)] += n
+            effects["send_chat_message"][(spec.marketplace, spec.name, order, without_balance(text))] += n
         for v in getattr(app.state, "vouchers", ()) if spec.marketplace == "ozon" else ():
             title = v["title"]
             for mark, name in voucher_names.items():
