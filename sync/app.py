@@ -21,14 +21,20 @@ from sync.logs import log_context
 from sync.runner import RunResult, StreamRunner, utc_now
 from sync.store import Store, connect, migrate
 
-__all__ = ["App", "JobSpec", "open_store"]
+__all__ = ["App", "JobSpec", "open_store", "store_connections"]
 
 
-def open_store(database_url: str) -> Store:
-    """Connect, apply migrations, and hand back the store."""
-    engine: Engine = connect(database_url)
+def open_store(database_url: str, *, connections: int = 5) -> Store:
+    """Connect, apply migrations, and hand back the store (`connections`: see `sync.store.connect`)."""
+    engine: Engine = connect(database_url, connections=connections)
     migrate(engine)
     return Store(engine)
+
+
+def store_connections(config: AppConfig) -> int:
+    """Store connections the daemon uses at once: one per job slot (its writer), plus the
+    heartbeat, the actions executor, the store-wide jobs and the status endpoint."""
+    return config.settings.schedule.max_concurrent_jobs + 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +75,8 @@ class App:
     ):
         """`request_observer(marketplace, account)` gives the observer of that account's HTTP answers."""
         self.config = config
-        self.store = store or open_store(config.settings.database.sqlalchemy_url)
+        self.store = store or open_store(config.settings.database.sqlalchemy_url,
+                                         connections=store_connections(config))
         # Tests and the demo plug emulators in per marketplace, through httpx's transport seam.
         self.transports = dict(transports or {})
         self.request_observer = request_observer

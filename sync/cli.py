@@ -57,10 +57,10 @@ def _open_store(cfg: AppConfig) -> Store:
     """Open and migrate the store or exit 2 with one line saying why, no traceback."""
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
-    from sync.app import open_store
+    from sync.app import open_store, store_connections
 
     try:
-        return open_store(cfg.settings.database.sqlalchemy_url)
+        return open_store(cfg.settings.database.sqlalchemy_url, connections=store_connections(cfg))
     except (SQLAlchemyError, OSError) as exc:
         # The driver's own message: it names host/file and reason, never the password.
         reason = str(exc.orig if isinstance(exc, DBAPIError) else exc).strip().splitlines()[0]

@@ -30,7 +30,7 @@ from loyalty.actions_cli import summary_table
 from loyalty.ledger import run_once
 from loyalty.outbox import counts
 from loyalty.rules import LoyaltySettings
-from sync.app import App, open_store
+from sync.app import App, open_store, store_connections
 from sync.config import AppConfig, AppSettings, DatabaseSettings, MarketplaceAccount
 from sync.progress import sync_with_progress
 from sync.runner import RunResult
@@ -124,7 +124,7 @@ async def run_demo(*, orders: int = 2000, reviews: int = 600, follow: bool = Fal
         console.print(f"{orders} orders and {reviews} reviews per marketplace; store {database_url}")
         config = AppConfig(settings=demo_settings(database_url), accounts=tuple(accounts),
                            config_path=Path("(built-in demo)"))
-        app = App(config, store=open_store(database_url))
+        app = App(config, store=open_store(database_url, connections=store_connections(config)))
         async with app:
             summary = DemoSummary(results=await sync_with_progress(app, app.jobs(), console))
             _summarise(app, summary)

@@ -357,3 +357,44 @@ def test_postgres_refuses_a_value_too_long_for_its_column_rather_than_cutting_it
     with pytest.raises(DBAPIError, match="too long"):
         pg_store.write_page(KEY, PageWrite(orders=[order("9" * 129)]), now=T0)
     assert pg_store.count(OrderRow) == 0
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_pool_sized_for_the_callers_concurrency_keeps_its_connections_open(backend, request, tmp_path):
+    """10 writers at once, 20 rounds: each connection is opened once, not once per write (a new
+    PostgreSQL connection is a new server process; a new SQLite one a cold page cache)."""
+    import threading
+
+    from sqlalchemy import event
+
+    url = f"sqlite:///{tmp_path / 'pool.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    writers, rounds = 10, 20
+    engine = connect(url, connections=writers)
+    opened = []
+    event.listen(engine, "connect", lambda *_: opened.append(1))
+    all_in = threading.Barrier(writers)
+
+    def write() -> None:
+        for _ in range(rounds):
+            with engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+                all_in.wait(timeout=10)  # every writer holds a connection at this moment
+            all_in.wait(timeout=10)
+
+    threads = [threading.Thread(target=write) for _ in range(writers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    engine.dispose()
+    assert len(opened) == writers
+
+
+def test_the_daemon_store_keeps_a_connection_per_job_slot_and_more(tmp_path):
+    from sync.app import App, store_connections
+    from sync.config import load_config
+
+    (tmp_path / "loyalsync.toml").write_text("[schedule]\nmax_concurrent_jobs = 12\n", encoding="utf-8")
+    cfg = load_config(tmp_path / "loyalsync.toml", database_url=f"sqlite:///{tmp_path / 'd.db'}", env={})
+    app = App(cfg)
+    assert store_connections(cfg) > 12 and app.store.engine.pool.size() == store_connections(cfg)
