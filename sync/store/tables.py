@@ -37,7 +37,14 @@ class OrderRow(SQLModel, table=True):
     """One order; see `connectors.records.OrderRecord`."""
 
     __tablename__ = "orders"
-    __table_args__ = (Index("ix_orders_created", "marketplace", "account", "created_at"),)
+    __table_args__ = (
+        Index("ix_orders_created", "marketplace", "account", "created_at"),
+        # Only orders with a buyer can belong to a member: the rest (every Wildberries order) stay
+        # out of the index, which saves its upkeep on every insert. Lookups by a key (=, >) imply
+        # IS NOT NULL, so both databases use it for them.
+        Index("ix_orders_buyer_key", "buyer_key", postgresql_where=text("buyer_key IS NOT NULL"),
+              sqlite_where=text("buyer_key IS NOT NULL")),
+    )
 
     marketplace: str = Field(primary_key=True, max_length=32)
     account: str = Field(primary_key=True, max_length=64)
@@ -47,7 +54,7 @@ class OrderRow(SQLModel, table=True):
     status: str = Field(max_length=32)
     platform_status: str = Field(max_length=128)
     fulfilment: str | None = Field(default=None, max_length=16)
-    buyer_key: str | None = Field(default=None, max_length=64, index=True)
+    buyer_key: str | None = Field(default=None, max_length=64)
     currency: str = Field(max_length=3)
     total: Decimal = Field(sa_column=Column(Money, nullable=False))
     source: str = Field(default="", max_length=32)

@@ -359,6 +359,42 @@ def test_postgres_refuses_a_value_too_long_for_its_column_rather_than_cutting_it
     assert pg_store.count(OrderRow) == 0
 
 
+def _buyer_index_entries(engine) -> int:
+    """Entries in orders' buyer-key index, read from the index itself."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SET enable_seqscan = off"))
+            conn.execute(text("SET enable_bitmapscan = off"))
+            plan = "\n".join(conn.execute(text(
+                "EXPLAIN SELECT count(*) FROM orders WHERE buyer_key >= ''")).scalars())
+            assert "ix_orders_buyer_key" in plan, plan
+            return conn.execute(text("SELECT count(*) FROM orders WHERE buyer_key >= ''")).scalar_one()
+        plan = str(conn.execute(text(
+            "EXPLAIN QUERY PLAN SELECT count(*) FROM orders INDEXED BY ix_orders_buyer_key "
+            "WHERE buyer_key >= ''")).all())
+        assert "ix_orders_buyer_key" in plan, plan
+        return conn.execute(text(
+            "SELECT count(*) FROM orders INDEXED BY ix_orders_buyer_key WHERE buyer_key >= ''")).scalar_one()
+
+
+def test_migration_0007_indexes_only_orders_with_a_buyer(bare_engine):
+    migrate(bare_engine)
+    store = Store(bare_engine)
+    keyed = [replace(order(f"k{i}"), buyer_key=f"buyer-{i % 3}") for i in range(6)]
+    anonymous = [order(f"a{i}") for i in range(4)]
+    store.write_page(KEY, PageWrite(orders=keyed + anonymous), now=T0)
+    [index] = [i for i in inspect(bare_engine).get_indexes("orders") if i["name"] == "ix_orders_buyer_key"]
+    where = index.get("dialect_options", {}).get(f"{bare_engine.dialect.name}_where")
+    assert where is not None and "buyer_key IS NOT NULL" in str(where), index
+    # Lookups by key use it, and it holds the keyed orders only.
+    assert _buyer_index_entries(bare_engine) == 6
+    assert store.count(OrderRow) == 10
+    # Down: the whole-table index again (queries do not change either way).
+    _migrate_to(bare_engine, "0006", down=True)
+    [index] = [i for i in inspect(bare_engine).get_indexes("orders") if i["name"] == "ix_orders_buyer_key"]
+    assert not index.get("dialect_options", {}).get(f"{bare_engine.dialect.name}_where"), index
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_a_pool_sized_for_the_callers_concurrency_keeps_its_connections_open(backend, request, tmp_path):
     """10 writers at once, 20 rounds: each connection is opened once, not once per write (a new
