@@ -10,7 +10,7 @@ What is measured
   (a) throughput  `--accounts` accounts (default 300) with `--orders` orders each; the replicas
                   start together, and the run ends when every account's first sync is done (its
                   cursor row says ok). Reported: orders/s with 1 replica and with 2 in the steady
-                  state (between 10 % and 90 % of the orders stored, sampled every 0.2 s: without
+                  state (between 10 % and 90 % of the orders written, read from the cursor rows every 0.2 s: without
                   the replicas' 2 s settle at start and the tail of the last accounts), and the
                   end-to-end ratio beside it. Target: 2 replicas >= 1.6x one replica (steady
                   state) on this 2-core machine.
