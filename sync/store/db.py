@@ -28,11 +28,12 @@ def connect(url: str = DEFAULT_DATABASE_URL, *, connections: int = 5) -> Engine:
     parsed = make_url(url)
     pool = {"pool_size": connections, "max_overflow": connections}
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
+        in_file = bool(parsed.database) and parsed.database != ":memory:"
+        if in_file:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, **pool)
-        else:
-            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # An in-memory database lives in one connection per thread (SingletonThreadPool): no sizes.
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               **(pool if in_file else {}))
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if parsed.drivername in ("postgresql", "postgres"):
