@@ -151,9 +151,8 @@ class Coordinator:
         if len(held) > share:
             # Give back the ones this replica likes least, never one with a run going on.
             idle = sorted((n for n in held if not self.busy(n)), key=lambda n: _preference(self.replica, n))
-            for name in idle[:len(held) - share]:
-                self.leases.release(name)
-                given.append(name)
+            given = idle[:len(held) - share]
+            self.leases.release_many(given)
             return [], given
         gained: list[str] = []
         if len(held) < share:
@@ -164,11 +163,12 @@ class Coordinator:
             free = [n for n in self.accounts
                     if n not in mine and (n not in taken or taken[n][1] < now or taken[n][0] == self.replica)]
             free.sort(key=lambda n: _preference(self.replica, n), reverse=True)
-            for name in free:
-                if len(held) + len(gained) >= share:
-                    break
-                if self.leases.acquire(name) is not None:
-                    gained.append(name)
+            # The most preferred first, in bulk; a lease another replica took meanwhile makes room
+            # for the next ones in a further round.
+            while free and len(held) + len(gained) < share:
+                need = share - len(held) - len(gained)
+                batch, free = free[:need], free[need:]
+                gained += [lease.name for lease in self.leases.acquire_many(batch)]
         return gained, given
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, delete, func, or_, select, update
+from sqlalchemy import Table, delete, func, or_, select, tuple_, update
 from sqlalchemy.engine import Connection, Engine
 
 from sync.store.tables import LeaseRow
@@ -34,6 +34,8 @@ __all__ = ["Fence", "Lease", "LeaseLost", "Leases", "db_now", "holders"]
 
 LEASES: Table = LeaseRow.__table__  # type: ignore[assignment]
 Fence = Callable[[Connection], None]
+# Leases per statement: well under SQLite's 32,766 bound parameters at five values a row.
+_CHUNK = 500
 
 
 class LeaseLost(Exception):
@@ -82,24 +84,38 @@ class Leases:
         Every grant bumps the token, so only call this for a lease not held now: re-taking a held
         one would fence out the writes still running under it.
         """
+        granted = self.acquire_many([name])
+        return granted[0] if granted else None
+
+    def acquire_many(self, names: Iterable[str]) -> list[Lease]:
+        """`acquire` for many names in one transaction: the leases granted (the others are held).
+
+        A takeover of a dead replica's share is hundreds of leases; one transaction each kept the
+        heartbeat thread busy for seconds on a loaded machine, long enough for this replica's own
+        leases to lapse before their next renewal. Names are taken in sorted order, so two replicas
+        taking overlapping sets lock the rows in the same order and never deadlock.
+        """
+        wanted = sorted(set(names))
+        if not wanted:
+            return []
         c = LEASES.c
+        granted: list[Lease] = []
         with self.engine.begin() as conn:
             now = db_now(conn)
             expires = now + self.ttl
-            stmt = dialect_insert(conn, LEASES).values(
-                name=name, holder=self.holder, token=1, acquired_at=now, expires_at=expires)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[c.name],
-                set_={"holder": self.holder, "token": c.token + 1, "acquired_at": now, "expires_at": expires},
-                where=or_(c.expires_at < now, c.holder == self.holder),
-            ).returning(c.token)
-            token = conn.execute(stmt).scalar_one_or_none()
-        if token is None:
-            return None
-        lease = Lease(name, self.holder, int(token), expires)
+            for start in range(0, len(wanted), _CHUNK):
+                rows = [{"name": n, "holder": self.holder, "token": 1, "acquired_at": now, "expires_at": expires}
+                        for n in wanted[start:start + _CHUNK]]
+                stmt = dialect_insert(conn, LEASES).values(rows)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[c.name],
+                    set_={"holder": self.holder, "token": c.token + 1, "acquired_at": now, "expires_at": expires},
+                    where=or_(c.expires_at < now, c.holder == self.holder),
+                ).returning(c.name, c.token)
+                granted += [Lease(n, self.holder, int(token), expires) for n, token in conn.execute(stmt)]
         with self._lock:
-            self._held[name] = lease
-        return lease
+            self._held.update((lease.name, lease) for lease in granted)
+        return granted
 
     def renew(self) -> list[str]:
         """Extend every lease still ours; the names of those lost since the last renewal."""
@@ -111,10 +127,10 @@ class Leases:
         with self.engine.begin() as conn:
             now = db_now(conn)
             expires = now + self.ttl
-            names = list(before)
-            for start in range(0, len(names), 1000):
+            names = sorted(before)
+            for start in range(0, len(names), _CHUNK):
                 stmt = (update(LEASES)
-                        .where(c.holder == self.holder, c.name.in_(names[start:start + 1000]), c.expires_at >= now)
+                        .where(c.holder == self.holder, c.name.in_(names[start:start + _CHUNK]), c.expires_at >= now)
                         .values(expires_at=expires).returning(c.name, c.token))
                 for name, token in conn.execute(stmt):
                     if before[name].token == token:
@@ -131,13 +147,19 @@ class Leases:
 
     def release(self, name: str) -> None:
         """Give `name` back at once (a clean stop, or a share handed to another replica)."""
+        self.release_many([name])
+
+    def release_many(self, names: Iterable[str]) -> None:
+        """`release` for many names in one transaction (a share handed to a replica that joined)."""
         with self._lock:
-            lease = self._held.pop(name, None)
-        if lease is None:
+            gone = [lease for lease in (self._held.pop(n, None) for n in sorted(set(names))) if lease is not None]
+        if not gone:
             return
+        c = LEASES.c
         with self.engine.begin() as conn:
-            conn.execute(delete(LEASES).where(LEASES.c.name == name, LEASES.c.holder == self.holder,
-                                              LEASES.c.token == lease.token))
+            for start in range(0, len(gone), _CHUNK):
+                pairs = [(lease.name, lease.token) for lease in gone[start:start + _CHUNK]]
+                conn.execute(delete(LEASES).where(c.holder == self.holder, tuple_(c.name, c.token).in_(pairs)))
 
     def release_all(self) -> None:
         """Give back every lease under this replica's name, also those of an earlier process of it."""

@@ -12,6 +12,7 @@ import logging
 import random
 import signal
 import threading
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -117,8 +118,14 @@ class Daemon:
                 aps_job.modify(next_run_time=when)
 
     def _heartbeat(self, loop: asyncio.AbstractEventLoop, halt: threading.Event) -> None:
-        """The heartbeat thread: beats on time however busy the event loop and its worker threads are."""
-        while not halt.wait(self.coordinator.interval):
+        """The heartbeat thread: beats on time however busy the event loop and its worker threads are.
+
+        Beats are due every `interval` from the last one's start, not from its end: a slow beat (a
+        loaded database) must not push the next renewal towards the end of the lease period.
+        """
+        due = time.monotonic() + self.coordinator.interval
+        while not halt.wait(max(0.0, due - time.monotonic())):
+            due = max(due + self.coordinator.interval, time.monotonic())
             try:
                 gained, lost = self.coordinator.beat()
             except Exception as exc:  # noqa: BLE001 - the store is away: leases lapse, fences refuse writes

@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
+from sqlalchemy import event
+
 from sync.cluster import Coordinator, account_lease
 
 ACCOUNTS = [account_lease("wildberries", f"acct{i:02d}") for i in range(30)]
@@ -126,3 +128,26 @@ def test_a_restart_is_not_taken_for_a_duplicate_name_but_two_live_processes_are(
     dead.beat()  # ... but the first one was alive after all
     restarted.beat()
     assert "another live process also calls itself replica 'crash-0'" in caplog.text
+
+
+def test_taking_over_many_accounts_on_a_slow_store_keeps_the_survivors_own_leases(pg_store):
+    """A takeover is a few transactions, not one per account: on a loaded database (here every
+    transaction costs 20 ms) taking 150 accounts one by one outlasted the lease period, and the
+    survivor lost its own leases before its next renewal."""
+    accounts = [account_lease("wildberries", f"a{i:03d}") for i in range(300)]
+    ttl = timedelta(seconds=2)
+    survivor, dead = (Coordinator(pg_store.engine, n, ttl, accounts) for n in ("survivor", "dead"))
+    survivor.start()
+    dead.start()
+    _beat(survivor, dead, rounds=2)
+    assert [len(s) for s in _shares(survivor, dead)] == [150, 150]
+    event.listen(pg_store.engine, "begin", lambda conn: time.sleep(0.02))
+    deadline = time.monotonic() + 4 * ttl.total_seconds()
+    while len(_shares(survivor)[0]) < 300:  # the dead one stops beating; its leases run out
+        assert time.monotonic() < deadline, "not taken over within 4 lease periods"
+        time.sleep(ttl.total_seconds() / 3)
+        gained, lost = survivor.beat()
+        assert lost == [], "the survivor lost leases while taking the others over"
+    time.sleep(ttl.total_seconds() / 3)
+    assert survivor.beat() == ([], [])
+    assert _shares(survivor)[0] == set(accounts)

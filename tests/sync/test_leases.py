@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from connectors.records import OrderRecord, OrderStatus
 from sync.leases import LEASES, LeaseLost, Leases
@@ -136,3 +136,35 @@ def test_a_takeover_waits_for_the_fenced_write_in_flight(pg_store):
     writer.join()
     assert taken is not None
     assert committed_at and committed_at[0] <= granted_at
+
+
+def _transactions(engine) -> list[int]:
+    """A counter of the transactions begun on `engine` from now on (one element per BEGIN)."""
+    begun: list[int] = []
+    event.listen(engine, "begin", lambda conn: begun.append(1))
+    return begun
+
+
+def test_many_leases_are_taken_in_one_transaction_only_where_free(store):
+    a, b = Leases(store.engine, "a", TTL), Leases(store.engine, "b", TTL)
+    names = [f"account:wildberries/a{i:04d}" for i in range(1200)]  # more than one statement's worth
+    assert {lease.name for lease in a.acquire_many(names[:400])} == set(names[:400])
+    _expire(store, names[0])
+    begun = _transactions(store.engine)
+    granted = b.acquire_many(reversed(names))
+    assert len(begun) == 1
+    # b gets the free ones and the expired one, with its token bumped; a keeps the other 399.
+    assert {lease.name for lease in granted} == {names[0], *names[400:]}
+    assert {lease.name: lease.token for lease in granted}[names[0]] == 2
+    assert set(b.held) == {names[0], *names[400:]}
+    assert a.renew() == [names[0]] and len(a.held) == 399
+
+
+def test_many_leases_are_given_back_in_one_transaction(store):
+    a, b = Leases(store.engine, "a", TTL), Leases(store.engine, "b", TTL)
+    names = [f"account:ozon/a{i:04d}" for i in range(700)]
+    a.acquire_many(names)
+    begun = _transactions(store.engine)
+    a.release_many(names[:600])
+    assert len(begun) == 1 and set(a.held) == set(names[600:])
+    assert {lease.name for lease in b.acquire_many(names)} == set(names[:600])

@@ -11,6 +11,7 @@ import warnings
 from collections import defaultdict
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -218,3 +219,29 @@ async def test_a_stop_while_a_store_wide_job_gives_its_lease_back_is_quiet(tmp_p
     release.set()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+def test_heartbeats_stay_on_time_when_a_beat_is_slow():
+    """Beats are due every interval from the last one's start: a slow beat (a loaded database) must
+    not push the next lease renewal later and later."""
+    starts: list[float] = []
+
+    class SlowCoordinator:
+        interval = 0.3
+
+        def beat(self):
+            starts.append(time.monotonic())
+            time.sleep(0.2)
+            return [], []
+
+    halt, loop = threading.Event(), asyncio.new_event_loop()
+    heart = threading.Thread(target=Daemon._heartbeat,
+                             args=(SimpleNamespace(coordinator=SlowCoordinator()), loop, halt))
+    heart.start()
+    time.sleep(2.0)
+    halt.set()
+    heart.join(5)
+    loop.close()
+    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    # From each beat's end they would be 0.5 s apart (4 beats in 2 s), from its start 0.3 s (6).
+    assert len(starts) >= 5 and sum(gaps) / len(gaps) < 0.4, gaps
