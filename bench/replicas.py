@@ -13,7 +13,10 @@ What is measured
                   state (between 10 % and 90 % of the orders written, read from the cursor rows every 0.2 s: without
                   the replicas' 2 s settle at start and the tail of the last accounts), and the
                   end-to-end ratio beside it. Target: 2 replicas >= 1.6x one replica (steady
-                  state) on this 2-core machine.
+                  state) on this 2-core machine. Beside it, the CPU each order costs in the
+                  replica processes and in the PostgreSQL server (Linux /proc, same window), and
+                  the ratio's ceiling at one replica's costs: cores / (both per order) orders/s
+                  against one replica's rate. No scale-out can beat that ceiling on this machine.
   (b) handover    2 replicas, polls every `--poll` seconds, lease period `--lease` seconds. Once
                   both hold their share, one is killed with SIGKILL. Reported: the time until the
                   survivor holds every account the killed one held and has started running them
@@ -177,6 +180,41 @@ def stop(procs: list[subprocess.Popen]) -> None:
             p.kill()
 
 
+class CpuMeter:
+    """CPU seconds used so far by the replica processes and by the PostgreSQL server (Linux /proc).
+
+    The ratio of replicas can only be read against these: on a machine whose cores PostgreSQL
+    shares, two replicas at one replica's costs per order cannot do more than
+    cores / (replica + PostgreSQL CPU per order), whatever the scale-out does.
+    """
+
+    def __init__(self, replicas: list[subprocess.Popen]):
+        self.replicas = [p.pid for p in replicas]
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.available = Path("/proc/self/stat").exists()
+
+    def _cpu(self, pid: int | str) -> tuple[str, float]:
+        """(command name, user + system CPU seconds) of one process; ("", 0) once it is gone."""
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return "", 0.0
+        name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        return name, (int(fields[11]) + int(fields[12])) / self.tick
+
+    def read(self) -> tuple[float, float] | None:
+        """(replicas' CPU seconds, PostgreSQL's CPU seconds), or None where /proc is not there."""
+        if not self.available:
+            return None
+        replicas = sum(self._cpu(pid)[1] for pid in self.replicas)
+        server = 0.0
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                name, cpu = self._cpu(pid)
+                server += cpu if name.startswith("postgres") else 0.0
+        return replicas, server
+
+
 def _cursor_table():
     from sync.store.tables import StreamCursorRow
 
@@ -192,7 +230,9 @@ def throughput(replicas: int, accounts: int, orders: int, tmp: Path) -> dict:
 
         procs = start_replicas(config, replicas, orders, tmp)
         started = time.monotonic()
+        meter = CpuMeter(procs)
         samples: list[tuple[float, int]] = []  # (seconds since go, orders written)
+        cpu: list[tuple[float, float] | None] = []  # (replicas, PostgreSQL) CPU seconds at each sample
         orders_table = OrderRow.__table__  # type: ignore[attr-defined]
         # The probe reads the 300 cursor rows, not count(*) of the orders table: counting a table of
         # hundreds of thousands of rows 5 times a second would eat the CPU being measured.
@@ -203,6 +243,7 @@ def throughput(replicas: int, accounts: int, orders: int, tmp: Path) -> dict:
                     done = conn.execute(select(func.count()).select_from(cursors).where(
                         cursors.c.stream == "orders", cursors.c.state == "ok")).scalar_one()
                     samples.append((time.monotonic() - started, conn.execute(written).scalar_one()))
+                cpu.append(meter.read())
                 if done >= accounts:
                     break
                 if any(p.poll() is not None for p in procs):
@@ -216,10 +257,17 @@ def throughput(replicas: int, accounts: int, orders: int, tmp: Path) -> dict:
         # Steady state: the rate between 10 % and 90 % of the orders, without start-up (the
         # replicas' settle and first share) and the tail (the last accounts finishing one by one).
         total = samples[-1][1]
-        t10, n10 = next((t, n) for t, n in samples if n >= 0.1 * total)
-        t90, n90 = next((t, n) for t, n in samples if n >= 0.9 * total)
-        return {"replicas": replicas, "orders": stored, "seconds": elapsed, "orders_per_s": stored / elapsed,
-                "steady_orders_per_s": (n90 - n10) / (t90 - t10)}
+        i10 = next(i for i, (_, n) in enumerate(samples) if n >= 0.1 * total)
+        i90 = next(i for i, (_, n) in enumerate(samples) if n >= 0.9 * total)
+        (t10, n10), (t90, n90) = samples[i10], samples[i90]
+        out = {"replicas": replicas, "orders": stored, "seconds": elapsed, "orders_per_s": stored / elapsed,
+               "steady_orders_per_s": (n90 - n10) / (t90 - t10)}
+        if cpu[i10] is not None and cpu[i90] is not None:
+            (r10, p10), (r90, p90) = cpu[i10], cpu[i90]
+            out["steady_cpu_us_per_order"] = {"replicas": 1e6 * (r90 - r10) / (n90 - n10),
+                                              "postgresql": 1e6 * (p90 - p10) / (n90 - n10)}
+            out["steady_cores"] = {"replicas": (r90 - r10) / (t90 - t10), "postgresql": (p90 - p10) / (t90 - t10)}
+        return out
     finally:
         db.drop()
 
@@ -277,6 +325,25 @@ def handover(accounts: int, orders: int, lease: float, poll: float, tmp: Path) -
         db.drop()
 
 
+def cpu_rows(one: dict, two: dict) -> list[dict]:
+    """Where the CPU of an order goes, and the ratio this machine allows at one replica's costs."""
+    if "steady_cpu_us_per_order" not in one or "steady_cpu_us_per_order" not in two:
+        return []  # no /proc: the figures are left out, not faked
+    cores = os.cpu_count() or 1
+    r, p = one["steady_cpu_us_per_order"]["replicas"], one["steady_cpu_us_per_order"]["postgresql"]
+    # Every core busy at one replica's CPU per order (replica + server), against one replica.
+    ceiling = cores / ((r + p) / 1e6) / one["steady_orders_per_s"]
+    return [
+        row("1 replica: CPU per order, replica process (its emulator included)", r, "µs"),
+        row("1 replica: CPU per order, PostgreSQL server", p, "µs"),
+        row("1 replica: cores busy, replica + PostgreSQL",
+            one["steady_cores"]["replicas"] + one["steady_cores"]["postgresql"], "cores"),
+        row("2 replicas: CPU per order, replica processes", two["steady_cpu_us_per_order"]["replicas"], "µs"),
+        row("2 replicas: CPU per order, PostgreSQL server", two["steady_cpu_us_per_order"]["postgresql"], "µs"),
+        row(f"ceiling of the ratio on {cores} cores at 1 replica's CPU per order", ceiling, "x"),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--accounts", type=int, default=300)
@@ -302,6 +369,7 @@ def main() -> None:
         row("2 replicas: orders/s, steady state (CPU-bound, PostgreSQL)", two["steady_orders_per_s"], "orders/s"),
         row("2 replicas / 1 replica, steady state", ratio, "x", ">= 1.6", ratio >= 1.6),
         row("2 replicas / 1 replica, end to end (start-up and tail included)", end_to_end, "x"),
+        *cpu_rows(one, two),
         row("killed replica's accounts taken over and running elsewhere", moved["taken_over_s"], "s"),
         row("  in lease periods", moved["lease_periods"], "periods", "<= 2", moved["lease_periods"] <= 2),
         row("  every one of them has run again", moved["all_ran_again_s"], "s"),
