@@ -221,27 +221,32 @@ async def test_a_stop_while_a_store_wide_job_gives_its_lease_back_is_quiet(tmp_p
         await task
 
 
-def test_heartbeats_stay_on_time_when_a_beat_is_slow():
+def test_heartbeats_stay_on_time_when_a_beat_is_slow(monkeypatch):
     """Beats are due every interval from the last one's start: a slow beat (a loaded database) must
-    not push the next lease renewal later and later."""
+    not push the next lease renewal later and later. Clock and waits are simulated: no sleeping."""
+    clock = [100.0]
     starts: list[float] = []
 
     class SlowCoordinator:
         interval = 0.3
 
         def beat(self):
-            starts.append(time.monotonic())
-            time.sleep(0.2)
+            starts.append(clock[0])
+            clock[0] += 0.2  # the beat itself takes two thirds of the interval
             return [], []
 
-    halt, loop = threading.Event(), asyncio.new_event_loop()
-    heart = threading.Thread(target=Daemon._heartbeat,
-                             args=(SimpleNamespace(coordinator=SlowCoordinator()), loop, halt))
-    heart.start()
-    time.sleep(2.0)
-    halt.set()
-    heart.join(5)
-    loop.close()
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
-    # From each beat's end they would be 0.5 s apart (4 beats in 2 s), from its start 0.3 s (6).
-    assert len(starts) >= 5 and sum(gaps) / len(gaps) < 0.4, gaps
+    class Halt:
+        """`threading.Event.wait` on the simulated clock; set after six beats."""
+
+        def wait(self, timeout: float) -> bool:
+            clock[0] += timeout
+            return len(starts) >= 6
+
+    monkeypatch.setattr("sync.scheduler.time.monotonic", lambda: clock[0])
+    loop = asyncio.new_event_loop()  # only handed on when a beat gains or loses leases: none here
+    try:
+        Daemon._heartbeat(SimpleNamespace(coordinator=SlowCoordinator()), loop, Halt())
+    finally:
+        loop.close()
+    # From each beat's end they would be 0.5 s apart; from its start they are 0.3 s apart.
+    assert [round(b - a, 6) for a, b in zip(starts, starts[1:], strict=False)] == [0.3] * 5
