@@ -246,6 +246,15 @@ class Connector(ABC):
     streams: ClassVar[Mapping[str, StreamSpec]]
     # Raw fields that may carry buyer personal data; stripped before a record is quarantined.
     personal_fields: ClassVar[frozenset[str]] = frozenset()
+    #: Paging endpoints whose platform documents that a page shorter than the requested limit is
+    #: the last one: path -> the document's words. Every other paging loop ends only on what the
+    #: platform names as the end (an empty page, `has_next: false`, no next token); the
+    #: conformance kit serves short pages mid-stream to all of them.
+    short_page_is_last: ClassVar[Mapping[str, str]] = {}
+    #: Streams the platform lets a client read only by creation time, so a change to an old
+    #: record reaches the store with the stream's periodic re-scan rather than on the next poll:
+    #: stream -> the document's words. The kit checks those on a re-scan, the others on a poll.
+    changes_only_by_rescan: ClassVar[Mapping[str, str]] = {}
 
     def __init__(
         self,

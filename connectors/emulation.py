@@ -8,7 +8,7 @@ write request received, so a test can count what reached the "platform". The `ap
 faults are the lost-answer cases: the emulator applies the write, then the answer is lost (the
 client times out) or replaced by a 500.
 
-Faults act at three stages of a request, each asked separately (`FaultPlan.pick(path, stage)`):
+Faults act at five stages, each asked separately (`FaultPlan.pick(path, stage)`):
 
 - `auth` (`expired_token`): checked with the token; once it fires (after `after` requests it let
   through), every later request of that emulator gets the platform's expired-token 401.
@@ -19,6 +19,17 @@ Faults act at three stages of a request, each asked separately (`FaultPlan.pick(
   platform documents as optional; `wrong_type` gives one record of a page a field of the wrong
   JSON type, and that record stays broken on every later read (a platform's bad record does not
   heal by itself). Both are recorded on a `Breakage` so a test knows exactly what was done.
+- `page` (`short_page`): a page shorter than the limit that is NOT the last one. A platform that
+  promises only its cursor (WB's `next`, Ozon's `has_next`, Market's `nextPageToken`) may do
+  this; a client that stops on "fewer than limit" then loses every later record. Handlers call
+  `FaultPlan.shorten(path, records, more=...)` on each page and build the next cursor from what
+  they actually served; `FaultPlan.short_pages` lists what was cut.
+- `data` (`late_change`): an old record changes long after it was created (a late return, a
+  parcel that waited weeks at a pickup point). Not a request fault: an emulator reads
+  `FaultPlan.late_changes()` when it builds its data set and gives `times` records a new state
+  `delay` seconds after its generated "now", each record created about `age` seconds before that
+  change. It lists them in `app.state.late_changes` ({record key: (state before, state after)},
+  in the platform's own status words).
 """
 
 from __future__ import annotations
@@ -30,16 +41,26 @@ from typing import Any, Literal
 
 import orjson
 
-__all__ = ["APPLY_THEN_FAIL", "AUTH_FAULTS", "PAYLOAD_FAULTS", "Breakage", "Fault", "FaultKind", "FaultPlan",
+__all__ = ["APPLY_THEN_FAIL", "AUTH_FAULTS", "DATA_FAULTS", "LATE_CHANGE_AGE", "LATE_CHANGE_DELAY", "PAGE_FAULTS",
+           "PAYLOAD_FAULTS", "Breakage", "Fault", "FaultKind", "FaultPlan",
            "PayloadShape", "add_unknown_fields", "drop_optional", "reshape_payload", "write_entry"]
 
 FaultKind = Literal["http_500", "http_503", "timeout", "malformed", "rate_limit", "truncated",
-                    "apply_then_timeout", "apply_then_500", "expired_token", "schema_drift", "wrong_type"]
-Stage = Literal["auth", "request", "payload"]
+                    "apply_then_timeout", "apply_then_500", "expired_token", "schema_drift", "wrong_type",
+                    "short_page", "late_change"]
+Stage = Literal["auth", "request", "payload", "page", "data"]
 #: Faults checked with the token, before limits and the request faults.
 AUTH_FAULTS: frozenset[str] = frozenset({"expired_token"})
 #: Faults that reshape a successful answer; several may apply to one answer.
 PAYLOAD_FAULTS: frozenset[str] = frozenset({"schema_drift", "wrong_type"})
+#: Faults that cut a page short (see `FaultPlan.shorten`).
+PAGE_FAULTS: frozenset[str] = frozenset({"short_page"})
+#: Faults that shape the data set rather than a request (see `FaultPlan.late_changes`).
+DATA_FAULTS: frozenset[str] = frozenset({"late_change"})
+#: `late_change` defaults: created 45 days before the change, which comes an hour after the
+#: emulator's generated "now" (so a sync at "now" sees the old state, one two hours later the new).
+LATE_CHANGE_AGE = 45 * 86400.0
+LATE_CHANGE_DELAY = 3600.0
 #: The prefix of every field `schema_drift` invents (no platform uses it).
 UNKNOWN_FIELD_PREFIX = "xDrift"
 #: Faults that let the handler apply the request, then lose its answer: `apply_then_timeout`
@@ -75,8 +96,11 @@ class Fault:
     times: int | None = 1
     probability: float | None = None
     retry_after: int = 1  # rate_limit: the wait the answer asks for, in seconds
-    delay: float = 0  # timeout, apply_then_timeout: how long the answer takes
+    # timeout, apply_then_timeout: how long the answer takes; late_change: seconds after the
+    # emulator's generated "now" at which the old records change (0: LATE_CHANGE_DELAY)
+    delay: float = 0
     after: int = 0  # let this many matching requests through untouched first
+    age: float = LATE_CHANGE_AGE  # late_change: how old the changed records are when they change
 
 
 class FaultPlan:
@@ -87,10 +111,38 @@ class FaultPlan:
         self.left = [f.times for f in faults]
         self.rngs = [Random(seed * 1000 + k) for k in range(len(faults))]
         self.seen = [0] * len(faults)
+        #: (path, records served, records the page had) of every page `shorten` cut
+        self.short_pages: list[tuple[str, int, int]] = []
 
     @staticmethod
     def stage_of(kind: str) -> Stage:
-        return "auth" if kind in AUTH_FAULTS else "payload" if kind in PAYLOAD_FAULTS else "request"
+        if kind in AUTH_FAULTS:
+            return "auth"
+        if kind in PAYLOAD_FAULTS:
+            return "payload"
+        if kind in PAGE_FAULTS:
+            return "page"
+        return "data" if kind in DATA_FAULTS else "request"
+
+    def shorten(self, path: str, records: list[Any], *, more: bool) -> list[Any]:
+        """`records`, or only their first 1..len-1 when a `short_page` fault fires for `path`.
+
+        Only a page that is not the last (`more`: records remain after it) with two records or
+        more is cut: a short page is then never empty and never the true end, so it tests exactly
+        one thing, that the client does not take "fewer than limit" for the end.
+        """
+        if not more or len(records) < 2:
+            return records
+        k = self.pick(path, "page")
+        if k is None:
+            return records
+        keep = 1 + self.rngs[k].randrange(len(records) - 1)
+        self.short_pages.append((path, keep, len(records)))
+        return records[:keep]
+
+    def late_changes(self) -> list[Fault]:
+        """The `late_change` faults, for an emulator to apply when it builds its data set."""
+        return [f for f in self.faults if f.kind == "late_change"]
 
     def pick(self, path: str, stage: Stage = "request") -> int | None:
         """The index of the first fault of `stage` that fires for `path`, using one of its turns."""

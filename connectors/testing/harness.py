@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
@@ -17,12 +17,22 @@ __all__ = ["ConnectorHarness", "ExpectedOrder", "FakeTime", "FaultRequest"]
 
 @dataclass(frozen=True, slots=True)
 class FaultRequest:
-    """A platform misbehaviour the kit asks the emulator to stage on one stream's endpoint."""
+    """A platform misbehaviour the kit asks the emulator to stage on one stream's endpoints.
+
+    - `short_page`: pages shorter than the limit that are not the last, on every paging endpoint
+      the stream reads (`times`: None = any number, each page with `probability`); endpoints the
+      connector declares in `Connector.short_page_is_last` are spared.
+    - `late_change`: `times` of the stream's old orders change `change_after` past the emulator's
+      generated "now", each created `age` before its change (`connectors.emulation` `late_change`).
+    """
 
     stream: str
-    kind: Literal["rate_limit", "server_error", "malformed"]
-    times: int = 1
+    kind: Literal["rate_limit", "server_error", "malformed", "short_page", "late_change"]
+    times: int | None = 1
     retry_after: int = 2
+    probability: float | None = None
+    age: timedelta = timedelta(days=45)
+    change_after: timedelta = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +102,13 @@ class ConnectorHarness(ABC):
     @abstractmethod
     def rate_limited_count(self, app: Any) -> int:
         """How many 429 (or the platform's equivalent) answers the emulator has sent."""
+
+    @abstractmethod
+    def short_pages_served(self, app: Any) -> int:
+        """How many pages the emulator cut short for a `short_page` fault (its FaultPlan's list)."""
+
+    @abstractmethod
+    def late_changes(self, app: Any) -> Mapping[str, tuple[str, str]]:
+        """order_id -> (status before, status after) of every order a `late_change` fault changed,
+        in the export's words (`created`, `in_delivery`, `delivered`, `cancelled`, `returned`, …),
+        converted from the emulator's own data independently of `mapping.py`."""

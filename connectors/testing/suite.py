@@ -147,6 +147,66 @@ class ConformanceSuite:
         orders, _ = self.snapshot(incremental)
         assert {o["order_id"] for o in orders} == self.harness.expected_order_ids(app_later, later)
 
+    def _only(self, stream: str):
+        """The harness account with every stream but `stream` switched off."""
+        account = self.harness.account()
+        streams = dict(account.streams)
+        for other in self.harness.connector_cls.streams:
+            if other != stream:
+                streams[other] = streams.get(other, StreamSettings()).model_copy(update={"enabled": False})
+        return account.model_copy(update={"streams": streams})
+
+    async def test_short_pages_mid_stream_lose_nothing(self, tmp_path: Path) -> None:
+        """A page shorter than the limit is not the end unless the platform says so (it rarely
+        does): every paging loop must go on to the platform's own end mark."""
+        for stream in self.harness.connector_cls.streams:
+            account = self._only(stream)
+            time = FakeTime()
+            clean = self._store(tmp_path, f"clean-{stream}")
+            await self._sync(clean, self._app(time), time, account=account)
+
+            fault = FaultRequest(stream=stream, kind="short_page", times=None, probability=0.5)
+            app = self._app(time, [fault])
+            cut = self._store(tmp_path, f"short-{stream}")
+            results = await self._sync(cut, app, time, account=account)
+            assert all(r.ok for r in results), [r.error for r in results]
+            assert self.harness.short_pages_served(app) > 0, f"{stream}: the emulator cut no page short"
+            assert self.snapshot(cut) == self.snapshot(clean), f"{stream}: records lost after a short page"
+
+    async def test_a_late_change_to_an_old_order_reaches_the_store(self, tmp_path: Path) -> None:
+        """An order that changes long after it was created (a late return, a parcel that waited
+        weeks) must show its new status: on the next poll where the platform can filter by change
+        time, with the periodic re-scan where it can only filter by creation time."""
+        connector_cls = self.harness.connector_cls
+        for stream in self._streams(RecordType.ORDER):
+            spec = self.harness.account().stream_spec(connector_cls.streams[stream])
+            if stream in connector_cls.changes_only_by_rescan:
+                assert spec.rescan_every is not None and spec.rescan_lookback is not None, \
+                    f"{stream} is declared to follow changes by re-scan but has no re-scan"
+                later = NOW + spec.rescan_every + timedelta(hours=2)
+                # Inside the re-scan's reach and beyond the lookback: only the re-scan finds it.
+                age = spec.rescan_lookback - (later - NOW) - timedelta(days=1)
+                assert age > spec.lookback, f"{stream}: its re-scan reaches no further than its lookback"
+            else:
+                later, age = NOW + timedelta(hours=2), timedelta(days=45)
+            fault = FaultRequest(stream=stream, kind="late_change", times=3, age=age,
+                                 change_after=timedelta(hours=1))
+            time = FakeTime()
+            store = self._store(tmp_path, f"late-{stream}")
+            app = self._app(time, [fault])
+            await self._sync(store, app, time, at=NOW)
+            changes = self.harness.late_changes(app)
+            assert changes, f"{stream}: the emulator staged no late change"
+            before = {o["order_id"]: o["status"] for o in self.snapshot(store)[0]}
+            assert all(before.get(k) != after for k, (_, after) in changes.items()), \
+                f"{stream}: the late change was already visible at the first sync"
+
+            results = await self._sync(store, self._app(time, [fault], at=later), time, at=later)
+            assert all(r.ok for r in results), [r.error for r in results]
+            stored = {o["order_id"]: o["status"] for o in self.snapshot(store)[0]}
+            assert {k: stored.get(k) for k in changes} == {k: after for k, (_, after) in changes.items()}, \
+                f"{stream}: an old order's late change did not reach the store"
+
     async def test_rate_limit_storm_is_waited_out(self, tmp_path: Path) -> None:
         time = FakeTime()
         faults = [FaultRequest(stream=s, kind="rate_limit", times=4, retry_after=3)
