@@ -207,6 +207,7 @@ class ApiClient:
         retry_after_headers: Sequence[str] = ("Retry-After",),
         remaining_header: str | None = None,
         describe_error: Callable[[httpx.Response], PlatformErrorInfo] | None = None,
+        token_rejected: Callable[[int, PlatformErrorInfo], bool] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Sleep | None = None,
         clock: Clock | None = None,
@@ -219,6 +220,9 @@ class ApiClient:
         self.retry_after_headers = tuple(retry_after_headers)
         self.remaining_header = remaining_header
         self.describe_error = describe_error or describe_json_error
+        # A platform that refuses a bad token with a status other than 401/403 (Ozon's
+        # "Invalid Api-Key" has been reported as a 404) says so here: (status, body) -> bad token.
+        self.token_rejected = token_rejected
         self.stats = ClientStats()
         # A lone string would be split into characters, each too short to mask: nothing redacted.
         self._secrets = (secrets,) if isinstance(secrets, str) else tuple(secrets)
@@ -461,6 +465,8 @@ class ApiClient:
         if action is _A.SUCCESS:
             return response
         info = self._describe(response)
+        if action is not _A.AUTH and self.token_rejected is not None and self.token_rejected(status, info):
+            action = _A.AUTH
         fields = {**where, "status": status, "platform_message": info.message,
                   "request_id": info.request_id}
         if action is _A.AUTH:
