@@ -133,12 +133,32 @@ class StreamSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
-    poll_interval: timedelta | None = None
-    lookback: timedelta | None = None
-    window: timedelta | None = None
-    start_history: timedelta | None = None
-    rescan_lookback: timedelta | None = None
-    rescan_every: timedelta | None = None
+    poll_interval: timedelta | None = Field(default=None, description="how often the stream is polled")
+    lookback: timedelta | None = Field(
+        default=None, description="re-read this much before the saved position on every run")
+    lag: timedelta | None = Field(
+        default=None, description="the newest time a run reads stays this far behind now, for records the "
+                                  "platform lists late")
+    window: timedelta | None = Field(default=None, description="largest time span one request covers")
+    start_history: timedelta | None = Field(
+        default=None, description="how far back the first sync starts (and how old a record may be and still be read)")
+    rescan_lookback: timedelta | None = Field(
+        default=None, description="how far back the periodic wider re-scan reads")
+    rescan_every: timedelta | None = Field(default=None, description="how often the wider re-scan runs")
+
+    @field_validator("lag", "lookback", "rescan_lookback")
+    @classmethod
+    def _not_negative(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value < timedelta(0):
+            raise ValueError("must not be negative")
+        return value
+
+    @field_validator("poll_interval", "window", "start_history", "rescan_every")
+    @classmethod
+    def _positive(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and value <= timedelta(0):
+            raise ValueError("must be longer than zero")
+        return value
 
 
 class AccountSettings(BaseModel):

@@ -122,6 +122,7 @@ statistics = "https://statistics-sandbox.example"
 [accounts.streams.orders]
 poll_interval = "5m"
 lookback = "3d"
+lag = "20m"
 [accounts.streams.reviews]
 enabled = false
 window = "PT12H"
@@ -183,6 +184,7 @@ def test_valid_config_loads_with_tokens_as_secrets(cfg):
     assert spare.settings.token.get_secret_value() == ""  # disabled: its variable is not read
     orders = main.settings.streams["orders"]
     assert (orders.poll_interval, orders.lookback) == (timedelta(minutes=5), timedelta(days=3))
+    assert orders.lag == timedelta(minutes=20)
     assert main.settings.streams["reviews"].window == timedelta(hours=12)
     assert main.settings.rate_limits["marketplace"].burst == 20
     # [defaults] sits under every account; the account's own value wins.
@@ -367,7 +369,7 @@ def test_unknown_account_and_stream_keys_list_allowed_ones(cfg):
     )
     assert problems_of() == [
         f"{WB}: accounts[0].streams.orders.lookbak: unknown key; "
-        "allowed: enabled, poll_interval, lookback, window, start_history, rescan_lookback, rescan_every",
+        "allowed: enabled, poll_interval, lookback, lag, window, start_history, rescan_lookback, rescan_every",
         # The typo leaves the account enabled by default, so its token is now needed too.
         f"{WB}: accounts[1].token_env: environment variable LOYALSYNC_WB_SPARE_TOKEN is not set; "
         "export it with the account's API token",

@@ -59,3 +59,19 @@ def test_cursors_never_move_back():
     assert next_cursor(NOW, NOW - DAY) == NOW
     assert next_cursor(NOW - DAY, NOW) == NOW
     assert next_cursor(None, NOW) == NOW
+
+
+def test_an_accounts_lag_override_holds_the_runs_upper_bound_back():
+    from pydantic import SecretStr
+
+    from connectors.base import StreamSettings
+    from connectors.yandex_market.connector import STREAMS
+    from connectors.yandex_market.settings import YandexMarketAccountSettings
+
+    account = YandexMarketAccountSettings(
+        name="main", token_env="T", token=SecretStr("t"), business_id=1,
+        streams={"reviews": StreamSettings(lag=timedelta(minutes=30))})
+    spec = account.stream_spec(STREAMS["reviews"])
+    assert spec.lag == timedelta(minutes=30) != STREAMS["reviews"].lag
+    assert plan_run(spec, None, None, NOW).windows[-1].end == NOW - timedelta(minutes=30)
+    assert account.stream_spec(STREAMS["orders"]).lag == STREAMS["orders"].lag  # others keep the default
