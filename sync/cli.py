@@ -177,7 +177,18 @@ def sync(
     database_url: DatabaseOpt = None,
     verbose: VerboseOpt = False,
 ) -> None:
-    """Sync now. Exits non-zero if any stream failed or had to defer."""
+    """Sync now: every enabled stream (or the chosen ones) to completion, then exit.
+
+    Exit codes:
+
+    0  every stream finished, or its platform withholds it from this account
+       (unavailable: the reason is printed; e.g. Ozon reviews need a subscription)
+
+    1  a stream failed (bad token, platform error), or stopped early to respect
+       a rate limit (deferred: the next run resumes where it stopped)
+
+    2  the config or the command line is wrong
+    """
     from sync.app import App
 
     if not once:
@@ -200,12 +211,17 @@ def sync(
 
     results = asyncio.run(main())
     for r in results:
-        colour = "green" if r.ok else "red"
+        colour = {"ok": "green", "unavailable": "magenta", "deferred": "yellow"}.get(r.state, "red")
         # escape: platform text such as "[requestId …]" is not markup (it vanished, or crashed rich).
         detail = f" — {escape(r.error)}" if r.error else ""
         err.print(f"[{colour}]{r.state}[/] {r.key}: {r.records} records, {r.quarantined} quarantined{detail}",
                   soft_wrap=True)
-    raise typer.Exit(code=0 if all(r.ok for r in results) else 1)
+    raise typer.Exit(code=sync_exit_code(results))
+
+
+def sync_exit_code(results: list) -> int:
+    """0 when every stream is done or withheld by its platform (`unavailable`), else 1."""
+    return 0 if all(r.state in ("ok", "unavailable") for r in results) else 1
 
 
 @app.command()

@@ -434,3 +434,49 @@ def test_export_rejects_an_unknown_kind() -> None:
     assert result.exit_code == 2
     assert "export orders|reviews" in result.stderr
     assert not Path("unused.db").exists()
+
+
+def test_a_stream_the_platform_withholds_is_reported_and_is_not_a_failure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ozon's reviews need a paid subscription: without it `sync --once` says so and exits 0."""
+    from connectors.ozon.emulator import EmulatorConfig as OzonConfig
+    from connectors.ozon.emulator import create_app as ozon_app
+
+    monkeypatch.setenv("LOYALSYNC_TEST_OZON_TOKEN", SENTINEL)
+    emulator = ozon_app(OzonConfig(seed=3, orders=60, reviews=20, client_id="777", token=SENTINEL,
+                                   rate_limits=False, reviews_subscription=False))
+    db = f"sqlite:///{tmp_path / 'withheld.db'}"
+    with served(emulator) as url:
+        root = tmp_path / "conf"
+        (root / "marketplaces").mkdir(parents=True)
+        (root / "loyalsync.toml").write_text("[schedule]\njitter_seconds = 0\n", encoding="utf-8")
+        (root / "marketplaces" / "ozon.toml").write_text(textwrap.dedent(f"""\
+            [[accounts]]
+            name = "main"
+            client_id = "777"
+            token_env = "LOYALSYNC_TEST_OZON_TOKEN"
+            [accounts.base_urls]
+            api = "{url}"
+            """), encoding="utf-8")
+        result = invoke("sync", "--once", "--quiet", "--config", root / "loyalsync.toml", "--database-url", db)
+    assert result.exit_code == 0, result.output
+    lines = lines_of(result.stderr)
+    assert any(x.startswith("ok ozon/main/orders_fbs: ") for x in lines), result.stderr
+    withheld = next(x for x in lines if x.startswith("unavailable ozon/main/reviews: "))
+    assert "«Управление отзывами»" in withheld and "Premium Pro" in withheld, withheld
+    assert ran(open_db(db))[("main", "reviews")] == "unavailable"
+
+
+def test_sync_exit_codes_follow_the_worst_stream_and_are_in_the_help() -> None:
+    from sync.cli import sync_exit_code
+    from sync.runner import RunResult
+    from sync.store.store import StreamKey
+
+    def results(*states: str) -> list[RunResult]:
+        return [RunResult(key=StreamKey("ozon", "main", f"s{i}"), state=s) for i, s in enumerate(states)]
+
+    assert sync_exit_code(results("ok", "unavailable")) == 0
+    assert sync_exit_code(results("ok", "unavailable", "error")) == 1
+    assert sync_exit_code(results("ok", "deferred")) == 1
+    help_text = invoke("sync", "--help").stdout
+    assert "Exit codes" in help_text and "unavailable" in help_text and "deferred" in help_text
