@@ -40,8 +40,11 @@ __all__ = [
     "SELLER_ACTIONS",
     "VOUCHER_CREATE",
     "OzonClient",
+    "action_ref",
+    "action_title",
     "describe_ozon_error",
     "ozon_time",
+    "token_rejected",
 ]
 
 MARKETPLACE = "ozon"
@@ -78,8 +81,11 @@ _GRPC_CODES = {
     10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED", 13: "INTERNAL", 14: "UNAVAILABLE",
     16: "UNAUTHENTICATED",
 }
-# A 403 on a review method is the missing subscription unless Ozon says the key itself is at fault
-# (the key problems are in Ozon's official error table; the refusal's wording is not documented).
+# Ozon's words for credentials it refuses (official error table, ozon.md §1/§4.3): "Invalid Api-Key,
+# please check the key and try again", "Api-key is deactivated, …", "Api-Key is missing a required
+# role for a method", "Api-Key is restricted to specific IP addresses", "403 Offer not signed", and a
+# bad Client-Id ("Client-Id header value should be positive integer", [3p]); gRPC code 16 reads as
+# "UNAUTHENTICATED: …". A 403 on a review method without these words is the missing subscription.
 _KEY_PROBLEM = re.compile(r"api[- _]?key|client[- _]?id|offer not signed|unauthenticated", re.I)
 _SUBSCRIPTION_HINT = (
     "Ozon withholds the reviews API from this seller: it needs the «Управление отзывами» (review "
@@ -111,6 +117,16 @@ def describe_ozon_error(response: httpx.Response) -> PlatformErrorInfo:
     return PlatformErrorInfo(": ".join(parts), response.headers.get("X-Request-Id", ""))
 
 
+def token_rejected(status: int, info: PlatformErrorInfo) -> bool:
+    """Whether an error answer says the Api-Key or Client-Id is refused, whatever its status.
+
+    The status is not documented (ozon.md §4.3, §8); live probes ([3p]) saw "Invalid Api-Key" as a
+    404 with gRPC code 5 and a malformed Client-Id as a 400, so the words decide, on any 4xx but
+    a 429 (a rate limit is never the key's fault).
+    """
+    return 400 <= status < 500 and status != 429 and _KEY_PROBLEM.search(info.message) is not None
+
+
 def ozon_time(moment: datetime) -> str:
     """A filter bound in Ozon's `YYYY-MM-DDThh:mm:ssZ` pattern (UTC, whole seconds, floored).
 
@@ -139,6 +155,7 @@ class OzonClient:
             retry_after_headers=("Retry-After",),
             remaining_header="RateLimit-Remaining",
             describe_error=describe_ozon_error,
+            token_rejected=token_rejected,
             transport=transport,
             retry=RetryPolicy(request_deadline=settings.request_timeout_seconds),
             clock=clock,
@@ -186,6 +203,8 @@ class OzonClient:
             postings = _list_field(body, "postings", endpoint)
             if postings:
                 yield Page(postings)
+            # ozon.md §2.1/§2.4, spec: "has_next: true, если в ответе вернулись не все отправления";
+            # a page shorter than `limit` is not the end while it is true.
             if not _has_next(body):
                 return
             cursor = _next_token(body, "cursor", cursor, endpoint)
@@ -207,24 +226,39 @@ class OzonClient:
             await self._attach_comments(reviews)
             if reviews:
                 yield Page(reviews)
+            # ozon.md §3.1, spec: "has_next: true, если в ответе вернули не все отзывы"; then the
+            # next page starts after `last_id`, "идентификатор последнего отзыва на странице".
             if not _has_next(body):
                 return
             last_id = _next_token(body, "last_id", last_id, endpoint)
 
     async def review_comments(self, review_id: str) -> list[Any]:
-        """Every comment on one review, oldest first (offset-paged)."""
+        """Every comment on one review that Ozon lists, oldest first (offset-paged).
+
+        Ozon lists only "comments that passed moderation" (spec, `/v1/review/comment/list`): a
+        reply still being moderated is not here yet, and the stream's lookback reads it later.
+        """
         endpoint = f"POST {REVIEW_COMMENTS}"
         limit, offset, out = self.settings.comments_page_size, 0, []
+        seen: set[str] = set()
         while True:
             # The schema says `filter`, an official example `filters` (ozon.md §7.2): send neither.
             body = await self._review_call(REVIEW_COMMENTS, {
                 "review_id": review_id, "limit": limit, "offset": offset, "sort_dir": "ASC",
             })
             comments = _list_field(body, "comments", endpoint)
-            out.extend(comments)
-            if len(comments) < limit:
+            # The answer has no has_next, and its `offset` ("количество элементов в выдаче") reads
+            # as either the next offset or the total (the official example fits both): the one
+            # end the spec leaves no doubt about is an empty page. Never "fewer than limit".
+            if not comments:
                 return out
-            offset += len(comments)
+            ids = {str(c.get("id")) for c in comments if isinstance(c, dict)}
+            if ids and ids <= seen:
+                raise FatalApiError("the next page repeats comments already read (offset ignored?); stopping "
+                                    "rather than loop", marketplace=MARKETPLACE, endpoint=endpoint)
+            seen |= ids
+            out.extend(comments)
+            offset += len(comments)  # skip exactly what was served, however short the page
 
     async def create_comment(self, review_id: str, text: str) -> str:
         """Post the seller's comment on a review and mark it processed; return the `comment_id`.
@@ -249,23 +283,34 @@ class OzonClient:
                                 endpoint=f"POST {VOUCHER_CREATE}")
         return str(action_id)
 
-    async def seller_actions(self, search: str) -> list[dict[str, Any]]:
+    async def seller_actions(self, search: str, *, page_size: int = SELLER_ACTIONS_PAGE) -> list[dict[str, Any]]:
         """The seller's own promotions whose title contains `search`, every status, all pages.
 
-        The response's item shape is undocumented (ozon.md §5.4): read as `actions[]{id, title, …}`
-        (UNCONFIRMED), and the title is checked here too in case Ozon's `search` matches loosely.
+        Items are `actions[]{action_id, action_parameters{title, …}, …}` and the answer carries
+        `total` ("общее количество акций"), per the spec's `v1SellerActionsListResponse`. The
+        title is checked here too in case Ozon's `search` matches loosely.
         """
         endpoint = f"POST {SELLER_ACTIONS}"
-        offset, out = 0, []
+        offset, out, seen = 0, [], set()
         while True:
             body = await self.http.request_json("POST", "api", SELLER_ACTIONS, json={
-                "search": search, "limit": SELLER_ACTIONS_PAGE, "offset": offset,
+                "search": search, "limit": page_size, "offset": offset,
             })
             actions = _list_field(body, "actions", endpoint)
-            out.extend(a for a in actions if isinstance(a, dict) and search in str(a.get("title", "")))
-            if len(actions) < SELLER_ACTIONS_PAGE:
+            # The end, per the spec: an empty page, or `offset` reaching `total`. Never "fewer than
+            # limit": a short page is read past while `total` says more remain.
+            if not actions:
                 return out
+            ids = {str(_action_id(a)) for a in actions}
+            if ids <= seen:
+                raise FatalApiError("the next page repeats promotions already read (offset ignored?); "
+                                    "stopping rather than loop", marketplace=MARKETPLACE, endpoint=endpoint)
+            seen |= ids
+            out.extend(a for a in actions if isinstance(a, dict) and search in action_title(a))
             offset += len(actions)
+            total = body.get("total") if isinstance(body, dict) else None
+            if isinstance(total, int) and not isinstance(total, bool) and offset >= total:
+                return out
 
     # -- chats (Premium Plus/Pro) ------------------------------------------------------------
 
@@ -322,6 +367,7 @@ class OzonClient:
                     seen.add(message_id)
                     fresh.append(message_id)
                     out.append(message)
+            # spec, `/v3/chat/history`: "has_next — признак, что в ответе вернули не все сообщения".
             if not _has_next(answer):
                 return out
             if not fresh:
@@ -342,8 +388,9 @@ class OzonClient:
                     review["_comments"] = await self.review_comments(str(review["id"]))
                 except FatalApiError as exc:
                     # Deleted between the list and this call: store the review without comments
-                    # rather than fail the stream on every run.
-                    if exc.status != 404:
+                    # rather than fail the stream on every run. Ozon's wrong-key answer is a 404
+                    # too (`_token_rejected`): that one is an AuthError and stops the stream.
+                    if exc.status != 404 or isinstance(exc, AuthError):
                         raise
 
         # return_exceptions: every task finishes (none is left running), then the first error wins.
@@ -377,6 +424,24 @@ def _periods(window: Window) -> list[tuple[datetime, datetime]]:
         out.append((start, end))
         start = end
     return out
+
+
+def _action_id(action: Any) -> Any:
+    """A seller action's id: `action_id` (uint64) by the spec."""
+    return action.get("action_id") if isinstance(action, dict) else None
+
+
+def action_title(action: Any) -> str:
+    """A seller action's title: `action_parameters.title` by the spec."""
+    params = action.get("action_parameters") if isinstance(action, dict) else None
+    title = params.get("title") if isinstance(params, dict) else None
+    return title if isinstance(title, str) else ""
+
+
+def action_ref(action: Any) -> str | None:
+    """A listed seller action's id as the `platform_ref` of the write that created it."""
+    value = _action_id(action)
+    return str(value) if isinstance(value, int | str) and not isinstance(value, bool) and value != "" else None
 
 
 def _has_comments(review: dict[str, Any]) -> bool:

@@ -38,8 +38,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.emulation import Breakage, Fault, FaultKind, FaultPlan, PayloadShape, reshape_payload, write_entry
-from connectors.ozon.emulator_data import FBO, US, Dataset, generate, iso
+from connectors.emulation import (
+    LATE_CHANGE_DELAY,
+    Breakage,
+    Fault,
+    FaultKind,
+    FaultPlan,
+    PayloadShape,
+    reshape_payload,
+    write_entry,
+)
+from connectors.ozon.emulator_data import FBO, US, Dataset, LateChange, generate, iso
 from connectors.ozon.emulator_records import fbo_posting, fbs_posting
 
 __all__ = ["EmulatorConfig", "EmulatorStats", "Fault", "FaultKind", "create_app"]
@@ -52,6 +61,15 @@ _NO_SUBSCRIPTION = ("Метод доступен продавцам с подп�
 # The wording of Ozon's refusal is undocumented; 403 PERMISSION_DENIED as for the reviews one.
 _NO_PREMIUM = "Метод доступен продавцам с подпиской Premium Plus или Premium Pro (chat requires Premium)"
 _FIRST_MESSAGE_ID = 3_000_000_000_817_031_942  # the official example's magnitude: above 2**53
+FBS_LIST, FBO_LIST = "/v4/posting/fbs/list", "/v3/posting/fbo/list"
+REVIEW_LIST, COMMENT_LIST = "/v2/review/list", "/v1/review/comment/list"
+SELLER_ACTIONS, CHAT_HISTORY = "/v1/seller-actions/list", "/v3/chat/history"
+#: Ozon's answer to an Api-Key (or Client-Id) it does not know, from its official error table; live
+#: probes ([3p]) saw it as HTTP 404 with gRPC code 5. `EmulatorConfig.bad_key_status` picks another
+#: status, with the gRPC code that goes with it, to test the forms other reports mention.
+INVALID_KEY_MESSAGE = "Invalid Api-Key, please check the key and try again"
+_GRPC_FOR_STATUS = {401: 16, 403: 7, 404: 5}
+_BAD_CLIENT_ID = "Client-Id header value should be positive integer"  # [3p], HTTP 400, code 3
 
 
 @dataclass(frozen=True)
@@ -66,6 +84,7 @@ class EmulatorConfig:
     clock: Callable[[], datetime] | None = None  # "now" while serving; default: real UTC now
     client_id: str | None = None  # if set, any other Client-Id is refused
     token: str | None = None  # if set, any other Api-Key is refused
+    bad_key_status: int = 404  # the HTTP status of "Invalid Api-Key" (401, 403 or 404)
     rate_limits: bool = True
     requests_per_second: int = 50  # per Client-Id, across all methods (ozon.md §4.1)
     reviews_subscription: bool = True  # False: review methods answer 403 (ozon.md §3)
@@ -136,9 +155,23 @@ def _uncursor(text: str) -> tuple[int, int] | None:
         return None
 
 
-def _limit(body: dict[str, Any], lo: int, hi: int) -> int | None:
-    value = body.get("limit")
+def _scalar(body: dict[str, Any], name: str, default: Any) -> Any:
+    """A request field, `default` when absent or null: Ozon's grpc-gateway reads a null scalar as
+    its default (ozon.md §6), so `{"offset": null}` is offset 0, never a 400."""
+    value = body.get(name)
+    return default if value is None else value
+
+
+def _limit(body: dict[str, Any], lo: int, hi: int, default: int = 0) -> int | None:
+    value = _scalar(body, "limit", default)
     return value if isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi else None
+
+
+def _offset(body: dict[str, Any]) -> int:
+    offset = _scalar(body, "offset", 0)
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+        raise _bad("offset must be a non-negative integer")
+    return offset
 
 
 #: Ozon's answer for an expired (deactivated) key: the message is from Ozon's official error table
@@ -195,11 +228,14 @@ class _Emulator:
 
     def __init__(self, config: EmulatorConfig):
         self.config = config
-        born = config.now or datetime.now(UTC)
-        self.data: Dataset = generate(config.seed, config.orders, config.reviews, config.history_days,
-                                      int(born.timestamp() * US), (config.rfbs_share, config.fbo_share))
-        self.windows: dict[str, deque[float]] = {}
+        born = int((config.now or datetime.now(UTC)).timestamp() * US)
         self.faults = FaultPlan(config.faults, config.seed)
+        late = tuple(LateChange(f.path_prefix.startswith(FBO_LIST), f.times or 1,
+                                born + int((f.delay or LATE_CHANGE_DELAY) * US), int(f.age * US))
+                     for f in self.faults.late_changes())
+        self.data: Dataset = generate(config.seed, config.orders, config.reviews, config.history_days,
+                                      born, (config.rfbs_share, config.fbo_share), late)
+        self.windows: dict[str, deque[float]] = {}
         self.stats = EmulatorStats()
         self.request_log: list[tuple[str, str, Any, int]] = []
         self.corrupted: list[tuple[str, str]] = []
@@ -259,11 +295,13 @@ class _Emulator:
         client_id, key = request.headers.get("client-id", ""), request.headers.get("api-key", "")
         if not client_id or not key:
             return _json(*_error(401, 16, "Client-Id and Api-Key headers are required"))
+        if not (client_id.isascii() and client_id.isdigit() and int(client_id) > 0):
+            return _json(*_error(400, 3, _BAD_CLIENT_ID))
         cfg = self.config
         if (cfg.client_id is not None and client_id != cfg.client_id) or (cfg.token is not None and key != cfg.token):
-            # Whether Ozon says 401 or 403 here is undocumented (ozon.md §4.3); 403 is the harder
-            # case for a client, which must tell it apart from the subscription refusal.
-            return _json(*_error(403, 7, "Invalid Api-Key, please check the key and try again"))
+            # A known Client-Id with a wrong key and a wrong Client-Id get the same answer ([3p]).
+            status = cfg.bad_key_status
+            return _json(*_error(status, _GRPC_FOR_STATUS.get(status, 16), INVALID_KEY_MESSAGE))
         if self.faults.pick(request.url.path, "auth") is not None:  # expired_token
             return _json(*_error(401, 16, EXPIRED_KEY_MESSAGE))
         wait = self._over_limit(client_id)
@@ -329,14 +367,17 @@ class _Emulator:
         limit = _limit(body, 1, max_limit)
         if limit is None:
             raise _bad(f"limit must be in [1, {max_limit}]")
-        cursor = body.get("cursor") or ""
+        cursor = _scalar(body, "cursor", "")
         after = _uncursor(cursor) if cursor else None
         if cursor and after is None:
             raise _bad("cursor is malformed")
         statuses = flt.get("statuses")
         return since, to, limit, after, set(statuses) if isinstance(statuses, list) and statuses else None
 
-    def _postings_answer(self, page: list[int], has_next: bool, render: Callable[[int], Any]) -> tuple[int, Any]:
+    def _postings_answer(self, path: str, page: list[int], has_next: bool,
+                         render: Callable[[int], Any]) -> tuple[int, Any]:
+        # A short page keeps has_next true; the cursor follows the last posting actually served.
+        page = self.faults.shorten(path, page, more=has_next)
         table = self.data.postings
         last = page[-1] if page else None
         return 200, {"cursor": _cursor(table.t0[last], last) if last is not None else "",
@@ -357,7 +398,7 @@ class _Emulator:
             page, has_next = hits[:limit], len(hits) > limit
         else:
             page, has_next = table.page(False, since, to, now, after, limit, keep)
-        return self._postings_answer(page, has_next, lambda i: fbs_posting(
+        return self._postings_answer(FBS_LIST, page, has_next, lambda i: fbs_posting(
             table, i, now, cfg.currency, cfg.customer_visible_days))
 
     async def fbo_list(self, body: dict[str, Any], now: int) -> tuple[int, Any]:
@@ -365,7 +406,8 @@ class _Emulator:
         table = self.data.postings
         keep = (lambda i: table.state(i, now)[0] in statuses) if statuses else None
         page, has_next = table.page(True, since, to, now, after, limit, keep)
-        return self._postings_answer(page, has_next, lambda i: fbo_posting(table, i, now, self.config.currency))
+        return self._postings_answer(FBO_LIST, page, has_next,
+                                     lambda i: fbo_posting(table, i, now, self.config.currency))
 
     # --- reviews ---
     async def review_list(self, body: dict[str, Any], now: int) -> tuple[int, Any]:
@@ -383,22 +425,20 @@ class _Emulator:
                 if order_status in ("ALL", None, "") or reviews.order_status(i) == order_status]
         if body.get("sort_dir") == "DESC":
             hits.reverse()
-        last_id = body.get("last_id") or ""
+        last_id = _scalar(body, "last_id", "")
         if last_id:
             k = reviews.index_of(last_id)
             if k is None or k not in hits:
                 raise _bad("last_id is unknown")
             hits = hits[hits.index(k) + 1:]
-        page = hits[:limit]
-        return 200, {"reviews": [reviews.record(i, now) for i in page], "has_next": len(hits) > limit,
+        page = self.faults.shorten(REVIEW_LIST, hits[:limit], more=len(hits) > limit)
+        return 200, {"reviews": [reviews.record(i, now) for i in page], "has_next": len(hits) > len(page),
                      "last_id": reviews.review_id(page[-1]) if page else ""}
 
     async def comment_list(self, body: dict[str, Any], now: int) -> tuple[int, Any]:
-        limit, offset = _limit(body, 20, 100), body.get("offset", 0)
+        limit, offset = _limit(body, 20, 100), _offset(body)
         if limit is None:
             raise _bad("limit must be in [20, 100]")
-        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-            raise _bad("offset must be a non-negative integer")
         reviews = self.data.reviews
         i = reviews.index_of(str(body.get("review_id") or ""))
         if i is None or reviews.published[i] > now:
@@ -406,7 +446,10 @@ class _Emulator:
         comments = reviews.comments(i, now)
         if body.get("sort_dir") == "DESC":
             comments.reverse()
-        page = comments[offset: offset + limit]
+        page = self.faults.shorten(COMMENT_LIST, comments[offset: offset + limit],
+                                   more=len(comments) > offset + limit)
+        # `offset` as in the official example (asked 123, one comment, answered 124): where the
+        # next page starts, after what was actually served.
         return 200, {"comments": page, "offset": offset + len(page)}
 
     async def comment_create(self, body: dict[str, Any], now: int) -> tuple[int, Any]:
@@ -461,7 +504,7 @@ class _Emulator:
             raise _bad("voucher_parameters.is_private is required")
         if vtype not in ("ONE", "MULTIPLE", "UNIQUE"):
             raise _bad("voucher_parameters.type must be ONE, MULTIPLE or UNIQUE")
-        users = body.get("user_ids", [])
+        users = _scalar(body, "user_ids", [])
         if not isinstance(users, list) or len(users) > 50 or not all(
                 isinstance(u, str) and u.isdigit() for u in users):
             raise _bad("user_ids must be at most 50 numeric strings")
@@ -479,18 +522,17 @@ class _Emulator:
 
     async def seller_actions(self, body: dict[str, Any], now: int) -> tuple[int, Any]:
         """`/v1/seller-actions/list`: filters `action_type[]`, `status[]`, `search`; `limit*`, `offset`."""
-        limit, offset = _limit(body, 1, 100), body.get("offset", 0)
+        limit, offset = _limit(body, 1, 100), _offset(body)
         if limit is None:
             raise _bad("limit must be in [1, 100]")
-        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
-            raise _bad("offset must be a non-negative integer")
-        types, statuses, search = body.get("action_type"), body.get("status"), body.get("search") or ""
-        if not isinstance(search, str):
-            raise _bad("search must be a string")
+        types, statuses, search = body.get("action_type"), body.get("status"), _scalar(body, "search", "")
+        if not isinstance(search, str) or 0 < len(search) < 3:
+            raise _bad("search must be a string of at least 3 characters")
         hits = [a for a in self.vouchers
                 if (not types or a["action_type"] in types) and (not statuses or a["status"] in statuses)
                 and search.lower() in a["title"].lower()]
-        return 200, {"actions": hits[offset: offset + limit], "total": len(hits)}
+        page = self.faults.shorten(SELLER_ACTIONS, hits[offset: offset + limit], more=len(hits) > offset + limit)
+        return 200, {"actions": [_listed_action(a) for a in page], "total": len(hits)}
 
     # --- chats (Premium Plus/Pro) ---
     def _posting(self, number: Any, now: int) -> int:
@@ -521,7 +563,8 @@ class _Emulator:
         self.chats[chat_id]["messages"].append({
             # uint64 by the schema, a string in the official example (ozon.md §6): sent as one.
             "message_id": str(next(self._message_ids)), "created_at": iso(at), "data": [text],
-            "is_image": False, "is_read": False, "moderate_image_status": "",
+            # The enum has SUCCESS, MODERATION, FAILED and no "unset"; the official example sends SUCCESS.
+            "is_image": False, "is_read": False, "moderate_image_status": "SUCCESS",
             "context": {"order_number": table.order_number(i), "sku": str(table.lines(i)[0][0].sku)},
             "user": user,
         })
@@ -582,11 +625,11 @@ class _Emulator:
         """`/v3/chat/history`: `direction` Backward (default, newest first) or Forward from
         `from_message_id` (exclusive here; Ozon's side is undocumented), `limit` 1..1000 (50)."""
         chat = self._chat(body.get("chat_id"))
-        direction = body.get("direction", "Backward")
+        direction = _scalar(body, "direction", "Backward")
         if direction not in ("Forward", "Backward"):
             raise _bad("direction must be Forward or Backward")
-        limit = _limit(body, 1, 1000) if "limit" in body else 50
-        if limit is None:
+        limit = _scalar(body, "limit", 0) or 50  # unset, null or 0: "по умолчанию — 50"
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
             raise _bad("limit must be in [1, 1000]")
         start = body.get("from_message_id")
         if start is not None and not (isinstance(start, int) and not isinstance(start, bool)
@@ -599,7 +642,28 @@ class _Emulator:
             after = (lambda m: int(m["message_id"]) > int(start)) if direction == "Forward" else \
                 (lambda m: int(m["message_id"]) < int(start))
             hits = [m for m in hits if after(m)]
-        return 200, {"messages": hits[:limit], "has_next": len(hits) > limit}
+        page = self.faults.shorten(CHAT_HISTORY, hits[:limit], more=len(hits) > limit)
+        return 200, {"messages": page, "has_next": len(hits) > len(page)}
+
+
+def _listed_action(voucher: dict[str, Any]) -> dict[str, Any]:
+    """An item of `/v1/seller-actions/list` (`SellerActionsListResponseAction` of the spec) for a
+    voucher created here: the promotion's own fields are under `action_parameters`."""
+    vp = voucher["voucher_parameters"]
+    return {
+        "action_id": voucher["id"],
+        "action_parameters": {
+            "title": voucher["title"], "type": "VOUCHER_DISCOUNT", "status": voucher["status"],
+            "date_start": voucher["date_start"], "date_end": voucher["date_end"],
+            "budget": float(voucher["budget"]), "budget_spent": 0.0,
+            "discount_type": voucher["discount_type"], "discount_value": float(voucher["discount_value"]),
+            "voucher_parameters": {"count_codes": vp["count_codes"], "is_private": vp["is_private"],
+                                   "type": vp["type"]},
+            "picked_segments": [], "auto_stop_action_reason": "UNSPECIFIED",
+        },
+        "allow_delete": True, "highlight_url": "", "is_editable": True, "is_participated": False,
+        "is_turn_on": True, "sku_count": 0,
+    }
 
 
 def _json(status: int, payload: Any) -> Response:
@@ -610,16 +674,16 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
     """Build the emulator app; the dataset is generated here, once."""
     emu = _Emulator(config or EmulatorConfig())
     app = Starlette(routes=[
-        emu.route("/v4/posting/fbs/list", emu.fbs_list),
-        emu.route("/v3/posting/fbo/list", emu.fbo_list),
-        emu.route("/v2/review/list", emu.review_list, reviews=True),
-        emu.route("/v1/review/comment/list", emu.comment_list, reviews=True),
+        emu.route(FBS_LIST, emu.fbs_list),
+        emu.route(FBO_LIST, emu.fbo_list),
+        emu.route(REVIEW_LIST, emu.review_list, reviews=True),
+        emu.route(COMMENT_LIST, emu.comment_list, reviews=True),
         emu.route("/v1/review/comment/create", emu.comment_create, reviews=True, write=True),
         emu.route("/v1/seller-actions/create/voucher", emu.voucher_create, write=True),
-        emu.route("/v1/seller-actions/list", emu.seller_actions),
+        emu.route(SELLER_ACTIONS, emu.seller_actions),
         emu.route("/v1/chat/start", emu.chat_start, premium=True, write=True),
         emu.route("/v1/chat/send/message", emu.chat_send, premium=True, write=True),
-        emu.route("/v3/chat/history", emu.chat_history),  # base access since 2026 (ozon.md §5.5)
+        emu.route(CHAT_HISTORY, emu.chat_history),  # base access since 2026 (ozon.md §5.5)
     ])
     app.state.emulator = emu
     app.state.data = emu.data
@@ -631,5 +695,7 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
     app.state.vouchers = emu.vouchers
     app.state.writes = emu.writes
     app.state.chats = emu.chats
+    app.state.faults = emu.faults  # `short_pages`: what `short_page` cut
+    app.state.late_changes = emu.data.postings.late_changes
     return app
 

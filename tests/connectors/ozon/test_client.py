@@ -109,7 +109,8 @@ async def test_reviews_page_by_last_id_and_fetch_comments_only_where_there_are_s
     with respx.mock(base_url=BASE, assert_all_called=True) as router:
         reviews = router.post("/v2/review/list").mock(side_effect=[
             httpx.Response(200, json=listing), httpx.Response(200, json=last)])
-        comment_route = router.post("/v1/review/comment/list").mock(return_value=httpx.Response(200, json=comments))
+        comment_route = router.post("/v1/review/comment/list").mock(side_effect=[
+            httpx.Response(200, json=comments), httpx.Response(200, json={"comments": [], "offset": 1})])
         oz = client(FakeTime(), reviews_page_size=20, comments_page_size=20)
         pages = await collect(oz.reviews(WINDOW))
         await oz.aclose()
@@ -119,22 +120,39 @@ async def test_reviews_page_by_last_id_and_fetch_comments_only_where_there_are_s
                      "last_id": "", "limit": 20, "sort_dir": "ASC"}
     assert set(first) == set(load_fixture("ozon", "review_list_request.json"))
     assert second["last_id"] == "017c0d53-a7c8-81ef-53de-7d32fcbd7421"
-    [asked] = bodies(comment_route)
+    asked, end = bodies(comment_route)
     assert asked == {"review_id": "017c0d53-a7c8-81ef-53de-7d32fcbd7421", "limit": 20, "offset": 0, "sort_dir": "ASC"}
     assert set(asked) == set(load_fixture("ozon", "review_comment_list_request.json"))
+    assert end == asked | {"offset": 1}  # the end is an empty page, not a page shorter than the limit
     no_comments, commented = pages[0].items
     assert "_comments" not in no_comments and commented["_comments"] == comments["comments"]
 
 
-async def test_comments_page_by_offset_until_a_short_page():
-    full = {"comments": [{"id": f"c{k}", "is_owner": False} for k in range(20)], "offset": 20}
+def comment_page(*ids: str) -> httpx.Response:
+    return httpx.Response(200, json={"comments": [{"id": c, "is_owner": False} for c in ids]})
+
+
+async def test_comments_page_by_offset_until_an_empty_page_reading_past_a_short_one():
+    # Ozon documents no end for the comment list but an empty page (no has_next; the `offset` it
+    # answers is ambiguous), so a page shorter than the limit mid-list is read past.
+    first, short = [f"c{k}" for k in range(20)], ["c20", "c21", "c22"]
     with respx.mock(base_url=BASE, assert_all_called=True) as router:
         route = router.post("/v1/review/comment/list").mock(side_effect=[
-            httpx.Response(200, json=full), httpx.Response(200, json={"comments": [{"id": "c20"}], "offset": 21})])
+            comment_page(*first), comment_page(*short), comment_page("c23"), comment_page()])
         oz = client(FakeTime(), comments_page_size=20)
         got = await oz.review_comments("r-1")
         await oz.aclose()
-    assert [b["offset"] for b in bodies(route)] == [0, 20] and len(got) == 21
+    assert [b["offset"] for b in bodies(route)] == [0, 20, 23, 24]
+    assert [c["id"] for c in got] == [*first, *short, "c23"]
+
+
+async def test_comments_that_repeat_instead_of_advancing_stop_the_stream():
+    with respx.mock(base_url=BASE, assert_all_called=True) as router:
+        router.post("/v1/review/comment/list").mock(return_value=comment_page("c0", "c1"))
+        oz = client(FakeTime(), comments_page_size=20)
+        with pytest.raises(FatalApiError, match="repeats comments"):
+            await oz.review_comments("r-1")
+        await oz.aclose()
 
 
 @pytest.mark.parametrize(

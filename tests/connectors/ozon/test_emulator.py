@@ -72,10 +72,23 @@ async def test_auth_needs_both_headers_and_the_right_key():
         wrong = await c.post("/v3/posting/fbo/list", json={})
     async with ozon(app, {**HEADERS, "Client-Id": "43"}) as c:
         other = await c.post("/v3/posting/fbo/list", json={})
+    async with ozon(app, {**HEADERS, "Client-Id": "my-shop"}) as c:
+        not_a_number = await c.post("/v3/posting/fbo/list", json={})
     assert missing.status_code == 401 and missing.json()["code"] == 16
-    assert wrong.status_code == 403 and wrong.json() == {
-        "code": 7, "message": "Invalid Api-Key, please check the key and try again", "details": []}
-    assert other.status_code == 403
+    # As live probes report it ([3p]): 404, gRPC code 5 (NOT_FOUND), Ozon's own words.
+    assert wrong.status_code == 404 and wrong.json() == {
+        "code": 5, "message": "Invalid Api-Key, please check the key and try again", "details": []}
+    assert other.status_code == 404 and other.json() == wrong.json()
+    assert not_a_number.status_code == 400 and not_a_number.json() == {
+        "code": 3, "message": "Client-Id header value should be positive integer", "details": []}
+
+
+@pytest.mark.parametrize(("status", "code"), [(401, 16), (403, 7)])
+async def test_the_invalid_key_answer_can_take_the_other_reported_statuses(status, code):
+    async with ozon(make(bad_key_status=status), {**HEADERS, "Api-Key": "wrong"}) as c:
+        wrong = await c.post("/v3/posting/fbo/list", json={})
+    assert wrong.status_code == status and wrong.json()["code"] == code
+    assert wrong.json()["message"] == "Invalid Api-Key, please check the key and try again"
 
 
 async def test_fbs_cursor_paging_returns_each_posting_once_in_list_order():
@@ -167,7 +180,7 @@ async def test_the_rate_limit_is_per_client_id_with_a_retry_hint():
     async with ozon(app) as c:
         statuses = [(await c.post("/v3/posting/fbo/list", json=body)).status_code for _ in range(50)]
         throttled = await c.post("/v3/posting/fbo/list", json=body)
-    async with ozon(app, {"Client-Id": "other", "Api-Key": "k"}) as c:
+    async with ozon(app, {"Client-Id": "43", "Api-Key": "k"}) as c:
         other = await c.post("/v3/posting/fbo/list", json=body)
     tick.value += 1.0
     async with ozon(app) as c:
