@@ -55,7 +55,7 @@ REVIEW_COMMENTS = "/v1/review/comment/list"
 COMMENT_CREATE = "/v1/review/comment/create"
 VOUCHER_CREATE = "/v1/seller-actions/create/voucher"
 SELLER_ACTIONS = "/v1/seller-actions/list"
-SELLER_ACTIONS_PAGE = 100  # `limit*` has no documented maximum; the emulator's cap
+SELLER_ACTIONS_PAGE = 100  # `limit*`: 1..100 (v1SellerActionsListRequest)
 CHAT_START = "/v1/chat/start"
 CHAT_SEND = "/v1/chat/send/message"
 CHAT_HISTORY = "/v3/chat/history"
@@ -283,7 +283,7 @@ class OzonClient:
                                 endpoint=f"POST {VOUCHER_CREATE}")
         return str(action_id)
 
-    async def seller_actions(self, search: str, *, page_size: int = SELLER_ACTIONS_PAGE) -> list[dict[str, Any]]:
+    async def seller_actions(self, search: str) -> list[dict[str, Any]]:
         """The seller's own promotions whose title contains `search`, every status, all pages.
 
         Items are `actions[]{action_id, action_parameters{title, …}, …}` and the answer carries
@@ -294,7 +294,7 @@ class OzonClient:
         offset, out, seen = 0, [], set()
         while True:
             body = await self.http.request_json("POST", "api", SELLER_ACTIONS, json={
-                "search": search, "limit": page_size, "offset": offset,
+                "search": search, "limit": SELLER_ACTIONS_PAGE, "offset": offset,
             })
             actions = _list_field(body, "actions", endpoint)
             # The end, per the spec: an empty page, or `offset` reaching `total`. Never "fewer than

@@ -1,16 +1,18 @@
 """JSON postings of the Ozon emulator: `/v4/posting/fbs/list` and `/v3/posting/fbo/list` items.
 
 Every key of the official examples is sent (tests/connectors/ozon/test_emulator_schema.py checks
-them against the official schema). Only blocks a client asked for would be filled on the real API;
-the connector asks for none of `analytics_data`, `financial_data`, `legal_info`, `barcodes`, so
-they are `null` here, as Ozon's gateway writes an unset block (the official `/v3/posting/fbs/get`
-example answers them `null`, the FBO list example its `legal_info`).
+them against the official schema). `analytics_data`, `financial_data`, `legal_info` and `barcodes`
+are filled only when the request's `with` asks for them (`emulator_blocks`), and are `null`
+otherwise, as Ozon's gateway writes an unset block: the official `/v3/posting/fbs/get` example
+answers the first three `null`, the FBO list example its `legal_info`. The connector asks for none.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
+from connectors.ozon.emulator_blocks import with_blocks
 from connectors.ozon.emulator_data import DAY, FBO, HOUR, RFBS, US, Fate, PostingTable, iso, mix
 
 __all__ = ["fbo_posting", "fbs_posting"]
@@ -105,8 +107,8 @@ def _customer(table: PostingTable, i: int) -> tuple[dict[str, Any], dict[str, An
 
 
 def fbs_posting(table: PostingTable, i: int, now: int, currency: str,
-                customer_visible_days: int | None = None) -> dict[str, Any]:
-    """An item of `postings[]` in `/v4/posting/fbs/list` as seen at `now`."""
+                customer_visible_days: int | None = None, blocks: Collection[str] = ()) -> dict[str, Any]:
+    """An item of `postings[]` in `/v4/posting/fbs/list` as seen at `now`, with the `blocks` asked for."""
     status, substatus, _ = table.state(i, now)
     t0, (t1, t2, _, _) = table.t0[i], table.offsets(i)
     rfbs = table.scheme[i] == RFBS
@@ -132,7 +134,7 @@ def fbs_posting(table: PostingTable, i: int, now: int, currency: str,
         "cancellation": _cancellation(table, i, status),
         "customer": customer, "addressee": addressee,
         "products": _products(table, i, currency, fbo=False),
-        "analytics_data": None, "financial_data": None, "legal_info": None, "barcodes": None,
+        **with_blocks(table, i, now, currency, blocks),
         "available_actions": ["can_create_chat"] if table.chat_start_open(i, now) else [],
         "is_express": False, "is_multibox": False, "multi_box_qty": 1, "is_presortable": False,
         "is_click_and_collect": False, "prr_option": "", "quantum_id": 0,
@@ -147,7 +149,7 @@ def fbs_posting(table: PostingTable, i: int, now: int, currency: str,
     }
 
 
-def fbo_posting(table: PostingTable, i: int, now: int, currency: str) -> dict[str, Any]:
+def fbo_posting(table: PostingTable, i: int, now: int, currency: str, blocks: Collection[str] = ()) -> dict[str, Any]:
     """An item of `postings[]` in `/v3/posting/fbo/list` as seen at `now` (no buyer block)."""
     assert table.scheme[i] == FBO
     status, substatus, _ = table.state(i, now)
@@ -160,6 +162,6 @@ def fbo_posting(table: PostingTable, i: int, now: int, currency: str) -> dict[st
         "cancel_reason_id": reason_id, "cancellation": cancellation,
         "created_at": iso(t0, 6), "in_process_at": iso(table.paid_at(i), 6),
         "products": _products(table, i, currency, fbo=True),
-        "analytics_data": None, "financial_data": None, "legal_info": None,
+        **with_blocks(table, i, now, currency, blocks),
         "external_order": {"is_external": False, "platform_name": ""}, "additional_data": [],
     }

@@ -155,6 +155,34 @@ async def test_comments_that_repeat_instead_of_advancing_stop_the_stream():
         await oz.aclose()
 
 
+def actions_page(total: int, *ids: int) -> httpx.Response:
+    """A `/v1/seller-actions/list` answer shaped as the spec's v1SellerActionsListResponse."""
+    return httpx.Response(200, json={"total": total, "actions": [
+        {"action_id": i, "action_parameters": {"title": f"Промокод [ls:{i % 2}]", "type": "VOUCHER_DISCOUNT"}}
+        for i in ids]})
+
+
+async def test_seller_actions_page_until_total_reading_past_short_pages():
+    with respx.mock(base_url=BASE, assert_all_called=True) as router:
+        route = router.post("/v1/seller-actions/list").mock(side_effect=[
+            actions_page(5, 1, 2), actions_page(5, 3, 4), actions_page(5, 5)])
+        oz = client(FakeTime())
+        got = await oz.seller_actions("[ls:1]")
+        await oz.aclose()
+    assert [b["offset"] for b in bodies(route)] == [0, 2, 4]  # no fourth call: offset reached total
+    assert [a["action_id"] for a in got] == [1, 3, 5]  # the title, under action_parameters, matches
+
+
+async def test_seller_actions_without_a_total_end_on_an_empty_page():
+    with respx.mock(base_url=BASE, assert_all_called=True) as router:
+        router.post("/v1/seller-actions/list").mock(side_effect=[
+            httpx.Response(200, json={"actions": [{"action_id": 7, "action_parameters": {"title": "x [ls:1]"}}]}),
+            httpx.Response(200, json={"actions": []})])
+        oz = client(FakeTime())
+        assert [a["action_id"] for a in await oz.seller_actions("[ls:1]")] == [7]
+        await oz.aclose()
+
+
 @pytest.mark.parametrize(
     ("fixture", "message"),
     [
@@ -229,6 +257,46 @@ async def test_a_403_on_orders_is_always_an_auth_error(body):
         await oz.aclose()
     assert not isinstance(info.value, StreamUnavailable)
     assert "PERMISSION_DENIED" in str(info.value) and API_KEY not in str(info.value)
+
+
+INVALID_KEY_404 = {"code": 5, "message": "Invalid Api-Key, please check the key and try again", "details": []}
+
+
+@pytest.mark.parametrize(("status", "body"), [
+    (404, INVALID_KEY_404),  # as live probes report it ([3p])
+    (400, {"code": 3, "message": "Client-Id header value should be positive integer", "details": []}),
+    (401, {"code": 16, "message": "Api-key is deactivated, use another one or generate a new one"}),
+])
+async def test_ozons_key_refusals_are_auth_errors_whatever_the_status(status, body):
+    with respx.mock(base_url=BASE, assert_all_called=True) as router:
+        router.post("/v4/posting/fbs/list").mock(return_value=httpx.Response(status, json=body))
+        oz = client(FakeTime())
+        with pytest.raises(AuthError) as info:
+            await collect(oz.fbs_postings(WINDOW))
+        await oz.aclose()
+    assert info.value.status == status and body["message"] in str(info.value) and API_KEY not in str(info.value)
+
+
+async def test_an_invalid_key_404_on_a_comment_list_is_not_taken_for_a_deleted_review():
+    listing = load_fixture("ozon", "review_list_response.json") | {"has_next": False}
+    with respx.mock(base_url=BASE, assert_all_called=True) as router:
+        router.post("/v2/review/list").mock(return_value=httpx.Response(200, json=listing))
+        router.post("/v1/review/comment/list").mock(return_value=httpx.Response(404, json=INVALID_KEY_404))
+        oz = client(FakeTime())
+        with pytest.raises(AuthError):
+            await collect(oz.reviews(WINDOW))
+        await oz.aclose()
+
+
+@pytest.mark.parametrize(("status", "body"), [
+    (404, {"code": 5, "message": "review not found", "details": []}),
+    (429, {"code": 8, "message": "You have reached request rate limit per second (Api-Key quota)"}),
+    (500, {"code": 13, "message": "Internal error: Client-Id lookup failed"}),
+])
+def test_other_errors_are_not_read_as_a_refused_key(status, body):
+    from connectors.ozon.client import token_rejected
+
+    assert not token_rejected(status, describe_ozon_error(httpx.Response(status, json=body)))
 
 
 async def test_a_429_waits_the_hinted_seconds_then_goes_on():
