@@ -7,23 +7,45 @@ Reviews come from `POST /v2/review/list` (`last_id`/`has_next`), each with the c
 `POST /v1/review/comment/list` attached under `_comments` when it has any, so the mapping can
 tell whether the seller answered.
 
-Writes: review comments, promo-code vouchers and buyer chat messages (`/v1/chat/start`,
-`/v1/chat/send/message`, read back with `/v3/chat/history`), each sent once.
+Every paging loop ends where Ozon's document names the end (has_next, an empty page, `total`),
+never on a page shorter than its limit; each stop rule cites it. Writes (review comments,
+promo-code vouchers, buyer chat messages) are in `client_writes`; the paths, the error body and
+the key-refusal test in `client_common`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
 from connectors.base import Page, Window
-from connectors.errors import AuthError, FatalApiError, RetriableApiError, StreamUnavailable
-from connectors.http import ApiClient, PlatformErrorInfo, RetryPolicy
+from connectors.errors import AuthError, FatalApiError, StreamUnavailable
+from connectors.http import ApiClient, RetryPolicy
+from connectors.ozon.client_common import (
+    CHAT_HISTORY,
+    CHAT_SEND,
+    CHAT_START,
+    COMMENT_CREATE,
+    FBO_LIST,
+    FBS_LIST,
+    KEY_PROBLEM,
+    MARKETPLACE,
+    REVIEW_COMMENTS,
+    REVIEW_LIST,
+    SELLER_ACTIONS,
+    VOUCHER_CREATE,
+    describe_ozon_error,
+    has_next,
+    list_field,
+    next_token,
+    ozon_time,
+    token_rejected,
+)
+from connectors.ozon.client_writes import OzonWrites, action_ref, action_title
 from connectors.ozon.settings import OzonAccountSettings
 from connectors.ratelimit import EndpointGroup, Rate, RateLimiter
 
@@ -47,20 +69,6 @@ __all__ = [
     "token_rejected",
 ]
 
-MARKETPLACE = "ozon"
-FBS_LIST = "/v4/posting/fbs/list"
-FBO_LIST = "/v3/posting/fbo/list"
-REVIEW_LIST = "/v2/review/list"
-REVIEW_COMMENTS = "/v1/review/comment/list"
-COMMENT_CREATE = "/v1/review/comment/create"
-VOUCHER_CREATE = "/v1/seller-actions/create/voucher"
-SELLER_ACTIONS = "/v1/seller-actions/list"
-SELLER_ACTIONS_PAGE = 100  # `limit*`: 1..100 (v1SellerActionsListRequest)
-CHAT_START = "/v1/chat/start"
-CHAT_SEND = "/v1/chat/send/message"
-CHAT_HISTORY = "/v3/chat/history"
-CHAT_HISTORY_PAGE = 1000  # `limit`: default 50, at most 1000
-
 # Ozon allows 50 requests per second per Client-Id across ALL methods and ALL tools using that
 # Client-Id (ozon.md §4.1), and documents no per-method limit for postings or reviews. A bucket of
 # 25/s with a burst of 5 sends at most 30 in any second: well inside 50, leaving room for the
@@ -74,69 +82,14 @@ MAX_PERIOD = timedelta(days=364)
 COMMENT_CONCURRENCY = 4  # comment lists fetched at once for one page of reviews (all paced)
 _POSTING_BLOCKS_OFF = {"analytics_data": False, "financial_data": False, "legal_info": False}
 
-# gRPC status codes Ozon's gateway puts in `code` (ozon.md §4.3).
-_GRPC_CODES = {
-    1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
-    6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION",
-    10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED", 13: "INTERNAL", 14: "UNAVAILABLE",
-    16: "UNAUTHENTICATED",
-}
-# Ozon's words for credentials it refuses (official error table, ozon.md §1/§4.3): "Invalid Api-Key,
-# please check the key and try again", "Api-key is deactivated, …", "Api-Key is missing a required
-# role for a method", "Api-Key is restricted to specific IP addresses", "403 Offer not signed", and a
-# bad Client-Id ("Client-Id header value should be positive integer", [3p]); gRPC code 16 reads as
-# "UNAUTHENTICATED: …". A 403 on a review method without these words is the missing subscription.
-_KEY_PROBLEM = re.compile(r"api[- _]?key|client[- _]?id|offer not signed|unauthenticated", re.I)
 _SUBSCRIPTION_HINT = (
     "Ozon withholds the reviews API from this seller: it needs the «Управление отзывами» (review "
     "management) or Premium Pro subscription. Subscribe in the seller cabinet, or disable "
     "streams.reviews for this account"
 )
-_CHAT_SUBSCRIPTION_HINT = (
-    "Ozon withholds seller-to-buyer chat from this seller: starting a chat and sending messages "
-    "need the Premium Plus or Premium Pro subscription. Subscribe in the seller cabinet, or stop "
-    "proposing chat messages for this account"
-)
 
 
-def describe_ozon_error(response: httpx.Response) -> PlatformErrorInfo:
-    """Ozon's `{code, message, details}` error body as "CODE_NAME: message"."""
-    try:
-        body = response.json()
-    except ValueError:
-        return PlatformErrorInfo()
-    if not isinstance(body, dict):
-        return PlatformErrorInfo()
-    code, message = body.get("code"), body.get("message")
-    # `code` is an int32 by the schema but a string in some official examples (ozon.md §7.5).
-    if isinstance(code, int) and not isinstance(code, bool):
-        name = _GRPC_CODES.get(code, f"code {code}")
-    else:
-        name = code if isinstance(code, str) else ""
-    parts = [p for p in (name, message if isinstance(message, str) else "") if p]
-    return PlatformErrorInfo(": ".join(parts), response.headers.get("X-Request-Id", ""))
-
-
-def token_rejected(status: int, info: PlatformErrorInfo) -> bool:
-    """Whether an error answer says the Api-Key or Client-Id is refused, whatever its status.
-
-    The status is not documented (ozon.md §4.3, §8); live probes ([3p]) saw "Invalid Api-Key" as a
-    404 with gRPC code 5 and a malformed Client-Id as a 400, so the words decide, on any 4xx but
-    a 429 (a rate limit is never the key's fault).
-    """
-    return 400 <= status < 500 and status != 429 and _KEY_PROBLEM.search(info.message) is not None
-
-
-def ozon_time(moment: datetime) -> str:
-    """A filter bound in Ozon's `YYYY-MM-DDThh:mm:ssZ` pattern (UTC, whole seconds, floored).
-
-    Flooring both ends keeps consecutive windows contiguous whether Ozon reads `to` as inclusive
-    or not; an instant exactly on a boundary may be read twice, which the upserts absorb.
-    """
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class OzonClient:
+class OzonClient(OzonWrites):
     """Reads one Ozon seller account's postings and reviews page by page."""
 
     def __init__(self, settings: OzonAccountSettings, *,
@@ -200,14 +153,14 @@ class OzonClient:
                      "translit": False, "with": blocks}
         while True:
             body = await self.http.request_json("POST", "api", path, json={**body_base, "cursor": cursor})
-            postings = _list_field(body, "postings", endpoint)
+            postings = list_field(body, "postings", endpoint)
             if postings:
                 yield Page(postings)
             # ozon.md §2.1/§2.4, spec: "has_next: true, если в ответе вернулись не все отправления";
             # a page shorter than `limit` is not the end while it is true.
-            if not _has_next(body):
+            if not has_next(body):
                 return
-            cursor = _next_token(body, "cursor", cursor, endpoint)
+            cursor = next_token(body, "cursor", cursor, endpoint)
 
     # -- reviews --------------------------------------------------------------------------------
 
@@ -222,15 +175,15 @@ class OzonClient:
                 "filters": filters, "last_id": last_id, "limit": self.settings.reviews_page_size,
                 "sort_dir": "ASC",
             })
-            reviews = _list_field(body, "reviews", endpoint)
+            reviews = list_field(body, "reviews", endpoint)
             await self._attach_comments(reviews)
             if reviews:
                 yield Page(reviews)
             # ozon.md §3.1, spec: "has_next: true, если в ответе вернули не все отзывы"; then the
             # next page starts after `last_id`, "идентификатор последнего отзыва на странице".
-            if not _has_next(body):
+            if not has_next(body):
                 return
-            last_id = _next_token(body, "last_id", last_id, endpoint)
+            last_id = next_token(body, "last_id", last_id, endpoint)
 
     async def review_comments(self, review_id: str) -> list[Any]:
         """Every comment on one review that Ozon lists, oldest first (offset-paged).
@@ -246,7 +199,7 @@ class OzonClient:
             body = await self._review_call(REVIEW_COMMENTS, {
                 "review_id": review_id, "limit": limit, "offset": offset, "sort_dir": "ASC",
             })
-            comments = _list_field(body, "comments", endpoint)
+            comments = list_field(body, "comments", endpoint)
             # The answer has no has_next, and its `offset` ("количество элементов в выдаче") reads
             # as either the next offset or the total (the official example fits both): the one
             # end the spec leaves no doubt about is an empty page. Never "fewer than limit".
@@ -259,122 +212,6 @@ class OzonClient:
             seen |= ids
             out.extend(comments)
             offset += len(comments)  # skip exactly what was served, however short the page
-
-    async def create_comment(self, review_id: str, text: str) -> str:
-        """Post the seller's comment on a review and mark it processed; return the `comment_id`.
-
-        Sent once: a timeout or 5xx raises, since the comment may exist (see `find_done`).
-        """
-        body = await self._review_call(COMMENT_CREATE, {
-            "review_id": review_id, "text": text, "mark_review_as_processed": True,
-        }, idempotent=False)
-        comment_id = body.get("comment_id") if isinstance(body, dict) else None
-        if not isinstance(comment_id, str | int) or isinstance(comment_id, bool) or comment_id == "":
-            raise FatalApiError("response has no 'comment_id'", marketplace=MARKETPLACE,
-                                endpoint=f"POST {COMMENT_CREATE}")
-        return str(comment_id)
-
-    async def create_voucher(self, body: dict[str, Any]) -> str:
-        """Create a promo-code promotion (beta); return its `action_id`. Sent once, like a comment."""
-        answer = await self.http.request_json("POST", "api", VOUCHER_CREATE, json=body, idempotent=False)
-        action_id = answer.get("action_id") if isinstance(answer, dict) else None
-        if not isinstance(action_id, str | int) or isinstance(action_id, bool) or action_id == "":
-            raise FatalApiError("response has no 'action_id'", marketplace=MARKETPLACE,
-                                endpoint=f"POST {VOUCHER_CREATE}")
-        return str(action_id)
-
-    async def seller_actions(self, search: str) -> list[dict[str, Any]]:
-        """The seller's own promotions whose title contains `search`, every status, all pages.
-
-        Items are `actions[]{action_id, action_parameters{title, …}, …}` and the answer carries
-        `total` ("общее количество акций"), per the spec's `v1SellerActionsListResponse`. The
-        title is checked here too in case Ozon's `search` matches loosely.
-        """
-        endpoint = f"POST {SELLER_ACTIONS}"
-        offset, out, seen = 0, [], set()
-        while True:
-            body = await self.http.request_json("POST", "api", SELLER_ACTIONS, json={
-                "search": search, "limit": SELLER_ACTIONS_PAGE, "offset": offset,
-            })
-            actions = _list_field(body, "actions", endpoint)
-            # The end, per the spec: an empty page, or `offset` reaching `total`. Never "fewer than
-            # limit": a short page is read past while `total` says more remain.
-            if not actions:
-                return out
-            ids = {str(_action_id(a)) for a in actions}
-            if ids <= seen:
-                raise FatalApiError("the next page repeats promotions already read (offset ignored?); "
-                                    "stopping rather than loop", marketplace=MARKETPLACE, endpoint=endpoint)
-            seen |= ids
-            out.extend(a for a in actions if isinstance(a, dict) and search in action_title(a))
-            offset += len(actions)
-            total = body.get("total") if isinstance(body, dict) else None
-            if isinstance(total, int) and not isinstance(total, bool) and offset >= total:
-                return out
-
-    # -- chats (Premium Plus/Pro) ------------------------------------------------------------
-
-    async def start_chat(self, posting_number: str) -> str:
-        """The `chat_id` of a posting's chat, opening it if there is none yet.
-
-        The spec does not say what a second start for the same posting returns. A chat belongs to
-        one posting, so it is read as returning the existing chat and creating nothing
-        (UNCONFIRMED; the emulator does so). Sent once all the same: it may create a chat.
-        A refusal (FBO, window closed, unknown posting) raises FatalApiError.
-        """
-        body = await self._subscribed(CHAT_START, {"posting_number": posting_number},
-                                      _CHAT_SUBSCRIPTION_HINT, idempotent=False)
-        result = body.get("result") if isinstance(body, dict) else None
-        chat_id = result.get("chat_id") if isinstance(result, dict) else None
-        if not isinstance(chat_id, str) or not chat_id.strip():
-            raise FatalApiError("response has no 'result.chat_id'", marketplace=MARKETPLACE,
-                                endpoint=f"POST {CHAT_START}")
-        return chat_id
-
-    async def send_chat_message(self, chat_id: str, text: str) -> None:
-        """Send plain `text` (1..1000 characters) into a chat; Ozon answers `{"result": "success"}`.
-
-        Sent once. A 200 without "success" raises RetriableApiError, not a refusal: the message
-        may be there, and only reading the chat (the outbox's `find_done`) can tell.
-        """
-        body = await self._subscribed(CHAT_SEND, {"chat_id": chat_id, "text": text},
-                                      _CHAT_SUBSCRIPTION_HINT, idempotent=False)
-        if not isinstance(body, dict) or body.get("result") != "success":
-            raise RetriableApiError("answer is not {\"result\": \"success\"}; the message may have been "
-                                    "sent", marketplace=MARKETPLACE, endpoint=f"POST {CHAT_SEND}")
-
-    async def chat_history(self, chat_id: str) -> list[dict[str, Any]]:
-        """Every message of a chat, newest first (`direction: Backward`, Ozon's default).
-
-        Paged by `from_message_id` = the smallest id seen. Whether Ozon repeats that message on
-        the next page is undocumented, so repeats are dropped; a page with nothing new while
-        `has_next` is true raises rather than loop. A message without a usable `message_id`
-        raises too: skipping it could hide the very message a caller is looking for.
-        """
-        endpoint = f"POST {CHAT_HISTORY}"
-        body: dict[str, Any] = {"chat_id": chat_id, "direction": "Backward", "limit": CHAT_HISTORY_PAGE}
-        seen: set[int] = set()
-        out: list[dict[str, Any]] = []
-        while True:
-            answer = await self.http.request_json("POST", "api", CHAT_HISTORY, json=body)
-            fresh = []
-            for message in _list_field(answer, "messages", endpoint):
-                message_id = _message_id(message)
-                if message_id is None:
-                    raise FatalApiError("a message has no usable 'message_id'", marketplace=MARKETPLACE,
-                                        endpoint=endpoint)
-                if message_id not in seen:
-                    seen.add(message_id)
-                    fresh.append(message_id)
-                    out.append(message)
-            # spec, `/v3/chat/history`: "has_next — признак, что в ответе вернули не все сообщения".
-            if not _has_next(answer):
-                return out
-            if not fresh:
-                raise FatalApiError("has_next is true but the page brought no new message; stopping "
-                                    "rather than loop", marketplace=MARKETPLACE, endpoint=endpoint)
-            # A string: uint64 ids pass 2**53, and Ozon's gateway reads 64-bit ints from strings.
-            body["from_message_id"] = str(min(fresh))
 
     async def _attach_comments(self, reviews: list[Any]) -> None:
         wanted = [r for r in reviews if isinstance(r, dict) and _has_comments(r)]
@@ -408,7 +245,7 @@ class OzonClient:
         try:
             return await self.http.request_json("POST", "api", path, json=body, idempotent=idempotent)
         except AuthError as exc:
-            if exc.status != 403 or _KEY_PROBLEM.search(exc.platform_message):
+            if exc.status != 403 or KEY_PROBLEM.search(exc.platform_message):
                 raise
             raise StreamUnavailable(
                 hint, marketplace=exc.marketplace, endpoint=exc.endpoint,
@@ -426,58 +263,7 @@ def _periods(window: Window) -> list[tuple[datetime, datetime]]:
     return out
 
 
-def _action_id(action: Any) -> Any:
-    """A seller action's id: `action_id` (uint64) by the spec."""
-    return action.get("action_id") if isinstance(action, dict) else None
-
-
-def action_title(action: Any) -> str:
-    """A seller action's title: `action_parameters.title` by the spec."""
-    params = action.get("action_parameters") if isinstance(action, dict) else None
-    title = params.get("title") if isinstance(params, dict) else None
-    return title if isinstance(title, str) else ""
-
-
-def action_ref(action: Any) -> str | None:
-    """A listed seller action's id as the `platform_ref` of the write that created it."""
-    value = _action_id(action)
-    return str(value) if isinstance(value, int | str) and not isinstance(value, bool) and value != "" else None
-
-
 def _has_comments(review: dict[str, Any]) -> bool:
     amount = review.get("comments_amount")
     has_id = isinstance(review.get("id"), str | int) and review.get("id") not in ("", None)
     return has_id and isinstance(amount, int) and not isinstance(amount, bool) and amount > 0
-
-
-def _message_id(message: Any) -> int | None:
-    """A chat message's id as an int: uint64, sent as a number or a digit string (ozon.md §6)."""
-    value = message.get("message_id") if isinstance(message, dict) else None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value if value >= 0 else None
-    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else None
-
-
-def _has_next(body: Any) -> bool:
-    # An official chat example sends "true" as a string (ozon.md §7.4); accept both spellings.
-    value = body.get("has_next") if isinstance(body, dict) else None
-    return value is True or value == "true"
-
-
-def _next_token(body: dict[str, Any], field: str, current: str, endpoint: str) -> str:
-    """The next page's cursor; a missing or unmoved one with has_next=true would loop forever."""
-    token = body.get(field)
-    if not isinstance(token, str) or not token or token == current:
-        raise FatalApiError(f"has_next is true but '{field}' did not advance; stopping so nothing "
-                            "is skipped silently, the next run reads this window again",
-                            marketplace=MARKETPLACE, endpoint=endpoint)
-    return token
-
-
-def _list_field(body: Any, field: str, endpoint: str) -> list[Any]:
-    value = body.get(field) if isinstance(body, dict) else None
-    if value is None and isinstance(body, dict) and field in body:
-        return []
-    if not isinstance(value, list):
-        raise FatalApiError(f"response has no '{field}' list", marketplace=MARKETPLACE, endpoint=endpoint)
-    return value

@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.ozon import emulator as emulator_module
+from connectors.ozon import emulator_reads
 from connectors.ozon.emulator import EmulatorConfig, Fault, create_app
 from tests.conftest import load_fixture
 from tests.spec_schemas import SpecSchemas
@@ -355,14 +355,14 @@ def test_every_record_has_every_key_of_the_official_example(operation):
 @pytest.mark.parametrize(("operation", "producer", "dropped"),
                          [(FBS, "fbs_posting", "substatus"), (FBO, "fbo_posting", "created_at")])
 def test_a_key_dropped_from_the_emulator_is_caught(monkeypatch, operation, producer, dropped):
-    original = getattr(emulator_module, producer)
+    original = getattr(emulator_reads, producer)
 
     def without(*args: Any, **kwargs: Any) -> dict[str, Any]:
         record = original(*args, **kwargs)
         del record[dropped]
         return record
 
-    monkeypatch.setattr(emulator_module, producer, without)
+    monkeypatch.setattr(emulator_reads, producer, without)
     out = Served()
 
     async def one_page() -> None:

@@ -15,7 +15,7 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.base import Window
-from connectors.ozon import client as client_module
+from connectors.ozon import client_writes
 from connectors.ozon.client import OzonClient
 from connectors.ozon.emulator import EmulatorConfig, Fault, create_app
 from connectors.ozon.emulator_data import US
@@ -95,7 +95,7 @@ async def test_the_comment_list_reads_past_a_short_page_to_the_empty_one():
 async def test_the_seller_actions_list_reads_past_a_short_page(monkeypatch):
     """Fails on the old loop (fewer than `limit` ended it), which also read `id`/`title` where the
     spec puts `action_id` and `action_parameters.title`."""
-    monkeypatch.setattr(client_module, "SELLER_ACTIONS_PAGE", 5)
+    monkeypatch.setattr(client_writes, "SELLER_ACTIONS_PAGE", 5)
     app = emulator("/v1/seller-actions/list", orders=10, reviews=0)
     for k in range(13):
         app.state.vouchers.append({
@@ -109,7 +109,7 @@ async def test_the_seller_actions_list_reads_past_a_short_page(monkeypatch):
 
 
 async def test_chat_history_follows_has_next_past_short_pages(monkeypatch):
-    monkeypatch.setattr(client_module, "CHAT_HISTORY_PAGE", 4)
+    monkeypatch.setattr(client_writes, "CHAT_HISTORY_PAGE", 4)
     app = emulator("/v3/chat/history", orders=60, reviews=0)
     emu = app.state.emulator
     posting = emu.chat_eligible()[0]
