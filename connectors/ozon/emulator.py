@@ -9,8 +9,9 @@ and all runtime state lives on `app.state`: `stats` (`EmulatorStats`), `request_
 [(method, path, JSON body, status)], `corrupted` [(path, record id)] for `malformed` faults,
 `breakage` (`connectors.emulation.Breakage`: what `schema_drift` and `wrong_type` did, keyed by
 (path, posting number or review id)),
-`comments` [(review id, text)] written through the API, `vouchers` (the seller actions created
-through `/v1/seller-actions/create/voucher`, as `/v1/seller-actions/list` shows them), `chats`
+`comments` [(review id, text)] written through the API, `vouchers` (the promotions created through
+`/v1/seller-actions/create/voucher`, flat: `id`, `title`, `budget`, …; `/v1/seller-actions/list`
+serves them in the spec's `action_id` + `action_parameters` shape), `chats`
 ({chat_id: {"posting_number", "messages": [items of /v3/chat/history, oldest first]}}), `writes`
 (every write request received, as `connectors.emulation.write_entry` dicts `{"method", "path",
 "body", "status", "applied"}`), `data` (the `Dataset`), `faults` (the `FaultPlan`; its

@@ -77,13 +77,14 @@ class SellerWrites:
             raise bad_request("user_ids must be at most 50 numeric strings")
         action_id = 5_000_000 + len(self.vouchers) + 1
         self.vouchers.append({
-            # The list's item shape is not documented beyond action_parameters (ozon.md §5.4).
-            "id": action_id, "title": title, "action_type": "VOUCHER",
+            # Kept flat here (tests read it); `/v1/seller-actions/list` serves it in the spec's
+            # shape (`_listed_action`). VOUCHER_DISCOUNT is the spec's action type for promo codes.
+            "id": action_id, "title": title, "action_type": "VOUCHER_DISCOUNT",
             "status": "PLANNED" if start > now else "ACTIVE",
             "date_start": body["date_start"], "date_end": body["date_end"], "budget": budget,
             "discount_type": kind, "discount_value": value,
             "voucher_parameters": {"count_codes": count, "is_private": private, "type": vtype},
-            "user_ids": list(users), "action_parameters": {"picked_segments": []},
+            "user_ids": list(users),
         })
         return 200, {"action_id": action_id}
 
@@ -220,7 +221,7 @@ def _listed_action(voucher: dict[str, Any]) -> dict[str, Any]:
     return {
         "action_id": voucher["id"],
         "action_parameters": {
-            "title": voucher["title"], "type": "VOUCHER_DISCOUNT", "status": voucher["status"],
+            "title": voucher["title"], "type": voucher["action_type"], "status": voucher["status"],
             "date_start": voucher["date_start"], "date_end": voucher["date_end"],
             "budget": float(voucher["budget"]), "budget_spent": 0.0,
             "discount_type": voucher["discount_type"], "discount_value": float(voucher["discount_value"]),

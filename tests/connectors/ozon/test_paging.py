@@ -99,7 +99,8 @@ async def test_the_seller_actions_list_reads_past_a_short_page(monkeypatch):
     app = emulator("/v1/seller-actions/list", orders=10, reviews=0)
     for k in range(13):
         app.state.vouchers.append({
-            "id": 5_000_000 + k, "title": f"Промокод {k} [ls:shared]", "action_type": "VOUCHER", "status": "ACTIVE",
+            "id": 5_000_000 + k, "title": f"Промокод {k} [ls:shared]", "action_type": "VOUCHER_DISCOUNT",
+            "status": "ACTIVE",
             "date_start": "2026-11-21T00:00:00Z", "date_end": "2026-12-21T00:00:00Z", "budget": 500,
             "discount_type": "CURRENCY", "discount_value": 300,
             "voucher_parameters": {"count_codes": 1, "is_private": True, "type": "UNIQUE"}, "user_ids": []})
