@@ -125,8 +125,10 @@ class OzonClient(OzonWrites):
 
         Two passes: by `since`/`to` (processing start, the order date) and by
         `last_changed_status_date` (ozon.md: "use this for incremental polling"). The second pass
-        follows status changes of postings of any age up to a year; the first does not depend on
-        whether Ozon counts a posting's creation as a status change (not documented).
+        follows status changes of postings up to a year old, as far back as one request may reach
+        ("период … не больше одного года"), so a late change arrives on the next poll; the first
+        does not depend on whether Ozon counts a posting's creation as a status change (not
+        documented). No `statuses` filter is sent: every status comes back.
         """
         for start, end in _periods(window):
             async for page in self._postings(FBS_LIST, {"since": ozon_time(start), "to": ozon_time(end)}):
@@ -138,7 +140,12 @@ class OzonClient(OzonWrites):
             yield page
 
     async def fbo_postings(self, window: Window) -> AsyncIterator[Page]:
-        """FBO postings created inside `window`; the v3 FBO list has no status-change filter."""
+        """FBO postings created inside `window`, every status.
+
+        The v3 FBO list filters by creation only (`since`, `to`, `statuses`, posting and order
+        numbers): a status change of an older posting is found by the stream's periodic re-scan
+        (`OzonConnector.changes_only_by_rescan`), not by this poll.
+        """
         for start, end in _periods(window):
             async for page in self._postings(FBO_LIST, {"since": ozon_time(start), "to": ozon_time(end)}):
                 yield page
@@ -165,7 +172,11 @@ class OzonClient(OzonWrites):
     # -- reviews --------------------------------------------------------------------------------
 
     async def reviews(self, window: Window) -> AsyncIterator[Page]:
-        """Reviews published inside `window`, oldest first, each with its comments if it has any."""
+        """Reviews published inside `window`, oldest first, each with its comments if it has any.
+
+        `status` and `order_status` have no documented default, so both are sent as `ALL`: reviews
+        of cancelled orders and reviews already processed are read too.
+        """
         endpoint = f"POST {REVIEW_LIST}"
         filters = {"published_from": ozon_time(window.start), "published_to": ozon_time(window.end),
                    "order_status": "ALL", "status": "ALL"}
