@@ -62,6 +62,8 @@ class LateChange(NamedTuple):
     times: int
     at: int  # unix microseconds
     age: int  # microseconds
+
+
 Product = namedtuple("Product", "sku offer_id name price")  # price: Decimal, major units
 _CATALOG = (
     ("mug-350", "Кружка керамическая 350 мл", 590), ("plate-26", "Тарелка обеденная 26 см", 390),
@@ -162,8 +164,10 @@ class PostingTable:
         """Give `change.times` postings created nearest `change.at - change.age` a final event at
         `change.at`, in transit until then: delivered, or cancelled as lost (every other one)."""
         target = change.at - change.age
+        # Created about `age` before the change, and already handed to delivery well before it.
         pool = [i for i in range(len(self.t0)) if (self.scheme[i] == FBO) == change.fbo
-                and self.posting_number(i) not in self.late_changes and abs(self.t0[i] - target) <= 2 * DAY]
+                and self.posting_number(i) not in self.late_changes and abs(self.t0[i] - target) <= 2 * DAY
+                and self.t0[i] + self.t2[i] < change.at - HOUR]
         if len(pool) < change.times:
             raise ValueError(f"late_change: fewer than {change.times} postings were created around "
                              f"{iso(target)}; generate a longer history")
