@@ -7,23 +7,45 @@ Reviews come from `POST /v2/review/list` (`last_id`/`has_next`), each with the c
 `POST /v1/review/comment/list` attached under `_comments` when it has any, so the mapping can
 tell whether the seller answered.
 
-Writes: review comments, promo-code vouchers and buyer chat messages (`/v1/chat/start`,
-`/v1/chat/send/message`, read back with `/v3/chat/history`), each sent once.
+Every paging loop ends where Ozon's document names the end (has_next, an empty page, `total`),
+never on a page shorter than its limit; each stop rule cites it. Writes (review comments,
+promo-code vouchers, buyer chat messages) are in `client_writes`; the paths, the error body and
+the key-refusal test in `client_common`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 
 from connectors.base import Page, Window
-from connectors.errors import AuthError, FatalApiError, RetriableApiError, StreamUnavailable
-from connectors.http import ApiClient, PlatformErrorInfo, RetryPolicy
+from connectors.errors import AuthError, FatalApiError, StreamUnavailable
+from connectors.http import ApiClient, RetryPolicy
+from connectors.ozon.client_common import (
+    CHAT_HISTORY,
+    CHAT_SEND,
+    CHAT_START,
+    COMMENT_CREATE,
+    FBO_LIST,
+    FBS_LIST,
+    KEY_PROBLEM,
+    MARKETPLACE,
+    REVIEW_COMMENTS,
+    REVIEW_LIST,
+    SELLER_ACTIONS,
+    VOUCHER_CREATE,
+    describe_ozon_error,
+    has_next,
+    list_field,
+    next_token,
+    ozon_time,
+    token_rejected,
+)
+from connectors.ozon.client_writes import OzonWrites, action_ref, action_title
 from connectors.ozon.settings import OzonAccountSettings
 from connectors.ratelimit import EndpointGroup, Rate, RateLimiter
 
@@ -40,23 +62,12 @@ __all__ = [
     "SELLER_ACTIONS",
     "VOUCHER_CREATE",
     "OzonClient",
+    "action_ref",
+    "action_title",
     "describe_ozon_error",
     "ozon_time",
+    "token_rejected",
 ]
-
-MARKETPLACE = "ozon"
-FBS_LIST = "/v4/posting/fbs/list"
-FBO_LIST = "/v3/posting/fbo/list"
-REVIEW_LIST = "/v2/review/list"
-REVIEW_COMMENTS = "/v1/review/comment/list"
-COMMENT_CREATE = "/v1/review/comment/create"
-VOUCHER_CREATE = "/v1/seller-actions/create/voucher"
-SELLER_ACTIONS = "/v1/seller-actions/list"
-SELLER_ACTIONS_PAGE = 100  # `limit*` has no documented maximum; the emulator's cap
-CHAT_START = "/v1/chat/start"
-CHAT_SEND = "/v1/chat/send/message"
-CHAT_HISTORY = "/v3/chat/history"
-CHAT_HISTORY_PAGE = 1000  # `limit`: default 50, at most 1000
 
 # Ozon allows 50 requests per second per Client-Id across ALL methods and ALL tools using that
 # Client-Id (ozon.md §4.1), and documents no per-method limit for postings or reviews. A bucket of
@@ -71,56 +82,14 @@ MAX_PERIOD = timedelta(days=364)
 COMMENT_CONCURRENCY = 4  # comment lists fetched at once for one page of reviews (all paced)
 _POSTING_BLOCKS_OFF = {"analytics_data": False, "financial_data": False, "legal_info": False}
 
-# gRPC status codes Ozon's gateway puts in `code` (ozon.md §4.3).
-_GRPC_CODES = {
-    1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED", 5: "NOT_FOUND",
-    6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED", 9: "FAILED_PRECONDITION",
-    10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED", 13: "INTERNAL", 14: "UNAVAILABLE",
-    16: "UNAUTHENTICATED",
-}
-# A 403 on a review method is the missing subscription unless Ozon says the key itself is at fault
-# (the key problems are in Ozon's official error table; the refusal's wording is not documented).
-_KEY_PROBLEM = re.compile(r"api[- _]?key|client[- _]?id|offer not signed|unauthenticated", re.I)
 _SUBSCRIPTION_HINT = (
     "Ozon withholds the reviews API from this seller: it needs the «Управление отзывами» (review "
     "management) or Premium Pro subscription. Subscribe in the seller cabinet, or disable "
     "streams.reviews for this account"
 )
-_CHAT_SUBSCRIPTION_HINT = (
-    "Ozon withholds seller-to-buyer chat from this seller: starting a chat and sending messages "
-    "need the Premium Plus or Premium Pro subscription. Subscribe in the seller cabinet, or stop "
-    "proposing chat messages for this account"
-)
 
 
-def describe_ozon_error(response: httpx.Response) -> PlatformErrorInfo:
-    """Ozon's `{code, message, details}` error body as "CODE_NAME: message"."""
-    try:
-        body = response.json()
-    except ValueError:
-        return PlatformErrorInfo()
-    if not isinstance(body, dict):
-        return PlatformErrorInfo()
-    code, message = body.get("code"), body.get("message")
-    # `code` is an int32 by the schema but a string in some official examples (ozon.md §7.5).
-    if isinstance(code, int) and not isinstance(code, bool):
-        name = _GRPC_CODES.get(code, f"code {code}")
-    else:
-        name = code if isinstance(code, str) else ""
-    parts = [p for p in (name, message if isinstance(message, str) else "") if p]
-    return PlatformErrorInfo(": ".join(parts), response.headers.get("X-Request-Id", ""))
-
-
-def ozon_time(moment: datetime) -> str:
-    """A filter bound in Ozon's `YYYY-MM-DDThh:mm:ssZ` pattern (UTC, whole seconds, floored).
-
-    Flooring both ends keeps consecutive windows contiguous whether Ozon reads `to` as inclusive
-    or not; an instant exactly on a boundary may be read twice, which the upserts absorb.
-    """
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class OzonClient:
+class OzonClient(OzonWrites):
     """Reads one Ozon seller account's postings and reviews page by page."""
 
     def __init__(self, settings: OzonAccountSettings, *,
@@ -139,6 +108,7 @@ class OzonClient:
             retry_after_headers=("Retry-After",),
             remaining_header="RateLimit-Remaining",
             describe_error=describe_ozon_error,
+            token_rejected=token_rejected,
             transport=transport,
             retry=RetryPolicy(request_deadline=settings.request_timeout_seconds),
             clock=clock,
@@ -155,8 +125,10 @@ class OzonClient:
 
         Two passes: by `since`/`to` (processing start, the order date) and by
         `last_changed_status_date` (ozon.md: "use this for incremental polling"). The second pass
-        follows status changes of postings of any age up to a year; the first does not depend on
-        whether Ozon counts a posting's creation as a status change (not documented).
+        follows status changes of postings up to a year old, as far back as one request may reach
+        ("период … не больше одного года"), so a late change arrives on the next poll; the first
+        does not depend on whether Ozon counts a posting's creation as a status change (not
+        documented). No `statuses` filter is sent: every status comes back.
         """
         for start, end in _periods(window):
             async for page in self._postings(FBS_LIST, {"since": ozon_time(start), "to": ozon_time(end)}):
@@ -168,7 +140,12 @@ class OzonClient:
             yield page
 
     async def fbo_postings(self, window: Window) -> AsyncIterator[Page]:
-        """FBO postings created inside `window`; the v3 FBO list has no status-change filter."""
+        """FBO postings created inside `window`, every status.
+
+        The v3 FBO list filters by creation only (`since`, `to`, `statuses`, posting and order
+        numbers): a status change of an older posting is found by the stream's periodic re-scan
+        (`OzonConnector.changes_only_by_rescan`), not by this poll.
+        """
         for start, end in _periods(window):
             async for page in self._postings(FBO_LIST, {"since": ozon_time(start), "to": ozon_time(end)}):
                 yield page
@@ -183,17 +160,23 @@ class OzonClient:
                      "translit": False, "with": blocks}
         while True:
             body = await self.http.request_json("POST", "api", path, json={**body_base, "cursor": cursor})
-            postings = _list_field(body, "postings", endpoint)
+            postings = list_field(body, "postings", endpoint)
             if postings:
                 yield Page(postings)
-            if not _has_next(body):
+            # ozon.md §2.1/§2.4, spec: "has_next: true, если в ответе вернулись не все отправления";
+            # a page shorter than `limit` is not the end while it is true.
+            if not has_next(body):
                 return
-            cursor = _next_token(body, "cursor", cursor, endpoint)
+            cursor = next_token(body, "cursor", cursor, endpoint)
 
     # -- reviews --------------------------------------------------------------------------------
 
     async def reviews(self, window: Window) -> AsyncIterator[Page]:
-        """Reviews published inside `window`, oldest first, each with its comments if it has any."""
+        """Reviews published inside `window`, oldest first, each with its comments if it has any.
+
+        `status` and `order_status` have no documented default, so both are sent as `ALL`: reviews
+        of cancelled orders and reviews already processed are read too.
+        """
         endpoint = f"POST {REVIEW_LIST}"
         filters = {"published_from": ozon_time(window.start), "published_to": ozon_time(window.end),
                    "order_status": "ALL", "status": "ALL"}
@@ -203,132 +186,43 @@ class OzonClient:
                 "filters": filters, "last_id": last_id, "limit": self.settings.reviews_page_size,
                 "sort_dir": "ASC",
             })
-            reviews = _list_field(body, "reviews", endpoint)
+            reviews = list_field(body, "reviews", endpoint)
             await self._attach_comments(reviews)
             if reviews:
                 yield Page(reviews)
-            if not _has_next(body):
+            # ozon.md §3.1, spec: "has_next: true, если в ответе вернули не все отзывы"; then the
+            # next page starts after `last_id`, "идентификатор последнего отзыва на странице".
+            if not has_next(body):
                 return
-            last_id = _next_token(body, "last_id", last_id, endpoint)
+            last_id = next_token(body, "last_id", last_id, endpoint)
 
     async def review_comments(self, review_id: str) -> list[Any]:
-        """Every comment on one review, oldest first (offset-paged)."""
+        """Every comment on one review that Ozon lists, oldest first (offset-paged).
+
+        Ozon lists only "comments that passed moderation" (spec, `/v1/review/comment/list`): a
+        reply still being moderated is not here yet, and the stream's lookback reads it later.
+        """
         endpoint = f"POST {REVIEW_COMMENTS}"
         limit, offset, out = self.settings.comments_page_size, 0, []
+        seen: set[str] = set()
         while True:
             # The schema says `filter`, an official example `filters` (ozon.md §7.2): send neither.
             body = await self._review_call(REVIEW_COMMENTS, {
                 "review_id": review_id, "limit": limit, "offset": offset, "sort_dir": "ASC",
             })
-            comments = _list_field(body, "comments", endpoint)
-            out.extend(comments)
-            if len(comments) < limit:
+            comments = list_field(body, "comments", endpoint)
+            # The answer has no has_next, and its `offset` ("количество элементов в выдаче") reads
+            # as either the next offset or the total (the official example fits both): the one
+            # end the spec leaves no doubt about is an empty page. Never "fewer than limit".
+            if not comments:
                 return out
-            offset += len(comments)
-
-    async def create_comment(self, review_id: str, text: str) -> str:
-        """Post the seller's comment on a review and mark it processed; return the `comment_id`.
-
-        Sent once: a timeout or 5xx raises, since the comment may exist (see `find_done`).
-        """
-        body = await self._review_call(COMMENT_CREATE, {
-            "review_id": review_id, "text": text, "mark_review_as_processed": True,
-        }, idempotent=False)
-        comment_id = body.get("comment_id") if isinstance(body, dict) else None
-        if not isinstance(comment_id, str | int) or isinstance(comment_id, bool) or comment_id == "":
-            raise FatalApiError("response has no 'comment_id'", marketplace=MARKETPLACE,
-                                endpoint=f"POST {COMMENT_CREATE}")
-        return str(comment_id)
-
-    async def create_voucher(self, body: dict[str, Any]) -> str:
-        """Create a promo-code promotion (beta); return its `action_id`. Sent once, like a comment."""
-        answer = await self.http.request_json("POST", "api", VOUCHER_CREATE, json=body, idempotent=False)
-        action_id = answer.get("action_id") if isinstance(answer, dict) else None
-        if not isinstance(action_id, str | int) or isinstance(action_id, bool) or action_id == "":
-            raise FatalApiError("response has no 'action_id'", marketplace=MARKETPLACE,
-                                endpoint=f"POST {VOUCHER_CREATE}")
-        return str(action_id)
-
-    async def seller_actions(self, search: str) -> list[dict[str, Any]]:
-        """The seller's own promotions whose title contains `search`, every status, all pages.
-
-        The response's item shape is undocumented (ozon.md §5.4): read as `actions[]{id, title, …}`
-        (UNCONFIRMED), and the title is checked here too in case Ozon's `search` matches loosely.
-        """
-        endpoint = f"POST {SELLER_ACTIONS}"
-        offset, out = 0, []
-        while True:
-            body = await self.http.request_json("POST", "api", SELLER_ACTIONS, json={
-                "search": search, "limit": SELLER_ACTIONS_PAGE, "offset": offset,
-            })
-            actions = _list_field(body, "actions", endpoint)
-            out.extend(a for a in actions if isinstance(a, dict) and search in str(a.get("title", "")))
-            if len(actions) < SELLER_ACTIONS_PAGE:
-                return out
-            offset += len(actions)
-
-    # -- chats (Premium Plus/Pro) ------------------------------------------------------------
-
-    async def start_chat(self, posting_number: str) -> str:
-        """The `chat_id` of a posting's chat, opening it if there is none yet.
-
-        The spec does not say what a second start for the same posting returns. A chat belongs to
-        one posting, so it is read as returning the existing chat and creating nothing
-        (UNCONFIRMED; the emulator does so). Sent once all the same: it may create a chat.
-        A refusal (FBO, window closed, unknown posting) raises FatalApiError.
-        """
-        body = await self._subscribed(CHAT_START, {"posting_number": posting_number},
-                                      _CHAT_SUBSCRIPTION_HINT, idempotent=False)
-        result = body.get("result") if isinstance(body, dict) else None
-        chat_id = result.get("chat_id") if isinstance(result, dict) else None
-        if not isinstance(chat_id, str) or not chat_id.strip():
-            raise FatalApiError("response has no 'result.chat_id'", marketplace=MARKETPLACE,
-                                endpoint=f"POST {CHAT_START}")
-        return chat_id
-
-    async def send_chat_message(self, chat_id: str, text: str) -> None:
-        """Send plain `text` (1..1000 characters) into a chat; Ozon answers `{"result": "success"}`.
-
-        Sent once. A 200 without "success" raises RetriableApiError, not a refusal: the message
-        may be there, and only reading the chat (the outbox's `find_done`) can tell.
-        """
-        body = await self._subscribed(CHAT_SEND, {"chat_id": chat_id, "text": text},
-                                      _CHAT_SUBSCRIPTION_HINT, idempotent=False)
-        if not isinstance(body, dict) or body.get("result") != "success":
-            raise RetriableApiError("answer is not {\"result\": \"success\"}; the message may have been "
-                                    "sent", marketplace=MARKETPLACE, endpoint=f"POST {CHAT_SEND}")
-
-    async def chat_history(self, chat_id: str) -> list[dict[str, Any]]:
-        """Every message of a chat, newest first (`direction: Backward`, Ozon's default).
-
-        Paged by `from_message_id` = the smallest id seen. Whether Ozon repeats that message on
-        the next page is undocumented, so repeats are dropped; a page with nothing new while
-        `has_next` is true raises rather than loop. A message without a usable `message_id`
-        raises too: skipping it could hide the very message a caller is looking for.
-        """
-        endpoint = f"POST {CHAT_HISTORY}"
-        body: dict[str, Any] = {"chat_id": chat_id, "direction": "Backward", "limit": CHAT_HISTORY_PAGE}
-        seen: set[int] = set()
-        out: list[dict[str, Any]] = []
-        while True:
-            answer = await self.http.request_json("POST", "api", CHAT_HISTORY, json=body)
-            fresh = []
-            for message in _list_field(answer, "messages", endpoint):
-                message_id = _message_id(message)
-                if message_id is None:
-                    raise FatalApiError("a message has no usable 'message_id'", marketplace=MARKETPLACE,
-                                        endpoint=endpoint)
-                if message_id not in seen:
-                    seen.add(message_id)
-                    fresh.append(message_id)
-                    out.append(message)
-            if not _has_next(answer):
-                return out
-            if not fresh:
-                raise FatalApiError("has_next is true but the page brought no new message; stopping "
+            ids = {str(c.get("id")) for c in comments if isinstance(c, dict)}
+            if ids and ids <= seen:
+                raise FatalApiError("the next page repeats comments already read (offset ignored?); stopping "
                                     "rather than loop", marketplace=MARKETPLACE, endpoint=endpoint)
-            # A string: uint64 ids pass 2**53, and Ozon's gateway reads 64-bit ints from strings.
-            body["from_message_id"] = str(min(fresh))
+            seen |= ids
+            out.extend(comments)
+            offset += len(comments)  # skip exactly what was served, however short the page
 
     async def _attach_comments(self, reviews: list[Any]) -> None:
         wanted = [r for r in reviews if isinstance(r, dict) and _has_comments(r)]
@@ -342,8 +236,9 @@ class OzonClient:
                     review["_comments"] = await self.review_comments(str(review["id"]))
                 except FatalApiError as exc:
                     # Deleted between the list and this call: store the review without comments
-                    # rather than fail the stream on every run.
-                    if exc.status != 404:
+                    # rather than fail the stream on every run. Ozon's wrong-key answer is a 404
+                    # too (`_token_rejected`): that one is an AuthError and stops the stream.
+                    if exc.status != 404 or isinstance(exc, AuthError):
                         raise
 
         # return_exceptions: every task finishes (none is left running), then the first error wins.
@@ -361,7 +256,7 @@ class OzonClient:
         try:
             return await self.http.request_json("POST", "api", path, json=body, idempotent=idempotent)
         except AuthError as exc:
-            if exc.status != 403 or _KEY_PROBLEM.search(exc.platform_message):
+            if exc.status != 403 or KEY_PROBLEM.search(exc.platform_message):
                 raise
             raise StreamUnavailable(
                 hint, marketplace=exc.marketplace, endpoint=exc.endpoint,
@@ -383,36 +278,3 @@ def _has_comments(review: dict[str, Any]) -> bool:
     amount = review.get("comments_amount")
     has_id = isinstance(review.get("id"), str | int) and review.get("id") not in ("", None)
     return has_id and isinstance(amount, int) and not isinstance(amount, bool) and amount > 0
-
-
-def _message_id(message: Any) -> int | None:
-    """A chat message's id as an int: uint64, sent as a number or a digit string (ozon.md §6)."""
-    value = message.get("message_id") if isinstance(message, dict) else None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value if value >= 0 else None
-    return int(value) if isinstance(value, str) and value.isascii() and value.isdigit() else None
-
-
-def _has_next(body: Any) -> bool:
-    # An official chat example sends "true" as a string (ozon.md §7.4); accept both spellings.
-    value = body.get("has_next") if isinstance(body, dict) else None
-    return value is True or value == "true"
-
-
-def _next_token(body: dict[str, Any], field: str, current: str, endpoint: str) -> str:
-    """The next page's cursor; a missing or unmoved one with has_next=true would loop forever."""
-    token = body.get(field)
-    if not isinstance(token, str) or not token or token == current:
-        raise FatalApiError(f"has_next is true but '{field}' did not advance; stopping so nothing "
-                            "is skipped silently, the next run reads this window again",
-                            marketplace=MARKETPLACE, endpoint=endpoint)
-    return token
-
-
-def _list_field(body: Any, field: str, endpoint: str) -> list[Any]:
-    value = body.get(field) if isinstance(body, dict) else None
-    if value is None and isinstance(body, dict) and field in body:
-        return []
-    if not isinstance(value, list):
-        raise FatalApiError(f"response has no '{field}' list", marketplace=MARKETPLACE, endpoint=endpoint)
-    return value

@@ -29,7 +29,7 @@ from connectors.base import (
 from connectors.errors import AuthError, FatalApiError, StreamUnavailable
 from connectors.ozon import mapping
 from connectors.ozon.capabilities import OZON_CAPABILITIES
-from connectors.ozon.client import ENDPOINT_GROUPS, OzonClient, ozon_time
+from connectors.ozon.client import ENDPOINT_GROUPS, OzonClient, action_ref, ozon_time
 from connectors.ozon.settings import PRODUCTION_HOSTS, OzonAccountSettings
 from connectors.ratelimit import Rate
 
@@ -51,15 +51,18 @@ STREAMS = {
         start_history=365 * DAY, poll_interval=timedelta(minutes=10),
         rescan_lookback=30 * DAY, rescan_every=DAY,
     ),
-    # FBO postings (/v3/posting/fbo/list) can only be filtered by creation time, so following
-    # their statuses means re-reading: most move within a week (packing, shipping, delivery), so
-    # each run re-reads 7 days and a daily re-scan covers 45 (remote regions plus pickup-point
-    # storage). FBO carries no buyer, so polling every 30 minutes is enough.
+    # FBO postings (/v3/posting/fbo/list) can only be filtered by creation time (see
+    # `changes_only_by_rescan`), so following their statuses means re-reading: most move within a
+    # week (packing, shipping, delivery), so each run re-reads 7 days. The daily re-scan reaches
+    # 60 days back from the cursor: a posting whose status changes as late as 45 days after its
+    # creation (a long delivery to a remote region, then pickup-point storage) is still inside it
+    # when the next re-scan comes a day later, with two weeks to spare. FBO carries no buyer, so
+    # polling every 30 minutes is enough.
     "orders_fbo": StreamSpec(
         name="orders_fbo", record_type=RecordType.ORDER, cursor=CursorKind.WINDOW,
         window=7 * DAY, lookback=7 * DAY, lag=timedelta(minutes=2),
         start_history=365 * DAY, poll_interval=timedelta(minutes=30),
-        rescan_lookback=45 * DAY, rescan_every=DAY,
+        rescan_lookback=60 * DAY, rescan_every=DAY,
     ),
     # Reviews by publication time (/v2/review/list). What changes is whether the seller answered
     # (a comment, usually within days): each run re-reads 14 days, a daily re-scan 60. Half a
@@ -129,6 +132,20 @@ class OzonConnector(Connector):
         "customer", "addressee", "courier", "legal_info", "analytics_data", "additional_data",
         "tracking_number", "_comments",
     })
+
+    # What each stream's list filters by, and so what a poll can see change (ozon.md §2.1, §2.4):
+    # - orders_fbs: `/v4/posting/fbs/list` takes `filter.last_changed_status_date` ("период, в который
+    #   последний раз изменялся статус у отправлений"): every window is read by it too, for postings
+    #   up to a year old, so a late change arrives on the next poll.
+    # - orders_fbo: the `/v3/posting/fbo/list` filter is only `since`, `to`, `statuses`,
+    #   `posting_numbers`, `order_numbers`, all by creation: a late change waits for the re-scan.
+    # - reviews: by publication time; `status` and `order_status` default to nothing documented, so
+    #   both are sent as `ALL`. A reply only appears after moderation: the lookback re-reads it.
+    changes_only_by_rescan: ClassVar[Mapping[str, str]] = {
+        "orders_fbo": ("/v3/posting/fbo/list «Возвращает список отправлений за указанный период времени»: "
+                       "its filter has since, to, statuses, posting_numbers and order_numbers, and no "
+                       "status-change date (unlike the FBS list's last_changed_status_date)"),
+    }
 
     def __init__(self, account: OzonAccountSettings, **kwargs: Any):
         super().__init__(account, **kwargs)
@@ -207,7 +224,7 @@ class OzonConnector(Connector):
         if request.kind == "create_promo_code":
             found = await self.client.seller_actions(voucher_mark(request.key))
             if found:
-                return WriteResult(WriteStatus.ALREADY_DONE, platform_ref=str(found[0].get("id", "")) or None,
+                return WriteResult(WriteStatus.ALREADY_DONE, platform_ref=action_ref(found[0]),
                                    detail="a promotion with this action's mark exists")
             return None
         if request.kind == "send_chat_message":

@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-__all__ = ["DAY", "FBO", "FBS", "HOUR", "RFBS", "US", "Dataset", "Fate", "PostingTable", "ReviewTable",
-           "generate", "iso", "mix"]
+__all__ = ["DAY", "FBO", "FBS", "HOUR", "RFBS", "US", "Dataset", "Fate", "LateChange", "PostingTable",
+           "ReviewTable", "generate", "iso", "mix"]
 
 US = 1_000_000
 DAY = 86_400 * US
@@ -52,6 +52,18 @@ class Fate:
 
 
 _FATE_WEIGHTS = (78, 8, 4, 3, 7)
+
+
+class LateChange(NamedTuple):
+    """`times` postings of one list (FBO or FBS/rFBS) created about `age` before `at`, still
+    `delivering` until `at`, then delivered or cancelled (`connectors.emulation` `late_change`)."""
+
+    fbo: bool
+    times: int
+    at: int  # unix microseconds
+    age: int  # microseconds
+
+
 Product = namedtuple("Product", "sku offer_id name price")  # price: Decimal, major units
 _CATALOG = (
     ("mug-350", "Кружка керамическая 350 мл", 590), ("plate-26", "Тарелка обеденная 26 см", 390),
@@ -74,7 +86,7 @@ class PostingTable:
     `created_at`), plus every status event sorted by time for the status-change filter."""
 
     def __init__(self, seed: int, products: list[Product], n: int, start: int, span: int,
-                 buyers: int, shares: tuple[float, float]):
+                 buyers: int, shares: tuple[float, float], late: tuple[LateChange, ...] = ()):
         rng = random.Random(seed)
         r = rng.random
         self.products, self._salt, self.buyers = products, mix(seed), buyers
@@ -105,6 +117,8 @@ class PostingTable:
         for fate in self.fate:
             for column, value in zip((self.t1, self.t2, self.t3, self.end), self._timings(r, fate), strict=True):
                 column.append(value)
+        #: posting number -> (status before, status after) of the postings a LateChange moved
+        self.late_changes: dict[str, tuple[str, str]] = {}
         seq, counts, order_ids, next_order = array("i"), {}, array("q"), 70_000_000_000
         for i in range(n):
             if not self.split[i]:
@@ -113,6 +127,8 @@ class PostingTable:
             seq.append(counts[buyer[i]])
             order_ids.append(next_order)
         self.seq, self.order_ids = seq, order_ids
+        for change in late:  # before the event index below, which must see the new timings
+            self._apply_late_change(change)
         # Every status event, sorted by time, for the last_changed_status_date filter (arrays and
         # an index sort: a list of (time, posting) tuples would cost ~120 bytes per event).
         times, posts = array("q"), array("i")
@@ -143,6 +159,26 @@ class PostingTable:
                Fate.SELLER_CANCEL: t1 + int(r() * (t2 - t1)), Fate.OZON_CANCEL: t2 + int(r() * (t3 - t2)),
                Fate.NOT_COLLECTED: t3 + 7 * DAY}[fate]  # kept 7 days at the pickup point
         return t1, t2, t3, end
+
+    def _apply_late_change(self, change: LateChange) -> None:
+        """Give `change.times` postings created nearest `change.at - change.age` a final event at
+        `change.at`, in transit until then: delivered, or cancelled as lost (every other one)."""
+        target = change.at - change.age
+        # Created about `age` before the change, and already handed to delivery well before it.
+        pool = [i for i in range(len(self.t0)) if (self.scheme[i] == FBO) == change.fbo
+                and self.posting_number(i) not in self.late_changes and abs(self.t0[i] - target) <= 2 * DAY
+                and self.t0[i] + self.t2[i] < change.at - HOUR]
+        if len(pool) < change.times:
+            raise ValueError(f"late_change: fewer than {change.times} postings were created around "
+                             f"{iso(target)}; generate a longer history")
+        for k, i in enumerate(sorted(pool, key=lambda i: (abs(self.t0[i] - target), i))[:change.times]):
+            end = change.at - self.t0[i]
+            self.fate[i] = Fate.DELIVERED if k % 2 == 0 else Fate.OZON_CANCEL
+            # Arrival at the pickup point: the delivery itself for a delivered posting, never for a lost one.
+            self.t3[i] = end if self.fate[i] == Fate.DELIVERED else end + DAY
+            self.end[i] = end
+            after = "delivered" if self.fate[i] == Fate.DELIVERED else "cancelled"
+            self.late_changes[self.posting_number(i)] = ("delivering", after)
 
     def offsets(self, i: int) -> tuple[int, int, int, int]:
         """(packed, shipped, arrived, end) of posting i, microseconds after its t0."""
@@ -286,6 +322,9 @@ class PostingTable:
 _TEXTS = {5: ("Отличное качество, как на фото", "Всё подошло, спасибо", ""),
           4: ("В целом хорошо, упаковка помята", ""), 3: ("Нормально за свои деньги",),
           2: ("Размер не соответствует",), 1: ("Пришёл брак, не рекомендую",)}
+_THREAD = ("А размер соответствует?", "У меня так же", "Подтверждаю, всё как в описании",
+           "А как с доставкой?", "Спасибо, полезный отзыв")
+_CLOSING = "Спасибо всем за обсуждение! Ответили на вопросы в карточке товара."
 _ANSWERS = ("Спасибо за отзыв! Рады, что товар понравился.",
             "Спасибо! Передали замечание производителю.",
             "Нам жаль, что товар не подошёл. Напишите нам в чат заказа, поможем с возвратом.")
@@ -305,6 +344,10 @@ class ReviewTable:
         self.answer_delay = array("q", (0 if r() < 0.35 else 30 * 60 * US + int(r() * 3 * DAY) for _ in range(n)))
         self.rejected = array("b", (r() < 0.06 for _ in range(n)))  # moderation refused the answer
         self.buyer_reply = array("q", (int(r() * 4 * DAY) if r() < 0.1 else -1 for _ in range(n)))
+        # A review now and then draws a discussion among buyers, longer than a page of comments
+        # (20..100 a page), which the seller closes: the comment list then has several pages.
+        self.thread = array("b", (21 + mix(self._salt ^ (i * 7 + 1)) % 25 if mix(self._salt + i * 13) % 30 == 0
+                                  else 0 for i in range(n)))
         self.written: dict[int, list[tuple[str, int]]] = {}  # comments posted through the API
         self._by_id: dict[str, int] | None = None
 
@@ -330,6 +373,12 @@ class ReviewTable:
             made.append((self.published[i] + self.answer_delay[i], text, True, bool(self.rejected[i])))
         if self.buyer_reply[i] >= 0:
             made.append((self.published[i] + self.buyer_reply[i] + HOUR, "Спасибо за ответ!", False, False))
+        if self.thread[i]:
+            step = 5 * HOUR
+            made += [(self.published[i] + 2 * HOUR + k * step, _THREAD[k % len(_THREAD)], False, False)
+                     for k in range(self.thread[i])]
+            if self.answer_delay[i]:
+                made.append((self.published[i] + 3 * HOUR + self.thread[i] * step, _CLOSING, True, False))
         made += [(at, text, True, False) for text, at in self.written.get(i, ())]
         out = []
         for k, (at, text, owner, rejected) in enumerate(sorted(made)):
@@ -379,8 +428,9 @@ class Dataset(NamedTuple):
 
 
 def generate(seed: int, postings: int, reviews: int, history_days: int, now: int,
-             shares: tuple[float, float] = (0.25, 0.3)) -> Dataset:
-    """Build the dataset; `now` (unix microseconds) ends the history; `shares` = (rFBS, FBO)."""
+             shares: tuple[float, float] = (0.25, 0.3), late: tuple[LateChange, ...] = ()) -> Dataset:
+    """Build the dataset; `now` (unix microseconds) ends the history; `shares` = (rFBS, FBO);
+    `late`: old postings that change after `now`."""
     rng = random.Random(seed * 31 + 7)
     products = [
         Product(sku=1_900_000_000 + k * 7_919 + rng.randrange(7_000), offer_id=f"{stem}-{k:02d}",
@@ -389,5 +439,5 @@ def generate(seed: int, postings: int, reviews: int, history_days: int, now: int
     ]
     start, span = now - history_days * DAY, history_days * DAY
     return Dataset(products,
-                   PostingTable(seed, products, postings, start, span, max(3, postings // 4), shares),
+                   PostingTable(seed, products, postings, start, span, max(3, postings // 4), shares, late),
                    ReviewTable(seed, products, reviews, start, span))

@@ -77,7 +77,10 @@ def fulfilment(raw: dict[str, Any]) -> str:
 def buyer_key(raw: dict[str, Any], ctx: MappingContext) -> str | None:
     """The salted key of `customer.customer_id`; None without a customer block or with id 0/"".
 
-    Only the hash leaves this function: name, phone, e-mail and address are never read.
+    `customer_id` is an int64 JSON number in the schema and the official v4 example (ozon.md
+    §2.1); a digit string is accepted too, as Ozon serialises other 64-bit ids that way (§6), and
+    both spellings of one id give one key. Only the hash leaves this function: name, phone,
+    e-mail and address are never read.
     """
     customer = raw.get("customer")
     if customer is None:

@@ -109,7 +109,8 @@ async def test_reviews_page_by_last_id_and_fetch_comments_only_where_there_are_s
     with respx.mock(base_url=BASE, assert_all_called=True) as router:
         reviews = router.post("/v2/review/list").mock(side_effect=[
             httpx.Response(200, json=listing), httpx.Response(200, json=last)])
-        comment_route = router.post("/v1/review/comment/list").mock(return_value=httpx.Response(200, json=comments))
+        comment_route = router.post("/v1/review/comment/list").mock(side_effect=[
+            httpx.Response(200, json=comments), httpx.Response(200, json={"comments": [], "offset": 1})])
         oz = client(FakeTime(), reviews_page_size=20, comments_page_size=20)
         pages = await collect(oz.reviews(WINDOW))
         await oz.aclose()
@@ -119,22 +120,67 @@ async def test_reviews_page_by_last_id_and_fetch_comments_only_where_there_are_s
                      "last_id": "", "limit": 20, "sort_dir": "ASC"}
     assert set(first) == set(load_fixture("ozon", "review_list_request.json"))
     assert second["last_id"] == "017c0d53-a7c8-81ef-53de-7d32fcbd7421"
-    [asked] = bodies(comment_route)
+    asked, end = bodies(comment_route)
     assert asked == {"review_id": "017c0d53-a7c8-81ef-53de-7d32fcbd7421", "limit": 20, "offset": 0, "sort_dir": "ASC"}
     assert set(asked) == set(load_fixture("ozon", "review_comment_list_request.json"))
+    assert end == asked | {"offset": 1}  # the end is an empty page, not a page shorter than the limit
     no_comments, commented = pages[0].items
     assert "_comments" not in no_comments and commented["_comments"] == comments["comments"]
 
 
-async def test_comments_page_by_offset_until_a_short_page():
-    full = {"comments": [{"id": f"c{k}", "is_owner": False} for k in range(20)], "offset": 20}
+def comment_page(*ids: str) -> httpx.Response:
+    return httpx.Response(200, json={"comments": [{"id": c, "is_owner": False} for c in ids]})
+
+
+async def test_comments_page_by_offset_until_an_empty_page_reading_past_a_short_one():
+    # Ozon documents no end for the comment list but an empty page (no has_next; the `offset` it
+    # answers is ambiguous), so a page shorter than the limit mid-list is read past.
+    first, short = [f"c{k}" for k in range(20)], ["c20", "c21", "c22"]
     with respx.mock(base_url=BASE, assert_all_called=True) as router:
         route = router.post("/v1/review/comment/list").mock(side_effect=[
-            httpx.Response(200, json=full), httpx.Response(200, json={"comments": [{"id": "c20"}], "offset": 21})])
+            comment_page(*first), comment_page(*short), comment_page("c23"), comment_page()])
         oz = client(FakeTime(), comments_page_size=20)
         got = await oz.review_comments("r-1")
         await oz.aclose()
-    assert [b["offset"] for b in bodies(route)] == [0, 20] and len(got) == 21
+    assert [b["offset"] for b in bodies(route)] == [0, 20, 23, 24]
+    assert [c["id"] for c in got] == [*first, *short, "c23"]
+
+
+async def test_comments_that_repeat_instead_of_advancing_stop_the_stream():
+    with respx.mock(base_url=BASE, assert_all_called=True) as router:
+        router.post("/v1/review/comment/list").mock(return_value=comment_page("c0", "c1"))
+        oz = client(FakeTime(), comments_page_size=20)
+        with pytest.raises(FatalApiError, match="repeats comments"):
+            await oz.review_comments("r-1")
+        await oz.aclose()
+
+
+def actions_page(total: int, *ids: int) -> httpx.Response:
+    """A `/v1/seller-actions/list` answer shaped as the spec's v1SellerActionsListResponse."""
+    return httpx.Response(200, json={"total": total, "actions": [
+        {"action_id": i, "action_parameters": {"title": f"Промокод [ls:{i % 2}]", "type": "VOUCHER_DISCOUNT"}}
+        for i in ids]})
+
+
+async def test_seller_actions_page_until_total_reading_past_short_pages():
+    with respx.mock(base_url=BASE, assert_all_called=True) as router:
+        route = router.post("/v1/seller-actions/list").mock(side_effect=[
+            actions_page(5, 1, 2), actions_page(5, 3, 4), actions_page(5, 5)])
+        oz = client(FakeTime())
+        got = await oz.seller_actions("[ls:1]")
+        await oz.aclose()
+    assert [b["offset"] for b in bodies(route)] == [0, 2, 4]  # no fourth call: offset reached total
+    assert [a["action_id"] for a in got] == [1, 3, 5]  # the title, under action_parameters, matches
+
+
+async def test_seller_actions_without_a_total_end_on_an_empty_page():
+    with respx.mock(base_url=BASE, assert_all_called=True) as router:
+        router.post("/v1/seller-actions/list").mock(side_effect=[
+            httpx.Response(200, json={"actions": [{"action_id": 7, "action_parameters": {"title": "x [ls:1]"}}]}),
+            httpx.Response(200, json={"actions": []})])
+        oz = client(FakeTime())
+        assert [a["action_id"] for a in await oz.seller_actions("[ls:1]")] == [7]
+        await oz.aclose()
 
 
 @pytest.mark.parametrize(
@@ -211,6 +257,46 @@ async def test_a_403_on_orders_is_always_an_auth_error(body):
         await oz.aclose()
     assert not isinstance(info.value, StreamUnavailable)
     assert "PERMISSION_DENIED" in str(info.value) and API_KEY not in str(info.value)
+
+
+INVALID_KEY_404 = {"code": 5, "message": "Invalid Api-Key, please check the key and try again", "details": []}
+
+
+@pytest.mark.parametrize(("status", "body"), [
+    (404, INVALID_KEY_404),  # as live probes report it ([3p])
+    (400, {"code": 3, "message": "Client-Id header value should be positive integer", "details": []}),
+    (401, {"code": 16, "message": "Api-key is deactivated, use another one or generate a new one"}),
+])
+async def test_ozons_key_refusals_are_auth_errors_whatever_the_status(status, body):
+    with respx.mock(base_url=BASE, assert_all_called=True) as router:
+        router.post("/v4/posting/fbs/list").mock(return_value=httpx.Response(status, json=body))
+        oz = client(FakeTime())
+        with pytest.raises(AuthError) as info:
+            await collect(oz.fbs_postings(WINDOW))
+        await oz.aclose()
+    assert info.value.status == status and body["message"] in str(info.value) and API_KEY not in str(info.value)
+
+
+async def test_an_invalid_key_404_on_a_comment_list_is_not_taken_for_a_deleted_review():
+    listing = load_fixture("ozon", "review_list_response.json") | {"has_next": False}
+    with respx.mock(base_url=BASE, assert_all_called=True) as router:
+        router.post("/v2/review/list").mock(return_value=httpx.Response(200, json=listing))
+        router.post("/v1/review/comment/list").mock(return_value=httpx.Response(404, json=INVALID_KEY_404))
+        oz = client(FakeTime())
+        with pytest.raises(AuthError):
+            await collect(oz.reviews(WINDOW))
+        await oz.aclose()
+
+
+@pytest.mark.parametrize(("status", "body"), [
+    (404, {"code": 5, "message": "review not found", "details": []}),
+    (429, {"code": 8, "message": "You have reached request rate limit per second (Api-Key quota)"}),
+    (500, {"code": 13, "message": "Internal error: Client-Id lookup failed"}),
+])
+def test_other_errors_are_not_read_as_a_refused_key(status, body):
+    from connectors.ozon.client import token_rejected
+
+    assert not token_rejected(status, describe_ozon_error(httpx.Response(status, json=body)))
 
 
 async def test_a_429_waits_the_hinted_seconds_then_goes_on():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,10 +15,17 @@ from connectors.ozon.emulator_data import FBO, US
 from connectors.ozon.settings import PRODUCTION_HOSTS, OzonAccountSettings
 from connectors.testing import ConformanceSuite, ConnectorHarness, ExpectedOrder, FaultRequest
 
-STREAM_PATHS = {"orders_fbs": "/v4/posting/fbs/list", "orders_fbo": "/v3/posting/fbo/list",
-                "reviews": "/v2/review/list"}
-FAULT_KINDS = {"rate_limit": "rate_limit", "server_error": "http_500", "malformed": "malformed"}
+# Every paging endpoint a stream reads; the first is its list, where the request faults go.
+STREAM_PATHS = {"orders_fbs": ("/v4/posting/fbs/list",), "orders_fbo": ("/v3/posting/fbo/list",),
+                "reviews": ("/v2/review/list", "/v1/review/comment/list")}
+FAULT_KINDS = {"rate_limit": "rate_limit", "server_error": "http_500", "malformed": "malformed",
+               "short_page": "short_page", "late_change": "late_change"}
 CLIENT_ID = "1943881"
+# Deep enough for the kit's late changes: 45 days on FBS, and just inside the FBO re-scan's 60.
+HISTORY_DAYS = 70
+# The platform's words for the statuses a late change moves between, in the export's words: Ozon's
+# FBS and FBO status lists (ozon.md §2.5), not mapping.py.
+EXPORT_STATUS = {"delivering": "in_delivery", "delivered": "delivered", "cancelled": "cancelled"}
 
 
 def _cut(now: datetime, stream: str) -> int:
@@ -32,17 +39,16 @@ class OzonHarness(ConnectorHarness):
     def emulator(self, *, generated_at: datetime, serving_at: datetime, monotonic: Any,
                  faults: Sequence[FaultRequest] = (), token: str | None = None) -> Any:
         return create_app(EmulatorConfig(
-            seed=23, orders=500, reviews=150, history_days=35, now=generated_at, clock=lambda: serving_at,
-            client_id=CLIENT_ID, token=token, monotonic=monotonic,
-            faults=tuple(Fault(STREAM_PATHS[f.stream], FAULT_KINDS[f.kind], times=f.times,
-                               retry_after=f.retry_after) for f in faults),
+            seed=23, orders=500, reviews=150, history_days=HISTORY_DAYS, now=generated_at,
+            clock=lambda: serving_at, client_id=CLIENT_ID, token=token, monotonic=monotonic,
+            faults=tuple(fault for f in faults for fault in _faults(f)),
         ))
 
     def account(self, *, base_url: str = "http://emulator") -> OzonAccountSettings:
         # Small pages so every stream spans several of them, as a real backfill does.
         return OzonAccountSettings(
             name="conformance", token_env="UNUSED", token=SecretStr(self.token), client_id=CLIENT_ID,
-            base_urls=dict.fromkeys(PRODUCTION_HOSTS, base_url), postings_page_size=40,
+            base_urls=dict.fromkeys(PRODUCTION_HOSTS, base_url), postings_page_size=10,
             reviews_page_size=20, comments_page_size=20,
         )
 
@@ -67,6 +73,25 @@ class OzonHarness(ConnectorHarness):
 
     def rate_limited_count(self, app: Any) -> int:
         return app.state.stats.total_throttled
+
+    def short_pages_served(self, app: Any) -> int:
+        return len(app.state.faults.short_pages)
+
+    def late_changes(self, app: Any) -> Mapping[str, tuple[str, str]]:
+        return {posting: (EXPORT_STATUS[before], EXPORT_STATUS[after])
+                for posting, (before, after) in app.state.late_changes.items()}
+
+
+def _faults(request: FaultRequest) -> list[Fault]:
+    """The emulator faults for one kit request: short pages on every paging endpoint of the
+    stream (the review list and each review's comment list), the rest on its list."""
+    kind, paths = FAULT_KINDS[request.kind], STREAM_PATHS[request.stream]
+    if kind == "short_page":
+        return [Fault(path, kind, times=request.times, probability=request.probability) for path in paths]
+    if kind == "late_change":
+        return [Fault(paths[0], kind, times=request.times, delay=request.change_after.total_seconds(),
+                      age=request.age.total_seconds())]
+    return [Fault(paths[0], kind, times=request.times, retry_after=request.retry_after)]
 
 
 class TestOzonConformance(ConformanceSuite):

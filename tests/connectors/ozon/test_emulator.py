@@ -72,10 +72,23 @@ async def test_auth_needs_both_headers_and_the_right_key():
         wrong = await c.post("/v3/posting/fbo/list", json={})
     async with ozon(app, {**HEADERS, "Client-Id": "43"}) as c:
         other = await c.post("/v3/posting/fbo/list", json={})
+    async with ozon(app, {**HEADERS, "Client-Id": "my-shop"}) as c:
+        not_a_number = await c.post("/v3/posting/fbo/list", json={})
     assert missing.status_code == 401 and missing.json()["code"] == 16
-    assert wrong.status_code == 403 and wrong.json() == {
-        "code": 7, "message": "Invalid Api-Key, please check the key and try again", "details": []}
-    assert other.status_code == 403
+    # As live probes report it ([3p]): 404, gRPC code 5 (NOT_FOUND), Ozon's own words.
+    assert wrong.status_code == 404 and wrong.json() == {
+        "code": 5, "message": "Invalid Api-Key, please check the key and try again", "details": []}
+    assert other.status_code == 404 and other.json() == wrong.json()
+    assert not_a_number.status_code == 400 and not_a_number.json() == {
+        "code": 3, "message": "Client-Id header value should be positive integer", "details": []}
+
+
+@pytest.mark.parametrize(("status", "code"), [(401, 16), (403, 7)])
+async def test_the_invalid_key_answer_can_take_the_other_reported_statuses(status, code):
+    async with ozon(make(bad_key_status=status), {**HEADERS, "Api-Key": "wrong"}) as c:
+        wrong = await c.post("/v3/posting/fbo/list", json={})
+    assert wrong.status_code == status and wrong.json()["code"] == code
+    assert wrong.json()["message"] == "Invalid Api-Key, please check the key and try again"
 
 
 async def test_fbs_cursor_paging_returns_each_posting_once_in_list_order():
@@ -167,7 +180,7 @@ async def test_the_rate_limit_is_per_client_id_with_a_retry_hint():
     async with ozon(app) as c:
         statuses = [(await c.post("/v3/posting/fbo/list", json=body)).status_code for _ in range(50)]
         throttled = await c.post("/v3/posting/fbo/list", json=body)
-    async with ozon(app, {"Client-Id": "other", "Api-Key": "k"}) as c:
+    async with ozon(app, {"Client-Id": "43", "Api-Key": "k"}) as c:
         other = await c.post("/v3/posting/fbo/list", json=body)
     tick.value += 1.0
     async with ozon(app) as c:
@@ -280,3 +293,49 @@ async def test_schema_drift_keeps_what_the_mapping_reads_and_wrong_type_breaks_o
     good = [(a, b) for a, b in zip(postings, before, strict=True) if a["posting_number"] != key]
     assert len(good) == len(before) - 1
     assert all(map_fbs_posting(a, ctx) == map_fbs_posting(b, ctx) for a, b in good)
+
+
+# --- the kit's traps: short pages and late changes ---
+
+async def test_a_short_page_keeps_has_next_and_the_cursor_follows_what_was_served():
+    app = make(orders=300, faults=(Fault("/v4/posting/fbs/list", "short_page", times=None),))
+    async with ozon(app) as c:
+        first = (await c.post(FBS_LIST, json=FBS_BODY)).json()
+        second = (await c.post(FBS_LIST, json={**FBS_BODY, "cursor": first["cursor"]})).json()
+    [(path, served, full)] = app.state.faults.short_pages[:1]
+    assert path == FBS_LIST and full == 40 and served == len(first["postings"]) < 40 and first["has_next"]
+    table = app.state.data.postings
+    numbers = [table.posting_number(i) for i in table.fbs]
+    got = [p["posting_number"] for p in first["postings"] + second["postings"]]
+    assert got == numbers[:len(got)]  # nothing skipped after the cut
+
+
+@pytest.mark.parametrize(("path", "fbo"), [("/v4/posting/fbs/list", False), ("/v3/posting/fbo/list", True)])
+async def test_a_late_change_moves_old_postings_from_delivering_an_hour_after_now(path, fbo):
+    clock = Clock(NOW)
+    age = timedelta(days=45)
+    app = make(orders=400, history_days=60, clock=clock,
+               faults=(Fault(path, "late_change", times=3, delay=3600, age=age.total_seconds()),))
+    table, changes = app.state.data.postings, app.state.late_changes
+    assert len(changes) == 3 and {after for _, after in changes.values()} == {"delivered", "cancelled"}
+    change_at = int((NOW + timedelta(hours=1)).timestamp() * US)
+    for number, (before, after) in changes.items():
+        i = table.index_of(number)
+        assert (table.scheme[i] == FBO) == fbo
+        assert abs(change_at - age.total_seconds() * US - table.t0[i]) <= 2 * 86_400 * US
+        assert table.state(i, change_at - 1)[0] == before == "delivering"
+        assert table.state(i, change_at)[:1] == (after,) and table.state(i, change_at)[2] == change_at
+    if not fbo:  # the FBS status-change filter finds them once they changed
+        clock.at = NOW + timedelta(hours=2)
+        flt = {"since": "2026-01-01T00:00:00Z", "to": "2026-11-20T14:00:00Z",
+               "last_changed_status_date": {"from": "2026-11-20T12:30:00Z", "to": "2026-11-20T14:00:00Z"}}
+        async with ozon(app) as c:
+            got = await all_postings(c, FBS_LIST, flt)
+        assert {p["posting_number"]: p["status"] for p in got if p["posting_number"] in changes} == \
+            {n: after for n, (_, after) in changes.items()}
+
+
+def test_a_late_change_older_than_the_history_is_refused_not_faked():
+    with pytest.raises(ValueError, match="longer history"):
+        make(orders=100, history_days=20,
+             faults=(Fault("/v4/posting/fbs/list", "late_change", times=3, age=45 * 86_400.0),))

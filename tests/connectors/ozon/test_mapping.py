@@ -65,6 +65,14 @@ def test_the_same_customer_id_as_number_or_string_gives_one_key(value):
     assert map_fbs_posting(with_customer_id(value), CTX).buyer_key == HASHER("12345678")
 
 
+def test_customer_id_is_read_as_the_number_the_official_example_sends():
+    assert type(fbs_v4()["customer"]["customer_id"]) is int  # int64, a JSON number (ozon.md §2.1)
+    # Past 2**53 a number keeps every digit (Python's JSON reads ints exactly), as its string does.
+    big = 2**63 - 25
+    assert map_fbs_posting(with_customer_id(big), CTX).buyer_key == HASHER(str(big))
+    assert map_fbs_posting(with_customer_id(str(big)), CTX).buyer_key == HASHER(str(big))
+
+
 @pytest.mark.parametrize("value", [0, "0", "", None])
 def test_an_empty_or_zero_customer_id_is_no_buyer(value):
     assert map_fbs_posting(with_customer_id(value), CTX).buyer_key is None

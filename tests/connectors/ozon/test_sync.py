@@ -113,7 +113,7 @@ async def test_a_full_sync_keeps_no_buyer_personal_data_in_any_column(store: Sto
         else:
             assert order["buyer_key"] is None, order["order_id"]
         assert order["fulfilment"] == ("fbo" if table.scheme[i] == FBO else order["fulfilment"])
-    # One key per buyer across all their orders (ids came as numbers and as strings), none shared.
+    # One key per buyer across all their orders, none shared.
     assert all(len(keys) == 1 for keys in keys_by_buyer.values())
     assert any(len([o for o in range(len(table)) if table.has_customer(o) and table.buyer[o] == b]) > 1
                for b in keys_by_buyer), "no buyer came back: repeat purchases were not exercised"
@@ -165,3 +165,26 @@ async def test_a_buyer_key_survives_ozon_hiding_the_customer_after_delivery(sqli
     await sync_all(sqlite_store, app, time, at=later)
     after = {o["order_id"]: o["buyer_key"] for o in export_rows(sqlite_store, "orders")}
     assert before and all(after[order_id] == key for order_id, key in before.items())
+
+
+@pytest.mark.parametrize(("status", "headers"), [
+    (404, {}),  # Ozon's "Invalid Api-Key" as live probes report it: 404, gRPC code 5
+    (403, {}),
+    (401, {}),
+    (400, {"client_id": "shop-7"}),  # "Client-Id header value should be positive integer"
+])
+async def test_a_refused_key_stops_every_stream_naming_the_token_variable(sqlite_store: Store, status, headers):
+    time = FakeTime()
+    app = emulator(time, bad_key_status=status if status != 400 else 404)
+    account = OzonAccountSettings(
+        name="main", token_env="OZON_SHOP_API_KEY", token=SecretStr("wrong-sentinel-key-5c1d"),
+        client_id=headers.get("client_id", CLIENT_ID), base_urls={"api": "http://ozon"})
+    runner = StreamRunner(sqlite_store, clock=lambda: NOW, write_in_thread=False)
+    async with OzonConnector(account, transport=httpx.ASGITransport(app=app), clock=time.monotonic,
+                             sleep=time.sleep) as conn:
+        results = [await runner.run(conn, s) for s in conn.enabled_streams()]
+    assert len(results) == 3 and all(r.state == "error" for r in results)
+    for result in results:
+        assert "the token was rejected" in result.error and "$OZON_SHOP_API_KEY" in result.error
+        assert f"HTTP {status}" in result.error and "wrong-sentinel-key-5c1d" not in result.error
+        assert ("Invalid Api-Key" if status != 400 else "Client-Id header value") in result.error
