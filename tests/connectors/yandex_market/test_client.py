@@ -69,6 +69,9 @@ async def test_orders_send_the_api_key_filter_by_update_time_and_follow_page_tok
             httpx.Response(200, json=first),
             httpx.Response(200, json=orders_page(order(55113212035))),  # no nextPageToken: the end
         ])
+        # The example's second order is a DBS one in PROCESSING: its buyer id is asked for.
+        router.get("/v2/campaigns/21500001/orders/55113298761/buyer").mock(
+            return_value=httpx.Response(200, json=load_fixture("yandex_market", "getOrderBuyerInfo.response.json")))
         ym = client(FakeTime())
         pages = await collect(ym.orders(WINDOW))
         await ym.aclose()
@@ -81,7 +84,8 @@ async def test_orders_send_the_api_key_filter_by_update_time_and_follow_page_tok
     assert body == {"dates": {"updateDateFrom": "2026-07-17T11:59:59+03:00",
                               "updateDateTo": "2026-07-18T12:00:00+03:00"}, "fake": False}
     assert orjson.loads(two.content) == body
-    assert [[o["orderId"] for o in p.items] for p in pages] == [[55113212034], [55113212035]]
+    assert [[o["orderId"] for o in p.items] for p in pages] == [[55113212034, 55113298761], [55113212035]]
+    assert pages[0].items[1]["_buyer"] == {"id": "vPn3dL0KjLkCmr8WR2Ag5A"}
 
 
 async def test_a_window_longer_than_30_days_is_split_into_requests_market_accepts():
