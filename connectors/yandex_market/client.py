@@ -128,7 +128,9 @@ class YandexMarketClient:
         Without creation dates Market answers only orders created in the last 30 days
         (`OrderDatesFilterDTO` defaults), so a late return of an older order would never be seen:
         each update span is asked once per creation chunk (`creation_chunks`), both filters in
-        every request. The chunks are disjoint, so an order comes once per span.
+        every request. The chunks are disjoint, so an order comes once per span. The other
+        filters of GetBusinessOrdersRequest apply only when sent; `fake: false` leaves Market's
+        test orders out on purpose.
         """
         path = f"/v1/businesses/{self.settings.business_id}/orders"
         for start, end in _spans(window, ORDERS_MAX_SPAN):
@@ -164,7 +166,14 @@ class YandexMarketClient:
     # -- reviews ---------------------------------------------------------------------------------
 
     async def feedbacks(self, window: Window) -> AsyncIterator[Page]:
-        """Reviews created in `window`, each commented one with the shop's comments attached."""
+        """Reviews created in `window`, each commented one with the shop's comments attached.
+
+        What Market filters unasked (GetGoodsFeedbackRequest, yandex_market.md §4): without
+        `dateTimeFrom` only the 6 months before `dateTimeTo` (both bounds are always sent here);
+        `reactionStatus` "by default all reviews" and `paid`, `ratingValues`, `offerIds` filter
+        only when sent, so nothing else is left out. Reviews deleted by their author or by
+        Market are never listed: one deleted after it was stored stays in the store as it was.
+        """
         path = f"/v2/businesses/{self.settings.business_id}/goods-feedback"
         for start, end in _spans(window, REVIEWS_MAX_SPAN):
             body = {"dateTimeFrom": market_time(start), "dateTimeTo": market_time(end)}
@@ -179,7 +188,11 @@ class YandexMarketClient:
         feedback["_comments"] = await self.shop_comments(feedback["feedbackId"])
 
     async def shop_comments(self, feedback_id: int) -> list[dict[str, Any]]:
-        """The shop's comments (author type BUSINESS) on one review: id, text, parentId, status."""
+        """The shop's comments (author type BUSINESS) on one review: id, text, parentId, status.
+
+        Market leaves out comments deleted by users or by Market (getGoodsFeedbackComments);
+        `sourceType` defaults to SELLER, the shop itself, so it is not sent.
+        """
         path = f"/v2/businesses/{self.settings.business_id}/goods-feedback/comments"
         comments: list[dict[str, Any]] = []
         async for data in self._pages(path, {"feedbackId": feedback_id}, 50, "result"):
@@ -215,6 +228,7 @@ class YandexMarketClient:
         never send a message to another buyer. The buyer's name and public id are not kept.
         """
         path = f"/v2/businesses/{self.settings.business_id}/chats"
+        # GetChatsRequest filters only by what is sent: every status of the context's CHATs.
         context = _chat_context(order_id, return_id)
         chats: list[dict[str, Any]] = []
         body = {"contexts": [context], "types": ["CHAT"]}
@@ -252,6 +266,7 @@ class YandexMarketClient:
         """Every message of the chat, page by page: `{messageId, createdAt, sender, message}`
         (`message` is None for a message of files only; the files are not kept)."""
         path = f"/v2/businesses/{self.settings.business_id}/chats/history"
+        # No `messageIdFrom` (GetChatHistoryRequest): the whole history, from the first message.
         messages: list[dict[str, Any]] = []
         async for data in self._pages(path, {}, HISTORY_PAGE_LIMIT, "result", query={"chatId": chat_id}):
             for message in _list_field(data, "messages", path):
