@@ -1,7 +1,10 @@
 """Yandex Market endpoints, pagination and auth; yields raw pages, maps nothing.
 
 Orders: `POST /v1/businesses/{businessId}/orders` filtered by update time, so one window holds
-every order that changed in it. DBS orders that are still active get their buyer id from
+every order that changed in it, whatever its age: Market also filters by creation date, by
+default "the last 30 days" (`OrderDatesFilterDTO`), so each update window is read in creation
+chunks of at most 30 days back to the account's history start (see `creation_chunks`). DBS
+orders that are still active get their buyer id from
 `GET /v2/campaigns/{campaignId}/orders/{orderId}/buyer`, attached as `_buyer` (id only; names
 and the substitute phone are dropped at once). Reviews: `POST /v2/businesses/{businessId}/
 goods-feedback` by creation time, each commented one with the shop's own comments attached as
@@ -15,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -37,9 +40,11 @@ __all__ = [
     "ACTIVE_STATUSES",
     "CHATS_PAGE_LIMIT",
     "HISTORY_PAGE_LIMIT",
+    "ORDERS_CREATION_SPAN",
     "ORDERS_MAX_SPAN",
     "REVIEWS_MAX_SPAN",
     "YandexMarketClient",
+    "creation_chunks",
     "describe_ym_error",
     "market_time",
 ]
@@ -50,6 +55,10 @@ log = logging.getLogger("loyalsync.yandex_market")
 # getOrderBuyerInfo answers only while an order is in one of these (yandex_market.md §3).
 ACTIVE_STATUSES = frozenset({"PROCESSING", "DELIVERY", "PICKUP"})
 ORDERS_MAX_SPAN = timedelta(days=30)  # "max date range 30 days per request"
+# OrderDatesFilterDTO: creationDateFrom..creationDateTo "не больше 30 дней", dates YYYY-MM-DD,
+# the end excluded: a chunk [from, from + 30 days) names 30 whole Moscow dates.
+ORDERS_CREATION_SPAN = timedelta(days=30)
+_DAY = timedelta(days=1)
 REVIEWS_MAX_SPAN = timedelta(days=182)  # dateTimeFrom..dateTimeTo: at most 6 months
 # Both review bounds are exclusive, and whether the order update bounds are is not documented:
 # every request starts one second early (times have whole seconds), so a record stamped exactly
@@ -112,21 +121,32 @@ class YandexMarketClient:
 
     # -- orders ----------------------------------------------------------------------------------
 
-    async def orders(self, window: Window) -> AsyncIterator[Page]:
-        """Orders whose last update falls in `window`, DBS buyers of active ones attached."""
+    async def orders(self, window: Window, *, history: timedelta) -> AsyncIterator[Page]:
+        """Orders whose last update falls in `window` and that were created at most `history`
+        before its end (the stream's `start_history`), DBS buyers of active ones attached.
+
+        Without creation dates Market answers only orders created in the last 30 days
+        (`OrderDatesFilterDTO` defaults), so a late return of an older order would never be seen:
+        each update span is asked once per creation chunk (`creation_chunks`), both filters in
+        every request. The chunks are disjoint, so an order comes once per span. The other
+        filters of GetBusinessOrdersRequest apply only when sent; `fake: false` leaves Market's
+        test orders out on purpose.
+        """
         path = f"/v1/businesses/{self.settings.business_id}/orders"
         for start, end in _spans(window, ORDERS_MAX_SPAN):
-            body: dict[str, Any] = {
-                "dates": {"updateDateFrom": market_time(start), "updateDateTo": market_time(end)},
-                "fake": False,
-            }
-            if self.settings.campaign_ids:
-                body["campaignIds"] = list(self.settings.campaign_ids)
-            async for data in self._pages(path, body, self.settings.orders_page_size, None):
-                orders = _list_field(data, "orders", path)
-                await _all(self._attach_buyer(o) for o in orders if _wants_buyer(o))
-                if orders:
-                    yield Page(orders)
+            for created_from, created_to in creation_chunks(end - history, end):
+                body: dict[str, Any] = {
+                    "dates": {"creationDateFrom": created_from.isoformat(), "creationDateTo": created_to.isoformat(),
+                              "updateDateFrom": market_time(start), "updateDateTo": market_time(end)},
+                    "fake": False,
+                }
+                if self.settings.campaign_ids:
+                    body["campaignIds"] = list(self.settings.campaign_ids)
+                async for data in self._pages(path, body, self.settings.orders_page_size, None):
+                    orders = _list_field(data, "orders", path)
+                    await _all(self._attach_buyer(o) for o in orders if _wants_buyer(o))
+                    if orders:
+                        yield Page(orders)
 
     async def _attach_buyer(self, order: dict[str, Any]) -> None:
         path = f"/v2/campaigns/{order['campaignId']}/orders/{order['orderId']}/buyer"
@@ -146,7 +166,14 @@ class YandexMarketClient:
     # -- reviews ---------------------------------------------------------------------------------
 
     async def feedbacks(self, window: Window) -> AsyncIterator[Page]:
-        """Reviews created in `window`, each commented one with the shop's comments attached."""
+        """Reviews created in `window`, each commented one with the shop's comments attached.
+
+        What Market filters unasked (GetGoodsFeedbackRequest, yandex_market.md §4): without
+        `dateTimeFrom` only the 6 months before `dateTimeTo` (both bounds are always sent here);
+        `reactionStatus` "by default all reviews" and `paid`, `ratingValues`, `offerIds` filter
+        only when sent, so nothing else is left out. Reviews deleted by their author or by
+        Market are never listed: one deleted after it was stored stays in the store as it was.
+        """
         path = f"/v2/businesses/{self.settings.business_id}/goods-feedback"
         for start, end in _spans(window, REVIEWS_MAX_SPAN):
             body = {"dateTimeFrom": market_time(start), "dateTimeTo": market_time(end)}
@@ -161,7 +188,11 @@ class YandexMarketClient:
         feedback["_comments"] = await self.shop_comments(feedback["feedbackId"])
 
     async def shop_comments(self, feedback_id: int) -> list[dict[str, Any]]:
-        """The shop's comments (author type BUSINESS) on one review: id, text, parentId, status."""
+        """The shop's comments (author type BUSINESS) on one review: id, text, parentId, status.
+
+        Market leaves out comments deleted by users or by Market (getGoodsFeedbackComments);
+        `sourceType` defaults to SELLER, the shop itself, so it is not sent.
+        """
         path = f"/v2/businesses/{self.settings.business_id}/goods-feedback/comments"
         comments: list[dict[str, Any]] = []
         async for data in self._pages(path, {"feedbackId": feedback_id}, 50, "result"):
@@ -197,6 +228,7 @@ class YandexMarketClient:
         never send a message to another buyer. The buyer's name and public id are not kept.
         """
         path = f"/v2/businesses/{self.settings.business_id}/chats"
+        # GetChatsRequest filters only by what is sent: every status of the context's CHATs.
         context = _chat_context(order_id, return_id)
         chats: list[dict[str, Any]] = []
         body = {"contexts": [context], "types": ["CHAT"]}
@@ -234,6 +266,7 @@ class YandexMarketClient:
         """Every message of the chat, page by page: `{messageId, createdAt, sender, message}`
         (`message` is None for a message of files only; the files are not kept)."""
         path = f"/v2/businesses/{self.settings.business_id}/chats/history"
+        # No `messageIdFrom` (GetChatHistoryRequest): the whole history, from the first message.
         messages: list[dict[str, Any]] = []
         async for data in self._pages(path, {}, HISTORY_PAGE_LIMIT, "result", query={"chatId": chat_id}):
             for message in _list_field(data, "messages", path):
@@ -251,7 +284,14 @@ class YandexMarketClient:
     async def _pages(self, path: str, body: dict[str, Any], limit: int,
                      envelope: str | None, query: Mapping[str, Any] | None = None,
                      ) -> AsyncIterator[dict[str, Any]]:
-        """Each page's object (`envelope` unwrapped), following `paging.nextPageToken`."""
+        """Each page's object (`envelope` unwrapped), following `paging.nextPageToken`.
+
+        Every Market list the client reads (orders, goods-feedback, its comments, chats, chat
+        history) pages this way: `pageToken` "if absent, the first page is returned; pass the
+        `nextPageToken` of the last answer" (spec `AliasedPageToken`), and the token is absent on
+        the last page (yandex_market.md §3, `PackagingForwardScrollingPagerDTO`). Nothing says a
+        short or empty page is the last, so neither ends the loop.
+        """
         token: str | None = None
         seen: set[str] = set()
         while True:
@@ -268,7 +308,7 @@ class YandexMarketClient:
             paging = data.get("paging")
             token = paging.get("nextPageToken") if isinstance(paging, dict) else None
             if not isinstance(token, str) or not token:
-                return
+                return  # yandex_market.md §3: nextPageToken absent on the last page
             if token in seen:
                 raise FatalApiError("the platform handed out a page token twice; stopping so that "
                                     "nothing is skipped", marketplace=MARKETPLACE,
@@ -283,6 +323,25 @@ def _spans(window: Window, longest: timedelta) -> Iterator[tuple[datetime, datet
         end = min(start - _EARLY + longest, window.end)
         yield start - _EARLY, end
         start = end
+
+
+def creation_chunks(floor: datetime, end: datetime) -> Iterator[tuple[date, date]]:
+    """[creationDateFrom, creationDateTo) pairs of at most 30 days covering every order created
+    from `floor` to `end`.
+
+    Market's creation filter is a Moscow calendar date (`YYYY-MM-DD`, yandex_market.md §8), the
+    start included and the end not (`OrderDatesFilterDTO`). Both ends are widened by a day: a
+    date boundary read in another time zone, or a clock a little off, can then only make a
+    chunk read more, never miss an order. With the orders stream's 180-day history that is
+    7 chunks per update window, so a 10-minute poll costs 7 requests (42 an hour, plus pages)
+    of getBusinessOrders' 10,000 an hour.
+    """
+    first = floor.astimezone(MOSCOW).date() - _DAY
+    stop = end.astimezone(MOSCOW).date() + 2 * _DAY  # end's own date, then the widening day
+    while first < stop:
+        last = min(first + ORDERS_CREATION_SPAN, stop)
+        yield first, last
+        first = last
 
 
 def _wants_buyer(order: Any) -> bool:

@@ -38,14 +38,18 @@ STREAMS = {
     # Orders by their last update (dates.updateDateFrom/To), so one pass over a window sees every
     # order that changed in it, status changes included; no wide re-read is needed to follow them.
     # Market allows 30 days per request and the client starts each request a second early: 29-day
-    # windows fit. getBusinessOrders returns "the last 30 days" by default, and finished orders
-    # (delivered/cancelled) older than 30 days are not returned (getOrders documents it), so the
-    # first sync goes back 30 days; older DBS orders could not give a buyer id anyway. The hour of
+    # windows fit. Market also filters by creation date and, unless told otherwise, reads only the
+    # last 30 days (OrderDatesFilterDTO's defaults; getBusinessOrders documents no other limit on
+    # age), which would hide a late return of an older order for good. So each window is also
+    # walked in 30-day creation chunks back to `start_history` before its end: that history is
+    # both how far back the first sync reads and how old an order may be and still be followed.
+    # 180 days covers late returns and long deliveries; each chunk is a request, 7 per poll at
+    # this default (see client.creation_chunks), against Market's 10,000 an hour. The hour of
     # lookback and a daily 2-day re-scan cover updates that reach the index late.
     "orders": StreamSpec(
         name="orders", record_type=RecordType.ORDER, cursor=CursorKind.WINDOW,
         window=29 * DAY, lookback=timedelta(hours=1), lag=timedelta(minutes=2),
-        start_history=30 * DAY, poll_interval=timedelta(minutes=10),
+        start_history=180 * DAY, poll_interval=timedelta(minutes=10),
         rescan_lookback=2 * DAY, rescan_every=DAY,
     ),
     # Reviews by creation time (dateTimeFrom/To, both exclusive, at most 6 months apart; the API's
@@ -88,8 +92,9 @@ class YandexMarketConnector(Connector):
     streams: ClassVar[Mapping[str, StreamSpec]] = STREAMS
     rate_groups: ClassVar[Mapping[str, Rate]] = RATES
     # Raw fields that may carry a buyer's id, name, phone or address. Top-level keys: `_buyer`
-    # (attached by the client), `buyer` (deprecated OrderDTO), `delivery` (DBS address, recipient,
-    # courier), `notes` (the buyer's free text), `author` (the reviewer's display name),
+    # (attached by the client), `buyer` (deprecated OrderDTO), `delivery` (a DBS buyer's address
+    # under `courier.address`; the deprecated OrderDTO's `address` with recipient and phone),
+    # `notes` (the buyer's free text), `author` (the reviewer's display name),
     # `_comments` (kept for symmetry: the client keeps only the shop's own comments).
     personal_fields = frozenset({
         "_buyer", "buyer", "delivery", "notes", "author", "_comments",
@@ -103,7 +108,7 @@ class YandexMarketConnector(Connector):
 
     def fetch(self, stream: str, window: Window) -> AsyncIterator[Page]:
         if stream == "orders":
-            return self.client.orders(window)
+            return self.client.orders(window, history=self.stream_spec("orders").start_history)
         if stream == "reviews":
             return self.client.feedbacks(window)
         raise KeyError(f"unknown yandex_market stream {stream!r}")

@@ -1,35 +1,36 @@
-"""Seeded dataset behind the Yandex Market emulator: buyers, orders and their fates, reviews.
+"""Seeded dataset behind the Yandex Market emulator: buyers, orders (`emulator_orders`), reviews
+and chats.
 
 Generated once from a seed and kept column-wise; JSON is built only for the records of a page.
-Statuses are not stored: each order has a fate and the times of its steps, and what the API
-shows is computed from the request's "now", so the same data seen later has moved on (orders
-get shipped, delivered, cancelled, returned; reviews get published and answered).
+What the API shows is computed from the request's "now", so the same data seen later has moved
+on (orders get shipped, delivered, cancelled, returned; reviews get published and answered).
 """
 
 from __future__ import annotations
 
 import random
-import time
 from array import array
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from connectors.emulation import LATE_CHANGE_DELAY, Fault
+from connectors.yandex_market.emulator_orders import (
+    ACTIVE,
+    CAMPAIGNS,
+    DAY,
+    OFFERS,
+    OrderTable,
+    market_iso,
+    mix,
+)
+
 __all__ = [
     "ACTIVE", "CAMPAIGNS", "Buyers", "Chats", "Dataset", "OrderTable", "ReviewTable", "generate",
-    "market_iso",
+    "market_iso", "stage_late_changes",
 ]
 
-DAY = 86400
-MSK_OFFSET = 3 * 3600
-ACTIVE = frozenset({"PROCESSING", "DELIVERY", "PICKUP"})
-PROGRAMS = ("FBS", "FBY", "DBS", "EXPRESS")
-CAMPAIGNS = {"FBS": 21500001, "FBY": 21500002, "DBS": 21500003, "EXPRESS": 21500004}
-_PROGRAM_WEIGHTS = (45, 20, 25, 10)
-# Fates: 0 delivered, 1 cancelled by the buyer before shipping, 2 cancelled by the shop,
-# 3 cancelled in delivery (refused or undelivered), 4 returned, 5 partially returned.
-_FATE_WEIGHTS = (76, 8, 4, 5, 4, 3)
-_M64 = (1 << 64) - 1
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 # Names chosen so that none is part of another generated text: the end-to-end test looks for
@@ -38,12 +39,6 @@ _LAST = ("Иванова", "Петров", "Смирнова", "Кузнецов
          "Волкова", "Зайцев", "Павлова", "Семёнов")
 _FIRST = ("Анна", "Павел", "Мария", "Игорь", "Елена", "Олег", "Дарья", "Тимур", "Вера", "Глеб")
 _MIDDLE = ("Сергеевна", "Андреевич", "Викторовна", "Ильич", "Олеговна", "Петрович")
-_OFFERS = (  # offerId stem, name, list price in roubles
-    ("LAMP-G4", "Лампа галогеновая G4 20Вт", 119), ("KETTLE-17", "Чайник электрический 1.7 л", 2490),
-    ("TOWEL-70", "Полотенце махровое 70x140", 899), ("MUG-350", "Кружка керамическая 350 мл", 459),
-    ("CABLE-C", "Кабель USB-C 1 м", 349), ("PAN-28", "Сковорода с антипригарным покрытием 28 см", 3190),
-    ("SOCKS-5", "Носки хлопковые, 5 пар", 599), ("BULB-E27", "Лампа светодиодная E27 12Вт", 189),
-)
 _REVIEWS = {
     5: (("Пришла быстро, всё работает.", "Яркая", "Нет"), ("Отличное качество", "Цена", ""),
         ("", "", "")),
@@ -54,30 +49,9 @@ _REVIEWS = {
 }
 _ANSWERS = ("Спасибо за отзыв!", "Благодарим за оценку!", "Жаль, что товар подвёл. Напишите нам в чат заказа.")
 _SHOP = "Мой магазин"
-_RETURN_BASE = 8_100_000  # return ids are this plus the order's row: distinct, and easy to invert
-
-
-def _mix(x: int) -> int:
-    """splitmix64 finalizer: a bijection on 64-bit ints, so distinct inputs give distinct ids."""
-    x = (x + 0x9E3779B97F4A7C15) & _M64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
-    return x ^ (x >> 31)
-
-
-def market_iso(ts: int) -> str:
-    """Market's timestamps: ISO 8601 in Moscow time with +03:00."""
-    t = time.gmtime(ts + MSK_OFFSET)
-    return f"{t[0]:04d}-{t[1]:02d}-{t[2]:02d}T{t[3]:02d}:{t[4]:02d}:{t[5]:02d}+03:00"
-
-
-def _date(ts: int) -> str:
-    t = time.gmtime(ts + MSK_OFFSET)
-    return f"{t[0]:04d}-{t[1]:02d}-{t[2]:02d}"
-
-
-def _money(kop: int) -> dict[str, Any]:
-    return {"value": kop / 100, "currencyId": "RUR"}
+# Photo links in Market's form (avatars.mds.yandex.net); a review has photos or videos or neither.
+_PHOTO = "https://avatars.mds.yandex.net/get-marketpic/{}/orig"
+_VIDEO = "https://video.market.yandex.ru/{}"
 
 
 class Buyers:
@@ -85,7 +59,7 @@ class Buyers:
 
     def __init__(self, seed: int, n: int):
         rng = random.Random(seed ^ 0xB0B)
-        self._salt = _mix(seed + 77)
+        self._salt = mix(seed + 77)
         self.names = [(rng.randrange(len(_LAST)), rng.randrange(len(_FIRST)), rng.randrange(len(_MIDDLE)))
                       for _ in range(n)]
         self.trusted = [rng.random() < 0.2 for _ in range(n)]
@@ -95,7 +69,7 @@ class Buyers:
 
     def buyer_id(self, b: int) -> str:
         """22 characters, like Market's buyer ids."""
-        x, y, out = _mix(self._salt + b), _mix(self._salt ^ (b << 7)), []
+        x, y, out = mix(self._salt + b), mix(self._salt ^ (b << 7)), []
         for _ in range(11):
             x, d = divmod(x, 62)
             out.append(_B62[d])
@@ -105,7 +79,7 @@ class Buyers:
         return "".join(out)
 
     def phone(self, b: int) -> str:
-        return f"+7999{_mix(self._salt * 3 + b) % 10_000_000:07d}"
+        return f"+7999{mix(self._salt * 3 + b) % 10_000_000:07d}"
 
     def name(self, b: int) -> tuple[str, str, str]:
         """(last, first, middle)."""
@@ -117,202 +91,6 @@ class Buyers:
         last, first, middle = self.name(b)
         return {"id": self.buyer_id(b), "lastName": last, "firstName": first, "middleName": middle,
                 "type": "PERSON", "phone": self.phone(b), "trusted": self.trusted[b]}
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    at: int  # unix seconds
-    status: str
-    substatus: str | None
-
-
-class OrderTable:
-    """Orders sorted by creation time (and so by orderId)."""
-
-    def __init__(self, seed: int, buyers: Buyers, n: int, start: int, span: int, dbs_share: float):
-        rng = random.Random(seed)
-        r = rng.random
-        self.buyers = buyers
-        self.created = array("q", sorted(start + int(r() * span) for _ in range(n)))
-        ids, next_id = array("q"), 55_113_000_000 + rng.randrange(1_000_000)
-        for _ in range(n):
-            next_id += 1 + int(r() * 9)
-            ids.append(next_id)
-        self.ids = ids
-        rest = 1 - dbs_share
-        weights = [w * rest / (100 - _PROGRAM_WEIGHTS[2]) for w in _PROGRAM_WEIGHTS]
-        weights[2] = dbs_share
-        self.program = array("B", rng.choices(range(len(PROGRAMS)), weights=weights, k=n))
-        self.buyer = array("I", (rng.randrange(len(buyers)) for _ in range(n)))
-        self.fate = array("B", rng.choices(range(len(_FATE_WEIGHTS)), weights=_FATE_WEIGHTS, k=n))
-        self.pickup = array("B", (r() < 0.6 for _ in range(n)))
-        # Step times after creation: ready to ship, handed to delivery, at the pickup point,
-        # delivered, and the fate's own moment (cancel or return).
-        self.steps = [self._times(r, self.fate[i]) for i in range(n)]
-        self.lines: list[tuple[tuple[int, int, int, int], ...]] = [
-            tuple(self._line(rng) for _ in range(1 + int(r() ** 2 * 3))) for _ in range(n)
-        ]
-        # A partial return needs an order of two units at least: a single unit becomes two (no
-        # draw from `rng`, so every other order of the seed stays as it was).
-        for i in range(n):
-            if self.fate[i] == 5 and len(self.lines[i]) == 1 and self.lines[i][0][1] == 1:
-                offer, _, unit, cashback = self.lines[i][0]
-                self.lines[i] = ((offer, 2, unit, cashback),)
-        self.notes = array("B", (r() < 0.1 for _ in range(n)))
-
-    @staticmethod
-    def _times(r: Any, fate: int) -> tuple[int, int, int, int, int]:
-        ready = 1800 + int(r() * DAY)
-        shipped = ready + 6 * 3600 + int(r() * 2 * DAY)
-        at_point = shipped + DAY + int(r() * 2 * DAY)
-        delivered = at_point + int(r() * 4 * DAY)
-        end = {1: 300 + int(r() * (ready - 300)), 2: 600 + int(r() * (shipped - 600)),
-               3: shipped + int(r() * (delivered - shipped)) + 1,
-               4: delivered + 2 * DAY + int(r() * 8 * DAY), 5: delivered + 2 * DAY + int(r() * 8 * DAY)}
-        return ready, shipped, at_point, delivered, end.get(fate, delivered)
-
-    @staticmethod
-    def _line(rng: random.Random) -> tuple[int, int, int, int]:
-        """(offer, count, unit price in kopecks, Plus-points share of the unit price in kopecks)."""
-        offer = rng.randrange(len(_OFFERS))
-        unit = round(_OFFERS[offer][2] * 100 * rng.uniform(0.7, 1.0))
-        cashback = 0 if rng.random() < 0.7 else rng.randrange(1, max(2, unit // 1000)) * 100
-        return offer, rng.choice((1, 1, 1, 2, 3)), unit, min(cashback, unit)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def program_of(self, i: int) -> str:
-        return PROGRAMS[self.program[i]]
-
-    def campaign_of(self, i: int) -> int:
-        return CAMPAIGNS[self.program_of(i)]
-
-    def index_of_id(self, order_id: int) -> int | None:
-        k = bisect_right(self.ids, order_id) - 1
-        return k if k >= 0 and self.ids[k] == order_id else None
-
-    def visible_end(self, now: int) -> int:
-        """One past the last order created at or before `now`."""
-        return bisect_right(self.created, now)
-
-    def history(self, i: int) -> list[Step]:
-        """Every step of the order's life, past and future."""
-        c, fate = self.created[i], self.fate[i]
-        ready, shipped, at_point, delivered, end = self.steps[i]
-        steps = [Step(c, "PROCESSING", "STARTED"), Step(c + ready, "PROCESSING", "READY_TO_SHIP"),
-                 Step(c + shipped, "DELIVERY", None)]
-        if self.pickup[i]:
-            steps.append(Step(c + at_point, "PICKUP", "PICKUP_SERVICE_RECEIVED"))
-        steps.append(Step(c + delivered, "DELIVERED", "DELIVERY_SERVICE_DELIVERED"))
-        if fate in (1, 2, 3):
-            reason = {1: "USER_CHANGED_MIND", 2: "SHOP_FAILED", 3: "USER_REFUSED_DELIVERY"}[fate]
-            steps = [s for s in steps if s.at < c + end] + [Step(c + end, "CANCELLED", reason)]
-        elif fate in (4, 5):
-            steps.append(Step(c + end, "RETURNED" if fate == 4 else "PARTIALLY_RETURNED", None))
-        return steps
-
-    def state(self, i: int, now: int) -> Step:
-        """The step in force at `now` (its `at` is the order's updateDate)."""
-        current = None
-        for step in self.history(i):
-            if step.at > now:
-                break
-            current = step
-        assert current is not None, "an order is never shown before it exists"
-        return current
-
-    def total_kop(self, i: int) -> int:
-        """What the buyer paid for the goods (money plus Plus points), in kopecks."""
-        return sum(count * unit for _, count, unit, _ in self.lines[i])
-
-    def returned_units(self, i: int) -> tuple[int, ...]:
-        """Units of each line the buyer sends back: all of them for a return (fate 4), at least
-        one but not all for a partial return (fate 5), none otherwise. Derived from the order id."""
-        fate, lines = self.fate[i], self.lines[i]
-        if fate == 4:
-            return tuple(count for _, count, _, _ in lines)
-        if fate != 5:
-            return (0,) * len(lines)
-        units = sum(count for _, count, _, _ in lines)
-        left = 1 + _mix(self.ids[i]) % (units - 1)  # 1 .. units - 1
-        out = []
-        for _, count, _, _ in lines:
-            back = min(count, left)
-            out.append(back)
-            left -= back
-        return tuple(out)
-
-    def returned_kop(self, i: int, now: int) -> int:
-        """What the goods back with the seller at `now` are worth (money plus Plus points), in kopecks."""
-        if self.state(i, now).status not in ("RETURNED", "PARTIALLY_RETURNED"):
-            return 0
-        return sum(back * unit for back, (_, _, unit, _) in zip(self.returned_units(i), self.lines[i], strict=True))
-
-    def return_id(self, i: int) -> int:
-        """The id of the order's return (it exists once the order is RETURNED or PARTIALLY_RETURNED)."""
-        return _RETURN_BASE + i
-
-    def index_of_return(self, return_id: int, now: int) -> int | None:
-        """The order of a return visible at `now`, or None."""
-        i = return_id - _RETURN_BASE
-        if not 0 <= i < self.visible_end(now):
-            return None
-        return i if self.state(i, now).status in ("RETURNED", "PARTIALLY_RETURNED") else None
-
-    def record(self, i: int, now: int) -> dict[str, Any]:
-        """`BusinessOrderDTO` as seen at `now`."""
-        step, program = self.state(i, now), self.program_of(i)
-        returned = self.returned_units(i) if step.status in ("RETURNED", "PARTIALLY_RETURNED") else None
-        # Some partial returns are refused at the pickup point (REJECTED), the rest sent back.
-        why = "REJECTED" if returned and step.status == "PARTIALLY_RETURNED" and self.ids[i] % 4 == 0 \
-            else "RETURNED"
-        items, pay, cash, subsidy = [], 0, 0, 0
-        for k, (offer, count, unit, cashback) in enumerate(self.lines[i]):
-            stem, name, _ = _OFFERS[offer]
-            pay += (unit - cashback) * count
-            cash += cashback * count
-            subsidy += unit * count // 20
-            items.append({
-                "id": int(self.ids[i] % 10**9) * 10 + k, "offerId": f"SKU-{stem}", "offerName": name,
-                "count": count,
-                "prices": {"payment": _money((unit - cashback) * count), "subsidy": _money(unit * count // 20),
-                           "cashback": _money(cashback * count), "vat": "VAT_22"},
-            })
-            if returned is not None and returned[k]:
-                items[-1]["itemStatuses"] = [{"count": returned[k], "status": why}]
-        ready, shipped, at_point, delivered, _ = self.steps[i]
-        c = self.created[i]
-        delivery: dict[str, Any] = {
-            "type": "PICKUP" if self.pickup[i] else "DELIVERY",
-            "serviceName": "Маркет" if program != "DBS" else "Собственная служба",
-            "dates": {"fromDate": _date(c + shipped), "toDate": _date(c + delivered)},
-        }
-        buyer = self.buyer[i]
-        if program == "DBS" and not self.pickup[i]:
-            # DBS shops deliver themselves, so the order carries an address and a recipient.
-            last, first, _ = self.buyers.name(buyer)
-            delivery["address"] = {"country": "Россия", "city": "Москва", "street": "Тверская",
-                                   "house": str(1 + buyer % 40), "apartment": str(1 + buyer % 120),
-                                   "recipient": f"{first} {last}", "phone": self.buyers.phone(buyer)}
-        if step.status == "DELIVERED":
-            delivery["dates"]["realDeliveryDate"] = _date(step.at)
-        record = {
-            "orderId": self.ids[i], "campaignId": self.campaign_of(i), "programType": program,
-            "externalOrderId": f"A-{self.ids[i] % 1_000_000}", "status": step.status,
-            "substatus": step.substatus, "creationDate": market_iso(c), "updateDate": market_iso(step.at),
-            "paymentType": "PREPAID", "paymentMethod": "YANDEX", "fake": False, "items": items,
-            "prices": {"payment": _money(pay), "subsidy": _money(subsidy), "cashback": _money(cash),
-                       "delivery": {"payment": _money(0), "subsidy": _money(0)}},
-            "delivery": delivery, "buyerType": "PERSON",
-            "notes": f"Позвоните за час: {self.buyers.phone(buyer)}" if self.notes[i] else "",
-            "sourcePlatform": "MARKET",
-        }
-        if step.substatus is None:
-            del record["substatus"]
-        if program == "DBS":
-            record["cancelRequested"] = False
-        return record
 
 
 class ReviewTable:
@@ -356,8 +134,8 @@ class ReviewTable:
 
     def offer(self, i: int) -> str:
         j = self.order[i]
-        offer = self.orders.lines[j][0][0] if j >= 0 else i % len(_OFFERS)
-        return f"SKU-{_OFFERS[offer][0]}"
+        offer = self.orders.lines[j][0][0] if j >= 0 else i % len(OFFERS)
+        return f"SKU-{OFFERS[offer][0]}"
 
     def _generated(self, i: int, now: int) -> list[dict[str, Any]]:
         """`GoodsFeedbackCommentDTO`s visible at `now`: the shop's answer, maybe the buyer's reply."""
@@ -407,23 +185,34 @@ class ReviewTable:
         return f"{first} {last[0]}."
 
     def record(self, i: int, now: int) -> dict[str, Any]:
-        """`GoodsFeedbackDTO` as seen at `now`."""
-        stars = self.stars[i]
+        """`GoodsFeedbackDTO` as seen at `now`. Optional parts vary with the id: an anonymous
+        author (no `author`), texts left empty (absent), photos or videos (`media` only then:
+        its lists hold one item at least)."""
+        stars, fid, v = self.stars[i], self.ids[i], mix(self.ids[i] * 7 + 1)
         texts = _REVIEWS[stars]
-        comment, pros, cons = texts[self.ids[i] % len(texts)]
+        comment, pros, cons = texts[fid % len(texts)]
         comments = self.comments(i, now)
         j = self.order[i]
-        return {
-            "feedbackId": self.ids[i], "createdAt": market_iso(self.created[i]),
-            "needReaction": not comments,
+        record: dict[str, Any] = {
+            "feedbackId": fid, "createdAt": market_iso(self.created[i]), "needReaction": not comments,
             "identifiers": {"orderId": self.orders.ids[j], "offerId": self.offer(i)} if j >= 0
             else {"offerId": self.offer(i)},
-            "author": self.author(i),
-            "description": {"advantages": pros, "disadvantages": cons, "comment": comment},
-            "media": {"photos": [], "videos": []},
             "statistics": {"rating": stars, "commentsCount": len(comments), "recommended": stars >= 4,
                            "paidAmount": 150 if self.paid[i] else 0},
         }
+        if v % 9:
+            record["author"] = self.author(i)
+        description = {k: t for k, t in (("advantages", pros), ("disadvantages", cons), ("comment", comment)) if t}
+        if description:
+            record["description"] = description
+        media = {}
+        if v % 5 == 0:
+            media["photos"] = [_PHOTO.format(fid * 10 + k) for k in range(1 + v % 3)]
+        if v % 17 == 0:
+            media["videos"] = [_VIDEO.format(fid)]
+        if media:
+            record["media"] = media
+        return record
 
 
 class Chats:
@@ -486,6 +275,30 @@ class Dataset:
     orders: OrderTable
     reviews: ReviewTable
     chats: Chats
+
+
+def stage_late_changes(table: OrderTable, faults: Sequence[Fault], generated: int) -> dict[str, tuple[str, str]]:
+    """Apply `late_change` faults: each makes `times` orders, delivered by `generated` (the data's
+    "now") and created about `age` before the change, come back (RETURNED or PARTIALLY_RETURNED)
+    `delay` seconds after `generated`, with their updateDate then. Returns {orderId: (status at
+    `generated`, status after the change)} in Market's words."""
+    changed: dict[str, tuple[str, str]] = {}
+    taken: set[int] = set()
+    for fault in faults:
+        at = generated + int(fault.delay or LATE_CHANGE_DELAY)
+        born = at - int(fault.age)
+        count = 1 if fault.times is None else fault.times
+        delivered = [i for i in range(table.visible_end(generated))
+                     if i not in taken and table.fate[i] == 0 and table.state(i, generated).status == "DELIVERED"]
+        picked = sorted(delivered, key=lambda i: abs(table.created[i] - born))[:count]
+        if len(picked) < count or any(abs(table.created[i] - born) > 2 * DAY for i in picked):
+            raise ValueError(f"late_change: no {count} delivered orders created about {fault.age / DAY:.0f} days "
+                             "before the change; generate a longer history (EmulatorConfig.history_days)")
+        for i in picked:
+            taken.add(i)
+            table.return_late(i, at)
+            changed[str(table.ids[i])] = ("DELIVERED", table.state(i, at).status)
+    return changed
 
 
 def generate(seed: int, orders: int, reviews: int, history_days: int, now: int, *,

@@ -49,8 +49,8 @@ RETRY_HINT_HEADER = "X-Loyalsync-Retry-In"  # set by this transport only; never 
 # burst is allowed; 10 % of the hour lets an ordinary run go unpaced while a backfill settles at
 # the hourly rate and leaves the rest of the budget to the seller's other tools (e.g. an ERP
 # that must confirm orders in time). Writing a comment (`comments/update`) has its own 1,000/h.
-# Chats: createChat and sendMessageToChat have 1,000/h each, getChats and getChatHistory 10,000/h
-# each (spec `x-resource-limit-config`). One `chats` bucket at the lowest of them paces all four:
+# Chats: createChat and sendMessageToChat have 1,000/h each, getChats 5,000/h and getChatHistory
+# 10,000/h (spec `x-resource-limit-config`). One `chats` bucket at the lowest of them paces all four:
 # a message costs two to four calls, so it still allows some 250 messages an hour, and it can
 # never overspend any of Market's per-method budgets (their `Remaining` only ever lowers it).
 RATES: Mapping[str, Rate] = MappingProxyType({

@@ -8,7 +8,7 @@ the whole line (all `count` units); what the buyer paid for goods is `payment + 
 delivery is priced apart, so neither is in the total.
 
 Returns: a `PARTIALLY_RETURNED` order's items say which units came back in `itemStatuses`
-(`OrderItemStatusDTO {count, status}`); units `RETURNED` or `REJECTED` count, at the line's unit
+(`OrderItemUnitStatusDTO {count, status}`); units `RETURNED` or `REJECTED` count, at the line's unit
 price, towards `returned_total`. A `RETURNED` order returned everything (`returned_total = total`);
 any other status carries no return (REJECTED before delivery belongs to the cancellation flow).
 """
@@ -26,6 +26,8 @@ from connectors.records import OrderLine, OrderRecord, OrderStatus, ReviewRecord
 __all__ = ["PROGRAM_FULFILMENT", "STATUS_MAP", "map_feedback", "map_order", "order_status"]
 
 _S = OrderStatus
+# `substatus` is required on every BusinessOrderDTO; the spec names values for PROCESSING and
+# CANCELLED only, and UNKNOWN ("other values ... need no processing") adds nothing to the status.
 # OrderStatusType (yandex_market.md §3). UNKNOWN and values not listed here are quarantined:
 # the spec says "other values may be returned, don't process them".
 STATUS_MAP = {
@@ -42,7 +44,7 @@ _CURRENCY = {"RUR": "RUB"}
 # Comment statuses a buyer can see (or will, once moderated); BANNED and DELETED are not answers.
 _VISIBLE_COMMENT = frozenset({"PUBLISHED", "UNMODERATED"})
 _CENT = Decimal("0.01")
-# OrderItemStatusDTO values whose units are back with the seller; other values are ignored.
+# OrderItemUnitStatusType values whose units are back with the seller; other values are ignored.
 _RETURNED_ITEM = frozenset({"RETURNED", "REJECTED"})
 
 
@@ -99,7 +101,7 @@ def _order(raw: dict[str, Any], order_id: str, ctx: MappingContext) -> OrderReco
         marketplace=ctx.marketplace, account=ctx.account, order_id=order_id,
         created_at=created, updated_at=max(updated_at, created),
         status=normalised,
-        platform_status=f"{status}/{substatus}" if substatus else str(status),
+        platform_status=f"{status}/{substatus}" if substatus and substatus != "UNKNOWN" else str(status),
         fulfilment=PROGRAM_FULFILMENT.get(program, program.lower()) if program else None,
         currency=currency, total=total, lines=lines,
         buyer_key=_buyer_key(raw, program, ctx),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from email.utils import format_datetime
 
 import httpx
@@ -16,7 +16,7 @@ from pydantic import SecretStr
 from connectors.base import Window
 from connectors.errors import AuthError, RetryDeferred
 from connectors.testing import FakeTime
-from connectors.yandex_market.client import YandexMarketClient, describe_ym_error, market_time
+from connectors.yandex_market.client import YandexMarketClient, creation_chunks, describe_ym_error, market_time
 from connectors.yandex_market.limits import rate_limit_hint
 from connectors.yandex_market.settings import YandexMarketAccountSettings
 from tests.conftest import load_fixture
@@ -28,6 +28,9 @@ ORDERS = "/v1/businesses/777/orders"
 FEEDBACK = "/v2/businesses/777/goods-feedback"
 WINDOW = Window(datetime(2026, 7, 17, 9, 0, tzinfo=UTC), datetime(2026, 7, 18, 9, 0, tzinfo=UTC))
 SERVER_NOW = datetime(2026, 7, 18, 9, 0, 5, tzinfo=UTC)
+# A history short enough for one creation chunk: one request per update span, as the tests of
+# paging, limits and buyers want. `test_each_update_span_...` reads the real depth.
+ONE_CHUNK = timedelta(hours=1)
 
 
 def client(time: FakeTime, **settings) -> YandexMarketClient:
@@ -69,19 +72,25 @@ async def test_orders_send_the_api_key_filter_by_update_time_and_follow_page_tok
             httpx.Response(200, json=first),
             httpx.Response(200, json=orders_page(order(55113212035))),  # no nextPageToken: the end
         ])
+        # The example's second order is a DBS one in PROCESSING: its buyer id is asked for.
+        router.get("/v2/campaigns/21500001/orders/55113298761/buyer").mock(
+            return_value=httpx.Response(200, json=load_fixture("yandex_market", "getOrderBuyerInfo.response.json")))
         ym = client(FakeTime())
-        pages = await collect(ym.orders(WINDOW))
+        pages = await collect(ym.orders(WINDOW, history=ONE_CHUNK))
         await ym.aclose()
     one, two = (call.request for call in route.calls)
     assert one.headers["Api-Key"] == TOKEN and "Authorization" not in one.headers  # no "Bearer"
     assert dict(one.url.params) == {"limit": "50"}
     assert dict(two.url.params) == {"limit": "50", "page_token": "eyBuZXh0SWQ6IDIzNDIgfQ=="}
     body = orjson.loads(one.content)
-    # Moscow time with its offset, one second early (bounds may be exclusive), the window's end.
-    assert body == {"dates": {"updateDateFrom": "2026-07-17T11:59:59+03:00",
+    # Moscow time with its offset, one second early (bounds may be exclusive), the window's end;
+    # creation dates from the day before the history's start to two days past the end's date.
+    assert body == {"dates": {"creationDateFrom": "2026-07-17", "creationDateTo": "2026-07-20",
+                              "updateDateFrom": "2026-07-17T11:59:59+03:00",
                               "updateDateTo": "2026-07-18T12:00:00+03:00"}, "fake": False}
     assert orjson.loads(two.content) == body
-    assert [[o["orderId"] for o in p.items] for p in pages] == [[55113212034], [55113212035]]
+    assert [[o["orderId"] for o in p.items] for p in pages] == [[55113212034, 55113298761], [55113212035]]
+    assert pages[0].items[1]["_buyer"] == {"id": "vPn3dL0KjLkCmr8WR2Ag5A"}
 
 
 async def test_a_window_longer_than_30_days_is_split_into_requests_market_accepts():
@@ -89,7 +98,7 @@ async def test_a_window_longer_than_30_days_is_split_into_requests_market_accept
     with respx.mock(base_url=BASE, assert_all_called=True) as router:
         route = router.post(ORDERS).mock(return_value=httpx.Response(200, json=orders_page()))
         ym = client(FakeTime(), campaign_ids=(21500000,))
-        assert await collect(ym.orders(long)) == []
+        assert await collect(ym.orders(long, history=ONE_CHUNK)) == []
         await ym.aclose()
     spans = [orjson.loads(c.request.content) for c in route.calls]
     assert all(s["campaignIds"] == [21500000] for s in spans)
@@ -100,12 +109,41 @@ async def test_a_window_longer_than_30_days_is_split_into_requests_market_accept
     assert all(a[1] == b[0] + timedelta(seconds=1) for a, b in zip(bounds, bounds[1:], strict=False))
 
 
+async def test_each_update_span_is_read_in_creation_chunks_of_30_days_back_to_the_history():
+    """Without creation dates Market reads only the last 30 days of orders (OrderDatesFilterDTO):
+    every request names both filters, and the chunks reach the history's start."""
+    history = timedelta(days=180)
+    with respx.mock(base_url=BASE, assert_all_called=True) as router:
+        route = router.post(ORDERS).mock(return_value=httpx.Response(200, json=orders_page()))
+        ym = client(FakeTime())
+        assert await collect(ym.orders(WINDOW, history=history)) == []
+        await ym.aclose()
+    bodies = [orjson.loads(c.request.content)["dates"] for c in route.calls]
+    assert all((d["updateDateFrom"], d["updateDateTo"]) == ("2026-07-17T11:59:59+03:00", "2026-07-18T12:00:00+03:00")
+               for d in bodies)
+    chunks = [(date.fromisoformat(d["creationDateFrom"]), date.fromisoformat(d["creationDateTo"])) for d in bodies]
+    assert len(chunks) == 7  # 180 days and the widening, 30 at a time
+    assert all(timedelta(days=1) <= hi - lo <= timedelta(days=30) for lo, hi in chunks)
+    assert all(a[1] == b[0] for a, b in zip(chunks, chunks[1:], strict=False))  # no gap, no overlap
+    # From the day before the floor (2026-01-19 in Moscow) to two days past the end's date.
+    assert chunks[0][0] == date(2026, 1, 18) and chunks[-1][1] == date(2026, 7, 20)
+
+
+def test_creation_chunks_use_moscow_dates_and_widen_both_ends():
+    # 21:30 UTC is 00:30 the next day in Moscow: a UTC date would end the chunks a day early.
+    end = datetime(2026, 7, 17, 21, 30, tzinfo=UTC)
+    assert list(creation_chunks(end - timedelta(hours=1), end)) == [(date(2026, 7, 16), date(2026, 7, 20))]
+    floor = datetime(2026, 6, 1, 20, 59, tzinfo=UTC)  # 23:59 on June 1 in Moscow
+    chunks = list(creation_chunks(floor, end))
+    assert chunks[0] == (date(2026, 5, 31), date(2026, 6, 30)) and chunks[-1] == (date(2026, 6, 30), date(2026, 7, 20))
+
+
 async def test_a_420_is_waited_out_like_a_429_for_the_time_market_names():
     time = FakeTime()
     with respx.mock(base_url=BASE, assert_all_called=True) as router:
         router.post(ORDERS).mock(side_effect=[limited(0, 7), httpx.Response(200, json=orders_page(order(1)))])
         ym = client(time)
-        pages = await collect(ym.orders(WINDOW))
+        pages = await collect(ym.orders(WINDOW, history=ONE_CHUNK))
         await ym.aclose()
     assert [o["orderId"] for o in pages[0].items] == [1]
     # Until - Date = 7 s: measured on Market's clock, not ours (the server date is in the past here).
@@ -120,7 +158,7 @@ async def test_a_420_for_the_parallel_limit_backs_off_instead_of_waiting_for_the
             limited(9000, 3000, "Hit rate limit of 4 parallel requests for businessId 777"),
             httpx.Response(200, json=orders_page(order(1)))])
         ym = client(time)
-        await collect(ym.orders(WINDOW))
+        await collect(ym.orders(WINDOW, history=ONE_CHUNK))
         await ym.aclose()
     assert 0 < time.waited < 5  # a short backoff, not the 50 minutes until the budget's refill
 
@@ -131,7 +169,7 @@ async def test_a_420_storm_is_survived():
     with respx.mock(base_url=BASE, assert_all_called=True) as router:
         route = router.post(ORDERS).mock(side_effect=[*storm, httpx.Response(200, json=orders_page(order(1)))])
         ym = client(time)
-        pages = await collect(ym.orders(WINDOW))
+        pages = await collect(ym.orders(WINDOW, history=ONE_CHUNK))
         await ym.aclose()
     assert route.call_count == 6 and len(pages) == 1
     assert ym.http.stats.rate_limited == 5 and time.waited >= 6
@@ -142,7 +180,7 @@ async def test_a_refill_past_the_cap_defers_to_the_next_run():
         router.post(ORDERS).mock(return_value=limited(0, 2400))
         ym = client(FakeTime())
         with pytest.raises(RetryDeferred) as info:
-            await collect(ym.orders(WINDOW))
+            await collect(ym.orders(WINDOW, history=ONE_CHUNK))
         await ym.aclose()
     assert info.value.retry_after == pytest.approx(2400) and info.value.status == 420
 
@@ -157,7 +195,7 @@ async def test_buyer_info_is_asked_only_for_active_dbs_orders_and_only_the_id_is
         info = router.get(path__regex=r"^/v2/campaigns/21500000/orders/(?P<oid>\d+)/buyer$").mock(
             return_value=httpx.Response(200, json=buyer))
         ym = client(FakeTime())
-        (got,) = await collect(ym.orders(WINDOW))
+        (got,) = await collect(ym.orders(WINDOW, history=ONE_CHUNK))
         await ym.aclose()
     asked = sorted(int(c.request.url.path.split("/")[5]) for c in info.calls)
     assert asked == [1, 2, 3]
@@ -177,7 +215,7 @@ async def test_an_order_that_left_the_active_states_meanwhile_just_has_no_buyer(
         router.get("/v2/campaigns/21500000/orders/2/buyer").mock(
             return_value=httpx.Response(200, json=load_fixture("yandex_market", "getOrderBuyerInfo.response.json")))
         ym = client(FakeTime())
-        (page,) = await collect(ym.orders(WINDOW))
+        (page,) = await collect(ym.orders(WINDOW, history=ONE_CHUNK))
         await ym.aclose()
     assert "_buyer" not in page.items[0] and page.items[1]["_buyer"]["id"] == "vPn3dL0KjLkCmr8WR2Ag5A"
 
@@ -198,7 +236,7 @@ async def test_never_more_than_four_requests_in_flight():
         router.post(ORDERS).mock(return_value=httpx.Response(200, json=page))
         router.get(path__regex=r"/buyer$").mock(side_effect=slow_buyer)
         ym = client(FakeTime())
-        (got,) = await collect(ym.orders(WINDOW))
+        (got,) = await collect(ym.orders(WINDOW, history=ONE_CHUNK))
         await ym.aclose()
     assert peak == 4 and ym.transport.max_in_flight == 4  # in parallel, but never past Market's limit
     assert all(o["_buyer"]["id"] == f"buyer{o['orderId']}" for o in got.items)
@@ -220,7 +258,7 @@ async def test_fewer_parallel_requests_when_configured():
             *(order(i, "DBS") for i in range(1, 9)))))
         router.get(path__regex=r"/buyer$").mock(side_effect=slow)
         ym = client(FakeTime(), parallel_requests=2)
-        await collect(ym.orders(WINDOW))
+        await collect(ym.orders(WINDOW, history=ONE_CHUNK))
         await ym.aclose()
     assert peak == 2
 
@@ -259,7 +297,7 @@ async def test_a_401_is_an_auth_error_with_markets_words_and_no_key():
             401, json=load_fixture("yandex_market", "error_401.response.json")))
         ym = client(FakeTime())
         with pytest.raises(AuthError) as info:
-            await collect(ym.orders(WINDOW))
+            await collect(ym.orders(WINDOW, history=ONE_CHUNK))
         await ym.aclose()
     text = str(info.value)
     assert "HTTP 401" in text and "UNAUTHORIZED: Api-Key token is invalid" in text and ORDERS in text

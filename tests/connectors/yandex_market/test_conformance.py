@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -18,9 +18,33 @@ from connectors.yandex_market.settings import PRODUCTION_HOSTS, YandexMarketAcco
 BUSINESS = 12345
 STREAM_PATHS = {"orders": f"/v1/businesses/{BUSINESS}/orders",
                 "reviews": f"/v2/businesses/{BUSINESS}/goods-feedback"}
+# Every list a stream pages through: faults match by path prefix, so `…/goods-feedback` also
+# covers `…/goods-feedback/comments` (the shop's comments the reviews stream attaches).
+PAGING_PATHS = {"orders": (STREAM_PATHS["orders"],), "reviews": (STREAM_PATHS["reviews"],)}
 FAULT_KINDS = {"rate_limit": "rate_limit", "server_error": "http_500", "malformed": "malformed"}
 LAG = int(STREAMS["orders"].lag.total_seconds())
 HISTORY = int(STREAMS["orders"].start_history.total_seconds())
+# Market's order statuses in the export's words, written out here rather than taken from mapping.py.
+EXPORT_STATUS = {"PLACING": "created", "RESERVED": "created", "UNPAID": "created", "PENDING": "created",
+                 "PROCESSING": "created", "DELIVERY": "in_delivery", "PICKUP": "in_delivery",
+                 "DELIVERED": "delivered", "CANCELLED": "cancelled", "PARTIALLY_RETURNED": "partially_returned",
+                 "RETURNED": "returned"}
+
+
+def emulator_faults(requests: Sequence[FaultRequest]) -> tuple[Fault, ...]:
+    """The kit's fault requests as the emulator's faults."""
+    faults: list[Fault] = []
+    for f in requests:
+        if f.kind == "short_page":
+            faults += [Fault(path, "short_page", times=f.times, probability=f.probability)
+                       for path in PAGING_PATHS[f.stream]]
+        elif f.kind == "late_change":
+            faults.append(Fault(STREAM_PATHS[f.stream], "late_change", times=f.times,
+                                delay=f.change_after.total_seconds(), age=f.age.total_seconds()))
+        else:
+            faults.append(Fault(STREAM_PATHS[f.stream], FAULT_KINDS[f.kind], times=f.times,
+                                retry_after=f.retry_after))
+    return tuple(faults)
 
 
 class YandexMarketHarness(ConnectorHarness):
@@ -28,13 +52,13 @@ class YandexMarketHarness(ConnectorHarness):
 
     def emulator(self, *, generated_at: datetime, serving_at: datetime, monotonic: Any,
                  faults: Sequence[FaultRequest] = (), token: str | None = None) -> Any:
-        # 25 days of history: inside the orders stream's 30-day start, also for the kit's run
-        # three days later, so a fresh sync then sees every order an incremental one kept.
+        # 60 days of history: older than Market's default 30-day creation window (a client that
+        # relies on it misses orders), old enough for the kit's 45-day-old late changes, and well
+        # inside the orders stream's 180-day start, also for the kit's run three days later.
         return create_app(EmulatorConfig(
-            seed=5, business_id=BUSINESS, orders=400, reviews=150, buyers=60, history_days=25,
+            seed=5, business_id=BUSINESS, orders=400, reviews=150, buyers=60, history_days=60,
             now=generated_at, clock=lambda: serving_at, token=token, monotonic=monotonic,
-            faults=tuple(Fault(STREAM_PATHS[f.stream], FAULT_KINDS[f.kind], times=f.times,
-                               retry_after=f.retry_after) for f in faults),
+            faults=emulator_faults(faults),
         ))
 
     def account(self, *, base_url: str = "http://emulator") -> YandexMarketAccountSettings:
@@ -46,10 +70,11 @@ class YandexMarketHarness(ConnectorHarness):
 
     def expected_order_ids(self, app: Any, now: datetime) -> set[str]:
         # The orders stream reads by update time up to `now - lag`: an order whose last change
-        # is younger than that is not listed yet.
+        # is younger than that is not listed yet. Every generated order is younger than the
+        # stream's history, so its creation date never keeps it out.
         orders, ts = app.state.data.orders, int(now.timestamp())
         return {str(orders.ids[i]) for i in range(orders.visible_end(ts))
-                if ts - HISTORY <= orders.state(i, ts).at < ts - LAG}
+                if ts - HISTORY <= orders.state(i, ts).at < ts - LAG and orders.created[i] >= ts - HISTORY}
 
     def expected_review_ids(self, app: Any, now: datetime) -> set[str]:
         reviews = app.state.data.reviews
@@ -69,6 +94,13 @@ class YandexMarketHarness(ConnectorHarness):
 
     def rate_limited_count(self, app: Any) -> int:
         return app.state.stats.total_throttled
+
+    def short_pages_served(self, app: Any) -> int:
+        return len(app.state.short_pages)
+
+    def late_changes(self, app: Any) -> Mapping[str, tuple[str, str]]:
+        return {order_id: (EXPORT_STATUS[before], EXPORT_STATUS[after])
+                for order_id, (before, after) in app.state.late_changes.items()}
 
 
 class TestYandexMarketConformance(ConformanceSuite):

@@ -36,7 +36,8 @@ def test_streams_read_orders_by_update_time_in_windows_market_accepts():
     assert orders.cursor is CursorKind.WINDOW and reviews.cursor is CursorKind.WINDOW
     # One request covers the window plus the second the client starts early: within 30 days.
     assert orders.window + timedelta(seconds=1) <= timedelta(days=30)
-    assert orders.start_history == timedelta(days=30)
+    # Old orders are followed too (creation chunks back to start_history): half a year, like reviews.
+    assert orders.start_history == timedelta(days=180)
     assert reviews.window <= timedelta(days=182) and reviews.start_history == timedelta(days=180)
 
 

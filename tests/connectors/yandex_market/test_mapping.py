@@ -29,8 +29,11 @@ def _order(**changes):
 
 
 def _dbs_order():
-    # What the client hands on for an active DBS order: the buyer's id and nothing else of them.
-    return _order(programType="DBS", status="PROCESSING", substatus="STARTED", _buyer={"id": BUYER["id"]})
+    # The example's DBS courier order (its address under `delivery.courier.address`, as
+    # BusinessOrderDTO has it), as the client hands it on: the buyer's id and nothing else of them.
+    order = load_fixture("yandex_market", "getBusinessOrders.response.json")["orders"][1]
+    assert order["programType"] == "DBS" and "address" in order["delivery"]["courier"]
+    return dict(order, _buyer={"id": BUYER["id"]})
 
 
 def _feedback():
@@ -78,6 +81,9 @@ def test_dbs_buyer_id_becomes_the_salted_key_and_nothing_else_of_the_buyer_is_ke
     text = repr(rec)
     for value in (BUYER["id"], BUYER["phone"], BUYER["lastName"], BUYER["firstName"], BUYER["middleName"]):
         assert value not in text
+    # Nothing of the courier address (delivery.courier.address) reaches the record either.
+    for value in ("Профсоюзная", "117292", "41К", "55.6812", "Позвоните"):
+        assert value not in text
 
 
 def test_the_same_buyer_gets_the_same_key_on_every_order_and_other_buyers_another():
@@ -121,6 +127,8 @@ def test_a_cancellation_keeps_its_reason_in_the_platform_status():
     rec = map_order(_order(status="CANCELLED", substatus="USER_CHANGED_MIND"), CTX)
     assert rec.status is OrderStatus.CANCELLED and rec.platform_status == "CANCELLED/USER_CHANGED_MIND"
     assert map_order(_order(status="RETURNED", substatus=None), CTX).platform_status == "RETURNED"
+    # The emulator's (and maybe Market's) substatus of a return: UNKNOWN says nothing more.
+    assert map_order(_order(status="RETURNED", substatus="UNKNOWN"), CTX).platform_status == "RETURNED"
 
 
 def _partial(**changes):
@@ -231,7 +239,7 @@ def test_malformed_order_values_name_the_field(path, bad, reason):
     target[path[-1]] = bad
     with pytest.raises(MalformedRecord, match=reason) as info:
         map_order(order, CTX)
-    assert info.value.record_key == "55113212034"
+    assert info.value.record_key == str(order["orderId"])
 
 
 def test_an_order_without_an_id_is_malformed():
@@ -296,14 +304,16 @@ def test_malformed_review_values_name_the_field(path, bad, reason):
 
 def test_quarantined_orders_and_reviews_keep_no_personal_fields():
     connector = YandexMarketConnector.__new__(YandexMarketConnector)  # mapping needs no client
-    order = dict(_dbs_order(), creationDate="broken", notes="+79990000000",
-                 delivery={"address": {"recipient": "Анна Иванова", "phone": "+79990000000"}},
-                 buyer={"id": BUYER["id"], "firstName": "Анна"})
-    write = map_page(connector, "orders", [order], CTX)
-    (bad,) = write.quarantined
-    assert bad.record_key == "55113212034" and "creationDate" in bad.reason
-    text = repr(bad.payload)
-    for value in (BUYER["id"], "+79990000000", "Анна", "Иванова"):
+    official = dict(_dbs_order(), creationDate="broken", notes="+79990000000")
+    # The deprecated OrderDTO's shape too: `delivery.address` with recipient and phone, `buyer`.
+    deprecated = dict(official, orderId=55113298762,
+                      delivery={"address": {"recipient": "Анна Иванова", "phone": "+79990000000"}},
+                      buyer={"id": BUYER["id"], "firstName": "Анна"})
+    write = map_page(connector, "orders", [official, deprecated], CTX)
+    assert [(b.record_key, "creationDate" in b.reason) for b in write.quarantined] == [
+        ("55113298761", True), ("55113298762", True)]
+    text = repr([b.payload for b in write.quarantined])
+    for value in (BUYER["id"], "+79990000000", "Анна", "Иванова", "Профсоюзная", "117292", "41К", "55.6812"):
         assert value not in text
     review = dict(_feedback(), createdAt="broken")
     (bad_review,) = map_page(connector, "reviews", [review], CTX).quarantined
