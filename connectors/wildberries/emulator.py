@@ -11,12 +11,20 @@ and the faults are arguments, and all runtime state lives on `app.state`:
   by (path, the store's record key: `rid`, `srid` or the feedback `id`),
 - `writes`: every write request received, as `connectors.emulation.write_entry` dicts
   `{"method", "path", "body", "status", "applied"}`,
-- `data` (the seeded `Dataset`), `emulator` (the internals).
+- `data` (the seeded `Dataset`), `emulator` (the internals),
+- `short_pages` [(path, records served, records the page had)] for `short_page` faults,
+- `late_changes` {rid: ("supplierStatus/wbStatus" before, after)} for `late_change` faults: the
+  orders (FBS, so both APIs show them) that a refusal reaches long after they were created.
+
+Paging follows WB's documents: `GET /api/v3/orders` serves orders with id > `next` and answers
+the last served id as `next`; feedbacks are `take`/`skip`; Statistics serves rows with
+`lastChangeDate >= dateFrom`. A `short_page` fault cuts any of them short mid-stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import time
 import uuid
@@ -33,7 +41,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.emulation import Breakage, Fault, FaultKind, FaultPlan, PayloadShape, reshape_payload, write_entry
+from connectors.emulation import (
+    LATE_CHANGE_DELAY,
+    Breakage,
+    Fault,
+    FaultKind,
+    FaultPlan,
+    PayloadShape,
+    reshape_payload,
+    write_entry,
+)
 from connectors.wildberries.emulator_data import MAX_CONFIRM, Dataset, generate, iso_utc, msk
 
 __all__ = ["DEFAULT_LIMITS", "EmulatorConfig", "EmulatorStats", "Fault", "FaultKind", "create_app"]
@@ -46,6 +63,9 @@ DEFAULT_LIMITS: Mapping[str, tuple[int, float, int]] = MappingProxyType({
     "feedbacks": (3, 1, 6),
 })
 _MONTH = 30 * 86400
+# GET /api/v3/orders "returns information about assembly orders created no more than 3 months ago"
+# (spec-2026-08); older ones only through the archive method.
+_QUARTER = 90 * 86400
 _Handler = Callable[[Request, int], Awaitable[tuple[int, Any]]]
 
 
@@ -214,12 +234,23 @@ class _Emulator:
                                       config.history_days, int(born.timestamp()))
         self.buckets: dict[tuple[str, str], _Bucket] = {}
         self.faults = FaultPlan(config.faults, config.seed)
+        self.late_changes = self._stage_late_changes(int(born.timestamp()))
         self.stats = EmulatorStats()
         self.request_log: list[tuple[str, str, str, int]] = []
         self.corrupted: list[tuple[str, Any]] = []
         self.breakage = Breakage()
         self.answers: list[tuple[str, str]] = []
         self.writes: list[dict[str, Any]] = []
+
+    def _stage_late_changes(self, born: int) -> dict[str, tuple[str, str]]:
+        """Apply the plan's `late_change` faults to the orders: {rid: (status before, after)}."""
+        staged: dict[str, tuple[str, str]] = {}
+        table = self.data.orders
+        for fault in self.faults.late_changes():
+            change = born + int(fault.delay or LATE_CHANGE_DELAY)
+            changed = table.apply_late_change(change, int(fault.age), fault.times or 1)
+            staged.update({table.rid(i): states for i, states in changed.items()})
+        return staged
 
     def now(self) -> int:
         """The request-time "now" in unix seconds."""
@@ -337,7 +368,12 @@ class _Emulator:
         if date_to - date_from > _MONTH:
             return _mp_error("period is longer than 30 days")
         table = self.data.orders
-        page = table.fbs_page(date_from, min(date_to, now), after, limit)
+        date_from = max(date_from, now - _QUARTER)
+        page = table.fbs_page(date_from, min(date_to, now), after, limit + 1)
+        more = len(page) > limit
+        page = self.faults.shorten(request.url.path, page[:limit], more=more)
+        # `next`: the last id served, so the following call starts right after it. An empty
+        # page repeats the cursor it was given.
         return 200, {"next": table.ids[page[-1]] if page else after,
                      "orders": [table.marketplace_order(i, now) for i in page]}
 
@@ -364,8 +400,7 @@ class _Emulator:
             i = table.index_of_id(order_id)
             if i is None or table.fbo[i] or table.created[i] > now:
                 continue  # WB silently drops ids it does not know
-            sup, wb = table.status(i, now)
-            out.append({"id": order_id, "supplierStatus": sup, "wbStatus": wb})
+            out.append(table.status_entry(i, now))
         return 200, {"orders": out}
 
     # --- Statistics ---
@@ -387,12 +422,23 @@ class _Emulator:
             lo = table.visible_end(int(day.timestamp()) - 1)
             hi = table.visible_end(min(now, int(day.timestamp()) + 86399))
             return 200, [table.statistics_row(i, now) for i in range(lo, hi)]
-        rows, cap = [], self.config.statistics_page_size
-        for i in table.changes_since(math.ceil(since.timestamp()), now):
-            rows.append(table.statistics_row(i, now))
-            if len(rows) >= cap:
-                break
-        return 200, rows
+        cap, since_ts = self.config.statistics_page_size, math.ceil(since.timestamp())
+        picked = list(itertools.islice(table.changes_since(since_ts, now), cap + 1))
+        picked = self._shorten_statistics(request.url.path, picked[:cap], since_ts, now, more=len(picked) > cap)
+        return 200, [table.statistics_row(i, now) for i in picked]
+
+    def _shorten_statistics(self, path: str, picked: list[int], since: int, now: int, *,
+                            more: bool) -> list[int]:
+        """A `short_page` cut of a Statistics answer, made past the rows at `dateFrom` itself.
+
+        WB's cursor is `lastChangeDate >= dateFrom`: no client can resume inside the group of rows
+        that share the dateFrom instant, so a cut there would lose rows whatever the client did.
+        The emulator cuts only after that group, where the next `dateFrom` reaches the rest.
+        """
+        table, head = self.data.orders, 0
+        while head < len(picked) and table.last_change(picked[head], now) <= since:
+            head += 1
+        return picked[:head] + self.faults.shorten(path, picked[head:], more=more)
 
     # --- Feedbacks ---
     async def feedbacks(self, request: Request, now: int) -> tuple[int, Any]:
@@ -417,8 +463,29 @@ class _Emulator:
                                                    date_from, date_to)
         if order == "dateDesc":
             hits.reverse()
+        page = self.faults.shorten(request.url.path, hits[skip: skip + take], more=skip + take < len(hits))
         return 200, _fb_ok({"countUnanswered": unanswered, "countArchive": archive,
-                            "feedbacks": [reviews.record(i, now) for i in hits[skip: skip + take]]})
+                            "feedbacks": [reviews.record(i, now) for i in page]})
+
+    async def feedbacks_archive(self, request: Request, now: int) -> tuple[int, Any]:
+        """GET /api/v1/feedbacks/archive: take/skip/nmId/order, no date filter, `data{feedbacks}`."""
+        q = request.query_params
+        take, skip, nm_id = _int(q.get("take")), _int(q.get("skip")), _int(q.get("nmId"))
+        if take is None or not 1 <= take <= 5000:
+            return _fb_error("take must be 1..5000")
+        if skip is None or skip < 0:
+            return _fb_error("skip must be a non-negative integer")
+        if q.get("nmId") is not None and nm_id is None:
+            return _fb_error("nmId must be an integer")
+        order = q.get("order", "dateDesc")
+        if order not in ("dateAsc", "dateDesc"):
+            return _fb_error("order must be dateAsc or dateDesc")
+        reviews = self.data.reviews
+        hits = reviews.archive(now, nm_id)
+        if order == "dateDesc":
+            hits.reverse()
+        page = self.faults.shorten(request.url.path, hits[skip: skip + take], more=skip + take < len(hits))
+        return 200, _fb_ok({"feedbacks": [reviews.record(i, now) for i in page]})
 
     async def feedback(self, request: Request, now: int) -> tuple[int, Any]:
         reviews = self.data.reviews
@@ -428,10 +495,10 @@ class _Emulator:
         return 200, _fb_ok(reviews.record(i, now))
 
     async def count_unanswered(self, request: Request, now: int) -> tuple[int, Any]:
-        _, unanswered, _ = self.data.reviews.select(now, False, None, None, None)
+        unanswered, _, _ = self.data.reviews.select(now, False, None, None, None)
         midnight = datetime.fromtimestamp(now, MSK).replace(hour=0, minute=0, second=0)
         today, _, _ = self.data.reviews.select(now, False, None, int(midnight.timestamp()), None)
-        return 200, _fb_ok({"countUnanswered": unanswered, "countUnansweredToday": len(today)})
+        return 200, _fb_ok({"countUnanswered": len(unanswered), "countUnansweredToday": len(today)})
 
     async def answer(self, request: Request, now: int) -> tuple[int, Any]:
         if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
@@ -476,6 +543,7 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
         emu.route("/api/v3/orders/status", "marketplace", emu.orders_status, "POST"),
         emu.route("/api/v1/supplier/orders", "statistics", emu.supplier_orders),
         emu.route("/api/v1/feedbacks", "feedbacks", emu.feedbacks),
+        emu.route("/api/v1/feedbacks/archive", "feedbacks", emu.feedbacks_archive),
         emu.route("/api/v1/feedbacks/count-unanswered", "feedbacks", emu.count_unanswered),
         emu.route("/api/v1/feedbacks/answer", "feedbacks", emu.answer, "POST", write=True),
         emu.route("/api/v1/feedback", "feedbacks", emu.feedback),
@@ -490,4 +558,6 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
     app.state.breakage = emu.breakage
     app.state.answers = emu.answers
     app.state.writes = emu.writes
+    app.state.short_pages = emu.faults.short_pages
+    app.state.late_changes = emu.late_changes
     return app

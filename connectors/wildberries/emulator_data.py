@@ -18,8 +18,8 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple
 
 __all__ = [
-    "MAX_CONFIRM", "Dataset", "Fate", "OrderTable", "ReviewTable", "generate", "iso_utc", "msk",
-    "msk_offset",
+    "ARCHIVE_AFTER", "MAX_CONFIRM", "Dataset", "Fate", "OrderTable", "ReviewTable", "Variant", "generate",
+    "iso_utc", "msk", "msk_offset",
 ]
 
 _M64 = (1 << 64) - 1
@@ -27,6 +27,8 @@ MSK_OFFSET = 3 * 3600  # Moscow has been UTC+3 all year round since 2014
 DAY = 86400
 # Seller confirmation comes within a day (see _timings); /orders/new only scans that far back.
 MAX_CONFIRM = DAY
+# "No response to the feedback is received within 30 days" makes it archived (wildberries.md §3).
+ARCHIVE_AFTER = 30 * DAY
 
 
 def _mix(x: int) -> int:
@@ -72,6 +74,16 @@ class Fate:
 
 
 _FATE_WEIGHTS = (74, 6, 4, 3, 13)  # sold / declined / seller / WB / refused
+
+
+class Variant:
+    """How an FBS order travels, which decides the wbStatus words it passes through."""
+
+    LOCAL = 0  # sorted -> ready_for_pickup -> sold / canceled_by_client; a WB cancel is "canceled"
+    CROSS_BORDER = 1  # crossBorderType 1: accepted_by_carrier -> sent_to_carrier; carrier cancels
+    COURIER = 2  # delivered by courier: postponed_delivery instead of ready_for_pickup
+    DEFECT = 3  # a WB cancellation is "defect" (cancelled because of a defect)
+    ONE_IN = 25  # variants 1..3 are each 1 order in 25; the rest are LOCAL
 
 
 # One product card (one size of it): what orders and reviews share. Prices in kopecks.
@@ -189,11 +201,7 @@ class OrderTable:
             self.t3.append(c)
         self.fate = array("B", fates)
         del fates
-        # Cancellations sorted by time: the second stream of Statistics' lastChangeDate order.
-        cancelled = [i for i in range(n) if self.fate[i] in Fate.CANCELLED]
-        cancelled.sort(key=lambda i: self.created[i] + self.t3[i])
-        self.cancel_order = array("i", cancelled)
-        self.cancel_ts = array("q", (self.created[i] + self.t3[i] for i in cancelled))
+        self._index_cancellations()
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -230,21 +238,107 @@ class OrderTable:
                 return ts
         return None
 
+    def last_change(self, i: int, now: int) -> int:
+        """Statistics' lastChangeDate at `now` (unix seconds): the cancellation once visible, else creation."""
+        cancel = self.cancelled_at(i, now)
+        return cancel if cancel is not None else self.created[i]
+
     def status(self, i: int, now: int) -> tuple[str, str]:
-        """(supplierStatus, wbStatus) as seen at `now`."""
+        """(supplierStatus, wbStatus) as seen at `now` (the words of POST /api/v3/orders/status)."""
         age, fate = now - self.created[i], self.fate[i]
         t1, t2, t3 = self.t1[i], self.t2[i], self.t3[i]
         # A cancellation freezes the seller-side stage at the moment it happened.
         seen = min(age, t3) if fate in Fate.CANCELLED else age
         sup = "new" if seen < t1 else "confirm" if seen < t2 else "complete"
+        variant = self.variant(i)
         if age >= t3:
-            if fate == Fate.SOLD:
-                return "complete", "sold"
-            if fate == Fate.SELLER_CANCEL:
-                return "cancel", "canceled"
-            return sup, {Fate.DECLINED: "declined_by_client", Fate.WB_CANCEL: "canceled",
-                         Fate.REFUSED: "canceled_by_client"}[fate]
-        return sup, "waiting" if age < t2 else "sorted"
+            return self._final(fate, sup, variant)
+        if age < t2:
+            return sup, "waiting"
+        if variant == Variant.CROSS_BORDER:  # handed to the carrier in the seller's country
+            return sup, "accepted_by_carrier" if age < self.arrival(i) else "sent_to_carrier"
+        if age < self.arrival(i) or fate not in (Fate.SOLD, Fate.REFUSED):
+            return sup, "sorted"
+        return sup, "postponed_delivery" if variant == Variant.COURIER else "ready_for_pickup"
+
+    @staticmethod
+    def _final(fate: int, sup: str, variant: int) -> tuple[str, str]:
+        if fate == Fate.SOLD:
+            return "complete", "sold"
+        if fate == Fate.SELLER_CANCEL:
+            return "cancel", "canceled"
+        if variant == Variant.CROSS_BORDER and fate in (Fate.WB_CANCEL, Fate.REFUSED):
+            return "cancel_carrier", "canceled_by_carrier"  # WB: "for crossborder only"
+        if fate == Fate.WB_CANCEL and variant == Variant.DEFECT:
+            return sup, "defect"
+        return sup, {Fate.DECLINED: "declined_by_client", Fate.WB_CANCEL: "canceled",
+                     Fate.REFUSED: "canceled_by_client"}[fate]
+
+    def variant(self, i: int) -> int:
+        """How an FBS order travels (`Variant`); derived from its row, so it costs no memory."""
+        if self.fbo[i]:
+            return Variant.LOCAL
+        return _mix(self._salt ^ (i * 131)) % Variant.ONE_IN
+
+    def arrival(self, i: int) -> int:
+        """Seconds after creation at which a sorted order reaches the pickup point (or courier)."""
+        t2, t3 = self.t2[i], self.t3[i]
+        return t3 - min(DAY, max(0, t3 - t2) // 2)
+
+    def apply_late_change(self, change: int, age: int, times: int) -> dict[int, tuple[str, str]]:
+        """Give `times` FBS orders created about `age` s before `change` a refusal at `change`.
+
+        Each waited at the pickup point until then (a parcel that sat there for weeks): before
+        `change` Marketplace says complete/ready_for_pickup and Statistics isCancel false; from
+        `change` on, complete/canceled_by_client and isCancel with cancelDate = `change`.
+        Returns {index: (status before, status after)} as "supplierStatus/wbStatus".
+        """
+        target = change - age
+        chosen: dict[int, tuple[str, str]] = {}
+        for i in self._nearest(target):
+            if len(chosen) == times:
+                break
+            if self.fbo[i] or self.variant(i) != Variant.LOCAL or self.created[i] + self.t2[i] >= change - DAY:
+                continue
+            self.fate[i], self.t3[i] = Fate.REFUSED, change - self.created[i]
+            before = self.status(i, change - 1)
+            chosen[i] = ("/".join(before), "/".join(self.status(i, change)))
+        self._index_cancellations()
+        return chosen
+
+    def _nearest(self, target: int) -> Iterator[int]:
+        """Row indices by distance of their creation time from `target`, nearest first."""
+        created = self.created
+        right = bisect_left(created, target)
+        left = right - 1
+        while left >= 0 or right < len(created):
+            if right == len(created) or (left >= 0 and target - created[left] <= created[right] - target):
+                yield left
+                left -= 1
+            else:
+                yield right
+                right += 1
+
+    def _index_cancellations(self) -> None:
+        """Cancellations sorted by time: the second stream of Statistics' lastChangeDate order."""
+        cancelled = [i for i in range(len(self.ids)) if self.fate[i] in Fate.CANCELLED]
+        cancelled.sort(key=lambda i: self.created[i] + self.t3[i])
+        self.cancel_order = array("i", cancelled)
+        self.cancel_ts = array("q", (self.created[i] + self.t3[i] for i in cancelled))
+
+    def status_entry(self, i: int, now: int) -> dict[str, Any]:
+        """An `orders[]` entry of POST /api/v3/orders/status.
+
+        `isCancellable`/`isTransferable` (2026 RU spec, as generated into wildberries-sdk 0.1.177;
+        wildberries.md §2a) follow the method texts: cancelling is possible until the order is in
+        delivery, moving it back from delivery to assembly only while it is `complete` and WB has
+        not yet sorted it. Which orders WB really allows is the emulator's reading.
+        """
+        sup, wb = self.status(i, now)
+        open_ = wb in ("waiting", "sorted")
+        return {"id": self.ids[i], "supplierStatus": sup, "wbStatus": wb,
+                "isCancellable": sup in ("new", "confirm") and open_,
+                "isTransferable": sup == "complete" and wb == "waiting"}
 
     # --- prices: one list price and two discounts give every unit the API shows ---
     def prices(self, i: int) -> tuple[int, int, int]:
@@ -265,9 +359,11 @@ class OrderTable:
             "rid": self.rid(i), "createdAt": iso_utc(self.created[i]), "offices": [wh.office],
             "skus": [p.barcode], "id": self.ids[i], "warehouseId": wh.id, "officeId": wh.office_id,
             "nmId": p.nm_id, "chrtId": p.chrt_id, "price": price, "convertedPrice": price,
-            "currencyCode": 643, "convertedCurrencyCode": 643, "cargoType": 1, "crossBorderType": 0,
+            "currencyCode": 643, "convertedCurrencyCode": 643, "cargoType": 1,
+            "crossBorderType": 1 if self.variant(i) == Variant.CROSS_BORDER else 0,
             "comment": _COMMENTS[h % 2] if h % 25 == 0 else "", "isZeroOrder": h % 97 == 0,
-            "options": {"isB2b": h % 50 == 1},
+            # spec-2026-08 spells it isB2B in Order and OrderNew (spec-2025-12: isB2b; wildberries.md §2a)
+            "options": {"isB2B": h % 50 == 1},
         }
 
     def marketplace_order(self, i: int, now: int) -> dict[str, Any]:
@@ -397,19 +493,42 @@ class ReviewTable:
             return _ANSWERS[0 if self.stars[i] >= 4 else 1 if self.stars[i] == 3 else 2], False
         return None
 
+    def content(self, i: int) -> tuple[str, str, str, bool]:
+        """(text, pros, cons, has photos) of a review: derived from its row."""
+        texts = _REVIEW_TEXTS[self.stars[i]]
+        h = _mix(self._salt * 3 + i)
+        return (*texts[h % len(texts)], h % 7 == 0)
+
+    def archived(self, i: int, now: int) -> bool:
+        """WB's archive rule: answered, or unanswered for 30 days, or no text and no photos."""
+        text, pros, cons, photos = self.content(i)
+        return (self.answer_text(i, now) is not None or now - self.created[i] >= ARCHIVE_AFTER
+                or not (text or pros or cons or photos))
+
     def select(self, now: int, answered: bool, nm_id: int | None, date_from: int | None,
                date_to: int | None) -> tuple[list[int], int, int]:
-        """Matching indices (oldest first), and the counts of unanswered and answered reviews."""
+        """Matching indices of GET /api/v1/feedbacks (oldest first), and the counts of
+        unanswered and archived reviews.
+
+        WB does not say whether this list holds archived reviews (wildberries.md §3); the
+        emulator takes the reading that is hardest on a client: it holds none, so an archived
+        review is found only through GET /api/v1/feedbacks/archive.
+        """
         visible = self.visible_end(now)
         lo = bisect_left(self.created, date_from) if date_from is not None else 0
         hi = visible if date_to is None else min(visible, bisect_right(self.created, date_to))
-        n_answered = sum(1 for i in range(visible) if self.answer_text(i, now))
+        n_archived = sum(1 for i in range(visible) if self.archived(i, now))
         hits = [
             i for i in range(lo, hi)
-            if (self.answer_text(i, now) is not None) == answered
+            if not self.archived(i, now) and (self.answer_text(i, now) is not None) == answered
             and (nm_id is None or self.products[self.product[i]].nm_id == nm_id)
         ]
-        return hits, visible - n_answered, n_answered
+        return hits, visible - n_archived, n_archived
+
+    def archive(self, now: int, nm_id: int | None) -> list[int]:
+        """Archived reviews visible at `now`, oldest first (GET /api/v1/feedbacks/archive)."""
+        return [i for i in range(self.visible_end(now)) if self.archived(i, now)
+                and (nm_id is None or self.products[self.product[i]].nm_id == nm_id)]
 
     def visible_end(self, now: int) -> int:
         """Index one past the last review created at or before `now`."""
@@ -418,10 +537,8 @@ class ReviewTable:
     def record(self, i: int, now: int) -> dict[str, Any]:
         """A `data.feedbacks[]` item."""
         p, stars, h = self.products[self.product[i]], self.stars[i], _mix(self._salt * 3 + i)
-        texts = _REVIEW_TEXTS[stars]
-        text, pros, cons = texts[h % len(texts)]
+        text, pros, cons, photo = self.content(i)
         answer = self.answer_text(i, now)
-        photo = h % 7 == 0
         photos = f"https://feedback04.wbbasket.ru/vol{h % 2000}/part{h % 200000}/{p.nm_id}/photos"
         return {
             "id": self.review_id(i), "text": text, "pros": pros, "cons": cons,
