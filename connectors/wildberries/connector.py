@@ -153,7 +153,8 @@ class WildberriesConnector(Connector):
         except AuthError:
             raise
         except FatalApiError as exc:
-            if exc.status in (400, 404):  # no such feedback: nothing was answered; perform rejects it
+            # No such feedback (WB documents 422 for it): nothing was answered; perform rejects it.
+            if exc.status in (400, 404, 422):
                 return None
             raise
 

@@ -146,9 +146,9 @@ def _mp_error(message: str) -> tuple[int, dict[str, Any]]:
                  "message": f"Передан некорректный параметр: {message}"}
 
 
-def _fb_error(text: str) -> tuple[int, dict[str, Any]]:
-    return 400, {"data": None, "error": True, "errorText": text, "additionalErrors": None,
-                 "requestId": str(uuid.uuid4())}
+def _fb_error(text: str, status: int = 400) -> tuple[int, dict[str, Any]]:
+    return status, {"data": None, "error": True, "errorText": text, "additionalErrors": None,
+                    "requestId": str(uuid.uuid4())}
 
 
 def _fb_ok(data: Any) -> dict[str, Any]:
@@ -491,7 +491,8 @@ class _Emulator:
         reviews = self.data.reviews
         i = reviews.index_of(request.query_params.get("id", ""))
         if i is None or reviews.created[i] > now:
-            return _fb_error("feedback not found")
+            # The spec's 422 and its example's words (ResponseGetFeedbackByIdErrEx).
+            return _fb_error("Невозможно получить отзыв по id", 422)
         return 200, _fb_ok(reviews.record(i, now))
 
     async def count_unanswered(self, request: Request, now: int) -> tuple[int, Any]:

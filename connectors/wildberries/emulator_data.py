@@ -82,7 +82,7 @@ class Variant:
     LOCAL = 0  # sorted -> ready_for_pickup -> sold / canceled_by_client; a WB cancel is "canceled"
     CROSS_BORDER = 1  # crossBorderType 1: accepted_by_carrier -> sent_to_carrier; carrier cancels
     COURIER = 2  # delivered by courier: postponed_delivery instead of ready_for_pickup
-    DEFECT = 3  # a WB cancellation is "defect" (cancelled because of a defect)
+    DEFECT = 3  # a WB cancellation or a refusal is "defect" (cancelled because of a defect)
     ONE_IN = 25  # variants 1..3 are each 1 order in 25; the rest are LOCAL
 
 
@@ -269,8 +269,8 @@ class OrderTable:
             return "cancel", "canceled"
         if variant == Variant.CROSS_BORDER and fate in (Fate.WB_CANCEL, Fate.REFUSED):
             return "cancel_carrier", "canceled_by_carrier"  # WB: "for crossborder only"
-        if fate == Fate.WB_CANCEL and variant == Variant.DEFECT:
-            return sup, "defect"
+        if variant == Variant.DEFECT and fate in (Fate.WB_CANCEL, Fate.REFUSED):
+            return sup, "defect"  # WB cancels it for a defect, found at WB or on receipt
         return sup, {Fate.DECLINED: "declined_by_client", Fate.WB_CANCEL: "canceled",
                      Fate.REFUSED: "canceled_by_client"}[fate]
 
@@ -331,14 +331,14 @@ class OrderTable:
 
         `isCancellable`/`isTransferable` (2026 RU spec, as generated into wildberries-sdk 0.1.177;
         wildberries.md §2a) follow the method texts: cancelling is possible until the order is in
-        delivery, moving it back from delivery to assembly only while it is `complete` and WB has
-        not yet sorted it. Which orders WB really allows is the emulator's reading.
+        delivery; moving it back from delivery to assembly only while it is `complete` and still
+        at WB's sorting. Which orders WB really allows is the emulator's reading.
         """
         sup, wb = self.status(i, now)
         open_ = wb in ("waiting", "sorted")
         return {"id": self.ids[i], "supplierStatus": sup, "wbStatus": wb,
                 "isCancellable": sup in ("new", "confirm") and open_,
-                "isTransferable": sup == "complete" and wb == "waiting"}
+                "isTransferable": sup == "complete" and wb == "sorted"}
 
     # --- prices: one list price and two discounts give every unit the API shows ---
     def prices(self, i: int) -> tuple[int, int, int]:
