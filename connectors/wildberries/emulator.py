@@ -177,6 +177,9 @@ _SHAPE = PayloadShape(
 )
 
 
+_REVIEW_LISTS = ("/api/v1/feedbacks", "/api/v1/feedbacks/archive")
+
+
 def _corrupt(payload: Any) -> Any:
     """Break one record of a page in a way a strict mapper must notice; return its id.
 
@@ -307,6 +310,7 @@ class _Emulator(WbEndpoints):
                 status, payload = 500, _problem(500, "internal server error", "injected fault", now)
             if status == 200 and payload is not None:
                 reshape_payload(self.faults, request.url.path, payload, _SHAPE, self.breakage)
+                self._still_broken(request.url.path, payload)
             if fault is not None and fault.kind == "malformed":
                 record_id = _corrupt(payload) if payload is not None else None
                 if record_id is None:
@@ -322,6 +326,22 @@ class _Emulator(WbEndpoints):
                 bucket.tokens -= 9  # WB: "one request with a 4XX response counts as 10"
             response.headers["X-Ratelimit-Remaining"] = str(bucket.remaining)
         return response
+
+    def _still_broken(self, path: str, payload: Any) -> None:
+        """A review a `wrong_type` fault broke on one list stays broken on the other.
+
+        A review moves from GET /api/v1/feedbacks to the archive when it is answered or ages; it is
+        the same record on WB's side, so it keeps its broken field (recorded under both paths).
+        """
+        if path not in _REVIEW_LISTS:
+            return
+        broken = {key: self.breakage.wrong_type[(other, key)] for other, key in self.breakage.wrong_type
+                  if other in _REVIEW_LISTS and other != path}
+        for kind, rec in _records(payload):
+            field_name = broken.get(_SHAPE.key(kind, rec))
+            if field_name is not None:
+                rec[field_name] = _SHAPE.wrong[kind][1]
+                self.breakage.wrong_type[(path, _SHAPE.key(kind, rec))] = field_name
 
     def _throttled(self, now: int, retry: int, limit: int, reset: int) -> Response:
         body = _problem(429, "too many requests", "limited by emulator", now)
