@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 
 from connectors.base import Page, Window
-from connectors.convert import MOSCOW, parse_local, to_local_naive
+from connectors.convert import MOSCOW, parse_aware, parse_local, to_local_naive
 from connectors.errors import FatalApiError, MalformedRecord
 from connectors.http import ApiClient, PlatformErrorInfo, RetryPolicy
 from connectors.ratelimit import EndpointGroup, Rate, RateLimiter
@@ -85,7 +85,11 @@ class WildberriesClient:
     # -- Marketplace API: FBS orders -----------------------------------------------------------
 
     async def marketplace_orders(self, window: Window) -> AsyncIterator[Page]:
-        """FBS orders created in `window`, each with its current status under `_status`."""
+        """FBS orders created in `window`, each with its current status under `_status`.
+
+        WB filters by creation time only (dateFrom/dateTo, ≤ 30 days a call) and serves orders
+        created ≤ 3 months ago (wildberries.md §2a); the stream's window and history stay inside.
+        """
         date_from, date_to = _unix_bounds(window)
         limit = self.settings.orders_page_size
         next_id = 0
@@ -95,14 +99,21 @@ class WildberriesClient:
                 params={"limit": limit, "next": next_id, "dateFrom": date_from, "dateTo": date_to},
             )
             orders = _list_field(body, "orders", "GET /api/v3/orders")
+            # wildberries.md §2a: WB documents only "send next=0, then the next from the answer";
+            # the end is UNCONFIRMED. So the end is an empty `orders` page or a `next` that is
+            # absent, not an integer or unchanged; never a page shorter than `limit`. The window
+            # (dateFrom/dateTo) bounds what the cursor walks through.
             if not orders:
                 return
             await self._attach_statuses(orders)
             yield Page(orders)
-            new_next = body.get("next")
-            # WB does not document the end of this cursor; stop on a short page or a stuck cursor.
-            if len(orders) < limit or not isinstance(new_next, int) or new_next == next_id:
+            new_next = body.get("next") if isinstance(body, dict) else None
+            if not isinstance(new_next, int) or isinstance(new_next, bool) or new_next == next_id:
                 return
+            if new_next < next_id:
+                raise FatalApiError(
+                    f"WB's order cursor went back from {next_id} to {new_next}; paging would repeat forever",
+                    marketplace=MARKETPLACE, endpoint="GET /api/v3/orders")
             next_id = new_next
 
     async def _attach_statuses(self, orders: list[Any]) -> None:
@@ -146,37 +157,68 @@ class WildberriesClient:
                     reached = latest
                 # Rows arrive ordered by lastChangeDate, so a batch's end is a boundary read whole.
                 yield Page(rows, checkpoint=reached)
-            # `>=` returns the boundary rows again; an answer that does not move forward is the end.
-            if not rows_seen or reached is None or reached <= current:
+            # wildberries.md §2b: "If the response is an empty array [], all orders have been
+            # retrieved". The next dateFrom is the last row's lastChangeDate and WB compares with
+            # `>=`, so the last rows come back again: an answer with nothing newer is the end too.
+            if not rows_seen:
+                return
+            if reached is None:
+                raise FatalApiError("no row of the answer has a readable lastChangeDate to page on",
+                                    marketplace=MARKETPLACE, endpoint="GET /api/v1/supplier/orders")
+            if reached <= current:
                 return
             current = reached
 
     # -- Feedbacks API --------------------------------------------------------------------------
 
     async def feedbacks(self, window: Window) -> AsyncIterator[Page]:
-        """Reviews created in `window`, unanswered then answered, `take`/`skip` paged."""
+        """Reviews created in `window`: unanswered, answered, then the archive's.
+
+        WB archives a review once it is answered, unanswered for 30 days, or has no text and no
+        photos, and does not say whether GET /api/v1/feedbacks still lists archived ones
+        (wildberries.md §3). So the archive is read too and the review id dedupes.
+        """
         date_from, date_to = _unix_bounds(window)
-        take = self.settings.feedbacks_page_size
         for answered in ("false", "true"):
-            skip = 0
-            while True:
-                if skip > FEEDBACKS_MAX_SKIP:
-                    raise FatalApiError(
-                        "more reviews in one window than WB lets a client page through (skip ≤ "
-                        f"{FEEDBACKS_MAX_SKIP}); set a smaller streams.reviews.window",
-                        marketplace=MARKETPLACE, endpoint="GET /api/v1/feedbacks")
-                body = await self.http.request_json(
-                    "GET", "feedbacks", "/api/v1/feedbacks",
-                    params={"isAnswered": answered, "take": take, "skip": skip, "order": "dateAsc",
-                            "dateFrom": date_from, "dateTo": date_to},
-                )
-                data = body.get("data") if isinstance(body, dict) else None
-                items = _list_field(data, "feedbacks", "GET /api/v1/feedbacks")
-                if items:
-                    yield Page(items)
-                if len(items) < take:
-                    break
-                skip += take
+            params = {"isAnswered": answered, "order": "dateAsc", "dateFrom": date_from, "dateTo": date_to}
+            async for items in self._take_skip("/api/v1/feedbacks", params, FEEDBACKS_MAX_SKIP):
+                yield Page(items)
+        async for page in self._archived_feedbacks(window):
+            yield page
+
+    async def _archived_feedbacks(self, window: Window) -> AsyncIterator[Page]:
+        """Archived reviews from the newest down to the first one created before `window`.
+
+        The archive has no date filter (take/skip/nmId/order only), so it is read newest first
+        and left after the page that reaches past the window's start. Every review read is kept,
+        also those outside the window: the store's key (the review id) dedupes them.
+        """
+        async for items in self._take_skip("/api/v1/feedbacks/archive", {"order": "dateDesc"}, None):
+            yield Page(items)
+            if any(created is not None and created < window.start for created in map(_created, items)):
+                return
+
+    async def _take_skip(self, path: str, params: dict[str, Any], max_skip: int | None,
+                         ) -> AsyncIterator[list[Any]]:
+        """The pages of a take/skip listing, each non-empty.
+
+        wildberries.md §3: skip moves by what was actually served and the end is an empty page;
+        a page shorter than `take` is not the end (WB documents no such rule).
+        """
+        take, skip = self.settings.feedbacks_page_size, 0
+        endpoint = f"GET {path}"
+        while True:
+            if max_skip is not None and skip > max_skip:
+                raise FatalApiError(
+                    f"more reviews in one window than WB lets a client page through (skip ≤ {max_skip}); "
+                    "set a smaller streams.reviews.window", marketplace=MARKETPLACE, endpoint=endpoint)
+            body = await self.http.request_json("GET", "feedbacks", path, params={**params, "take": take, "skip": skip})
+            data = body.get("data") if isinstance(body, dict) else None
+            items = _list_field(data, "feedbacks", endpoint)
+            if not items:
+                return
+            yield items
+            skip += len(items)
 
     async def feedback(self, feedback_id: str) -> dict[str, Any]:
         """One feedback by id (`GET /api/v1/feedback`), answered or not."""
@@ -210,6 +252,14 @@ def _list_field(body: Any, field: str, endpoint: str) -> list[Any]:
         raise FatalApiError(f"response has no '{field}' list", marketplace=MARKETPLACE,
                             endpoint=endpoint)
     return value
+
+
+def _created(item: Any) -> datetime | None:
+    """A feedback's createdDate (it carries its offset), or None if unreadable."""
+    try:
+        return parse_aware(item.get("createdDate") if isinstance(item, dict) else None, "createdDate")
+    except MalformedRecord:
+        return None
 
 
 def _latest_change(rows: list[Any]) -> datetime | None:

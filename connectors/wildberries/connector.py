@@ -48,8 +48,9 @@ STREAMS = {
         start_history=89 * DAY, poll_interval=timedelta(minutes=30),
         rescan_lookback=7 * DAY, rescan_every=DAY,
     ),
-    # Reviews by creation time; their answered state changes, and unanswered ones archive after
-    # 30 days, so each run re-reads 14 days and a daily re-scan covers 45.
+    # Reviews by creation time, from the two lists and the archive (a review is archived once
+    # answered, after 30 days unanswered, or with no text and no photos; wildberries.md §3). The
+    # answered state changes, so each run re-reads 14 days and a daily re-scan covers 45.
     "reviews": StreamSpec(
         name="reviews", record_type=RecordType.REVIEW, cursor=CursorKind.WINDOW,
         window=30 * DAY, lookback=14 * DAY, lag=timedelta(minutes=1),
@@ -75,6 +76,14 @@ class WildberriesConnector(Connector):
     capabilities = WILDBERRIES_CAPABILITIES
     streams: ClassVar[Mapping[str, StreamSpec]] = STREAMS
     rate_groups: ClassVar[Mapping[str, Rate]] = {g.name: g.rate for g in ENDPOINT_GROUPS}
+    #: GET /api/v3/orders filters by creation only: "The method's response will contain assembly
+    #: orders created during the specified period" (spec-2026-08, wildberries.md §2a). A late change
+    #: to an old FBS order reaches this stream with its daily re-scan; `orders_statistics` follows
+    #: lastChangeDate and brings it on its next poll.
+    changes_only_by_rescan: ClassVar[Mapping[str, str]] = {
+        "orders": "GET /api/v3/orders: \"The method's response will contain assembly orders created during "
+                  "the specified period\" (by creation time only)",
+    }
     personal_fields = frozenset({
         "address", "comment", "userName", "clientName", "firstName", "fullName", "phone",
         "replacementPhone", "orderUid", "gNumber",
@@ -144,7 +153,8 @@ class WildberriesConnector(Connector):
         except AuthError:
             raise
         except FatalApiError as exc:
-            if exc.status in (400, 404):  # no such feedback: nothing was answered; perform rejects it
+            # No such feedback (WB documents 422 for it): nothing was answered; perform rejects it.
+            if exc.status in (400, 404, 422):
                 return None
             raise
 

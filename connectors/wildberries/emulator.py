@@ -11,7 +11,17 @@ and the faults are arguments, and all runtime state lives on `app.state`:
   by (path, the store's record key: `rid`, `srid` or the feedback `id`),
 - `writes`: every write request received, as `connectors.emulation.write_entry` dicts
   `{"method", "path", "body", "status", "applied"}`,
-- `data` (the seeded `Dataset`), `emulator` (the internals).
+- `data` (the seeded `Dataset`), `emulator` (the internals),
+- `short_pages` [(path, records served, records the page had)] for `short_page` faults,
+- `late_changes` {rid: ("supplierStatus/wbStatus" before, after)} for `late_change` faults: the
+  orders (FBS, so both APIs show them) that a refusal reaches long after they were created.
+
+Paging follows WB's documents: `GET /api/v3/orders` serves orders with id > `next` and answers
+the last served id as `next`; feedbacks are `take`/`skip`; Statistics serves rows with
+`lastChangeDate >= dateFrom`. A `short_page` fault cuts any of them short mid-stream.
+
+The WB paths live in `emulator_endpoints`, the orders in `emulator_orders`, the reviews and the
+seeded dataset in `emulator_data`; this module is the guard, the limits and the app.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -33,19 +43,27 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from connectors.emulation import Breakage, Fault, FaultKind, FaultPlan, PayloadShape, reshape_payload, write_entry
-from connectors.wildberries.emulator_data import MAX_CONFIRM, Dataset, generate, iso_utc, msk
+from connectors.emulation import (
+    LATE_CHANGE_DELAY,
+    Breakage,
+    Fault,
+    FaultKind,
+    FaultPlan,
+    PayloadShape,
+    reshape_payload,
+    write_entry,
+)
+from connectors.wildberries.emulator_data import Dataset, generate, iso_utc
+from connectors.wildberries.emulator_endpoints import WbEndpoints
 
 __all__ = ["DEFAULT_LIMITS", "EmulatorConfig", "EmulatorStats", "Fault", "FaultKind", "create_app"]
 
-MSK = timezone(timedelta(hours=3))
 #: group -> (requests, period in seconds, burst), from WB's rate-limit tables for Personal tokens.
 DEFAULT_LIMITS: Mapping[str, tuple[int, float, int]] = MappingProxyType({
     "marketplace": (300, 60, 20),
     "statistics": (1, 60, 10),
     "feedbacks": (3, 1, 6),
 })
-_MONTH = 30 * 86400
 _Handler = Callable[[Request, int], Awaitable[tuple[int, Any]]]
 
 
@@ -121,27 +139,6 @@ def _problem(status: int, title: str, detail: str, now: int) -> dict[str, Any]:
     }
 
 
-def _mp_error(message: str) -> tuple[int, dict[str, Any]]:
-    return 400, {"code": "IncorrectParameter",
-                 "message": f"Передан некорректный параметр: {message}"}
-
-
-def _fb_error(text: str) -> tuple[int, dict[str, Any]]:
-    return 400, {"data": None, "error": True, "errorText": text, "additionalErrors": None,
-                 "requestId": str(uuid.uuid4())}
-
-
-def _fb_ok(data: Any) -> dict[str, Any]:
-    return {"data": data, "error": False, "errorText": "", "additionalErrors": None}
-
-
-def _int(raw: str | None) -> int | None:
-    try:
-        return int(raw) if raw is not None else None
-    except ValueError:
-        return None
-
-
 #: The gateway's answer once a token's 180 days are over. The body is the documented 401 shape
 #: (error_401.json); the detail is golang-jwt v5's expiry error under WB's "token problem; " prefix,
 #: the same library whose "token is malformed: …" the verbatim example shows.
@@ -180,6 +177,9 @@ _SHAPE = PayloadShape(
 )
 
 
+_REVIEW_LISTS = ("/api/v1/feedbacks", "/api/v1/feedbacks/archive")
+
+
 def _corrupt(payload: Any) -> Any:
     """Break one record of a page in a way a strict mapper must notice; return its id.
 
@@ -204,7 +204,7 @@ def _corrupt(payload: Any) -> Any:
     return rec["id"]
 
 
-class _Emulator:
+class _Emulator(WbEndpoints):
     """Request handling: the guard (auth, limits, faults, bookkeeping) and the WB endpoints."""
 
     def __init__(self, config: EmulatorConfig):
@@ -214,12 +214,23 @@ class _Emulator:
                                       config.history_days, int(born.timestamp()))
         self.buckets: dict[tuple[str, str], _Bucket] = {}
         self.faults = FaultPlan(config.faults, config.seed)
+        self.late_changes = self._stage_late_changes(int(born.timestamp()))
         self.stats = EmulatorStats()
         self.request_log: list[tuple[str, str, str, int]] = []
         self.corrupted: list[tuple[str, Any]] = []
         self.breakage = Breakage()
         self.answers: list[tuple[str, str]] = []
         self.writes: list[dict[str, Any]] = []
+
+    def _stage_late_changes(self, born: int) -> dict[str, tuple[str, str]]:
+        """Apply the plan's `late_change` faults to the orders: {rid: (status before, after)}."""
+        staged: dict[str, tuple[str, str]] = {}
+        table = self.data.orders
+        for fault in self.faults.late_changes():
+            change = born + int(fault.delay or LATE_CHANGE_DELAY)
+            changed = table.apply_late_change(change, int(fault.age), fault.times or 1)
+            staged.update({table.rid(i): states for i, states in changed.items()})
+        return staged
 
     def now(self) -> int:
         """The request-time "now" in unix seconds."""
@@ -299,6 +310,7 @@ class _Emulator:
                 status, payload = 500, _problem(500, "internal server error", "injected fault", now)
             if status == 200 and payload is not None:
                 reshape_payload(self.faults, request.url.path, payload, _SHAPE, self.breakage)
+                self._still_broken(request.url.path, payload)
             if fault is not None and fault.kind == "malformed":
                 record_id = _corrupt(payload) if payload is not None else None
                 if record_id is None:
@@ -315,150 +327,28 @@ class _Emulator:
             response.headers["X-Ratelimit-Remaining"] = str(bucket.remaining)
         return response
 
+    def _still_broken(self, path: str, payload: Any) -> None:
+        """A review a `wrong_type` fault broke on one list stays broken on the other.
+
+        A review moves from GET /api/v1/feedbacks to the archive when it is answered or ages; it is
+        the same record on WB's side, so it keeps its broken field (recorded under both paths).
+        """
+        if path not in _REVIEW_LISTS:
+            return
+        broken = {key: self.breakage.wrong_type[(other, key)] for other, key in self.breakage.wrong_type
+                  if other in _REVIEW_LISTS and other != path}
+        for kind, rec in _records(payload):
+            field_name = broken.get(_SHAPE.key(kind, rec))
+            if field_name is not None:
+                rec[field_name] = _SHAPE.wrong[kind][1]
+                self.breakage.wrong_type[(path, _SHAPE.key(kind, rec))] = field_name
+
     def _throttled(self, now: int, retry: int, limit: int, reset: int) -> Response:
         body = _problem(429, "too many requests", "limited by emulator", now)
         response = _json(429, body, media="application/problem+json")
         response.headers.update({"X-Ratelimit-Retry": str(retry), "X-Ratelimit-Limit": str(limit),
                                  "X-Ratelimit-Reset": str(reset)})
         return response
-
-    # --- Marketplace ---
-    async def orders(self, request: Request, now: int) -> tuple[int, Any]:
-        q = request.query_params
-        limit, after = _int(q.get("limit")), _int(q.get("next"))
-        if limit is None or not 1 <= limit <= 1000:
-            return _mp_error("limit must be 1..1000")
-        if after is None or after < 0:
-            return _mp_error("next is required")
-        date_to = _int(q.get("dateTo", str(now)))
-        date_from = _int(q.get("dateFrom", str(now - _MONTH)))
-        if date_from is None or date_to is None or date_from > date_to:
-            return _mp_error("dateFrom/dateTo")
-        if date_to - date_from > _MONTH:
-            return _mp_error("period is longer than 30 days")
-        table = self.data.orders
-        page = table.fbs_page(date_from, min(date_to, now), after, limit)
-        return 200, {"next": table.ids[page[-1]] if page else after,
-                     "orders": [table.marketplace_order(i, now) for i in page]}
-
-    async def orders_new(self, request: Request, now: int) -> tuple[int, Any]:
-        table = self.data.orders
-        # Only orders younger than the longest confirmation delay can still be "new".
-        lo = table.visible_end(now - MAX_CONFIRM - 1)
-        return 200, {"orders": [
-            table.new_order(i, now) for i in range(lo, table.visible_end(now))
-            if not table.fbo[i] and table.status(i, now) == ("new", "waiting")
-        ]}
-
-    async def orders_status(self, request: Request, now: int) -> tuple[int, Any]:
-        try:
-            ids = orjson.loads(await request.body())["orders"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            return _mp_error("body must be {\"orders\": [ids]}")
-        if not isinstance(ids, list) or not 1 <= len(ids) <= 1000 or not all(
-            isinstance(x, int) and not isinstance(x, bool) for x in ids
-        ):
-            return _mp_error("orders must hold 1..1000 integer ids")
-        table, out = self.data.orders, []
-        for order_id in ids:
-            i = table.index_of_id(order_id)
-            if i is None or table.fbo[i] or table.created[i] > now:
-                continue  # WB silently drops ids it does not know
-            sup, wb = table.status(i, now)
-            out.append({"id": order_id, "supplierStatus": sup, "wbStatus": wb})
-        return 200, {"orders": out}
-
-    # --- Statistics ---
-    async def supplier_orders(self, request: Request, now: int) -> tuple[int, Any]:
-        raw, flag = request.query_params.get("dateFrom"), request.query_params.get("flag", "0")
-        if not raw:
-            return 400, {"errors": ["dateFrom: field required"]}
-        try:
-            since = datetime.fromisoformat(raw)
-        except ValueError:
-            return 400, {"errors": "dateFrom: Value not validated"}
-        if flag not in ("0", "1"):
-            return 400, {"errors": "flag: Value not validated"}
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=MSK)  # WB reads an offset-less dateFrom as Moscow time
-        table = self.data.orders
-        if flag == "1":  # the whole Moscow calendar day of dateFrom, by order date
-            day = since.astimezone(MSK).replace(hour=0, minute=0, second=0, microsecond=0)
-            lo = table.visible_end(int(day.timestamp()) - 1)
-            hi = table.visible_end(min(now, int(day.timestamp()) + 86399))
-            return 200, [table.statistics_row(i, now) for i in range(lo, hi)]
-        rows, cap = [], self.config.statistics_page_size
-        for i in table.changes_since(math.ceil(since.timestamp()), now):
-            rows.append(table.statistics_row(i, now))
-            if len(rows) >= cap:
-                break
-        return 200, rows
-
-    # --- Feedbacks ---
-    async def feedbacks(self, request: Request, now: int) -> tuple[int, Any]:
-        q = request.query_params
-        answered = q.get("isAnswered")
-        take, skip = _int(q.get("take")), _int(q.get("skip"))
-        if answered not in ("true", "false"):
-            return _fb_error("isAnswered is required: true or false")
-        if take is None or not 1 <= take <= 5000:
-            return _fb_error("take must be 1..5000")
-        if skip is None or not 0 <= skip <= 199_990:
-            return _fb_error("skip must be 0..199990")
-        order = q.get("order", "dateDesc")
-        if order not in ("dateAsc", "dateDesc"):
-            return _fb_error("order must be dateAsc or dateDesc")
-        nm_id, date_from, date_to = (_int(q.get(k)) for k in ("nmId", "dateFrom", "dateTo"))
-        if any(q.get(k) is not None and v is None for k, v in
-               (("nmId", nm_id), ("dateFrom", date_from), ("dateTo", date_to))):
-            return _fb_error("nmId, dateFrom and dateTo must be integers")
-        reviews = self.data.reviews
-        hits, unanswered, archive = reviews.select(now, answered == "true", nm_id,
-                                                   date_from, date_to)
-        if order == "dateDesc":
-            hits.reverse()
-        return 200, _fb_ok({"countUnanswered": unanswered, "countArchive": archive,
-                            "feedbacks": [reviews.record(i, now) for i in hits[skip: skip + take]]})
-
-    async def feedback(self, request: Request, now: int) -> tuple[int, Any]:
-        reviews = self.data.reviews
-        i = reviews.index_of(request.query_params.get("id", ""))
-        if i is None or reviews.created[i] > now:
-            return _fb_error("feedback not found")
-        return 200, _fb_ok(reviews.record(i, now))
-
-    async def count_unanswered(self, request: Request, now: int) -> tuple[int, Any]:
-        _, unanswered, _ = self.data.reviews.select(now, False, None, None, None)
-        midnight = datetime.fromtimestamp(now, MSK).replace(hour=0, minute=0, second=0)
-        today, _, _ = self.data.reviews.select(now, False, None, int(midnight.timestamp()), None)
-        return 200, _fb_ok({"countUnanswered": unanswered, "countUnansweredToday": len(today)})
-
-    async def answer(self, request: Request, now: int) -> tuple[int, Any]:
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return 400, {"title": "bad request", "requestId": uuid.uuid4().hex, "origin": "fbapi",
-                         "detail": "content-type header not specified"}
-        try:
-            body = orjson.loads(await request.body())
-            review_id, text = body["id"], body["text"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
-            return _fb_error("body must be {\"id\", \"text\"}")
-        if not (isinstance(review_id, str) and isinstance(text, str) and 2 <= len(text) <= 5000):
-            return _fb_error("text must be 2..5000 characters")
-        reviews = self.data.reviews
-        i = reviews.index_of(review_id)
-        known = i is not None and reviews.created[i] <= now
-        if known and reviews.answer_text(i, now) is not None:
-            # An answer is changed with PATCH (once, within 60 days); a second POST is refused.
-            # The wording is the emulator's: WB documents no error text for this case.
-            return _fb_error("feedback already has an answer; use PATCH to edit it")
-        self.answers.append((review_id, text))
-        # WB does not validate the id: an unknown one is accepted (204) and changes nothing.
-        if known:
-            reviews.written[i] = text
-        return 204, None
-
-    async def ping(self, request: Request, now: int) -> tuple[int, Any]:
-        return 200, {"TS": msk(now) + "+03:00", "Status": "OK"}
 
 
 def _json(status: int, payload: Any, media: str = "application/json") -> Response:
@@ -476,6 +366,7 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
         emu.route("/api/v3/orders/status", "marketplace", emu.orders_status, "POST"),
         emu.route("/api/v1/supplier/orders", "statistics", emu.supplier_orders),
         emu.route("/api/v1/feedbacks", "feedbacks", emu.feedbacks),
+        emu.route("/api/v1/feedbacks/archive", "feedbacks", emu.feedbacks_archive),
         emu.route("/api/v1/feedbacks/count-unanswered", "feedbacks", emu.count_unanswered),
         emu.route("/api/v1/feedbacks/answer", "feedbacks", emu.answer, "POST", write=True),
         emu.route("/api/v1/feedback", "feedbacks", emu.feedback),
@@ -490,4 +381,6 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
     app.state.breakage = emu.breakage
     app.state.answers = emu.answers
     app.state.writes = emu.writes
+    app.state.short_pages = emu.faults.short_pages
+    app.state.late_changes = emu.late_changes
     return app

@@ -1,335 +1,26 @@
-"""Seeded dataset behind the Wildberries emulator: orders, their fates over time, and reviews.
+"""Seeded dataset behind the Wildberries emulator: orders (`emulator_orders`) and reviews.
 
-Everything is generated once from a seed and stored column-wise in `array`s (about 55 bytes per
-order), so a million orders fit in memory; JSON dicts are built only for the records of a page.
-Statuses are not stored: they are computed from an order's age at the request's "now".
+Reviews are stored like orders, column-wise, and turned into JSON only for the page served.
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import random
-import time
 from array import array
 from bisect import bisect_left, bisect_right
-from collections import namedtuple
-from collections.abc import Iterator
 from typing import Any, NamedTuple
 
+from connectors.wildberries.emulator_orders import Fate, OrderTable, Variant
+from connectors.wildberries.emulator_values import DAY, MAX_CONFIRM, Product, iso_utc, mix, msk, msk_offset
+from connectors.wildberries.emulator_values import products as make_products
+
 __all__ = [
-    "MAX_CONFIRM", "Dataset", "Fate", "OrderTable", "ReviewTable", "generate", "iso_utc", "msk",
-    "msk_offset",
+    "ARCHIVE_AFTER", "MAX_CONFIRM", "Dataset", "Fate", "OrderTable", "ReviewTable", "Variant", "generate",
+    "iso_utc", "msk", "msk_offset",
 ]
 
-_M64 = (1 << 64) - 1
-MSK_OFFSET = 3 * 3600  # Moscow has been UTC+3 all year round since 2014
-DAY = 86400
-# Seller confirmation comes within a day (see _timings); /orders/new only scans that far back.
-MAX_CONFIRM = DAY
-
-
-def _mix(x: int) -> int:
-    """splitmix64 finalizer: a bijection on 64-bit ints, so distinct inputs give distinct ids."""
-    x = (x + 0x9E3779B97F4A7C15) & _M64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
-    return x ^ (x >> 31)
-
-
-def iso_utc(ts: int) -> str:
-    """Marketplace style: RFC3339 UTC with a Z."""
-    t = time.gmtime(ts)
-    return f"{t[0]:04d}-{t[1]:02d}-{t[2]:02d}T{t[3]:02d}:{t[4]:02d}:{t[5]:02d}Z"
-
-
-def msk(ts: int) -> str:
-    """Statistics style: Moscow wall time without an offset."""
-    t = time.gmtime(ts + MSK_OFFSET)
-    return f"{t[0]:04d}-{t[1]:02d}-{t[2]:02d}T{t[3]:02d}:{t[4]:02d}:{t[5]:02d}"
-
-
-def msk_offset(ts: int) -> str:
-    """Feedbacks style: Moscow time with an explicit +03:00."""
-    return msk(ts) + "+03:00"
-
-
-def _ean13(body12: str) -> str:
-    odd = sum(int(c) for c in body12[0::2])
-    even = sum(int(c) for c in body12[1::2])
-    return body12 + str((10 - (odd + 3 * even) % 10) % 10)
-
-
-class Fate:
-    """How an order ends; the end happens `t3` seconds after creation."""
-
-    SOLD = 0
-    DECLINED = 1  # buyer cancelled within the first hour, before the seller confirmed
-    SELLER_CANCEL = 2
-    WB_CANCEL = 3
-    REFUSED = 4  # buyer refused on receipt
-    CANCELLED = frozenset({DECLINED, SELLER_CANCEL, WB_CANCEL, REFUSED})
-
-
-_FATE_WEIGHTS = (74, 6, 4, 3, 13)  # sold / declined / seller / WB / refused
-
-
-# One product card (one size of it): what orders and reviews share. Prices in kopecks.
-Product = namedtuple("Product", "nm_id imt_id chrt_id article barcode category subject subject_id "
-                                "brand name color size list_kop discount")
-Warehouse = namedtuple("Warehouse", "id name office_id office")
-
-
-# (article stem, category, subject, subjectId, brand, product name, colours, sizes, list price ₽)
-_CATALOG = (
-    ("mug-ceramic-350", "Дом", "Кружки", 3979, "HomeClay", "Кружка керамическая 350 мл",
-     ("белый", "чёрный"), ("0",), 2580),
-    ("plate-26", "Дом", "Тарелки", 3980, "HomeClay", "Тарелка обеденная 26 см",
-     ("белый", "серый"), ("0",), 1290),
-    ("polo-men", "Одежда", "Футболки-поло", 219, "Бест Трикотаж", "Футболка-поло мужская",
-     ("чёрный", "синий"), ("46", "48", "50", "52"), 3490),
-    ("hoodie-oversize", "Одежда", "Худи", 1724, "Бест Трикотаж", "Худи оверсайз",
-     ("серый", "бежевый"), ("S", "M", "L"), 5990),
-    ("multistyler-5in1", "Бытовая техника", "Мультистайлеры", 2970, "Тест", "Мультистайлер 5 в 1",
-     ("розовый",), ("0",), 8870),
-    ("yoga-mat-6", "Спорт", "Коврики для йоги", 4412, "FlexOn", "Коврик для йоги 6 мм",
-     ("фиолетовый", "зелёный"), ("0",), 1990),
-    ("hand-cream-75", "Красота", "Кремы", 1556, "Naturelle", "Крем для рук 75 мл",
-     ("",), ("0",), 450),
-    ("bricks-city-420", "Детям", "Конструкторы", 4921, "BrickKid", "Конструктор 420 деталей",
-     ("",), ("0",), 3290),
-)
-_FBS_WAREHOUSES = (
-    Warehouse(1140223, "Склад продавца Химки", 507, "Коледино"),
-    Warehouse(1140231, "Склад продавца Казань", 1193, "Казань"),
-    Warehouse(658434, "Склад продавца Подольск", 123, "Подольск"),
-)
-_FBO_WAREHOUSES = ("Коледино", "Подольск", "Электросталь", "Казань", "Краснодар", "Новосибирск")
-_REGIONS = (
-    ("Центральный федеральный округ", "Московская"),
-    ("Центральный федеральный округ", "Москва"),
-    ("Северо-Западный федеральный округ", "Санкт-Петербург"),
-    ("Приволжский федеральный округ", "Республика Татарстан"),
-    ("Южный федеральный округ", "Краснодарский край"),
-    ("Уральский федеральный округ", "Свердловская"),
-    ("Сибирский федеральный округ", "Новосибирская"),
-)
-_COMMENTS = ("Упакуйте в плёнку, пожалуйста", "Позвоните перед доставкой")
-
-
-def _products(rng: random.Random, count: int) -> list[Product]:
-    out = []
-    for k in range(count):
-        stem, cat, subj, subj_id, brand, name, colors, sizes, rub = _CATALOG[k % len(_CATALOG)]
-        color, size = colors[k % len(colors)], sizes[k % len(sizes)]
-        slug = f"{stem}-{k:02d}" + (f"-{size}" if size != "0" else "")
-        out.append(Product(
-            nm_id=245_000_000 + k * 7919 + rng.randrange(7000), imt_id=218_000_000 + k * 3571,
-            chrt_id=381_000_000 + k * 104_729 + rng.randrange(100_000), article=slug,
-            barcode=_ean13(f"20{rng.randrange(10**10):010d}"), category=cat, subject=subj,
-            subject_id=subj_id, brand=brand, name=name, color=color, size=size,
-            list_kop=int(rub * rng.uniform(0.9, 1.2)) * 100, discount=rng.choice((10, 25, 45, 55)),
-        ))
-    return out
-
-
-def _timings(r: Any, fate: int) -> tuple[int, int, int]:
-    """Seconds after creation of: seller confirm, WB sorting, and the final event."""
-    t1 = 3600 + int(r() * (MAX_CONFIRM - 3600))  # the seller confirms within a day
-    t2 = t1 + 6 * 3600 + int(r() * 42 * 3600)  # WB sorts it 6..48 h later
-    if fate == Fate.DECLINED:
-        t3 = 60 + int(r() * 3480)
-        t1 = max(t1, t3 + 60)  # "declined_by_client" happens before confirm by definition
-    elif fate == Fate.SELLER_CANCEL:
-        t3 = 600 + int(r() * (t2 - 600))
-    elif fate == Fate.WB_CANCEL:
-        t3 = t1 + int(r() * (t2 - t1 + 2 * DAY))
-    else:  # sold or refused at the pickup point 1..7 days after sorting
-        t3 = t2 + DAY + int(r() * 6 * DAY)
-    return t1, t2, t3
-
-
-class OrderTable:
-    """All orders (FBS and FBO) as parallel columns, sorted by createdAt and id."""
-
-    def __init__(self, seed: int, products: list[Product], n: int, start: int, span: int):
-        rng = random.Random(seed)
-        r = rng.random
-        self.products = products
-        self._salt = _mix(seed)
-        created = sorted(start + int(r() * span) for _ in range(n))
-        cart = list(range(n))
-        for i in range(1, n):
-            if r() < 0.12:  # same cart as the previous order: same second, same orderUid/gNumber
-                created[i], cart[i] = created[i - 1], cart[i - 1]
-        self.created = array("q", created)
-        self.cart = array("i", cart)
-        del created, cart
-        next_id = 3_400_000_000 + rng.randrange(1_000_000)
-        ids = array("q", bytes(8 * n))
-        for i in range(n):
-            next_id += 1 + int(r() * 6)
-            ids[i] = next_id
-        self.ids = ids
-        self.fbo = array("b", (r() < 0.3 for _ in range(n)))
-        self.product = array("H", rng.choices(range(len(products)), k=n))
-        self.spp = array("B", rng.choices((0, 5, 12, 17, 26, 30), k=n))
-        self.region = array("B", rng.choices(range(len(_REGIONS)), k=n))
-        self.warehouse = array("B", (
-            int(r() * (len(_FBO_WAREHOUSES) if f else len(_FBS_WAREHOUSES))) for f in self.fbo
-        ))
-        fates = rng.choices(range(5), weights=_FATE_WEIGHTS, k=n)
-        self.t1, self.t2, self.t3 = array("I"), array("I"), array("I")
-        for i, fate in enumerate(fates):
-            if fate == Fate.SELLER_CANCEL and self.fbo[i]:
-                fates[i] = fate = Fate.WB_CANCEL  # FBO goods never pass through the seller
-            a, b, c = _timings(r, fate)
-            self.t1.append(a)
-            self.t2.append(b)
-            self.t3.append(c)
-        self.fate = array("B", fates)
-        del fates
-        # Cancellations sorted by time: the second stream of Statistics' lastChangeDate order.
-        cancelled = [i for i in range(n) if self.fate[i] in Fate.CANCELLED]
-        cancelled.sort(key=lambda i: self.created[i] + self.t3[i])
-        self.cancel_order = array("i", cancelled)
-        self.cancel_ts = array("q", (self.created[i] + self.t3[i] for i in cancelled))
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    # --- identities derived from the index, so they cost no memory ---
-    def rid(self, i: int) -> str:
-        """Marketplace `rid` == Statistics `srid`: 32 hex digits, unique per order."""
-        return f"{_mix(self._salt + i):016x}{_mix(self._salt ^ (i << 1)):016x}"
-
-    def order_uid(self, i: int) -> str:
-        """Marketplace `orderUid`, shared by the orders of one cart."""
-        c = self.cart[i]
-        return f"{10_000_000 + _mix(c) % 90_000_000}_{_mix(self._salt + c + 7):016x}{_mix(c):016x}"
-
-    def g_number(self, i: int) -> str:
-        """Statistics `gNumber`, shared by the orders of one cart."""
-        return str(10**18 + _mix(self._salt ^ self.cart[i]) % (8 * 10**18))
-
-    def index_of_id(self, order_id: int) -> int | None:
-        """Row of an assembly-order id (FBO rows have ids too, which WB never shows)."""
-        k = bisect_left(self.ids, order_id)
-        return k if k < len(self.ids) and self.ids[k] == order_id else None
-
-    def visible_end(self, now: int) -> int:
-        """Index one past the last order created at or before `now`."""
-        return bisect_right(self.created, now)
-
-    # --- time evolution ---
-    def cancelled_at(self, i: int, now: int) -> int | None:
-        """When the order was cancelled, if that is already visible at `now`."""
-        if self.fate[i] in Fate.CANCELLED:
-            ts = self.created[i] + self.t3[i]
-            if ts <= now:
-                return ts
-        return None
-
-    def status(self, i: int, now: int) -> tuple[str, str]:
-        """(supplierStatus, wbStatus) as seen at `now`."""
-        age, fate = now - self.created[i], self.fate[i]
-        t1, t2, t3 = self.t1[i], self.t2[i], self.t3[i]
-        # A cancellation freezes the seller-side stage at the moment it happened.
-        seen = min(age, t3) if fate in Fate.CANCELLED else age
-        sup = "new" if seen < t1 else "confirm" if seen < t2 else "complete"
-        if age >= t3:
-            if fate == Fate.SOLD:
-                return "complete", "sold"
-            if fate == Fate.SELLER_CANCEL:
-                return "cancel", "canceled"
-            return sup, {Fate.DECLINED: "declined_by_client", Fate.WB_CANCEL: "canceled",
-                         Fate.REFUSED: "canceled_by_client"}[fate]
-        return sup, "waiting" if age < t2 else "sorted"
-
-    # --- prices: one list price and two discounts give every unit the API shows ---
-    def prices(self, i: int) -> tuple[int, int, int]:
-        """(list price, price after seller discount, price after all discounts), in kopecks."""
-        p = self.products[self.product[i]]
-        with_disc = round(p.list_kop * (100 - p.discount) / 100)
-        return p.list_kop, with_disc, round(with_disc * (100 - self.spp[i]) / 100)
-
-    # --- records ---
-    def _common(self, i: int) -> dict[str, Any]:
-        p, wh = self.products[self.product[i]], _FBS_WAREHOUSES[self.warehouse[i]]
-        h = _mix(self._salt ^ (i * 31))
-        price = self.prices(i)[2]
-        return {
-            "address": None, "scanPrice": None, "deliveryType": "fbs",
-            "supplyId": f"WB-GI-{90_000_000 + (self.created[i] // DAY) * 8 + self.warehouse[i]}",
-            "orderUid": self.order_uid(i), "article": p.article, "colorCode": "",
-            "rid": self.rid(i), "createdAt": iso_utc(self.created[i]), "offices": [wh.office],
-            "skus": [p.barcode], "id": self.ids[i], "warehouseId": wh.id, "officeId": wh.office_id,
-            "nmId": p.nm_id, "chrtId": p.chrt_id, "price": price, "convertedPrice": price,
-            "currencyCode": 643, "convertedCurrencyCode": 643, "cargoType": 1, "crossBorderType": 0,
-            "comment": _COMMENTS[h % 2] if h % 25 == 0 else "", "isZeroOrder": h % 97 == 0,
-            "options": {"isB2b": h % 50 == 1},
-        }
-
-    def marketplace_order(self, i: int, now: int) -> dict[str, Any]:
-        """`Order` of GET /api/v3/orders (no status)."""
-        rec = self._common(i)
-        if now - self.created[i] >= self.t2[i]:  # the acceptance price appears once WB scanned it
-            rec["scanPrice"] = rec["price"]
-        return rec
-
-    def new_order(self, i: int, now: int) -> dict[str, Any]:
-        """`OrderNew` of GET /api/v3/orders/new."""
-        rec = self._common(i)
-        del rec["supplyId"]
-        _, with_disc, price = self.prices(i)
-        final = price - price * (_mix(i) % 4) // 100  # WB Wallet discount of 0..3 %
-        rec.update(salePrice=with_disc, requiredMeta=[], optionalMeta=None, finalPrice=final,
-                   convertedFinalPrice=final, isPickupPointShipmentAllowed=_mix(i) % 3 == 0)
-        return rec
-
-    def statistics_row(self, i: int, now: int) -> dict[str, Any]:
-        """Row of GET /api/v1/supplier/orders: Moscow times without offset, rubles."""
-        p = self.products[self.product[i]]
-        fbo = self.fbo[i]
-        okrug, region = _REGIONS[self.region[i]]
-        total, with_disc, price = self.prices(i)
-        cancel = self.cancelled_at(i, now)
-        return {
-            "date": msk(self.created[i]),
-            "lastChangeDate": msk(cancel if cancel is not None else self.created[i]),
-            "warehouseName": _FBO_WAREHOUSES[self.warehouse[i]] if fbo
-            else _FBS_WAREHOUSES[self.warehouse[i]].name,
-            "warehouseType": "Склад WB" if fbo else "Склад продавца",
-            "countryName": "Россия", "oblastOkrugName": okrug, "regionName": region,
-            "supplierArticle": p.article, "nmId": p.nm_id, "barcode": p.barcode,
-            "category": p.category, "subject": p.subject, "brand": p.brand, "techSize": p.size,
-            "incomeID": 29_000_000 + (self.created[i] // DAY) % 1_000_000 * 4 + self.warehouse[i],
-            "isSupply": False, "isRealization": True,
-            "totalPrice": total / 100, "discountPercent": p.discount, "spp": self.spp[i],
-            "finishedPrice": price / 100, "priceWithDisc": with_disc / 100,
-            "isCancel": cancel is not None,
-            "cancelDate": msk(cancel) if cancel is not None else "0001-01-01T00:00:00",
-            "sticker": str(30_000_000_000 + _mix(self._salt + i) % 9_000_000_000),
-            "gNumber": self.g_number(i), "srid": self.rid(i),
-        }
-
-    # --- selections ---
-    def changes_since(self, since: int, now: int) -> Iterator[int]:
-        """Visible orders with lastChangeDate >= since, ordered by (lastChangeDate, srid)."""
-        lo, hi = bisect_left(self.created, since), self.visible_end(now)
-        # A row's lastChangeDate is its creation unless a cancellation is visible; the two kinds
-        # come from two time-sorted streams that are merged here.
-        created = ((self.created[i], i) for i in range(lo, hi) if self.cancelled_at(i, now) is None)
-        c_lo, c_hi = bisect_left(self.cancel_ts, since), bisect_right(self.cancel_ts, now)
-        cancels = ((self.cancel_ts[k], self.cancel_order[k]) for k in range(c_lo, c_hi))
-        for _, group in itertools.groupby(heapq.merge(created, cancels), key=lambda t: t[0]):
-            yield from sorted((i for _, i in group), key=self.rid)
-
-    def fbs_page(self, date_from: int, date_to: int, after_id: int, limit: int) -> list[int]:
-        """FBS orders with date_from <= createdAt <= date_to and id > after_id, by id."""
-        lo = max(bisect_left(self.created, date_from), bisect_right(self.ids, after_id))
-        hi = bisect_right(self.created, date_to)
-        return list(itertools.islice((i for i in range(lo, hi) if not self.fbo[i]), limit))
+# "No response to the feedback is received within 30 days" makes it archived (wildberries.md §3).
+ARCHIVE_AFTER = 30 * DAY
 
 
 _REVIEW_TEXTS = {
@@ -363,7 +54,7 @@ class ReviewTable:
         rng = random.Random(seed ^ 0x5EED)
         r = rng.random
         self.products = products
-        self._salt = _mix(seed + 1)
+        self._salt = mix(seed + 1)
         self.created = array("q", sorted(start + int(r() * span) for _ in range(n)))
         self.product = array("H", rng.choices(range(len(products)), k=n))
         self.stars = array("B", rng.choices((1, 2, 3, 4, 5), weights=(5, 4, 8, 18, 65), k=n))
@@ -380,7 +71,7 @@ class ReviewTable:
     def review_id(self, i: int) -> str:
         """The 20-character feedback id."""
         # 11 base62 digits hold all 64 bits of a bijection, so ids are unique.
-        return _b62(_mix(self._salt + i), 11) + _b62(_mix(self._salt ^ i), 9)
+        return _b62(mix(self._salt + i), 11) + _b62(mix(self._salt ^ i), 9)
 
     def index_of(self, review_id: str) -> int | None:
         """Row of a feedback id, or None."""
@@ -397,19 +88,42 @@ class ReviewTable:
             return _ANSWERS[0 if self.stars[i] >= 4 else 1 if self.stars[i] == 3 else 2], False
         return None
 
+    def content(self, i: int) -> tuple[str, str, str, bool]:
+        """(text, pros, cons, has photos) of a review: derived from its row."""
+        texts = _REVIEW_TEXTS[self.stars[i]]
+        h = mix(self._salt * 3 + i)
+        return (*texts[h % len(texts)], h % 7 == 0)
+
+    def archived(self, i: int, now: int) -> bool:
+        """WB's archive rule: answered, or unanswered for 30 days, or no text and no photos."""
+        text, pros, cons, photos = self.content(i)
+        return (self.answer_text(i, now) is not None or now - self.created[i] >= ARCHIVE_AFTER
+                or not (text or pros or cons or photos))
+
     def select(self, now: int, answered: bool, nm_id: int | None, date_from: int | None,
                date_to: int | None) -> tuple[list[int], int, int]:
-        """Matching indices (oldest first), and the counts of unanswered and answered reviews."""
+        """Matching indices of GET /api/v1/feedbacks (oldest first), and the counts of
+        unanswered and archived reviews.
+
+        WB does not say whether this list holds archived reviews (wildberries.md §3); the
+        emulator takes the reading that is hardest on a client: it holds none, so an archived
+        review is found only through GET /api/v1/feedbacks/archive.
+        """
         visible = self.visible_end(now)
         lo = bisect_left(self.created, date_from) if date_from is not None else 0
         hi = visible if date_to is None else min(visible, bisect_right(self.created, date_to))
-        n_answered = sum(1 for i in range(visible) if self.answer_text(i, now))
+        n_archived = sum(1 for i in range(visible) if self.archived(i, now))
         hits = [
             i for i in range(lo, hi)
-            if (self.answer_text(i, now) is not None) == answered
+            if not self.archived(i, now) and (self.answer_text(i, now) is not None) == answered
             and (nm_id is None or self.products[self.product[i]].nm_id == nm_id)
         ]
-        return hits, visible - n_answered, n_answered
+        return hits, visible - n_archived, n_archived
+
+    def archive(self, now: int, nm_id: int | None) -> list[int]:
+        """Archived reviews visible at `now`, oldest first (GET /api/v1/feedbacks/archive)."""
+        return [i for i in range(self.visible_end(now)) if self.archived(i, now)
+                and (nm_id is None or self.products[self.product[i]].nm_id == nm_id)]
 
     def visible_end(self, now: int) -> int:
         """Index one past the last review created at or before `now`."""
@@ -417,11 +131,9 @@ class ReviewTable:
 
     def record(self, i: int, now: int) -> dict[str, Any]:
         """A `data.feedbacks[]` item."""
-        p, stars, h = self.products[self.product[i]], self.stars[i], _mix(self._salt * 3 + i)
-        texts = _REVIEW_TEXTS[stars]
-        text, pros, cons = texts[h % len(texts)]
+        p, stars, h = self.products[self.product[i]], self.stars[i], mix(self._salt * 3 + i)
+        text, pros, cons, photo = self.content(i)
         answer = self.answer_text(i, now)
-        photo = h % 7 == 0
         photos = f"https://feedback04.wbbasket.ru/vol{h % 2000}/part{h % 200000}/{p.nm_id}/photos"
         return {
             "id": self.review_id(i), "text": text, "pros": pros, "cons": cons,
@@ -462,7 +174,7 @@ class Dataset(NamedTuple):
 def generate(seed: int, orders: int, reviews: int, history_days: int, now: int) -> Dataset:
     """Build the dataset; `now` (unix seconds) is the end of the history window."""
     rng = random.Random(seed)
-    products = _products(rng, 48)
+    products = make_products(rng, 48)
     start, span = now - history_days * DAY, history_days * DAY
     return Dataset(products, OrderTable(seed, products, orders, start, span),
                    ReviewTable(seed, products, reviews, start, span))

@@ -96,6 +96,16 @@ STREAM_OF_PATH = {
     "yandex_market": {f"/v1/businesses/{BUSINESS_ID}/orders": "orders",
                       f"/v2/businesses/{BUSINESS_ID}/goods-feedback": "reviews"},
 }
+# Further list endpoints a stream pages through, which a fault on the stream's prefix also hits:
+# WB reviews read the archive too (GET /api/v1/feedbacks/archive).
+ALSO_PAGED = {"wildberries": {"/api/v1/feedbacks/archive": "reviews"}}
+
+
+def stream_of(marketplace: str, path: str) -> str | None:
+    """The stream a list endpoint feeds, or None."""
+    return STREAM_OF_PATH[marketplace].get(path) or ALSO_PAGED.get(marketplace, {}).get(path)
+
+
 # The first page of each platform's orders and reviews: where the rate-limit storms hit.
 STORM_PATHS = {"wildberries": ("/api/v3/orders", "/api/v1/feedbacks"),
                "ozon": ("/v4/posting/fbs/list", "/v2/review/list"),
@@ -221,7 +231,7 @@ def broken_records(run: Run) -> dict[tuple[str, str, str, str], str]:
     out = {}
     for (mp, acct), app in run.apps.items():
         for (path, key), field_name in app.state.breakage.wrong_type.items():
-            out[(mp, acct, STREAM_OF_PATH[mp][path], key)] = field_name
+            out[(mp, acct, stream_of(mp, path), key)] = field_name
     return out
 
 
@@ -340,7 +350,11 @@ async def test_every_other_record_is_stored_exactly_as_without_faults(runs):
         for key in list(want):
             if key[:2] == EXPIRED.key:
                 continue  # checked below: the expired cabinet has only what it read before
-            if key in absent:
+            # WB reviews: the archive has no date filter, so every window reads it newest first and
+            # a review may be read whole by one window before a later read breaks it. The whole
+            # copy then stays, and must equal the reference's.
+            read_whole_first = kind == "reviews" and key[0] == "wildberries" and key in got
+            if key in absent and not read_whole_first:
                 assert key not in got, key
                 continue
             assert key in got, (kind, key)
@@ -363,7 +377,7 @@ async def test_unknown_and_missing_optional_fields_do_not_cause_quarantine(runs)
     for cab in CABINETS:
         breakage = run.apps[cab.key].state.breakage
         assert breakage.unknown_fields > 100, cab
-        drifted = {(cab.marketplace, cab.name, STREAM_OF_PATH[cab.marketplace].get(path), key)
+        drifted = {(cab.marketplace, cab.name, stream_of(cab.marketplace, path), key)
                    for path, key in breakage.dropped}
         assert len(drifted) > 50, cab
         # A drifted record is quarantined only if it was also the one given a wrong type.

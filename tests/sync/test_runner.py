@@ -95,7 +95,13 @@ async def test_one_malformed_row_is_quarantined_with_its_reason_and_the_page_is_
     assert '"userName"' not in bad["payload"]  # the buyer's name is stripped before quarantine
     stored = {r["review_id"] for r in export_rows(sqlite_store, "reviews")}
     expected = {app.state.data.reviews.review_id(i) for i in range(len(app.state.data.reviews))}
-    assert stored == expected - {bad["record_key"]}
+    [(path, _)] = app.state.corrupted
+    if path == "/api/v1/feedbacks/archive":
+        # WB's archive has no date filter: each window reads it newest first, so the review the
+        # fault corrupted once comes whole on a later window's read and is stored from there.
+        assert stored == expected
+    else:
+        assert stored == expected - {bad["record_key"]}
 
 
 @pytest.mark.postgres

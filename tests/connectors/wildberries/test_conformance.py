@@ -16,7 +16,35 @@ from connectors.wildberries.settings import PRODUCTION_HOSTS, WildberriesAccount
 
 STREAM_PATHS = {"orders": "/api/v3/orders", "orders_statistics": "/api/v1/supplier/orders",
                 "reviews": "/api/v1/feedbacks"}
-FAULT_KINDS = {"rate_limit": "rate_limit", "server_error": "http_500", "malformed": "malformed"}
+# Every endpoint a stream pages through (a short page may come on any of them).
+PAGING_PATHS = {"orders": ("/api/v3/orders",), "orders_statistics": ("/api/v1/supplier/orders",),
+                "reviews": ("/api/v1/feedbacks", "/api/v1/feedbacks/archive")}
+FAULT_KINDS = {"rate_limit": "rate_limit", "server_error": "http_500", "malformed": "malformed",
+               "short_page": "short_page", "late_change": "late_change"}
+# WB's status words -> the export's, written out here so the kit does not check mapping.py against itself.
+CANCELLED_WB = {"canceled", "canceled_by_client", "declined_by_client", "defect", "canceled_by_carrier"}
+IN_DELIVERY_WB = {"sorted", "ready_for_pickup", "postponed_delivery", "accepted_by_carrier", "sent_to_carrier"}
+
+
+def export_status(platform_status: str) -> str:
+    """"supplierStatus/wbStatus" -> created / in_delivery / delivered / cancelled."""
+    supplier, wb = platform_status.split("/")
+    if wb in CANCELLED_WB or supplier in ("cancel", "cancel_carrier"):
+        return "cancelled"
+    if wb == "sold":
+        return "delivered"
+    return "in_delivery" if supplier == "complete" or wb in IN_DELIVERY_WB else "created"
+
+
+def emulator_faults(request: FaultRequest) -> list[Fault]:
+    """The emulator faults that stage one kit request on the stream's endpoints."""
+    kind = FAULT_KINDS[request.kind]
+    if kind == "late_change":  # a data fault: the path only names the stream
+        return [Fault(STREAM_PATHS[request.stream], kind, times=request.times, age=request.age.total_seconds(),
+                      delay=request.change_after.total_seconds())]
+    paths = PAGING_PATHS[request.stream] if kind == "short_page" else (STREAM_PATHS[request.stream],)
+    return [Fault(path, kind, times=request.times, retry_after=request.retry_after,
+                  probability=request.probability) for path in paths]
 
 
 class WildberriesHarness(ConnectorHarness):
@@ -27,8 +55,7 @@ class WildberriesHarness(ConnectorHarness):
         return create_app(EmulatorConfig(
             seed=11, orders=900, reviews=300, now=generated_at, clock=lambda: serving_at,
             token=token, monotonic=monotonic, statistics_page_size=250,
-            faults=tuple(Fault(STREAM_PATHS[f.stream], FAULT_KINDS[f.kind], times=f.times,
-                               retry_after=f.retry_after) for f in faults),
+            faults=tuple(fault for request in faults for fault in emulator_faults(request)),
         ))
 
     def account(self, *, base_url: str = "http://emulator") -> WildberriesAccountSettings:
@@ -69,6 +96,15 @@ class WildberriesHarness(ConnectorHarness):
 
     def rate_limited_count(self, app: Any) -> int:
         return app.state.stats.total_throttled
+
+    def short_pages_served(self, app: Any) -> int:
+        return len(app.state.short_pages)
+
+    def late_changes(self, app: Any) -> dict[str, tuple[str, str]]:
+        # The emulator lists them in WB's Marketplace words; every one is an FBS order, so both
+        # order streams see it (Statistics as isCancel, which the export also calls cancelled).
+        return {rid: (export_status(before), export_status(after))
+                for rid, (before, after) in app.state.late_changes.items()}
 
 
 class TestWildberriesConformance(ConformanceSuite):

@@ -18,7 +18,8 @@ from connectors.wildberries import emulator
 from connectors.wildberries.emulator import EmulatorConfig, Fault, create_app
 
 NOW = datetime(2026, 8, 19, 12, 0, 0, tzinfo=UTC)
-CANCELLED = {"canceled", "canceled_by_client", "declined_by_client"}
+CANCELLED = {"canceled", "canceled_by_client", "declined_by_client", "defect", "canceled_by_carrier"}
+FINAL = CANCELLED | {"sold"}
 MSK_NAIVE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$")
 
 
@@ -171,8 +172,7 @@ async def test_statuses_and_cancellations_evolve_with_the_clock() -> None:
     changed = [i for i in early if early[i] != late[i]]
     assert len(changed) > 10
     kinds = {wb_status for _, wb_status in late.values()}
-    assert {"sold", "canceled_by_client"} <= kinds and kinds <= {
-        "sold", "canceled", "canceled_by_client", "declined_by_client"}
+    assert {"sold", "canceled_by_client"} <= kinds and kinds <= FINAL
     assert ("new", "waiting") in set(early.values())
     newly_cancelled = [s for s, r in late_rows.items()
                        if r["isCancel"] and s in early_rows and not early_rows[s]["isCancel"]]
@@ -185,7 +185,7 @@ async def test_statuses_and_cancellations_evolve_with_the_clock() -> None:
     for srid, row in late_rows.items():  # the two APIs agree on which FBS orders are cancelled
         if srid in rid_to_id:
             sup, wb_status = late[rid_to_id[srid]]
-            assert row["isCancel"] == (sup == "cancel" or wb_status in CANCELLED)
+            assert row["isCancel"] == (sup in ("cancel", "cancel_carrier") or wb_status in CANCELLED)
 
 
 @pytest.mark.anyio
@@ -401,20 +401,33 @@ async def test_probabilistic_fault_is_seeded() -> None:
 async def test_feedbacks_listing_and_validation() -> None:
     app = make(reviews=300)
     async with wb(app) as c:
-        base = {"isAnswered": "true", "take": 5000, "skip": 0}
-        answered = (await c.get("/api/v1/feedbacks", params=base)).json()
+        base = {"isAnswered": "false", "take": 5000, "skip": 0}
+        unanswered = (await c.get("/api/v1/feedbacks", params=base)).json()
+        answered = (await c.get("/api/v1/feedbacks", params={**base, "isAnswered": "true"})).json()
         asc = (await c.get("/api/v1/feedbacks", params={**base, "order": "dateAsc"})).json()
+        archive = (await c.get("/api/v1/feedbacks/archive", params={"take": 5000, "skip": 0})).json()
         bad = [await c.get("/api/v1/feedbacks", params=p) for p in (
             {"take": 10, "skip": 0}, {**base, "take": 5001}, {**base, "skip": 199_991})]
-    data = answered["data"]
-    assert answered["error"] is False and answered["errorText"] == ""
-    assert data["countArchive"] == len(data["feedbacks"]) and data["countUnanswered"] > 0
+        bad.append(await c.get("/api/v1/feedbacks/archive", params={"skip": 0}))
+    data, archived = unanswered["data"], archive["data"]["feedbacks"]
+    assert unanswered["error"] is False and unanswered["errorText"] == ""
+    # The emulator's reading of WB's archive rule: the list holds no archived review, so answered
+    # ones, those left unanswered for 30 days and those with no text and no photos are archived only.
+    assert answered["data"]["feedbacks"] == []
+    assert data["countUnanswered"] == len(data["feedbacks"]) > 0 and data["countArchive"] == len(archived)
     assert data["countArchive"] + data["countUnanswered"] == 300
-    dates = [f["createdDate"] for f in data["feedbacks"]]
-    assert dates == sorted(dates, reverse=True) and all(d.endswith("+03:00") for d in dates)
+    ids = {f["id"] for f in data["feedbacks"]}
+    assert ids.isdisjoint(f["id"] for f in archived)
+    assert all(f["answer"] is None and (f["text"] or f["pros"] or f["cons"] or f["photoLinks"])
+               for f in data["feedbacks"])
+    assert all(datetime.fromisoformat(f["createdDate"]) > NOW - timedelta(days=30) for f in data["feedbacks"])
+    assert any(f["answer"] for f in archived) and any(not f["answer"] for f in archived)
+    for listing in (data["feedbacks"], archived):  # both newest first by default
+        dates = [f["createdDate"] for f in listing]
+        assert dates == sorted(dates, reverse=True) and all(d.endswith("+03:00") for d in dates)
     oldest_first = [f["id"] for f in asc["data"]["feedbacks"]]
     assert oldest_first == [f["id"] for f in reversed(data["feedbacks"])]
-    assert all(f["answer"]["state"] == "wbRu" and f["state"] == "wbRu" for f in data["feedbacks"])
+    assert all(f["answer"]["state"] == "wbRu" and f["state"] == "wbRu" for f in archived if f["answer"])
     for response in bad:
         body = response.json()
         assert response.status_code == 400 and body["data"] is None and body["error"] is True
@@ -439,7 +452,7 @@ async def test_answer_validation_and_effect() -> None:
     assert no_type.json()["origin"] == "fbapi" and no_type.json()["title"] == "bad request"
     assert short.status_code == 400 and short.json()["error"] is True
     assert ok.status_code == unknown.status_code == 204
-    assert after["countUnanswered"] == before["countUnanswered"] - 1
+    assert after["countUnanswered"] == before["countUnanswered"] - 1  # answered: archived
     assert after["countArchive"] == before["countArchive"] + 1
     assert target not in {f["id"] for f in after["feedbacks"]}
     assert one["answer"] == {"text": "Спасибо!", "state": "wbRu", "editable": True}
@@ -469,7 +482,8 @@ def test_public_surface() -> None:
 
 # --- fault harness kinds: expired token, schema drift, wrong type ---
 
-FEEDBACKS = {"isAnswered": "true", "take": 30, "skip": 0}
+FEEDBACKS = {"isAnswered": "false", "take": 30, "skip": 0}
+ARCHIVE = {"take": 30, "skip": 0}
 
 
 @pytest.mark.anyio
@@ -496,8 +510,8 @@ async def test_schema_drift_adds_unknown_fields_and_leaves_out_only_optional_one
     pages = []
     for app in (plain, drifted):
         async with wb(app) as c:
-            reviews = [r for answered in ("true", "false") for r in (await c.get(
-                "/api/v1/feedbacks", params={**FEEDBACKS, "isAnswered": answered})).json()["data"]["feedbacks"]]
+            reviews = [r for path, params in (("/api/v1/feedbacks", FEEDBACKS), ("/api/v1/feedbacks/archive", ARCHIVE))
+                       for r in (await c.get(path, params=params)).json()["data"]["feedbacks"]]
             pages.append((reviews, await statistics(c)))
     (reviews, rows), (reviews2, rows2) = pages
     assert reviews and rows and len(reviews) == len(reviews2) and len(rows) == len(rows2)

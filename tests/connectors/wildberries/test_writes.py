@@ -113,7 +113,7 @@ async def test_an_unknown_feedback_is_rejected_before_anything_is_sent() -> None
         found = await wb.find_done(reply("NoSuchFeedback000000"))
         result = await wb.perform(reply("NoSuchFeedback000000"))
     assert found is None
-    assert result.status is WriteStatus.REJECTED and result.detail == "feedback not found"
+    assert result.status is WriteStatus.REJECTED and result.detail == "Невозможно получить отзыв по id"
     assert app.state.writes == []  # WB would have accepted (204) an unknown id without a word
 
 
