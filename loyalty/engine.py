@@ -54,14 +54,13 @@ See docs/loyalty-engine.md. Decisions this module makes (and the spec leaves ope
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
 from loyalty.rules import Condition, LoyaltySettings, Offer, Segment
-from loyalty.segments import segment
 
 __all__ = [
     "EARN",
@@ -82,11 +81,9 @@ __all__ = [
     "is_settled",
     "lot_position",
     "matches",
-    "member_entries",
     "offer_applies",
     "offer_rule",
     "points",
-    "segment_before",
 ]
 
 # Longer than any platform's late-delivery lookback: by then every earlier order is in the store.
@@ -118,6 +115,7 @@ class OrderFact:
     skus: tuple[str, ...] | None = None  # None: the order's lines are not known
     offer_ids: tuple[str, ...] | None = None
     returned_total: Decimal = Decimal(0)  # value of the goods returned so far (partial returns)
+    status_changed_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> OrderFact:
@@ -130,7 +128,7 @@ class OrderFact:
         return cls(row["marketplace"], row["account"], row["order_id"], row["buyer_key"],
                    row["created_at"], row["updated_at"], str(row["status"]), Decimal(row["total"]),
                    row.get("fulfilment"), row.get("currency"), skus, offer_ids,
-                   Decimal(row.get("returned_total") or 0))
+                   Decimal(row.get("returned_total") or 0), row.get("status_changed_at"))
 
     @property
     def kept_total(self) -> Decimal:
@@ -185,10 +183,11 @@ def earn_rate(settings: LoyaltySettings, marketplace: str, basis: Decimal) -> De
 
 
 def available_from(settings: LoyaltySettings, order: OrderFact) -> datetime | None:
-    """When the order's points stop being pending: delivered + return window, else unknown."""
+    """When the order's points stop being pending: the return window after it reached `delivered`
+    (or `partially_returned`, which restarts it), else not known yet (docs/loyalty-rules.md §6)."""
     if order.status not in (DELIVERED, PARTIALLY_RETURNED):
         return None
-    return order.updated_at + settings.return_window_for(order.marketplace)
+    return (order.status_changed_at or order.updated_at) + settings.return_window_for(order.marketplace)
 
 
 def expires_at(settings: LoyaltySettings, available: datetime | None) -> datetime | None:
@@ -269,14 +268,6 @@ def offer_applies(offer: Offer, order: OrderFact, segment_now: Segment | None = 
     return not offer.segments or segment_now in offer.segments
 
 
-def segment_before(earlier: Iterable[OrderFact], order: OrderFact, settings: LoyaltySettings) -> Segment:
-    """The member's segment at `order.created_at` from the orders created before it (first order: new)."""
-    prior = [(o.created_at, o.kept_total, o.status) for o in earlier if o.created_at < order.created_at]
-    if not any(status != CANCELLED for _, _, status in prior):
-        return "new"
-    return segment(prior, order.created_at, settings.segments)
-
-
 _RULE_RANK = {RULE_RATE: 0, RULE_WELCOME: 1, RULE_NTH: 2}
 
 
@@ -306,151 +297,3 @@ class BudgetCutoff:
         if at < self.position:
             return lot.amount
         return min(lot.amount, self.amount) if at == self.position else Decimal(0)
-
-
-def _canonical(value: Decimal) -> str:
-    """A Decimal as a stable key part: 1500.00 and 1500 both give "1500"."""
-    return format(value.normalize(), "f")
-
-
-def member_entries(orders: Iterable[OrderFact], settings: LoyaltySettings,
-                   recorded: Mapping[str, Entry], now: datetime, *,
-                   settle_delay: timedelta = SETTLE_DELAY, cutoff: BudgetCutoff | None = None) -> list[Entry]:
-    """Every entry one member's orders imply at `now`, given the member's `recorded` entries by key.
-
-    Entries already recorded are returned again with what is now known (`available_from`,
-    `expires_at`); the ledger ignores the rest of them. Order: per order, lots before reversals.
-    `cutoff` applies the program-wide budget to new lots (see `BudgetCutoff`).
-    """
-    settled = sorted((o for o in orders if is_settled(o, now, settle_delay)),
-                     key=lambda o: (o.created_at, o.order_id))
-    if not settled:
-        return []
-    first = settled[0]
-    mp, acct, buyer = first.marketplace, first.account, first.buyer_key
-    lots_of: dict[str, list[Entry]] = {}
-    reversed_of: dict[tuple[str | None, str | None], Decimal] = {}  # points reversals already took
-    expired_of: dict[tuple[str | None, str | None], Decimal] = {}  # points the expire job took
-    for e in recorded.values():
-        if e.kind == EARN and e.order_id is not None:
-            lots_of.setdefault(e.order_id, []).append(e)
-        elif e.kind == REVERSE:
-            key = (e.order_id, e.rule)
-            reversed_of[key] = reversed_of.get(key, Decimal(0)) - e.amount
-        elif e.kind == EXPIRE and e.order_id is not None:
-            key = (e.order_id, e.rule)
-            expired_of[key] = expired_of.get(key, Decimal(0)) - e.amount
-    welcome_key = f"welcome:{mp}:{acct}:{buyer}"
-    welcomed = welcome_key in recorded
-    basis_orders: list[OrderFact] = []  # earlier settled orders that count toward tiers
-    # The tier window slides forward (orders come oldest first): basis_orders[lo:] is the window,
-    # window_spend its spend, kept as orders enter and leave instead of re-summed per order.
-    lo = 0
-    window_spend = Decimal(0)
-    window_len = settings.tier_policy.window
-    by_orders = settings.tier_policy.basis == "orders"
-    period_start: datetime | None = None
-    counted = 0
-    out: list[Entry] = []
-    offers = sorted(settings.offers, key=lambda f: f.name)
-    by_segment = any(f.segments for f in offers)
-    cap = settings.budget.per_member_points
-    earned = Decimal(0)  # the member's earn lots so far, for the per-member budget
-
-    def entry(kind: str, amount: Decimal, key: str, o: OrderFact, rule: str, at: datetime) -> Entry:
-        return Entry(kind, amount, key, o.order_id, rule, at, marketplace=mp, account=acct, buyer_key=buyer)
-
-    for i, o in enumerate(settled):
-        avail = available_from(settings, o)
-        expiry = expires_at(settings, avail)
-        new: list[Entry] = []
-        if o.status != CANCELLED:
-            since = o.created_at - window_len
-            while lo < len(basis_orders) and basis_orders[lo].created_at < since:
-                window_spend -= basis_orders[lo].kept_total
-                lo += 1
-            basis = Decimal(len(basis_orders) - lo) if by_orders else window_spend
-            rate = earn_rate(settings, o.marketplace, basis)
-            seg = segment_before(settled[:i], o, settings) if by_segment else None
-            applying = [f for f in offers if offer_applies(f, o, seg)]
-            for f in applying:
-                rate *= f.multiplier
-            amount = points(o.total, rate)
-            if amount > 0:
-                new.append(entry(EARN, amount, f"earn:{mp}:{acct}:{o.order_id}:{RULE_RATE}", o,
-                                 RULE_RATE, o.created_at))
-            if settings.welcome is not None and not welcomed:
-                welcomed = True
-                new.append(entry(EARN, settings.welcome.points, welcome_key, o, RULE_WELCOME, o.created_at))
-            nth = settings.every_nth
-            if nth is not None:
-                if period_start is None or o.created_at >= period_start + nth.period:
-                    period_start, counted = o.created_at, 0
-                counted += 1
-                if counted % nth.n == 0:
-                    key = f"nth:{mp}:{acct}:{buyer}:{period_start.isoformat()}:{counted // nth.n}"
-                    new.append(entry(EARN, nth.points, key, o, RULE_NTH, o.created_at))
-            for f in applying:
-                if f.bonus_points > 0:
-                    rule = offer_rule(f)
-                    new.append(entry(EARN, f.bonus_points, f"earn:{mp}:{acct}:{o.order_id}:{rule}", o,
-                                     rule, o.created_at))
-            if o.status != RETURNED:
-                basis_orders.append(o)
-                window_spend += o.kept_total
-        # What is recorded wins over what today's rules would compute; the budgets count it as is.
-        lots: dict[str, Entry] = {}
-        earned += sum((e.amount for e in lots_of.get(o.order_id, ())), Decimal(0))
-        for e in new:
-            if e.idempotency_key in recorded:
-                continue
-            fits = e.amount
-            if cap is not None:
-                fits = min(fits, cap - earned)
-            if cutoff is not None:
-                fits = min(fits, cutoff.grant(e, settings))
-            if fits <= 0:
-                continue
-            if fits < e.amount:
-                e = Entry(e.kind, fits, e.idempotency_key, e.order_id, e.rule, e.effective_at,
-                          marketplace=mp, account=acct, buyer_key=buyer)
-            earned += e.amount
-            lots[e.idempotency_key] = e
-        lots.update({e.idempotency_key: e for e in lots_of.get(o.order_id, ())})
-        for lot in lots.values():
-            known = lot.available_from is not None
-            out.append(lot if known else Entry(lot.kind, lot.amount, lot.idempotency_key, lot.order_id,
-                                               lot.rule, lot.effective_at, avail, expiry,
-                                               lot.marketplace, lot.account, lot.buyer_key))
-        out.extend(_reversals(o, lots.values(), reversed_of, expired_of, entry))
-    return out
-
-
-def _reversals(o: OrderFact, lots: Iterable[Entry], reversed_of: Mapping[tuple, Decimal],
-               expired_of: Mapping[tuple, Decimal], entry: Any) -> list[Entry]:
-    """What a cancelled, returned or partly returned order takes back from its recorded lots.
-
-    Never more than the lot minus what expired (expired points are gone, not owed) minus what
-    earlier reversals of the lot took.
-    """
-    out = []
-    partial = o.status not in _VOID and o.returned_total > 0 and o.total > 0
-    if o.status not in _VOID and not partial:
-        return out
-    for lot in lots:
-        done = reversed_of.get((o.order_id, lot.rule), Decimal(0))
-        left = lot.amount - expired_of.get((o.order_id, lot.rule), Decimal(0)) - done
-        if o.status in _VOID:
-            owed, cause = left, o.status
-        elif lot.rule == RULE_RATE:
-            # Keep what the kept goods earned at the recorded rate; take back the rest.
-            keep = (lot.amount * o.kept_total / o.total).quantize(_WHOLE, rounding=ROUND_DOWN)
-            owed = min(lot.amount - keep - done, left)
-            cause = f"{PARTIALLY_RETURNED}:{_canonical(o.returned_total)}"
-        else:
-            continue  # fixed rewards stay while the order still counts
-        if owed <= 0:
-            continue  # nothing left to take back (expired whole, or already reversed)
-        key = f"reverse:{o.marketplace}:{o.account}:{o.order_id}:{lot.rule}:{cause}"
-        out.append(entry(REVERSE, -owed, key, o, lot.rule or "", o.updated_at))
-    return out

@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from loyalty.engine import EARN, REVERSE, SETTLE_DELAY, Member, OrderFact, is_settled
-from loyalty.ledger import Balances, entries_of
+from loyalty.ledger import Balances, balances_of_rows, entries_of
 from loyalty.rules import LoyaltySettings
 
 __all__ = [
@@ -63,22 +63,10 @@ def member_orders(rows: Iterable[Mapping[str, Any]], settings: LoyaltySettings
 
 def balances_by_member(rows: Iterable[Mapping[str, Any]], now: datetime) -> dict[Member, Balances]:
     """Every member's balances from ledger rows, by the rules of `loyalty.ledger.balances`."""
-    sums: dict[Member, list[Decimal]] = {}  # pending, available, expired, lifetime, debt
+    by_member: dict[Member, list[Mapping[str, Any]]] = {}
     for r in rows:
-        s = sums.setdefault((r["marketplace"], r["account"], r["buyer_key"]), [_ZERO] * 5)
-        amount, remaining = r["amount"], r["remaining"] or _ZERO
-        if r["kind"] in (EARN, REVERSE):
-            s[3] += amount
-        if amount < 0:
-            s[4] -= remaining
-        elif r["expires_at"] is not None and r["expires_at"] <= now:
-            s[2] += remaining
-        elif r["available_from"] is not None and r["available_from"] <= now:
-            s[1] += remaining
-        else:
-            s[0] += remaining
-    return {m: Balances(pending=s[0], available=s[1], lifetime=s[3], debt=s[4], expired=s[2])
-            for m, s in sums.items()}
+        by_member.setdefault((r["marketplace"], r["account"], r["buyer_key"]), []).append(r)
+    return {m: balances_of_rows(mine, now) for m, mine in by_member.items()}
 
 
 def tier_of(settings: LoyaltySettings, orders: Iterable[OrderFact], now: datetime) -> str | None:

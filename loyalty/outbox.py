@@ -261,16 +261,16 @@ def _begin_attempt(store: Any, action_id: int, claimer: str, now: datetime, unti
 def _done(store: Any, row: Mapping[str, Any], result: WriteResult, step: str, now: datetime) -> None:
     """Mark sent, with the attempt; a promo code's `spend` goes into the ledger in the same transaction."""
     from loyalty.engine import Entry
-    from loyalty.ledger import _apply
+    from loyalty.ledger import apply_in
 
     with store.engine.begin() as conn:
         _write_attempt(conn, row["id"], step, result.status.value, result.detail, now, status=_S.SENT.value,
                        platform_ref=result.platform_ref, sent_at=now, **_UNCLAIMED)
         params = json.loads(row["params"] or "{}")
         if row["kind"] == Kind.CREATE_PROMO_CODE.value and "buyer_key" in params:
-            _apply(conn, [Entry("spend", -Decimal(params["points"]), f"spend:{row['key']}", None, "promo_code",
-                                now, marketplace=row["marketplace"], account=row["account"],
-                                buyer_key=params["buyer_key"])])
+            apply_in(conn, [Entry("spend", -Decimal(params["points"]), f"spend:{row['key']}", None, "promo_code",
+                                  now, marketplace=row["marketplace"], account=row["account"],
+                                  buyer_key=params["buyer_key"])], now=now)
 
 
 async def execute(store: Any, connectors: Mapping[tuple[str, str], Connector], *, mode: str, now: datetime,

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-import loyalty.ledger as ledger_module
+import loyalty.order_source as order_source
 from connectors.records import OrderRecord, OrderStatus
 from loyalty.ledger import balances, entries_of, run_once
 from loyalty.membership import refresh_members, stored_members
@@ -114,19 +114,12 @@ def _at_once(n: int, job: Callable[[int], object]) -> list[object]:
 
 
 def _ledger(store: Store) -> dict[str, dict]:
-    """The ledger by idempotency key, without ids; `expire:{lot id}` keys name the lot's key instead."""
+    """The ledger by idempotency key, without ids (keys name entries, never row ids)."""
     rows = entries_of(store)
-    key_of = {r["id"]: r["idempotency_key"] for r in rows}
     keys = [r["idempotency_key"] for r in rows]
     dupes = [k for k, c in Counter(keys).items() if c > 1]
     assert not dupes, f"idempotency keys written twice: {dupes[:5]}"
-    out = {}
-    for r in rows:
-        k = r["idempotency_key"]
-        if k.startswith("expire:"):
-            k = "expire:" + key_of[int(k.split(":", 1)[1])]
-        out[k] = {f: v for f, v in r.items() if f not in ("id", "idempotency_key")}
-    return out
+    return {r["idempotency_key"]: {f: v for f, v in r.items() if f not in ("id", "idempotency_key")} for r in rows}
 
 
 def _check_invariant(store: Store, now: datetime) -> None:
@@ -184,8 +177,7 @@ class Backend:
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request, tmp_path: Path, monkeypatch) -> Iterator[Backend]:
     # Small batches: many transactions per run, so the concurrent runs interleave between them.
-    monkeypatch.setattr(ledger_module, "_BATCH_MEMBERS", 7)
-    monkeypatch.setattr(ledger_module, "_EXPIRE_BATCH", 25)
+    monkeypatch.setattr(order_source, "MEMBER_BATCH", 7)
     b = Backend(request.param, tmp_path)
     try:
         yield b

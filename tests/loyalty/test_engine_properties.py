@@ -19,8 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.records import OrderRecord, OrderStatus, ReviewRecord
-from loyalty.engine import SETTLE_DELAY, OrderFact, member_entries
+from loyalty.engine import SETTLE_DELAY, OrderFact
 from loyalty.ledger import balances, entries_of, run_once
+from loyalty.plan import member_entries
 from loyalty.rules import LoyaltySettings
 from sync.store import PageWrite, Store, connect, migrate
 from sync.store.store import StreamKey
@@ -70,8 +71,10 @@ def history(drawn: list[tuple]) -> list[tuple[OrderRecord, datetime, int, int]]:
     for i, (buyer, created, total, status, updated, arrival, r1, r2, share) in enumerate(drawn):
         at = T0 + timedelta(minutes=created)
         returned = total * share / 100 if status == OrderStatus.PARTIALLY_RETURNED else Decimal(0)
+        # The order arrives in its final status, so it reached that status before it arrived.
+        changed = at + min(timedelta(minutes=updated), timedelta(seconds=arrival))
         rec = OrderRecord(marketplace="ozon", account="main", order_id=f"O{i}", created_at=at,
-                          updated_at=at + timedelta(minutes=updated), status=status,
+                          updated_at=changed, status=status,
                           platform_status=status.value, fulfilment="fbs", currency="RUB", total=total,
                           lines=(), buyer_key=buyer, returned_total=returned)
         out.append((rec, at + timedelta(seconds=arrival), r1, r2))
@@ -100,16 +103,8 @@ def write(store: Store, orders=(), reviews=()) -> None:
 
 
 def ledger(store: Store) -> list[tuple]:
-    """Comparable across stores: ids dropped, `expire:{lot_id}` named by the lot's key instead."""
-    rows = entries_of(store)
-    key_of = {r["id"]: r["idempotency_key"] for r in rows}
-
-    def key(r: dict) -> str:
-        k = r["idempotency_key"]
-        return f"expire:{key_of[int(k.split(':', 1)[1])]}" if r["kind"] == "expire" else k
-
-    return sorted(tuple(key(r) if k == "idempotency_key" else v for k, v in r.items() if k != "id")
-                  for r in rows)
+    """Comparable across stores: ids dropped (keys name entries, never row ids)."""
+    return sorted(tuple(v for k, v in r.items() if k != "id") for r in entries_of(store))
 
 
 def check_balances(store: Store, now: datetime) -> None:

@@ -1,4 +1,5 @@
-"""The expire job on both backends: one entry per expired lot, idempotent, and reversals after it."""
+"""Expiry on both backends: one entry per expired lot, idempotent; taking back after it forgives
+what expired unused (docs/loyalty-rules.md §7)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from decimal import Decimal
 from connectors.records import OrderRecord, OrderStatus
 from loyalty.engine import Entry
 from loyalty.ledger import apply, balances, entries_of, expire_once, run_once
+from loyalty.ledger_rows import ref_of
 from loyalty.rules import ExpiryPolicy, LoyaltySettings
 from sync.store import PageWrite, Store, connect, migrate
 from sync.store.store import StreamKey
@@ -62,12 +64,12 @@ def test_after_days_expires_the_lot_once(store: Store):
     assert balances(store, MEMBER, expiry).expired == 50  # due, waiting for the job
 
     assert run_once(store, program(), expiry).expired == 1
-    entry = rows(store)[f"expire:{lot['id']}"]
-    assert (entry["kind"], entry["amount"], entry["remaining"]) == ("expire", -50, 0)
+    entry = rows(store)[f"expire:{ref_of(lot['idempotency_key'])}"]
+    assert (entry["kind"], entry["amount"], entry["remaining"]) == ("expire", -50, None)
     assert (entry["order_id"], entry["rule"], entry["effective_at"]) == ("A1", "rate", expiry)
     assert rows(store)["earn:ozon:main:A1:rate"]["remaining"] == 0
     b = balances(store, MEMBER, expiry)
-    assert (b.pending, b.available, b.expired, b.debt, b.lifetime) == (0, 0, 0, 0, 50)
+    assert (b.pending, b.available, b.expired, b.expired_unwritten, b.debt, b.lifetime) == (0, 0, 50, 0, 0, 50)
     assert_invariant(store, expiry)
 
     before = entries_of(store)
@@ -110,7 +112,7 @@ def test_expiry_takes_only_what_is_left_in_its_own_lot(store: Store):
     assert run_once(store, s, T0 + 50 * DAY).expired == 1
     r = rows(store)
     lot = r["earn:ozon:main:A1:rate"]
-    assert r[f"expire:{lot['id']}"]["amount"] == -30 and lot["remaining"] == 0
+    assert r[f"expire:{ref_of(lot['idempotency_key'])}"]["amount"] == -30 and lot["remaining"] == 0
     assert r["earn:ozon:main:A2:rate"]["remaining"] == 100  # untouched
     assert expiry <= T0 + 50 * DAY
     assert_invariant(store, T0 + 50 * DAY)
@@ -125,33 +127,72 @@ def test_reversal_after_expiry_owes_only_the_points_that_were_used(store: Store)
     run_once(store, s, expiry)  # 70 expire
     write(store, order("A1", OrderStatus.RETURNED, total="2000", updated_day=60))
     run_once(store, s, T0 + 61 * DAY)
-    rev = rows(store)["reverse:ozon:main:A1:rate:returned"]
-    assert (rev["amount"], rev["remaining"]) == (-30, -30)  # the 30 spent, kept as debt
+    r = rows(store)
+    rev = r["reverse:ozon:main:A1:rate#1"]
+    # All 100 are taken back: the 70 that expired unused are forgiven, the 30 spent stay as debt.
+    assert (rev["amount"], rev["remaining"]) == (-100, -30)
+    forgiven = r[f"forgive:{ref_of(rev['idempotency_key'])}"]
+    assert (forgiven["kind"], forgiven["rule"], forgiven["amount"]) == ("adjust", "forgiven", 70)
     b = balances(store, MEMBER, T0 + 61 * DAY)
-    assert (b.available, b.expired, b.debt, b.lifetime) == (0, 0, 30, 70)
+    assert (b.available, b.expired, b.debt, b.lifetime) == (0, 0, 30, 0)  # as if A1 had never earned
     assert_invariant(store, T0 + 61 * DAY)
     assert run_once(store, s, T0 + 62 * DAY).inserted == 0
 
 
-def test_a_lot_that_expired_whole_is_not_reversed(store: Store):
+def test_a_lot_that_expired_whole_is_forgiven_whole(store: Store):
     s = program()
     write(store, order("A1"))
     run_once(store, s, T0 + 60 * DAY)  # earned, then expired in the same run
     write(store, order("A1", OrderStatus.RETURNED, updated_day=61))
     run_once(store, s, T0 + 62 * DAY)
-    assert not any(k.startswith("reverse:") for k in rows(store))
+    r = rows(store)
+    rev = r["reverse:ozon:main:A1:rate#1"]
+    assert (rev["amount"], rev["remaining"]) == (-50, 0)
+    assert r[f"forgive:{ref_of(rev['idempotency_key'])}"]["amount"] == 50
     b = balances(store, MEMBER, T0 + 62 * DAY)
-    assert (b.available, b.expired, b.debt) == (0, 0, 0)
+    assert (b.available, b.expired, b.debt, b.lifetime) == (0, 0, 0, 0)
     assert_invariant(store, T0 + 62 * DAY)
 
 
-def test_a_reversal_due_with_the_expiry_takes_the_lot_first(store: Store):
+def test_a_return_dated_before_the_expiry_takes_the_lot_whatever_ran_first(store: Store):
     s = program()
     write(store, order("A1"))
     run_once(store, s, T0 + 3 * DAY)
     write(store, order("A1", OrderStatus.RETURNED, updated_day=20))
-    run_once(store, s, T0 + 60 * DAY)  # the return and the expiry both due: earn job runs first
+    run_once(store, s, T0 + 60 * DAY)  # the return (day 20) and the expiry (day 45) are both in the past
     r = rows(store)
-    assert r["reverse:ozon:main:A1:rate:returned"]["amount"] == -50
-    assert not any(k.startswith("expire:") for k in r)
+    assert r["reverse:ozon:main:A1:rate#1"]["amount"] == -50
+    assert not any(k.startswith(("expire:", "forgive:")) for k in r)  # nothing was left to expire
     assert_invariant(store, T0 + 60 * DAY)
+
+
+def test_an_expired_lot_is_never_spent_whether_or_not_a_run_wrote_its_expiry(store: Store):
+    """Finding 1: a lot that expired at 12:00 funded a 13:00 spend because only the later expire step
+    wrote it off. Now the spend finds nothing available and becomes debt."""
+    s = program()
+    write(store, order("A1"))
+    run_once(store, s, T0 + 20 * DAY)  # available since day 15, expires day 45 12:00
+    expiry = T0 + DAY + WINDOW + 30 * DAY
+    assert balances(store, MEMBER, expiry + timedelta(hours=1)).available == 0
+    spend(store, "late", 50, expiry + timedelta(hours=1))  # no run wrote the expiry yet
+    b = balances(store, MEMBER, expiry + timedelta(hours=1))
+    assert (b.available, b.debt, b.expired) == (0, 50, 50)
+    run_once(store, s, expiry + timedelta(hours=2))
+    lot = rows(store)["earn:ozon:main:A1:rate"]
+    assert rows(store)[f"expire:{ref_of(lot['idempotency_key'])}"]["amount"] == -50
+    assert_invariant(store, expiry + timedelta(hours=2))
+
+
+def test_a_return_after_an_expiry_cannot_cover_itself_with_the_expired_lot(store: Store):
+    """Finding 1, second half: a return in the same run as an expiry took its points from a lot that
+    had already expired, so the debt vanished. Lot A2 expired before A1's return: it pays nothing."""
+    s = program()
+    write(store, order("A2", total="2000", day=0), order("A1", day=10))
+    run_once(store, s, T0 + 30 * DAY)  # A2: 100, available day 15, expires day 45; A1: 50, expires day 55
+    spend(store, "s1", 50, T0 + 30 * DAY)  # the oldest available first: from A2
+    write(store, order("A1", OrderStatus.RETURNED, day=10, updated_day=50))  # returned after A2 expired
+    run_once(store, s, T0 + 51 * DAY)
+    b = balances(store, MEMBER, T0 + 51 * DAY)
+    # A1's own lot (50, unspent, not expired) covers its return; A2's 50 left expired on day 45.
+    assert (b.available, b.debt, b.expired) == (0, 0, 50)
+    assert_invariant(store, T0 + 51 * DAY)

@@ -10,8 +10,9 @@ from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
 from connectors.records import OrderRecord, OrderStatus
-from loyalty.engine import Entry, OrderFact, expires_at, member_entries, points
+from loyalty.engine import Entry, OrderFact, expires_at, points
 from loyalty.ledger import LEDGER, apply, balances, entries_of, run_once
+from loyalty.plan import member_entries
 from loyalty.rules import EveryNthReward, ExpiryPolicy, LoyaltySettings, WelcomeReward
 from sync.store import PageWrite, Store
 from sync.store.store import StreamKey
@@ -88,7 +89,7 @@ def test_cancel_reverses_the_recorded_amount_even_after_the_rate_changed(store: 
     earn, rev = entries_of(store)
     assert (earn["amount"], earn["remaining"]) == (50, 0)
     assert (rev["kind"], rev["amount"], rev["remaining"]) == ("reverse", -50, 0)
-    assert rev["idempotency_key"] == "reverse:ozon:main:A1:rate:cancelled"
+    assert rev["idempotency_key"] == "reverse:ozon:main:A1:rate#1"
     assert rev["effective_at"] == T0 + 4 * DAY
     b = balances(store, MEMBER, T0 + 5 * DAY)
     assert (b.pending, b.available, b.lifetime, b.debt) == (0, 0, 0, 0)
@@ -156,9 +157,10 @@ def test_welcome_goes_to_the_first_settled_uncancelled_order_and_every_nth_count
                         every_nth=EveryNthReward(n=2, points=Decimal(7), period=10 * DAY))
     orders = [fact("A1", 0, "cancelled"), fact("A2", 1), fact("A3", 2), fact("A4", 20), fact("A5", 21)]
     keys = {e.idempotency_key: e.order_id for e in member_entries(orders, s, {}, T0 + 40 * DAY)}
-    assert keys["welcome:ozon:main:b1"] == "A2"
-    assert keys[f"nth:ozon:main:b1:{(T0 + DAY).isoformat()}:1"] == "A3"
-    assert keys[f"nth:ozon:main:b1:{(T0 + 20 * DAY).isoformat()}:1"] == "A5"
+    assert keys["earn:ozon:main:A2:welcome"] == "A2"
+    assert keys["earn:ozon:main:A3:every_nth"] == "A3"  # 2nd of the period from A2
+    assert keys["earn:ozon:main:A5:every_nth"] == "A5"  # A4 (day 20) opened the next period
+    assert not any(k.startswith("earn:ozon:main:A4:every_nth") for k in keys)
     assert "earn:ozon:main:A1:rate" not in keys
 
 

@@ -13,8 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.records import OrderRecord, OrderStatus
-from loyalty.engine import OrderFact, member_entries
+from loyalty.engine import OrderFact
 from loyalty.ledger import balances, entries_of, run_once
+from loyalty.plan import member_entries
 from loyalty.rules import LoyaltySettings
 from sync.store import PageWrite, Store, connect, migrate
 from sync.store.store import StreamKey
@@ -44,39 +45,42 @@ def run(*states: OrderFact) -> dict[str, Decimal]:
 
 def test_a_partial_return_reverses_the_returned_share_of_the_rate_lot_only():
     got = run(fact("delivered"), fact("partially_returned", "300"))
-    assert got == {"earn:yandex_market:main:A:rate": 50, "welcome:yandex_market:main:b1": 30,
-                   "reverse:yandex_market:main:A:rate:partially_returned:300": -15}
+    assert got == {"earn:yandex_market:main:A:rate": 50, "earn:yandex_market:main:A:welcome": 30,
+                   "reverse:yandex_market:main:A:rate#1": -15}
 
 
 def test_rounding_never_lets_the_buyer_keep_a_fraction_for_returned_goods():
     # 999 * 0.05 = 49 points; keeping 666/999 of them is 32.67 -> keep 32, take back 17
     got = run(fact("delivered", total="999"), fact("partially_returned", "333", total="999"))
-    assert got["reverse:yandex_market:main:A:rate:partially_returned:333"] == -17
+    assert got["reverse:yandex_market:main:A:rate#1"] == -17
 
 
 def test_growing_returns_take_the_difference_and_a_full_return_the_rest():
     got = run(fact("delivered"), fact("partially_returned", "300"), fact("partially_returned", "300.00"),
               fact("partially_returned", "600"), fact("returned", "1000"))
     reversals = {k: v for k, v in got.items() if k.startswith("reverse:")}
-    assert reversals == {"reverse:yandex_market:main:A:rate:partially_returned:300": -15,
-                         "reverse:yandex_market:main:A:rate:partially_returned:600": -15,
-                         "reverse:yandex_market:main:A:rate:returned": -20,
-                         "reverse:yandex_market:main:A:welcome:returned": -30}
+    # One take-back per change seen: 300 (-15), 300.00 is the same, 600 (-15), then the whole order.
+    assert reversals == {"reverse:yandex_market:main:A:rate#1": -15,
+                         "reverse:yandex_market:main:A:rate#2": -15,
+                         "reverse:yandex_market:main:A:rate#3": -20,
+                         "reverse:yandex_market:main:A:welcome#1": -30}
     assert sum(got.values()) == 0
 
 
 def test_first_seen_partly_returned_equals_the_states_in_between():
     direct = run(fact("partially_returned", "600"))
-    assert direct == {"earn:yandex_market:main:A:rate": 50, "welcome:yandex_market:main:b1": 30,
-                      "reverse:yandex_market:main:A:rate:partially_returned:600": -30}
+    assert direct == {"earn:yandex_market:main:A:rate": 50, "earn:yandex_market:main:A:welcome": 30,
+                      "reverse:yandex_market:main:A:rate#1": -30}
 
 
 def test_the_tier_window_counts_the_kept_spend():
     tiers = LoyaltySettings.model_validate({
         "enabled": True, "tiers": [{"name": "base", "min_spend": 0, "earn_rate": "0.05"},
                                    {"name": "silver", "min_spend": 1000, "earn_rate": "0.10"}]})
-    later = OrderFact("yandex_market", "main", "B", "b1", T0 + DAY, T0 + 3 * DAY, "delivered", Decimal(100),
-                      "DBS", "RUB")
+    # A's return is dated T0 + 3 days (its status time); B comes after the midnight that follows, when the
+    # held tier (silver while A was whole) has had its daily evaluation (docs/loyalty-rules.md §3).
+    later = OrderFact("yandex_market", "main", "B", "b1", T0 + 4 * DAY + timedelta(hours=1), T0 + 5 * DAY,
+                      "delivered", Decimal(100), "DBS", "RUB")
     kept_all = {e.idempotency_key: e.amount for e in member_entries([fact("delivered"), later], tiers, {}, NOW)}
     kept_part = {e.idempotency_key: e.amount
                  for e in member_entries([fact("partially_returned", "1"), later], tiers, {}, NOW)}
@@ -90,7 +94,7 @@ def test_through_the_ledger_on_both_backends(store: Store):
     write(store, record("partially_returned", "400"))
     run_once(store, PROGRAM, NOW + DAY)
     rows = {r["idempotency_key"]: r for r in entries_of(store)}
-    assert rows["reverse:yandex_market:main:A:rate:partially_returned:400"]["amount"] == -20
+    assert rows["reverse:yandex_market:main:A:rate#1"]["amount"] == -20
     assert rows["earn:yandex_market:main:A:rate"]["remaining"] == 30  # its own lot paid it
     b = balances(store, MEMBER, NOW + DAY)
     assert b.lifetime == 60 and b.debt == 0 and b.total == sum(r["amount"] for r in rows.values())

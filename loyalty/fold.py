@@ -1,0 +1,193 @@
+"""One member's points over time: lots, take-backs, spends, expiry and debt (docs/loyalty-rules.md §7).
+
+Pure: no I/O, no clock. Given every lot, take-back and spend of a member, `fold` replays them in time
+order up to `now` and says what is left in each lot, what expired, what each take-back had
+forgiven, what each debit could not cover, and the balances. The ledger writes its `remaining`,
+`expire` and forgiveness entries from this, so they never depend on when a job ran: no lot is
+consumed at or after its `expires_at`, whether or not an expire step has run.
+
+At one instant: grants, then expiries, then availabilities, then take-backs, then spends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+__all__ = ["FoldBalances", "FoldLot", "FoldResult", "TakeBack", "Spend", "fold"]
+
+_ZERO = Decimal(0)
+_GRANT, _EXPIRE, _AVAILABLE, _TAKE_BACK, _SPEND = range(5)
+
+
+@dataclass(slots=True)
+class FoldLot:
+    """A granted lot: `identity` is its (order_id, rule)."""
+
+    key: str
+    identity: tuple[str, str]
+    amount: Decimal
+    created_at: datetime
+    available_from: datetime | None
+    expires_at: datetime | None
+    remaining: Decimal = _ZERO
+    expired: Decimal = _ZERO
+    forgiven: Decimal = _ZERO  # of `expired`, what take-backs of this lot's identity have forgiven
+    is_available: bool = False
+    is_expired: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TakeBack:
+    """`amount` (> 0) taken back from the lots of `identity` at `at`."""
+
+    key: str
+    identity: tuple[str, str]
+    amount: Decimal
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """`amount` (> 0) of available points spent at `at` (a promo code sent)."""
+
+    key: str
+    amount: Decimal
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FoldBalances:
+    """`expired` is net of what take-backs forgave; `expired_gross` everything lots lost to expiry."""
+
+    pending: Decimal
+    available: Decimal
+    expired: Decimal
+    debt: Decimal
+    lifetime: Decimal
+    expired_gross: Decimal = _ZERO
+
+
+@dataclass(slots=True)
+class FoldResult:
+    """Per lot: `remaining`, `expired`; per take-back: `forgiven`; per debit: `uncovered` (debt)."""
+
+    remaining: dict[str, Decimal] = field(default_factory=dict)
+    expired: dict[str, Decimal] = field(default_factory=dict)
+    forgiven: dict[str, Decimal] = field(default_factory=dict)
+    uncovered: dict[str, Decimal] = field(default_factory=dict)
+    balances: FoldBalances | None = None
+
+
+class _Wallet:
+    def __init__(self, lots: list[FoldLot]):
+        self.lots = lots
+        self.debts: list[list] = []  # [debit key, uncovered], oldest first
+        self.result = FoldResult()
+
+    def live(self) -> list[FoldLot]:
+        return [lot for lot in self.lots if lot.remaining > 0 and not lot.is_expired]
+
+    def take(self, lots: Iterable[FoldLot], need: Decimal) -> Decimal:
+        for lot in lots:
+            if need <= 0:
+                break
+            got = min(lot.remaining, need)
+            lot.remaining -= got
+            need -= got
+        return need
+
+    def owe(self, key: str, amount: Decimal) -> None:
+        self.result.uncovered[key] = self.result.uncovered.get(key, _ZERO) + amount
+        if amount > 0:
+            self.debts.append([key, amount])
+
+    def pay_debts(self, lot: FoldLot) -> None:
+        for debt in self.debts:
+            if lot.remaining <= 0:
+                break
+            pay = min(lot.remaining, debt[1])
+            lot.remaining -= pay
+            debt[1] -= pay
+            self.result.uncovered[debt[0]] -= pay
+        self.debts = [d for d in self.debts if d[1] > 0]
+
+    def take_back(self, t: TakeBack) -> None:
+        own = sorted((lot for lot in self.lots if lot.identity == t.identity and lot.created_at <= t.at),
+                     key=lambda lot: (lot.created_at, lot.key))
+        need = self.take((lot for lot in own if not lot.is_expired), t.amount)
+        forgiven = _ZERO
+        for lot in own:  # points that expired unused are gone, not owed twice
+            if need <= 0:
+                break
+            f = min(need, lot.expired - lot.forgiven)
+            lot.forgiven += f
+            forgiven += f
+            need -= f
+        self.result.forgiven[t.key] = forgiven
+        others = [lot for lot in self.live() if lot.identity != t.identity]
+        available = sorted((lot for lot in others if lot.is_available), key=_by_availability)
+        pending = sorted((lot for lot in others if not lot.is_available), key=lambda lot: (lot.created_at, lot.key))
+        need = self.take([*available, *pending], need)
+        self.owe(t.key, need)
+
+    def spend(self, s: Spend) -> None:
+        available = sorted((lot for lot in self.live() if lot.is_available), key=_by_availability)
+        self.owe(s.key, self.take(available, s.amount))
+
+
+def _by_availability(lot: FoldLot) -> tuple:
+    return (lot.available_from, lot.created_at, lot.key)
+
+
+def fold(lots: Iterable[FoldLot], take_backs: Iterable[TakeBack], spends: Iterable[Spend],
+         now: datetime) -> FoldResult:
+    """Replay the member's points up to `now` (see the module docstring)."""
+    lots = [FoldLot(lot.key, lot.identity, lot.amount, lot.created_at, lot.available_from, lot.expires_at)
+            for lot in lots]
+    take_backs, spends = list(take_backs), list(spends)
+    wallet = _Wallet(lots)
+    events: list[tuple] = []
+    for lot in lots:
+        events.append((lot.created_at, _GRANT, lot.key, lot))
+        if lot.expires_at is not None and lot.expires_at <= now:
+            events.append((lot.expires_at, _EXPIRE, lot.key, lot))
+        if lot.available_from is not None and lot.available_from <= now:
+            events.append((max(lot.available_from, lot.created_at), _AVAILABLE, lot.key, lot))
+    events += [(t.at, _TAKE_BACK, t.key, t) for t in take_backs if t.at <= now]
+    events += [(s.at, _SPEND, s.key, s) for s in spends if s.at <= now]
+    events.sort(key=lambda e: e[:3])
+    for _, kind, _, item in events:
+        if kind == _GRANT:
+            item.remaining = item.amount
+        elif kind == _EXPIRE:
+            item.expired += item.remaining
+            item.remaining = _ZERO
+            item.is_expired = True
+        elif kind == _AVAILABLE:
+            if not item.is_expired:
+                item.is_available = True
+                wallet.pay_debts(item)
+        elif kind == _TAKE_BACK:
+            wallet.take_back(item)
+        else:
+            wallet.spend(item)
+    result = wallet.result
+    pending = available = expired = _ZERO
+    for lot in lots:
+        result.remaining[lot.key] = lot.remaining
+        result.expired[lot.key] = lot.expired
+        expired += lot.expired
+        if lot.is_available:
+            available += lot.remaining
+        else:
+            pending += lot.remaining
+    taken = sum((t.amount for t in take_backs if t.at <= now), _ZERO)
+    forgiven = sum(result.forgiven.values(), _ZERO)
+    granted = sum((lot.amount for lot in lots if lot.created_at <= now), _ZERO)
+    result.balances = FoldBalances(pending=pending, available=available, expired=expired - forgiven,
+                                   debt=sum(result.uncovered.values(), _ZERO), lifetime=granted - taken,
+                                   expired_gross=expired)
+    return result

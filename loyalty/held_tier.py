@@ -1,0 +1,169 @@
+"""The tier a member holds at any moment, as a function of their orders (docs/loyalty-rules.md §3).
+
+Pure: no I/O, no clock. The tier basis at `t` counts the orders live at `t` (created before it and
+not void yet) created within `tier_policy.window` before `t`, at what the buyer kept of them at
+`t`. The held tier moves up at once when an order is created and the basis reaches a higher tier,
+and follows the downgrade policy once at every midnight UTC. So it is the same whenever a job
+runs: daily runs, frequent runs and a rebuild all read the same timeline.
+
+Between two moments where the basis can change (an order created, leaving the window, becoming
+void, partly returned), the qualifying tier is constant, so at most one midnight per tier step
+can change the held tier; the walk jumps over the others (`HeldTiers` is fast on years of history).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime, time, timedelta
+from decimal import Decimal
+
+from loyalty.engine import CANCELLED, PARTIALLY_RETURNED, RETURNED, OrderFact
+from loyalty.rules import LoyaltySettings
+
+__all__ = ["HeldTiers", "kept_at", "voided_at"]
+
+_NONE = -1  # the rank of "no tier"
+_DAY = timedelta(days=1)
+_TICK = timedelta(microseconds=1)
+_ZERO = Decimal(0)
+
+
+def voided_at(order: OrderFact) -> datetime | None:
+    """When the order became void (cancelled or returned), or None."""
+    if order.status not in (CANCELLED, RETURNED):
+        return None
+    return order.status_changed_at or order.updated_at
+
+
+def kept_at(order: OrderFact, t: datetime) -> Decimal:
+    """What the buyer kept of the order at `t`: the total, less returned goods once partly returned."""
+    if order.status == PARTIALLY_RETURNED and (order.status_changed_at or order.updated_at) <= t:
+        return order.kept_total
+    return order.total
+
+
+def _next_midnight(t: datetime) -> datetime:
+    """The first midnight UTC strictly after `t`."""
+    day = t.astimezone(UTC).date() + _DAY
+    return datetime.combine(day, time(0), tzinfo=UTC)
+
+
+class HeldTiers:
+    """One member's tier timeline under `settings`; ask `at(t)` for times in increasing order.
+
+    Ranks: -1 is no tier, `i` is `settings.tiers[i]`.
+    """
+
+    def __init__(self, orders: Iterable[OrderFact], settings: LoyaltySettings):
+        self.settings = settings
+        self.orders = sorted(orders, key=lambda o: (o.created_at, o.order_id))
+        self.created = [o.created_at for o in self.orders]
+        policy = settings.tier_policy
+        self.window, self.by_orders, self.downgrade = policy.window, policy.basis == "orders", policy.downgrade
+        self.thresholds = [t.min_spend if t.min_spend is not None else Decimal(t.min_orders or 0)
+                           for t in settings.tiers]
+        self.changes = self._change_points()
+        self.held = _NONE
+        self.clock: datetime | None = None  # the moment `held` describes
+        self.next_creation = 0  # index of the first order whose creation is not applied yet
+
+    def _change_points(self) -> list[datetime]:
+        """Moments after which the basis may differ: creations, window exits, voids, partial returns."""
+        points = set()
+        for o in self.orders:
+            points.add(o.created_at)
+            points.add(o.created_at + self.window)
+            void = voided_at(o)
+            if void is not None:
+                points.add(void)
+            if o.status == PARTIALLY_RETURNED:
+                points.add(o.status_changed_at or o.updated_at)
+        return sorted(points)
+
+    def qualifying(self, t: datetime) -> int:
+        """The rank of the highest tier the basis at `t` reaches (-1: none)."""
+        if not self.thresholds:
+            return _NONE
+        lo, hi = bisect_left(self.created, t - self.window), bisect_left(self.created, t)
+        count, spend = 0, _ZERO
+        for o in self.orders[lo:hi]:
+            void = voided_at(o)
+            if void is not None and void <= t:
+                continue
+            count += 1
+            spend += kept_at(o, t)
+        basis = Decimal(count) if self.by_orders else spend
+        rank = _NONE
+        for i, threshold in enumerate(self.thresholds):
+            if basis >= threshold:
+                rank = i
+        return rank
+
+    def _midnight(self, held: int, qualifying: int) -> int:
+        if qualifying >= held or self.downgrade == "recompute":
+            return qualifying
+        if self.downgrade == "never":
+            return held
+        return held - 1  # one_down: one step toward the qualifying tier
+
+    def _steady(self, held: int, qualifying: int) -> bool:
+        """Whether later midnights change nothing while the qualifying tier stays `qualifying`."""
+        return held == qualifying or (self.downgrade == "never" and held > qualifying)
+
+    def _advance(self, until: datetime) -> None:
+        """Apply every midnight and order creation up to and including `until`."""
+        while True:
+            midnight = _next_midnight(self.clock) if self.clock is not None else None
+            creation = (self.created[self.next_creation] if self.next_creation < len(self.created) else None)
+            # A midnight at an order's own instant is evaluated first (docs/loyalty-rules.md §3).
+            if midnight is not None and midnight <= until and (creation is None or midnight <= creation):
+                q = self.qualifying(midnight)
+                self.held = self._midnight(self.held, q)
+                self.clock = midnight
+                if self._steady(self.held, q):
+                    self._skip_steady_midnights(midnight, until)
+                continue
+            if creation is not None and creation <= until:
+                self.held = max(self.held, self.qualifying(creation))
+                self.clock = creation
+                self.next_creation += 1
+                continue
+            if self.clock is not None and until > self.clock:
+                self.clock = until
+            return
+
+    def _skip_steady_midnights(self, midnight: datetime, until: datetime) -> None:
+        """Jump to just before the next change point (or `until`): midnights in between change nothing."""
+        k = bisect_left(self.changes, midnight + _TICK)
+        nxt = self.changes[k] if k < len(self.changes) else None
+        target = until if nxt is None else min(until, nxt - _TICK)
+        if target > self.clock:
+            self.clock = target
+
+    def at(self, t: datetime) -> int:
+        """The rank held at `t` (after the midnight and the creations at `t` itself)."""
+        if self.clock is not None and t < self.clock:
+            raise ValueError("HeldTiers.at() needs increasing times")
+        self._advance(t)
+        return self.held
+
+    def name(self, rank: int) -> str | None:
+        return None if rank == _NONE else self.settings.tiers[rank].name
+
+    def rate(self, rank: int, marketplace: str) -> Decimal:
+        """The earn rate at `rank` on `marketplace` (docs §4)."""
+        if rank != _NONE:
+            return self.settings.tiers[rank].earn_rate
+        over = self.settings.marketplaces.get(marketplace)
+        if over is not None and over.earn_rate is not None:
+            return over.earn_rate
+        return self.settings.earn_rate
+
+
+def held_ranks(orders: Sequence[OrderFact], settings: LoyaltySettings, times: Iterable[datetime]) -> list[int]:
+    """The held rank at each of `times` (any order)."""
+    wanted = sorted(set(times))
+    walk = HeldTiers(orders, settings)
+    ranks = {t: walk.at(t) for t in wanted}
+    return [ranks[t] for t in times]

@@ -1,0 +1,227 @@
+"""The ledger table's rows: reading a member's entries, inserting new ones, and writing what the fold
+says back (`remaining`, availability, `expire` and forgiveness entries).
+
+Every insert is `INSERT … ON CONFLICT (idempotency_key) DO NOTHING`: two runs that read the same
+ledger compute the same keys, so the second writes nothing. `refold` turns a member's rows into
+`loyalty.fold` input and writes the result in the caller's transaction:
+
+- each lot's and debit's `remaining` (a debit's is minus its uncovered debt);
+- `expire:{ref}` with what a lot lost to expiry, and `forgive:{ref}` (kind `adjust`, rule
+  `forgiven`) with what a take-back forgave because those points had expired unused; `ref` names
+  the lot or take-back (`ref_of`: a hash of its key, which may hold any character). When a later
+  fold disagrees with what is written (an event dated before an expiry arrived late), one more
+  entry `…#{n}` carries the difference: amounts already written are never edited.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import Table, select
+from sqlalchemy.engine import Connection
+
+from loyalty.engine import EARN, EXPIRE, REVERSE, Entry, Member
+from loyalty.fold import FoldLot, Spend, TakeBack, fold
+from loyalty.tables import LedgerEntryRow
+from sync.store.types import binders
+
+__all__ = ["ADJUST", "FORGIVEN", "LEDGER", "SPEND", "Row", "insert_new", "member_rows", "ref_of", "refold",
+           "set_availability"]
+
+LEDGER: Table = LedgerEntryRow.__table__  # type: ignore[assignment]
+SPEND, ADJUST, FORGIVEN = "spend", "adjust", "forgiven"
+_ZERO = Decimal(0)
+_INSERT_CHUNK = 1000  # rows per INSERT: 12 parameters each, well under both databases' limits
+ENTRY_FIELDS = ("kind", "amount", "idempotency_key", "order_id", "rule", "effective_at",
+                "available_from", "expires_at", "marketplace", "account", "buyer_key")
+_INSERT_COLUMNS = (*ENTRY_FIELDS, "remaining")
+_SQL: dict[tuple, str] = {}
+
+
+@dataclass(slots=True)
+class Row:
+    """A recorded ledger row: the entry, its id and what is left of it."""
+
+    id: int
+    entry: Entry
+    remaining: Decimal | None
+
+
+def _dialect_key(conn: Connection, name: str) -> tuple:
+    d = conn.dialect
+    return (name, d.name, d.driver, d.paramstyle)
+
+
+def _mark(conn: Connection) -> str:
+    # exec_driver_sql hands tuples straight to the DB-API: "?" for sqlite3, "%s" for psycopg.
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def _insert_sql(conn: Connection, rows: int) -> str:
+    key = (*_dialect_key(conn, "insert"), rows)
+    sql = _SQL.get(key)
+    if sql is None:
+        one = "(" + ",".join([_mark(conn)] * len(_INSERT_COLUMNS)) + ")"
+        sql = _SQL[key] = (
+            f"INSERT INTO {LEDGER.name} ({', '.join(_INSERT_COLUMNS)}) VALUES {', '.join([one] * rows)} "
+            "ON CONFLICT (idempotency_key) DO NOTHING RETURNING id, idempotency_key")
+    return sql
+
+
+def _execute_many(conn: Connection, name: str, sql: str, rows: list[tuple]) -> None:
+    if rows:
+        conn.exec_driver_sql(sql.replace("?", _mark(conn)), rows)
+
+
+def insert_new(conn: Connection, entries: Sequence[Entry]) -> dict[str, int]:
+    """Insert every entry whose key is not in the ledger; {key: id} of those inserted.
+
+    A lot starts full and a debit as all debt: `refold` then writes what is really left.
+    """
+    bind = binders(conn.dialect)
+    utc, money = bind.utc, bind.money
+    rows: list[tuple] = []
+    seen: set[str] = set()
+    for e in entries:
+        if e.idempotency_key in seen:
+            continue
+        seen.add(e.idempotency_key)
+        remaining = e.amount if e.kind in (EARN, REVERSE, SPEND) else None
+        rows.append((e.kind, money(e.amount), e.idempotency_key, e.order_id, e.rule, utc(e.effective_at),
+                     utc(e.available_from), utc(e.expires_at), e.marketplace, e.account, e.buyer_key,
+                     money(remaining) if remaining is not None else None))
+    ids: dict[str, int] = {}
+    for start in range(0, len(rows), _INSERT_CHUNK):
+        chunk = rows[start:start + _INSERT_CHUNK]
+        params = tuple(v for row in chunk for v in row)
+        for row_id, key in conn.exec_driver_sql(_insert_sql(conn, len(chunk)), params):
+            ids[key] = row_id
+    return ids
+
+
+def member_rows(conn: Connection, members: Iterable[Member], *, lock: bool = False) -> dict[Member, list[Row]]:
+    """Every recorded row of `members`, by member, oldest first.
+
+    `lock`: PostgreSQL row locks, so concurrent runs over one member queue (SQLite ignores it).
+    """
+    by_account: dict[tuple[str, str], list[str]] = {}
+    for mp, acct, buyer in members:
+        by_account.setdefault((mp, acct), []).append(buyer)
+    out: dict[Member, list[Row]] = {m: [] for m in members}
+    c = LEDGER.c
+    columns = [c.id, c.remaining, *(c[f] for f in ENTRY_FIELDS)]
+    for (mp, acct), buyers in by_account.items():
+        for start in range(0, len(buyers), 500):
+            stmt = (select(*columns)
+                    .where(c.marketplace == mp, c.account == acct, c.buyer_key.in_(buyers[start:start + 500]))
+                    .order_by(c.id))
+            if lock:
+                stmt = stmt.with_for_update()
+            for r in conn.execute(stmt):
+                entry = Entry(*r[2:])
+                out.setdefault((entry.marketplace, entry.account, entry.buyer_key), []).append(
+                    Row(r[0], entry, r[1]))
+    return out
+
+
+def set_availability(conn: Connection, rows: Iterable[tuple[int, datetime | None, datetime | None]]) -> int:
+    """Write lots' `available_from`/`expires_at` (id, available_from, expires_at); the count."""
+    bind = binders(conn.dialect)
+    params = [(bind.utc(a), bind.utc(x), i) for i, a, x in rows]
+    _execute_many(conn, "availability",
+                  f"UPDATE {LEDGER.name} SET available_from = ?, expires_at = ? WHERE id = ?", params)
+    return len(params)
+
+
+def ref_of(key: str) -> str:
+    """A short name for an entry in the keys of the entries derived from it."""
+    return "h" + hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def _generation_key(base: str, recorded: Mapping[str, Row]) -> str:
+    """`base`, or `base#n` for the first n not recorded yet."""
+    if base not in recorded:
+        return base
+    n = 2
+    while f"{base}#{n}" in recorded:
+        n += 1
+    return f"{base}#{n}"
+
+
+def refold(conn: Connection, member: Member, rows: list[Row], now: datetime) -> tuple[int, int]:
+    """Fold one member's rows and write the result; (expire entries written, rows updated).
+
+    The fold reaches at least to the latest time any row carries, so what a run wrote is never
+    folded away by a run with an earlier `now` (e.g. a spend stamped by the outbox).
+    """
+    by_key = {r.entry.idempotency_key: r for r in rows}
+    lots = [r for r in rows if r.entry.kind == EARN]
+    lot_by_id = {r.id: r for r in lots}
+    horizon = max([now, *(r.entry.effective_at for r in rows if r.entry.kind != EARN)])
+    result = fold(
+        (FoldLot(r.entry.idempotency_key, (r.entry.order_id or "", r.entry.rule or ""), r.entry.amount,
+                 r.entry.effective_at, r.entry.available_from, r.entry.expires_at) for r in lots),
+        (TakeBack(r.entry.idempotency_key, (r.entry.order_id or "", r.entry.rule or ""), -r.entry.amount,
+                  r.entry.effective_at) for r in rows if r.entry.kind == REVERSE),
+        (Spend(r.entry.idempotency_key, -r.entry.amount, r.entry.effective_at)
+         for r in rows if r.entry.kind == SPEND),
+        horizon)
+    new: list[Entry] = []
+    written_expired = _written(rows, EXPIRE, lot_by_id)
+    for r in lots:
+        key = r.entry.idempotency_key
+        delta = result.expired.get(key, _ZERO) + written_expired.get(key, _ZERO)
+        if delta:
+            e = r.entry
+            new.append(Entry(EXPIRE, -delta, _generation_key(f"expire:{ref_of(key)}", by_key), e.order_id, e.rule,
+                             e.expires_at or horizon, marketplace=e.marketplace, account=e.account,
+                             buyer_key=e.buyer_key))
+    written_forgiven = _written(rows, ADJUST, {})
+    for r in rows:
+        if r.entry.kind != REVERSE:
+            continue
+        key = r.entry.idempotency_key
+        delta = result.forgiven.get(key, _ZERO) - written_forgiven.get(key, _ZERO)
+        if delta:
+            e = r.entry
+            new.append(Entry(ADJUST, delta, _generation_key(f"forgive:{ref_of(key)}", by_key), e.order_id, FORGIVEN,
+                             e.effective_at, marketplace=e.marketplace, account=e.account,
+                             buyer_key=e.buyer_key))
+    inserted = insert_new(conn, new)
+    updates = []
+    money = binders(conn.dialect).money
+    for r in rows:
+        kind, key = r.entry.kind, r.entry.idempotency_key
+        if kind == EARN:
+            want = result.remaining.get(key, r.entry.amount)
+        elif kind in (REVERSE, SPEND):
+            want = -result.uncovered.get(key, _ZERO)
+        else:
+            continue
+        if r.remaining is None or Decimal(r.remaining) != want:
+            updates.append((money(want), r.id))
+            r.remaining = want
+    _execute_many(conn, "remaining", f"UPDATE {LEDGER.name} SET remaining = ? WHERE id = ?", updates)
+    return sum(1 for e in new if e.kind == EXPIRE and e.idempotency_key in inserted), len(updates)
+
+
+def _written(rows: Iterable[Row], kind: str, lot_by_id: Mapping[int, Row]) -> dict[str, Decimal]:
+    """What `expire` entries (by lot key, negative) or forgiveness entries (by take-back key) carry."""
+    targets = {ref_of(r.entry.idempotency_key): r.entry.idempotency_key for r in rows}
+    out: dict[str, Decimal] = {}
+    for r in rows:
+        e = r.entry
+        if e.kind != kind or (kind == ADJUST and e.rule != FORGIVEN):
+            continue
+        ref = e.idempotency_key.split(":", 1)[1].split("#")[0]
+        target = targets.get(ref)
+        if target is None and kind == EXPIRE and ref.isdigit() and int(ref) in lot_by_id:
+            target = lot_by_id[int(ref)].entry.idempotency_key  # an earlier version's `expire:{lot id}`
+        if target is not None:
+            out[target] = out.get(target, _ZERO) + e.amount
+    return out
+
