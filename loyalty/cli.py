@@ -47,10 +47,11 @@ def _when(text: str | None, option: str, *, end_of_day: bool = False) -> datetim
 
 
 def _store_and_settings(config: Path | None, database_url: str | None) -> tuple[Any, Any]:
+    """The store (which must exist: these commands only read it) and the loyalty settings."""
     from sync.cli import _load, _open_store
 
     cfg = _load(config, database_url, tokens=False)
-    return _open_store(cfg), cfg.settings.loyalty
+    return _open_store(cfg, read_only=True), cfg.settings.loyalty
 
 
 def _num(value: Decimal) -> str:

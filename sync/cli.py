@@ -53,12 +53,23 @@ def _load(config: Path | None, database_url: str | None, verbose: bool = False, 
     return cfg
 
 
-def _open_store(cfg: AppConfig) -> Store:
-    """Open and migrate the store or exit 2 with one line saying why, no traceback."""
+def _open_store(cfg: AppConfig, *, read_only: bool = False) -> Store:
+    """Open and migrate the store or exit 2 with one line saying why, no traceback.
+
+    `read_only`: a command that only reads (status, export, report, members, simulate) refuses a
+    SQLite file that does not exist instead of creating an empty store and reporting nothing.
+    """
     from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
     from sync.app import open_store, store_connections
 
+    if read_only:
+        missing = _missing_sqlite_file(cfg.settings.database.sqlalchemy_url)
+        if missing is not None:
+            err.print(f"cannot open the store (sqlite): no store at {missing}; check the path (--database-url "
+                      "or [database] url), or sync first with `loyalsync sync --once`",
+                      markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2)
     try:
         return open_store(cfg.settings.database.sqlalchemy_url, connections=store_connections(cfg))
     except (SQLAlchemyError, OSError) as exc:
@@ -67,6 +78,17 @@ def _open_store(cfg: AppConfig) -> Store:
         err.print(f"cannot open the store ({cfg.settings.database.url.partition(':')[0]}): {reason}",
                   markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
+
+
+def _missing_sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL when it does not exist (None: it exists, in memory, or not SQLite)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if not parsed.get_backend_name().startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return None
+    path = Path(parsed.database)
+    return None if path.exists() else path
 
 
 @app.command("check-config")
@@ -230,7 +252,7 @@ def status(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> None:
     from sync.status import status_table
 
     cfg = _load(config, database_url, tokens=False)
-    Console().print(status_table(_open_store(cfg)))
+    Console().print(status_table(_open_store(cfg, read_only=True)))
 
 
 @app.command()
@@ -248,7 +270,7 @@ def export(
         err.print("usage: loyalsync export orders|reviews|ledger|actions --format jsonl|csv")
         raise typer.Exit(code=2)
     cfg = _load(config, database_url, tokens=False)
-    store = _open_store(cfg)
+    store = _open_store(cfg, read_only=True)
     rows = export_rows(store, kind)
     if output is None:
         n = write(rows, kind, fmt, sys.stdout)
@@ -297,7 +319,7 @@ def report(
         err.print(f"--from {start} is after --to {end}; {usage}", markup=False, soft_wrap=True)
         raise typer.Exit(code=2)
     cfg = _load(config, database_url, tokens=False)
-    store = _open_store(cfg)
+    store = _open_store(cfg, read_only=True)
     try:
         html.parent.mkdir(parents=True, exist_ok=True)
         write_report(store, html, loyalty=cfg.settings.loyalty, actions=cfg.settings.actions,

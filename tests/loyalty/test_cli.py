@@ -383,3 +383,13 @@ def test_the_daemon_runs_the_ledger_job_only_when_enabled(db, tmp_path: Path, en
         assert threads and threading.main_thread().name not in threads  # ran off the event loop's thread
     else:
         assert ledger_rows(url) == 0 and threads == []
+
+
+@pytest.mark.parametrize("command", [["simulate"], ["members"], ["member", "abc"]])
+def test_reading_commands_refuse_a_store_that_does_not_exist(tmp_path: Path, command: list[str]) -> None:
+    """Finding 7: `simulate` on a mistyped path created an empty database and reported nothing."""
+    missing = tmp_path / "typo" / "store.db"
+    result = CliRunner().invoke(app, [*command, "--database-url", f"sqlite:///{missing}"])
+    assert result.exit_code == 2, result.output
+    assert f"no store at {missing}" in result.stderr and "check the path" in result.stderr
+    assert not missing.exists() and not missing.parent.exists()
