@@ -118,10 +118,10 @@ def members(
     config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
 ) -> None:
-    """Members with orders, spend, balances, tier and segment.
+    """Members with orders, spend, balances, debt, tier and segment, as they stood at --now.
 
-    Tier and segment are the stored ones (`loyalty_members`) for members evaluated there, else
-    computed at --now.
+    A point-in-time view: orders created by then, each as it stood then; the tier the member held
+    then (the one points were earned at); spend and segment from what the buyer kept.
     """
     from loyalty.members import member_rows
 
@@ -132,25 +132,25 @@ def members(
     store, settings = _store_and_settings(config, database_url)
     rows = member_rows(store, settings, at, marketplace=marketplace, tier=tier, segment=segment)
     table = Table(title=f"{len(rows)} member(s) at {at.isoformat()}")
-    for name in ("marketplace", "account", "member", "orders", "spend", "pending", "available", "tier",
-                 "segment"):
-        table.add_column(name, justify="right" if name in ("orders", "spend", "pending", "available") else "left")
+    numbers = ("orders", "spend", "pending", "available", "debt")
+    for name in ("marketplace", "account", "member", *numbers, "tier", "segment"):
+        table.add_column(name, justify="right" if name in numbers else "left")
     for r in rows:
         table.add_row(r.marketplace, escape(r.account), _short(r.buyer_key), str(r.orders), _num(r.spend),
-                      _num(r.balances.pending), _num(r.balances.available), r.tier or "—", r.segment or "—")
+                      _num(r.balances.pending), _num(r.balances.available), _num(r.balances.debt),
+                      r.tier or "—", r.segment or "—")
     Console().print(table)
 
 
-def _standing(stored: dict[str, Any] | None, tier: str | None, segment: str, at: datetime) -> str:
-    """Tier and segment as held (the stored evaluation), and what the rules compute at `at` if different."""
-    if stored is None:
-        return (f"tier {tier or '—'}, segment {segment} (computed at {at.isoformat()}; "
-                "not evaluated by the daily member job yet)")
-    text = (f"tier {stored['tier'] or '—'}, segment {stored['segment']}"
-            f"{', service recovery' if stored['service_recovery'] else ''} "
-            f"(evaluated {stored['evaluated_at'].isoformat()})")
-    if (stored["tier"], stored["segment"]) != (tier, segment):
-        text += f"; computed now: tier {tier or '—'}, segment {segment}"
+def _standing(stored: dict[str, Any] | None, st: Any, at: datetime) -> str:
+    """The tier and segment at `at`, and when the daily member job last stored them."""
+    tier = st.tier or "—"
+    since = f" since {st.tier_since.isoformat()}" if st.tier is not None and st.tier_since is not None else ""
+    text = f"tier {tier}{since}, segment {st.segment} (at {at.isoformat()})"
+    if stored is not None:
+        text += f"; the member list last stored them at {stored['evaluated_at'].isoformat()}"
+        if stored["service_recovery"]:
+            text += " (service recovery)"
     return text
 
 
@@ -164,9 +164,8 @@ def member(
     """One member: balances, lots and the history of entries."""
     from loyalty.engine import EARN
     from loyalty.ledger import balances, entries_of
-    from loyalty.members import find_members, member_orders, tier_of
+    from loyalty.members import find_members, member_orders, standing
     from loyalty.membership import stored_for
-    from loyalty.segments import segment as segment_at
 
     at = _when(now, "--now") or datetime.now(UTC)
     store, settings = _store_and_settings(config, database_url)
@@ -187,10 +186,9 @@ def member(
     out = Console()
     out.print(f"{mp}/{escape(acct)} member {buyer}", soft_wrap=True)
     stored = stored_for(store, [who]).get(who)
-    computed_tier = tier_of(settings, orders, at)
-    computed_segment = segment_at([(o.created_at, o.kept_total, o.status) for o in orders], at, settings.segments)
-    out.print(f"orders {len(orders)}", soft_wrap=True)
-    out.print(_standing(stored, computed_tier, computed_segment, at), soft_wrap=True)
+    st = standing(orders, settings, at)
+    out.print(f"orders {st.orders}, spend {_num(st.spend)}", soft_wrap=True)
+    out.print(_standing(stored, st, at), soft_wrap=True)
     out.print(f"pending {_num(b.pending)}, available {_num(b.available)}, expired {_num(b.expired)}, "
               f"debt {_num(b.debt)}, lifetime {_num(b.lifetime)} (at {at.isoformat()})", soft_wrap=True)
     rows = entries_of(store, who)

@@ -67,6 +67,8 @@ class HeldTiers:
         self.held = _NONE
         self.clock: datetime | None = None  # the moment `held` describes
         self.next_creation = 0  # index of the first order whose creation is not applied yet
+        self.since: datetime | None = None  # when `held` last changed
+        self.previous = _NONE  # what was held before that
 
     def _change_points(self) -> list[datetime]:
         """Moments after which the basis may differ: creations, window exits, voids, partial returns."""
@@ -119,19 +121,23 @@ class HeldTiers:
             # A midnight at an order's own instant is evaluated first (docs/loyalty-rules.md §3).
             if midnight is not None and midnight <= until and (creation is None or midnight <= creation):
                 q = self.qualifying(midnight)
-                self.held = self._midnight(self.held, q)
+                self._set(self._midnight(self.held, q), midnight)
                 self.clock = midnight
                 if self._steady(self.held, q):
                     self._skip_steady_midnights(midnight, until)
                 continue
             if creation is not None and creation <= until:
-                self.held = max(self.held, self.qualifying(creation))
+                self._set(max(self.held, self.qualifying(creation)), creation)
                 self.clock = creation
                 self.next_creation += 1
                 continue
             if self.clock is not None and until > self.clock:
                 self.clock = until
             return
+
+    def _set(self, rank: int, at: datetime) -> None:
+        if rank != self.held:
+            self.previous, self.held, self.since = self.held, rank, at
 
     def _skip_steady_midnights(self, midnight: datetime, until: datetime) -> None:
         """Jump to just before the next change point (or `until`): midnights in between change nothing."""

@@ -6,13 +6,12 @@ same numbers for the same orders, settings and `now`.
 
 - Members are chosen exactly as `loyalty.ledger.run_once` chooses them: orders with a buyer key on a
   marketplace not disabled under `[loyalty.marketplaces]`; the rest count as "no buyer identity".
-- A member's tier is the highest tier whose threshold the member's basis reaches at `now`: spend
-  (or order count) of settled orders, neither cancelled nor returned, created within
-  `tier_policy.window` before `now` (the rule the engine applies to each new order).
-- Balances use the same rules as `loyalty.ledger.balances`, computed from one read of the ledger.
-- `member_rows` shows the tier and segment stored by `loyalty.membership.refresh_members` (the held
-  tier, after the downgrade policy) for members in that projection; for the others it computes them
-  at `now` (`tier_of`, `loyalty.segments.segment`).
+- A member's figures at `now` (`standing`) are a point-in-time view: the orders created by then,
+  each as it stood then (a return dated later has not happened yet). The tier shown is the tier the
+  member holds (docs/loyalty-rules.md §3), the one the engine earns at; spend and segment use what
+  the buyer kept (partial returns count).
+- Balances come from replaying the ledger to `now` (`loyalty.ledger.balances_of_rows`): exact for a
+  past `now` too.
 """
 
 from __future__ import annotations
@@ -23,18 +22,22 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from loyalty.engine import EARN, REVERSE, SETTLE_DELAY, Member, OrderFact, is_settled
+from loyalty.engine import CANCELLED, EARN, REVERSE, Member, OrderFact
+from loyalty.held_tier import HeldTiers, kept_at, voided_at
 from loyalty.ledger import Balances, balances_of_rows, entries_of
 from loyalty.rules import LoyaltySettings
+from loyalty.segments import segment as segment_of
 
 __all__ = [
     "MarketplaceFigures",
     "MemberRow",
+    "Standing",
     "Summary",
     "balances_by_member",
     "find_members",
     "member_orders",
     "member_rows",
+    "standing",
     "summarize",
     "tier_of",
 ]
@@ -69,21 +72,48 @@ def balances_by_member(rows: Iterable[Mapping[str, Any]], now: datetime) -> dict
     return {m: balances_of_rows(mine, now) for m, mine in by_member.items()}
 
 
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """A member at one moment (see the module docstring)."""
+
+    orders: int  # orders created by then, cancelled ones too
+    spend: Decimal  # what the buyer kept of the orders not void by then
+    tier: str | None
+    tier_since: datetime | None
+    previous_tier: str | None
+    segment: str
+    first_order_at: datetime | None
+    last_order_at: datetime | None
+
+
+def _status_then(o: OrderFact, now: datetime) -> str:
+    """The order's status as `segment()` needs it at `now`: cancelled only once it was."""
+    void = voided_at(o)
+    return CANCELLED if o.status == CANCELLED and void is not None and void <= now else "delivered"
+
+
+def standing(orders: Iterable[OrderFact], settings: LoyaltySettings, now: datetime) -> Standing:
+    """The member's orders, spend, held tier and segment at `now`."""
+    seen = sorted((o for o in orders if o.created_at <= now), key=lambda o: (o.created_at, o.order_id))
+    live = [o for o in seen if (v := voided_at(o)) is None or v > now]
+    counted = [o for o in seen if _status_then(o, now) != CANCELLED]
+    tier = since = previous = None
+    if settings.tiers:
+        walk = HeldTiers(seen, settings)
+        tier = walk.name(walk.at(now))
+        since, previous = walk.since, walk.name(walk.previous)
+    return Standing(
+        orders=len(seen), spend=sum((kept_at(o, now) for o in live), _ZERO), tier=tier, tier_since=since,
+        previous_tier=previous,
+        segment=segment_of([(o.created_at, kept_at(o, now), _status_then(o, now)) for o in seen], now,
+                           settings.segments),
+        first_order_at=counted[0].created_at if counted else None,
+        last_order_at=counted[-1].created_at if counted else None)
+
+
 def tier_of(settings: LoyaltySettings, orders: Iterable[OrderFact], now: datetime) -> str | None:
-    """The tier a member has reached at `now` (None when the program has no tiers)."""
-    if not settings.tiers:
-        return None
-    since = now - settings.tier_policy.window
-    window = [o for o in orders if is_settled(o, now, SETTLE_DELAY) and o.status not in _VOID
-              and o.created_at >= since]
-    basis = (Decimal(len(window)) if settings.tier_policy.basis == "orders"
-             else sum((o.total for o in window), _ZERO))
-    reached = None
-    for tier in settings.tiers:  # ascending thresholds: the last one reached wins
-        threshold = tier.min_spend if tier.min_spend is not None else Decimal(tier.min_orders or 0)
-        if basis >= threshold:
-            reached = tier.name
-    return reached
+    """The tier the member holds at `now` (None when the program has no tiers)."""
+    return standing(orders, settings, now).tier
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,42 +124,32 @@ class MemberRow:
     account: str
     buyer_key: str
     orders: int
-    spend: Decimal  # totals of orders neither cancelled nor returned
+    spend: Decimal  # what the buyer kept of the orders not void at `now`
     balances: Balances
     tier: str | None
     segment: str | None = None
-    stored: bool = False  # tier and segment come from the members projection
 
 
 def member_rows(store: Any, settings: LoyaltySettings, now: datetime, *,
                 marketplace: str | None = None, tier: str | None = None,
                 segment: str | None = None) -> list[MemberRow]:
-    """Members with their figures at `now`, sorted by marketplace, account, buyer key."""
-    from loyalty.membership import stored_members
-    from loyalty.segments import segment as segment_of
-
+    """Members with their figures at `now` (a point-in-time view), sorted by marketplace, account, buyer."""
     by_member, _ = member_orders(store.iter_orders(), settings)
     bals = balances_by_member(entries_of(store), now)
-    projection = stored_members(store)
     empty = Balances(_ZERO, _ZERO, _ZERO, _ZERO)
     out = []
     for member in sorted(by_member):
         if marketplace is not None and member[0] != marketplace:
             continue
-        orders = by_member[member]
-        stored = projection.get(member)
-        if stored is not None:
-            reached, seg = stored["tier"], stored["segment"]
-        else:
-            reached = tier_of(settings, orders, now)
-            seg = segment_of([(o.created_at, o.total, o.status) for o in orders], now, settings.segments)
-        if tier is not None and reached != tier:
+        st = standing(by_member[member], settings, now)
+        if st.orders == 0:
+            continue  # every order of the member was created after `now`
+        if tier is not None and st.tier != tier:
             continue
-        if segment is not None and seg != segment:
+        if segment is not None and st.segment != segment:
             continue
-        spend = sum((o.total for o in orders if o.status not in _VOID), _ZERO)
-        out.append(MemberRow(*member, orders=len(orders), spend=spend, balances=bals.get(member, empty),
-                             tier=reached, segment=seg, stored=stored is not None))
+        out.append(MemberRow(*member, orders=st.orders, spend=st.spend, balances=bals.get(member, empty),
+                             tier=st.tier, segment=st.segment))
     return out
 
 

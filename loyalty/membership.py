@@ -2,19 +2,15 @@
 
 `refresh_members(store, settings, now)` recomputes every member from the orders table (orders with
 a buyer key on an enabled marketplace, as `loyalty.members.member_orders` chooses them) and upserts
-the rows in batches. Decisions:
+the rows in batches. Every figure is `loyalty.members.standing` at `now`, a function of the orders
+and `now` alone (docs/loyalty-rules.md §3): running it daily, hourly, twice or late gives the same
+rows. The table is a cache for lists and filters, never an input to the ledger.
 
-- Only orders created at or before `now` count, so an evaluation "as of" `now` never sees later ones.
-  `orders` counts them all (as `loyalsync members` does); `spend` excludes cancelled and returned;
-  `first_order_at`/`last_order_at` exclude cancelled.
-- The qualifying tier is `loyalty.members.tier_of` (the engine's rule); the held tier is
-  `loyalty.tiers.evaluate_tier` against the stored tier. Re-evaluating at the same `now` starts from
-  the tier held *before* that evaluation (`prior_tier`), so a second run changes nothing and a run
-  that sees new orders at the same `now` still steps down at most once. A row evaluated after `now`
-  is never overwritten by an older evaluation (also enforced in the upsert, for concurrent runs).
+- `prior_tier`/`prior_tier_since` are what the member held before `tier` and since when.
 - `service_recovery` reads only reviews the platform links to a buyer key (`reviews.buyer_key`);
   reviews are never matched to orders by any heuristic. It never feeds the segment.
-- Rows of members with no order any more (e.g. a marketplace turned off) are left as they are.
+- A row evaluated after `now` is never overwritten by an older evaluation (also in the upsert, for
+  concurrent runs). Rows of members with no order any more (e.g. a marketplace turned off) stay.
 """
 
 from __future__ import annotations
@@ -28,11 +24,10 @@ from typing import Any
 from sqlalchemy import Table, select
 
 from loyalty.engine import Member, OrderFact
-from loyalty.members import member_orders, tier_of
+from loyalty.members import member_orders, standing
 from loyalty.rules import LoyaltySettings
-from loyalty.segments import segment, service_recovery
+from loyalty.segments import service_recovery
 from loyalty.tables import MemberProjectionRow
-from loyalty.tiers import evaluate_tier
 from sync.store.tables import ReviewRow
 from sync.store.upsert import dialect_insert
 
@@ -75,33 +70,22 @@ def _linked_reviews(store: Any) -> dict[Member, list[tuple[int, datetime]]]:
 
 
 def member_projection(member: Member, orders: Iterable[OrderFact], settings: LoyaltySettings, now: datetime,
-                      stored: Mapping[str, Any] | None,
+                      stored: Mapping[str, Any] | None = None,
                       reviews: Iterable[tuple[int, datetime]] = ()) -> dict[str, Any] | None:
-    """The member's projection row at `now` given its stored row (None: no order yet at `now`)."""
-    facts = [o for o in orders if o.created_at <= now]
-    if not facts:
+    """The member's projection row at `now` (None: no order yet at `now`). `stored` is not read:
+    the row is a function of the orders and `now`."""
+    st = standing(orders, settings, now)
+    if st.orders == 0:
         return None
-    counted = [o for o in facts if o.status != "cancelled"]
-    if stored is not None and stored["evaluated_at"] == now:
-        base_tier, base_since = stored["prior_tier"], stored["prior_tier_since"]
-    elif stored is not None:
-        base_tier, base_since = stored["tier"], stored["tier_since"]
-    else:
-        base_tier, base_since = None, None
-    if settings.tiers:
-        held = evaluate_tier(base_tier, tier_of(settings, facts, now), settings.tier_policy, settings.tiers)
-    else:
-        held = None
-    since = None if held is None else (base_since if held == base_tier and base_since is not None else now)
+    held_since = st.tier_since if st.tier is not None else None
     return {
         "marketplace": member[0], "account": member[1], "buyer_key": member[2],
-        "orders": len(facts),
-        "spend": sum((o.total for o in facts if o.status not in _VOID), _ZERO),
-        "first_order_at": min((o.created_at for o in counted), default=None),
-        "last_order_at": max((o.created_at for o in counted), default=None),
-        "tier": held, "tier_since": since,
-        "prior_tier": base_tier, "prior_tier_since": base_since,
-        "segment": segment([(o.created_at, o.total, o.status) for o in facts], now, settings.segments),
+        "orders": st.orders, "spend": st.spend,
+        "first_order_at": st.first_order_at, "last_order_at": st.last_order_at,
+        "tier": st.tier, "tier_since": held_since,
+        "prior_tier": st.previous_tier if held_since is not None else None,
+        "prior_tier_since": None,
+        "segment": st.segment,
         "service_recovery": service_recovery(reviews, now),
         "evaluated_at": now,
     }

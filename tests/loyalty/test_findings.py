@@ -6,12 +6,14 @@ before the rules were written down (finding numbers are issue 16's).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 from connectors.records import OrderRecord, OrderStatus
 from loyalty.ledger import balances, entries_of, run_once
+from loyalty.members import member_rows
 from loyalty.rules import LoyaltySettings
 from sync.store import PageWrite, Store, connect, migrate
 from sync.store.store import StreamKey
@@ -149,3 +151,24 @@ def test_6_points_become_available_a_return_window_after_delivery_whatever_the_r
         # The partial return on day 9 restarts the return window: available on day 23.
         assert lot["available_from"] == T0 + 9 * DAY + 14 * DAY
     assert delivered < T0 + 9 * DAY
+
+
+def test_4_the_members_view_counts_partial_returns_as_the_engine_does(store: Store):
+    s = LoyaltySettings.model_validate({
+        "enabled": True,
+        "tiers": [{"name": "base", "min_spend": 0, "earn_rate": "0.02"},
+                  {"name": "silver", "min_spend": 5000, "earn_rate": "0.05"}],
+        "tier_policy": {"window": timedelta(days=90), "downgrade": "recompute"}})
+    write(store, order("BIG", day=0, total="6000"))
+    partly = order("BIG", day=0, status=OrderStatus.PARTIALLY_RETURNED, total="6000", changed_day=5)
+    write(store, replace(partly, returned_total=Decimal(2000)))  # 4000 kept from day 5
+    write(store, order("NEXT", day=10, total="1000"))
+    run_once(store, s, T0 + 13 * DAY)
+    earned = {r["order_id"]: r["amount"] for r in entries_of(store) if r["kind"] == "earn"}
+    # NEXT (day 10) earned at what the member held then: BIG's 4000 kept is base, 1000 x 0.02 = 20.
+    assert earned["NEXT"] == Decimal(20)
+    [row] = member_rows(store, s, T0 + 13 * DAY)
+    # On day 13 the kept spend is 4000 + 1000 = 5000: silver, shown as such (not 7000 of totals).
+    assert (row.spend, row.tier) == (Decimal(5000), "silver")
+    [before] = member_rows(store, s, T0 + 9 * DAY)
+    assert (before.spend, before.tier) == (Decimal(4000), "base")  # what NEXT was earned at

@@ -75,10 +75,12 @@ def settings(downgrade: str = "one_down") -> LoyaltySettings:
 
 
 def order(order_id: str, created: datetime, total: str, buyer: str = "b1",
-          status: OrderStatus = OrderStatus.DELIVERED) -> OrderRecord:
+          status: OrderStatus = OrderStatus.DELIVERED, changed: datetime | None = None) -> OrderRecord:
+    extra = ({"status_changed_at": changed or created}
+             if "status_changed_at" in OrderRecord.__dataclass_fields__ else {})
     return OrderRecord(marketplace="ozon", account="main", order_id=order_id, created_at=created,
-                       updated_at=created, status=status, platform_status=status.value, fulfilment="fbs",
-                       currency="RUB", total=Decimal(total), lines=(), buyer_key=buyer)
+                       updated_at=changed or created, status=status, platform_status=status.value,
+                       fulfilment="fbs", currency="RUB", total=Decimal(total), lines=(), buyer_key=buyer, **extra)
 
 
 def write(store: Store, *orders: OrderRecord) -> None:
@@ -101,8 +103,9 @@ def test_refresh_is_idempotent(store: Store):
     assert second.members == 2 and second.written == 0
     assert snapshot(store) == before
     row = before[MEMBER]
+    # A1 (25000) counts from the midnight after it (11 Jan 00:00): gold from then.
     assert (row["orders"], row["spend"], row["tier"], row["tier_since"], row["segment"]) == (
-        1, Decimal(25000), "gold", now, "new")
+        1, Decimal(25000), "gold", datetime(2026, 1, 11, tzinfo=UTC), "new")
     b2 = before[("ozon", "main", "b2")]
     assert (b2["orders"], b2["spend"], b2["last_order_at"], b2["tier"]) == (2, Decimal(100), T0 + DAY, "bronze")
     assert b2["service_recovery"] is False
@@ -121,25 +124,24 @@ def test_refresh_reflects_new_orders(store: Store):
     assert ("ozon", "main", "b9") in rows
 
 
-def test_one_down_across_two_evaluations(store: Store):
+def test_one_down_steps_once_per_midnight_whenever_the_refresh_runs(store: Store):
     write(store, order("A1", T0, "25000"))
-    refresh_members(store, settings(), T0 + 5 * DAY)
-    assert snapshot(store)[MEMBER]["tier"] == "gold"
-    # The window (30 days) has passed: the member qualifies for nothing above "no tier".
-    later = T0 + 40 * DAY
-    refresh_members(store, settings(), later)
-    assert snapshot(store)[MEMBER]["tier"] == "silver"
-    refresh_members(store, settings(), later)  # re-running the same evaluation does not drop again
-    assert snapshot(store)[MEMBER]["tier"] == "silver"
-    assert snapshot(store)[MEMBER]["tier_since"] == later
-    write(store, order("A2", T0 + 39 * DAY, "100"))  # arrives late, same evaluation time
-    refresh_members(store, settings(), later)
-    assert snapshot(store)[MEMBER]["tier"] == "silver"
-    refresh_members(store, settings(), later + DAY)
-    assert snapshot(store)[MEMBER]["tier"] == "bronze"  # A2 not settled yet: nothing qualifies, one step
-    refresh_members(store, settings(), later + 2 * DAY)  # A2 settled: bronze qualifies, no drop to none
+    # A1 leaves the 30-day window on 9 Feb 12:00: nothing above bronze qualifies from then.
+    # one_down: gold -> silver at midnight 10 Feb, -> bronze at midnight 11 Feb.
+    expected = [(T0 + 5 * DAY, "gold"), (datetime(2026, 2, 10, 1, tzinfo=UTC), "silver"),
+                (datetime(2026, 2, 11, 1, tzinfo=UTC), "bronze"), (T0 + 60 * DAY, "bronze")]
+    for now, tier in expected:
+        refresh_members(store, settings(), now)
+        assert snapshot(store)[MEMBER]["tier"] == tier, now
+    # A run that skipped days (only the last date) and one that ran twice agree with the daily runs.
+    for now, tier in expected:
+        assert member_rows(store, settings(), now)[0].tier == tier
+    silver = member_rows(store, settings(), datetime(2026, 2, 10, 23, tzinfo=UTC))[0]
+    assert silver.tier == "silver"
+    write(store, order("A2", T0 + 39 * DAY, "100"))  # arrives late: at its creation bronze qualifies
+    refresh_members(store, settings(), T0 + 60 * DAY)
     row = snapshot(store)[MEMBER]
-    assert row["tier"] == "bronze" and row["tier_since"] == later + DAY
+    assert row["tier"] == "bronze" and row["tier_since"] == datetime(2026, 2, 11, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(("downgrade", "expected"), [("never", ["gold", "gold"]),
@@ -163,14 +165,29 @@ def test_an_older_evaluation_never_overwrites_a_newer_one(store: Store):
     assert snapshot(store) == before
 
 
-def test_members_view_uses_the_projection_and_filters_by_segment(store: Store):
+def test_members_view_equals_the_projection_and_filters_by_segment(store: Store):
     write(store, order("A1", T0, "25000"), order("B1", T0 - 200 * DAY, "100", buyer="b2"))
     now = T0 + 40 * DAY
-    computed = {r.buyer_key: (r.tier, r.segment, r.stored) for r in member_rows(store, settings(), now)}
-    assert computed == {"b1": ("bronze", "active", False), "b2": ("bronze", "sleeping", False)}
+    computed = {r.buyer_key: (r.tier, r.segment) for r in member_rows(store, settings(), now)}
+    # b1: gold until A1 left the window (9 Feb), then one step per midnight: bronze by 19 Feb;
+    # 40 days since its only order: active. b2: 240 days since its order: sleeping.
+    assert computed == {"b1": ("bronze", "active"), "b2": ("bronze", "sleeping")}
     refresh_members(store, settings(), T0 + 5 * DAY)
     refresh_members(store, settings(), now)
-    shown = {r.buyer_key: (r.tier, r.segment, r.stored) for r in member_rows(store, settings(), now)}
-    assert shown == {"b1": ("silver", "active", True), "b2": ("bronze", "sleeping", True)}
+    stored = {m[2]: (r["tier"], r["segment"]) for m, r in snapshot(store).items()}
+    assert stored == computed  # the projection caches the same function of the orders
     assert [r.buyer_key for r in member_rows(store, settings(), now, segment="sleeping")] == ["b2"]
-    assert [r.buyer_key for r in member_rows(store, settings(), now, tier="silver")] == ["b1"]
+    assert [r.buyer_key for r in member_rows(store, settings(), T0 + 5 * DAY, tier="gold")] == ["b1"]
+
+
+def test_members_at_a_past_moment_see_the_orders_as_they_stood_then(store: Store):
+    """Finding 7: `members --now <past date>` was not a point-in-time view."""
+    write(store, order("A1", T0, "6000"), order("A2", T0 + 20 * DAY, "9000"))
+    write(store, order("A1", T0, "6000", status=OrderStatus.RETURNED, changed=T0 + 10 * DAY))
+    before_return = member_rows(store, settings(), T0 + 5 * DAY)[0]
+    # On day 5: one order, not yet returned, 6000 kept: silver (from the midnight after it).
+    assert (before_return.orders, before_return.spend, before_return.tier) == (1, Decimal(6000), "silver")
+    after = member_rows(store, settings(), T0 + 25 * DAY)[0]
+    # On day 25: A1 came back on day 10, A2 (9000) counts: silver again.
+    assert (after.orders, after.spend, after.tier) == (2, Decimal(9000), "silver")
+    assert member_rows(store, settings(), T0 - DAY) == []  # nothing yet
