@@ -1,10 +1,11 @@
 """`loyalsync simulate`: the configured program over stored history, into a throw-away ledger.
 
 The same `loyalty.ledger.run_once` a real run uses, on an in-memory SQLite store holding a copy of
-the real store's orders (optionally only those created within a range); the real store is only
-read. The figures come from `loyalty.members.summarize`, which a real ledger's figures come from
-too, so "simulate prints what a real run would produce" holds by construction for the same orders,
-settings and `now`.
+the real store's orders (optionally only those created within a range) and of the points members
+spent: the `spend` entries the outbox wrote for the promo codes it sent, up to `now`. The real
+store is only read. The figures come from `loyalty.members.summarize`, which a real ledger's
+figures come from too, so "simulate prints what a real run would produce" holds by construction
+for the same orders, spends, settings and `now` (docs/loyalty-rules.md §9 names the exceptions).
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, create_engine, insert
+from sqlalchemy import Table, create_engine, insert, select
 from sqlalchemy.pool import StaticPool
 
-from loyalty.ledger import RunResult, entries_of, run_once
+from loyalty.engine import Entry
+from loyalty.ledger import LEDGER, RunResult, apply, entries_of, run_once
+from loyalty.ledger_rows import SPEND
 from loyalty.members import Summary, summarize
 from loyalty.rules import LoyaltySettings
 from sync.store import Store
@@ -65,6 +68,20 @@ def _copy_orders(store: Any, into: Store, start: datetime | None, end: datetime 
     return copied
 
 
+def _copy_spends(store: Any, into: Store, now: datetime, end: datetime | None) -> int:
+    """The promo codes members spent points on by `now` (and before `end`), as `spend` entries."""
+    c = LEDGER.c
+    stmt = select(c.marketplace, c.account, c.buyer_key, c.amount, c.idempotency_key, c.rule, c.effective_at).where(
+        c.kind == SPEND, c.effective_at <= now)
+    if end is not None:
+        stmt = stmt.where(c.effective_at < end)
+    with store.engine.connect() as conn:
+        spends = [Entry(SPEND, amount, key, None, rule, at, marketplace=mp, account=acct, buyer_key=buyer)
+                  for mp, acct, buyer, amount, key, rule, at in conn.execute(stmt)]
+    apply(into, spends, now=now)
+    return len(spends)
+
+
 class Simulation:
     """A finished simulation: its summary and what `run_once` reported."""
 
@@ -79,6 +96,7 @@ def simulate(store: Any, settings: LoyaltySettings, now: datetime, *,
     memory = _memory_store()
     try:
         _copy_orders(store, memory, start, end)
+        _copy_spends(store, memory, now, end)
         run = run_once(memory, enabled, now)
         summary = summarize(memory.iter_orders(), entries_of(memory), enabled, now)
     finally:

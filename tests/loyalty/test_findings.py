@@ -172,3 +172,28 @@ def test_4_the_members_view_counts_partial_returns_as_the_engine_does(store: Sto
     assert (row.spend, row.tier) == (Decimal(5000), "silver")
     [before] = member_rows(store, s, T0 + 9 * DAY)
     assert (before.spend, before.tier) == (Decimal(4000), "base")  # what NEXT was earned at
+
+
+def test_6_simulate_counts_the_points_members_spent(store: Store):
+    """Live: earned 150, taken back 100, debt 50. Simulate ignored spends and showed no debt."""
+    from loyalty.engine import Entry
+    from loyalty.ledger import apply
+    from loyalty.members import summarize
+    from loyalty.simulate import simulate
+
+    s = LoyaltySettings.model_validate({"enabled": True, "earn_rate": "0.05", "return_window": timedelta(days=14)})
+    # A: 1000 -> 50 points, delivered day 1, available day 15; B: 2000 -> 100, available day 16.
+    write(store, order("A", day=0), order("B", day=1, total="2000", changed_day=2))
+    run_once(store, s, T0 + 20 * DAY)
+    apply(store, [Entry("spend", Decimal(-100), "spend:promo-1", None, "promo_code", T0 + 21 * DAY,
+                        marketplace="ozon", account="main", buyer_key="b1")])  # A's 50, then B's 50
+    write(store, order("B", day=1, total="2000", status=OrderStatus.RETURNED, changed_day=22))
+    run_once(store, s, T0 + 25 * DAY)
+    live = summarize(store.iter_orders(), entries_of(store), s, T0 + 25 * DAY).marketplaces["ozon"]
+    # B's take-back: 50 from its own lot, 50 owed with nothing left anywhere: debt 50.
+    assert (live.earned, live.reversed, live.debt, live.available) == (150, -100, 50, 0)
+    sim = simulate(store, s, T0 + 25 * DAY).summary.marketplaces["ozon"]
+    # The replay never grants B (returned): 50 earned; the spend takes A's 50 and leaves debt 50.
+    assert (sim.debt, sim.available, sim.pending, sim.expired) == (live.debt, live.available, live.pending,
+                                                                   live.expired)
+    assert sim.earned + sim.reversed == live.earned + live.reversed == 50
