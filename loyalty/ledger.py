@@ -162,20 +162,22 @@ def run_once(store: Any, settings: LoyaltySettings, now: datetime, *, settle_del
     member's new lots (`lot_position`), and the writing pass grants up to there.
     """
     result = RunResult()
-    source = (members_of(store, settings, result.no_identity) if members is None
-              else sorted(orders_of(store, settings, members).items()))
+    chosen = None if members is None else sorted(orders_of(store, settings, members).items())
+    source = members_of(store, settings, result.no_identity) if chosen is None else iter(chosen)
     if not settings.enabled:
         for _member, orders in source:
             result.members += 1
             result.orders += len(orders)
         return result
-    cutoff = _budget_cutoff(store, settings, now, settle_delay)
+    # Only the chosen members can have new lots: the others have nothing new (loyalty.incremental).
+    cutoff = _budget_cutoff(store, settings, now, settle_delay, chosen)
     for batch in batches(source):
         for _member, orders in batch:
             result.members += 1
             result.orders += len(orders)
         _process(store, batch, settings, now, settle_delay, result, cutoff)
-    result.expired += expire_once(store, now)
+    if chosen is None:
+        result.expired += expire_once(store, now)
     return result
 
 
@@ -232,7 +234,8 @@ def _granted(target: Any) -> Decimal:
     return total
 
 
-def _budget_cutoff(store: Any, settings: LoyaltySettings, now: datetime, settle_delay: Any) -> BudgetCutoff | None:
+def _budget_cutoff(store: Any, settings: LoyaltySettings, now: datetime, settle_delay: Any,
+                   chosen: list[tuple[Member, list[OrderFact]]] | None = None) -> BudgetCutoff | None:
     """Where `budget.total_points` runs out among this run's new lots; None when they all fit.
 
     Keeps only the lots that can still fall inside the budget (a heap with the latest on top,
@@ -246,7 +249,7 @@ def _budget_cutoff(store: Any, settings: LoyaltySettings, now: datetime, settle_
         return BudgetCutoff(None)
     heap: list[_Latest] = []
     held = _ZERO
-    for batch in batches(members_of(store, settings)):
+    for batch in batches(members_of(store, settings) if chosen is None else iter(chosen)):
         with store.engine.connect() as conn:
             recorded = member_rows(conn, [m for m, _ in batch])
         for member, orders in batch:
