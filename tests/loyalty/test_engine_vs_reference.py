@@ -12,10 +12,14 @@
 The histories come from tests/loyalty/history_strategies.py, the model from reference_model.py, the
 engine is driven by engine_driver.py. tests/loyalty/test_audit_findings.py has the audit's seven
 findings as hand-written histories compared the same way.
-Examples: 150 per test by default (about a minute for the file here); for a long search:
+Examples: 250 per test by default (under a minute for the file when the engine passes; a failure
+stops at the first example and shrinks it); for a long search, from the repository root:
 
     LOYALSYNC_PROPERTY_EXAMPLES=5000 PYTHONPATH=$PWD .venv/bin/python -m pytest \\
         tests/loyalty/test_engine_vs_reference.py -q -p no:cacheprovider -n0
+
+(`.venv` is /work/main/.venv on the team machine.) Hypothesis keeps no example database here
+(`database=None`): a failure prints `@reproduce_failure(...)` to replay it.
 
 Reading Q2 (reference_readings.availability_start): a lot's availability starts when its order was
 delivered. A live run saw that moment; a rebuild has only the final order set, which keeps no delivery
@@ -47,7 +51,7 @@ from tests.loyalty.engine_driver import (
 )
 from tests.loyalty.history_strategies import History, histories
 
-EXAMPLES = int(os.environ.get("LOYALSYNC_PROPERTY_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("LOYALSYNC_PROPERTY_EXAMPLES", "250"))
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 

@@ -3,6 +3,7 @@
 A model that broke the page's invariants would make the engine comparison meaningless, so the
 model is held to them directly: §7's ledger identity and lifetime, each lot's kept amount, §5's
 "exactly one welcome" and "no second reward for a position", and indifference to input order.
+300 examples per test by default; LOYALSYNC_PROPERTY_EXAMPLES=5000 for a long search.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from tests.loyalty.history_strategies import History, histories
 from tests.loyalty.reference_model import compute, is_settled
 from tests.loyalty.reference_types import is_void, member_of
 
-EXAMPLES = int(os.environ.get("LOYALSYNC_PROPERTY_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("LOYALSYNC_PROPERTY_EXAMPLES", "300"))
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
