@@ -1,7 +1,7 @@
 """The audit's findings as small hand-written histories: the engine against the reference model.
 
 Each case is one way the audit found the engine wrong (F1–F7), or a further way the property tests
-found (N1–N4), written as the smallest history that shows it. Every case runs twice: live (a run one
+found (N1–N5), written as the smallest history that shows it. Every case runs twice: live (a run one
 minute after each change, then at the end) and as one rebuild at the end; both must equal the model
 (tests/loyalty/reference_model.py), which is checked against paper in test_reference_model.py.
 F7 ("replay != live") is also checked head-on: for every case where the model gives the rebuild and
@@ -106,6 +106,12 @@ CASES: dict[str, History] = {
         {**SILVER, "tier_policy": {"window": 30 * DAY, "downgrade": "recompute"}},
         [order("o1", "1500", (at(1, 1, 10), "created"), (at(1, 2), "in_delivery"), (at(1, 10), "cancelled")),
          delivered("o2", at(1, 5, 10), "100")]),
+    # o1 settled (and granted by the run after 4 Jan) but not delivered: its 50 stay pending, the
+    # 30-point spend on 5 Jan is debt (§7 "pending points are never spent").
+    "N5 pending points are never spent": fixed_history(
+        {"earn_rate": "0.05", "return_window": 14 * DAY, "expiry": {"policy": "never"}},
+        [order("o1", "1000", (at(1, 1, 10), "created"), (at(1, 4), "in_delivery"))],
+        (RefSpend(B1, Decimal(30), at(1, 5), "spend:1"),)),
 }
 
 
