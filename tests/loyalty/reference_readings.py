@@ -1,7 +1,8 @@
 """Where docs/loyalty-rules.md is ambiguous or contradicts itself: the reading the reference model takes.
 
-Every choice the page leaves open is here, once, named Qn as in the report to the lead. To follow a
-different reading, change it here; nothing else in the model decides these questions.
+Every choice the page leaves open is here, once, named Qn as in the report to the lead (Q10, Q12, Q15,
+Q18 and Q20 are choices of order or scope kept where they act; the list below points at them). To
+follow a different reading, change it here.
 """
 
 from __future__ import annotations
@@ -29,6 +30,19 @@ SKIP_ZERO_LOTS = True
 
 # Q9: "replaying, in time order, these events up to now": an event AT now is included.
 EVENTS_AT_NOW_INCLUDED = True
+
+# Readings that are plain choices of order or scope, kept where they act (listed here so all are in one list):
+# Q10 (§7 "Ties" orders kinds, not lots): within one kind at one instant, lots go in lot order (§8's
+#     key) and spends by their key: reference_fold._events.
+# Q12 (`[loyalty.marketplaces] enabled` is not on the page): ignored, every marketplace is in:
+#     reference_adapter.
+# Q15 (§8, both caps set): one pass in the global lot order, each lot cut to min(member left, program
+#     left); the per-member cap counts what the program cap let through: reference_model._apply_budgets.
+# Q18 (§2 "status_changed_at: when the order reached its current status"): a partial return that grows
+#     keeps its first time, so the whole partial take-back is dated then: history_strategies.state_at.
+# Q20 (§7 "Lot granted at its order's created_at"): the fold has each lot from its order's creation,
+#     although live runs can grant it only once it settles (2 days on); a take-back in between may
+#     draw on it ("owed ... then pending ones"): reference_model._member_result.
 
 
 def status_time(order: RefOrder) -> datetime:
