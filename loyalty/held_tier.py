@@ -140,9 +140,16 @@ class HeldTiers:
             self.previous, self.held, self.since = self.held, rank, at
 
     def _skip_steady_midnights(self, midnight: datetime, until: datetime) -> None:
-        """Jump to just before the next change point (or `until`): midnights in between change nothing."""
-        k = bisect_left(self.changes, midnight + _TICK)
+        """Jump to just before the next change point (or `until`): midnights in between change nothing.
+
+        The basis is constant strictly between two change points; at a change point itself it may
+        still be the old one (an order leaves the window just after `created + window`), so a
+        midnight that falls on one is never skipped past.
+        """
+        k = bisect_left(self.changes, midnight)
         nxt = self.changes[k] if k < len(self.changes) else None
+        if nxt == midnight:
+            return
         target = until if nxt is None else min(until, nxt - _TICK)
         if target > self.clock:
             self.clock = target

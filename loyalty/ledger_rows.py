@@ -6,8 +6,8 @@ ledger compute the same keys, so the second writes nothing. `refold` turns a mem
 `loyalty.fold` input and writes the result in the caller's transaction:
 
 - each lot's and debit's `remaining` (a debit's is minus its uncovered debt);
-- `expire:{ref}` with what a lot lost to expiry, and `forgive:{ref}` (kind `adjust`, rule
-  `forgiven`) with what a take-back forgave because those points had expired unused; `ref` names
+- `expire:{ref}` with what a lot lost to expiry, and `forgive:{ref}` (kind `adjust`, the take-back's
+  order and rule) with what a take-back forgave because those points had expired unused; `ref` names
   the lot or take-back (`ref_of`: a hash of its key, which may hold any character). When a later
   fold disagrees with what is written (an event dated before an expiry arrived late), one more
   entry `…#{n}` carries the difference: amounts already written are never edited.
@@ -29,11 +29,12 @@ from loyalty.fold import FoldLot, Spend, TakeBack, fold
 from loyalty.tables import LedgerEntryRow
 from sync.store.types import binders
 
-__all__ = ["ADJUST", "FORGIVEN", "LEDGER", "SPEND", "Row", "insert_new", "member_rows", "ref_of", "refold",
+__all__ = ["ADJUST", "FORGIVE", "LEDGER", "SPEND", "Row", "insert_new", "member_rows", "ref_of", "refold",
            "set_availability"]
 
 LEDGER: Table = LedgerEntryRow.__table__  # type: ignore[assignment]
-SPEND, ADJUST, FORGIVEN = "spend", "adjust", "forgiven"
+SPEND, ADJUST = "spend", "adjust"
+FORGIVE = "forgive:"  # the key prefix of the adjust entries that carry what a take-back forgave
 _ZERO = Decimal(0)
 _INSERT_CHUNK = 1000  # rows per INSERT: 12 parameters each, well under both databases' limits
 ENTRY_FIELDS = ("kind", "amount", "idempotency_key", "order_id", "rule", "effective_at",
@@ -188,7 +189,7 @@ def refold(conn: Connection, member: Member, rows: list[Row], now: datetime) -> 
         delta = result.forgiven.get(key, _ZERO) - written_forgiven.get(key, _ZERO)
         if delta:
             e = r.entry
-            new.append(Entry(ADJUST, delta, _generation_key(f"forgive:{ref_of(key)}", by_key), e.order_id, FORGIVEN,
+            new.append(Entry(ADJUST, delta, _generation_key(f"{FORGIVE}{ref_of(key)}", by_key), e.order_id, e.rule,
                              e.effective_at, marketplace=e.marketplace, account=e.account,
                              buyer_key=e.buyer_key))
     inserted = insert_new(conn, new)
@@ -215,7 +216,7 @@ def _written(rows: Iterable[Row], kind: str, lot_by_id: Mapping[int, Row]) -> di
     out: dict[str, Decimal] = {}
     for r in rows:
         e = r.entry
-        if e.kind != kind or (kind == ADJUST and e.rule != FORGIVEN):
+        if e.kind != kind or (kind == ADJUST and not e.idempotency_key.startswith(FORGIVE)):
             continue
         ref = e.idempotency_key.split(":", 1)[1].split("#")[0]
         target = targets.get(ref)

@@ -93,6 +93,8 @@ def engine_view(store: Store, history: History, members, now) -> dict:
                 lots[(row["order_id"], row["rule"])][0] += row["amount"]
             elif row["kind"] == "reverse":
                 lots[(row["order_id"], row["rule"])][1] -= row["amount"]
+            elif row["kind"] == "adjust" and row["idempotency_key"].startswith("forgive:"):
+                lots[(row["order_id"], row["rule"])][1] -= row["amount"]  # forgiven: not owed (§7)
         view[member] = {"tier": tiers.get(member), "balances": tuple(getattr(b, f) for f in BALANCE_FIELDS),
                         "lots": {k: tuple(v) for k, v in lots.items()}}
     return view
@@ -206,9 +208,11 @@ def invariant_breaks(store: Store, member, now) -> list[str]:
     total = sum((r["amount"] for r in rows), Decimal(0))
     if total != b.pending + b.available - b.debt:
         out.append(f"Σ ledger {total} != pending {b.pending} + available {b.available} − debt {b.debt}")
-    expired = -sum((r["amount"] for r in rows if r["kind"] == "expire"), Decimal(0))
-    if expired != b.expired:
-        out.append(f"expire entries {expired} != expired {b.expired}")
+    # §7: expire entries carry what expired; forgiveness entries give back what take-backs forgave.
+    expired = -sum((r["amount"] for r in rows if r["kind"] == "expire"
+                    or (r["kind"] == "adjust" and r["idempotency_key"].startswith("forgive:"))), Decimal(0))
+    if expired != b.expired - b.expired_unwritten:
+        out.append(f"expire entries {expired} != expired {b.expired} (unwritten {b.expired_unwritten})")
     negative = [f for f in BALANCE_FIELDS if getattr(b, f) < 0]
     if negative:
         out.append(f"negative {negative}: {b}")

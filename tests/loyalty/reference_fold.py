@@ -87,7 +87,8 @@ def fold(lots: list[FoldLot], spends: list[tuple[datetime, str, Decimal]], now: 
     return RefBalances(
         pending=sum((lot.remaining for lot in granted if not lot.available), Decimal(0)),
         available=sum((lot.remaining for lot in granted if lot.available and not lot.is_expired), Decimal(0)),
-        expired=sum((lot.expired for lot in granted), Decimal(0)),
+        # §7: what lots lost to expiry, less what take-backs forgave (those count as taken back).
+        expired=sum((lot.expired - lot.forgiven for lot in granted), Decimal(0)),
         debt=state.debt(),
         lifetime=sum((lot.amount - lot.owed - lot.forgiven for lot in granted), Decimal(0)),
     )

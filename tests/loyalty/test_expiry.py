@@ -132,7 +132,7 @@ def test_reversal_after_expiry_owes_only_the_points_that_were_used(store: Store)
     # All 100 are taken back: the 70 that expired unused are forgiven, the 30 spent stay as debt.
     assert (rev["amount"], rev["remaining"]) == (-100, -30)
     forgiven = r[f"forgive:{ref_of(rev['idempotency_key'])}"]
-    assert (forgiven["kind"], forgiven["rule"], forgiven["amount"]) == ("adjust", "forgiven", 70)
+    assert (forgiven["kind"], forgiven["rule"], forgiven["amount"]) == ("adjust", "rate", 70)
     b = balances(store, MEMBER, T0 + 61 * DAY)
     assert (b.available, b.expired, b.debt, b.lifetime) == (0, 0, 30, 0)  # as if A1 had never earned
     assert_invariant(store, T0 + 61 * DAY)

@@ -148,9 +148,10 @@ def test_section7_a_return_after_expiry_is_forgiven():
     l1 = lot(result, "O1", "rate")
     # Taking back 100: nothing remaining, 100 expired unused -> forgiven 100, owed 0 (no reverse entry).
     assert (l1.granted, l1.owed, l1.forgiven, l1.kept) == (100, 0, 100, 0)
-    # expired 100, debt 100 (the spend), lifetime 100 − 100 forgiven = 0.
-    # Invariant: Σ ledger = 100 − 100 (expire) − 100 (spend) − 0 = −100 = 0 + 0 − 100.
-    assert figures(result) == (0, 0, 100, 100, 0)
+    # expired 100 lost − 100 forgiven = 0 (taken back, not expired), debt 100 (the spend),
+    # lifetime 100 − 100 taken back = 0.
+    # Invariant: Σ ledger = 100 − 100 (expire) − 100 (spend) − 100 (reverse) + 100 (forgiven) = −100.
+    assert figures(result) == (0, 0, 0, 100, 0)
 
 
 def test_section7_without_the_delivery_time_a_returned_lot_never_expired():
@@ -385,8 +386,9 @@ def test_a_return_after_part_of_the_lot_expired_forgives_that_part_and_owes_the_
     # o1 50, available 17 Jan, 20 spent on 20 Jan, 30 expire on 27 Jan. Returned 1 Feb: X = 50,
     # own 0, forgiven min(50, 30) = 30, owed 20 -> from o2 (pending, 600 × 0.05 = 30) -> o2 keeps 10.
     assert (lot(result, "o1", "rate").forgiven, lot(result, "o1", "rate").owed) == (30, 20)
-    # pending 10, expired 30, lifetime 50 + 30 − 20 − 30 = 30. Σ ledger 80 − 20 − 30 − 20 = 10 = 10.
-    assert figures(result) == (10, 0, 30, 0, 30)
+    # pending 10, expired 30 lost − 30 forgiven = 0, lifetime 80 − 50 taken back = 30.
+    # Σ ledger 80 − 20 (spend) − 30 (expire) − 50 (reverse) + 30 (forgiven) = 10 = 10.
+    assert figures(result) == (10, 0, 0, 0, 30)
 
 
 def test_a_reward_moved_after_it_expired_is_forgiven():
@@ -399,8 +401,8 @@ def test_a_reward_moved_after_it_expired_is_forgiven():
     # With o1 counted again o2 holds (position 2); after 1 Feb the sequence is o2, o3: o3 holds.
     # o2's 30 expired unused on 27 Jan; taken back 1 Feb: forgiven 30, owed 0.
     assert (lot(result, "o2", "every_nth").forgiven, lot(result, "o2", "every_nth").owed) == (30, 0)
-    # o3 holds 30, pending. expired 30, lifetime 30 + 30 − 30 = 30.
-    assert figures(result) == (30, 0, 30, 0, 30)
+    # o3 holds 30, pending. expired 30 lost − 30 forgiven = 0, lifetime 30 + 30 − 30 = 30.
+    assert figures(result) == (30, 0, 0, 0, 30)
 
 
 def test_at_one_instant_a_lot_becoming_available_can_be_spent():
