@@ -118,6 +118,9 @@ class OrderFact:
     skus: tuple[str, ...] | None = None  # None: the order's lines are not known
     offer_ids: tuple[str, ...] | None = None
     returned_total: Decimal = Decimal(0)  # value of the goods returned so far (partial returns)
+    # When the order reached its current status: the platform's time, else when a sync first saw it
+    # (`OrderRow.status_changed_at`); None where the source has no such column.
+    status_changed_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> OrderFact:
@@ -130,7 +133,7 @@ class OrderFact:
         return cls(row["marketplace"], row["account"], row["order_id"], row["buyer_key"],
                    row["created_at"], row["updated_at"], str(row["status"]), Decimal(row["total"]),
                    row.get("fulfilment"), row.get("currency"), skus, offer_ids,
-                   Decimal(row.get("returned_total") or 0))
+                   Decimal(row.get("returned_total") or 0), row.get("status_changed_at"))
 
     @property
     def kept_total(self) -> Decimal:

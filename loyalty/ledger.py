@@ -333,7 +333,7 @@ def _changes(entries: Sequence[Entry], recorded: dict[str, Entry]) -> list[Entry
 
 
 _ORDER_FIELDS = ("marketplace", "account", "order_id", "buyer_key", "created_at", "updated_at",
-                 "status", "total", "fulfilment", "currency", "returned_total")
+                 "status", "total", "fulfilment", "currency", "returned_total", "status_changed_at")
 
 
 def _needs_lines(settings: LoyaltySettings) -> bool:
@@ -399,7 +399,8 @@ def _iter_members(engine: Engine, settings: LoyaltySettings,
                     rows = conn.execute(select(*columns).where(c.buyer_key == end, *skip)).all()
             lines = _lines_of(conn, rows) if with_lines else None
         by_member: dict[Member, list[OrderFact]] = {}
-        for mp, acct, oid, buyer, created, updated, status, total, fulfilment, currency, returned in rows:
+        for (mp, acct, oid, buyer, created, updated, status, total, fulfilment, currency, returned,
+             status_changed) in rows:
             skus = offer_ids = None
             if lines is not None:
                 mine = lines.get((mp, acct, oid), ())
@@ -407,7 +408,7 @@ def _iter_members(engine: Engine, settings: LoyaltySettings,
                 offer_ids = tuple(str(o) for _, o in mine if o is not None)
             by_member.setdefault((mp, acct, buyer), []).append(
                 OrderFact(mp, acct, oid, buyer, created, updated, str(status), Decimal(total),
-                          fulfilment, currency, skus, offer_ids, Decimal(returned or 0)))
+                          fulfilment, currency, skus, offer_ids, Decimal(returned or 0), status_changed))
         yield from by_member.items()
         last = end
 
