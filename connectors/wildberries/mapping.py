@@ -106,11 +106,11 @@ def map_statistics_order(raw: dict[str, Any], ctx: MappingContext) -> OrderRecor
         fulfilment=_WAREHOUSE_FULFILMENT.get(raw.get("warehouseType")),  # type: ignore[arg-type]
         currency="RUB", total=price, lines=(line,),
         source="statistics", source_rank=STATISTICS_RANK,
-        status_changed_at=_cancel_date(raw) if cancelled else None,
+        status_changed_at=_cancel_date(raw, created) if cancelled else None,
     )
 
 
-def _cancel_date(raw: dict[str, Any]) -> datetime | None:
+def _cancel_date(raw: dict[str, Any], created: datetime) -> datetime | None:
     """When a cancelled Statistics row was cancelled: `cancelDate`, or None while WB leaves it unset.
 
     wildberries.md §3 (Statistics orders): "`cancelDate` | string | `"0001-01-01T00:00:00"` when not
@@ -119,12 +119,13 @@ def _cancel_date(raw: dict[str, Any]) -> datetime | None:
     Statistics row that is not cancelled says nothing about delivery (`lastChangeDate` is the row's
     last change, whatever changed). The official example cancels on "2022-03-09T00:00:00", a
     midnight after the row's `lastChangeDate`: WB may write the day only, so the time is taken as
-    WB gives it, never corrected from other fields.
+    WB gives it, except that it is never before the order's `date` (a same-day cancellation dated
+    at midnight would otherwise precede the order itself).
     """
     value = raw.get("cancelDate")
     if value is None or value == "" or (isinstance(value, str) and value.startswith(_UNSET_DATE)):
         return None
-    return parse_local(value, "cancelDate", MOSCOW)
+    return max(parse_local(value, "cancelDate", MOSCOW), created)
 
 
 def map_feedback(raw: dict[str, Any], ctx: MappingContext) -> ReviewRecord:

@@ -98,6 +98,9 @@ def test_a_cancelled_statistics_row_changed_status_at_its_moscow_cancel_date():
     assert map_statistics_order(dict(cancelled, isCancel=False), CTX).status_changed_at is None
     with pytest.raises(MalformedRecord, match="cancelDate"):
         map_statistics_order(dict(cancelled, cancelDate="9 March"), CTX)
+    # Dated by the day only, a same-day cancellation would precede the order: never before `date`.
+    same_day = map_statistics_order(dict(cancelled, date="2022-03-09T14:05:00"), CTX)
+    assert same_day.status_changed_at == same_day.created_at == datetime(2022, 3, 9, 11, 5, tzinfo=UTC)
 
 
 def test_marketplace_orders_carry_no_status_time():
