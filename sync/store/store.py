@@ -318,10 +318,16 @@ def _order_rows(orders: Sequence[OrderRecord], bind: Binders, seen_at: Any) -> t
         created = utc(o.created_at)
         # Most sources stamp no separate change time: convert the shared datetime once.
         updated = created if o.updated_at is o.created_at else utc(o.updated_at)
+        # A platform's status time is often its change time itself (Yandex Market's updateDate).
         changed = o.status_changed_at
+        if changed is None:
+            changed = seen_at
+        elif changed is o.updated_at:
+            changed = updated
+        else:
+            changed = utc(changed)
         add_order((mp, acc, oid, created, updated, o.status.value, o.platform_status, o.fulfilment,
-                   o.buyer_key, o.currency, money(o.total), o.source, rank, money(o.returned_total),
-                   seen_at if changed is None else utc(changed)))
+                   o.buyer_key, o.currency, money(o.total), o.source, rank, money(o.returned_total), changed))
         for i, line in enumerate(o.lines):
             add_line((mp, acc, oid, i, line.sku, line.offer_id, line.name, line.quantity,
                       money(line.price), rank))
