@@ -184,7 +184,8 @@ def _orders_statement(conn: Connection):
     takes_status = trusted | and_(new.status == literal_column("'cancelled'"),
                                   old.status.in_(open_statuses))
     # See the module docstring. `now` is the write's clock: a row's time equal to it was first seen.
-    status_moves = and_(takes_status, new.status != old.status)
+    # The cheap comparison first: a re-read of an unchanged status stops there.
+    status_moves = and_(new.status != old.status, takes_status)
     earlier_stamp = and_(new.status == old.status, new.status_changed_at < old.status_changed_at,
                          new.status_changed_at != bindparam("now", type_=UTCDateTime))
     keys = set(_key_columns(ORDERS))
