@@ -86,7 +86,7 @@ PLAIN_DDL = (
     "CREATE TABLE plain_orders (marketplace VARCHAR(32), account VARCHAR(64), order_id VARCHAR(128),"
     " created_at {ts}, updated_at {ts}, status VARCHAR(32), platform_status VARCHAR(128),"
     " fulfilment VARCHAR(16), buyer_key VARCHAR(64), currency VARCHAR(3), total {money},"
-    " source VARCHAR(32), source_rank INTEGER, returned_total {money},"
+    " source VARCHAR(32), source_rank INTEGER, returned_total {money}, status_changed_at {ts},"
     " PRIMARY KEY (marketplace, account, order_id))",
     "CREATE INDEX ix_plain_created ON plain_orders (marketplace, account, created_at)",
     "CREATE INDEX ix_plain_buyer ON plain_orders (buyer_key)",
@@ -181,13 +181,21 @@ def plain_tuples(connector, ctx: MappingContext, pages: dict[str, list[bytes]],
             orders = [o for o in map_page(connector, stream, orjson.loads(body), ctx).orders
                       if o.order_id not in seen]
             seen.update(o.order_id for o in orders)
-            rows = [tuple(conv(getattr(o, c) if c != "status" else o.status.value) for c in ORDER_COLS)
-                    for o in orders]
+            rows = [tuple(conv(_column(o, c)) for c in ORDER_COLS) for o in orders]
             lines = [(o.marketplace, o.account, o.order_id, i, ln.sku, ln.offer_id, ln.name,
                       ln.quantity, conv(ln.price), o.source_rank)
                      for o in orders for i, ln in enumerate(o.lines)]
             out.append((rows, lines))
     return out
+
+
+def _column(order, name: str):
+    """An order record's value for the column `name`, as the store fills it."""
+    if name == "status":
+        return order.status.value
+    if name == "status_changed_at":  # the platform's time, else the write's `now`
+        return order.status_changed_at or NOW
+    return getattr(order, name)
 
 
 def transactions(batches: list[tuple[list, list]]) -> Iterator[list[tuple[list, list]]]:

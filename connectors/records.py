@@ -45,6 +45,10 @@ class OrderRecord:
     two APIs describe the same order (higher wins; see `sync.store.upsert`).
     `returned_total` is the value (major units, as `total`) of the goods returned so far: 0 when
     none; a `returned` order may leave it 0, its status already says everything came back.
+    `status_changed_at` is the platform's own time of the order's CURRENT status, only where the
+    payload carries one (aware UTC; each mapping cites the field); None otherwise, and then the
+    store stamps the time a sync first saw the status (`sync.store.upsert`). Platforms without any
+    status time (Kaspi) leave it None everywhere.
     """
 
     marketplace: str
@@ -62,6 +66,7 @@ class OrderRecord:
     source: str = ""
     source_rank: int = 0
     returned_total: Decimal = Decimal(0)
+    status_changed_at: datetime | None = None
 
 
 @dataclass(slots=True, frozen=True)

@@ -115,6 +115,8 @@ class OrderFact:
     skus: tuple[str, ...] | None = None  # None: the order's lines are not known
     offer_ids: tuple[str, ...] | None = None
     returned_total: Decimal = Decimal(0)  # value of the goods returned so far (partial returns)
+    # When the order reached its current status: the platform's time, else when a sync first saw it
+    # (`OrderRow.status_changed_at`); None where the source has no such column.
     status_changed_at: datetime | None = None
 
     @classmethod

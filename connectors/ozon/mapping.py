@@ -128,6 +128,14 @@ def _map_posting(raw: dict[str, Any], ctx: MappingContext, scheme: str, time_fie
         return OrderRecord(
             marketplace=ctx.marketplace, account=ctx.account, order_id=posting,
             # The lists carry no status-change time, so the one instant known is the order date.
+            # `status_changed_at` stays None (the store stamps when a sync first saw the status):
+            # no field of a v4 FBS or v3 FBO posting is the time of its current status (ozon.md
+            # §2.1, §2.4). `delivering_date` is "Дата передачи отправления в доставку" (hand-over to
+            # delivery), and the official v4 example fills it on an `awaiting_packaging` posting, so
+            # it can be a planned date; `pickup_code_verified_at` is when a courier's code was checked;
+            # `cancellation{…}` has reasons and initiator but no time; FBO has only `created_at` and
+            # `in_process_at`. `fact_delivery_date` exists only in `/v3/posting/fbs/get`, which the
+            # connector does not call.
             created_at=created, updated_at=created,
             status=posting_status(status, substatus),
             platform_status=f"{status}/{substatus}" if substatus else status,

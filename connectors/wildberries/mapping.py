@@ -7,6 +7,7 @@ and Moscow time without an offset; feedbacks carry their own offset. One order i
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from connectors.base import MappingContext
@@ -40,6 +41,8 @@ _CANCELLED_SUPPLIER = frozenset({"cancel", "cancel_carrier"})
 _MOVING_WB = frozenset({"sorted", "ready_for_pickup", "postponed_delivery", "accepted_by_carrier",
                         "sent_to_carrier"})
 _WAREHOUSE_FULFILMENT = {"Склад WB": "fbo", "Склад продавца": "fbs"}
+# Statistics writes this (Moscow time) for a date it has not set, e.g. `cancelDate` of a live order.
+_UNSET_DATE = "0001-01-01"
 
 
 def marketplace_status(supplier_status: str | None, wb_status: str | None) -> OrderStatus:
@@ -58,6 +61,9 @@ def map_marketplace_order(raw: dict[str, Any], ctx: MappingContext) -> OrderReco
 
     The connector puts the status entry under `_status` (absent if WB did not return one).
     Amounts are taken in the seller's currency (`converted*`), as Statistics reports them.
+    No status time: an order has only `createdAt`, and `POST /api/v3/orders/status` answers
+    `{id, supplierStatus, wbStatus}` without a date (wildberries.md §3), so the store stamps when a
+    sync first saw the status.
     """
     rid = _required_str(raw, "rid")
     created = parse_aware(raw.get("createdAt"), "createdAt")
@@ -100,7 +106,26 @@ def map_statistics_order(raw: dict[str, Any], ctx: MappingContext) -> OrderRecor
         fulfilment=_WAREHOUSE_FULFILMENT.get(raw.get("warehouseType")),  # type: ignore[arg-type]
         currency="RUB", total=price, lines=(line,),
         source="statistics", source_rank=STATISTICS_RANK,
+        status_changed_at=_cancel_date(raw, created) if cancelled else None,
     )
+
+
+def _cancel_date(raw: dict[str, Any], created: datetime) -> datetime | None:
+    """When a cancelled Statistics row was cancelled: `cancelDate`, or None while WB leaves it unset.
+
+    wildberries.md §3 (Statistics orders): "`cancelDate` | string | `"0001-01-01T00:00:00"` when not
+    cancelled, Moscow time" (§6: Statistics dates have no offset and are Moscow time). It is the one
+    status time either WB order API carries: Marketplace orders have only `createdAt`, and a
+    Statistics row that is not cancelled says nothing about delivery (`lastChangeDate` is the row's
+    last change, whatever changed). The official example cancels on "2022-03-09T00:00:00", a
+    midnight after the row's `lastChangeDate`: WB may write the day only, so the time is taken as
+    WB gives it, except that it is never before the order's `date` (a same-day cancellation dated
+    at midnight would otherwise precede the order itself).
+    """
+    value = raw.get("cancelDate")
+    if value is None or value == "" or (isinstance(value, str) and value.startswith(_UNSET_DATE)):
+        return None
+    return max(parse_local(value, "cancelDate", MOSCOW), created)
 
 
 def map_feedback(raw: dict[str, Any], ctx: MappingContext) -> ReviewRecord:

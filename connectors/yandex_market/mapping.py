@@ -75,7 +75,7 @@ def _order(raw: dict[str, Any], order_id: str, ctx: MappingContext) -> OrderReco
         raise MalformedRecord(f"substatus: expected a name, got {substatus!r}")
     created = parse_aware(raw.get("creationDate"), "creationDate")
     updated = raw.get("updateDate")
-    updated_at = parse_aware(updated, "updateDate") if updated is not None else created
+    updated_at = max(parse_aware(updated, "updateDate"), created) if updated is not None else created
     program = raw.get("programType")
     if program is not None and not isinstance(program, str):
         raise MalformedRecord(f"programType: expected a name, got {program!r}")
@@ -99,13 +99,22 @@ def _order(raw: dict[str, Any], order_id: str, ctx: MappingContext) -> OrderReco
         returned_total = Decimal(0)
     return OrderRecord(
         marketplace=ctx.marketplace, account=ctx.account, order_id=order_id,
-        created_at=created, updated_at=max(updated_at, created),
+        created_at=created, updated_at=updated_at,
         status=normalised,
         platform_status=f"{status}/{substatus}" if substatus and substatus != "UNKNOWN" else str(status),
         fulfilment=PROGRAM_FULFILMENT.get(program, program.lower()) if program else None,
         currency=currency, total=total, lines=lines,
         buyer_key=_buyer_key(raw, program, ctx),
         source="orders", source_rank=1, returned_total=returned_total,
+        # Market's only order time after creation: `BusinessOrderDTO.updateDate`, the order's last
+        # update (ISO 8601 with offset, yandex_market.md §3); there is no per-status time
+        # (`delivery.dates.realDeliveryDate` is a day without a time: its midnight would be hours
+        # before the delivery). A status change is an update, so `updateDate` is never before the
+        # current status began and never after this read: later than the true moment when the order
+        # changed again in between (the official example: `realDeliveryDate` 2026-07-15, `updateDate`
+        # 2026-07-17T11:02:41+03:00), which makes a return window end later, never earlier. The store
+        # keeps the earliest such stamp per status, so the first read after the change decides.
+        status_changed_at=updated_at if updated is not None else None,
     )
 
 

@@ -129,16 +129,18 @@ class Store:
         random order ids touch most of them). The stored result equals writing the pages one
         after another: a record met again in a later page is upserted after its earlier version.
         The cursor takes the last move any page made. `fence` runs first in the transaction and
-        raises to refuse the write (`sync.leases`).
+        raises to refuse the write (`sync.leases`). `now` (the runner's clock) is when a status
+        without a platform time was first seen (`OrderRow.status_changed_at`).
         """
         bind = binders(self.engine.dialect)
+        seen_at = bind.utc(now)  # a status without a platform time was first seen by this write
         order_rows: list[tuple] = []
         line_rows: list[tuple] = []
         review_rows: list[tuple] = []
         quarantine_rows: list[dict[str, Any]] = []
         values: dict[str, Any] = {"records_synced": 0}
         for page in pages:
-            orders, lines = _order_rows(page.orders, bind)
+            orders, lines = _order_rows(page.orders, bind, seen_at)
             order_rows += orders
             line_rows += lines
             review_rows += _review_rows(page.reviews, bind)
@@ -159,7 +161,7 @@ class Store:
                 with self.engine.begin() as conn:
                     if fence is not None:
                         fence(conn)
-                    upsert.upsert_orders(conn, order_rows)
+                    upsert.upsert_orders(conn, order_rows, seen_at)
                     upsert.upsert_order_lines(conn, line_rows)
                     upsert.upsert_reviews(conn, review_rows)
                     upsert.insert_quarantine(conn, quarantine_rows)
@@ -291,7 +293,7 @@ def _save_cursor(conn, key: StreamKey, values: dict[str, Any], increment: tuple[
 _ROW_LAYOUT = {
     "orders": ("marketplace", "account", "order_id", "created_at", "updated_at", "status",
                "platform_status", "fulfilment", "buyer_key", "currency", "total", "source",
-               "source_rank", "returned_total"),
+               "source_rank", "returned_total", "status_changed_at"),
     "order_lines": ("marketplace", "account", "order_id", "line_no", "sku", "offer_id", "name",
                     "quantity", "price", "source_rank"),
     "reviews": ("marketplace", "account", "review_id", "sku", "rating", "text", "pros", "cons",
@@ -302,8 +304,11 @@ if tuple(_ROW_LAYOUT.values()) != (upsert.ORDER_COLUMNS, upsert.LINE_COLUMNS, up
     raise ImportError("sync.store.store builds rows for a different column layout than the tables'")
 
 
-def _order_rows(orders: Sequence[OrderRecord], bind: Binders) -> tuple[list[tuple], list[tuple]]:
-    """Order rows and line rows of a page, as the driver receives them."""
+def _order_rows(orders: Sequence[OrderRecord], bind: Binders, seen_at: Any) -> tuple[list[tuple], list[tuple]]:
+    """Order rows and line rows of a page, as the driver receives them.
+
+    `seen_at` (the write's `now`, driver-ready) stands in for a status time the record lacks.
+    """
     utc, money = bind.utc, bind.money
     order_rows: list[tuple] = []
     line_rows: list[tuple] = []
@@ -313,8 +318,16 @@ def _order_rows(orders: Sequence[OrderRecord], bind: Binders) -> tuple[list[tupl
         created = utc(o.created_at)
         # Most sources stamp no separate change time: convert the shared datetime once.
         updated = created if o.updated_at is o.created_at else utc(o.updated_at)
+        # A platform's status time is often its change time itself (Yandex Market's updateDate).
+        changed = o.status_changed_at
+        if changed is None:
+            changed = seen_at
+        elif changed is o.updated_at:
+            changed = updated
+        else:
+            changed = utc(changed)
         add_order((mp, acc, oid, created, updated, o.status.value, o.platform_status, o.fulfilment,
-                   o.buyer_key, o.currency, money(o.total), o.source, rank, money(o.returned_total)))
+                   o.buyer_key, o.currency, money(o.total), o.source, rank, money(o.returned_total), changed))
         for i, line in enumerate(o.lines):
             add_line((mp, acc, oid, i, line.sku, line.offer_id, line.name, line.quantity,
                       money(line.price), rank))

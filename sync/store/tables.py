@@ -62,6 +62,10 @@ class OrderRow(SQLModel, table=True):
     # Value of the goods returned so far (major units); returns only grow (see sync.store.upsert).
     returned_total: Decimal = Field(default=Decimal(0), sa_column=Column(
         Money, nullable=False, default=Decimal(0), server_default=text("0")))
+    # When the order reached its current status: the platform's own time where a record carries one
+    # (`OrderRecord.status_changed_at`), else when a sync first saw the status; merged in
+    # sync.store.upsert. Not exported: a first-seen time differs between two runs of the same data.
+    status_changed_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
 class OrderLineRow(SQLModel, table=True):

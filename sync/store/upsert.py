@@ -7,6 +7,20 @@ returned or returned order is closed). A buyer key, once seen, is kept. `returne
 grows: the row keeps the larger of the stored and the incoming value, whichever source sent it
 (a later read, or a source that does not see returns, must not make returned goods "unreturned").
 
+`status_changed_at` says when the order reached its current status. A row carries the record's
+platform time, else the write's `now` (the runner's clock: when a sync first saw the status), and
+the merge compares the RESULTING status (after the rules above) with the stored one:
+- it differs: the incoming row's time (the change happened now, as this record tells it);
+- it is the same and so is the incoming status: the stored time, unless the incoming one is a
+  platform time EARLIER than it. A platform stamp is the true moment, and a first-seen time is
+  never before it; so the earliest platform stamp for the status wins whichever source and run
+  sent it (WB: Marketplace sees a cancellation first with no time, Statistics dates it later),
+  while a first-seen time never replaces anything, not even a later stamp (a run's `now` is its
+  start, which can precede a change it then reads);
+- anything else (a less trusted source's other status, not taken): the stored time.
+A row's time is a platform time when it is not the write's `now` (the statement's one extra
+parameter; a stamp equal to `now` to the microsecond would count as first-seen).
+
 Speed (bench/ingest.py): each statement is built and compiled once per dialect (`_prepared`), and
 rows arrive as tuples already converted to what the driver receives (`sync.store.types.Binders`),
 so SQLAlchemy's per-row parameter processing (more CPU than SQLite's own insert) is skipped.
@@ -27,11 +41,12 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Numeric, Table, and_, case, cast, func, literal_column
+from sqlalchemy import Numeric, Table, and_, bindparam, case, cast, func, literal_column, or_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from sync.store.tables import OrderLineRow, OrderRow, QuarantineRow, ReviewRow
+from sync.store.types import UTCDateTime
 
 __all__ = [
     "dialect_insert",
@@ -69,19 +84,28 @@ def _key_columns(table: Table) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
-    """A statement compiled for one dialect, and how to hand it rows of `columns` order."""
+    """A statement compiled for one dialect, and how to hand it rows of `columns` order.
+
+    `params` are the statement's own parameters, one value per execution (the write's `now`),
+    bound after the rows' values: on SQLite appended to each row, on PostgreSQL after the arrays.
+    """
 
     sql: str
     columns: tuple[str, ...]
     arrays: bool  # PostgreSQL: one array per column, `key` positions unique per statement
     key: tuple[int, ...] = ()
+    params: tuple[str, ...] = ()
 
-    def execute(self, conn: Connection, rows: Sequence[tuple]) -> None:
+    def execute(self, conn: Connection, rows: Sequence[tuple], params: tuple = ()) -> None:
+        if len(params) != len(self.params):
+            raise TypeError(f"expected values for {self.params}, got {len(params)}")
         if not self.arrays:  # SQLite's qmark: the tuples go to executemany as they are
+            if params:
+                rows = [row + params for row in rows]
             conn.exec_driver_sql(self.sql, rows if isinstance(rows, list) else list(rows))
             return
         for batch in _in_rounds(rows, self.key):
-            conn.exec_driver_sql(self.sql, tuple(list(values) for values in zip(*batch, strict=True)))
+            conn.exec_driver_sql(self.sql, tuple(list(values) for values in zip(*batch, strict=True)) + params)
 
 
 def _in_rounds(rows: Sequence[tuple], key: tuple[int, ...]) -> list[Sequence[tuple]]:
@@ -103,39 +127,52 @@ _PREPARED: dict[tuple, _Prepared] = {}
 
 
 def _prepared(conn: Connection, name: str, table: Table, columns: tuple[str, ...],
-              build: Callable[[Connection], Any]) -> _Prepared:
-    """`build(conn)`'s statement compiled once per dialect (and server version)."""
+              build: Callable[[Connection], Any], params: tuple[str, ...] = ()) -> _Prepared:
+    """`build(conn)`'s statement compiled once per dialect (and server version).
+
+    `params` name the statement's own parameters, each used once, in the ON CONFLICT clause.
+    """
     dialect = conn.dialect
     key = (name, dialect.name, dialect.driver, dialect.paramstyle, dialect.server_version_info)
     prepared = _PREPARED.get(key)
     if prepared is None:
         compiled = build(conn).compile(dialect=dialect, column_keys=list(columns))
-        # Every bind must be one column's value (positional ones in table order): else a bug.
+        # Every bind must be one column's value (positional ones in table order) or one of `params`
+        # (after them, in that order): else a bug.
         binds = compiled.positiontup if dialect.positional else sorted(set(compiled.bind_names.values()))
-        if list(binds or ()) != (list(columns) if dialect.positional else sorted(columns)):
+        expected = [*columns, *params] if dialect.positional else sorted([*columns, *params])
+        if list(binds or ()) != expected:
             raise RuntimeError(f"unexpected parameters for {name}: {binds}")
         if dialect.name == "postgresql":
-            prepared = _array_upsert(compiled.string, table, columns, dialect)
+            prepared = _array_upsert(compiled.string, table, columns, dialect, params)
         elif dialect.positional:
-            prepared = _Prepared(compiled.string, columns, arrays=False)
+            prepared = _Prepared(compiled.string, columns, arrays=False, params=params)
         else:
             raise RuntimeError(f"no bulk upsert for the {dialect.name} driver {dialect.driver}")
         _PREPARED[key] = prepared
     return prepared
 
 
-def _array_upsert(sql: str, table: Table, columns: tuple[str, ...], dialect) -> _Prepared:
+def _array_upsert(sql: str, table: Table, columns: tuple[str, ...], dialect,
+                  params: tuple[str, ...] = ()) -> _Prepared:
     """`INSERT … VALUES (…) ON CONFLICT …` as `INSERT … SELECT * FROM unnest(arrays) ON CONFLICT …`.
 
     The arrays are cast to the columns' types without length or scale: an explicit cast to
-    VARCHAR(n) would cut a long value silently, where the insert itself refuses it.
+    VARCHAR(n) would cut a long value silently, where the insert itself refuses it. The
+    statement's own `params` become positional too, after the arrays.
     """
     head, conflict = sql.split(" VALUES ", 1)
     conflict = conflict[conflict.index(" ON CONFLICT "):]
+    at = [conflict.find(f"%({p})s") for p in params]
+    if any(i < 0 for i in at) or at != sorted(at) or any(conflict.count(f"%({p})s") != 1 for p in params):
+        raise RuntimeError(f"statement parameters {params} must each appear once, in order: {conflict}")
+    for p in params:
+        conflict = conflict.replace(f"%({p})s", "%b")
     casts = ", ".join(
         f"%b::{table.c[c].type.compile(dialect=dialect).split('(')[0]}[]" for c in columns)
     key = tuple(columns.index(c.name) for c in table.primary_key.columns)
-    return _Prepared(f"{head} SELECT * FROM unnest({casts}){conflict}", columns, arrays=True, key=key)
+    return _Prepared(f"{head} SELECT * FROM unnest({casts}){conflict}", columns, arrays=True, key=key,
+                     params=params)
 
 
 def _orders_statement(conn: Connection):
@@ -146,6 +183,11 @@ def _orders_statement(conn: Connection):
     open_statuses = [literal_column(f"'{s}'") for s in OPEN_STATUSES]
     takes_status = trusted | and_(new.status == literal_column("'cancelled'"),
                                   old.status.in_(open_statuses))
+    # See the module docstring. `now` is the write's clock: a row's time equal to it was first seen.
+    # The cheap comparison first: a re-read of an unchanged status stops there.
+    status_moves = and_(new.status != old.status, takes_status)
+    earlier_stamp = and_(new.status == old.status, new.status_changed_at < old.status_changed_at,
+                         new.status_changed_at != bindparam("now", type_=UTCDateTime))
     keys = set(_key_columns(ORDERS))
     merged: dict[str, Any] = {}
     for col in ORDERS.columns:
@@ -156,6 +198,9 @@ def _orders_statement(conn: Connection):
             merged[name] = case((takes_status, new[name]), else_=old[name])
         elif name == "updated_at":
             merged[name] = case((new.updated_at > old.updated_at, new.updated_at), else_=old.updated_at)
+        elif name == "status_changed_at":
+            merged[name] = case((or_(status_moves, earlier_stamp), new.status_changed_at),
+                                else_=old.status_changed_at)
         elif name == "source_rank":
             merged[name] = case((trusted, new.source_rank), else_=old.source_rank)
         elif name == "returned_total":
@@ -193,13 +238,15 @@ def _reviews_statement(conn: Connection):
     return stmt.on_conflict_do_update(index_elements=keys, set_=merged)
 
 
-def upsert_orders(conn: Connection, rows: Sequence[tuple]) -> None:
+def upsert_orders(conn: Connection, rows: Sequence[tuple], now: Any) -> None:
     """Insert or merge order rows (see module docstring for the merge rule).
 
-    Each row is a tuple of driver-ready values in `ORDER_COLUMNS` order.
+    Each row is a tuple of driver-ready values in `ORDER_COLUMNS` order; `now` is the write's
+    clock as the driver receives it (`Binders.utc`), the `status_changed_at` of every row that
+    has no platform time.
     """
     if rows:
-        _prepared(conn, "orders", ORDERS, ORDER_COLUMNS, _orders_statement).execute(conn, rows)
+        _prepared(conn, "orders", ORDERS, ORDER_COLUMNS, _orders_statement, ("now",)).execute(conn, rows, (now,))
 
 
 def upsert_order_lines(conn: Connection, rows: Sequence[tuple]) -> None:

@@ -124,7 +124,7 @@ def test_a_takeover_waits_for_the_fenced_write_in_flight(pg_store):
             conn.execute(OrderRow.__table__.insert().values(
                 marketplace="wildberries", account="main", order_id="in-flight", created_at=NOW, updated_at=NOW,
                 status="delivered", platform_status="sold", currency="RUB", total=Decimal(1),
-                returned_total=Decimal(0), source="test", source_rank=1))
+                returned_total=Decimal(0), source="test", source_rank=1, status_changed_at=NOW))
         committed_at.append(time.monotonic())
 
     writer = threading.Thread(target=slow_write)

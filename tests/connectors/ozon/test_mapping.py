@@ -112,6 +112,25 @@ def test_fbo_v3_microseconds_delivered_and_no_buyer():
     assert rec.total == Decimal("28990.00") and rec.lines[0].sku == "9880276314"
 
 
+def test_no_posting_carries_a_time_of_its_status_so_none_is_given():
+    """ozon.md §2.1/§2.4: `delivering_date` is the hand-over to delivery and the official v4 example
+    fills it on a posting still `awaiting_packaging` (a plan, not a status time); cancellations
+    carry no time; FBO has only its creation times. The store stamps when a sync first saw each."""
+    official = fbs_v4()
+    assert official["status"] == "awaiting_packaging" and official["delivering_date"] == "2026-05-19T15:30:00.000Z"
+    delivering = dict(fbs_v4(), status="delivering", substatus="posting_in_courier_service",
+                      pickup_code_verified_at="2026-05-19T15:31:00Z")
+    cancelled = dict(fbs_v4(), status="cancelled", substatus="posting_canceled")
+    cancelled["cancellation"] = dict(cancelled["cancellation"], cancel_reason_id=352,
+                                     cancellation_initiator="CLIENT", cancellation_type="client")
+    fbs = [map_fbs_posting(raw, CTX) for raw in (official, delivering, cancelled)]
+    assert [r.status for r in fbs] == [S.CREATED, S.IN_DELIVERY, S.CANCELLED]
+    fbo = [map_fbo_posting(raw, CTX) for raw in load_fixture("ozon", "fbo_list_response.json")["postings"]]
+    get = load_fixture("ozon", "fbs_get_response.json")["result"]
+    assert any(r.status is S.DELIVERED for r in fbo)
+    assert [r.status_changed_at for r in [*fbs, *fbo, map_fbs_posting(get, CTX)]] == [None] * (len(fbo) + 4)
+
+
 def test_fbo_v2_string_price():
     raw = load_fixture("ozon", "fbo_list_v2_response.json")["result"][0]
     rec = map_fbo_posting(raw, CTX)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -524,9 +525,16 @@ async def test_schema_drift_adds_unknown_fields_and_leaves_out_only_optional_one
     breakage = drifted.state.breakage
     assert breakage.unknown_fields > len(reviews2) + len(rows2)  # nested objects got some too
     assert breakage.dropped[("/api/v1/feedbacks", reviews2[0]["id"])] >= {"userName", "color"}
-    # What the connector reads is untouched: the records map exactly as without drift.
+    # What the connector reads is untouched: the records map exactly as without drift, but for
+    # `cancelDate` (optional in the spec): a cancelled row without it has no status time of its own,
+    # so the store stamps when a sync first saw the cancellation.
     assert [map_feedback(r, ctx) for r in reviews2] == [map_feedback(r, ctx) for r in reviews]
-    assert [map_statistics_order(r, ctx) for r in rows2] == [map_statistics_order(r, ctx) for r in rows]
+    plain_rows, drifted_rows = ([map_statistics_order(r, ctx) for r in rs] for rs in (rows, rows2))
+    assert [replace(r, status_changed_at=None) for r in drifted_rows] == [
+        replace(r, status_changed_at=None) for r in plain_rows]
+    assert any(r.status_changed_at for r in plain_rows)
+    assert [r.status_changed_at for r in drifted_rows] == [
+        p.status_changed_at if "cancelDate" in raw else None for p, raw in zip(plain_rows, rows2, strict=True)]
 
 
 @pytest.mark.anyio

@@ -83,6 +83,33 @@ def test_statistics_row_moscow_time_and_rubles():
     assert cancelled.total == Decimal("1145.00")
 
 
+def test_a_cancelled_statistics_row_changed_status_at_its_moscow_cancel_date():
+    cancelled, active = load_fixture("wildberries", "statistics_orders.json")
+    # The official example: "cancelDate": "2022-03-09T00:00:00", Moscow time without an offset.
+    assert map_statistics_order(cancelled, CTX).status_changed_at == datetime(2022, 3, 8, 21, 0, tzinfo=UTC)
+    # "0001-01-01T00:00:00" means unset: a live row has no status time (nor would a cancelled one
+    # that WB has not dated yet); the store then stamps when a sync first saw the status.
+    assert active["cancelDate"] == "0001-01-01T00:00:00"
+    assert map_statistics_order(active, CTX).status_changed_at is None
+    for unset in ("0001-01-01T00:00:00", None, ""):
+        rec = map_statistics_order(dict(cancelled, cancelDate=unset), CTX)
+        assert rec.status is OrderStatus.CANCELLED and rec.status_changed_at is None
+    # A date on a row WB no longer calls cancelled is not the time of its current status.
+    assert map_statistics_order(dict(cancelled, isCancel=False), CTX).status_changed_at is None
+    with pytest.raises(MalformedRecord, match="cancelDate"):
+        map_statistics_order(dict(cancelled, cancelDate="9 March"), CTX)
+    # Dated by the day only, a same-day cancellation would precede the order: never before `date`.
+    same_day = map_statistics_order(dict(cancelled, date="2022-03-09T14:05:00"), CTX)
+    assert same_day.status_changed_at == same_day.created_at == datetime(2022, 3, 9, 11, 5, tzinfo=UTC)
+
+
+def test_marketplace_orders_carry_no_status_time():
+    """/api/v3/orders has `createdAt` only and /orders/status answers statuses without a date."""
+    records = [map_marketplace_order(o, CTX) for o in _orders_with_status()]
+    assert {r.status for r in records} == {OrderStatus.DELIVERED, OrderStatus.CREATED}
+    assert [r.status_changed_at for r in records] == [None, None]
+
+
 def test_both_apis_describe_the_same_order_with_one_key_and_instant():
     mp = map_marketplace_order(_orders_with_status()[1], CTX)
     row = dict(load_fixture("wildberries", "statistics_orders.json")[1], srid=mp.order_id)

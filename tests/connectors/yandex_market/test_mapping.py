@@ -57,6 +57,24 @@ def test_order_ids_money_time_and_status_from_the_payload():
     assert rec.buyer_key is None  # FBS exposes no buyer
 
 
+def test_the_status_time_is_the_orders_update_date():
+    """`updateDate` (the order's last update) is the one time Market gives after creation: at a first
+    read of a status it is no earlier than the change. The official example's delivered order was
+    delivered on 2026-07-15 (`realDeliveryDate`, a day) and last updated 2026-07-17T11:02:41+03:00."""
+    delivered, processing = load_fixture("yandex_market", "getBusinessOrders.response.json")["orders"]
+    rec = map_order(delivered, CTX)
+    assert delivered["delivery"]["dates"]["realDeliveryDate"] == "2026-07-15"
+    assert rec.status is OrderStatus.DELIVERED
+    assert rec.status_changed_at == datetime(2026, 7, 17, 8, 2, 41, tzinfo=UTC)
+    assert map_order(processing, CTX).status_changed_at == datetime(2026, 7, 16, 6, 20, 47, tzinfo=UTC)
+    # Without `updateDate` (it is optional) there is no status time, not the creation date.
+    bare = {k: v for k, v in delivered.items() if k != "updateDate"}
+    assert map_order(bare, CTX).status_changed_at is None
+    # An update stamped before creation is impossible; the status cannot predate the order.
+    early = map_order(dict(delivered, updateDate="2026-07-01T00:00:00+03:00"), CTX)
+    assert early.status_changed_at == early.created_at == datetime(2026, 7, 10, 11, 30, 30, tzinfo=UTC)
+
+
 def test_plus_points_count_as_paid_and_subsidy_and_delivery_do_not():
     order = _order()
     item = order["items"][0]["prices"]

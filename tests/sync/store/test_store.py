@@ -306,7 +306,8 @@ def _random_pages(rng: random.Random, pages: int) -> list[PageWrite]:
             lines = tuple(OrderLine(str(900 + n), None, None, rng.randint(1, 3), Decimal(n + 1))
                           for n in range(rng.randint(1, 3)))
             orders[oid] = replace(o, lines=lines, buyer_key=rng.choice((None, "k" * 32, "q" * 32)),
-                                  returned_total=Decimal(rng.choice((0, 0, 5, 17))))
+                                  returned_total=Decimal(rng.choice((0, 0, 5, 17))),
+                                  status_changed_at=rng.choice((None, T0 - timedelta(minutes=rng.randint(0, 50)))))
         reviews = [review(f"r{rng.randint(1, 4)}", answered=rng.random() < 0.5) for _ in range(rng.randint(0, 2))]
         bad = [Quarantined("x", "bad", {"n": rng.randint(1, 3)})] if rng.random() < 0.3 else []
         cursor = T0 + timedelta(hours=p) if rng.random() < 0.5 else None
