@@ -24,9 +24,8 @@ __all__ = ["MEMBER_BATCH", "batches", "members_of", "orders_of"]
 MEMBER_BATCH = 500
 ORDERS: Table = OrderRow.__table__  # type: ignore[assignment]
 
-_ORDER_FIELDS = tuple(f for f in ("marketplace", "account", "order_id", "buyer_key", "created_at", "updated_at",
-                                   "status", "total", "fulfilment", "currency", "returned_total",
-                                   "status_changed_at") if f in ORDERS.c)
+_ORDER_FIELDS = ("marketplace", "account", "order_id", "buyer_key", "created_at", "updated_at",
+                 "status", "total", "fulfilment", "currency", "returned_total", "status_changed_at")
 
 
 def _needs_lines(settings: LoyaltySettings) -> bool:
@@ -104,7 +103,7 @@ def _by_member(rows: Sequence[Sequence[Any]], lines: dict | None) -> dict[Member
             mine = lines.get((mp, acct, oid), ())
             skus = tuple(str(sku) for sku, _ in mine)
             offer_ids = tuple(str(o) for _, o in mine if o is not None)
-        changed = row[11] if len(row) > 11 else None
+        changed = row[11]
         by_member.setdefault((mp, acct, buyer), []).append(
             OrderFact(mp, acct, oid, buyer, created, updated, str(status), Decimal(total),
                       fulfilment, currency, skus, offer_ids, Decimal(returned or 0), changed))

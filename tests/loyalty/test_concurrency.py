@@ -56,6 +56,7 @@ NOW2 = T0 + 215 * DAY
 def _order(oid: str, buyer: str, created: datetime, updated: datetime, status: OrderStatus,
            total: Decimal) -> OrderRecord:
     return OrderRecord(marketplace="ozon", account="main", order_id=oid, created_at=created, updated_at=updated,
+                       status_changed_at=updated,
                        status=status, platform_status=status.value, fulfilment="fbo", currency="RUB",
                        total=total, lines=(), buyer_key=buyer)
 

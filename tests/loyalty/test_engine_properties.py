@@ -74,7 +74,7 @@ def history(drawn: list[tuple]) -> list[tuple[OrderRecord, datetime, int, int]]:
         # The order arrives in its final status, so it reached that status before it arrived.
         changed = at + min(timedelta(minutes=updated), timedelta(seconds=arrival))
         rec = OrderRecord(marketplace="ozon", account="main", order_id=f"O{i}", created_at=at,
-                          updated_at=changed, status=status,
+                          updated_at=changed, status_changed_at=changed, status=status,
                           platform_status=status.value, fulfilment="fbs", currency="RUB", total=total,
                           lines=(), buyer_key=buyer, returned_total=returned)
         out.append((rec, at + timedelta(seconds=arrival), r1, r2))

@@ -31,6 +31,7 @@ def order(oid: str, status: OrderStatus = OrderStatus.DELIVERED, *, total: str =
     created = T0 + day * DAY
     updated = T0 + (day + 1 if updated_day is None else updated_day) * DAY
     return OrderRecord(marketplace="ozon", account="main", order_id=oid, created_at=created, updated_at=updated,
+                       status_changed_at=updated,
                        status=status, platform_status=status.value, fulfilment="fbo", currency="RUB",
                        total=Decimal(total), lines=(), buyer_key="b1")
 

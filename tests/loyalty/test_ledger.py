@@ -28,7 +28,8 @@ def order(order_id: str = "A1", status: OrderStatus = OrderStatus.IN_DELIVERY, *
           created: datetime = T0, updated: datetime | None = None, buyer: str | None = "b1",
           marketplace: str = "ozon") -> OrderRecord:
     return OrderRecord(marketplace=marketplace, account="main", order_id=order_id, created_at=created,
-                       updated_at=updated or created, status=status, platform_status=status.value,
+                       updated_at=updated or created,
+                       status_changed_at=updated or created, status=status, platform_status=status.value,
                        fulfilment="fbo", currency="RUB", total=Decimal(total), lines=(), buyer_key=buyer)
 
 

@@ -110,8 +110,9 @@ def order(oid: str, status: OrderStatus = OrderStatus.DELIVERED, *, day: int = 1
           skus: tuple[str, ...] = (), updated_day: int | None = None, buyer: str = "b1") -> OrderRecord:
     created = T0 + day * DAY
     lines = tuple(OrderLine(sku=sku, offer_id=f"of-{sku}", name=None, quantity=1, price=Decimal(total)) for sku in skus)
+    changed = T0 + (updated_day if updated_day is not None else day + 1) * DAY
     return OrderRecord(marketplace="ozon", account="main", order_id=oid, created_at=created,
-                       updated_at=T0 + (updated_day if updated_day is not None else day + 1) * DAY, status=status,
+                       updated_at=changed, status_changed_at=changed, status=status,
                        platform_status=status.value, fulfilment="fbs", currency="RUB", total=Decimal(total),
                        lines=lines, buyer_key=buyer)
 

@@ -103,7 +103,8 @@ def test_through_the_ledger_on_both_backends(store: Store):
 
 def record(status: str, returned: str = "0", total: str = "1000") -> OrderRecord:
     return OrderRecord(marketplace="yandex_market", account="main", order_id="A", created_at=T0,
-                       updated_at=T0 + 3 * DAY, status=OrderStatus(status), platform_status=status.upper(),
+                       updated_at=T0 + 3 * DAY,
+                       status_changed_at=T0 + 3 * DAY, status=OrderStatus(status), platform_status=status.upper(),
                        fulfilment="DBS", currency="RUB", total=Decimal(total), lines=(), buyer_key="b1",
                        returned_total=Decimal(returned))
 

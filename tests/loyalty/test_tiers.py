@@ -76,8 +76,7 @@ def settings(downgrade: str = "one_down") -> LoyaltySettings:
 
 def order(order_id: str, created: datetime, total: str, buyer: str = "b1",
           status: OrderStatus = OrderStatus.DELIVERED, changed: datetime | None = None) -> OrderRecord:
-    extra = ({"status_changed_at": changed or created}
-             if "status_changed_at" in OrderRecord.__dataclass_fields__ else {})
+    extra = {"status_changed_at": changed or created}
     return OrderRecord(marketplace="ozon", account="main", order_id=order_id, created_at=created,
                        updated_at=changed or created, status=status, platform_status=status.value,
                        fulfilment="fbs", currency="RUB", total=Decimal(total), lines=(), buyer_key=buyer, **extra)
