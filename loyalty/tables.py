@@ -10,7 +10,7 @@ from sqlmodel import Field, SQLModel
 
 from sync.store.types import Money, UTCDateTime
 
-__all__ = ["ActionAttemptRow", "ActionRow", "LedgerEntryRow", "MemberProjectionRow"]
+__all__ = ["ActionAttemptRow", "ActionRow", "LedgerEntryRow", "LoyaltyStateRow", "MemberProjectionRow"]
 
 
 class LedgerEntryRow(SQLModel, table=True):
@@ -37,6 +37,15 @@ class LedgerEntryRow(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     # Lots: what is left to consume. Debits: the part no lot could cover (debt, <= 0).
     remaining: Decimal | None = Field(default=None, sa_column=Column(Money))
+
+
+class LoyaltyStateRow(SQLModel, table=True):
+    """Where the incremental loyalty run got to (`loyalty.incremental`): named moments."""
+
+    __tablename__ = "loyalty_state"
+
+    name: str = Field(primary_key=True, max_length=64)
+    at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
 class MemberProjectionRow(SQLModel, table=True):

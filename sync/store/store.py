@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
 
@@ -25,6 +25,7 @@ from sync.store.tables import (
     StreamCursorRow,
 )
 from sync.store.types import Binders, binders
+from sync.store.upsert import DELIVERED_STATUSES
 
 __all__ = ["CursorState", "PageWrite", "Quarantined", "Store", "StreamKey"]
 
@@ -134,13 +135,14 @@ class Store:
         """
         bind = binders(self.engine.dialect)
         seen_at = bind.utc(now)  # a status without a platform time was first seen by this write
+        wall = bind.utc(datetime.now(UTC))  # when loyalty-relevant changes were written (changed_at)
         order_rows: list[tuple] = []
         line_rows: list[tuple] = []
         review_rows: list[tuple] = []
         quarantine_rows: list[dict[str, Any]] = []
         values: dict[str, Any] = {"records_synced": 0}
         for page in pages:
-            orders, lines = _order_rows(page.orders, bind, seen_at)
+            orders, lines = _order_rows(page.orders, bind, seen_at, wall)
             order_rows += orders
             line_rows += lines
             review_rows += _review_rows(page.reviews, bind)
@@ -161,7 +163,7 @@ class Store:
                 with self.engine.begin() as conn:
                     if fence is not None:
                         fence(conn)
-                    upsert.upsert_orders(conn, order_rows, seen_at)
+                    upsert.upsert_orders(conn, order_rows, seen_at, wall)
                     upsert.upsert_order_lines(conn, line_rows)
                     upsert.upsert_reviews(conn, review_rows)
                     upsert.insert_quarantine(conn, quarantine_rows)
@@ -293,7 +295,7 @@ def _save_cursor(conn, key: StreamKey, values: dict[str, Any], increment: tuple[
 _ROW_LAYOUT = {
     "orders": ("marketplace", "account", "order_id", "created_at", "updated_at", "status",
                "platform_status", "fulfilment", "buyer_key", "currency", "total", "source",
-               "source_rank", "returned_total", "status_changed_at"),
+               "source_rank", "returned_total", "status_changed_at", "delivered_at", "changed_at"),
     "order_lines": ("marketplace", "account", "order_id", "line_no", "sku", "offer_id", "name",
                     "quantity", "price", "source_rank"),
     "reviews": ("marketplace", "account", "review_id", "sku", "rating", "text", "pros", "cons",
@@ -304,10 +306,12 @@ if tuple(_ROW_LAYOUT.values()) != (upsert.ORDER_COLUMNS, upsert.LINE_COLUMNS, up
     raise ImportError("sync.store.store builds rows for a different column layout than the tables'")
 
 
-def _order_rows(orders: Sequence[OrderRecord], bind: Binders, seen_at: Any) -> tuple[list[tuple], list[tuple]]:
+def _order_rows(orders: Sequence[OrderRecord], bind: Binders, seen_at: Any,
+                wall: Any = None) -> tuple[list[tuple], list[tuple]]:
     """Order rows and line rows of a page, as the driver receives them.
 
-    `seen_at` (the write's `now`, driver-ready) stands in for a status time the record lacks.
+    `seen_at` (the write's `now`, driver-ready) stands in for a status time the record lacks;
+    `wall` (driver-ready) is the new rows' `changed_at`.
     """
     utc, money = bind.utc, bind.money
     order_rows: list[tuple] = []
@@ -326,8 +330,16 @@ def _order_rows(orders: Sequence[OrderRecord], bind: Binders, seen_at: Any) -> t
             changed = updated
         else:
             changed = utc(changed)
+        # Only a new row takes this value (the merge keeps or derives a stored row's). First seen
+        # already delivered with no platform time, as in a first sync's backfill, the delivery
+        # happened by the platform's last change: a first-seen time would hold months-old
+        # deliveries' points back for a whole return window after the first sync.
+        delivered = None
+        if o.status.value in DELIVERED_STATUSES:
+            delivered = updated if o.status_changed_at is None else changed
         add_order((mp, acc, oid, created, updated, o.status.value, o.platform_status, o.fulfilment,
-                   o.buyer_key, o.currency, money(o.total), o.source, rank, money(o.returned_total), changed))
+                   o.buyer_key, o.currency, money(o.total), o.source, rank, money(o.returned_total), changed,
+                   delivered, wall if wall is not None else seen_at))
         for i, line in enumerate(o.lines):
             add_line((mp, acc, oid, i, line.sku, line.offer_id, line.name, line.quantity,
                       money(line.price), rank))

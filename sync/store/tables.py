@@ -66,6 +66,12 @@ class OrderRow(SQLModel, table=True):
     # (`OrderRecord.status_changed_at`), else when a sync first saw the status; merged in
     # sync.store.upsert. Not exported: a first-seen time differs between two runs of the same data.
     status_changed_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+    # When the order first reached `delivered` (or `partially_returned`): the loyalty engine counts
+    # the return window from it, also once the order went back (sync.store.upsert). NULL: never seen so.
+    delivered_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    # The wall time of the last write that changed what loyalty reads (status and its time, totals,
+    # buyer): the incremental loyalty run picks up members from it (loyalty.incremental).
+    changed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True, index=True))
 
 
 class OrderLineRow(SQLModel, table=True):

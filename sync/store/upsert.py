@@ -18,8 +18,17 @@ the merge compares the RESULTING status (after the rules above) with the stored 
   while a first-seen time never replaces anything, not even a later stamp (a run's `now` is its
   start, which can precede a change it then reads);
 - anything else (a less trusted source's other status, not taken): the stored time.
-A row's time is a platform time when it is not the write's `now` (the statement's one extra
-parameter; a stamp equal to `now` to the microsecond would count as first-seen).
+A row's time is a platform time when it is not the write's `now` (a statement parameter; a stamp
+equal to `now` to the microsecond would count as first-seen).
+
+`delivered_at` is when the order first reached `delivered` or `partially_returned`, kept once
+known (a later return does not erase it): the loyalty engine's return window counts from it. A
+status move to it takes the new status time (platform or first seen); an order first seen already
+delivered without a platform time (a first sync's backfill) takes the record's `updated_at`, the
+platform's last change, not the sync's clock.
+`changed_at` is the wall time (`wall`, the statement's second parameter) of the last write that
+changed what loyalty reads: the status or its time, a growing return, the total from a trusted
+source, a first buyer key. The incremental loyalty run reads members from it.
 
 Speed (bench/ingest.py): each statement is built and compiled once per dialect (`_prepared`), and
 rows arrive as tuples already converted to what the driver receives (`sync.store.types.Binders`),
@@ -70,6 +79,7 @@ LINE_COLUMNS: tuple[str, ...] = tuple(c.name for c in LINES.columns)
 REVIEW_COLUMNS: tuple[str, ...] = tuple(c.name for c in REVIEWS.columns)
 
 OPEN_STATUSES = ("created", "in_delivery")
+DELIVERED_STATUSES = ("delivered", "partially_returned")
 
 
 def dialect_insert(conn: Connection, table: Table):
@@ -188,6 +198,14 @@ def _orders_statement(conn: Connection):
     status_moves = and_(new.status != old.status, takes_status)
     earlier_stamp = and_(new.status == old.status, new.status_changed_at < old.status_changed_at,
                          new.status_changed_at != bindparam("now", type_=UTCDateTime))
+    delivered = [literal_column(f"'{s}'") for s in DELIVERED_STATUSES]
+    grows = cast(new.returned_total, Numeric(20, 4)) > cast(old.returned_total, Numeric(20, 4))
+    # What the loyalty engine reads changed: it is then picked up by the next incremental run. (An
+    # earlier time for the same status, first-seen or not: the statement's `now` may appear once.)
+    same_status_earlier = and_(new.status == old.status, new.status_changed_at < old.status_changed_at)
+    loyalty_moves = or_(status_moves, same_status_earlier, grows,
+                        and_(trusted, cast(new.total, Numeric(20, 4)) != cast(old.total, Numeric(20, 4))),
+                        and_(old.buyer_key.is_(None), new.buyer_key.is_not(None)))
     keys = set(_key_columns(ORDERS))
     merged: dict[str, Any] = {}
     for col in ORDERS.columns:
@@ -201,13 +219,21 @@ def _orders_statement(conn: Connection):
         elif name == "status_changed_at":
             merged[name] = case((or_(status_moves, earlier_stamp), new.status_changed_at),
                                 else_=old.status_changed_at)
+        elif name == "delivered_at":
+            # The first delivery: kept once known, whatever comes after (a return).
+            merged[name] = case(
+                (old.delivered_at.is_not(None), old.delivered_at),
+                (and_(status_moves, new.status.in_(delivered)), new.status_changed_at),
+                (old.status.in_(delivered), old.status_changed_at),
+                else_=None)
+        elif name == "changed_at":
+            merged[name] = case((loyalty_moves, bindparam("wall", type_=UTCDateTime)), else_=old.changed_at)
         elif name == "source_rank":
             merged[name] = case((trusted, new.source_rank), else_=old.source_rank)
         elif name == "returned_total":
             # max(stored, incoming). Money is text on SQLite, so compare as numbers, not strings:
             # the CAST is a no-op on PostgreSQL and gives SQLite's REAL/INTEGER (exact enough to
             # order amounts of NUMERIC(20, 4) below 10^11); the stored value itself is never cast.
-            grows = cast(new.returned_total, Numeric(20, 4)) > cast(old.returned_total, Numeric(20, 4))
             merged[name] = case((grows, new.returned_total), else_=old.returned_total)
         elif name == "buyer_key":
             # Platforms show the buyer only while an order is active (Yandex Market DBS): a later
@@ -238,15 +264,16 @@ def _reviews_statement(conn: Connection):
     return stmt.on_conflict_do_update(index_elements=keys, set_=merged)
 
 
-def upsert_orders(conn: Connection, rows: Sequence[tuple], now: Any) -> None:
+def upsert_orders(conn: Connection, rows: Sequence[tuple], now: Any, wall: Any = None) -> None:
     """Insert or merge order rows (see module docstring for the merge rule).
 
     Each row is a tuple of driver-ready values in `ORDER_COLUMNS` order; `now` is the write's
     clock as the driver receives it (`Binders.utc`), the `status_changed_at` of every row that
-    has no platform time.
+    has no platform time; `wall` (default `now`) the wall time a change is stamped with (`changed_at`).
     """
     if rows:
-        _prepared(conn, "orders", ORDERS, ORDER_COLUMNS, _orders_statement, ("now",)).execute(conn, rows, (now,))
+        _prepared(conn, "orders", ORDERS, ORDER_COLUMNS, _orders_statement, ("now", "wall")).execute(
+            conn, rows, (now, now if wall is None else wall))
 
 
 def upsert_order_lines(conn: Connection, rows: Sequence[tuple]) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from connectors.records import OrderLine, OrderRecord, OrderStatus
 from connectors.wildberries.mapping import MARKETPLACE_RANK as MARKETPLACE
 from connectors.wildberries.mapping import STATISTICS_RANK as STATISTICS
-from loyalty.ledger import RunResult, _members
+from loyalty.order_source import members_of
 from loyalty.rules import LoyaltySettings
 from sync.export import order_export
 from sync.store import PageWrite, Store, connect, migrate
@@ -165,7 +165,7 @@ def test_the_engine_reads_it_and_the_export_leaves_it_out(store: Store):
             return store.iter_orders()
 
     for source in (store, Filtered()):
-        [(member, facts)] = list(_members(source, settings, RunResult()))
+        [(member, facts)] = list(members_of(source, settings))
         assert member == ("wildberries", "main", "b" * 32)
         assert {f.order_id: f.status_changed_at for f in facts} == {"rid-1": T0 + H, "rid-2": N1}
     row = next(store.iter_orders())
