@@ -118,6 +118,8 @@ class OrderFact:
     # When the order reached its current status: the platform's time, else when a sync first saw it
     # (`OrderRow.status_changed_at`); None where the source has no such column.
     status_changed_at: datetime | None = None
+    # When it first reached delivered (or partially returned), kept after a return (`OrderRow.delivered_at`).
+    delivered_at: datetime | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> OrderFact:
@@ -130,7 +132,7 @@ class OrderFact:
         return cls(row["marketplace"], row["account"], row["order_id"], row["buyer_key"],
                    row["created_at"], row["updated_at"], str(row["status"]), Decimal(row["total"]),
                    row.get("fulfilment"), row.get("currency"), skus, offer_ids,
-                   Decimal(row.get("returned_total") or 0), row.get("status_changed_at"))
+                   Decimal(row.get("returned_total") or 0), row.get("status_changed_at"), row.get("delivered_at"))
 
     @property
     def kept_total(self) -> Decimal:
@@ -185,11 +187,14 @@ def earn_rate(settings: LoyaltySettings, marketplace: str, basis: Decimal) -> De
 
 
 def available_from(settings: LoyaltySettings, order: OrderFact) -> datetime | None:
-    """When the order's points stop being pending: the return window after it reached `delivered`
-    (or `partially_returned`, which restarts it), else not known yet (docs/loyalty-rules.md §6)."""
-    if order.status not in (DELIVERED, PARTIALLY_RETURNED):
+    """When the order's points stop being pending: the return window after it was first delivered
+    (docs/loyalty-rules.md §6), also once it went back; None while it was never delivered."""
+    delivered = order.delivered_at
+    if delivered is None and order.status in (DELIVERED, PARTIALLY_RETURNED):
+        delivered = order.status_changed_at or order.updated_at
+    if delivered is None:
         return None
-    return (order.status_changed_at or order.updated_at) + settings.return_window_for(order.marketplace)
+    return delivered + settings.return_window_for(order.marketplace)
 
 
 def expires_at(settings: LoyaltySettings, available: datetime | None) -> datetime | None:

@@ -18,10 +18,10 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
-from loyalty.engine import CANCELLED, PARTIALLY_RETURNED, RETURNED, OrderFact
+from loyalty.engine import CANCELLED, PARTIALLY_RETURNED, RETURNED, SETTLE_DELAY, OrderFact
 from loyalty.rules import LoyaltySettings
 
-__all__ = ["HeldTiers", "kept_at", "voided_at"]
+__all__ = ["HeldTiers", "counts", "kept_at", "voided_at"]
 
 _NONE = -1  # the rank of "no tier"
 _DAY = timedelta(days=1)
@@ -34,6 +34,14 @@ def voided_at(order: OrderFact) -> datetime | None:
     if order.status not in (CANCELLED, RETURNED):
         return None
     return order.status_changed_at or order.updated_at
+
+
+def counts(order: OrderFact, settle_delay: timedelta = SETTLE_DELAY) -> bool:
+    """Whether the order counts for the program at all: an order that became void before it settled
+    (a cancellation within the settle delay) never earns, holds no reward, takes no position and is
+    in no tier basis (docs/loyalty-rules.md §2)."""
+    void = voided_at(order)
+    return void is None or void >= order.created_at + settle_delay
 
 
 def kept_at(order: OrderFact, t: datetime) -> Decimal:
@@ -57,7 +65,7 @@ class HeldTiers:
 
     def __init__(self, orders: Iterable[OrderFact], settings: LoyaltySettings):
         self.settings = settings
-        self.orders = sorted(orders, key=lambda o: (o.created_at, o.order_id))
+        self.orders = sorted((o for o in orders if counts(o)), key=lambda o: (o.created_at, o.order_id))
         self.created = [o.created_at for o in self.orders]
         policy = settings.tier_policy
         self.window, self.by_orders, self.downgrade = policy.window, policy.basis == "orders", policy.downgrade

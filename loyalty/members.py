@@ -23,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from loyalty.engine import CANCELLED, EARN, REVERSE, Member, OrderFact
-from loyalty.held_tier import HeldTiers, kept_at, voided_at
+from loyalty.held_tier import HeldTiers, counts, kept_at, voided_at
 from loyalty.ledger import Balances, balances_of_rows, entries_of
 from loyalty.rules import LoyaltySettings
 from loyalty.segments import segment as segment_of
@@ -95,7 +95,7 @@ def _status_then(o: OrderFact, now: datetime) -> str:
 def standing(orders: Iterable[OrderFact], settings: LoyaltySettings, now: datetime) -> Standing:
     """The member's orders, spend, held tier and segment at `now`."""
     seen = sorted((o for o in orders if o.created_at <= now), key=lambda o: (o.created_at, o.order_id))
-    live = [o for o in seen if (v := voided_at(o)) is None or v > now]
+    live = [o for o in seen if counts(o) and ((v := voided_at(o)) is None or v > now)]
     counted = [o for o in seen if _status_then(o, now) != CANCELLED]
     tier = since = previous = None
     if settings.tiers:

@@ -25,7 +25,7 @@ MEMBER_BATCH = 500
 ORDERS: Table = OrderRow.__table__  # type: ignore[assignment]
 
 _ORDER_FIELDS = ("marketplace", "account", "order_id", "buyer_key", "created_at", "updated_at",
-                 "status", "total", "fulfilment", "currency", "returned_total", "status_changed_at")
+                 "status", "total", "fulfilment", "currency", "returned_total", "status_changed_at", "delivered_at")
 
 
 def _needs_lines(settings: LoyaltySettings) -> bool:
@@ -103,10 +103,9 @@ def _by_member(rows: Sequence[Sequence[Any]], lines: dict | None) -> dict[Member
             mine = lines.get((mp, acct, oid), ())
             skus = tuple(str(sku) for sku, _ in mine)
             offer_ids = tuple(str(o) for _, o in mine if o is not None)
-        changed = row[11]
         by_member.setdefault((mp, acct, buyer), []).append(
             OrderFact(mp, acct, oid, buyer, created, updated, str(status), Decimal(total),
-                      fulfilment, currency, skus, offer_ids, Decimal(returned or 0), changed))
+                      fulfilment, currency, skus, offer_ids, Decimal(returned or 0), row[11], row[12]))
     return by_member
 
 

@@ -44,7 +44,7 @@ from loyalty.engine import (
     offer_rule,
     points,
 )
-from loyalty.held_tier import HeldTiers, kept_at, voided_at
+from loyalty.held_tier import HeldTiers, counts, kept_at, voided_at
 from loyalty.rules import LoyaltySettings, Segment
 from loyalty.segments import segment
 
@@ -150,7 +150,9 @@ class _Planner:
     def __init__(self, orders: Iterable[OrderFact], settings: LoyaltySettings, recorded: Mapping[str, Entry],
                  now: datetime, settle_delay: timedelta):
         self.settings, self.now = settings, now
-        self.orders = sorted(orders, key=lambda o: (o.created_at, o.order_id))
+        self.every_order = sorted(orders, key=lambda o: (o.created_at, o.order_id))
+        # An order void before it settled never counts (docs §2); one void later earns, then gives back.
+        self.orders = [o for o in self.every_order if counts(o, settle_delay)]
         self.settled = [o for o in self.orders if is_settled(o, now, settle_delay)]
         self.counted = [o for o in self.settled if not _void(o)]
         self.recorded = by_identity(recorded)
@@ -176,9 +178,10 @@ class _Planner:
         return out + self._leftovers({(w.order.order_id, w.rule) for w in out})
 
     def _leftovers(self, planned: set[Identity]) -> list[_Want]:
-        """Recorded lots no rule names any more (an offer or reward changed in the config): kept as
-        they are while their order counts, taken back when it becomes void."""
-        by_id = {o.order_id: o for o in self.settled}
+        """Recorded lots no rule names any more (an offer or reward changed in the config, or an
+        order that no longer counts): kept as they are while their order counts, taken back when it
+        is void."""
+        by_id = {o.order_id: o for o in self.every_order}
         out = []
         for (oid, rule), rec in sorted(self.recorded.items()):
             o = by_id.get(oid)
@@ -197,13 +200,15 @@ class _Planner:
         return [f for f in self.offers if offer_applies(f, o, seg)]
 
     def _rate_and_bonuses(self, o: OrderFact, rate: Decimal, applying: list) -> list[_Want]:
+        """The rate lot and offer bonuses of a settled order; a void one is granted and given back
+        at its void (docs §4), so a rebuild holds what live runs held meanwhile."""
         out = []
         for f in applying:
             rate *= f.multiplier
         void = _void(o)
         rec = self._record(o, RULE_RATE)
         amount = rec.first_amount if rec.grants else points(o.total, rate)
-        if (rec.grants or not void) and amount > 0:
+        if amount > 0:
             if void:
                 share = _ZERO
             elif o.status == PARTIALLY_RETURNED and o.returned_total > 0 and o.total > 0:
@@ -216,36 +221,40 @@ class _Planner:
                 continue
             rule = offer_rule(f)
             rec = self._record(o, rule)
-            if rec.grants or not void:
-                amount = rec.first_amount if rec.grants else f.bonus_points
-                out.append(_Want(o, rule, amount, _ZERO if void else _ONE, _status_time(o)))
-        # Bonus lots of offers that no longer apply (a rules change) stay as they are.
+            amount = rec.first_amount if rec.grants else f.bonus_points
+            out.append(_Want(o, rule, amount, _ZERO if void else _ONE, _status_time(o)))
+        # Bonus lots of offers that no longer apply (a rules change) stay as they are (`_leftovers`).
         return out
 
     def _welcome(self) -> dict[str, _Want]:
-        """The welcome: held by the first counted order; a void holder's is taken back (§5)."""
+        """The welcome: held by the first counted order; a void holder's is given back (§5)."""
         out: dict[str, _Want] = {}
         reward = self.settings.welcome
-        held = {oid: rec for (oid, rule), rec in self.recorded.items() if rule == RULE_WELCOME and rec.grants}
         by_id = {o.order_id: o for o in self.settled}
-        live_holders = []
-        for oid, rec in held.items():
+        kept_by_live_order = False
+        for (oid, rule), rec in self.recorded.items():
             o = by_id.get(oid)
-            if o is None:
+            if rule != RULE_WELCOME or not rec.grants or o is None:
                 continue
+            amount = rec.first_amount or _ZERO
             if _void(o):
-                out[oid] = _Want(o, RULE_WELCOME, rec.first_amount or _ZERO, _ZERO, voided_at(o) or self.now)
+                out[oid] = _Want(o, RULE_WELCOME, amount, _ZERO, voided_at(o) or self.now)
             else:
                 # Kept, even if the rules would now name another holder: rules change what is granted
                 # after them, never what was granted (docs §5).
-                out[oid] = _Want(o, RULE_WELCOME, rec.first_amount or _ZERO, _ONE, self.now)
-                if rec.holds > 0 or rec.first_amount:
-                    live_holders.append(oid)
-        if reward is not None and self.counted and not live_holders:
-            first = self.counted[0]
-            rec = self._record(first, RULE_WELCOME)
-            amount = rec.first_amount if rec.grants else reward.points
-            out[first.order_id] = _Want(first, RULE_WELCOME, amount, _ONE, self.now)
+                out[oid] = _Want(o, RULE_WELCOME, amount, _ONE, self.now)
+                kept_by_live_order = True
+        if reward is None:
+            return out
+        first = self.settled[0] if self.settled else None
+        if first is not None and _void(first) and first.order_id not in out:
+            # It held the welcome until its void: granted and given back (what live runs wrote).
+            out[first.order_id] = _Want(first, RULE_WELCOME, reward.points, _ZERO, voided_at(first) or self.now)
+        if self.counted and not kept_by_live_order:
+            holder = self.counted[0]
+            rec = self._record(holder, RULE_WELCOME)
+            out[holder.order_id] = _Want(holder, RULE_WELCOME, rec.first_amount if rec.grants else reward.points,
+                                         _ONE, self.now)
         return out
 
     def _every_nth(self) -> dict[str, _Want]:
@@ -256,22 +265,36 @@ class _Planner:
         if reward is None and not granted:
             return out
         holders = nth_holders(self.counted, reward.n, reward.period) if reward is not None else set()
-        # With every void order counted again: a reward that would still be held there was moved by a void.
+        # With every void order counted again: who held a reward before the voids moved it.
         undisturbed = nth_holders(self.settled, reward.n, reward.period) if reward is not None else set()
         for o in self.settled:
             rec = granted.get(o.order_id)
+            amount = rec.first_amount if rec is not None else (reward.points if reward is not None else _ZERO)
             if o.order_id in holders:
-                amount = rec.first_amount if rec is not None else reward.points
                 out[o.order_id] = _Want(o, RULE_NTH, amount, _ONE, self.now)
+            elif o.order_id in undisturbed:
+                # It held the reward until a void moved it (its own or an earlier order's).
+                at = voided_at(o) if _void(o) else self._moved_at(o)
+                out[o.order_id] = _Want(o, RULE_NTH, amount, _ZERO, at or self.now)
             elif rec is not None:
-                amount = rec.first_amount or _ZERO
                 if _void(o):
                     out[o.order_id] = _Want(o, RULE_NTH, amount, _ZERO, voided_at(o) or self.now)
-                elif o.order_id in undisturbed:
+                elif reward is not None and self._held_between_voids(o, reward.n, reward.period):
+                    # One void gave it the reward, a later one moved it on (§9 "which entries exist").
                     out[o.order_id] = _Want(o, RULE_NTH, amount, _ZERO, self._moved_at(o))
                 else:  # a rules change: granted rewards stay
                     out[o.order_id] = _Want(o, RULE_NTH, amount, _ONE, self.now, fixed=rec.holds)
         return out
+
+    def _held_between_voids(self, o: OrderFact, n: int, period: timedelta) -> bool:
+        """Whether `o` held a reward under today's rules after some voids and before the rest: replays
+        the voids in time order, so a reward that only a rules change explains is told apart."""
+        void_times = sorted({t for v in self.settled if _void(v) and (t := voided_at(v)) is not None})
+        for t in void_times[:-1]:  # after the last void is now: `o` holds nothing there
+            sequence = [x for x in self.settled if not (_void(x) and (voided_at(x) or t) <= t)]
+            if o.order_id in nth_holders(sequence, n, period):
+                return True
+        return False
 
     def _moved_at(self, o: OrderFact) -> datetime:
         """When a void moved `o`'s reward away: the latest void among orders created no later than it."""

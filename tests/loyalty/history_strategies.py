@@ -224,8 +224,8 @@ def _after(draw, at: datetime, low: timedelta, high: timedelta) -> datetime:
     return at + MINUTE * draw(st.integers(int(low / MINUTE), int(high / MINUTE)))
 
 
-def _steps(draw, created: datetime, total: Decimal) -> tuple[Step, ...]:
-    kind = draw(st.sampled_from(KINDS))
+def _steps(draw, created: datetime, total: Decimal, kinds: tuple[str, ...] = KINDS) -> tuple[Step, ...]:
+    kind = draw(st.sampled_from(kinds))
     steps = [Step(created, "created")]
     if kind == "cancel_early":  # before it settles
         steps.append(Step(_after(draw, created, 10 * MINUTE, 47 * HOUR), "cancelled"))
@@ -253,7 +253,7 @@ def _steps(draw, created: datetime, total: Decimal) -> tuple[Step, ...]:
 
 
 @st.composite
-def _timelines(draw) -> tuple[OrderTimeline, ...]:
+def _timelines(draw, kinds: tuple[str, ...] = KINDS) -> tuple[OrderTimeline, ...]:
     members = draw(st.lists(st.tuples(st.sampled_from(["ozon", "ym"]), st.sampled_from(["b1", "b2", "b3"])),
                             min_size=1, max_size=3, unique=True))
     timelines: list[OrderTimeline] = []
@@ -265,7 +265,7 @@ def _timelines(draw) -> tuple[OrderTimeline, ...]:
             else:
                 created = T0 + MINUTE * draw(st.integers(0, SPAN_DAYS * 24 * 60 - 1))
             total = Decimal(draw(st.integers(10000, 500000))) / 100
-            steps = _steps(draw, created, total)
+            steps = _steps(draw, created, total, kinds)
             timelines.append(OrderTimeline(
                 mp, f"O{len(timelines)}", buyer, total, draw(st.sampled_from(["fbs", "fbo", "rfbs"])),
                 tuple(draw(st.lists(st.sampled_from(["S1", "S2", "S3"]), max_size=2, unique=True))),
@@ -306,11 +306,16 @@ def _spends(draw, timelines, rules: RefRules) -> tuple[RefSpend, ...]:
 
 
 @st.composite
-def histories(draw, *, budgets: bool = True, spends: bool = True, focus: str = "all") -> History:
-    """A random member history with fixed, valid rules (`focus`: see `settings_dicts`)."""
+def histories(draw, *, budgets: bool = True, spends: bool = True, focus: str = "all",
+              two_step_returns: bool = True) -> History:
+    """A random member history with fixed, valid rules (`focus`: see `settings_dicts`).
+
+    `two_step_returns=False` leaves out orders partly returned and then returned whole: the final
+    order set keeps only the second step (docs/loyalty-rules.md §9)."""
     settings = LoyaltySettings.model_validate(draw(settings_dicts(budgets=budgets, focus=focus)))
     rules = rules_from_settings(settings)
-    timelines = draw(_timelines())
+    kinds = KINDS if two_step_returns else tuple(k for k in KINDS if k != "partial_then_returned")
+    timelines = draw(_timelines(kinds))
     sent = _spends(draw, timelines, rules) if spends else ()
     runs = _run_times(lambda: MINUTE * draw(st.integers(1, int(SEEN_WITHIN / MINUTE) - 1)), timelines,
                       [s.at for s in sent])

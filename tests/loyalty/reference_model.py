@@ -148,8 +148,10 @@ def held_tier(orders: Sequence[RefOrder], rules: RefRules, t: datetime) -> str |
 # -- §4 segments (the definitions of loyalty/segments.py's docstring, reimplemented) --------------------
 
 def segment_at(orders: Sequence[RefOrder], rules: RefRules, t: datetime) -> str:
-    """The member's segment at t, from the orders live at t (§4); a first order is `new`."""
-    live = sorted((o for o in orders if live_at(o, t)), key=sequence_key)
+    """The member's segment at t (§4): from the orders created before t, each with its status as of t;
+    segments.py's docstring: "Cancelled orders don't count; returned ones do (the buyer did buy)".
+    A member without such an order is `new`."""
+    live = sorted((o for o in orders if o.created_at < t and not _cancelled_by(o, t)), key=sequence_key)
     if not live:
         return "new"
     th = rules.segments
@@ -160,18 +162,23 @@ def segment_at(orders: Sequence[RefOrder], rules: RefRules, t: datetime) -> str:
         return "lost"
     if t - last >= th.sleeping_after:
         return "sleeping"
-    if readings.at_risk_by_gap(live, t, th.at_risk_gap_factor) or _at_risk_by_value(live):
+    if readings.at_risk_by_gap(live, t, th.at_risk_gap_factor) or _at_risk_by_value(live, t):
         return "at_risk"
     return "active"
 
 
-def _at_risk_by_value(live: Sequence[RefOrder]) -> bool:
-    """The mean total of the last 3 orders is below half the mean of the orders before them (4+ orders)."""
+def _cancelled_by(order: RefOrder, t: datetime) -> bool:
+    return order.status == "cancelled" and voided_at(order) <= t
+
+
+def _at_risk_by_value(live: Sequence[RefOrder], t: datetime) -> bool:
+    """The mean of the last 3 orders' kept-at-t totals is below half the mean of the orders before
+    them (4+ orders; §4 "each with its status as of then")."""
     if len(live) < 4:
         return False
     last3, before = live[-3:], live[:-3]
-    mean_last = sum((o.total for o in last3), Decimal(0)) / 3
-    mean_before = sum((o.total for o in before), Decimal(0)) / len(before)
+    mean_last = sum((kept_at(o, t) for o in last3), Decimal(0)) / 3
+    mean_before = sum((kept_at(o, t) for o in before), Decimal(0)) / len(before)
     return mean_last < mean_before / 2
 
 
@@ -331,7 +338,7 @@ def compute(orders: Iterable[RefOrder], spends: Iterable[RefSpend], rules: RefRu
     """Every member's tier, lots and balances at `now` under the paper rules."""
     by_member: dict[tuple[str, str, str], list[RefOrder]] = defaultdict(list)
     for order in orders:
-        if order.buyer_key is not None:
+        if order.buyer_key is not None and readings.counts(order):
             by_member[member_of(order)].append(order)
     spends_by_member: dict[tuple[str, str, str], list[RefSpend]] = defaultdict(list)
     for spend in spends:

@@ -28,6 +28,16 @@ GRANT_LOTS_OF_VOID_ORDERS = True
 # Q14: a lot whose amount is 0 (rounded down to nothing, or cut to nothing by a budget) is no lot at all.
 SKIP_ZERO_LOTS = True
 
+# Q21 (§2 "counts"): an order void before it settled (its void status time earlier than created_at + the
+# settle delay, 2 days) never counts: no lot, no reward, no place in a sequence, the tier basis or a
+# segment. Live runs never see such an order settled and not void, so nothing was ever granted for it.
+SETTLE_DELAY = timedelta(days=2)
+
+
+def counts(order: RefOrder) -> bool:
+    return not is_void(order) or status_time(order) >= order.created_at + SETTLE_DELAY
+
+
 # Q9: "replaying, in time order, these events up to now": an event AT now is included.
 EVENTS_AT_NOW_INCLUDED = True
 

@@ -132,23 +132,35 @@ def test_6_an_earlier_order_returned_after_a_later_one_earned_silver_gives_the_s
 
 def test_6_points_become_available_a_return_window_after_delivery_whatever_the_run_cadence(
         store: Store, tmp_path: Path):
+    """The finding: daily runs, weekly runs and a replay gave three dates for one partly returned order."""
     s = LoyaltySettings.model_validate({"enabled": True, "earn_rate": "0.05", "return_window": timedelta(days=14)})
-    delivered = T0 + 6 * DAY
-    history = [order("P", day=0, status=OrderStatus.IN_DELIVERY, changed_day=0.5),
-               order("P", day=0, changed_day=6),  # delivered on day 6 ...
-               order("P", day=0, status=OrderStatus.PARTIALLY_RETURNED, total="1000", changed_day=9)]
-    # Daily runs see every state; the replay sees only the last.
-    for day, state in ((3, history[0]), (7, history[1]), (10, history[2])):
-        write(store, state)
-        run_once(store, s, T0 + day * DAY)
-    replay = replay_store(tmp_path)
-    write(replay, history[2])
-    run_once(replay, s, T0 + 10 * DAY)
-    for ledger in (store, replay):
-        lot = next(r for r in entries_of(ledger) if r["kind"] == "earn")
-        # The partial return on day 9 restarts the return window: available on day 23.
-        assert lot["available_from"] == T0 + 9 * DAY + 14 * DAY
-    assert delivered < T0 + 9 * DAY
+    states = {0.5: order("P", day=0, status=OrderStatus.IN_DELIVERY, changed_day=0.5),
+              6: order("P", day=0, changed_day=6),  # delivered on day 6 (the platform's time)
+              9: order("P", day=0, status=OrderStatus.PARTIALLY_RETURNED, changed_day=9)}
+    cadences = {"daily": [float(d) for d in range(1, 31)], "weekly": [7.0, 14.0, 21.0, 28.0],
+                "every 10 minutes": [d / 144 for d in range(1, 30 * 144, 37)]}
+    dates = {}
+    for name, runs in cadences.items():
+        ledger = store if name == "daily" else replay_store(tmp_path / name.replace(" ", "_"))
+        for day in runs:
+            seen = [st for at, st in states.items() if at <= day]
+            if seen:
+                write(ledger, seen[-1])
+            run_once(ledger, s, T0 + timedelta(days=day))
+        dates[name] = next(r for r in entries_of(ledger) if r["kind"] == "earn")["available_from"]
+    # Every cadence saw the delivery before the partial return: 14 days after day 6 (10:00), for all.
+    assert set(dates.values()) == {T0 + 6 * DAY + 14 * DAY}
+
+
+def test_6_a_store_that_never_saw_the_delivery_dates_the_window_from_the_return(tmp_path: Path):
+    """Named exception (docs/loyalty-rules.md §9): first read after a partial return, the delivery
+    time is unknown; the window counts from the return, later, never earlier."""
+    s = LoyaltySettings.model_validate({"enabled": True, "earn_rate": "0.05", "return_window": timedelta(days=14)})
+    late = replay_store(tmp_path)
+    write(late, order("P", day=0, status=OrderStatus.PARTIALLY_RETURNED, changed_day=9))
+    run_once(late, s, T0 + 10 * DAY)
+    lot = next(r for r in entries_of(late) if r["kind"] == "earn")
+    assert lot["available_from"] == T0 + 9 * DAY + 14 * DAY
 
 
 def test_4_the_members_view_counts_partial_returns_as_the_engine_does(store: Store):

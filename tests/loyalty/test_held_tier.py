@@ -51,6 +51,10 @@ def _daily(orders: list[OrderFact], s: LoyaltySettings, until: datetime) -> str 
     """The rules walked literally: every creation, every midnight, the qualifying tier recomputed."""
     names = [t.name for t in s.tiers]
 
+    # An order void before it settled (2 days) never counts (docs/loyalty-rules.md §2).
+    orders = [o for o in orders if not (o.status in ("cancelled", "returned")
+                                        and o.status_changed_at < o.created_at + timedelta(days=2))]
+
     def qualifying(t: datetime) -> str | None:
         basis = sum((o.total for o in orders if t - s.tier_policy.window <= o.created_at < t
                      and not (o.status in ("cancelled", "returned") and o.status_changed_at <= t)), Decimal(0))
@@ -63,6 +67,8 @@ def _daily(orders: list[OrderFact], s: LoyaltySettings, until: datetime) -> str 
     events = sorted({(o.created_at, 1) for o in orders if o.created_at <= until}
                     | {(T0 + k * DAY, 0) for k in range(int((until - T0) / DAY) + 1)})
     held = None
+    if not orders:
+        return None
     first = min(o.created_at for o in orders)
     for at, kind in events:
         if at < first:
@@ -88,5 +94,6 @@ def test_the_fast_walk_equals_a_day_by_day_walk(raw, downgrade, window, at_hours
     s = program(downgrade, window)
     until = T0 + timedelta(hours=at_hours)
     walk = HeldTiers(orders, s)
-    assert walk.name(walk.at(until)) == (_daily(orders, s, until) if until >= min(o.created_at for o in orders)
-                                         else None)
+    counting = [o for o in orders if not (o.status != "delivered" and o.status_changed_at < o.created_at + 2 * DAY)]
+    expected = _daily(orders, s, until) if counting and until >= min(o.created_at for o in counting) else None
+    assert walk.name(walk.at(until)) == expected
