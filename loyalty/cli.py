@@ -1,7 +1,8 @@
-"""The loyalty commands: `simulate`, `members`, `member`. Thin: parse, call one function, print.
+"""The loyalty commands: `simulate`, `members`, `member`, `rebuild`. Thin: parse, call one function, print.
 
 Registered on the `loyalsync` app by `sync/cli.py` (`app.add_typer(loyalty_app)`), so they are
-top-level commands. They read the store only (`simulate` writes to an in-memory ledger).
+top-level commands. They read the store only (`simulate` writes to an in-memory ledger), except
+`rebuild`, which runs the ledger job over every member.
 """
 
 from __future__ import annotations
@@ -106,6 +107,28 @@ def simulate(
     Console().print(summary_table(result.summary))
     if result.run.late:
         err.print(f"{result.run.late} order(s) arrived after later orders had earned (see the log)")
+
+
+@loyalty_app.command()
+def rebuild(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> None:
+    """Run the loyalty ledger job over every member now, not only those with something new.
+
+    The daemon's ten-minute job reads only members whose orders changed, settled, became available
+    or expired since its last run. After restoring a backup, editing orders by hand or changing the
+    program's rules, run this once. Safe while the daemon runs: the ledger is idempotent.
+    """
+    from loyalty.incremental import run_changed
+    from sync.cli import _load, _open_store
+
+    cfg = _load(config, database_url, tokens=False)
+    settings = cfg.settings.loyalty
+    if not settings.enabled:
+        err.print("the loyalty program is off ([loyalty] enabled = false): nothing to rebuild", markup=False)
+        raise typer.Exit(code=2)
+    store = _open_store(cfg, read_only=True)
+    run = run_changed(store, settings, datetime.now(UTC), full=True).run
+    Console().print(f"ledger rebuilt: {run.members} members, {run.orders} orders, "
+                    f"{run.inserted} entries written, {run.filled} lots activated", highlight=False)
 
 
 @loyalty_app.command()

@@ -59,7 +59,7 @@ def _save(conn: Any, values: dict[str, datetime]) -> None:
 
 
 def changed_members(store: Any, settings: LoyaltySettings, since_run: datetime, orders_seen: datetime,
-                    now: datetime, settle_delay: timedelta = SETTLE_DELAY) -> tuple[set[Member], datetime, int]:
+                    now: datetime, settle_delay: timedelta = SETTLE_DELAY) -> tuple[set[Member], datetime | None, int]:
     """Members with something new since the last run; the latest `changed_at` read; how many orders."""
     c, led = ORDERS.c, LEDGER.c
     members: set[Member] = set()
@@ -91,14 +91,18 @@ def run_changed(store: Any, settings: LoyaltySettings, now: datetime, *,
         newest = conn.execute(select(ORDERS.c.changed_at).order_by(ORDERS.c.changed_at.desc()).limit(1)).scalar()
     if full or _LAST_RUN not in state or _ORDERS_SEEN not in state:
         result = IncrementalResult(run_once(store, settings, now, settle_delay=settle_delay), full=True)
-        seen = newest or now
+        seen = newest  # a store without orders yet: the next run is a full one again (cheap)
     else:
         members, seen, count = changed_members(store, settings, state[_LAST_RUN], state[_ORDERS_SEEN], now,
                                                settle_delay)
         result = IncrementalResult(run_once(store, settings, now, settle_delay=settle_delay, members=members),
                                    full=False, changed_orders=count)
     if settings.enabled:
+        # Two clocks: `ledger.last_run` is the run's `now`, `ledger.orders_changed` the store's own
+        # write times (`orders.changed_at`), so a job that runs late never skips a write.
+        marks = {_LAST_RUN: max(now, state.get(_LAST_RUN, now))}
+        if seen is not None:
+            marks[_ORDERS_SEEN] = max(seen, state.get(_ORDERS_SEEN, seen))
         with store.engine.begin() as conn:
-            _save(conn, {_LAST_RUN: max(now, state.get(_LAST_RUN, now)),
-                         _ORDERS_SEEN: max(seen, state.get(_ORDERS_SEEN, seen))})
+            _save(conn, marks)
     return result

@@ -176,13 +176,15 @@ class Daemon:
         await self._store_wide(MEMBERS_JOB, self._members_run)
 
     async def _loyalty_run(self) -> None:
-        """One `loyalty.ledger.run_once`: earn, activate, reverse, expire."""
-        from loyalty.ledger import run_once
+        """One `loyalty.incremental.run_changed`: earn, take back and expire for the members with
+        something new since the last run (every member on the first run)."""
+        from loyalty.incremental import run_changed
 
-        result = await self._in_thread(LOYALTY_JOB, run_once)
+        result = await self._in_thread(LOYALTY_JOB, run_changed)
         if result is not None:
-            log.info("loyalty: %d members, %d orders, %d entries written, %d lots activated",
-                     result.members, result.orders, result.inserted, result.filled)
+            run = result.run
+            log.info("loyalty: %d members%s, %d orders, %d entries written, %d lots activated",
+                     run.members, " (full run)" if result.full else "", run.orders, run.inserted, run.filled)
 
     async def _members_run(self) -> None:
         """One `loyalty.membership.refresh_members`: tiers (with the downgrade policy) and segments."""
