@@ -25,7 +25,7 @@ from sync.store.tables import (
     StreamCursorRow,
 )
 from sync.store.types import Binders, binders
-from sync.store.upsert import DELIVERED_STATUSES
+from sync.store.upsert import DELIVERED_STATUSES, VOID_STATUSES
 
 __all__ = ["CursorState", "PageWrite", "Quarantined", "Store", "StreamKey"]
 
@@ -337,9 +337,15 @@ def _order_rows(orders: Sequence[OrderRecord], bind: Binders, seen_at: Any,
         delivered = None
         if o.status.value in DELIVERED_STATUSES:
             delivered = updated if o.status_changed_at is None else changed
+        # A void status without a platform time is dated by the platform's last change if this row
+        # is new (a backfill), and when first seen if it moves a stored order: `changed_at` NULL
+        # tells the merge which (sync.store.upsert, "undated void").
+        stamp = wall if wall is not None else seen_at
+        if o.status_changed_at is None and o.status.value in VOID_STATUSES:
+            changed, stamp = updated, None
         add_order((mp, acc, oid, created, updated, o.status.value, o.platform_status, o.fulfilment,
                    o.buyer_key, o.currency, money(o.total), o.source, rank, money(o.returned_total), changed,
-                   delivered, wall if wall is not None else seen_at))
+                   delivered, stamp))
         for i, line in enumerate(o.lines):
             add_line((mp, acc, oid, i, line.sku, line.offer_id, line.name, line.quantity,
                       money(line.price), rank))

@@ -21,6 +21,16 @@ the merge compares the RESULTING status (after the rules above) with the stored 
 A row's time is a platform time when it is not the write's `now` (a statement parameter; a stamp
 equal to `now` to the microsecond would count as first-seen).
 
+An undated void (`cancelled` or `returned` without a platform time) comes in with its
+`updated_at` as its status time and `changed_at` NULL, which the merge reads as the mark: a NEW
+row keeps `updated_at` (the platform's last change; the creation on Ozon and WB Marketplace),
+because an order first seen already void, as in a first sync's backfill, was never seen alive and
+no run granted anything for it; dated when the sync saw it, it would count as void after it
+settled, earn, use budget and hold a reward position until then, differently on every run. A
+STORED order it moves is dated when first seen, as above (live runs did see it alive). The
+mark is never a stamp for the same-status rules, and a new row's NULL `changed_at` is set to the
+write's wall time at the end of the statement.
+
 `delivered_at` is when the order first reached `delivered` or `partially_returned`, kept once
 known (a later return does not erase it): the loyalty engine's return window counts from it. A
 status move to it takes the new status time (platform or first seen); an order first seen already
@@ -50,7 +60,7 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Numeric, Table, and_, bindparam, case, cast, func, literal_column, or_
+from sqlalchemy import Numeric, Table, and_, bindparam, case, cast, func, literal_column, or_, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -80,6 +90,7 @@ REVIEW_COLUMNS: tuple[str, ...] = tuple(c.name for c in REVIEWS.columns)
 
 OPEN_STATUSES = ("created", "in_delivery")
 DELIVERED_STATUSES = ("delivered", "partially_returned")
+VOID_STATUSES = ("cancelled", "returned")
 
 
 def dialect_insert(conn: Connection, table: Table):
@@ -196,13 +207,15 @@ def _orders_statement(conn: Connection):
     # See the module docstring. `now` is the write's clock: a row's time equal to it was first seen.
     # The cheap comparison first: a re-read of an unchanged status stops there.
     status_moves = and_(new.status != old.status, takes_status)
+    undated_void = new.changed_at.is_(None)  # its status time is `updated_at`, no platform stamp
     earlier_stamp = and_(new.status == old.status, new.status_changed_at < old.status_changed_at,
-                         new.status_changed_at != bindparam("now", type_=UTCDateTime))
+                         new.status_changed_at != bindparam("now", type_=UTCDateTime), ~undated_void)
     delivered = [literal_column(f"'{s}'") for s in DELIVERED_STATUSES]
     grows = cast(new.returned_total, Numeric(20, 4)) > cast(old.returned_total, Numeric(20, 4))
     # What the loyalty engine reads changed: it is then picked up by the next incremental run. (An
     # earlier time for the same status, first-seen or not: the statement's `now` may appear once.)
-    same_status_earlier = and_(new.status == old.status, new.status_changed_at < old.status_changed_at)
+    same_status_earlier = and_(new.status == old.status, new.status_changed_at < old.status_changed_at,
+                               ~undated_void)
     loyalty_moves = or_(status_moves, same_status_earlier, grows,
                         and_(trusted, cast(new.total, Numeric(20, 4)) != cast(old.total, Numeric(20, 4))),
                         and_(old.buyer_key.is_(None), new.buyer_key.is_not(None)))
@@ -217,7 +230,9 @@ def _orders_statement(conn: Connection):
         elif name == "updated_at":
             merged[name] = case((new.updated_at > old.updated_at, new.updated_at), else_=old.updated_at)
         elif name == "status_changed_at":
-            merged[name] = case((or_(status_moves, earlier_stamp), new.status_changed_at),
+            # `seen`: the write's `now` again (a prepared statement takes each parameter once).
+            merged[name] = case((and_(status_moves, undated_void), bindparam("seen", type_=UTCDateTime)),
+                                (or_(status_moves, earlier_stamp), new.status_changed_at),
                                 else_=old.status_changed_at)
         elif name == "delivered_at":
             # The first delivery: kept once known, whatever comes after (a return).
@@ -272,8 +287,16 @@ def upsert_orders(conn: Connection, rows: Sequence[tuple], now: Any, wall: Any =
     has no platform time; `wall` (default `now`) the wall time a change is stamped with (`changed_at`).
     """
     if rows:
-        _prepared(conn, "orders", ORDERS, ORDER_COLUMNS, _orders_statement, ("now", "wall")).execute(
-            conn, rows, (now, now if wall is None else wall))
+        wall = now if wall is None else wall
+        _prepared(conn, "orders", ORDERS, ORDER_COLUMNS, _orders_statement, ("seen", "now", "wall")).execute(
+            conn, rows, (now, now, wall))
+        if any(row[-1] is None for row in rows):
+            # Undated voids inserted by this write: stamp them as changed now (text: `wall` is
+            # already what the driver receives).
+            conn.execute(_STAMP_NEW_UNDATED_VOIDS, {"wall": wall})
+
+
+_STAMP_NEW_UNDATED_VOIDS = text("UPDATE orders SET changed_at = :wall WHERE changed_at IS NULL")
 
 
 def upsert_order_lines(conn: Connection, rows: Sequence[tuple]) -> None:

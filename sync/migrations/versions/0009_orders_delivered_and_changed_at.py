@@ -10,8 +10,9 @@ live runs knew (docs/loyalty-rules.md §6). Orders already stored in one of thos
 `status_changed_at`; others stay NULL until a sync sees them delivered.
 
 `changed_at` is the wall time of the last write that changed what loyalty reads; the incremental
-loyalty run reads members from it (loyalty.incremental). Existing rows get NULL: the first run
-after the upgrade is a full one anyway (no `loyalty_state` yet).
+loyalty run reads members from it (loyalty.incremental). Existing rows get their
+`status_changed_at` (the first run after the upgrade is a full one anyway: no `loyalty_state`
+yet); NULL is left to mark a row a write is inserting (sync.store.upsert, "undated void").
 """
 
 from alembic import op
@@ -30,6 +31,7 @@ def upgrade() -> None:
     op.add_column('orders', sa.Column('changed_at', sync.store.types.UTCDateTime(timezone=True), nullable=True))
     op.execute("UPDATE orders SET delivered_at = status_changed_at "
                "WHERE status IN ('delivered', 'partially_returned')")
+    op.execute("UPDATE orders SET changed_at = status_changed_at")
     op.create_index('ix_orders_changed_at', 'orders', ['changed_at'], unique=False)
     op.create_table(
         'loyalty_state',

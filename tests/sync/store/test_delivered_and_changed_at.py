@@ -99,9 +99,29 @@ def test_migration_0009_dates_stored_deliveries_and_adds_the_state_table(bare_en
                 {"oid": oid, "s": status, "t": T0})
     _migrate_to(bare_engine, "0009")
     got = {r["order_id"]: (r["delivered_at"], r["changed_at"]) for r in Store(bare_engine).iter_orders()}
-    assert got == {"d": (T0, None), "p": (T0, None), "r": (None, None)}
+    assert got == {"d": (T0, T0), "p": (T0, T0), "r": (None, T0)}
     with bare_engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM loyalty_state")).scalar() == 0
     _migrate_to(bare_engine, "0008", down=True)
     with bare_engine.connect() as conn:
         assert "delivered_at" not in list(conn.execute(text("SELECT * FROM orders")).keys())
+
+
+def test_an_order_first_seen_void_without_a_time_is_dated_by_the_platforms_last_change(store: Store):
+    """A backfill meets orders already cancelled or returned that no run ever saw alive: dated by
+    `updated_at` (Ozon: the creation), they never count (docs/loyalty-rules.md §2), on every run
+    alike. An order the store held open and a sync then sees cancelled is dated when first seen."""
+    write(store, N1, replace(order(S.CANCELLED, order_id="gone"), updated_at=T0 + H),
+          replace(order(S.RETURNED, order_id="back"), updated_at=T0 + 2 * H), order(S.CREATED, order_id="open"))
+    assert (row(store, "gone")["status_changed_at"], row(store, "back")["status_changed_at"]) == (T0 + H, T0 + 2 * H)
+    assert row(store, "gone")["changed_at"] is not None  # the incremental job reads it like any new row
+    # Re-read later, still undated: the stored time stays (the mark is not a platform stamp).
+    write(store, N2, replace(order(S.CANCELLED, order_id="gone"), updated_at=T0))
+    assert row(store, "gone")["status_changed_at"] == T0 + H
+    # A stored open order cancelled without a time: live runs saw it alive, so it is dated when seen.
+    write(store, N3, replace(order(S.CANCELLED, order_id="open"), updated_at=T0 + H))
+    assert row(store, "open")["status_changed_at"] == N3
+    # The same page twice in one write stores what two writes store.
+    write(store, N4, replace(order(S.CANCELLED, order_id="twice"), updated_at=T0 + 3 * H),
+          replace(order(S.CANCELLED, order_id="twice"), updated_at=T0 + 3 * H))
+    assert row(store, "twice")["status_changed_at"] == T0 + 3 * H
