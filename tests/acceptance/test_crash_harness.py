@@ -1,4 +1,4 @@
-"""`loyalsync run` on SQLite, killed with SIGKILL at 30 seeded random moments (`$LOYALSYNC_CRASH_KILLS`),
+"""`loyalsync run` on SQLite, killed with SIGKILL at 20 seeded random moments (`$LOYALSYNC_CRASH_KILLS`),
 ends exactly where an uninterrupted run ends, and every action it sent landed exactly once.
 See `crash_harness` for the harness and the command for a bigger run."""
 

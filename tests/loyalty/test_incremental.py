@@ -31,7 +31,7 @@ from loyalty.ledger import entries_of, run_once
 from tests.loyalty.engine_driver import engine_view, fresh_store, members_of, migrated_template, send, write_orders
 from tests.loyalty.history_strategies import History, histories
 
-EXAMPLES = int(os.environ.get("LOYALSYNC_PROPERTY_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("LOYALSYNC_PROPERTY_EXAMPLES", "150"))
 
 
 @pytest.fixture(scope="module")
