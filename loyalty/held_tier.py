@@ -72,6 +72,13 @@ class HeldTiers:
         self.thresholds = [t.min_spend if t.min_spend is not None else Decimal(t.min_orders or 0)
                            for t in settings.tiers]
         self.changes = self._change_points()
+        # The basis as prefix sums over creation order, less the few orders a void or a partial
+        # return changes (`qualifying` visits only those): linear per member, not quadratic.
+        self.prefix = [_ZERO]
+        for o in self.orders:
+            self.prefix.append(self.prefix[-1] + o.total)
+        self.altered = [i for i, o in enumerate(self.orders)
+                        if voided_at(o) is not None or o.status == PARTIALLY_RETURNED]
         self.held = _NONE
         self.clock: datetime | None = None  # the moment `held` describes
         self.next_creation = 0  # index of the first order whose creation is not applied yet
@@ -96,13 +103,15 @@ class HeldTiers:
         if not self.thresholds:
             return _NONE
         lo, hi = bisect_left(self.created, t - self.window), bisect_left(self.created, t)
-        count, spend = 0, _ZERO
-        for o in self.orders[lo:hi]:
+        count, spend = hi - lo, self.prefix[hi] - self.prefix[lo]
+        for i in self.altered[bisect_left(self.altered, lo):bisect_left(self.altered, hi)]:
+            o = self.orders[i]
             void = voided_at(o)
             if void is not None and void <= t:
-                continue
-            count += 1
-            spend += kept_at(o, t)
+                count -= 1
+                spend -= o.total
+            else:
+                spend -= o.total - kept_at(o, t)
         basis = Decimal(count) if self.by_orders else spend
         rank = _NONE
         for i, threshold in enumerate(self.thresholds):

@@ -337,7 +337,7 @@ def member_entries(orders: Iterable[OrderFact], settings: LoyaltySettings, recor
         expiry = expires_at(settings, avail)
         for g in rec.grants:
             # A status that names no delivery time (returned, cancelled) leaves the lot's dates as they were.
-            if avail is None:
+            if avail is None or (g.available_from == avail and g.expires_at == expiry):
                 out.append(g)
             else:
                 out.append(replace(g, available_from=avail, expires_at=expiry))
