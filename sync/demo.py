@@ -33,6 +33,7 @@ from loyalty.rules import LoyaltySettings
 from sync.app import App, open_store, store_connections
 from sync.config import AppConfig, AppSettings, DatabaseSettings, MarketplaceAccount
 from sync.progress import sync_with_progress
+from sync.report.data import PointsFigures, points_figures
 from sync.runner import RunResult
 from sync.scheduler import Daemon
 
@@ -65,6 +66,7 @@ class DemoSummary:
     marketplaces: dict[str, MarketplaceSummary] = field(default_factory=dict)
     # (marketplace, kind, status, refusal reason) -> actions stored by the demo's dry-run round
     actions: dict[tuple[str, str, str, str | None], int] = field(default_factory=dict)
+    points: PointsFigures | None = None  # the ledger after the demo's loyalty run
 
     @property
     def ok(self) -> bool:
@@ -129,7 +131,8 @@ async def run_demo(*, orders: int = 2000, reviews: int = 600, follow: bool = Fal
             summary = DemoSummary(results=await sync_with_progress(app, app.jobs(), console))
             _summarise(app, summary)
             console.print(_summary_table(summary, app))
-            summary.actions = await asyncio.to_thread(_loyalty_and_actions, app)
+            summary.actions, summary.points = await asyncio.to_thread(_loyalty_and_actions, app)
+            console.print(_points_table(summary.points))
             console.print(summary_table(summary.actions, "actions (dry-run: computed and checked, nothing sent)"))
             if follow:
                 console.print("following: polling on each stream's interval; Ctrl+C stops")
@@ -190,13 +193,25 @@ def demo_settings(database_url: str) -> AppSettings:
                                                                                         max_reviews=12)))
 
 
-def _loyalty_and_actions(app: App) -> dict[tuple[str, str, str, str | None], int]:
-    """One ledger run, then one round of actions in dry-run; the outbox's counts."""
+def _loyalty_and_actions(app: App) -> tuple[dict[tuple[str, str, str, str | None], int], PointsFigures]:
+    """One ledger run, then one round of actions in dry-run; the outbox's counts and the points."""
     settings = app.config.settings
     now = datetime.now(UTC)
     run_once(app.store, settings.loyalty, now)
+    points = points_figures(app.store, settings.loyalty, settings.actions.promo.point_value, now)
     propose_actions(app.store, settings.actions, app.capabilities(), mode="dry-run", now=now)
-    return counts(app.store)
+    return counts(app.store), points
+
+
+def _points_table(points: PointsFigures) -> Table:
+    table = Table(title="points (the loyalty ledger after one run)")
+    for column in ("marketplace", "members", "available", "pending", "debt", "tiers"):
+        table.add_column(column, justify="left" if column in ("marketplace", "tiers") else "right")
+    for r in points.rows:
+        tiers = ", ".join(f"{name} {n}" for name, n in sorted(r.tiers.items()))
+        table.add_row(r.marketplace, f"{r.members:,}", f"{r.available:,.0f}", f"{r.pending:,.0f}",
+                      f"{r.debt:,.0f}", tiers)
+    return table
 
 
 def _fresh_sqlite(database_url: str) -> None:

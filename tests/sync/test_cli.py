@@ -22,6 +22,7 @@ from typer.testing import CliRunner, Result
 from connectors.registry import available_connectors
 from connectors.testing.serving import served
 from connectors.wildberries.emulator import EmulatorConfig, Fault, create_app
+from loyalty.ledger import entries_of
 from sync.cli import app
 from sync.store import Store, connect
 from sync.store.tables import OrderRow, ReviewRow
@@ -213,8 +214,8 @@ def test_a_broken_config_is_reported_whole_and_nothing_runs(
 
 
 @pytest.fixture(scope="module")
-def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """One demo run shared by the status and export tests (it takes a few seconds)."""
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """One demo run shared by the status and export tests (it takes a few seconds): (url, stderr)."""
     url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}"
     with pytest.MonkeyPatch.context() as mp, restored_logging():
         mp.chdir(tmp_path_factory.mktemp("demo-cwd"))
@@ -225,7 +226,33 @@ def demo_db(tmp_path_factory: pytest.TempPathFactory) -> str:
     assert "demo summary" in result.stderr
     assert re.search(r"\b300 orders \(", result.stderr), result.stderr  # orders, by status
     assert re.search(r"\b80 \(\d+ answered\)", result.stderr), result.stderr
-    return url
+    return url, result.stderr
+
+
+@pytest.fixture(scope="module")
+def demo_db(demo_run: tuple[str, str]) -> str:
+    return demo_run[0]
+
+
+def test_demo_shows_the_points_its_ledger_holds(demo_run: tuple[str, str]) -> None:
+    """The demo's points table is the ledger's: members, available, pending and debt per marketplace
+    with buyer keys (Ozon, Yandex Market), none for Wildberries (no buyer identity)."""
+    url, stderr = demo_run
+    store = open_db(url)
+    totals: dict[str, list] = {}
+    for row in entries_of(store):
+        t = totals.setdefault(row["marketplace"], [set(), 0])
+        t[0].add(row["buyer_key"])
+        t[1] += row["amount"]
+    assert "wildberries" not in totals and totals["ozon"][1] > 0, totals
+    table = stderr.split("points (the loyalty ledger after one run)")[1].split("actions (dry-run")[0]
+    lines = {line.split("│")[1].strip(): line for line in table.splitlines() if line.count("│") >= 6}
+    for marketplace, (members, net) in totals.items():
+        cells = [c.strip().replace(",", "") for c in lines[marketplace].split("│")[1:-1]]
+        available, pending, debt = (Decimal(c) for c in cells[2:5])
+        assert available + pending - debt == net, (marketplace, cells, net)  # Σ ledger = pending + available − debt
+        assert int(cells[1]) >= len(members), cells
+    assert Decimal(lines["ozon"].split("│")[3].strip().replace(",", "")) > 0  # points to spend
 
 
 def test_demo_stores_what_it_summarises(demo_db: str) -> None:
