@@ -25,6 +25,7 @@ from typing import Any
 from loyalty.engine import CANCELLED, EARN, REVERSE, Member, OrderFact
 from loyalty.held_tier import HeldTiers, counts, kept_at, voided_at
 from loyalty.ledger import Balances, balances_of_rows, entries_of
+from loyalty.order_source import group_by_member
 from loyalty.rules import LoyaltySettings
 from loyalty.segments import segment as segment_of
 
@@ -49,19 +50,8 @@ _VOID = ("cancelled", "returned")
 def member_orders(rows: Iterable[Mapping[str, Any]], settings: LoyaltySettings
                   ) -> tuple[dict[Member, list[OrderFact]], dict[str, int]]:
     """Orders by member, and orders without a buyer key per marketplace (as `run_once` splits them)."""
-    by_member: dict[Member, list[OrderFact]] = {}
     no_identity: dict[str, int] = {}
-    for row in rows:
-        mp = row["marketplace"]
-        over = settings.marketplaces.get(mp)
-        if over is not None and not over.enabled:
-            continue
-        if not row["buyer_key"]:
-            no_identity[mp] = no_identity.get(mp, 0) + 1
-            continue
-        fact = OrderFact.from_row(row)
-        by_member.setdefault((fact.marketplace, fact.account, fact.buyer_key), []).append(fact)
-    return by_member, no_identity
+    return dict(group_by_member(rows, settings, no_identity)), no_identity
 
 
 def balances_by_member(rows: Iterable[Mapping[str, Any]], now: datetime) -> dict[Member, Balances]:

@@ -7,7 +7,7 @@ page never splits one member's orders.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +19,7 @@ from loyalty.rules import LoyaltySettings
 from sync.store.store import Store
 from sync.store.tables import OrderLineRow, OrderRow
 
-__all__ = ["MEMBER_BATCH", "batches", "members_of", "orders_of"]
+__all__ = ["MEMBER_BATCH", "batches", "group_by_member", "members_of", "orders_of"]
 
 MEMBER_BATCH = 500
 ORDERS: Table = OrderRow.__table__  # type: ignore[assignment]
@@ -113,7 +113,7 @@ def orders_of(store: Any, settings: LoyaltySettings, members: Iterable[Member]) 
     """The orders of `members` only (an incremental run), read by buyer key."""
     wanted = set(members)
     if getattr(type(store), "iter_orders", None) is not Store.iter_orders:
-        return dict(_iter_members_of(store.iter_orders(), settings, {}, wanted))
+        return dict(group_by_member(store.iter_orders(), settings, {}, wanted))
     c = ORDERS.c
     off = [mp for mp, over in settings.marketplaces.items() if not over.enabled]
     skip = (c.marketplace.not_in(off),) if off else ()
@@ -130,9 +130,11 @@ def orders_of(store: Any, settings: LoyaltySettings, members: Iterable[Member]) 
     return out
 
 
-def _iter_members_of(rows: Iterable[dict[str, Any]], settings: LoyaltySettings, no_identity: dict[str, int],
+def group_by_member(rows: Iterable[Mapping[str, Any]], settings: LoyaltySettings, no_identity: dict[str, int],
                      buyers: set[Member] | None = None) -> Iterator[tuple[Member, list[OrderFact]]]:
-    """`_iter_members` for an object with its own `iter_orders()` (e.g. simulate's filtered view)."""
+    """Order rows grouped by member, in first-seen order, for a source without keyset pages (an
+    object's own `iter_orders()`, e.g. simulate's filtered view); keyless orders are counted per
+    marketplace in `no_identity`."""
     by_member: dict[Member, list[OrderFact]] = {}
     for row in rows:
         mp = row["marketplace"]
@@ -155,7 +157,7 @@ def members_of(store: Any, settings: LoyaltySettings,
     counts = no_identity if no_identity is not None else {}
     if getattr(type(store), "iter_orders", None) is Store.iter_orders:
         return _iter_members(store.engine, settings, counts)  # orders in the ledger's database
-    return _iter_members_of(store.iter_orders(), settings, counts)  # any other order source
+    return group_by_member(store.iter_orders(), settings, counts)  # any other order source
 
 
 def batches(source: Iterable[tuple[Member, list[OrderFact]]]) -> Iterator[list[tuple[Member, list[OrderFact]]]]:
