@@ -9,9 +9,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import create_engine, text
 
 from sync.store import Store, connect, migrate
+
+# Property tests draw the same examples on every run of the suite, so one commit always gives one
+# result; a search for new ones draws fresh (the long-search commands in each property file):
+#   LOYALSYNC_PROPERTY_RANDOM=1 LOYALSYNC_PROPERTY_EXAMPLES=5000 ./dev test -n0 tests/loyalty/…
+settings.register_profile("suite", derandomize=not os.environ.get("LOYALSYNC_PROPERTY_RANDOM"))
+settings.load_profile("suite")
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PG_ADMIN_URL = os.environ.get("LOYALSYNC_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")

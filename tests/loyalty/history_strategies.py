@@ -310,11 +310,12 @@ def histories(draw, *, budgets: bool = True, spends: bool = True, focus: str = "
               two_step_returns: bool = True) -> History:
     """A random member history with fixed, valid rules (`focus`: see `settings_dicts`).
 
-    `two_step_returns=False` leaves out orders partly returned and then returned whole: the final
-    order set keeps only the second step (docs/loyalty-rules.md §9)."""
+    `two_step_returns=False` leaves out orders returned in two steps (partly, then more or whole):
+    the final order set keeps only the second step (docs/loyalty-rules.md §9)."""
     settings = LoyaltySettings.model_validate(draw(settings_dicts(budgets=budgets, focus=focus)))
     rules = rules_from_settings(settings)
-    kinds = KINDS if two_step_returns else tuple(k for k in KINDS if k != "partial_then_returned")
+    kinds = KINDS if two_step_returns else tuple(k for k in KINDS if k not in ("partial_then_returned",
+                                                                                  "partial_growing"))
     timelines = draw(_timelines(kinds))
     sent = _spends(draw, timelines, rules) if spends else ()
     runs = _run_times(lambda: MINUTE * draw(st.integers(1, int(SEEN_WITHIN / MINUTE) - 1)), timelines,

@@ -17,7 +17,7 @@ findings as hand-written histories compared the same way.
 Examples: 250 for (a) and (b), 100 for (c), by default (under a minute for the file when the engine passes; a failure
 stops at the first example and shrinks it); for a long search, from the repository root:
 
-    LOYALSYNC_PROPERTY_EXAMPLES=5000 PYTHONPATH=$PWD .venv/bin/python -m pytest \\
+    LOYALSYNC_PROPERTY_RANDOM=1 LOYALSYNC_PROPERTY_EXAMPLES=5000 PYTHONPATH=$PWD .venv/bin/python -m pytest \\
         tests/loyalty/test_engine_vs_reference.py -q -p no:cacheprovider -n0
 
 (`.venv` is /work/main/.venv on the team machine.) Hypothesis keeps no example database here
