@@ -129,7 +129,7 @@ class _Wallet:
         self.result.forgiven[t.key] = forgiven
         others = [lot for lot in self.live() if lot.identity != t.identity]
         available = sorted((lot for lot in others if lot.is_available), key=_by_availability)
-        pending = sorted((lot for lot in others if not lot.is_available), key=lambda lot: (lot.created_at, lot.key))
+        pending = sorted((lot for lot in others if not lot.is_available), key=_lot_order)
         need = self.take([*available, *pending], need)
         self.owe(t.key, need)
 
@@ -138,8 +138,19 @@ class _Wallet:
         self.owe(s.key, self.take(available, s.amount))
 
 
+_RULE_RANK = {"rate": 0, "welcome": 1, "every_nth": 2}  # then offer bonuses by name (docs §8)
+
+
+def _lot_order(lot: FoldLot) -> tuple:
+    """The lot order of docs §8 within one member: by order (created_at, order_id), then rate,
+    welcome, every-Nth, offer bonuses by name (then a re-grant after its first grant). It breaks
+    every tie between lots: which of two lots available at the same moment a spend uses first."""
+    order_id, rule = lot.identity
+    return (lot.created_at, order_id, _RULE_RANK.get(rule, 3), rule, lot.key)
+
+
 def _by_availability(lot: FoldLot) -> tuple:
-    return (lot.available_from, lot.created_at, lot.key)
+    return (lot.available_from, *_lot_order(lot))
 
 
 def fold(lots: Iterable[FoldLot], take_backs: Iterable[TakeBack], spends: Iterable[Spend],
@@ -151,13 +162,14 @@ def fold(lots: Iterable[FoldLot], take_backs: Iterable[TakeBack], spends: Iterab
     wallet = _Wallet(lots)
     events: list[tuple] = []
     for lot in lots:
-        events.append((lot.created_at, _GRANT, lot.key, lot))
+        order = _lot_order(lot)  # at one instant, one kind of event goes in lot order (§8)
+        events.append((lot.created_at, _GRANT, order, lot))
         if lot.expires_at is not None and lot.expires_at <= now:
-            events.append((lot.expires_at, _EXPIRE, lot.key, lot))
+            events.append((lot.expires_at, _EXPIRE, order, lot))
         if lot.available_from is not None and lot.available_from <= now:
-            events.append((max(lot.available_from, lot.created_at), _AVAILABLE, lot.key, lot))
-    events += [(t.at, _TAKE_BACK, t.key, t) for t in take_backs if t.at <= now]
-    events += [(s.at, _SPEND, s.key, s) for s in spends if s.at <= now]
+            events.append((max(lot.available_from, lot.created_at), _AVAILABLE, order, lot))
+    events += [(t.at, _TAKE_BACK, (t.key,), t) for t in take_backs if t.at <= now]
+    events += [(s.at, _SPEND, (s.key,), s) for s in spends if s.at <= now]
     events.sort(key=lambda e: e[:3])
     for _, kind, _, item in events:
         if kind == _GRANT:

@@ -1,0 +1,42 @@
+"""Lots available at the same moment are used in the lot order of docs/loyalty-rules.md §8 (an
+order's rate lot, then welcome, every-Nth, offer bonuses by name), not in the order of their keys.
+
+Found by the engine-vs-model property at 1,000 examples: an order's every-Nth reward (key
+"…:every_nth") was spent before its rate lot ("…:rate"), so when the reward was taken back at the
+instant both expired, 2 points more were owed than the paper rules say.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from loyalty.fold import FoldLot, Spend, TakeBack, fold
+
+T0 = datetime(2026, 1, 5, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+
+def lot(rule: str, amount: int) -> FoldLot:
+    return FoldLot(f"earn:ozon:main:O3:{rule}", ("O3", rule), Decimal(amount), T0, T0 + DAY, T0 + 11 * DAY)
+
+
+def test_a_spend_uses_an_orders_rate_lot_before_its_rewards():
+    lots = [lot("every_nth", 20), lot("offer:a", 10), lot("rate", 2)]
+    result = fold(lots, [], [Spend("spend:1", Decimal(17), T0 + 2 * DAY)], T0 + 3 * DAY)
+    # §8 order: rate 2 first, then every-Nth 15 of 20; the offer bonus untouched.
+    assert result.remaining == {"earn:ozon:main:O3:rate": 0, "earn:ozon:main:O3:every_nth": 5,
+                                "earn:ozon:main:O3:offer:a": 10}
+
+
+def test_what_a_take_back_at_expiry_forgives_follows_from_that_order():
+    """The reward taken back at the instant it expires: expiry first (§7 ties), so what it had left
+    (5) is forgiven and the rest (15) owed; taken from the pending lot of another order."""
+    lots = [lot("every_nth", 20), lot("rate", 2),
+            FoldLot("earn:ozon:main:O7:rate", ("O7", "rate"), Decimal(30), T0, None, None)]
+    expires = T0 + 11 * DAY
+    result = fold(lots, [TakeBack("reverse:O3:every_nth", ("O3", "every_nth"), Decimal(20), expires)],
+                  [Spend("spend:1", Decimal(17), T0 + 2 * DAY)], T0 + 20 * DAY)
+    assert result.forgiven == {"reverse:O3:every_nth": 5}
+    assert result.remaining["earn:ozon:main:O7:rate"] == 15
+    assert result.balances.expired == 0 and result.balances.pending == 15
