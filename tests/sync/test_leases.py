@@ -114,7 +114,7 @@ def test_a_takeover_waits_for_the_fenced_write_in_flight(pg_store):
     ttl = timedelta(seconds=1)
     a, b = Leases(pg_store.engine, "a", ttl), Leases(pg_store.engine, "b", ttl)
     lease = a.acquire("account:wildberries/main")
-    fenced, committed_at = threading.Event(), []
+    fenced, writing_until = threading.Event(), []
 
     def slow_write() -> None:
         with pg_store.engine.begin() as conn:
@@ -125,7 +125,9 @@ def test_a_takeover_waits_for_the_fenced_write_in_flight(pg_store):
                 marketplace="wildberries", account="main", order_id="in-flight", created_at=NOW, updated_at=NOW,
                 status="delivered", platform_status="sold", currency="RUB", total=Decimal(1),
                 returned_total=Decimal(0), source="test", source_rank=1, status_changed_at=NOW))
-        committed_at.append(time.monotonic())
+            # Taken inside the transaction: the commit follows. (A time taken after the commit
+            # returns can come later than the waiting thread's, which the server released first.)
+            writing_until.append(time.monotonic())
 
     writer = threading.Thread(target=slow_write)
     writer.start()
@@ -135,7 +137,7 @@ def test_a_takeover_waits_for_the_fenced_write_in_flight(pg_store):
     granted_at = time.monotonic()
     writer.join()
     assert taken is not None
-    assert committed_at and committed_at[0] <= granted_at
+    assert writing_until and writing_until[0] <= granted_at  # the grant waited for the write's commit
 
 
 def _transactions(engine) -> list[int]:
