@@ -12,11 +12,11 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import text
 
-from sync.store import Store, connect
-from tests.sync.store.test_status_changed_at import N1, N2, N3, N4, T0, H, S, _migrate_to, order, write
+from sync.store import Store
+from tests.sync.store.conftest import migrate_to
+from tests.sync.store.test_status_changed_at import N1, N2, N3, N4, T0, H, S, order, write
 
 
 def row(store: Store, order_id: str = "rid-1") -> dict:
@@ -80,16 +80,10 @@ def test_changed_at_moves_only_when_what_loyalty_reads_changes(store: Store):
     assert row(store)["changed_at"] == seen
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def bare_engine(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 'bare.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    engine = connect(url)
-    yield engine
-    engine.dispose()
 
 
 def test_migration_0009_dates_stored_deliveries_and_adds_the_state_table(bare_engine):
-    _migrate_to(bare_engine, "0008")
+    migrate_to(bare_engine, "0008")
     with bare_engine.begin() as conn:
         for oid, status in (("d", "delivered"), ("p", "partially_returned"), ("r", "returned")):
             conn.execute(text(
@@ -97,12 +91,12 @@ def test_migration_0009_dates_stored_deliveries_and_adds_the_state_table(bare_en
                 "platform_status, currency, total, source, source_rank, returned_total, status_changed_at) "
                 "VALUES ('ozon', 'main', :oid, :t, :t, :s, :s, 'RUB', 10, '', 0, 0, :t)"),
                 {"oid": oid, "s": status, "t": T0})
-    _migrate_to(bare_engine, "0009")
+    migrate_to(bare_engine, "0009")
     got = {r["order_id"]: (r["delivered_at"], r["changed_at"]) for r in Store(bare_engine).iter_orders()}
     assert got == {"d": (T0, T0), "p": (T0, T0), "r": (None, T0)}
     with bare_engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM loyalty_state")).scalar() == 0
-    _migrate_to(bare_engine, "0008", down=True)
+    migrate_to(bare_engine, "0008", down=True)
     with bare_engine.connect() as conn:
         assert "delivered_at" not in list(conn.execute(text("SELECT * FROM orders")).keys())
 

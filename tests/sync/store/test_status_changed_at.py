@@ -11,8 +11,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
@@ -23,8 +21,8 @@ from loyalty.order_source import members_of
 from loyalty.rules import LoyaltySettings
 from sync.export import order_export
 from sync.store import PageWrite, Store, connect, migrate
-from sync.store.db import MIGRATIONS_DIR
 from sync.store.store import StreamKey
+from tests.sync.store.conftest import migrate_to
 
 S = OrderStatus
 T0 = datetime(2026, 8, 18, 9, 41, 27, tzinfo=UTC)
@@ -186,20 +184,7 @@ def test_two_runs_of_the_same_data_export_alike_though_first_seen_times_differ(t
 
 # -- the migration ---------------------------------------------------------------------------------
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def bare_engine(request, tmp_path):
-    url = f"sqlite:///{tmp_path / 'bare.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    engine = connect(url)
-    yield engine
-    engine.dispose()
 
-
-def _migrate_to(engine, revision: str, *, down: bool = False) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(cfg, revision)
 
 
 def _insert_0007_order(conn, order_id: str, status: str, updated: datetime) -> None:
@@ -211,7 +196,7 @@ def _insert_0007_order(conn, order_id: str, status: str, updated: datetime) -> N
 
 
 def test_migration_0008_backfills_updated_at_and_downgrades(bare_engine):
-    _migrate_to(bare_engine, "0007")
+    migrate_to(bare_engine, "0007")
     with bare_engine.begin() as conn:
         _insert_0007_order(conn, "rid-1", "delivered", T0 + H)
         _insert_0007_order(conn, "rid-2", "in_delivery", T0 + 2 * H)
@@ -230,7 +215,7 @@ def test_migration_0008_backfills_updated_at_and_downgrades(bare_engine):
     indexes = {i["name"] for i in inspect(bare_engine).get_indexes("orders")}
     assert {"ix_orders_created", "ix_orders_buyer_key"} <= indexes
     # Down: the column goes, the orders stay.
-    _migrate_to(bare_engine, "0007", down=True)
+    migrate_to(bare_engine, "0007", down=True)
     assert "status_changed_at" not in {c["name"] for c in inspect(bare_engine).get_columns("orders")}
     with bare_engine.connect() as conn:
         assert set(conn.execute(text("SELECT order_id, status FROM orders")).all()) == {

@@ -8,16 +8,14 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from connectors.records import OrderLine, OrderRecord, OrderStatus, ReviewRecord
 from sync.store import PageWrite, Store, connect, migrate
-from sync.store.db import MIGRATIONS_DIR
 from sync.store.store import Quarantined, StreamKey
 from sync.store.tables import OrderLineRow, OrderRow
+from tests.sync.store.conftest import migrate_to
 
 T0 = datetime(2026, 8, 18, 9, 41, 27, tzinfo=UTC)
 KEY = StreamKey("wildberries", "main", "orders")
@@ -222,25 +220,11 @@ def test_a_partially_returned_order_is_closed_to_a_late_cancellation(store: Stor
     assert next(store.iter_orders())["status"] == "returned"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def bare_engine(request, tmp_path):
-    """An engine on an empty database of either backend, for migrations run step by step."""
-    url = f"sqlite:///{tmp_path / 'bare.db'}" if request.param == "sqlite" else request.getfixturevalue("pg_url")
-    engine = connect(url)
-    yield engine
-    engine.dispose()
 
-
-def _migrate_to(engine, revision: str, *, down: bool = False) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(cfg, revision)
 
 
 def test_migration_0004_gives_existing_orders_a_zero_returned_total(bare_engine):
-    _migrate_to(bare_engine, "0003")
+    migrate_to(bare_engine, "0003")
     with bare_engine.begin() as conn:
         conn.execute(text(
             "INSERT INTO orders (marketplace, account, order_id, created_at, updated_at, status, platform_status,"
@@ -256,7 +240,7 @@ def test_migration_0004_gives_existing_orders_a_zero_returned_total(bare_engine)
     store.write_page(KEY, PageWrite(orders=[partial]), now=T0)
     assert {r["order_id"]: r["returned_total"] for r in store.iter_orders()}["2"] == Decimal("119.00")
     # Down again: the old schema knows only full returns.
-    _migrate_to(bare_engine, "0003", down=True)
+    migrate_to(bare_engine, "0003", down=True)
     columns = {c["name"] for c in inspect(bare_engine).get_columns("orders")}
     assert "returned_total" not in columns
     with bare_engine.connect() as conn:
@@ -393,7 +377,7 @@ def test_migration_0007_indexes_only_orders_with_a_buyer(bare_engine):
     assert _buyer_index_entries(bare_engine) == 6
     assert store.count(OrderRow) == 10
     # Down: the whole-table index again (queries do not change either way).
-    _migrate_to(bare_engine, "0006", down=True)
+    migrate_to(bare_engine, "0006", down=True)
     [index] = [i for i in inspect(bare_engine).get_indexes("orders") if i["name"] == "ix_orders_buyer_key"]
     assert not index.get("dialect_options", {}).get(f"{bare_engine.dialect.name}_where"), index
 
