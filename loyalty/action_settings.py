@@ -113,6 +113,9 @@ class PromoSettings(BaseModel):
     redeem_at: Decimal = Field(default=Decimal(500), gt=0, description="available points that trigger a code")
     point_value: Decimal = Field(default=Decimal(1), gt=0, description="roubles of discount per point")
     valid_for: timedelta = 30 * DAY
+    # Points expiring sooner than this after planning do not count towards a code: the code is sent
+    # later (after approval), and its spend must find those points still there.
+    lasting: timedelta = Field(default=DAY, description="counted points must stay available this long")
 
 
 class ReviewIncentiveSettings(BaseModel):

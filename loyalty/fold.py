@@ -127,10 +127,11 @@ class _Wallet:
             forgiven += f
             need -= f
         self.result.forgiven[t.key] = forgiven
-        others = [lot for lot in self.live() if lot.identity != t.identity]
-        available = sorted((lot for lot in others if lot.is_available), key=_by_availability)
-        pending = sorted((lot for lot in others if not lot.is_available), key=_lot_order)
-        need = self.take([*available, *pending], need)
+        # Owed points come from available lots only; pending ones pay the debt when they become
+        # available (§7). Taking them now would let a lot that is itself taken back before it is
+        # available absorb a debt, and make the result depend on which such lots a run had written.
+        others = (lot for lot in self.live() if lot.identity != t.identity and lot.is_available)
+        need = self.take(sorted(others, key=_by_availability), need)
         self.owe(t.key, need)
 
     def spend(self, s: Spend) -> None:

@@ -36,7 +36,7 @@ from loyalty.plan import member_entries
 from loyalty.rules import LoyaltySettings
 
 __all__ = ["LEDGER", "ApplyResult", "Balances", "RunResult", "apply", "apply_in", "balances", "balances_of_rows",
-           "entries_of", "expire_once", "run_once"]
+           "entries_of", "expire_once", "lasting_available", "rows_by_member", "run_once"]
 
 log = logging.getLogger("loyalsync.loyalty")
 _ZERO = Decimal(0)
@@ -123,15 +123,9 @@ def entries_of(target: Any, member: Member | None = None) -> list[dict[str, Any]
         return [dict(r) for r in conn.execute(stmt).mappings()]
 
 
-def balances_of_rows(rows: Iterable[dict[str, Any]], now: datetime) -> Balances:
-    """One member's balances at `now` from its ledger rows: the fold (`loyalty.fold`) replayed to `now`.
-
-    Exact at any moment, past ones too (`members --now`): a lot past its `expires_at` is expired
-    and a lot that became available pays outstanding debt, whether or not a run has written that
-    yet. The `expire` and forgiveness entries a run writes are what the same fold said.
-    """
+def _fold_input(rows: Iterable[dict[str, Any]]) -> tuple[list[FoldLot], list[TakeBack], list[Spend]]:
+    """Ledger rows as the fold's lots, take-backs and spends."""
     lots, takes, spends = [], [], []
-    written = _ZERO
     for r in rows:
         kind, key, identity = r["kind"], r["idempotency_key"], (r["order_id"] or "", r["rule"] or "")
         if kind == EARN:
@@ -140,12 +134,42 @@ def balances_of_rows(rows: Iterable[dict[str, Any]], now: datetime) -> Balances:
             takes.append(TakeBack(key, identity, -r["amount"], r["effective_at"]))
         elif kind == SPEND:
             spends.append(Spend(key, -r["amount"], r["effective_at"]))
-        elif kind == EXPIRE and r["effective_at"] <= now:
-            written -= r["amount"]
-    f = fold(lots, takes, spends, now).balances
+    return lots, takes, spends
+
+
+def balances_of_rows(rows: Iterable[dict[str, Any]], now: datetime) -> Balances:
+    """One member's balances at `now` from its ledger rows: the fold (`loyalty.fold`) replayed to `now`.
+
+    Exact at any moment, past ones too (`members --now`): a lot past its `expires_at` is expired
+    and a lot that became available pays outstanding debt, whether or not a run has written that
+    yet. The `expire` and forgiveness entries a run writes are what the same fold said.
+    """
+    rows = list(rows)
+    written = sum((-r["amount"] for r in rows if r["kind"] == EXPIRE and r["effective_at"] <= now), _ZERO)
+    f = fold(*_fold_input(rows), now).balances
     assert f is not None
     return Balances(pending=f.pending, available=f.available, lifetime=f.lifetime, debt=f.debt,
                     expired=f.expired, expired_unwritten=max(f.expired_gross - written, _ZERO))
+
+
+def lasting_available(rows: Iterable[dict[str, Any]], now: datetime, until: datetime) -> Decimal:
+    """What of a member's available points at `now` is in lots that do not expire by `until`, less
+    debt: what a spend sent any time up to `until` is sure to find (a promo code proposed now)."""
+    lots, takes, spends = _fold_input(rows)
+    result = fold(lots, takes, spends, now)
+    assert result.balances is not None
+    lasting = sum((result.remaining[lot.key] for lot in lots
+                   if lot.available_from is not None and lot.available_from <= now
+                   and (lot.expires_at is None or lot.expires_at > until)), _ZERO)
+    return lasting - result.balances.debt
+
+
+def rows_by_member(rows: Iterable[dict[str, Any]]) -> dict[Member, list[dict[str, Any]]]:
+    """Ledger rows grouped by member, each member's in the order given."""
+    out: dict[Member, list[dict[str, Any]]] = {}
+    for r in rows:
+        out.setdefault((r["marketplace"], r["account"], r["buyer_key"]), []).append(r)
+    return out
 
 
 def balances(target: Any, member: Member, now: datetime) -> Balances:

@@ -24,7 +24,7 @@ from typing import Any
 
 from loyalty.engine import CANCELLED, EARN, REVERSE, Member, OrderFact
 from loyalty.held_tier import HeldTiers, counts, kept_at, voided_at
-from loyalty.ledger import Balances, balances_of_rows, entries_of
+from loyalty.ledger import Balances, balances_of_rows, entries_of, rows_by_member
 from loyalty.order_source import group_by_member
 from loyalty.rules import LoyaltySettings
 from loyalty.segments import segment as segment_of
@@ -56,10 +56,7 @@ def member_orders(rows: Iterable[Mapping[str, Any]], settings: LoyaltySettings
 
 def balances_by_member(rows: Iterable[Mapping[str, Any]], now: datetime) -> dict[Member, Balances]:
     """Every member's balances from ledger rows, by the rules of `loyalty.ledger.balances`."""
-    by_member: dict[Member, list[Mapping[str, Any]]] = {}
-    for r in rows:
-        by_member.setdefault((r["marketplace"], r["account"], r["buyer_key"]), []).append(r)
-    return {m: balances_of_rows(mine, now) for m, mine in by_member.items()}
+    return {m: balances_of_rows(mine, now) for m, mine in rows_by_member(rows).items()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,8 @@ from loyalty.actions import Action, ActionStatus, Decision, Kind, Refusal
 from loyalty.tables import ActionAttemptRow, ActionRow
 from sync.cluster import default_replica_name
 
-__all__ = ["ExecuteResult", "ProposeResult", "action_rows", "attempts_of", "counts", "execute", "propose", "set_status"]
+__all__ = ["POINTS_SHORT", "ExecuteResult", "ProposeResult", "action_rows", "attempts_of", "counts", "execute",
+           "propose", "set_status"]
 
 log = logging.getLogger("loyalsync.actions")
 ACTIONS: Table = ActionRow.__table__  # type: ignore[assignment]
@@ -45,6 +46,7 @@ _S = ActionStatus
 _COMMITTED = (_S.PENDING, _S.APPROVED, _S.DRY_RUN, _S.SENT)
 _SENDABLE = (_S.APPROVED, _S.DRY_RUN)
 _UNCLAIMED: dict[str, Any] = {"claimed_by": None, "claimed_until": None}
+POINTS_SHORT = "points short"  # how a promo code's `detail` starts when its points were gone at send time
 CLAIM_FOR = timedelta(minutes=2)  # without a replica's lease period: longer than any one send
 CLAIM_BATCH = 20
 Gate = Callable[..., Decision]
@@ -273,6 +275,23 @@ def _done(store: Any, row: Mapping[str, Any], result: WriteResult, step: str, no
                                   buyer_key=params["buyer_key"])], now=now)
 
 
+def _points_short(store: Any, row: Mapping[str, Any], now: datetime) -> str | None:
+    """Why a promo code must not be sent now (its points expired or were taken back since it was
+    proposed: its spend would leave the buyer in debt), or None."""
+    params = json.loads(row["params"] or "{}")
+    if row["kind"] != Kind.CREATE_PROMO_CODE.value or "buyer_key" not in params:
+        return None
+    from loyalty.ledger import balances
+
+    b = balances(store, (row["marketplace"], row["account"], params["buyer_key"]), now)
+    free, points = b.available - b.debt, Decimal(params["points"])
+    if free >= points:
+        return None
+    return (f"{POINTS_SHORT}: not sent, the member has {free:f} available points now and the code needs "
+            f"{points:f} (points expired or were taken back since it was proposed); a new code is proposed "
+            "when the balance allows")
+
+
 async def execute(store: Any, connectors: Mapping[tuple[str, str], Connector], *, mode: str, now: datetime,
                   secrets: Iterable[str] = (), clock: Callable[[], datetime] | None = None,
                   claimer: str | None = None, claim_for: timedelta = CLAIM_FOR) -> ExecuteResult:
@@ -321,6 +340,11 @@ async def _execute_batch(store: Any, rows: list[dict[str, Any]], connectors: Map
                 result.already_done += 1
                 continue
             _record(store, row["id"], "check", "not_done", "", stamp())
+            if (short := _points_short(store, row, stamp())) is not None:
+                _record(store, row["id"], "send", "rejected", short, stamp(), status=_S.FAILED.value, detail=short,
+                        **_UNCLAIMED)
+                result.failed += 1
+                continue
             answer = await connector.perform(request)
         except WriteNotSupported as exc:
             _record(store, row["id"], "send", "rejected", str(exc), stamp(), status=_S.FAILED.value, detail=str(exc),

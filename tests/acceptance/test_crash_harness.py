@@ -79,10 +79,6 @@ def test_an_effect_landing_twice_is_reported() -> None:
 
 @pytest.mark.slow
 @pytest.mark.postgres
-@pytest.mark.xfail(strict=False, reason=(
-    "known product bug, open (issue 16 note): a promo code is proposed from points that expire before "
-    "it is sent, so the buyer ends in debt; whether a run proposes it depends on when its actions job "
-    "ran against the expiry, and this run (kills, slower replicas) now and then differs from the reference"))
 def test_three_replicas_on_postgresql_one_killed_at_random(tmp_path: Path, pg_databases) -> None:
     """Every kill takes down one of 3 replicas; every fourth stays down for 1.5 lease periods, so the
     others take its accounts over (leases, fencing, outbox claims) before it comes back."""

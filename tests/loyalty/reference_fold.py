@@ -119,7 +119,8 @@ def _pay_debts(state: _State, lot: FoldLot) -> None:
 
 
 def _take_back(state: _State, lot: FoldLot) -> None:
-    """§7 Taking back X of lot L: own remaining, then forgiven, then owed from other lots, then debt."""
+    """§7 Taking back X of lot L: own remaining, then forgiven, then owed from other available lots, then
+    debt (pending lots pay it when they become available)."""
     left = lot.take_back
     if not lot.is_expired:
         own = min(lot.remaining, left)
@@ -129,10 +130,8 @@ def _take_back(state: _State, lot: FoldLot) -> None:
     lot.forgiven += forgive
     left -= forgive
     lot.owed += lot.take_back - forgive
-    others = [o for o in state.lots if o is not lot and o.granted and not o.is_expired]
-    available = sorted((o for o in others if o.available), key=lambda o: (o.available_from, o.order_key))
-    pending = sorted((o for o in others if not o.available), key=lambda o: (o.granted_at, o.order_key))
-    left = _consume(available + pending, left)
+    others = [o for o in state.lots if o is not lot and o.granted and not o.is_expired and o.available]
+    left = _consume(sorted(others, key=lambda o: (o.available_from, o.order_key)), left)
     if left > 0:
         state.debits.append(_Debit(left))
 

@@ -31,12 +31,13 @@ def test_a_spend_uses_an_orders_rate_lot_before_its_rewards():
 
 def test_what_a_take_back_at_expiry_forgives_follows_from_that_order():
     """The reward taken back at the instant it expires: expiry first (§7 ties), so what it had left
-    (5) is forgiven and the rest (15) owed; taken from the pending lot of another order."""
+    (5) is forgiven and the rest (15) owed; no other lot is available, so it is debt (the pending
+    lot of another order pays it when it becomes available, §7 step 4)."""
     lots = [lot("every_nth", 20), lot("rate", 2),
             FoldLot("earn:ozon:main:O7:rate", ("O7", "rate"), Decimal(30), T0, None, None)]
     expires = T0 + 11 * DAY
     result = fold(lots, [TakeBack("reverse:O3:every_nth", ("O3", "every_nth"), Decimal(20), expires)],
                   [Spend("spend:1", Decimal(17), T0 + 2 * DAY)], T0 + 20 * DAY)
     assert result.forgiven == {"reverse:O3:every_nth": 5}
-    assert result.remaining["earn:ozon:main:O7:rate"] == 15
-    assert result.balances.expired == 0 and result.balances.pending == 15
+    assert result.remaining["earn:ozon:main:O7:rate"] == 30
+    assert result.balances.expired == 0 and (result.balances.pending, result.balances.debt) == (30, 15)

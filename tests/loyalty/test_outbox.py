@@ -194,6 +194,12 @@ def test_a_crash_between_send_and_record_never_sends_twice(store: Store, monkeyp
     assert crashes == (7 if crash_after_send else 0)
 
 
+class Vouchers(FakePlatform):
+    async def perform(self, request: WriteRequest) -> WriteResult:
+        self.sends += 1
+        return WriteResult(WriteStatus.DONE, platform_ref=f"V-{self.sends}")
+
+
 def test_a_sent_promo_code_spends_the_members_points_in_the_same_transaction(store: Store):
     apply(store, [Entry("earn", Decimal(800), "earn:shop:main:O1:rate", "O1", "rate", NOW - timedelta(days=30),
                         NOW - timedelta(days=10), None, "shop", "main", "b1")])
@@ -203,15 +209,64 @@ def test_a_sent_promo_code_spends_the_members_points_in_the_same_transaction(sto
     propose(store, [promo], CAPS, ActionSettings(approval={Kind.CREATE_PROMO_CODE: "auto"}), mode="live", now=NOW,
             gate=allow_unless_bad)
 
-    class Vouchers(FakePlatform):
-        async def perform(self, request: WriteRequest) -> WriteResult:
-            self.sends += 1
-            return WriteResult(WriteStatus.DONE, platform_ref="V-1")
-
     run(store, Vouchers())
     b = balances(store, ("shop", "main", "b1"), NOW)
     assert b.available == 300 and b.total == 300
     assert run(store, Vouchers()).sent == 0 and balances(store, ("shop", "main", "b1"), NOW).available == 300
+
+
+def test_a_promo_code_whose_points_expired_before_it_was_sent_is_not_sent(store: Store):
+    """Proposed at NOW from a lot of 600 that expires at NOW + 2 h; approved by a person the next day.
+    Sending it would spend 500 points the buyer no longer has (debt 500): it is not sent."""
+    member = ("shop", "main", "b1")
+    apply(store, [Entry("earn", Decimal(600), "earn:shop:main:O1:rate", "O1", "rate", NOW - timedelta(days=40),
+                        NOW - timedelta(days=20), NOW + timedelta(hours=2), "shop", "main", "b1")], now=NOW)
+    promo = Action(kind=Kind.CREATE_PROMO_CODE, marketplace="shop", account="main", key="promo:shop:main:b1:0",
+                   target="b1", created_at=NOW, purpose=Purpose.REWARD, cost=Decimal(500),
+                   params={"buyer_key": "b1", "points": "500", "discount_value": "500"})
+    propose(store, [promo], CAPS, ActionSettings(), mode="live", now=NOW, gate=allow_unless_bad)
+    set_status(store, [action_rows(store)[0]["id"]], S.APPROVED, allowed_from=[S.PENDING], mode="live", now=NOW)
+    platform = Vouchers()
+    next_day = NOW + timedelta(days=1)
+    result = asyncio.run(execute(store, {("shop", "main"): platform}, mode="live", now=next_day))
+    assert (result.sent, result.failed, platform.sends) == (0, 1, 0)
+    row = action_rows(store)[0]
+    assert row["status"] == "failed" and row["detail"].startswith("points short")
+    b = balances(store, member, next_day)
+    assert (b.available, b.debt, b.expired) == (0, 0, 600)
+
+
+def test_a_promo_code_is_proposed_only_from_points_that_last_until_it_can_be_sent(store: Store):
+    """redeem_at 500, `lasting` 1 day. Lots: 400 expiring in 12 h, 300 expiring in 3 days: only 300
+    last a day, so no code; a third lot of 250 (never expires) makes 550 lasting points: one code."""
+    from loyalty.action_settings import PromoSettings
+    from loyalty.promo import propose_promo_codes
+
+    def lot(order: str, amount: int, expires: timedelta | None) -> Entry:
+        return Entry("earn", Decimal(amount), f"earn:shop:main:{order}:rate", order, "rate", NOW - timedelta(days=40),
+                     NOW - timedelta(days=20), None if expires is None else NOW + expires, "shop", "main", "b1")
+
+    settings = PromoSettings(enabled=True, redeem_at=Decimal(500))
+    apply(store, [lot("O1", 400, timedelta(hours=12)), lot("O2", 300, timedelta(days=3))], now=NOW)
+    assert balances(store, ("shop", "main", "b1"), NOW).available == 700
+    assert list(propose_promo_codes(store, settings, {}, NOW)) == []
+    apply(store, [lot("O3", 250, None)], now=NOW)
+    (code,) = propose_promo_codes(store, settings, {}, NOW)
+    assert code.params["points"] == "500" and code.key == "promo:shop:main:b1:0"
+
+
+def test_after_a_code_lapsed_for_points_a_new_one_is_proposed_under_a_new_key(store: Store):
+    from loyalty.action_settings import PromoSettings
+    from loyalty.promo import propose_promo_codes
+
+    test_a_promo_code_whose_points_expired_before_it_was_sent_is_not_sent(store)
+    later = NOW + timedelta(days=2)
+    settings = PromoSettings(enabled=True, redeem_at=Decimal(500))
+    assert list(propose_promo_codes(store, settings, {}, later)) == []  # nothing left
+    apply(store, [Entry("earn", Decimal(700), "earn:shop:main:O2:rate", "O2", "rate", NOW, NOW, None,
+                        "shop", "main", "b1")], now=later)
+    (code,) = propose_promo_codes(store, settings, {}, later)
+    assert code.key == "promo:shop:main:b1:0#2"
 
 
 class SlowPlatform(FakePlatform):

@@ -385,11 +385,12 @@ def test_a_return_after_part_of_the_lot_expired_forgives_that_part_and_owes_the_
     spend = RefSpend(B1, D(20), at(1, 20), "code")
     result = compute(orders, [spend], rules, at(2, 5))
     # o1 50, available 17 Jan, 20 spent on 20 Jan, 30 expire on 27 Jan. Returned 1 Feb: X = 50,
-    # own 0, forgiven min(50, 30) = 30, owed 20 -> from o2 (pending, 600 × 0.05 = 30) -> o2 keeps 10.
+    # own 0, forgiven min(50, 30) = 30, owed 20: no other lot is available (o2's 600 × 0.05 = 30 is
+    # pending), so 20 is debt; o2 pays it when it becomes available (§7 step 4).
     assert (lot(result, "o1", "rate").forgiven, lot(result, "o1", "rate").owed) == (30, 20)
-    # pending 10, expired 30 lost − 30 forgiven = 0, lifetime 80 − 50 taken back = 30.
-    # Σ ledger 80 − 20 (spend) − 30 (expire) − 50 (reverse) + 30 (forgiven) = 10 = 10.
-    assert figures(result) == (10, 0, 0, 0, 30)
+    # pending 30, debt 20, expired 30 lost − 30 forgiven = 0, lifetime 80 − 50 taken back = 30.
+    # Σ ledger 80 − 20 (spend) − 30 (expire) − 50 (reverse) + 30 (forgiven) = 10 = 30 − 20.
+    assert figures(result) == (30, 0, 0, 20, 30)
 
 
 def test_a_reward_moved_after_it_expired_is_forgiven():
