@@ -159,8 +159,49 @@ def fold(lots: Iterable[FoldLot], take_backs: Iterable[TakeBack], spends: Iterab
     """Replay the member's points up to `now` (see the module docstring)."""
     lots = [FoldLot(lot.key, lot.identity, lot.amount, lot.created_at, lot.available_from, lot.expires_at)
             for lot in lots]
-    take_backs, spends = list(take_backs), list(spends)
+    take_backs = [t for t in take_backs if t.at <= now]
+    spends = [s for s in spends if s.at <= now]
     wallet = _Wallet(lots)
+    if take_backs or spends:
+        _replay(wallet, lots, take_backs, spends, now)
+    else:
+        _age(lots, now)
+    result = wallet.result
+    pending = available = expired = _ZERO
+    for lot in lots:
+        result.remaining[lot.key] = lot.remaining
+        result.expired[lot.key] = lot.expired
+        expired += lot.expired
+        if lot.is_available:
+            available += lot.remaining
+        else:
+            pending += lot.remaining
+    taken = sum((t.amount for t in take_backs), _ZERO)
+    forgiven = sum(result.forgiven.values(), _ZERO)
+    granted = sum((lot.amount for lot in lots if lot.created_at <= now), _ZERO)
+    result.balances = FoldBalances(pending=pending, available=available, expired=expired - forgiven,
+                                   debt=sum(result.uncovered.values(), _ZERO), lifetime=granted - taken,
+                                   expired_gross=expired)
+    return result
+
+
+def _age(lots: list[FoldLot], now: datetime) -> None:
+    """The replay when nothing takes points (no take-back, no spend): each lot is granted, and only
+    becomes available and expires, the same as in `_replay` (an expiry counts from the grant on)."""
+    for lot in lots:
+        lot.remaining = lot.amount
+        x = lot.expires_at
+        if x is not None and x <= now:
+            lot.is_expired = True
+            if x >= lot.created_at:  # (an expiry dated before the grant finds nothing; the grant refills)
+                lot.expired, lot.remaining = lot.amount, _ZERO
+        elif lot.available_from is not None and lot.available_from <= now:
+            lot.is_available = True
+
+
+def _replay(wallet: _Wallet, lots: list[FoldLot], take_backs: list[TakeBack], spends: list[Spend],
+            now: datetime) -> None:
+    """Every event up to `now` in time order (module docstring for ties)."""
     events: list[tuple] = []
     for lot in lots:
         order = _lot_order(lot)  # at one instant, one kind of event goes in lot order (§8)
@@ -169,8 +210,8 @@ def fold(lots: Iterable[FoldLot], take_backs: Iterable[TakeBack], spends: Iterab
             events.append((lot.expires_at, _EXPIRE, order, lot))
         if lot.available_from is not None and lot.available_from <= now:
             events.append((max(lot.available_from, lot.created_at), _AVAILABLE, order, lot))
-    events += [(t.at, _TAKE_BACK, (t.key,), t) for t in take_backs if t.at <= now]
-    events += [(s.at, _SPEND, (s.key,), s) for s in spends if s.at <= now]
+    events += [(t.at, _TAKE_BACK, (t.key,), t) for t in take_backs]
+    events += [(s.at, _SPEND, (s.key,), s) for s in spends]
     events.sort(key=lambda e: e[:3])
     for _, kind, _, item in events:
         if kind == _GRANT:
@@ -187,20 +228,3 @@ def fold(lots: Iterable[FoldLot], take_backs: Iterable[TakeBack], spends: Iterab
             wallet.take_back(item)
         else:
             wallet.spend(item)
-    result = wallet.result
-    pending = available = expired = _ZERO
-    for lot in lots:
-        result.remaining[lot.key] = lot.remaining
-        result.expired[lot.key] = lot.expired
-        expired += lot.expired
-        if lot.is_available:
-            available += lot.remaining
-        else:
-            pending += lot.remaining
-    taken = sum((t.amount for t in take_backs if t.at <= now), _ZERO)
-    forgiven = sum(result.forgiven.values(), _ZERO)
-    granted = sum((lot.amount for lot in lots if lot.created_at <= now), _ZERO)
-    result.balances = FoldBalances(pending=pending, available=available, expired=expired - forgiven,
-                                   debt=sum(result.uncovered.values(), _ZERO), lifetime=granted - taken,
-                                   expired_gross=expired)
-    return result

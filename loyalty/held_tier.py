@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 from loyalty.engine import CANCELLED, PARTIALLY_RETURNED, RETURNED, SETTLE_DELAY, OrderFact
@@ -51,10 +51,18 @@ def kept_at(order: OrderFact, t: datetime) -> Decimal:
     return order.total
 
 
+_MIDNIGHTS: dict[int, datetime] = {}  # by proleptic Gregorian ordinal of the day
+
+
 def _next_midnight(t: datetime) -> datetime:
     """The first midnight UTC strictly after `t`."""
-    day = t.astimezone(UTC).date() + _DAY
-    return datetime.combine(day, time(0), tzinfo=UTC)
+    if t.tzinfo is not UTC:
+        t = t.astimezone(UTC)
+    day = t.toordinal() + 1
+    midnight = _MIDNIGHTS.get(day)
+    if midnight is None:
+        midnight = _MIDNIGHTS[day] = datetime.combine(date.fromordinal(day), time(0), tzinfo=UTC)
+    return midnight
 
 
 class HeldTiers:
@@ -77,8 +85,9 @@ class HeldTiers:
         self.prefix = [_ZERO]
         for o in self.orders:
             self.prefix.append(self.prefix[-1] + o.total)
+        self.voids = [voided_at(o) for o in self.orders]
         self.altered = [i for i, o in enumerate(self.orders)
-                        if voided_at(o) is not None or o.status == PARTIALLY_RETURNED]
+                        if self.voids[i] is not None or o.status == PARTIALLY_RETURNED]
         self.held = _NONE
         self.clock: datetime | None = None  # the moment `held` describes
         self.next_creation = 0  # index of the first order whose creation is not applied yet
@@ -106,7 +115,7 @@ class HeldTiers:
         count, spend = hi - lo, self.prefix[hi] - self.prefix[lo]
         for i in self.altered[bisect_left(self.altered, lo):bisect_left(self.altered, hi)]:
             o = self.orders[i]
-            void = voided_at(o)
+            void = self.voids[i]
             if void is not None and void <= t:
                 count -= 1
                 spend -= o.total
@@ -175,6 +184,9 @@ class HeldTiers:
         """The rank held at `t` (after the midnight and the creations at `t` itself)."""
         if self.clock is not None and t < self.clock:
             raise ValueError("HeldTiers.at() needs increasing times")
+        if not self.thresholds:  # no tiers configured: nothing to walk
+            self.clock = t
+            return _NONE
         self._advance(t)
         return self.held
 

@@ -6,7 +6,8 @@ or expires, or when it spends points (the outbox refolds the member itself). So 
 
 - orders whose row changed since the last run (`orders.changed_at`, the wall time of the write,
   read back `CHANGE_MARGIN` early: a sync transaction that started before the last run may commit
-  after it);
+  after it), if they are settled: an order created within the settle delay earns nothing yet, and
+  every settled order of its member was created before it, so nothing it does changes them;
 - orders created between `last run − settle delay` and `now − settle delay`;
 - lots whose `available_from` or `expires_at` falls in (last run, now];
 
@@ -65,12 +66,16 @@ def changed_members(store: Any, settings: LoyaltySettings, since_run: datetime, 
     members: set[Member] = set()
     latest, count = orders_seen, 0
     with store.engine.connect() as conn:
-        changed = select(c.marketplace, c.account, c.buyer_key, c.changed_at).where(
+        changed = select(c.marketplace, c.account, c.buyer_key, c.changed_at, c.created_at).where(
             c.changed_at > orders_seen - CHANGE_MARGIN, c.buyer_key.is_not(None))
-        for mp, acct, buyer, at in conn.execute(changed):
-            members.add((mp, acct, buyer))
+        settled_before = now - settle_delay
+        for mp, acct, buyer, at, created in conn.execute(changed):
             latest = max(latest, at)
             count += 1
+            if created < settled_before:
+                members.add((mp, acct, buyer))
+            # else: not settled yet, so it writes nothing now and changes nothing of earlier orders
+            # (they come before it); the `settling` read below wakes its member when it settles.
         settling = select(c.marketplace, c.account, c.buyer_key).where(
             c.created_at >= since_run - settle_delay, c.created_at < now - settle_delay, c.buyer_key.is_not(None))
         members.update(tuple(r) for r in conn.execute(settling))  # type: ignore[misc]

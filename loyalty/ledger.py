@@ -25,10 +25,13 @@ from loyalty.fold import FoldLot, Spend, TakeBack, fold
 from loyalty.ledger_rows import (
     LEDGER,
     SPEND,
+    Folded,
     Row,
+    fold_rows,
     insert_new,
     member_rows,
     refold,
+    remaining_updates,
     set_availability,
 )
 from loyalty.order_source import batches, members_of, orders_of
@@ -207,20 +210,28 @@ def run_once(store: Any, settings: LoyaltySettings, now: datetime, *, settle_del
 
 def _process(store: Any, batch: list[tuple[Member, list[OrderFact]]], settings: LoyaltySettings,
              now: datetime, settle_delay: Any, result: RunResult, cutoff: BudgetCutoff | None) -> None:
-    """One batch of members: plan, write what is new, refold; one transaction."""
+    """One batch of members: plan, fold what the ledger will hold, write it; one transaction.
+
+    Each member's new entries are folded with its recorded rows before anything is written, so new
+    lots go in with what is left of them and only changed rows are updated. If another run wrote
+    some of the same keys first (the insert skips them), those members are read again and refolded.
+    """
     with store.engine.begin() as conn:
         recorded = member_rows(conn, [m for m, _ in batch], lock=True)
-        new: list[tuple[Member, Entry]] = []
+        planned: list[Entry] = []
         moved: list[tuple[Row, Entry]] = []
+        folds: dict[Member, tuple[list[Row], Folded]] = {}
         for member, orders in batch:
             rows = recorded[member]
             by_key = {r.entry.idempotency_key: r for r in rows}
             known = {k: r.entry for k, r in by_key.items()}
             latest = max((r.entry.effective_at for r in rows if r.entry.kind == EARN), default=None)
+            after = {r.entry.idempotency_key: r for r in rows}
             for e in member_entries(orders, settings, known, now, settle_delay=settle_delay, cutoff=cutoff):
                 old = by_key.get(e.idempotency_key)
                 if old is None:
-                    new.append((member, e))
+                    planned.append(e)
+                    after[e.idempotency_key] = Row(None, e, None)
                     if e.kind == EARN and latest is not None and e.effective_at < latest:
                         # Arrived after a later order earned: decided on what was known then (docs §9).
                         result.late += 1
@@ -229,11 +240,23 @@ def _process(store: Any, batch: list[tuple[Member, list[OrderFact]]], settings: 
                 elif e.kind == EARN and (old.entry.available_from, old.entry.expires_at) != (
                         e.available_from, e.expires_at):
                     moved.append((old, e))
-        result.inserted += len(insert_new(conn, [e for _, e in new]))
+                    after[e.idempotency_key] = Row(old.id, e, old.remaining)
+            mine = list(after.values())
+            folds[member] = (mine, fold_rows(mine, now))
+        remaining = {k: v for _, f in folds.values() for k, v in f.remaining.items()}
+        inserted = insert_new(conn, planned, remaining)
+        result.inserted += len(inserted)
         result.filled += set_availability(conn, [(r.id, e.available_from, e.expires_at) for r, e in moved])
-        # Read again after writing: a concurrent run may have written some of these keys first, and
-        # the fold must see every entry the member has (our writes hold the rows from here on).
-        for member, rows in member_rows(conn, [m for m, _ in batch], lock=True).items():
+        raced = {(e.marketplace, e.account, e.buyer_key) for e in planned if e.idempotency_key not in inserted}
+        derived = [e for member, (_, f) in folds.items() if member not in raced for e in f.new]
+        written = insert_new(conn, derived)
+        result.expired += sum(1 for e in derived if e.kind == EXPIRE and e.idempotency_key in written)
+        for member, (rows, f) in folds.items():
+            if member not in raced:
+                remaining_updates(conn, rows, f.remaining)
+        # Another run wrote some of these keys first: read those members again (its rows included)
+        # and fold them as they are now (our writes hold their rows from here on).
+        for member, rows in member_rows(conn, sorted(raced), lock=True).items():
             result.expired += refold(conn, member, rows, now)[0]
 
 

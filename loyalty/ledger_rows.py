@@ -27,10 +27,10 @@ from sqlalchemy.engine import Connection
 from loyalty.engine import EARN, EXPIRE, REVERSE, Entry, Member
 from loyalty.fold import FoldLot, Spend, TakeBack, fold
 from loyalty.tables import LedgerEntryRow
-from sync.store.types import binders
+from sync.store.types import binders, raw, readers
 
-__all__ = ["ADJUST", "FORGIVE", "LEDGER", "SPEND", "Row", "insert_new", "member_rows", "ref_of", "refold",
-           "set_availability"]
+__all__ = ["ADJUST", "FORGIVE", "LEDGER", "SPEND", "Folded", "Row", "fold_rows", "insert_new", "member_rows", "ref_of",
+           "refold", "remaining_updates", "set_availability"]
 
 LEDGER: Table = LedgerEntryRow.__table__  # type: ignore[assignment]
 SPEND, ADJUST = "spend", "adjust"
@@ -40,14 +40,15 @@ _INSERT_CHUNK = 1000  # rows per INSERT: 12 parameters each, well under both dat
 ENTRY_FIELDS = ("kind", "amount", "idempotency_key", "order_id", "rule", "effective_at",
                 "available_from", "expires_at", "marketplace", "account", "buyer_key")
 _INSERT_COLUMNS = (*ENTRY_FIELDS, "remaining")
+_CONVERTED = frozenset({"amount", "effective_at", "available_from", "expires_at"})
 _SQL: dict[tuple, str] = {}
 
 
 @dataclass(slots=True)
 class Row:
-    """A recorded ledger row: the entry, its id and what is left of it."""
+    """A recorded ledger row: the entry, its id (None: not written yet) and what is left of it."""
 
-    id: int
+    id: int | None
     entry: Entry
     remaining: Decimal | None
 
@@ -78,11 +79,14 @@ def _execute_many(conn: Connection, name: str, sql: str, rows: list[tuple]) -> N
         conn.exec_driver_sql(sql.replace("?", _mark(conn)), rows)
 
 
-def insert_new(conn: Connection, entries: Sequence[Entry]) -> dict[str, int]:
+def insert_new(conn: Connection, entries: Sequence[Entry],
+               remaining: Mapping[str, Decimal] | None = None) -> dict[str, int]:
     """Insert every entry whose key is not in the ledger; {key: id} of those inserted.
 
-    A lot starts full and a debit as all debt: `refold` then writes what is really left.
+    A lot's and a debit's `remaining` is `remaining[key]` when given (what a fold said), else the lot
+    starts full and the debit as all debt: `refold` then writes what is really left.
     """
+    given = remaining or {}
     bind = binders(conn.dialect)
     utc, money = bind.utc, bind.money
     rows: list[tuple] = []
@@ -91,10 +95,10 @@ def insert_new(conn: Connection, entries: Sequence[Entry]) -> dict[str, int]:
         if e.idempotency_key in seen:
             continue
         seen.add(e.idempotency_key)
-        remaining = e.amount if e.kind in (EARN, REVERSE, SPEND) else None
+        left = given.get(e.idempotency_key, e.amount) if e.kind in (EARN, REVERSE, SPEND) else None
         rows.append((e.kind, money(e.amount), e.idempotency_key, e.order_id, e.rule, utc(e.effective_at),
                      utc(e.available_from), utc(e.expires_at), e.marketplace, e.account, e.buyer_key,
-                     money(remaining) if remaining is not None else None))
+                     money(left) if left is not None else None))
     ids: dict[str, int] = {}
     for start in range(0, len(rows), _INSERT_CHUNK):
         chunk = rows[start:start + _INSERT_CHUNK]
@@ -114,7 +118,10 @@ def member_rows(conn: Connection, members: Iterable[Member], *, lock: bool = Fal
         by_account.setdefault((mp, acct), []).append(buyer)
     out: dict[Member, list[Row]] = {m: [] for m in members}
     c = LEDGER.c
-    columns = [c.id, c.remaining, *(c[f] for f in ENTRY_FIELDS)]
+    read = readers(conn.dialect)
+    utc, money = read.utc, read.money
+    # Raw values converted here: the column types' processors cost more than the query (`readers`).
+    columns = [c.id, raw(c.remaining), *(raw(c[f]) if f in _CONVERTED else c[f] for f in ENTRY_FIELDS)]
     for (mp, acct), buyers in by_account.items():
         for start in range(0, len(buyers), 500):
             stmt = (select(*columns)
@@ -122,10 +129,11 @@ def member_rows(conn: Connection, members: Iterable[Member], *, lock: bool = Fal
                     .order_by(c.id))
             if lock:
                 stmt = stmt.with_for_update()
-            for r in conn.execute(stmt):
-                entry = Entry(*r[2:])
-                out.setdefault((entry.marketplace, entry.account, entry.buyer_key), []).append(
-                    Row(r[0], entry, r[1]))
+            for (row_id, left, kind, amount, key, order_id, rule, effective, available, expires, r_mp, r_acct,
+                 buyer) in conn.execute(stmt):
+                entry = Entry(kind, money(amount), key, order_id, rule, utc(effective), utc(available), utc(expires),
+                              r_mp, r_acct, buyer)
+                out.setdefault((r_mp, r_acct, buyer), []).append(Row(row_id, entry, money(left)))
     return out
 
 
@@ -153,15 +161,20 @@ def _generation_key(base: str, recorded: Mapping[str, Row]) -> str:
     return f"{base}#{n}"
 
 
-def refold(conn: Connection, member: Member, rows: list[Row], now: datetime) -> tuple[int, int]:
-    """Fold one member's rows and write the result; (expire entries written, rows updated).
+@dataclass(slots=True)
+class Folded:
+    """What folding one member's rows says to write: new `expire`/forgiveness entries, and each lot's
+    and debit's `remaining` by key."""
 
-    The fold reaches at least to the latest time any row carries, so what a run wrote is never
-    folded away by a run with an earlier `now` (e.g. a spend stamped by the outbox).
-    """
+    new: list[Entry]
+    remaining: dict[str, Decimal]
+
+
+def fold_rows(rows: list[Row], now: datetime) -> Folded:
+    """Fold one member's rows (pure; see `refold`)."""
     by_key = {r.entry.idempotency_key: r for r in rows}
     lots = [r for r in rows if r.entry.kind == EARN]
-    lot_by_id = {r.id: r for r in lots}
+    lot_by_id = {r.id: r for r in lots if r.id is not None}
     horizon = max([now, *(r.entry.effective_at for r in rows if r.entry.kind != EARN)])
     result = fold(
         (FoldLot(r.entry.idempotency_key, (r.entry.order_id or "", r.entry.rule or ""), r.entry.amount,
@@ -192,31 +205,51 @@ def refold(conn: Connection, member: Member, rows: list[Row], now: datetime) -> 
             new.append(Entry(ADJUST, delta, _generation_key(f"{FORGIVE}{ref_of(key)}", by_key), e.order_id, e.rule,
                              e.effective_at, marketplace=e.marketplace, account=e.account,
                              buyer_key=e.buyer_key))
-    inserted = insert_new(conn, new)
-    updates = []
-    money = binders(conn.dialect).money
+    remaining: dict[str, Decimal] = {}
     for r in rows:
         kind, key = r.entry.kind, r.entry.idempotency_key
         if kind == EARN:
-            want = result.remaining.get(key, r.entry.amount)
+            remaining[key] = result.remaining.get(key, r.entry.amount)
         elif kind in (REVERSE, SPEND):
-            want = -result.uncovered.get(key, _ZERO)
-        else:
-            continue
-        if r.remaining is None or Decimal(r.remaining) != want:
+            remaining[key] = -result.uncovered.get(key, _ZERO)
+    return Folded(new, remaining)
+
+
+def remaining_updates(conn: Connection, rows: Iterable[Row], remaining: Mapping[str, Decimal]) -> int:
+    """Write `remaining` of the recorded `rows` whose value changed; the count."""
+    money = binders(conn.dialect).money
+    updates = []
+    for r in rows:
+        want = remaining.get(r.entry.idempotency_key)
+        if want is not None and r.id is not None and (r.remaining is None or Decimal(r.remaining) != want):
             updates.append((money(want), r.id))
             r.remaining = want
     _execute_many(conn, "remaining", f"UPDATE {LEDGER.name} SET remaining = ? WHERE id = ?", updates)
-    return sum(1 for e in new if e.kind == EXPIRE and e.idempotency_key in inserted), len(updates)
+    return len(updates)
+
+
+def refold(conn: Connection, member: Member, rows: list[Row], now: datetime) -> tuple[int, int]:
+    """Fold one member's rows and write the result; (expire entries written, rows updated).
+
+    The fold reaches at least to the latest time any row carries, so what a run wrote is never
+    folded away by a run with an earlier `now` (e.g. a spend stamped by the outbox).
+    """
+    folded = fold_rows(rows, now)
+    inserted = insert_new(conn, folded.new)
+    updated = remaining_updates(conn, rows, folded.remaining)
+    return sum(1 for e in folded.new if e.kind == EXPIRE and e.idempotency_key in inserted), updated
 
 
 def _written(rows: Iterable[Row], kind: str, lot_by_id: Mapping[int, Row]) -> dict[str, Decimal]:
     """What `expire` entries (by lot key, negative) or forgiveness entries (by take-back key) carry."""
-    targets = {ref_of(r.entry.idempotency_key): r.entry.idempotency_key for r in rows}
+    mine = [r for r in rows if r.entry.kind == kind]
     out: dict[str, Decimal] = {}
-    for r in rows:
+    if not mine:
+        return out
+    targets = {ref_of(r.entry.idempotency_key): r.entry.idempotency_key for r in rows}
+    for r in mine:
         e = r.entry
-        if e.kind != kind or (kind == ADJUST and not e.idempotency_key.startswith(FORGIVE)):
+        if kind == ADJUST and not e.idempotency_key.startswith(FORGIVE):
             continue
         ref = e.idempotency_key.split(":", 1)[1].split("#")[0]
         target = targets.get(ref)

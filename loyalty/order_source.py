@@ -18,6 +18,7 @@ from loyalty.engine import Member, OrderFact
 from loyalty.rules import LoyaltySettings
 from sync.store.store import Store
 from sync.store.tables import OrderLineRow, OrderRow
+from sync.store.types import Readers, raw, readers
 
 __all__ = ["MEMBER_BATCH", "batches", "group_by_member", "members_of", "orders_of"]
 
@@ -26,6 +27,8 @@ ORDERS: Table = OrderRow.__table__  # type: ignore[assignment]
 
 _ORDER_FIELDS = ("marketplace", "account", "order_id", "buyer_key", "created_at", "updated_at",
                  "status", "total", "fulfilment", "currency", "returned_total", "status_changed_at", "delivered_at")
+_CONVERTED = frozenset({"created_at", "updated_at", "total", "returned_total", "status_changed_at", "delivered_at"})
+_ZERO = Decimal(0)
 
 
 def _needs_lines(settings: LoyaltySettings) -> bool:
@@ -67,7 +70,7 @@ def _iter_members(engine: Engine, settings: LoyaltySettings,
     skip = (c.marketplace.not_in(off),) if off else ()
     anonymous = (select(c.marketplace, func.count()).where(or_(c.buyer_key.is_(None), c.buyer_key == ""), *skip)
                  .group_by(c.marketplace))
-    columns = [c[f] for f in _ORDER_FIELDS]
+    columns = _columns()
     with_lines = _needs_lines(settings)
     last: str | None = None
     with engine.connect() as conn:
@@ -89,23 +92,31 @@ def _iter_members(engine: Engine, settings: LoyaltySettings,
                 else:  # one buyer fills the page: read all of that buyer's orders
                     rows = conn.execute(select(*columns).where(c.buyer_key == end, *skip)).all()
             lines = _lines_of(conn, rows) if with_lines else None
-        yield from _by_member(rows, lines).items()
+        yield from _by_member(rows, lines, readers(engine.dialect)).items()
         last = end
 
 
-def _by_member(rows: Sequence[Sequence[Any]], lines: dict | None) -> dict[Member, list[OrderFact]]:
-    """Rows of `_ORDER_FIELDS` (and their lines, when read) as each member's order facts."""
+def _columns() -> list[Any]:
+    """The `_ORDER_FIELDS` columns, dates and money raw (converted in `_by_member`, see `readers`)."""
+    c = ORDERS.c
+    return [raw(c[f]) if f in _CONVERTED else c[f] for f in _ORDER_FIELDS]
+
+
+def _by_member(rows: Sequence[Sequence[Any]], lines: dict | None, read: Readers) -> dict[Member, list[OrderFact]]:
+    """Rows of `_columns()` (and their lines, when read) as each member's order facts."""
     by_member: dict[Member, list[OrderFact]] = {}
+    utc, money = read.utc, read.money
     for row in rows:
-        mp, acct, oid, buyer, created, updated, status, total, fulfilment, currency, returned = row[:11]
+        (mp, acct, oid, buyer, created, updated, status, total, fulfilment, currency, returned, changed,
+         delivered) = row
         skus = offer_ids = None
         if lines is not None:
             mine = lines.get((mp, acct, oid), ())
             skus = tuple(str(sku) for sku, _ in mine)
             offer_ids = tuple(str(o) for _, o in mine if o is not None)
         by_member.setdefault((mp, acct, buyer), []).append(
-            OrderFact(mp, acct, oid, buyer, created, updated, str(status), Decimal(total),
-                      fulfilment, currency, skus, offer_ids, Decimal(returned or 0), row[11], row[12]))
+            OrderFact(mp, acct, oid, buyer, utc(created), utc(updated), str(status), money(total),
+                      fulfilment, currency, skus, offer_ids, money(returned) or _ZERO, utc(changed), utc(delivered)))
     return by_member
 
 
@@ -117,7 +128,7 @@ def orders_of(store: Any, settings: LoyaltySettings, members: Iterable[Member]) 
     c = ORDERS.c
     off = [mp for mp, over in settings.marketplaces.items() if not over.enabled]
     skip = (c.marketplace.not_in(off),) if off else ()
-    columns = [c[f] for f in _ORDER_FIELDS]
+    columns = _columns()
     keys = sorted({buyer for _, _, buyer in wanted})
     out: dict[Member, list[OrderFact]] = {}
     with store.engine.connect() as conn:
@@ -125,7 +136,7 @@ def orders_of(store: Any, settings: LoyaltySettings, members: Iterable[Member]) 
             rows = conn.execute(select(*columns).where(c.buyer_key.in_(keys[start:start + 500]), *skip)).all()
             rows = [r for r in rows if (r[0], r[1], r[3]) in wanted]
             lines = _lines_of(conn, rows) if _needs_lines(settings) else None
-            for member, facts in _by_member(rows, lines).items():
+            for member, facts in _by_member(rows, lines, readers(conn.dialect)).items():
                 out.setdefault(member, []).extend(facts)
     return out
 

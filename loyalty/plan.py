@@ -65,6 +65,8 @@ class Recorded:
 
     @property
     def granted(self) -> Decimal:
+        if not self.grants:
+            return _ZERO
         return sum((g.amount for g in self.grants), _ZERO)
 
     @property
@@ -75,6 +77,9 @@ class Recorded:
     def first_amount(self) -> Decimal | None:
         """The lot's `A`: the amount of its first grant."""
         return min(self.grants, key=lambda g: g.idempotency_key.count("#")).amount if self.grants else None
+
+
+_NOTHING = Recorded()  # what an identity without entries holds (read only)
 
 
 def by_identity(recorded: Mapping[str, Entry]) -> dict[Identity, Recorded]:
@@ -159,7 +164,7 @@ class _Planner:
         self.offers = sorted(settings.offers, key=lambda f: f.name)
 
     def _record(self, order: OrderFact, rule: str) -> Recorded:
-        return self.recorded.get((order.order_id, rule), Recorded())
+        return self.recorded.get((order.order_id, rule), _NOTHING)
 
     # -- what each identity should hold --------------------------------------------------------
 
@@ -331,10 +336,14 @@ def member_entries(orders: Iterable[OrderFact], settings: LoyaltySettings, recor
     granted_so_far = _ZERO
     out: list[Entry] = []
     takes: list[Entry] = []
-    for want in sorted(planner.wants(), key=lambda w: _lot_rank(w, settings)):
-        rec = planner.recorded.get((want.order.order_id, want.rule), Recorded())
-        avail = available_from(settings, want.order)
-        expiry = expires_at(settings, avail)
+    dates: dict[str, tuple[datetime | None, datetime | None]] = {}  # per order: its lots' (available, expires)
+    for want in sorted(planner.wants(), key=_lot_rank):
+        rec = planner.recorded.get((want.order.order_id, want.rule), _NOTHING)
+        when = dates.get(want.order.order_id)
+        if when is None:
+            avail = available_from(settings, want.order)
+            when = dates[want.order.order_id] = (avail, expires_at(settings, avail))
+        avail, expiry = when
         for g in rec.grants:
             # A status that names no delivery time (returned, cancelled) leaves the lot's dates as they were.
             if avail is None or (g.available_from == avail and g.expires_at == expiry):
@@ -355,7 +364,7 @@ def member_entries(orders: Iterable[OrderFact], settings: LoyaltySettings, recor
             if cutoff is not None:
                 fits = min(fits, cutoff.grant(probe, settings))
             if fits > 0:
-                out.append(replace(probe, amount=fits))
+                out.append(probe if fits == grant else replace(probe, amount=fits))
                 granted_so_far += fits
                 holds += fits
                 if lot_amount is None:
@@ -367,10 +376,9 @@ def member_entries(orders: Iterable[OrderFact], settings: LoyaltySettings, recor
     return out + takes
 
 
-def _lot_rank(want: _Want, settings: LoyaltySettings) -> tuple:
+_RULE_RANK = {RULE_RATE: 0, RULE_WELCOME: 1, RULE_NTH: 2}
+
+
+def _lot_rank(want: _Want) -> tuple:
     """Budget order: by order (created_at, order_id), then rate, welcome, every-Nth, offer bonuses by name."""
-    fixed = {RULE_RATE: 0, RULE_WELCOME: 1, RULE_NTH: 2}
-    rank = fixed.get(want.rule)
-    if rank is None:
-        rank = 3
-    return (want.order.created_at, want.order.order_id, rank, want.rule)
+    return (want.order.created_at, want.order.order_id, _RULE_RANK.get(want.rule, 3), want.rule)

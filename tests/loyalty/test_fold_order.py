@@ -41,3 +41,30 @@ def test_what_a_take_back_at_expiry_forgives_follows_from_that_order():
     assert result.forgiven == {"reverse:O3:every_nth": 5}
     assert result.remaining["earn:ozon:main:O7:rate"] == 30
     assert result.balances.expired == 0 and (result.balances.pending, result.balances.debt) == (30, 15)
+
+
+def test_without_take_backs_or_spends_the_shortcut_ages_lots_exactly_as_the_replay():
+    """`fold` skips the event replay when nothing takes points; both must agree on every lot,
+    including odd dates (expiry before the grant or the availability, dates after `now`)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from loyalty.fold import _age, _replay, _Wallet
+
+    hours = st.integers(-48, 48).map(lambda h: T0 + h * timedelta(hours=1))
+    lot_data = st.tuples(st.integers(1, 50), hours, st.none() | hours, st.none() | hours)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(lot_data, max_size=6), hours)
+    def check(data, now):
+        def lots():
+            return [FoldLot(f"k{i}", (f"O{i}", "rate"), Decimal(a), c, av, x) for i, (a, c, av, x) in enumerate(data)]
+
+        aged, replayed = lots(), lots()
+        _age(aged, now)
+        _replay(_Wallet(replayed), replayed, [], [], now)
+        for a, r in zip(aged, replayed, strict=True):
+            assert (a.remaining, a.expired) == (r.remaining, r.expired), (a, r)
+            assert (a.is_available and a.remaining) == (r.is_available and r.remaining), (a, r)
+
+    check()

@@ -98,3 +98,50 @@ def test_incremental_runs_end_where_one_rebuild_over_the_store_ends(template_db:
     diff = [f"{'/'.join(m)}: incremental {incremental.get(m)} rebuild {rebuild.get(m)}"
             for m in sorted(set(incremental) | set(rebuild)) if incremental.get(m) != rebuild.get(m)]
     assert not diff, "\n  ".join(["incremental runs != one rebuild:", *diff]) + "\n" + history.describe()
+
+
+def test_a_new_order_wakes_its_member_when_it_settles_not_before(template_db: Path):
+    """b1 has one delivered order (100 ₽ at 5 %: 5 points). A new order (200 ₽) arrives ten minutes
+    later: not settled (2 days), so the run reads no member. The run after it settled grants its
+    10 points, and a full run over every member then writes nothing."""
+    from datetime import UTC, datetime, timedelta
+
+    from connectors.records import OrderRecord, OrderStatus
+    from loyalty.rules import LoyaltySettings
+    from sync.store import PageWrite
+    from sync.store.store import StreamKey
+
+    t0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    rules = LoyaltySettings(enabled=True, earn_rate=Decimal("0.05"))
+
+    def order(oid: str, created: datetime, total: int, status: OrderStatus) -> OrderRecord:
+        return OrderRecord(marketplace="ozon", account="main", order_id=oid, created_at=created, updated_at=created,
+                           status=status, platform_status=status.value, fulfilment="fbs", currency="RUB",
+                           total=Decimal(total), lines=(), buyer_key="b1")
+
+    def write(store, record: OrderRecord, now: datetime) -> None:
+        store.write_pages(StreamKey("ozon", "main", "orders"), [PageWrite(orders=[record])], now=now)
+
+    def earned(store) -> dict[str, Decimal]:
+        return {r["order_id"]: r["amount"] for r in entries_of(store) if r["kind"] == "earn"}
+
+    with fresh_store(template_db) as store:
+        write(store, order("O1", t0 - timedelta(days=10), 100, OrderStatus.DELIVERED), t0)
+        assert run_changed(store, rules, t0).full
+        assert earned(store) == {"O1": Decimal(5)}
+        # O1 was synced long before: outside the run's re-read margin (wall time, CHANGE_MARGIN).
+        from loyalty.incremental import ORDERS, STATE
+
+        long_ago = datetime.now(UTC) - timedelta(days=1)
+        with store.engine.begin() as conn:
+            conn.execute(ORDERS.update().values(changed_at=long_ago))
+            conn.execute(STATE.update().where(STATE.c.name == "ledger.orders_changed")
+                         .values(at=long_ago + timedelta(hours=1)))
+        later = t0 + timedelta(minutes=10)
+        write(store, order("O2", later - timedelta(minutes=5), 200, OrderStatus.CREATED), later)
+        quiet = run_changed(store, rules, later)
+        assert (quiet.full, quiet.changed_orders, quiet.run.members) == (False, 1, 0)
+        settled = later + timedelta(days=2)
+        woke = run_changed(store, rules, settled)
+        assert woke.run.members == 1 and earned(store) == {"O1": Decimal(5), "O2": Decimal(10)}
+        assert run_once(store, rules, settled).inserted == 0
