@@ -162,6 +162,7 @@ class _Planner:
         self.counted = [o for o in self.settled if not _void(o)]
         self.recorded = by_identity(recorded)
         self.offers = sorted(settings.offers, key=lambda f: f.name)
+        self._sequences: list[list[OrderFact]] | None = None
 
     def _record(self, order: OrderFact, rule: str) -> Recorded:
         return self.recorded.get((order.order_id, rule), _NOTHING)
@@ -251,10 +252,13 @@ class _Planner:
                 kept_by_live_order = True
         if reward is None:
             return out
-        first = self.settled[0] if self.settled else None
-        if first is not None and _void(first) and first.order_id not in out:
-            # It held the welcome until its void: granted and given back (what live runs wrote).
-            out[first.order_id] = _Want(first, RULE_WELCOME, reward.points, _ZERO, voided_at(first) or self.now)
+        # The first order before any void and after each void held the welcome until its own void:
+        # granted and given back (what live runs wrote, whenever they ran; §5).
+        for sequence in (self.settled, *self._between_voids()):
+            first = sequence[0] if sequence else None
+            if first is not None and _void(first) and first.order_id not in out:
+                out[first.order_id] = _Want(first, RULE_WELCOME, reward.points, _ZERO,
+                                            voided_at(first) or self.now)
         if self.counted and not kept_by_live_order:
             holder = self.counted[0]
             rec = self._record(holder, RULE_WELCOME)
@@ -270,36 +274,36 @@ class _Planner:
         if reward is None and not granted:
             return out
         holders = nth_holders(self.counted, reward.n, reward.period) if reward is not None else set()
-        # With every void order counted again: who held a reward before the voids moved it.
-        undisturbed = nth_holders(self.settled, reward.n, reward.period) if reward is not None else set()
+        # Who held a reward before the voids moved it: with every void order counted again, and after
+        # each void in time order (one void gave it the reward, a later one moved it on).
+        moved: set[str] = set()
+        if reward is not None:
+            for sequence in (self.settled, *self._between_voids()):
+                moved |= nth_holders(sequence, reward.n, reward.period)
         for o in self.settled:
             rec = granted.get(o.order_id)
             amount = rec.first_amount if rec is not None else (reward.points if reward is not None else _ZERO)
             if o.order_id in holders:
                 out[o.order_id] = _Want(o, RULE_NTH, amount, _ONE, self.now)
-            elif o.order_id in undisturbed:
+            elif o.order_id in moved:
                 # It held the reward until a void moved it (its own or an earlier order's).
                 at = voided_at(o) if _void(o) else self._moved_at(o)
                 out[o.order_id] = _Want(o, RULE_NTH, amount, _ZERO, at or self.now)
             elif rec is not None:
                 if _void(o):
                     out[o.order_id] = _Want(o, RULE_NTH, amount, _ZERO, voided_at(o) or self.now)
-                elif reward is not None and self._held_between_voids(o, reward.n, reward.period):
-                    # One void gave it the reward, a later one moved it on (§9 "which entries exist").
-                    out[o.order_id] = _Want(o, RULE_NTH, amount, _ZERO, self._moved_at(o))
                 else:  # a rules change: granted rewards stay
                     out[o.order_id] = _Want(o, RULE_NTH, amount, _ONE, self.now, fixed=rec.holds)
         return out
 
-    def _held_between_voids(self, o: OrderFact, n: int, period: timedelta) -> bool:
-        """Whether `o` held a reward under today's rules after some voids and before the rest: replays
-        the voids in time order, so a reward that only a rules change explains is told apart."""
-        void_times = sorted({t for v in self.settled if _void(v) and (t := voided_at(v)) is not None})
-        for t in void_times[:-1]:  # after the last void is now: `o` holds nothing there
-            sequence = [x for x in self.settled if not (_void(x) and (voided_at(x) or t) <= t)]
-            if o.order_id in nth_holders(sequence, n, period):
-                return True
-        return False
+    def _between_voids(self) -> list[list[OrderFact]]:
+        """The settled sequence just after each void but the last, in time order (after the last it
+        is `counted`): where a reward may have stopped between two voids."""
+        if self._sequences is None:
+            times = sorted({t for o in self.settled if (t := voided_at(o)) is not None})
+            self._sequences = [[o for o in self.settled if not ((v := voided_at(o)) is not None and v <= t)]
+                               for t in times[:-1]]
+        return self._sequences
 
     def _moved_at(self, o: OrderFact) -> datetime:
         """When a void moved `o`'s reward away: the latest void among orders created no later than it."""

@@ -118,14 +118,11 @@ def differences(engine: dict, model: dict, *, kept_exactly: bool = True) -> list
 
     A lot the model says is kept (D > 0) must have the same A and owed. A lot taken back whole, or
     one the model never granted, compares A − owed: whether a lot granted and taken back is written at
-    all depends on history and on reading Q1 (§9 "which entries exist"), what the buyer keeps (D = A
-    less all taken back, forgiven or owed) does not.
+    all depends on reading Q1, what the buyer keeps (D = A less all taken back, forgiven or owed)
+    does not.
     `kept_exactly=False` (live runs) compares kept lots by A − owed too: live runs may have taken a
     reward back at one void and granted it again at a later one, where the final order set shows one
-    grant; and pending and debt as `pending − debt`: a reward held only between two voids may have
-    paid debt when it became available, so taking it back owes from another lot, a pending one if
-    no other is available, where a rebuild leaves that lot pending and the debt open (§9 "which
-    entries exist"). The ledger's sum is the same either way.
+    grant (§9 "a reward lost and held again"). Balances compare exactly either way.
     """
     out = []
     for member in sorted(model):
@@ -133,11 +130,7 @@ def differences(engine: dict, model: dict, *, kept_exactly: bool = True) -> list
         who = "/".join(member)
         if e["tier"] != m["tier"]:
             out.append(f"{who}: held tier: engine {e['tier']} model {m['tier']}")
-        balances = list(zip(BALANCE_FIELDS, e["balances"], m["balances"], strict=True))
-        if not kept_exactly:
-            (_, ep, mp), (_, ed, md) = balances[0], balances[3]
-            balances = [("pending − debt", ep - ed, mp - md), *balances[1:3], *balances[4:]]
-        for name, ev, mv in balances:
+        for name, ev, mv in zip(BALANCE_FIELDS, e["balances"], m["balances"], strict=True):
             if ev != mv:
                 out.append(f"{who}: {name}: engine {ev} model {mv}")
         for key in sorted(set(e["lots"]) | set(m["lots"])):

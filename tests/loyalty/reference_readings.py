@@ -94,19 +94,29 @@ def rate_lot_kept(granted: Decimal, order: RefOrder) -> Decimal:
 
 def reward_holders(holders_of: Callable[[Sequence[RefOrder]], list[RefOrder]],
                    settled: Sequence[RefOrder], counted: Sequence[RefOrder]) -> list[RefOrder]:
-    """Q4 (§5, §7, §9 "which entries exist"): the orders whose welcome or every-Nth reward is granted.
+    """Q4 (§5, §7): the orders whose welcome or every-Nth reward is granted.
 
     Only voids move rewards, so on a final order set a reward was granted to the holders with every
-    void order counted again (they held it before the voids) and to the holders now. An order that held
-    a reward only in between two voids (B in §5's welcome example, once C holds it) gets nothing: §9
-    says a rebuild writes neither entry for it.
+    void order counted again (they held it before the voids), to the holders just after each void
+    (B in §5's welcome example held it from A's void to its own, and live runs granted it whenever
+    they ran) and to the holders now.
     """
     now = list(holders_of(counted))
     if not GRANT_LOTS_OF_VOID_ORDERS:
         return now
-    everyone = list(holders_of(settled))
-    seen = {o.order_id for o in everyone}
-    return everyone + [o for o in now if o.order_id not in seen]
+    out: list[RefOrder] = []
+    seen: set[str] = set()
+    void_times = sorted({voided_at(o) for o in settled if is_void(o)})
+    # The sequence before any void, after each void (the last one leaves `counted`), then now.
+    states = [list(settled)]
+    for t in void_times:
+        states.append([o for o in settled if not (is_void(o) and voided_at(o) <= t)])
+    for sequence in [*states, list(counted)]:
+        for o in holders_of(sequence):
+            if o.order_id not in seen:
+                seen.add(o.order_id)
+                out.append(o)
+    return out
 
 
 def reward_taken_back_at(holder: RefOrder, settled: Sequence[RefOrder]) -> datetime:

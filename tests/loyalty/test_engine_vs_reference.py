@@ -6,9 +6,8 @@
 (b) runs at many times, each over the orders a sync would have stored by then, end equal to the model
     too (live == replay). The histories avoid §9's exceptions: no budgets, fixed rules, every status
     seen within a day (less than the settle delay), no return in two steps. Kept lots compare by
-    A − owed as well, and pending and debt as pending − debt: live runs may take a reward back at
-    one void and grant it again at a later one, and one held between two voids may pay debt before
-    it is taken back (§9 "which entries exist", `engine_driver.differences`);
+    A − owed as well: live runs may take a reward back at one void and grant it again at a later
+    one (§9 "a reward lost and held again", `engine_driver.differences`);
 (c) the ledger's own invariants (§7) after every live run.
 
 The histories come from tests/loyalty/history_strategies.py, the model from reference_model.py, the

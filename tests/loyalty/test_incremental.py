@@ -8,7 +8,7 @@
 2. Incremental runs end where ONE rebuild (`run_once` over every member, once, at the end) over the
    same store ends: the same balances, tiers and, per lot, what the buyer was granted and not
    given back. The histories leave out docs/loyalty-rules.md §9's exceptions (budgets, rule
-   changes, returns in two steps); "which entries exist" is why lots compare what is kept.
+   changes, returns in two steps).
 
 With the engine-vs-model properties (test_engine_vs_reference.py: full runs equal the paper rules),
 this makes incremental runs equal the paper rules too. Thousands of examples:
@@ -65,14 +65,10 @@ def test_incremental_runs_write_what_full_runs_write(template_db: Path, history:
 
 
 def _net(view: dict) -> dict:
-    """Per member: tier, balances and, per lot, what the buyer keeps, D (0-valued lots dropped).
-    Pending and debt count as `pending − debt`: a reward held between two voids may have paid debt
-    before it was taken back (docs/loyalty-rules.md §9 "which entries exist")."""
-    def balances(b: tuple) -> tuple:
-        pending, available, expired, debt, lifetime = b
-        return pending - debt, available, expired, lifetime
-
-    return {member: (v["tier"], balances(v["balances"]),
+    """Per member: tier, balances and, per lot, what the buyer keeps, D (0-valued lots dropped). A
+    reward an order held, lost to one void and got back after another is taken back and granted
+    again by live runs, where a rebuild grants it once (docs/loyalty-rules.md §9): its D is equal."""
+    return {member: (v["tier"], v["balances"],
                      {lot: a - taken for lot, (a, _owed, taken) in v["lots"].items() if a - taken != 0})
             for member, v in view.items()}
 

@@ -81,11 +81,11 @@ def test_section5_welcome_then_b_returned_goes_to_c():
     result = compute([a, b, c], [], WELCOME, at(4, 10))
     lots = result.members[B1].lots
     assert (lots[("A", "welcome")].granted, lots[("A", "welcome")].owed) == (100, 100)
-    # Q4: B held it only between the two voids; on the final order set it never had it (§9 "which
-    # entries exist": a rebuild writes neither entry).
-    assert ("B", "welcome") not in lots
+    # Q4: B held it between the two voids (20 March to 2 April): granted 100, available 20 March
+    # (delivered 6 March + 14 days), taken back whole on 2 April from its own remaining.
+    assert (lots[("B", "welcome")].granted, lots[("B", "welcome")].owed, lots[("B", "welcome")].kept) == (100, 100, 0)
     assert (lots[("C", "welcome")].granted, lots[("C", "welcome")].kept) == (100, 100)
-    # C delivered 10 March + 14 = 24 March available. lifetime 100 + 100 − 100 = 100.
+    # C delivered 10 March + 14 = 24 March available. lifetime 100 + 100 + 100 − 100 − 100 = 100.
     assert figures(result) == (0, 100, 0, 0, 100)
 
 
