@@ -11,7 +11,11 @@ Timed:
   full re-run           `run_once` over every member again, same data: must write nothing (what the
                         ten-minute job cost before it became incremental);
   incremental (+1 %)    1 % new orders written (untimed; new buyers and existing ones), then the
-                        daemon's job, `run_changed` ten minutes later: only members with something new.
+                        daemon's job, `run_changed` ten minutes later: only members with something new
+                        (orders not settled yet earn nothing and wake no member);
+  when they settle      the job two days later, when those orders settle: it wakes their members
+                        (and those with lots that became available or expired) and replans each
+                        member's whole history, so it costs what those members own, not what is new.
 
 Settings: enabled, 3 tiers on spend (365-day window), a welcome reward, every 5th order in a year,
 expiry after 365 days. Peak RSS is sampled from /proc/self/statm during each timed run (and
@@ -44,6 +48,7 @@ sys.path.insert(0, str(_HERE.parent))
 
 from bench._common import print_rows, row, write_result  # noqa: E402
 from connectors.records import OrderRecord, OrderStatus  # noqa: E402
+from loyalty.engine import SETTLE_DELAY  # noqa: E402
 from loyalty.incremental import ORDERS, STATE, run_changed  # noqa: E402
 from loyalty.ledger import LEDGER, RunResult, run_once  # noqa: E402
 from loyalty.rules import EveryNthReward, ExpiryPolicy, LoyaltySettings, Tier, WelcomeReward  # noqa: E402
@@ -196,6 +201,10 @@ def main() -> None:
             added = max(1, int(args.orders * NEW_SHARE))
             generate(store, added, members + added // 2, args.seed + 1, first=args.orders, now=later, span_days=1)
             results["incremental (+1 %)"] = timed(lambda: run_changed(store, SETTINGS, later).run)
+            # The same orders earn only once settled (loyalty.engine.SETTLE_DELAY): the job that runs
+            # then wakes their members (and those whose lots became available or expired meanwhile).
+            settled = later + SETTLE_DELAY + timedelta(minutes=10)
+            results["when they settle"] = timed(lambda: run_changed(store, SETTINGS, settled).run)
             with engine.connect() as conn:
                 from sqlalchemy import func, select
 
@@ -212,6 +221,7 @@ def main() -> None:
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"ledger rows: {ledger_rows:,}; ru_maxrss (whole process, setup included): {maxrss:,.0f} MB")
     fresh, again, incr = results["rebuild (fresh)"], results["full re-run"], results["incremental (+1 %)"]
+    settle = results["when they settle"]
     if again["inserted"] or again["filled"]:
         print(f"WARNING: the re-run wrote {again['inserted']} entries and filled {again['filled']} lots")
     # Scaled to 1,000,000 orders when --orders differs (linear: one pass over orders and ledger).
@@ -240,6 +250,9 @@ def main() -> None:
         row("incremental run / full rebuild (same run)", share * 100, "%", f"<= {TARGET_INCREMENTAL_SHARE:.0%}",
             share <= TARGET_INCREMENTAL_SHARE),
         row("incremental run: members read", incr["members"], "members"),
+        row(f"run when those orders settle, 2 days later{label}", settle["seconds"] * scale, "s"),
+        row("run when they settle / full rebuild (same run)", settle["seconds"] / fresh["seconds"] * 100, "%"),
+        row("run when they settle: members read", settle["members"], "members"),
         row("peak RSS during the full rebuild", fresh["rss_peak_mb"], "MB"),
         row("peak RSS during the incremental run", incr["rss_peak_mb"], "MB"),
     ]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-__all__ = ["FoldBalances", "FoldLot", "FoldResult", "TakeBack", "Spend", "fold"]
+__all__ = ["FoldBalances", "FoldLot", "FoldResult", "Spend", "TakeBack", "fold", "fold_owned"]
 
 _ZERO = Decimal(0)
 _GRANT, _EXPIRE, _AVAILABLE, _TAKE_BACK, _SPEND = range(5)
@@ -156,9 +156,16 @@ def _by_availability(lot: FoldLot) -> tuple:
 
 def fold(lots: Iterable[FoldLot], take_backs: Iterable[TakeBack], spends: Iterable[Spend],
          now: datetime) -> FoldResult:
-    """Replay the member's points up to `now` (see the module docstring)."""
+    """Replay the member's points up to `now` (see the module docstring). The lots given are not
+    changed: the replay works on copies."""
     lots = [FoldLot(lot.key, lot.identity, lot.amount, lot.created_at, lot.available_from, lot.expires_at)
             for lot in lots]
+    return fold_owned(lots, take_backs, spends, now)
+
+
+def fold_owned(lots: list[FoldLot], take_backs: Iterable[TakeBack], spends: Iterable[Spend],
+               now: datetime) -> FoldResult:
+    """`fold` on fresh lots the caller made for it (their state fields are overwritten)."""
     take_backs = [t for t in take_backs if t.at <= now]
     spends = [s for s in spends if s.at <= now]
     wallet = _Wallet(lots)

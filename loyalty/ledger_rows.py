@@ -25,12 +25,12 @@ from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection
 
 from loyalty.engine import EARN, EXPIRE, REVERSE, Entry, Member
-from loyalty.fold import FoldLot, Spend, TakeBack, fold
+from loyalty.fold import FoldLot, Spend, TakeBack, fold_owned
 from loyalty.tables import LedgerEntryRow
 from sync.store.types import binders, raw, readers
 
-__all__ = ["ADJUST", "FORGIVE", "LEDGER", "SPEND", "Folded", "Row", "fold_rows", "insert_new", "member_rows", "ref_of",
-           "refold", "remaining_updates", "set_availability"]
+__all__ = ["ADJUST", "FORGIVE", "LEDGER", "SPEND", "Folded", "Row", "fold_rows", "insert_new",
+           "member_rows", "ref_of", "refold", "remaining_updates", "set_availability"]
 
 LEDGER: Table = LedgerEntryRow.__table__  # type: ignore[assignment]
 SPEND, ADJUST = "spend", "adjust"
@@ -79,13 +79,8 @@ def _execute_many(conn: Connection, name: str, sql: str, rows: list[tuple]) -> N
         conn.exec_driver_sql(sql.replace("?", _mark(conn)), rows)
 
 
-def insert_new(conn: Connection, entries: Sequence[Entry],
-               remaining: Mapping[str, Decimal] | None = None) -> dict[str, int]:
-    """Insert every entry whose key is not in the ledger; {key: id} of those inserted.
-
-    A lot's and a debit's `remaining` is `remaining[key]` when given (what a fold said), else the lot
-    starts full and the debit as all debt: `refold` then writes what is really left.
-    """
+def _insert_rows(conn: Connection, entries: Sequence[Entry], remaining: Mapping[str, Decimal] | None) -> list[tuple]:
+    """`entries` as `_INSERT_COLUMNS` tuples for the driver, each key once."""
     given = remaining or {}
     bind = binders(conn.dialect)
     utc, money = bind.utc, bind.money
@@ -99,13 +94,23 @@ def insert_new(conn: Connection, entries: Sequence[Entry],
         rows.append((e.kind, money(e.amount), e.idempotency_key, e.order_id, e.rule, utc(e.effective_at),
                      utc(e.available_from), utc(e.expires_at), e.marketplace, e.account, e.buyer_key,
                      money(left) if left is not None else None))
-    ids: dict[str, int] = {}
+    return rows
+
+
+def insert_new(conn: Connection, entries: Sequence[Entry],
+               remaining: Mapping[str, Decimal] | None = None) -> set[str]:
+    """Insert every entry whose key is not in the ledger; the keys of those inserted.
+
+    A lot's and a debit's `remaining` is `remaining[key]` when given (what a fold said), else the lot
+    starts full and the debit as all debt: `refold` then writes what is really left.
+    """
+    rows = _insert_rows(conn, entries, remaining)
+    inserted: set[str] = set()
     for start in range(0, len(rows), _INSERT_CHUNK):
         chunk = rows[start:start + _INSERT_CHUNK]
         params = tuple(v for row in chunk for v in row)
-        for row_id, key in conn.exec_driver_sql(_insert_sql(conn, len(chunk)), params):
-            ids[key] = row_id
-    return ids
+        inserted.update(key for _id, key in conn.exec_driver_sql(_insert_sql(conn, len(chunk)), params))
+    return inserted
 
 
 def member_rows(conn: Connection, members: Iterable[Member], *, lock: bool = False) -> dict[Member, list[Row]]:
@@ -176,9 +181,9 @@ def fold_rows(rows: list[Row], now: datetime) -> Folded:
     lots = [r for r in rows if r.entry.kind == EARN]
     lot_by_id = {r.id: r for r in lots if r.id is not None}
     horizon = max([now, *(r.entry.effective_at for r in rows if r.entry.kind != EARN)])
-    result = fold(
-        (FoldLot(r.entry.idempotency_key, (r.entry.order_id or "", r.entry.rule or ""), r.entry.amount,
-                 r.entry.effective_at, r.entry.available_from, r.entry.expires_at) for r in lots),
+    result = fold_owned(
+        [FoldLot(r.entry.idempotency_key, (r.entry.order_id or "", r.entry.rule or ""), r.entry.amount,
+                 r.entry.effective_at, r.entry.available_from, r.entry.expires_at) for r in lots],
         (TakeBack(r.entry.idempotency_key, (r.entry.order_id or "", r.entry.rule or ""), -r.entry.amount,
                   r.entry.effective_at) for r in rows if r.entry.kind == REVERSE),
         (Spend(r.entry.idempotency_key, -r.entry.amount, r.entry.effective_at)

@@ -31,3 +31,4 @@ def test_raw_reads_equal_the_column_types_on_both_databases(store: Store):
     assert all(e.tzinfo is not None and e.utcoffset() == timedelta(0) for _, e, _ in converted)
     assert [a for a, _, _ in converted] == AMOUNTS
     assert [e for _, e, _ in converted] == [m.astimezone(UTC) for m in MOMENTS + MOMENTS[:1]]
+
