@@ -6,8 +6,11 @@ year before NOW; statuses mostly delivered (delivered 2-9 days after creation), 
 returned, the last few days still open. Written through `Store.write_page` in pages of 10,000.
 
 Timed:
-  rebuild (fresh)       `run_changed(…, full=True)` (what `loyalsync rebuild` runs) on an empty
-                        ledger: every member, every entry inserted;
+  rebuild, one process  `run_changed(…, full=True)` (what `loyalsync rebuild` runs) on an empty
+                        ledger in this process only (LOYALSYNC_LOYALTY_WORKERS=1); the ledger is
+                        emptied again after it;
+  rebuild (fresh)       the same with the default worker processes (loyalty/parallel.py: one per
+                        CPU, up to 8): every member, every entry inserted;
   full re-run           `run_once` over every member again, same data: must write nothing (what the
                         ten-minute job cost before it became incremental);
   incremental (+1 %)    1 % new orders written (untimed; new buyers and existing ones), then the
@@ -178,6 +181,19 @@ def main() -> None:
             def rebuild() -> RunResult:
                 return run_changed(store, SETTINGS, NOW, full=True).run
 
+            # The same rebuild in one process (LOYALSYNC_LOYALTY_WORKERS=1), for the ratio; then the
+            # ledger is emptied again for the timed rebuild with the default worker processes.
+            import os
+
+            from loyalty.parallel import WORKERS_ENV, workers_for
+
+            os.environ[WORKERS_ENV] = "1"
+            results["rebuild, one process"] = timed(rebuild)
+            del os.environ[WORKERS_ENV]
+            with engine.begin() as conn:
+                conn.execute(LEDGER.delete())
+                conn.execute(STATE.delete())
+            workers = workers_for(engine, results["rebuild, one process"]["members"])
             if args.profile:
                 import cProfile
 
@@ -221,7 +237,7 @@ def main() -> None:
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"ledger rows: {ledger_rows:,}; ru_maxrss (whole process, setup included): {maxrss:,.0f} MB")
     fresh, again, incr = results["rebuild (fresh)"], results["full re-run"], results["incremental (+1 %)"]
-    settle = results["when they settle"]
+    settle, one = results["when they settle"], results["rebuild, one process"]
     if again["inserted"] or again["filled"]:
         print(f"WARNING: the re-run wrote {again['inserted']} entries and filled {again['filled']} lots")
     # Scaled to 1,000,000 orders when --orders differs (linear: one pass over orders and ledger).
@@ -240,7 +256,9 @@ def main() -> None:
     label = "" if args.orders == TARGET_ORDERS else f" (projected linearly from {args.orders:,})"
     rows = [
         row(f"full rebuild of {TARGET_ORDERS:,} orders{label}", projected, "s", f"< {TARGET_SECONDS:.0f} s", met),
-        row(f"full rebuild of {args.orders:,} orders (fresh ledger)", fresh["seconds"], "s"),
+        row(f"full rebuild of {args.orders:,} orders (fresh ledger, {workers} workers)", fresh["seconds"], "s"),
+        row(f"the same rebuild in one process{label}", one["seconds"] * scale, "s"),
+        row("rebuild in workers / in one process (same run)", fresh["seconds"] / one["seconds"] * 100, "%"),
         row("full rebuild speed", fresh["orders_per_s"], "orders/s"),
         row(f"full re-run over the same {args.orders:,} orders", again["seconds"], "s"),
         row("full re-run: entries written or lots filled", again["inserted"] + again["filled"], "entries", "= 0",

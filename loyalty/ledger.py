@@ -20,23 +20,15 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
+from loyalty.batch import BatchCounts, plan_member, write_plans
 from loyalty.engine import EARN, EXPIRE, REVERSE, SETTLE_DELAY, BudgetCutoff, Entry, Member, OrderFact, lot_position
 from loyalty.fold import FoldLot, Spend, TakeBack, fold
-from loyalty.ledger_rows import (
-    LEDGER,
-    SPEND,
-    Folded,
-    Row,
-    fold_rows,
-    insert_new,
-    member_rows,
-    refold,
-    remaining_updates,
-    set_availability,
-)
+from loyalty.ledger_rows import LEDGER, SPEND, insert_new, member_rows, refold
 from loyalty.order_source import batches, members_of, orders_of
 from loyalty.plan import member_entries
 from loyalty.rules import LoyaltySettings
+from sync.store.store import Store
+from sync.store.types import binders
 
 __all__ = ["LEDGER", "ApplyResult", "Balances", "RunResult", "apply", "apply_in", "balances", "balances_of_rows",
            "entries_of", "expire_once", "lasting_available", "rows_by_member", "run_once"]
@@ -86,6 +78,12 @@ class RunResult:
     late: int = 0
     expired: int = 0  # expire entries written
     no_identity: dict[str, int] = field(default_factory=dict)
+
+    def add(self, counts: BatchCounts) -> None:
+        self.inserted += counts.inserted
+        self.filled += counts.filled
+        self.late += counts.late
+        self.expired += counts.expired
 
 
 def _engine(target: Any) -> Engine:
@@ -189,6 +187,8 @@ def run_once(store: Any, settings: LoyaltySettings, now: datetime, *, settle_del
     member's new lots (`lot_position`), and the writing pass grants up to there.
     """
     result = RunResult()
+    if members is None and settings.enabled and _parallel(store, settings, now, settle_delay, result):
+        return result
     chosen = None if members is None else sorted(orders_of(store, settings, members).items())
     source = members_of(store, settings, result.no_identity) if chosen is None else iter(chosen)
     if not settings.enabled:
@@ -208,56 +208,37 @@ def run_once(store: Any, settings: LoyaltySettings, now: datetime, *, settle_del
     return result
 
 
+def _parallel(store: Any, settings: LoyaltySettings, now: datetime, settle_delay: Any, result: RunResult) -> bool:
+    """Every member planned in worker processes (`loyalty.parallel`), if the store allows and there
+    are enough members; False when the run should go on in this process."""
+    from loyalty.parallel import every_member, plan_in_workers, workers_for
+
+    if getattr(type(store), "iter_orders", None) is not Store.iter_orders:
+        return False  # another order source (simulate's view): read through it here
+    no_identity: dict[str, int] = {}
+    everyone = every_member(store.engine, settings, no_identity)
+    workers = workers_for(store.engine, len(everyone))
+    if workers <= 1:
+        return False
+    result.no_identity.update(no_identity)
+    cutoff = _budget_cutoff(store, settings, now, settle_delay)
+    for orders, counts in plan_in_workers(store, everyone, settings, now, settle_delay, cutoff, workers):
+        result.orders += orders
+        result.add(counts)
+    result.members = len(everyone)
+    result.expired += expire_once(store, now)
+    return True
+
+
 def _process(store: Any, batch: list[tuple[Member, list[OrderFact]]], settings: LoyaltySettings,
              now: datetime, settle_delay: Any, result: RunResult, cutoff: BudgetCutoff | None) -> None:
-    """One batch of members: plan, fold what the ledger will hold, write it; one transaction.
-
-    Each member's new entries are folded with its recorded rows before anything is written, so new
-    lots go in with what is left of them and only changed rows are updated. If another run wrote
-    some of the same keys first (the insert skips them), those members are read again and refolded.
-    """
+    """One batch of members: read their rows, plan, write (`loyalty.batch`); one transaction."""
     with store.engine.begin() as conn:
         recorded = member_rows(conn, [m for m, _ in batch], lock=True)
-        planned: list[Entry] = []
-        moved: list[tuple[Row, Entry]] = []
-        folds: dict[Member, tuple[list[Row], Folded]] = {}
-        for member, orders in batch:
-            rows = recorded[member]
-            by_key = {r.entry.idempotency_key: r for r in rows}
-            known = {k: r.entry for k, r in by_key.items()}
-            latest = max((r.entry.effective_at for r in rows if r.entry.kind == EARN), default=None)
-            after = {r.entry.idempotency_key: r for r in rows}
-            for e in member_entries(orders, settings, known, now, settle_delay=settle_delay, cutoff=cutoff):
-                old = by_key.get(e.idempotency_key)
-                if old is None:
-                    planned.append(e)
-                    after[e.idempotency_key] = Row(None, e, None)
-                    if e.kind == EARN and latest is not None and e.effective_at < latest:
-                        # Arrived after a later order earned: decided on what was known then (docs §9).
-                        result.late += 1
-                        log.warning("loyalty: late order %s/%s/%s earned after later orders",
-                                    e.marketplace, e.account, e.order_id)
-                elif e.kind == EARN and (old.entry.available_from, old.entry.expires_at) != (
-                        e.available_from, e.expires_at):
-                    moved.append((old, e))
-                    after[e.idempotency_key] = Row(old.id, e, old.remaining)
-            mine = list(after.values())
-            folds[member] = (mine, fold_rows(mine, now))
-        remaining = {k: v for _, f in folds.values() for k, v in f.remaining.items()}
-        inserted = insert_new(conn, planned, remaining)
-        result.inserted += len(inserted)
-        result.filled += set_availability(conn, [(r.id, e.available_from, e.expires_at) for r, e in moved])
-        raced = {(e.marketplace, e.account, e.buyer_key) for e in planned if e.idempotency_key not in inserted}
-        derived = [e for member, (_, f) in folds.items() if member not in raced for e in f.new]
-        written = insert_new(conn, derived)
-        result.expired += sum(1 for e in derived if e.kind == EXPIRE and e.idempotency_key in written)
-        for member, (rows, f) in folds.items():
-            if member not in raced:
-                remaining_updates(conn, rows, f.remaining)
-        # Another run wrote some of these keys first: read those members again (its rows included)
-        # and fold them as they are now (our writes hold their rows from here on).
-        for member, rows in member_rows(conn, sorted(raced), lock=True).items():
-            result.expired += refold(conn, member, rows, now)[0]
+        bind = binders(conn.dialect)
+        plans = [plan_member(m, orders, recorded[m], settings, now, settle_delay, cutoff, bind) for m, orders in batch]
+        current = {m: {r.id: r.remaining for r in rows if r.id is not None} for m, rows in recorded.items()}
+        result.add(write_plans(conn, plans, now, current=current))
 
 
 class _Latest:

@@ -27,10 +27,10 @@ from sqlalchemy.engine import Connection
 from loyalty.engine import EARN, EXPIRE, REVERSE, Entry, Member
 from loyalty.fold import FoldLot, Spend, TakeBack, fold_owned
 from loyalty.tables import LedgerEntryRow
-from sync.store.types import binders, raw, readers
+from sync.store.types import Binders, binders, raw, readers
 
-__all__ = ["ADJUST", "FORGIVE", "LEDGER", "SPEND", "Folded", "Row", "fold_rows", "insert_new",
-           "member_rows", "ref_of", "refold", "remaining_updates", "set_availability"]
+__all__ = ["ADJUST", "FORGIVE", "LEDGER", "SPEND", "Folded", "Row", "bound_rows", "fold_rows", "insert_bound",
+           "insert_new", "member_rows", "ref_of", "refold", "remaining_updates", "set_availability"]
 
 LEDGER: Table = LedgerEntryRow.__table__  # type: ignore[assignment]
 SPEND, ADJUST = "spend", "adjust"
@@ -79,10 +79,12 @@ def _execute_many(conn: Connection, name: str, sql: str, rows: list[tuple]) -> N
         conn.exec_driver_sql(sql.replace("?", _mark(conn)), rows)
 
 
-def _insert_rows(conn: Connection, entries: Sequence[Entry], remaining: Mapping[str, Decimal] | None) -> list[tuple]:
-    """`entries` as `_INSERT_COLUMNS` tuples for the driver, each key once."""
+def bound_rows(bind: Binders, entries: Sequence[Entry], remaining: Mapping[str, Decimal] | None = None) -> list[tuple]:
+    """`entries` as `_INSERT_COLUMNS` tuples for the driver (`bind`: its dialect's converters), each
+    key once; the key is at index 2, the kind at 0. A lot's and a debit's `remaining` is
+    `remaining[key]` when given (what a fold said), else the lot starts full and the debit as all
+    debt (`refold` then writes what is really left)."""
     given = remaining or {}
-    bind = binders(conn.dialect)
     utc, money = bind.utc, bind.money
     rows: list[tuple] = []
     seen: set[str] = set()
@@ -97,20 +99,20 @@ def _insert_rows(conn: Connection, entries: Sequence[Entry], remaining: Mapping[
     return rows
 
 
-def insert_new(conn: Connection, entries: Sequence[Entry],
-               remaining: Mapping[str, Decimal] | None = None) -> set[str]:
-    """Insert every entry whose key is not in the ledger; the keys of those inserted.
-
-    A lot's and a debit's `remaining` is `remaining[key]` when given (what a fold said), else the lot
-    starts full and the debit as all debt: `refold` then writes what is really left.
-    """
-    rows = _insert_rows(conn, entries, remaining)
+def insert_bound(conn: Connection, rows: Sequence[tuple]) -> set[str]:
+    """Insert `bound_rows` whose key is not in the ledger; the keys of those inserted."""
     inserted: set[str] = set()
     for start in range(0, len(rows), _INSERT_CHUNK):
         chunk = rows[start:start + _INSERT_CHUNK]
         params = tuple(v for row in chunk for v in row)
         inserted.update(key for _id, key in conn.exec_driver_sql(_insert_sql(conn, len(chunk)), params))
     return inserted
+
+
+def insert_new(conn: Connection, entries: Sequence[Entry],
+               remaining: Mapping[str, Decimal] | None = None) -> set[str]:
+    """Insert every entry whose key is not in the ledger; the keys of those inserted (see `bound_rows`)."""
+    return insert_bound(conn, bound_rows(binders(conn.dialect), entries, remaining))
 
 
 def member_rows(conn: Connection, members: Iterable[Member], *, lock: bool = False) -> dict[Member, list[Row]]:

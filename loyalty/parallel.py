@@ -1,0 +1,127 @@
+"""A full ledger run on several processes: members are planned in worker processes, written here.
+
+Planning is pure and per member (`loyalty.batch.plan_member`), and it is most of a full run's
+time, so worker processes each read a chunk of members (orders and ledger rows, their own database
+connection) and plan it, while this process writes the plans as they come, one transaction per
+chunk. `write_plans` checks in that transaction that no member's ledger changed since its worker
+read it (else plans it again there), so the result is the one a single process writes.
+
+Used for full runs over many members (`loyalsync loyalty rebuild`, a first run); not where the
+database cannot be opened twice (in-memory SQLite). Workers are spawned, never forked: the daemon
+has threads. `LOYALSYNC_LOYALTY_WORKERS` sets how many (1: one process).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.engine import Engine
+
+from loyalty.batch import BatchCounts, MemberPlan, plan_member, write_plans
+from loyalty.engine import BudgetCutoff, Member
+from loyalty.ledger_rows import member_rows
+from loyalty.order_source import MEMBER_BATCH, ORDERS, orders_of
+from loyalty.rules import LoyaltySettings
+from sync.store import Store, connect
+from sync.store.types import binders
+
+__all__ = ["MIN_MEMBERS", "WORKERS_ENV", "every_member", "plan_in_workers", "workers_for"]
+
+WORKERS_ENV = "LOYALSYNC_LOYALTY_WORKERS"
+MIN_MEMBERS = 4 * MEMBER_BATCH  # below this, starting processes costs more than they save
+_IN_FLIGHT = 2  # chunks queued per worker: enough to keep them busy, bounded memory
+
+
+def workers_for(engine: Engine, members: int) -> int:
+    """How many worker processes a full run over `members` members uses (1: none)."""
+    url = engine.url
+    if url.get_backend_name() == "sqlite" and (not url.database or url.database == ":memory:"):
+        return 1
+    wanted = os.environ.get(WORKERS_ENV)
+    if wanted is not None:
+        try:
+            return max(1, int(wanted))
+        except ValueError:
+            raise ValueError(f"{WORKERS_ENV}={wanted!r} is not a number of processes") from None
+    if members < MIN_MEMBERS:
+        return 1
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
+def every_member(engine: Engine, settings: LoyaltySettings, no_identity: dict[str, int]) -> list[Member]:
+    """Every member (a buyer key on a marketplace the program does not switch off), sorted; orders
+    without a buyer key are counted per marketplace in `no_identity`."""
+    c = ORDERS.c
+    off = [mp for mp, over in settings.marketplaces.items() if not over.enabled]
+    skip = (c.marketplace.not_in(off),) if off else ()
+    with engine.connect() as conn:
+        for mp, n in conn.execute(select(c.marketplace, func.count())
+                                  .where(or_(c.buyer_key.is_(None), c.buyer_key == ""), *skip)
+                                  .group_by(c.marketplace)):
+            no_identity[mp] = int(n)
+        stmt = (select(c.marketplace, c.account, c.buyer_key).distinct()
+                .where(c.buyer_key.is_not(None), c.buyer_key != "", *skip))
+        return sorted(tuple(r) for r in conn.execute(stmt))  # type: ignore[misc]
+
+
+# -- in a worker process ---------------------------------------------------------------------------
+
+_WORKER: dict[str, Any] = {}
+
+
+def _start(url: str, settings: LoyaltySettings, now: datetime, settle_delay: timedelta,
+           cutoff: BudgetCutoff | None) -> None:
+    _WORKER.update(store=Store(connect(url, connections=1)), settings=settings, now=now,
+                   settle_delay=settle_delay, cutoff=cutoff)
+
+
+def _plan_chunk(members: list[Member]) -> tuple[list[MemberPlan], int]:
+    """Plans for `members` (and how many orders they have), read in this worker."""
+    w = _WORKER
+    store, settings = w["store"], w["settings"]
+    orders = orders_of(store, settings, members)
+    with store.engine.connect() as conn:
+        rows = member_rows(conn, members)
+    bind = binders(store.engine.dialect)
+    plans = [plan_member(m, orders.get(m, []), rows[m], settings, w["now"], w["settle_delay"], w["cutoff"], bind)
+             for m in members]
+    return plans, sum(len(o) for o in orders.values())
+
+
+# -- in this process -------------------------------------------------------------------------------
+
+def plan_in_workers(store: Any, members: list[Member], settings: LoyaltySettings, now: datetime,
+                    settle_delay: timedelta, cutoff: BudgetCutoff | None,
+                    workers: int) -> Iterator[tuple[int, BatchCounts]]:
+    """Plan `members` in `workers` processes and write each chunk here; (orders, counts) per chunk."""
+    url = store.engine.url.render_as_string(hide_password=False)
+    chunks = [members[i:i + MEMBER_BATCH] for i in range(0, len(members), MEMBER_BATCH)]
+
+    def replan(conn: Any, stale: list[Member]) -> list[MemberPlan]:
+        orders = orders_of(store, settings, stale)
+        rows = member_rows(conn, stale, lock=True)
+        bind = binders(conn.dialect)
+        return [plan_member(m, orders.get(m, []), rows[m], settings, now, settle_delay, cutoff, bind) for m in stale]
+
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_start, initargs=(url, settings, now, settle_delay, cutoff)) as pool:
+        pending: deque = deque()
+        queued = iter(chunks)
+        for chunk in queued:
+            pending.append(pool.apply_async(_plan_chunk, (chunk,)))
+            if len(pending) >= workers * _IN_FLIGHT:
+                break
+        while pending:
+            plans, orders = pending.popleft().get()
+            nxt = next(queued, None)
+            if nxt is not None:
+                pending.append(pool.apply_async(_plan_chunk, (nxt,)))
+            with store.engine.begin() as conn:
+                counts = write_plans(conn, plans, now, replan=replan)
+            yield orders, counts
