@@ -76,9 +76,13 @@ def changed_members(store: Any, settings: LoyaltySettings, since_run: datetime, 
                 members.add((mp, acct, buyer))
             # else: not settled yet, so it writes nothing now and changes nothing of earlier orders
             # (they come before it); the `settling` read below wakes its member when it settles.
-        settling = select(c.marketplace, c.account, c.buyer_key).where(
-            c.created_at >= since_run - settle_delay, c.created_at < now - settle_delay, c.buyer_key.is_not(None))
-        members.update(tuple(r) for r in conn.execute(settling))  # type: ignore[misc]
+        # Per account, so the read uses the (marketplace, account, created_at) index (the accounts
+        # come from that index too: orders of an account the config no longer names still count).
+        for mp, acct in conn.execute(select(c.marketplace, c.account).distinct()).all():
+            settling = select(c.marketplace, c.account, c.buyer_key).where(
+                c.marketplace == mp, c.account == acct, c.created_at >= since_run - settle_delay,
+                c.created_at < now - settle_delay, c.buyer_key.is_not(None))
+            members.update(tuple(r) for r in conn.execute(settling))  # type: ignore[misc]
         for column in (led.available_from, led.expires_at):
             due = select(led.marketplace, led.account, led.buyer_key).distinct().where(
                 led.kind == EARN, column > since_run, column <= now)

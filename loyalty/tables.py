@@ -21,6 +21,9 @@ class LedgerEntryRow(SQLModel, table=True):
         # Every write is INSERT ... ON CONFLICT (idempotency_key) DO NOTHING: re-runs change nothing.
         Index("ux_loyalty_ledger_key", "idempotency_key", unique=True),
         Index("ix_loyalty_ledger_member", "marketplace", "account", "buyer_key"),
+        # The ten-minute run finds lots that became available or expired since the last run.
+        Index("ix_loyalty_ledger_available_from", "available_from"),
+        Index("ix_loyalty_ledger_expires_at", "expires_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
