@@ -43,8 +43,8 @@ def _ledger(store) -> list[tuple]:
     return sorted(tuple(v for k, v in r.items() if k != "id") for r in entries_of(store))
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                       HealthCheck.function_scoped_fixture])
+@settings(max_examples=EXAMPLES * 2 // 3, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                                HealthCheck.function_scoped_fixture])
 @given(history=histories(), rate_changes=st.sets(st.integers(0, 40), max_size=3))
 def test_incremental_runs_write_what_full_runs_write(template_db: Path, history: History, rate_changes: set[int]):
     rules = history.settings
