@@ -13,6 +13,7 @@ has threads. `LOYALSYNC_LOYALTY_WORKERS` sets how many (1: one process).
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 from collections import deque
@@ -33,6 +34,7 @@ from sync.store.types import binders
 
 __all__ = ["MIN_MEMBERS", "WORKERS_ENV", "every_member", "plan_in_workers", "workers_for"]
 
+log = logging.getLogger("loyalsync.loyalty")
 WORKERS_ENV = "LOYALSYNC_LOYALTY_WORKERS"
 MIN_MEMBERS = 4 * MEMBER_BATCH  # below this, starting processes costs more than they save
 _IN_FLIGHT = 2  # chunks queued per worker: enough to keep them busy, bounded memory
@@ -48,7 +50,7 @@ def workers_for(engine: Engine, members: int) -> int:
         try:
             return max(1, int(wanted))
         except ValueError:
-            raise ValueError(f"{WORKERS_ENV}={wanted!r} is not a number of processes") from None
+            log.warning("%s=%r is not a number of processes; using the default (one per CPU)", WORKERS_ENV, wanted)
     if members < MIN_MEMBERS:
         return 1
     return max(1, min(os.cpu_count() or 1, 8))

@@ -7,8 +7,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-
 from connectors.records import OrderRecord, OrderStatus
 from loyalty.batch import plan_member, write_plans
 from loyalty.engine import SETTLE_DELAY, Entry
@@ -118,11 +116,13 @@ def test_a_plan_made_before_the_ledger_changed_is_made_again(sqlite_store: Store
     assert spend["remaining"] == 0  # covered by b001's available points
 
 
-def test_without_a_database_file_the_run_stays_in_this_process(monkeypatch):
-    from loyalty.parallel import workers_for
+def test_without_a_database_file_the_run_stays_in_this_process(monkeypatch, caplog):
+    from loyalty.parallel import MIN_MEMBERS, workers_for
 
     monkeypatch.setenv(WORKERS_ENV, "4")
     assert workers_for(connect("sqlite:///:memory:"), 10_000) == 1
+    assert workers_for(connect("sqlite:////tmp/x.db"), 10) == 4
+    # A mistyped value: one clear warning, and the default (a small run stays in this process).
     monkeypatch.setenv(WORKERS_ENV, "four")
-    with pytest.raises(ValueError, match=WORKERS_ENV):
-        workers_for(connect("sqlite:////tmp/x.db"), 10_000)
+    assert workers_for(connect("sqlite:////tmp/x.db"), MIN_MEMBERS - 1) == 1
+    assert f"{WORKERS_ENV}='four' is not a number of processes" in caplog.text
