@@ -23,10 +23,21 @@ from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from loyalty.engine import EARN, EXPIRE, BudgetCutoff, Entry, Member, OrderFact
-from loyalty.ledger_rows import LEDGER, Row, bound_rows, fold_rows, insert_bound, member_rows, refold, set_availability
+from loyalty.ledger_rows import (
+    LEDGER,
+    Row,
+    bound_rows,
+    fold_rows,
+    insert_bound,
+    member_filters,
+    member_rows,
+    refold,
+    set_availability,
+    write_remaining,
+)
 from loyalty.plan import member_entries
 from loyalty.rules import LoyaltySettings
-from sync.store.types import Binders, binders, raw, readers
+from sync.store.types import Binders, raw, readers
 
 __all__ = ["BatchCounts", "MemberPlan", "current_rows", "plan_member", "write_plans"]
 
@@ -97,17 +108,12 @@ def current_rows(conn: Connection, members: list[Member], *, lock: bool) -> dict
     c = LEDGER.c
     money = readers(conn.dialect).money
     out: dict[Member, dict[int, Decimal | None]] = {m: {} for m in members}
-    by_account: dict[tuple[str, str], list[str]] = {}
-    for mp, acct, buyer in members:
-        by_account.setdefault((mp, acct), []).append(buyer)
-    for (mp, acct), buyers in by_account.items():
-        for start in range(0, len(buyers), 500):
-            stmt = select(c.id, c.buyer_key, raw(c.remaining)).where(
-                c.marketplace == mp, c.account == acct, c.buyer_key.in_(buyers[start:start + 500]))
-            if lock:
-                stmt = stmt.with_for_update()
-            for row_id, buyer, left in conn.execute(stmt):
-                out[(mp, acct, buyer)][row_id] = money(left)
+    for where in member_filters(members):
+        stmt = select(c.id, c.marketplace, c.account, c.buyer_key, raw(c.remaining)).where(*where)
+        if lock:
+            stmt = stmt.with_for_update()
+        for row_id, mp, acct, buyer, left in conn.execute(stmt):
+            out[(mp, acct, buyer)][row_id] = money(left)
     return out
 
 
@@ -143,7 +149,6 @@ def write_plans(conn: Connection, plans: list[MemberPlan], now: datetime,
     derived = [r for p in plans if p.member not in raced for r in p.derived]
     written = insert_bound(conn, derived)
     counts.expired += sum(1 for r in derived if r[0] == EXPIRE and r[2] in written)
-    money = binders(conn.dialect).money
     updates = []
     for p in plans:
         if p.member in raced:
@@ -152,10 +157,8 @@ def write_plans(conn: Connection, plans: list[MemberPlan], now: datetime,
         for row_id, want in p.updates.items():
             current = have.get(row_id)
             if current is None or Decimal(current) != want:
-                updates.append((money(want), row_id))
-    if updates:
-        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
-        conn.exec_driver_sql(f"UPDATE {LEDGER.name} SET remaining = {mark} WHERE id = {mark}", updates)
+                updates.append((row_id, want))
+    write_remaining(conn, updates)
     # Another run wrote some of these keys first: read those members again (its rows included) and
     # fold them as they are now (our writes hold their rows from here on).
     for member, rows in member_rows(conn, sorted(raced), lock=True).items():

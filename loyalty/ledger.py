@@ -10,7 +10,6 @@ once write the same keys (the second is a no-op). The rules are docs/loyalty-rul
 from __future__ import annotations
 
 import heapq
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,7 +32,6 @@ from sync.store.types import binders
 __all__ = ["LEDGER", "ApplyResult", "Balances", "RunResult", "apply", "apply_in", "balances", "balances_of_rows",
            "entries_of", "expire_once", "lasting_available", "rows_by_member", "run_once"]
 
-log = logging.getLogger("loyalsync.loyalty")
 _ZERO = Decimal(0)
 
 

@@ -16,7 +16,7 @@ ledger compute the same keys, so the second writes nothing. `refold` turns a mem
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -30,7 +30,8 @@ from loyalty.tables import LedgerEntryRow
 from sync.store.types import Binders, binders, raw, readers
 
 __all__ = ["ADJUST", "FORGIVE", "LEDGER", "SPEND", "Folded", "Row", "bound_rows", "fold_rows", "insert_bound",
-           "insert_new", "member_rows", "ref_of", "refold", "remaining_updates", "set_availability"]
+           "insert_new", "member_filters", "member_rows", "ref_of", "refold", "remaining_updates", "set_availability",
+           "write_remaining"]
 
 LEDGER: Table = LedgerEntryRow.__table__  # type: ignore[assignment]
 SPEND, ADJUST = "spend", "adjust"
@@ -115,32 +116,39 @@ def insert_new(conn: Connection, entries: Sequence[Entry],
     return insert_bound(conn, bound_rows(binders(conn.dialect), entries, remaining))
 
 
+def member_filters(members: Iterable[Member], chunk: int = 500) -> Iterator[tuple]:
+    """WHERE clauses that select the ledger rows of `members`: per account, up to `chunk` buyer keys
+    each (the member index, and under both databases' parameter limits)."""
+    c = LEDGER.c
+    by_account: dict[tuple[str, str], list[str]] = {}
+    for mp, acct, buyer in members:
+        by_account.setdefault((mp, acct), []).append(buyer)
+    for (mp, acct), buyers in by_account.items():
+        for start in range(0, len(buyers), chunk):
+            yield (c.marketplace == mp, c.account == acct, c.buyer_key.in_(buyers[start:start + chunk]))
+
+
 def member_rows(conn: Connection, members: Iterable[Member], *, lock: bool = False) -> dict[Member, list[Row]]:
     """Every recorded row of `members`, by member, oldest first.
 
     `lock`: PostgreSQL row locks, so concurrent runs over one member queue (SQLite ignores it).
     """
-    by_account: dict[tuple[str, str], list[str]] = {}
-    for mp, acct, buyer in members:
-        by_account.setdefault((mp, acct), []).append(buyer)
+    members = list(members)
     out: dict[Member, list[Row]] = {m: [] for m in members}
     c = LEDGER.c
     read = readers(conn.dialect)
     utc, money = read.utc, read.money
     # Raw values converted here: the column types' processors cost more than the query (`readers`).
     columns = [c.id, raw(c.remaining), *(raw(c[f]) if f in _CONVERTED else c[f] for f in ENTRY_FIELDS)]
-    for (mp, acct), buyers in by_account.items():
-        for start in range(0, len(buyers), 500):
-            stmt = (select(*columns)
-                    .where(c.marketplace == mp, c.account == acct, c.buyer_key.in_(buyers[start:start + 500]))
-                    .order_by(c.id))
-            if lock:
-                stmt = stmt.with_for_update()
-            for (row_id, left, kind, amount, key, order_id, rule, effective, available, expires, r_mp, r_acct,
-                 buyer) in conn.execute(stmt):
-                entry = Entry(kind, money(amount), key, order_id, rule, utc(effective), utc(available), utc(expires),
-                              r_mp, r_acct, buyer)
-                out.setdefault((r_mp, r_acct, buyer), []).append(Row(row_id, entry, money(left)))
+    for where in member_filters(members):
+        stmt = select(*columns).where(*where).order_by(c.id)
+        if lock:
+            stmt = stmt.with_for_update()
+        for (row_id, left, kind, amount, key, order_id, rule, effective, available, expires, r_mp, r_acct,
+             buyer) in conn.execute(stmt):
+            entry = Entry(kind, money(amount), key, order_id, rule, utc(effective), utc(available), utc(expires),
+                          r_mp, r_acct, buyer)
+            out.setdefault((r_mp, r_acct, buyer), []).append(Row(row_id, entry, money(left)))
     return out
 
 
@@ -224,14 +232,20 @@ def fold_rows(rows: list[Row], now: datetime) -> Folded:
 
 def remaining_updates(conn: Connection, rows: Iterable[Row], remaining: Mapping[str, Decimal]) -> int:
     """Write `remaining` of the recorded `rows` whose value changed; the count."""
-    money = binders(conn.dialect).money
     updates = []
     for r in rows:
         want = remaining.get(r.entry.idempotency_key)
         if want is not None and r.id is not None and (r.remaining is None or Decimal(r.remaining) != want):
-            updates.append((money(want), r.id))
+            updates.append((r.id, want))
             r.remaining = want
-    _execute_many(conn, "remaining", f"UPDATE {LEDGER.name} SET remaining = ? WHERE id = ?", updates)
+    return write_remaining(conn, updates)
+
+
+def write_remaining(conn: Connection, updates: Sequence[tuple[int, Decimal]]) -> int:
+    """Set `remaining` of rows by id: (id, value) pairs; the count."""
+    money = binders(conn.dialect).money
+    _execute_many(conn, "remaining", f"UPDATE {LEDGER.name} SET remaining = ? WHERE id = ?",
+                  [(money(want), row_id) for row_id, want in updates])
     return len(updates)
 
 
