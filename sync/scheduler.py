@@ -303,10 +303,8 @@ class Daemon:
             self.stop.set()  # `running` is False from here on, whatever ended the wait
             if self._scheduler is not None:
                 self._scheduler.shutdown(wait=False)
-            # A run cut short is safe: its cursor only moves with fully written pages. A job the
-            # scheduler started just before the stop and cancelled before it ran is not in
-            # `_running` yet: wait for those too, so nothing is left running after the stop.
-            pending = [t for t in self._running if not t.done()] + _cancelled_job_tasks()
+            # A run cut short is safe: its cursor only moves with fully written pages.
+            pending = [t for t in self._running if not t.done()]
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
@@ -335,9 +333,3 @@ class Daemon:
                   repr(error) if error else "no error", exc_info=error)
         self.stop.set()
 
-
-def _cancelled_job_tasks() -> list[asyncio.Task]:
-    """APScheduler's job tasks (`run_coroutine_job`) being cancelled by its shutdown."""
-    me = asyncio.current_task()
-    return [t for t in asyncio.all_tasks() if t is not me and not t.done() and t.cancelling()
-            and getattr(t.get_coro(), "__qualname__", "") == "run_coroutine_job"]
