@@ -54,6 +54,7 @@ from connectors.records import OrderRecord, OrderStatus  # noqa: E402
 from loyalty.engine import SETTLE_DELAY  # noqa: E402
 from loyalty.incremental import ORDERS, STATE, run_changed  # noqa: E402
 from loyalty.ledger import LEDGER, RunResult, run_once  # noqa: E402
+from loyalty.ledger_rows import DUE  # noqa: E402
 from loyalty.rules import EveryNthReward, ExpiryPolicy, LoyaltySettings, Tier, WelcomeReward  # noqa: E402
 from sync.store import PageWrite, Store, connect, migrate  # noqa: E402
 from sync.store.store import StreamKey  # noqa: E402
@@ -192,6 +193,7 @@ def main() -> None:
             del os.environ[WORKERS_ENV]
             with engine.begin() as conn:
                 conn.execute(LEDGER.delete())
+                conn.execute(DUE.delete())
                 conn.execute(STATE.delete())
             workers = workers_for(engine, results["rebuild, one process"]["members"])
             if args.profile:

@@ -27,12 +27,15 @@ from loyalty.ledger_rows import (
     LEDGER,
     Row,
     bound_rows,
+    due_of,
     fold_rows,
     insert_bound,
     member_filters,
     member_rows,
+    next_due,
     refold,
     set_availability,
+    write_due,
     write_remaining,
 )
 from loyalty.plan import member_entries
@@ -58,6 +61,7 @@ class MemberPlan:
     updates: dict[int, Decimal] = field(default_factory=dict)  # recorded row id -> remaining the fold says
     moved: list[tuple[int, datetime | None, datetime | None]] = field(default_factory=list)
     late: list[str] = field(default_factory=list)  # orders that earned after a later order had
+    due: datetime | None = None  # when its points next change by time alone (`loyalty_due`)
 
 
 @dataclass(slots=True)
@@ -96,6 +100,7 @@ def plan_member(member: Member, orders: list[OrderFact], rows: list[Row], settin
             plan.moved.append((old.id, e.available_from, e.expires_at))
             after[e.idempotency_key] = Row(old.id, e, old.remaining)
     folded = fold_rows(list(after.values()), now)
+    plan.due = next_due((r.entry for r in after.values()), now)
     plan.rows = bound_rows(bind, new, folded.remaining)
     plan.derived = bound_rows(bind, folded.new)
     plan.updates = {r.id: folded.remaining[r.entry.idempotency_key] for r in rows
@@ -159,6 +164,8 @@ def write_plans(conn: Connection, plans: list[MemberPlan], now: datetime,
             if current is None or Decimal(current) != want:
                 updates.append((row_id, want))
     write_remaining(conn, updates)
+    written_due = [p for p in plans if p.member not in raced]
+    write_due(conn, {p.member: p.due for p in written_due}, recorded=due_of(conn, [p.member for p in written_due]))
     # Another run wrote some of these keys first: read those members again (its rows included) and
     # fold them as they are now (our writes hold their rows from here on).
     for member, rows in member_rows(conn, sorted(raced), lock=True).items():

@@ -11,6 +11,7 @@ At one instant: grants, then expiries, then availabilities, then take-backs, the
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -82,13 +83,26 @@ class FoldResult:
 
 
 class _Wallet:
+    """The replay's state. Lots that became available are kept in availability order (`available`),
+    so a take-back or a spend walks only the lots it consumes, not every lot of a heavy buyer."""
+
     def __init__(self, lots: list[FoldLot]):
         self.lots = lots
         self.debts: list[list] = []  # [debit key, uncovered], oldest first
         self.result = FoldResult()
+        self.own: dict[tuple[str, str], list[FoldLot]] = {}  # per identity, by (created_at, key)
+        for lot in sorted(lots, key=lambda lot: (lot.created_at, lot.key)):
+            self.own.setdefault(lot.identity, []).append(lot)
+        self.available: list[FoldLot] = []  # by `_by_availability`; emptied or expired ones pruned lazily
+        self._available_keys: list[tuple] = []
 
-    def live(self) -> list[FoldLot]:
-        return [lot for lot in self.lots if lot.remaining > 0 and not lot.is_expired]
+    def make_available(self, lot: FoldLot) -> None:
+        lot.is_available = True
+        key = _by_availability(lot)
+        at = bisect_right(self._available_keys, key)
+        self._available_keys.insert(at, key)
+        self.available.insert(at, lot)
+        self.pay_debts(lot)
 
     def take(self, lots: Iterable[FoldLot], need: Decimal) -> Decimal:
         for lot in lots:
@@ -99,12 +113,34 @@ class _Wallet:
             need -= got
         return need
 
+    def take_available(self, need: Decimal, skip: tuple[str, str] | None = None) -> Decimal:
+        """Take `need` from live available lots in availability order (not those of `skip`)."""
+        dead = 0
+        for lot in self.available:
+            if need <= 0:
+                break
+            if lot.remaining <= 0 or lot.is_expired:
+                dead += 1  # never live again: remaining only falls once granted, expiry is final
+                continue
+            if lot.identity == skip:
+                continue
+            got = min(lot.remaining, need)
+            lot.remaining -= got
+            need -= got
+        if dead > 16:
+            keep = [i for i, lot in enumerate(self.available) if lot.remaining > 0 and not lot.is_expired]
+            self.available = [self.available[i] for i in keep]
+            self._available_keys = [self._available_keys[i] for i in keep]
+        return need
+
     def owe(self, key: str, amount: Decimal) -> None:
         self.result.uncovered[key] = self.result.uncovered.get(key, _ZERO) + amount
         if amount > 0:
             self.debts.append([key, amount])
 
     def pay_debts(self, lot: FoldLot) -> None:
+        if not self.debts:
+            return
         for debt in self.debts:
             if lot.remaining <= 0:
                 break
@@ -115,8 +151,7 @@ class _Wallet:
         self.debts = [d for d in self.debts if d[1] > 0]
 
     def take_back(self, t: TakeBack) -> None:
-        own = sorted((lot for lot in self.lots if lot.identity == t.identity and lot.created_at <= t.at),
-                     key=lambda lot: (lot.created_at, lot.key))
+        own = [lot for lot in self.own.get(t.identity, ()) if lot.created_at <= t.at]
         need = self.take((lot for lot in own if not lot.is_expired), t.amount)
         forgiven = _ZERO
         for lot in own:  # points that expired unused are gone, not owed twice
@@ -130,13 +165,10 @@ class _Wallet:
         # Owed points come from available lots only; pending ones pay the debt when they become
         # available (§7). Taking them now would let a lot that is itself taken back before it is
         # available absorb a debt, and make the result depend on which such lots a run had written.
-        others = (lot for lot in self.live() if lot.identity != t.identity and lot.is_available)
-        need = self.take(sorted(others, key=_by_availability), need)
-        self.owe(t.key, need)
+        self.owe(t.key, self.take_available(need, skip=t.identity) if need > 0 else need)
 
     def spend(self, s: Spend) -> None:
-        available = sorted((lot for lot in self.live() if lot.is_available), key=_by_availability)
-        self.owe(s.key, self.take(available, s.amount))
+        self.owe(s.key, self.take_available(s.amount))
 
 
 _RULE_RANK = {"rate": 0, "welcome": 1, "every_nth": 2}  # then offer bonuses by name (docs §8)
@@ -229,8 +261,7 @@ def _replay(wallet: _Wallet, lots: list[FoldLot], take_backs: list[TakeBack], sp
             item.is_expired = True
         elif kind == _AVAILABLE:
             if not item.is_expired:
-                item.is_available = True
-                wallet.pay_debts(item)
+                wallet.make_available(item)
         elif kind == _TAKE_BACK:
             wallet.take_back(item)
         else:

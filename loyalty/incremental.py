@@ -9,7 +9,9 @@ or expires, or when it spends points (the outbox refolds the member itself). So 
   after it), if they are settled: an order created within the settle delay earns nothing yet, and
   every settled order of its member was created before it, so nothing it does changes them;
 - orders created between `last run − settle delay` and `now − settle delay`;
-- lots whose `available_from` or `expires_at` falls in (last run, now];
+- members whose lots became available or expired by now: `loyalty_due`, which every write of a
+  member's ledger keeps at its next such moment (`loyalty.ledger_rows.next_due`), so a member a
+  failed run left due is still due on the next one;
 
 and runs `loyalty.ledger.run_once` for those members only. The first run, and `loyalsync rebuild`,
 take every member. The result equals one full run over the same orders (a property test compares
@@ -25,8 +27,9 @@ from typing import Any
 
 from sqlalchemy import Table, select
 
-from loyalty.engine import EARN, SETTLE_DELAY, Member
-from loyalty.ledger import LEDGER, RunResult, run_once
+from loyalty.engine import SETTLE_DELAY, Member
+from loyalty.ledger import RunResult, run_once
+from loyalty.ledger_rows import DUE
 from loyalty.rules import LoyaltySettings
 from loyalty.tables import LoyaltyStateRow
 from sync.store.tables import OrderRow
@@ -62,7 +65,7 @@ def _save(conn: Any, values: dict[str, datetime]) -> None:
 def changed_members(store: Any, settings: LoyaltySettings, since_run: datetime, orders_seen: datetime,
                     now: datetime, settle_delay: timedelta = SETTLE_DELAY) -> tuple[set[Member], datetime | None, int]:
     """Members with something new since the last run; the latest `changed_at` read; how many orders."""
-    c, led = ORDERS.c, LEDGER.c
+    c = ORDERS.c
     members: set[Member] = set()
     latest, count = orders_seen, 0
     with store.engine.connect() as conn:
@@ -83,10 +86,8 @@ def changed_members(store: Any, settings: LoyaltySettings, since_run: datetime, 
                 c.marketplace == mp, c.account == acct, c.created_at >= since_run - settle_delay,
                 c.created_at < now - settle_delay, c.buyer_key.is_not(None))
             members.update(tuple(r) for r in conn.execute(settling))  # type: ignore[misc]
-        for column in (led.available_from, led.expires_at):
-            due = select(led.marketplace, led.account, led.buyer_key).distinct().where(
-                led.kind == EARN, column > since_run, column <= now)
-            members.update(tuple(r) for r in conn.execute(due))  # type: ignore[misc]
+        due = select(DUE.c.marketplace, DUE.c.account, DUE.c.buyer_key).where(DUE.c.due_at <= now)
+        members.update(tuple(r) for r in conn.execute(due))  # type: ignore[misc]
     return {m for m in members if m[2]}, latest, count
 
 

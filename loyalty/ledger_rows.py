@@ -26,14 +26,16 @@ from sqlalchemy.engine import Connection
 
 from loyalty.engine import EARN, EXPIRE, REVERSE, Entry, Member
 from loyalty.fold import FoldLot, Spend, TakeBack, fold_owned
-from loyalty.tables import LedgerEntryRow
+from loyalty.tables import LedgerEntryRow, LoyaltyDueRow
 from sync.store.types import Binders, binders, raw, readers
+from sync.store.upsert import dialect_insert
 
-__all__ = ["ADJUST", "FORGIVE", "LEDGER", "SPEND", "Folded", "Row", "bound_rows", "fold_rows", "insert_bound",
-           "insert_new", "member_filters", "member_rows", "ref_of", "refold", "remaining_updates", "set_availability",
-           "write_remaining"]
+__all__ = ["ADJUST", "DUE", "FORGIVE", "LEDGER", "SPEND", "Folded", "Row", "bound_rows", "due_of", "fold_rows",
+           "insert_bound", "insert_new", "member_filters", "member_rows", "next_due", "ref_of", "refold",
+           "remaining_updates", "set_availability", "write_due", "write_remaining"]
 
 LEDGER: Table = LedgerEntryRow.__table__  # type: ignore[assignment]
+DUE: Table = LoyaltyDueRow.__table__  # type: ignore[assignment]
 SPEND, ADJUST = "spend", "adjust"
 FORGIVE = "forgive:"  # the key prefix of the adjust entries that carry what a take-back forgave
 _ZERO = Decimal(0)
@@ -116,10 +118,11 @@ def insert_new(conn: Connection, entries: Sequence[Entry],
     return insert_bound(conn, bound_rows(binders(conn.dialect), entries, remaining))
 
 
-def member_filters(members: Iterable[Member], chunk: int = 500) -> Iterator[tuple]:
-    """WHERE clauses that select the ledger rows of `members`: per account, up to `chunk` buyer keys
-    each (the member index, and under both databases' parameter limits)."""
-    c = LEDGER.c
+def member_filters(members: Iterable[Member], chunk: int = 500, table: Table = LEDGER) -> Iterator[tuple]:
+    """WHERE clauses that select the rows of `members` in `table` (the ledger, or `loyalty_due`): per
+    account, up to `chunk` buyer keys each (the member index, and under both databases' parameter
+    limits)."""
+    c = table.c
     by_account: dict[tuple[str, str], list[str]] = {}
     for mp, acct, buyer in members:
         by_account.setdefault((mp, acct), []).append(buyer)
@@ -159,6 +162,47 @@ def set_availability(conn: Connection, rows: Iterable[tuple[int, datetime | None
     _execute_many(conn, "availability",
                   f"UPDATE {LEDGER.name} SET available_from = ?, expires_at = ? WHERE id = ?", params)
     return len(params)
+
+
+def next_due(entries: Iterable[Entry], now: datetime) -> datetime | None:
+    """When the member's points next change by time alone after `now`: the earliest `available_from`
+    or `expires_at` of its lots later than `now` (None: never, until something else happens)."""
+    due = None
+    for e in entries:
+        if e.kind != EARN:
+            continue
+        for at in (e.available_from, e.expires_at):
+            if at is not None and at > now and (due is None or at < due):
+                due = at
+    return due
+
+
+def due_of(conn: Connection, members: Iterable[Member]) -> dict[Member, datetime]:
+    """The recorded `loyalty_due` moment of each of `members` that has one."""
+    c = DUE.c
+    out: dict[Member, datetime] = {}
+    for where in member_filters(members, table=DUE):
+        for mp, acct, buyer, at in conn.execute(select(c.marketplace, c.account, c.buyer_key, c.due_at).where(*where)):
+            out[(mp, acct, buyer)] = at
+    return out
+
+
+def write_due(conn: Connection, due: Mapping[Member, datetime | None],
+              recorded: Mapping[Member, datetime] | None = None) -> int:
+    """Record when each member is due next (None: not due; its row goes); with `recorded` (what
+    `due_of` read in this transaction), only the members whose moment changed. The count written."""
+    if recorded is not None:
+        due = {m: at for m, at in due.items() if recorded.get(m) != at}
+    gone = [m for m, at in due.items() if at is None]
+    rows = [{"marketplace": m[0], "account": m[1], "buyer_key": m[2], "due_at": at}
+            for m, at in sorted(due.items()) if at is not None]
+    for where in member_filters(gone, table=DUE):
+        conn.execute(DUE.delete().where(*where))
+    if rows:
+        stmt = dialect_insert(conn, DUE)
+        conn.execute(stmt.on_conflict_do_update(index_elements=["marketplace", "account", "buyer_key"],
+                                                set_={"due_at": stmt.excluded.due_at}), rows)
+    return len(due)
 
 
 def ref_of(key: str) -> str:
@@ -258,6 +302,7 @@ def refold(conn: Connection, member: Member, rows: list[Row], now: datetime) -> 
     folded = fold_rows(rows, now)
     inserted = insert_new(conn, folded.new)
     updated = remaining_updates(conn, rows, folded.remaining)
+    write_due(conn, {member: next_due((r.entry for r in rows), now)})
     return sum(1 for e in folded.new if e.kind == EXPIRE and e.idempotency_key in inserted), updated
 
 

@@ -20,6 +20,7 @@ only how they become ledger entries:
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -163,6 +164,7 @@ class _Planner:
         self.recorded = by_identity(recorded)
         self.offers = sorted(settings.offers, key=lambda f: f.name)
         self._sequences: list[list[OrderFact]] | None = None
+        self._moved: tuple[list[datetime], list[datetime | None]] | None = None
 
     def _record(self, order: OrderFact, rule: str) -> Recorded:
         return self.recorded.get((order.order_id, rule), _NOTHING)
@@ -300,15 +302,27 @@ class _Planner:
         """The settled sequence just after each void but the last, in time order (after the last it
         is `counted`): where a reward may have stopped between two voids."""
         if self._sequences is None:
-            times = sorted({t for o in self.settled if (t := voided_at(o)) is not None})
-            self._sequences = [[o for o in self.settled if not ((v := voided_at(o)) is not None and v <= t)]
-                               for t in times[:-1]]
+            voids = [voided_at(o) for o in self.settled]
+            times = sorted({t for t in voids if t is not None})
+            pairs = list(zip(self.settled, voids, strict=True))
+            self._sequences = [[o for o, v in pairs if v is None or v > t] for t in times[:-1]]
         return self._sequences
 
     def _moved_at(self, o: OrderFact) -> datetime:
         """When a void moved `o`'s reward away: the latest void among orders created no later than it."""
-        times = [voided_at(v) for v in self.settled if v.created_at <= o.created_at and _void(v)]
-        return max((t for t in times if t is not None), default=self.now)
+        if self._moved is None:
+            # Running maximum of void times over the settled orders in creation order.
+            created, latest, running = [], [], None
+            for v in self.settled:
+                t = voided_at(v)
+                if t is not None and (running is None or t > running):
+                    running = t
+                created.append(v.created_at)
+                latest.append(running)
+            self._moved = created, latest
+        created, latest = self._moved
+        i = bisect_right(created, o.created_at)
+        return (latest[i - 1] if i else None) or self.now
 
 
 def _entry(kind: str, amount: Decimal, key: str, want: _Want, at: datetime, avail: datetime | None = None,
