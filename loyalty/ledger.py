@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.engine import Connection, Engine
 
+import loyalty.batch as write_batch
 from loyalty.batch import BatchCounts, plan_member, write_plans
 from loyalty.engine import EARN, EXPIRE, REVERSE, SETTLE_DELAY, BudgetCutoff, Entry, Member, OrderFact, lot_position
 from loyalty.fold import FoldLot, Spend, TakeBack, fold
@@ -196,7 +197,7 @@ def run_once(store: Any, settings: LoyaltySettings, now: datetime, *, settle_del
         return result
     # Only the chosen members can have new lots: the others have nothing new (loyalty.incremental).
     cutoff = _budget_cutoff(store, settings, now, settle_delay, chosen)
-    for batch in batches(source):
+    for batch in batches(source, write_batch.WRITE_MEMBERS):  # (read at call time: tests shrink it)
         for _member, orders in batch:
             result.members += 1
             result.orders += len(orders)

@@ -171,12 +171,14 @@ def members_of(store: Any, settings: LoyaltySettings,
     return group_by_member(store.iter_orders(), settings, counts)  # any other order source
 
 
-def batches(source: Iterable[tuple[Member, list[OrderFact]]]) -> Iterator[list[tuple[Member, list[OrderFact]]]]:
-    """`source` in lists of MEMBER_BATCH members."""
+def batches(source: Iterable[tuple[Member, list[OrderFact]]],
+            size: int | None = None) -> Iterator[list[tuple[Member, list[OrderFact]]]]:
+    """`source` in lists of `size` members (default MEMBER_BATCH)."""
+    size = size or MEMBER_BATCH
     batch: list[tuple[Member, list[OrderFact]]] = []
     for item in source:
         batch.append(item)
-        if len(batch) == MEMBER_BATCH:
+        if len(batch) == size:
             yield batch
             batch = []
     if batch:

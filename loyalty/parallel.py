@@ -3,8 +3,9 @@
 Planning is pure and per member (`loyalty.batch.plan_member`), and it is most of a full run's
 time, so worker processes each read a chunk of members (orders and ledger rows, their own database
 connection) and plan it, while this process writes the plans as they come, one transaction per
-chunk. `write_plans` checks in that transaction that no member's ledger changed since its worker
-read it (else plans it again there), so the result is the one a single process writes.
+`loyalty.batch.WRITE_MEMBERS` members. `write_plans` checks in that transaction that no member's
+ledger changed since its worker read it (else plans it again there), so the result is the one a
+single process writes.
 
 Used for full runs over many members (`loyalsync loyalty rebuild`, a first run); not where the
 database cannot be opened twice (in-memory SQLite). Workers are spawned, never forked: the daemon
@@ -24,6 +25,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Engine
 
+import loyalty.batch as write_batch
 from loyalty.batch import BatchCounts, MemberPlan, plan_member, write_plans
 from loyalty.engine import BudgetCutoff, Member
 from loyalty.ledger_rows import member_rows
@@ -36,7 +38,7 @@ __all__ = ["MIN_MEMBERS", "WORKERS_ENV", "every_member", "plan_in_workers", "wor
 
 log = logging.getLogger("loyalsync.loyalty")
 WORKERS_ENV = "LOYALSYNC_LOYALTY_WORKERS"
-MIN_MEMBERS = 4 * MEMBER_BATCH  # below this, starting processes costs more than they save
+MIN_MEMBERS = 2000  # below this, starting processes costs more than they save
 _IN_FLIGHT = 2  # chunks queued per worker: enough to keep them busy, bounded memory
 
 
@@ -101,7 +103,7 @@ def _plan_chunk(members: list[Member]) -> tuple[list[MemberPlan], int]:
 def plan_in_workers(store: Any, members: list[Member], settings: LoyaltySettings, now: datetime,
                     settle_delay: timedelta, cutoff: BudgetCutoff | None,
                     workers: int) -> Iterator[tuple[int, BatchCounts]]:
-    """Plan `members` in `workers` processes and write each chunk here; (orders, counts) per chunk."""
+    """Plan `members` in `workers` processes and write the plans here; (orders, counts) per write."""
     url = store.engine.url.render_as_string(hide_password=False)
     chunks = [members[i:i + MEMBER_BATCH] for i in range(0, len(members), MEMBER_BATCH)]
 
@@ -111,19 +113,28 @@ def plan_in_workers(store: Any, members: list[Member], settings: LoyaltySettings
         bind = binders(conn.dialect)
         return [plan_member(m, orders.get(m, []), rows[m], settings, now, settle_delay, cutoff, bind) for m in stale]
 
+    # Enough chunks queued that the workers keep planning while this process writes a group.
+    in_flight = workers * _IN_FLIGHT + write_batch.WRITE_MEMBERS // MEMBER_BATCH
     context = multiprocessing.get_context("spawn")
     with context.Pool(workers, initializer=_start, initargs=(url, settings, now, settle_delay, cutoff)) as pool:
         pending: deque = deque()
         queued = iter(chunks)
         for chunk in queued:
             pending.append(pool.apply_async(_plan_chunk, (chunk,)))
-            if len(pending) >= workers * _IN_FLIGHT:
+            if len(pending) >= in_flight:
                 break
+        group: list[MemberPlan] = []
+        group_orders = 0
         while pending:
             plans, orders = pending.popleft().get()
             nxt = next(queued, None)
             if nxt is not None:
                 pending.append(pool.apply_async(_plan_chunk, (nxt,)))
-            with store.engine.begin() as conn:
-                counts = write_plans(conn, plans, now, replan=replan)
-            yield orders, counts
+            group += plans
+            group_orders += orders
+            # Written in groups of WRITE_MEMBERS members: fewer, larger commits (loyalty.batch).
+            if len(group) >= write_batch.WRITE_MEMBERS or not pending:
+                with store.engine.begin() as conn:
+                    counts = write_plans(conn, group, now, replan=replan)
+                yield group_orders, counts
+                group, group_orders = [], 0

@@ -133,7 +133,7 @@ def _segment_at(earlier: Iterable[OrderFact], t: datetime, settings: LoyaltySett
     return segment(prior, t, settings.segments)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Want:
     """What the buyer should hold of one identity now: `keep(A)` of the lot's amount `A`."""
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+import loyalty.batch as write_batch
 import loyalty.order_source as order_source
 from connectors.records import OrderRecord, OrderStatus
 from loyalty.ledger import balances, entries_of, run_once
@@ -179,6 +180,7 @@ class Backend:
 def backend(request, tmp_path: Path, monkeypatch) -> Iterator[Backend]:
     # Small batches: many transactions per run, so the concurrent runs interleave between them.
     monkeypatch.setattr(order_source, "MEMBER_BATCH", 7)
+    monkeypatch.setattr(write_batch, "WRITE_MEMBERS", 7)
     b = Backend(request.param, tmp_path)
     try:
         yield b

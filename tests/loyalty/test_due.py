@@ -101,3 +101,31 @@ def test_a_lot_written_outside_the_job_is_due_too(template_db: Path):
                     "ozon", "main", "b9")
         apply(store, [lot], now=T0)
         assert _due(store) == {"b9": T0 + 2 * DAY}
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_inserting_rows_some_of_which_exist_reports_exactly_the_new_keys(backend: str, tmp_path: Path, request):
+    """`insert_bound` tells the batch writer which of its keys it wrote (another run may have written
+    some first). On SQLite it counts instead of reading each row back; both must name the same keys."""
+    from loyalty.ledger_rows import LEDGER, bound_rows, insert_bound
+    from sync.store import connect, migrate
+    from sync.store.types import binders
+
+    url = f"sqlite:///{tmp_path / 'x.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
+    engine = connect(url)
+    migrate(engine)
+
+    def entries(*names: str) -> list[Entry]:
+        return [Entry("earn", Decimal(3), f"earn:ozon:main:{n}:rate", n, "rate", T0, None, None, "ozon", "main", "b")
+                for n in names]
+
+    with engine.begin() as conn:
+        bind = binders(conn.dialect)
+        first = insert_bound(conn, bound_rows(bind, entries("A", "C")))
+        assert first == {"earn:ozon:main:A:rate", "earn:ozon:main:C:rate"}
+        got = insert_bound(conn, bound_rows(bind, entries("A", "B", "C", "D")))
+        assert got == {"earn:ozon:main:B:rate", "earn:ozon:main:D:rate"}
+        assert insert_bound(conn, bound_rows(bind, entries("B", "D"))) == set()
+        keys = sorted(conn.execute(select(LEDGER.c.idempotency_key)).scalars())
+    assert keys == [f"earn:ozon:main:{n}:rate" for n in "ABCD"]
+    engine.dispose()
