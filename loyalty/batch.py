@@ -49,8 +49,9 @@ log = logging.getLogger("loyalsync.loyalty")
 # Members per write transaction in a full run. SQLite writes every index page a transaction dirtied
 # at its commit, and new keys land on random pages of the ledger's key index: 1.3 million rows
 # written 6,500 a commit cost 24 s, 65,000 a commit 14 s, in one commit 9 s (raw sqlite3, same
-# schema). ~4,000 members (~50,000 rows) hold the write lock for a second or two at a time.
-WRITE_MEMBERS = 4000
+# schema); the 1M-order rebuild took 50 s at 4,000 members a transaction, 43 s at 12,000, 43 s at
+# 25,000. 10,000 members (~130,000 rows) hold the write lock ~2 s at a time.
+WRITE_MEMBERS = 10_000
 
 
 @dataclass(slots=True)

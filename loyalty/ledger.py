@@ -10,6 +10,7 @@ once write the same keys (the second is a no-op). The rules are docs/loyalty-rul
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -210,21 +211,24 @@ def run_once(store: Any, settings: LoyaltySettings, now: datetime, *, settle_del
 def _parallel(store: Any, settings: LoyaltySettings, now: datetime, settle_delay: Any, result: RunResult) -> bool:
     """Every member planned in worker processes (`loyalty.parallel`), if the store allows and there
     are enough members; False when the run should go on in this process."""
-    from loyalty.parallel import every_member, plan_in_workers, workers_for
+    from loyalty.parallel import every_buyer, orders_by_marketplace, plan_in_workers, workers_for
 
     if getattr(type(store), "iter_orders", None) is not Store.iter_orders:
         return False  # another order source (simulate's view): read through it here
-    no_identity: dict[str, int] = {}
-    everyone = every_member(store.engine, settings, no_identity)
-    workers = workers_for(store.engine, len(everyone))
+    buyers = every_buyer(store.engine)
+    workers = workers_for(store.engine, len(buyers))
     if workers <= 1:
         return False
-    result.no_identity.update(no_identity)
+    total = orders_by_marketplace(store.engine, settings)
     cutoff = _budget_cutoff(store, settings, now, settle_delay)
-    for orders, counts in plan_in_workers(store, everyone, settings, now, settle_delay, cutoff, workers):
-        result.orders += orders
+    keyed: Counter[str] = Counter()
+    for members, orders, counts in plan_in_workers(store, buyers, settings, now, settle_delay, cutoff, workers):
+        result.members += members
+        keyed += orders
         result.add(counts)
-    result.members = len(everyone)
+    result.orders = sum(keyed.values())
+    # Orders without a buyer key: the ones the workers did not read (no order row read for them).
+    result.no_identity.update({mp: n - keyed[mp] for mp, n in total.items() if n > keyed[mp]})
     result.expired += expire_once(store, now)
     return True
 

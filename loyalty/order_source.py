@@ -20,7 +20,7 @@ from sync.store.store import Store
 from sync.store.tables import OrderLineRow, OrderRow
 from sync.store.types import Readers, raw, readers
 
-__all__ = ["MEMBER_BATCH", "batches", "group_by_member", "members_of", "orders_of"]
+__all__ = ["MEMBER_BATCH", "batches", "group_by_member", "members_of", "orders_of", "orders_of_buyers"]
 
 MEMBER_BATCH = 500
 ORDERS: Table = OrderRow.__table__  # type: ignore[assignment]
@@ -125,16 +125,27 @@ def orders_of(store: Any, settings: LoyaltySettings, members: Iterable[Member]) 
     wanted = set(members)
     if getattr(type(store), "iter_orders", None) is not Store.iter_orders:
         return dict(group_by_member(store.iter_orders(), settings, {}, wanted))
+    return _orders_by_key(store.engine, settings, sorted({buyer for _, _, buyer in wanted}), wanted)
+
+
+def orders_of_buyers(store: Any, settings: LoyaltySettings, buyers: Sequence[str]) -> dict[Member, list[OrderFact]]:
+    """The orders of every member with one of these buyer keys (any marketplace and account the
+    program does not switch off), from the store's own tables."""
+    return _orders_by_key(store.engine, settings, sorted(set(buyers)), None)
+
+
+def _orders_by_key(engine: Engine, settings: LoyaltySettings, keys: Sequence[str],
+                   wanted: set[Member] | None) -> dict[Member, list[OrderFact]]:
     c = ORDERS.c
     off = [mp for mp, over in settings.marketplaces.items() if not over.enabled]
     skip = (c.marketplace.not_in(off),) if off else ()
     columns = _columns()
-    keys = sorted({buyer for _, _, buyer in wanted})
     out: dict[Member, list[OrderFact]] = {}
-    with store.engine.connect() as conn:
+    with engine.connect() as conn:
         for start in range(0, len(keys), 500):
             rows = conn.execute(select(*columns).where(c.buyer_key.in_(keys[start:start + 500]), *skip)).all()
-            rows = [r for r in rows if (r[0], r[1], r[3]) in wanted]
+            if wanted is not None:
+                rows = [r for r in rows if (r[0], r[1], r[3]) in wanted]
             lines = _lines_of(conn, rows) if _needs_lines(settings) else None
             for member, facts in _by_member(rows, lines, readers(conn.dialect)).items():
                 out.setdefault(member, []).extend(facts)

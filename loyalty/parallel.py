@@ -17,24 +17,24 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 import loyalty.batch as write_batch
 from loyalty.batch import BatchCounts, MemberPlan, plan_member, write_plans
 from loyalty.engine import BudgetCutoff, Member
 from loyalty.ledger_rows import member_rows
-from loyalty.order_source import MEMBER_BATCH, ORDERS, orders_of
+from loyalty.order_source import MEMBER_BATCH, ORDERS, orders_of, orders_of_buyers
 from loyalty.rules import LoyaltySettings
 from sync.store import Store, connect
 from sync.store.types import binders
 
-__all__ = ["MIN_MEMBERS", "WORKERS_ENV", "every_member", "plan_in_workers", "workers_for"]
+__all__ = ["MIN_MEMBERS", "WORKERS_ENV", "every_buyer", "orders_by_marketplace", "plan_in_workers", "workers_for"]
 
 log = logging.getLogger("loyalsync.loyalty")
 WORKERS_ENV = "LOYALSYNC_LOYALTY_WORKERS"
@@ -58,20 +58,25 @@ def workers_for(engine: Engine, members: int) -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
-def every_member(engine: Engine, settings: LoyaltySettings, no_identity: dict[str, int]) -> list[Member]:
-    """Every member (a buyer key on a marketplace the program does not switch off), sorted; orders
-    without a buyer key are counted per marketplace in `no_identity`."""
+def every_buyer(engine: Engine) -> list[str]:
+    """Every buyer key in the orders, sorted (a key only on marketplaces switched off plans no member).
+
+    Buyer keys, not members: DISTINCT over the buyer-key index alone reads no order row (0.1 s at a
+    million orders, 4 s for the (marketplace, account, buyer) triples); workers find each key's
+    members among the orders they read anyway."""
+    c = ORDERS.c
+    stmt = select(c.buyer_key).distinct().where(c.buyer_key.is_not(None), c.buyer_key != "")
+    with engine.connect() as conn:
+        return sorted(conn.execute(stmt).scalars())
+
+
+def orders_by_marketplace(engine: Engine, settings: LoyaltySettings) -> dict[str, int]:
+    """Orders per marketplace the program does not switch off (an index-only count)."""
     c = ORDERS.c
     off = [mp for mp, over in settings.marketplaces.items() if not over.enabled]
-    skip = (c.marketplace.not_in(off),) if off else ()
+    stmt = select(c.marketplace, func.count()).group_by(c.marketplace)
     with engine.connect() as conn:
-        for mp, n in conn.execute(select(c.marketplace, func.count())
-                                  .where(or_(c.buyer_key.is_(None), c.buyer_key == ""), *skip)
-                                  .group_by(c.marketplace)):
-            no_identity[mp] = int(n)
-        stmt = (select(c.marketplace, c.account, c.buyer_key).distinct()
-                .where(c.buyer_key.is_not(None), c.buyer_key != "", *skip))
-        return sorted(tuple(r) for r in conn.execute(stmt))  # type: ignore[misc]
+        return {mp: int(n) for mp, n in conn.execute(stmt) if mp not in off}
 
 
 # -- in a worker process ---------------------------------------------------------------------------
@@ -85,27 +90,37 @@ def _start(url: str, settings: LoyaltySettings, now: datetime, settle_delay: tim
                    settle_delay=settle_delay, cutoff=cutoff)
 
 
-def _plan_chunk(members: list[Member]) -> tuple[list[MemberPlan], int]:
-    """Plans for `members` (and how many orders they have), read in this worker."""
+def _plan_chunk(buyers: list[str]) -> tuple[list[MemberPlan], Counter[str]]:
+    """Plans for the members with these buyer keys, and how many orders they have per marketplace,
+    read in this worker."""
     w = _WORKER
     store, settings = w["store"], w["settings"]
-    orders = orders_of(store, settings, members)
+    orders = orders_of_buyers(store, settings, buyers)
+    members = sorted(orders)
     with store.engine.connect() as conn:
         rows = member_rows(conn, members)
     bind = binders(store.engine.dialect)
-    plans = [plan_member(m, orders.get(m, []), rows[m], settings, w["now"], w["settle_delay"], w["cutoff"], bind)
+    plans = [plan_member(m, orders[m], rows[m], settings, w["now"], w["settle_delay"], w["cutoff"], bind)
              for m in members]
-    return plans, sum(len(o) for o in orders.values())
+    return plans, _per_marketplace(orders)
+
+
+def _per_marketplace(orders: dict[Member, list]) -> Counter[str]:
+    out: Counter[str] = Counter()
+    for (mp, _acct, _buyer), facts in orders.items():
+        out[mp] += len(facts)
+    return out
 
 
 # -- in this process -------------------------------------------------------------------------------
 
-def plan_in_workers(store: Any, members: list[Member], settings: LoyaltySettings, now: datetime,
+def plan_in_workers(store: Any, buyers: list[str], settings: LoyaltySettings, now: datetime,
                     settle_delay: timedelta, cutoff: BudgetCutoff | None,
-                    workers: int) -> Iterator[tuple[int, BatchCounts]]:
-    """Plan `members` in `workers` processes and write the plans here; (orders, counts) per write."""
+                    workers: int) -> Iterator[tuple[int, Counter[str], BatchCounts]]:
+    """Plan the members of `buyers` in `workers` processes and write the plans here; per write:
+    (members, their orders per marketplace, counts)."""
     url = store.engine.url.render_as_string(hide_password=False)
-    chunks = [members[i:i + MEMBER_BATCH] for i in range(0, len(members), MEMBER_BATCH)]
+    chunks = [buyers[i:i + MEMBER_BATCH] for i in range(0, len(buyers), MEMBER_BATCH)]
 
     def replan(conn: Any, stale: list[Member]) -> list[MemberPlan]:
         orders = orders_of(store, settings, stale)
@@ -124,7 +139,7 @@ def plan_in_workers(store: Any, members: list[Member], settings: LoyaltySettings
             if len(pending) >= in_flight:
                 break
         group: list[MemberPlan] = []
-        group_orders = 0
+        group_orders: Counter[str] = Counter()
         while pending:
             plans, orders = pending.popleft().get()
             nxt = next(queued, None)
@@ -136,5 +151,5 @@ def plan_in_workers(store: Any, members: list[Member], settings: LoyaltySettings
             if len(group) >= write_batch.WRITE_MEMBERS or not pending:
                 with store.engine.begin() as conn:
                     counts = write_plans(conn, group, now, replan=replan)
-                yield group_orders, counts
-                group, group_orders = [], 0
+                yield len(group), group_orders, counts
+                group, group_orders = [], Counter()

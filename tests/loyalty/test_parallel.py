@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -43,13 +44,24 @@ def orders(seed: int, n: int, now: datetime, first: int = 0) -> list[OrderRecord
         out.append(OrderRecord(
             marketplace="ozon", account="main", order_id=f"O{i}", created_at=created, updated_at=changed,
             status=status, platform_status=status.value, fulfilment="fbs", currency="RUB", total=total, lines=(),
-            buyer_key=f"b{rng.randrange(120):03d}", returned_total=total / 4 if 0.18 <= r < 0.25 else Decimal(0),
+            buyer_key=_buyer(i, rng.randrange(120)), returned_total=total / 4 if 0.18 <= r < 0.25 else Decimal(0),
             status_changed_at=changed))
     return out
 
 
-def write(store: Store, records: list[OrderRecord], now: datetime) -> None:
+def _buyer(i: int, drawn: int) -> str | None:
+    """Mostly ~120 buyers; every 29th order without a buyer key, every 31st with an empty one (no
+    identity: counted, never planned)."""
+    return None if i % 29 == 28 else "" if i % 31 == 30 else f"b{drawn:03d}"
+
+
+def write(store: Store, records: list[OrderRecord], now: datetime, *, wildberries: bool = True) -> None:
     store.write_pages(StreamKey("ozon", "main", "orders"), [PageWrite(orders=records)], now=now)
+    if not wildberries:
+        return
+    # The same buyer keys on another marketplace: other members (a key names a buyer per account).
+    other = [replace(r, marketplace="wildberries", order_id=f"W{r.order_id}") for r in records[::7]]
+    store.write_pages(StreamKey("wildberries", "main", "orders"), [PageWrite(orders=other)], now=now)
 
 
 def ledger(store: Store) -> list[tuple]:
@@ -70,6 +82,8 @@ def test_workers_write_what_one_process_writes(store: Store, tmp_path: Path, mon
     monkeypatch.setenv(WORKERS_ENV, "2")
     parallel = run_once(store, RULES, T1)
     assert (parallel.members, parallel.orders, parallel.inserted) == (first.members, first.orders, first.inserted)
+    assert parallel.no_identity == first.no_identity and sum(first.no_identity.values()) > 20
+    assert parallel.members > 120  # the wildberries members too
     assert first.inserted > 600 and ledger(store) == ledger(one)
     # More orders, spends, and 20 days of availability and expiry: runs over a ledger with history.
     more = orders(8, 200, later, first=600)
@@ -90,7 +104,7 @@ def test_a_plan_made_before_the_ledger_changed_is_made_again(sqlite_store: Store
     """A worker read b1's rows, then the outbox wrote a spend for b1: the plan is stale, and writing
     it plans b1 again in the writing transaction (the spend is folded, not lost or doubled)."""
     store = sqlite_store
-    write(store, [r for r in orders(3, 200, T1) if r.buyer_key in ("b001", "b002")], T1)
+    write(store, [r for r in orders(3, 200, T1) if r.buyer_key in ("b001", "b002")], T1, wildberries=False)
     run_once(store, RULES, T1 - timedelta(days=30))
     members = [("ozon", "main", "b001"), ("ozon", "main", "b002")]
     facts = orders_of(store, RULES, members)
