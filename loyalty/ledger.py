@@ -24,7 +24,7 @@ import loyalty.batch as write_batch
 from loyalty.batch import BatchCounts, plan_member, write_plans
 from loyalty.engine import EARN, EXPIRE, REVERSE, SETTLE_DELAY, BudgetCutoff, Entry, Member, OrderFact, lot_position
 from loyalty.fold import FoldLot, Spend, TakeBack, fold
-from loyalty.ledger_rows import LEDGER, SPEND, insert_new, member_rows, refold
+from loyalty.ledger_rows import DUE, LEDGER, SPEND, insert_new, member_rows, refold
 from loyalty.order_source import batches, members_of, orders_of
 from loyalty.plan import member_entries
 from loyalty.rules import LoyaltySettings
@@ -303,15 +303,14 @@ def _budget_cutoff(store: Any, settings: LoyaltySettings, now: datetime, settle_
 
 
 def expire_once(target: Any, now: datetime) -> int:
-    """Refold every member with a lot past its `expires_at` that still holds points; the number of
-    `expire` entries written. Safe to run any time, twice, or beside a run."""
-    c = LEDGER.c
-    stmt = (select(c.marketplace, c.account, c.buyer_key, c.remaining)
-            .where(c.kind == EARN, c.expires_at.is_not(None), c.expires_at <= now))
+    """Refold every member whose points changed by time alone by `now` (a lot expired or became
+    available: `loyalty_due`, which every ledger write keeps); the number of `expire` entries
+    written. Safe to run any time, twice, or beside a run."""
+    c = DUE.c
     engine = _engine(target)
     with engine.connect() as conn:
-        # Money is text on SQLite: compared here, not in SQL.
-        due = sorted({(mp, acct, buyer) for mp, acct, buyer, left in conn.execute(stmt) if left and Decimal(left) > 0})
+        due = sorted(tuple(r) for r in conn.execute(select(c.marketplace, c.account, c.buyer_key)
+                                                    .where(c.due_at <= now)))
     written = 0
     for start in range(0, len(due), 500):
         with engine.begin() as conn:
