@@ -65,6 +65,20 @@ def test_the_comparison_ignores_salts_row_ids_and_wall_time_only() -> None:
     assert differences(a["actions"], normalise(changed)["actions"], ("key",))
 
 
+def test_a_promo_code_lapsed_for_points_is_timing_but_any_other_failure_is_a_difference() -> None:
+    """One run proposed a code just before a return took its points back (failed, `points short`)
+    and its next code got `…#2`; the other run proposed only the later code. Same effects, same
+    ledger: equal. A code failed for any other reason, or missing, is a difference."""
+    one = _exports("a" * 32, 11, "2026-01-01T10:00:00+00:00")
+    other = _exports("a" * 32, 11, "2026-01-01T10:00:00+00:00")
+    lapsed = {**one["actions"][0], "status": "failed", "detail": "points short: not sent, ..."}
+    one["actions"] = [lapsed, {**one["actions"][0], "id": 4, "key": one["actions"][0]["key"] + "#2"}]
+    assert normalise(one) == normalise(other)
+    refused = {**lapsed, "detail": "platform refused: 400"}
+    assert differences(normalise({**other, "actions": [refused]})["actions"], normalise(other)["actions"], ("key",))
+    assert differences(normalise({**other, "actions": []})["actions"], normalise(other)["actions"], ("key",))
+
+
 def test_an_effect_landing_twice_is_reported() -> None:
     reply = ("wildberries", "wb", "r1", "Спасибо")
     once = {"reply_to_review": Counter({reply: 1}), "send_chat_message": Counter(), "create_promo_code": Counter()}
