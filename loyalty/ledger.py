@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -25,7 +25,7 @@ from loyalty.batch import BatchCounts, plan_member, write_plans
 from loyalty.engine import EARN, EXPIRE, REVERSE, SETTLE_DELAY, BudgetCutoff, Entry, Member, OrderFact, lot_position
 from loyalty.fold import FoldLot, Spend, TakeBack, fold
 from loyalty.ledger_rows import DUE, LEDGER, SPEND, insert_new, member_rows, refold
-from loyalty.order_source import batches, members_of, orders_of
+from loyalty.order_source import MEMBER_BATCH, batches, members_of, orders_of
 from loyalty.plan import member_entries
 from loyalty.rules import LoyaltySettings
 from sync.store.store import Store
@@ -198,11 +198,17 @@ def run_once(store: Any, settings: LoyaltySettings, now: datetime, *, settle_del
         return result
     # Only the chosen members can have new lots: the others have nothing new (loyalty.incremental).
     cutoff = _budget_cutoff(store, settings, now, settle_delay, chosen)
-    for batch in batches(source, write_batch.WRITE_MEMBERS):  # (read at call time: tests shrink it)
-        for _member, orders in batch:
-            result.members += 1
-            result.orders += len(orders)
-        _process(store, batch, settings, now, settle_delay, result, cutoff)
+    # Planned MEMBER_BATCH members at a time (memory), written WRITE_MEMBERS a transaction (fewer
+    # commits, loyalty.batch). An in-memory SQLite database is one connection per thread: the order
+    # reads between batches would end the transaction, so there each batch is its own.
+    per_write = MEMBER_BATCH if _in_memory(store.engine) else write_batch.WRITE_MEMBERS
+    for group in _groups(batches(source), per_write):
+        with store.engine.begin() as conn:
+            for batch in group:
+                for _member, orders in batch:
+                    result.members += 1
+                    result.orders += len(orders)
+                _process(conn, batch, settings, now, settle_delay, result, cutoff)
     if chosen is None:
         result.expired += expire_once(store, now)
     return result
@@ -233,15 +239,35 @@ def _parallel(store: Any, settings: LoyaltySettings, now: datetime, settle_delay
     return True
 
 
-def _process(store: Any, batch: list[tuple[Member, list[OrderFact]]], settings: LoyaltySettings,
+def _groups(source: Iterator[list], members: int) -> Iterator[Iterator[list]]:
+    """`source`'s batches in groups of about `members` members, each group read as it is consumed
+    (consume each group before asking for the next)."""
+    for first in source:
+        def group(first: list = first) -> Iterator[list]:
+            count = len(first)
+            yield first
+            while count < members:
+                nxt = next(source, None)
+                if nxt is None:
+                    return
+                count += len(nxt)
+                yield nxt
+        yield group()
+
+
+def _in_memory(engine: Engine) -> bool:
+    url = engine.url
+    return url.get_backend_name() == "sqlite" and (not url.database or url.database == ":memory:")
+
+
+def _process(conn: Connection, batch: list[tuple[Member, list[OrderFact]]], settings: LoyaltySettings,
              now: datetime, settle_delay: Any, result: RunResult, cutoff: BudgetCutoff | None) -> None:
-    """One batch of members: read their rows, plan, write (`loyalty.batch`); one transaction."""
-    with store.engine.begin() as conn:
-        recorded = member_rows(conn, [m for m, _ in batch], lock=True)
-        bind = binders(conn.dialect)
-        plans = [plan_member(m, orders, recorded[m], settings, now, settle_delay, cutoff, bind) for m, orders in batch]
-        current = {m: {r.id: r.remaining for r in rows if r.id is not None} for m, rows in recorded.items()}
-        result.add(write_plans(conn, plans, now, current=current))
+    """One batch of members in the caller's transaction: read their rows, plan, write (`loyalty.batch`)."""
+    recorded = member_rows(conn, [m for m, _ in batch], lock=True)
+    bind = binders(conn.dialect)
+    plans = [plan_member(m, orders, recorded[m], settings, now, settle_delay, cutoff, bind) for m, orders in batch]
+    current = {m: {r.id: r.remaining for r in rows if r.id is not None} for m, rows in recorded.items()}
+    result.add(write_plans(conn, plans, now, current=current))
 
 
 class _Latest:
