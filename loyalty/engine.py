@@ -101,8 +101,6 @@ Member = tuple[str, str, str]  # (marketplace, account, buyer_key)
 # changed copy). Not `frozen=True`: a frozen slotted dataclass takes ~8x longer to construct
 # (every field through object.__setattr__), and a rebuild makes a million of each. `unsafe_hash`
 # keeps them usable as dict keys and set members, as frozen ones were.
-
-
 @dataclass(slots=True, unsafe_hash=True)
 class OrderFact:
     """The facts of one order the engine may look at (never a review)."""

@@ -87,7 +87,6 @@ class _Wallet:
     so a take-back or a spend walks only the lots it consumes, not every lot of a heavy buyer."""
 
     def __init__(self, lots: list[FoldLot]):
-        self.lots = lots
         self.debts: list[list] = []  # [debit key, uncovered], oldest first
         self.result = FoldResult()
         self.own: dict[tuple[str, str], list[FoldLot]] = {}  # per identity, by (created_at, key)
@@ -165,7 +164,7 @@ class _Wallet:
         # Owed points come from available lots only; pending ones pay the debt when they become
         # available (§7). Taking them now would let a lot that is itself taken back before it is
         # available absorb a debt, and make the result depend on which such lots a run had written.
-        self.owe(t.key, self.take_available(need, skip=t.identity) if need > 0 else need)
+        self.owe(t.key, self.take_available(need, skip=t.identity))
 
     def spend(self, s: Spend) -> None:
         self.owe(s.key, self.take_available(s.amount))

@@ -28,6 +28,7 @@ from loyalty.ledger_rows import DUE, LEDGER, SPEND, insert_new, member_rows, ref
 from loyalty.order_source import MEMBER_BATCH, batches, members_of, orders_of
 from loyalty.plan import member_entries
 from loyalty.rules import LoyaltySettings
+from sync.store.db import in_memory
 from sync.store.store import Store
 from sync.store.types import binders
 
@@ -201,7 +202,7 @@ def run_once(store: Any, settings: LoyaltySettings, now: datetime, *, settle_del
     # Planned MEMBER_BATCH members at a time (memory), written WRITE_MEMBERS a transaction (fewer
     # commits, loyalty.batch). An in-memory SQLite database is one connection per thread: the order
     # reads between batches would end the transaction, so there each batch is its own.
-    per_write = MEMBER_BATCH if _in_memory(store.engine) else write_batch.WRITE_MEMBERS
+    per_write = MEMBER_BATCH if in_memory(store.engine.url) else write_batch.WRITE_MEMBERS
     for group in _groups(batches(source), per_write):
         with store.engine.begin() as conn:
             for batch in group:
@@ -253,11 +254,6 @@ def _groups(source: Iterator[list], members: int) -> Iterator[Iterator[list]]:
                 count += len(nxt)
                 yield nxt
         yield group()
-
-
-def _in_memory(engine: Engine) -> bool:
-    url = engine.url
-    return url.get_backend_name() == "sqlite" and (not url.database or url.database == ":memory:")
 
 
 def _process(conn: Connection, batch: list[tuple[Member, list[OrderFact]]], settings: LoyaltySettings,

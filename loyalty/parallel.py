@@ -32,6 +32,7 @@ from loyalty.ledger_rows import member_rows
 from loyalty.order_source import MEMBER_BATCH, ORDERS, orders_of, orders_of_buyers
 from loyalty.rules import LoyaltySettings
 from sync.store import Store, connect
+from sync.store.db import in_memory
 from sync.store.types import binders
 
 __all__ = ["MIN_MEMBERS", "WORKERS_ENV", "every_buyer", "orders_by_marketplace", "plan_in_workers", "workers_for"]
@@ -44,8 +45,7 @@ _IN_FLIGHT = 2  # chunks queued per worker: enough to keep them busy, bounded me
 
 def workers_for(engine: Engine, members: int) -> int:
     """How many worker processes a full run over `members` members uses (1: none)."""
-    url = engine.url
-    if url.get_backend_name() == "sqlite" and (not url.database or url.database == ":memory:"):
+    if in_memory(engine.url):
         return 1
     wanted = os.environ.get(WORKERS_ENV)
     if wanted is not None:

@@ -84,8 +84,10 @@ def _missing_sqlite_file(url: str) -> Path | None:
     """The file of a SQLite URL when it does not exist (None: it exists, in memory, or not SQLite)."""
     from sqlalchemy.engine import make_url
 
+    from sync.store.db import in_memory
+
     parsed = make_url(url)
-    if not parsed.get_backend_name().startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+    if not parsed.get_backend_name().startswith("sqlite") or in_memory(parsed):
         return None
     path = Path(parsed.database)
     return None if path.exists() else path

@@ -7,13 +7,19 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 
-__all__ = ["DEFAULT_DATABASE_URL", "SQLITE_PRAGMAS", "connect", "migrate"]
+__all__ = ["DEFAULT_DATABASE_URL", "SQLITE_PRAGMAS", "connect", "in_memory", "migrate"]
 
 DEFAULT_DATABASE_URL = "sqlite:///data/loyalsync.db"
 MIGRATION_LOCK = 0x6C6F79616C  # any constant; "loyal"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def in_memory(url: str | URL) -> bool:
+    """Whether `url` is an in-memory SQLite database (one connection per thread, no second process)."""
+    parsed = make_url(url)
+    return parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:")
 
 
 def connect(url: str = DEFAULT_DATABASE_URL, *, connections: int = 5) -> Engine:
@@ -28,7 +34,7 @@ def connect(url: str = DEFAULT_DATABASE_URL, *, connections: int = 5) -> Engine:
     parsed = make_url(url)
     pool = {"pool_size": connections, "max_overflow": connections}
     if parsed.get_backend_name() == "sqlite":
-        in_file = bool(parsed.database) and parsed.database != ":memory:"
+        in_file = not in_memory(parsed)
         if in_file:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         # An in-memory database lives in one connection per thread (SingletonThreadPool): no sizes.

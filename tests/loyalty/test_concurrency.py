@@ -180,7 +180,7 @@ class Backend:
 def backend(request, tmp_path: Path, monkeypatch) -> Iterator[Backend]:
     # Small batches: many transactions per run, so the concurrent runs interleave between them.
     monkeypatch.setattr(order_source, "MEMBER_BATCH", 7)
-    monkeypatch.setattr(write_batch, "WRITE_MEMBERS", 7)
+    monkeypatch.setattr(write_batch, "WRITE_MEMBERS", 20)  # three batches a write transaction
     b = Backend(request.param, tmp_path)
     try:
         yield b
