@@ -20,7 +20,6 @@ only how they become ledger entries:
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -164,7 +163,7 @@ class _Planner:
         self.recorded = by_identity(recorded)
         self.offers = sorted(settings.offers, key=lambda f: f.name)
         self._sequences: list[list[OrderFact]] | None = None
-        self._moved: tuple[list[datetime], list[datetime | None]] | None = None
+        self._times: list[datetime] | None = None
 
     def _record(self, order: OrderFact, rule: str) -> Recorded:
         return self.recorded.get((order.order_id, rule), _NOTHING)
@@ -278,10 +277,11 @@ class _Planner:
         holders = nth_holders(self.counted, reward.n, reward.period) if reward is not None else set()
         # Who held a reward before the voids moved it: with every void order counted again, and after
         # each void in time order (one void gave it the reward, a later one moved it on).
-        moved: set[str] = set()
+        held: list[set[str]] = []  # holders before any void, then after each void; the last is `holders`
         if reward is not None:
-            for sequence in (self.settled, *self._between_voids()):
-                moved |= nth_holders(sequence, reward.n, reward.period)
+            held = [nth_holders(sequence, reward.n, reward.period)
+                    for sequence in (self.settled, *self._between_voids())] + [holders]
+        moved: set[str] = set().union(*held) if held else set()
         for o in self.settled:
             rec = granted.get(o.order_id)
             amount = rec.first_amount if rec is not None else (reward.points if reward is not None else _ZERO)
@@ -289,8 +289,7 @@ class _Planner:
                 out[o.order_id] = _Want(o, RULE_NTH, amount, _ONE, self.now)
             elif o.order_id in moved:
                 # It held the reward until a void moved it (its own or an earlier order's).
-                at = voided_at(o) if _void(o) else self._moved_at(o)
-                out[o.order_id] = _Want(o, RULE_NTH, amount, _ZERO, at or self.now)
+                out[o.order_id] = _Want(o, RULE_NTH, amount, _ZERO, self._lost_at(o.order_id, held))
             elif rec is not None:
                 if _void(o):
                     out[o.order_id] = _Want(o, RULE_NTH, amount, _ZERO, voided_at(o) or self.now)
@@ -298,31 +297,29 @@ class _Planner:
                     out[o.order_id] = _Want(o, RULE_NTH, amount, _ONE, self.now, fixed=rec.holds)
         return out
 
+    def _void_times(self) -> list[datetime]:
+        if self._times is None:
+            self._times = sorted({t for t in map(voided_at, self.settled) if t is not None})
+        return self._times
+
     def _between_voids(self) -> list[list[OrderFact]]:
         """The settled sequence just after each void but the last, in time order (after the last it
         is `counted`): where a reward may have stopped between two voids."""
         if self._sequences is None:
-            voids = [voided_at(o) for o in self.settled]
-            times = sorted({t for t in voids if t is not None})
-            pairs = list(zip(self.settled, voids, strict=True))
-            self._sequences = [[o for o, v in pairs if v is None or v > t] for t in times[:-1]]
+            pairs = [(o, voided_at(o)) for o in self.settled]
+            self._sequences = [[o for o, v in pairs if v is None or v > t] for t in self._void_times()[:-1]]
         return self._sequences
 
-    def _moved_at(self, o: OrderFact) -> datetime:
-        """When a void moved `o`'s reward away: the latest void among orders created no later than it."""
-        if self._moved is None:
-            # Running maximum of void times over the settled orders in creation order.
-            created, latest, running = [], [], None
-            for v in self.settled:
-                t = voided_at(v)
-                if t is not None and (running is None or t > running):
-                    running = t
-                created.append(v.created_at)
-                latest.append(running)
-            self._moved = created, latest
-        created, latest = self._moved
-        i = bisect_right(created, o.created_at)
-        return (latest[i - 1] if i else None) or self.now
+    def _lost_at(self, order_id: str, held: list[set[str]]) -> datetime:
+        """When a void moved the reward away for the last time (docs §7): the void after which the
+        order stopped holding it and never held it again. Not the latest earlier void: an order that
+        lost its reward to one void keeps not holding it through a later one, and live runs took it
+        back at the first (`member_entries` dates it no earlier than the order's creation)."""
+        times = self._void_times()  # held[i + 1] is the state just after times[i]
+        for i in range(len(times) - 1, -1, -1):
+            if order_id in held[i] and order_id not in held[i + 1]:
+                return times[i]
+        return self.now  # unreachable: an order in `moved` but not a holder lost it at some void
 
 
 def _entry(kind: str, amount: Decimal, key: str, want: _Want, at: datetime, avail: datetime | None = None,

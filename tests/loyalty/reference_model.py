@@ -299,7 +299,8 @@ def _kept_and_taken_back(lot: _Wanted, settled: list[RefOrder], counted: list[Re
         holders_now = {o.order_id for o in _holders_for(lot.rule, counted, rules)}
         if order.order_id in holders_now:
             return a, None
-        return Decimal(0), readings.reward_taken_back_at(order, settled)
+        return Decimal(0), readings.reward_taken_back_at(
+            order, lambda sequence: _holders_for(lot.rule, list(sequence), rules), settled)
     if is_void(order):
         return Decimal(0), voided_at(order)
     if lot.rule == "rate" and order.status == "partially_returned":

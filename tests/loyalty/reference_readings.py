@@ -119,19 +119,23 @@ def reward_holders(holders_of: Callable[[Sequence[RefOrder]], list[RefOrder]],
     return out
 
 
-def reward_taken_back_at(holder: RefOrder, settled: Sequence[RefOrder]) -> datetime:
-    """Q3 (§7): when a reward its holder no longer holds is taken back.
+def reward_taken_back_at(holder: RefOrder, holders_of: Callable[[Sequence[RefOrder]], list[RefOrder]],
+                         settled: Sequence[RefOrder]) -> datetime:
+    """Q3 (§5, §7): when a reward its holder no longer holds is taken back.
 
-    A void holder: its own voided_at (§7's first case, "the order itself became void"), even if an
-    earlier order's later void would have moved the reward anyway. A holder that is not void: "the
-    latest voided_at among void orders created no later than the holder".
+    Walk the voids in time order from the sequence with every void order counted again: the reward
+    is taken back at the void after which the order stopped holding it for the last time (its own
+    void if it held until then), never before the order's creation (a reward moved away before its
+    order existed was never held: granted and taken back at one instant, it changes nothing).
+    Only a void of an order before the holder, or its own, can change whether it holds.
     """
-    if is_void(holder):
-        return voided_at(holder)
-    earlier_voids = [voided_at(o) for o in settled if is_void(o) and o.created_at <= holder.created_at]
-    if not earlier_voids:
-        raise AssertionError(f"{holder.order_id} lost a reward with no earlier void: only voids move rewards")
-    return max(earlier_voids)
+    void_times = sorted({voided_at(o) for o in settled if is_void(o)})
+    states = [list(settled)] + [[o for o in settled if not (is_void(o) and voided_at(o) <= t)] for t in void_times]
+    held = [holder.order_id in {o.order_id for o in holders_of(s)} for s in states]
+    for i in reversed(range(len(void_times))):
+        if held[i] and not held[i + 1]:
+            return max(void_times[i], holder.created_at)
+    raise AssertionError(f"{holder.order_id} lost a reward with no void that moved it: only voids move rewards")
 
 
 def offer_active(offer: RefOffer, t: datetime) -> bool:

@@ -1,7 +1,7 @@
 """The audit's findings as small hand-written histories: the engine against the reference model.
 
 Each case is one way the audit found the engine wrong (F1–F7), or a further way the property tests
-found (N1–N5), written as the smallest history that shows it. Every case runs twice: live (a run one
+found (N1–N7), written as the smallest history that shows it. Every case runs twice: live (a run one
 minute after each change, then at the end) and as one rebuild at the end; both must equal the model
 (tests/loyalty/reference_model.py), which is checked against paper in test_reference_model.py.
 F7 ("replay != live") is also checked head-on: for every case where the model gives the rebuild and
@@ -112,6 +112,56 @@ CASES: dict[str, History] = {
         {"earn_rate": "0.05", "return_window": 14 * DAY, "expiry": {"policy": "never"}},
         [order("o1", "1000", (at(1, 1, 10), "created"), (at(1, 4), "in_delivery"))],
         (RefSpend(B1, Decimal(30), at(1, 5), "spend:1"),)),
+    # The long random search's counterexample (every 2nd; O4 cancelled on 7 Jan, before O1–O3 and O7
+    # existed; O3 returned on 9 March). O1 and O3 held a reward only with O4 counted again: their
+    # rewards were never held once they existed (granted and taken back at their creation), though O3
+    # shares O1's creation instant and is itself returned later. Holders: O4 until 7 Jan, then O6, O2,
+    # O7 until 9 March, then O5 (whose lots expire at that very instant). Worked in PAPER below.
+    "N6 a reward moved away before its order existed was never held": fixed_history(
+        {"earn_rate": "0.02", "return_window": timedelta(0), "expiry": {"policy": "after_days", "days": 10},
+         "every_nth": {"n": 2, "points": 50, "period": 53 * DAY}},
+        [order("O0", "100", (at(1, 5), "created"), (at(1, 5, 1), "in_delivery")),
+         order("O4", "100", (at(1, 5), "created"), (at(1, 5, 1), "in_delivery"), (at(1, 7, 1), "cancelled")),
+         order("O6", "100", (at(1, 5), "created"), (at(1, 5, 1), "in_delivery")),
+         order("O1", "100", (at(2, 19, 12), "created"), (at(2, 19, 13), "in_delivery"),
+               (at(2, 20, 13), "delivered")),
+         order("O2", "100", (at(2, 19, 12), "created"), (at(2, 19, 13), "in_delivery"),
+               (at(2, 20, 13), "delivered"), (at(2, 21, 13), "partially_returned", "1")),
+         order("O3", "100", (at(2, 19, 12), "created"), (at(2, 19, 13), "in_delivery"),
+               (at(2, 20, 13), "delivered"), (at(3, 9, 19), "returned")),
+         order("O7", "100", (at(2, 19, 12), "created"), (at(2, 19, 13), "in_delivery")),
+         order("O5", "100", (at(2, 26, 18), "created"), (at(2, 26, 19), "in_delivery"),
+               (at(2, 27, 19), "delivered"))],
+        (RefSpend(B1, Decimal(50), at(1, 5), "spend:1"),)),
+    # Every 3rd: X holds with A and B before it; A's void on 6 Jan moves the reward away, B's on 20 Jan
+    # changes nothing for X. Taken back on 6 Jan (what the run after it wrote), not on 20 Jan: X's 50
+    # are gone before the 10 Jan spend, which takes Y's. Worked in PAPER below.
+    "N7 a reward is taken back at the void that moved it, not a later one": fixed_history(
+        {"earn_rate": "0.1", "return_window": timedelta(0), "expiry": {"policy": "after_days", "days": 10},
+         "every_nth": {"n": 3, "points": 50, "period": 3 * DAY}},
+        [order("A", "5", (at(1, 1, 10), "created"), (at(1, 1, 12), "in_delivery"), (at(1, 6), "cancelled")),
+         order("B", "5", (at(1, 2, 10), "created"), (at(1, 2, 12), "in_delivery"), (at(1, 20), "cancelled")),
+         order("X", "5", (at(1, 3, 10), "created"), (at(1, 4, 10), "delivered")),
+         order("Y", "1000", (at(1, 6, 10), "created"), (at(1, 7, 10), "delivered"))],
+        (RefSpend(B1, Decimal(50), at(1, 10), "spend:1"),)),
+}
+
+# Balances at the end, (pending, available, expired, debt, lifetime), worked on paper (docs §5, §7),
+# for the cases where the property tests' own model once agreed with a wrong engine.
+PAPER = {
+    # 5 Jan: the 50 spend is debt (nothing available). 7 Jan: O4's 2 + 50 taken back while pending.
+    # 20 Feb 13:00: O1 2, O2 2, O2's reward 50, O3 2 become available; the debt takes 2 + 2 + 46.
+    # 21 Feb: O2's partial return takes back 1 of its rate lot (spent on the debt): owed, from O2's
+    # reward (4 → 3). 2 Mar: O2's reward 3 and O3's 2 expire. 9 Mar 19:00: O5's 2 and its reward 50
+    # (available since 27 Feb) expire; O3's 2 taken back: expired unused, forgiven; O7's reward taken
+    # back while pending. Pending: O0 2, O6 2 + 50, O7 2 = 56; expired 3 + 2 + 52 − 2 forgiven = 55;
+    # lifetime: granted 8 × 2 + O4, O6, O2, O7, O5 rewards 250 (O1's and O3's cancel) = 266, taken
+    # back 52 (O4) + 1 (O2) + 2 (O3) + 50 (O7) = 105.
+    "N6 a reward moved away before its order existed was never held": (56, 0, 55, 0, 161),
+    # X's reward: granted 3 Jan, available 4 Jan, taken back 6 Jan from itself. Y's 100 available
+    # 7 Jan; the 50 spend on 10 Jan takes 50 of it; the other 50 expire on 17 Jan. A, B and X earn
+    # 0 (10 % of 5 rounds down to nothing). Lifetime 50 − 50 + 100.
+    "N7 a reward is taken back at the void that moved it, not a later one": (0, 0, 50, 0, 100),
 }
 
 
@@ -149,3 +199,13 @@ def test_f7_live_runs_equal_a_rebuild(template_db: Path, name: str):
             member["kept"] = set()
     diff = differences(live_view, rebuilt)
     assert not diff, "live (engine) != rebuild (engine):\n  " + "\n  ".join(diff) + "\n" + history.describe()
+
+
+@pytest.mark.parametrize("name", PAPER)
+def test_balances_worked_on_paper(template_db: Path, name: str):
+    """The engine, live and rebuilt, and the model against the numbers worked on paper in PAPER."""
+    history, member = CASES[name], B1
+    paper = tuple(Decimal(x) for x in PAPER[name])
+    assert model_view(live_expected(history))[member]["balances"] == paper, "the model"
+    assert live(template_db, history)[member]["balances"] == paper, "live runs"
+    assert rebuild(template_db, history)[0][member]["balances"] == paper, "one rebuild"

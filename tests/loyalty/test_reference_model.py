@@ -113,7 +113,7 @@ def test_section5_every_third_after_order_1_is_cancelled():
     result = compute(seven_orders(True), [], EVERY_3RD, at(6, 10))
     lots = result.members[B1].lots
     # Sequence 2..7: positions 3 and 6 are orders 4 and 7. Orders 3 and 6 are taken back on 1 June
-    # (latest void created no later than them: order 1, voided 1 June), from their own remaining: owed 50.
+    # (the void after which they stopped holding: order 1's, 1 June), from their own remaining: owed 50.
     for oid in ("3", "6"):
         assert (lots[(oid, "every_nth")].granted, lots[(oid, "every_nth")].owed) == (50, 50)
     for oid in ("4", "7"):
