@@ -199,12 +199,13 @@ def fold_owned(lots: list[FoldLot], take_backs: Iterable[TakeBack], spends: Iter
     """`fold` on fresh lots the caller made for it (their state fields are overwritten)."""
     take_backs = [t for t in take_backs if t.at <= now]
     spends = [s for s in spends if s.at <= now]
-    wallet = _Wallet(lots)
     if take_backs or spends:
+        wallet = _Wallet(lots)
         _replay(wallet, lots, take_backs, spends, now)
-    else:
+        result = wallet.result
+    else:  # most members of a rebuild: no lot is consumed, so no wallet to index
         _age(lots, now)
-    result = wallet.result
+        result = FoldResult()
     pending = available = expired = _ZERO
     for lot in lots:
         result.remaining[lot.key] = lot.remaining

@@ -176,7 +176,7 @@ class _Planner:
         out: list[_Want] = []
         for i, o in enumerate(self.settled):
             rank = walk.at(o.created_at)
-            applying = self._applying_offers(o, self.settled[:i])
+            applying = self._applying_offers(o, i) if self.offers else []
             out.extend(self._rate_and_bonuses(o, walk.rate(rank, o.marketplace), applying))
             if (want := welcome.get(o.order_id)) is not None:
                 out.append(want)
@@ -200,10 +200,10 @@ class _Planner:
                 out.append(_Want(o, rule, rec.first_amount or _ZERO, _ONE, self.now, fixed=rec.holds))
         return out
 
-    def _applying_offers(self, o: OrderFact, earlier: Sequence[OrderFact]) -> list:
-        if not self.offers:
-            return []
-        seg = _segment_at(earlier, o.created_at, self.settings) if any(f.segments for f in self.offers) else None
+    def _applying_offers(self, o: OrderFact, i: int) -> list:
+        """The offers that apply to `o`, the `i`-th settled order (its segment from those before it)."""
+        segmented = any(f.segments for f in self.offers)
+        seg = _segment_at(self.settled[:i], o.created_at, self.settings) if segmented else None
         return [f for f in self.offers if offer_applies(f, o, seg)]
 
     def _rate_and_bonuses(self, o: OrderFact, rate: Decimal, applying: list) -> list[_Want]:

@@ -140,3 +140,19 @@ def test_without_a_database_file_the_run_stays_in_this_process(monkeypatch, capl
     monkeypatch.setenv(WORKERS_ENV, "four")
     assert workers_for(connect("sqlite:////tmp/x.db"), MIN_MEMBERS - 1) == 1
     assert f"{WORKERS_ENV}='four' is not a number of processes" in caplog.text
+
+
+def test_a_plan_crosses_from_a_worker_whole():
+    """Plans travel from worker processes pickled (`MemberPlan.__reduce__` lists its fields): every
+    field, including one added later, must arrive as it left."""
+    import pickle
+    from dataclasses import fields
+
+    from loyalty.batch import MemberPlan
+
+    values = {"member": ("ozon", "main", "b1"), "seen": (3, 17), "rows": [("earn", "5", "k1")],
+              "derived": [("expire", "-1", "k2")], "updates": {4: Decimal("2.5")},
+              "moved": [(9, T1, None)], "late": ["O7"], "due": T1 + timedelta(days=3)}
+    assert {f.name for f in fields(MemberPlan)} == set(values), "a new MemberPlan field: add it to the test and __reduce__"
+    plan = MemberPlan(**values)
+    assert pickle.loads(pickle.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL)) == plan
