@@ -118,6 +118,7 @@ def rebuild(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> None:
     program's rules, run this once. Safe while the daemon runs: the ledger is idempotent.
     """
     from loyalty.incremental import run_changed
+    from loyalty.parallel import WorkerLost
     from sync.cli import _load, _open_store
 
     cfg = _load(config, database_url, tokens=False)
@@ -126,7 +127,11 @@ def rebuild(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> None:
         err.print("the loyalty program is off ([loyalty] enabled = false): nothing to rebuild", markup=False)
         raise typer.Exit(code=2)
     store = _open_store(cfg, read_only=True)
-    run = run_changed(store, settings, datetime.now(UTC), full=True).run
+    try:
+        run = run_changed(store, settings, datetime.now(UTC), full=True).run
+    except WorkerLost as exc:
+        err.print(f"rebuild stopped: {exc}", markup=False)
+        raise typer.Exit(code=1) from None
     Console().print(f"ledger rebuilt: {run.members} members, {run.orders} orders, "
                     f"{run.inserted} entries written, {run.filled} lots activated", highlight=False)
 

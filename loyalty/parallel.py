@@ -19,6 +19,8 @@ import multiprocessing
 import os
 from collections import Counter, deque
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,6 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 import loyalty.batch as write_batch
+from connectors.errors import LoyalsyncError
 from loyalty.batch import BatchCounts, MemberPlan, plan_member, write_plans
 from loyalty.engine import BudgetCutoff, Member
 from loyalty.ledger_rows import member_rows
@@ -35,12 +38,24 @@ from sync.store import Store, connect
 from sync.store.db import in_memory
 from sync.store.types import binders
 
-__all__ = ["MIN_MEMBERS", "WORKERS_ENV", "every_buyer", "orders_by_marketplace", "plan_in_workers", "workers_for"]
+__all__ = ["MIN_MEMBERS", "WORKERS_ENV", "WorkerLost", "every_buyer", "orders_by_marketplace", "plan_in_workers",
+           "workers_for"]
 
 log = logging.getLogger("loyalsync.loyalty")
 WORKERS_ENV = "LOYALSYNC_LOYALTY_WORKERS"
 MIN_MEMBERS = 2000  # below this, starting processes costs more than they save
 _IN_FLIGHT = 2  # chunks queued per worker: enough to keep them busy, bounded memory
+
+
+class WorkerLost(LoyalsyncError):
+    """A planning process ended without its answer (killed: most often out of memory)."""
+
+    def __init__(self, workers: int):
+        super().__init__(
+            f"a loyalty worker process died during the full run ({workers} processes; most often the "
+            f"system or the container's memory limit killed it). What was written is kept and a run "
+            f"continues from it: run again with fewer processes ({WORKERS_ENV}=1 plans in one process "
+            f"and needs the least memory) or give the container more memory.")
 
 
 def workers_for(engine: Engine, members: int) -> int:
@@ -130,26 +145,28 @@ def plan_in_workers(store: Any, buyers: list[str], settings: LoyaltySettings, no
 
     # Enough chunks queued that the workers keep planning while this process writes a group.
     in_flight = workers * _IN_FLIGHT + write_batch.WRITE_MEMBERS // MEMBER_BATCH
+    # An executor, not multiprocessing.Pool: a Pool replaces a killed worker and waits for its lost
+    # chunk forever; the executor says the pool broke (`WorkerLost`).
     context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=_start, initargs=(url, settings, now, settle_delay, cutoff)) as pool:
-        pending: deque = deque()
-        queued = iter(chunks)
-        for chunk in queued:
-            pending.append(pool.apply_async(_plan_chunk, (chunk,)))
-            if len(pending) >= in_flight:
-                break
-        group: list[MemberPlan] = []
-        group_orders: Counter[str] = Counter()
-        while pending:
-            plans, orders = pending.popleft().get()
-            nxt = next(queued, None)
-            if nxt is not None:
-                pending.append(pool.apply_async(_plan_chunk, (nxt,)))
-            group += plans
-            group_orders += orders
-            # Written in groups of WRITE_MEMBERS members: fewer, larger commits (loyalty.batch).
-            if len(group) >= write_batch.WRITE_MEMBERS or not pending:
-                with store.engine.begin() as conn:
-                    counts = write_plans(conn, group, now, replan=replan)
-                yield len(group), group_orders, counts
-                group, group_orders = [], Counter()
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_start,
+                                 initargs=(url, settings, now, settle_delay, cutoff)) as pool:
+            pending: deque = deque(pool.submit(_plan_chunk, chunk) for chunk in chunks[:in_flight])
+            queued = iter(chunks[in_flight:])
+            group: list[MemberPlan] = []
+            group_orders: Counter[str] = Counter()
+            while pending:
+                plans, orders = pending.popleft().result()
+                nxt = next(queued, None)
+                if nxt is not None:
+                    pending.append(pool.submit(_plan_chunk, nxt))
+                group += plans
+                group_orders += orders
+                # Written in groups of WRITE_MEMBERS members: fewer, larger commits (loyalty.batch).
+                if len(group) >= write_batch.WRITE_MEMBERS or not pending:
+                    with store.engine.begin() as conn:
+                        counts = write_plans(conn, group, now, replan=replan)
+                    yield len(group), group_orders, counts
+                    group, group_orders = [], Counter()
+    except BrokenProcessPool:
+        raise WorkerLost(workers) from None

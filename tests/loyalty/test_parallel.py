@@ -156,3 +156,45 @@ def test_a_plan_crosses_from_a_worker_whole():
     assert {f.name for f in fields(MemberPlan)} == set(values), "a new MemberPlan field: add it to the test and __reduce__"
     plan = MemberPlan(**values)
     assert pickle.loads(pickle.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL)) == plan
+
+
+def test_a_worker_killed_mid_run_ends_the_run_with_a_clear_error_and_a_rerun_completes(
+        sqlite_store: Store, tmp_path: Path, monkeypatch):
+    """A worker killed (the OOM killer, a container limit) used to leave the run waiting forever for
+    its chunk. Now the run stops with `WorkerLost`, what it wrote stays, and the next run ends with
+    the ledger one clean run writes."""
+    import multiprocessing
+    import os
+    import signal
+
+    import pytest
+
+    import loyalty.batch as write_batch
+    import loyalty.parallel as parallel
+    from loyalty.engine import SETTLE_DELAY as DELAY
+    from loyalty.parallel import WorkerLost, every_buyer, plan_in_workers
+
+    store = sqlite_store
+    history = orders(11, 600, T1)
+    write(store, history, T1, wildberries=False)
+    clean = Store(connect(f"sqlite:///{tmp_path / 'clean.db'}"))
+    migrate(clean.engine)
+    write(clean, history, T1, wildberries=False)
+    monkeypatch.setenv(WORKERS_ENV, "1")
+    run_once(clean, RULES, T1)
+    # Small chunks and groups, so chunks are still to plan when the first group is written.
+    monkeypatch.setattr(parallel, "MEMBER_BATCH", 4)
+    monkeypatch.setattr(write_batch, "WRITE_MEMBERS", 8)
+    runs = plan_in_workers(store, every_buyer(store.engine), RULES, T1, DELAY, None, 2)
+    written = next(runs)[0]
+    assert written >= 8
+    for child in multiprocessing.active_children():
+        os.kill(child.pid, signal.SIGKILL)
+    with pytest.raises(WorkerLost, match="LOYALSYNC_LOYALTY_WORKERS=1"):
+        for _ in runs:
+            pass
+    assert 0 < len(ledger(store)) < len(ledger(clean))  # the first group is kept
+    monkeypatch.setenv(WORKERS_ENV, "1")
+    run_once(store, RULES, T1)
+    assert ledger(store) == ledger(clean)
+    clean.engine.dispose()
