@@ -153,7 +153,7 @@ def test_a_plan_crosses_from_a_worker_whole():
     values = {"member": ("ozon", "main", "b1"), "seen": (3, 17), "rows": [("earn", "5", "k1")],
               "derived": [("expire", "-1", "k2")], "updates": {4: Decimal("2.5")},
               "moved": [(9, T1, None)], "late": ["O7"], "due": T1 + timedelta(days=3)}
-    assert {f.name for f in fields(MemberPlan)} == set(values), "a new MemberPlan field: add it to the test and __reduce__"
+    assert {f.name for f in fields(MemberPlan)} == set(values), "a new field: add it here and to __reduce__"
     plan = MemberPlan(**values)
     assert pickle.loads(pickle.dumps(plan, protocol=pickle.HIGHEST_PROTOCOL)) == plan
 
