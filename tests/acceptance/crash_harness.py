@@ -114,6 +114,14 @@ DEFAULT_ACCOUNTS: tuple[AccountSpec, ...] = (
 )
 
 
+# How long both runs may take to settle after the last kill. Quiescence needs two more loyalty and
+# actions runs and two more runs of every stream after the store stops changing; with the whole
+# suite on 2 slow CPUs (3 xdist workers, ~20 daemon and emulator threads) one actions run once took
+# over a minute (stop 28's note), and 90 s failed a green suite. Waiting longer costs nothing when
+# the runs settle early.
+QUIESCE_TIMEOUT = 180.0
+
+
 def default_kills() -> int:
     return int(os.environ.get(KILLS_ENV) or 12)
 
@@ -761,7 +769,7 @@ def _sqlite_sibling(url: str, suffix: str) -> str:
 
 def crash_and_compare(root: Path, *, seed: int, kills: int | None = None, replicas: int = 1,
                       database_url: str, reference_database_url: str | None = None,
-                      accounts: Sequence[AccountSpec] = DEFAULT_ACCOUNTS, quiesce_timeout: float = 90.0,
+                      accounts: Sequence[AccountSpec] = DEFAULT_ACCOUNTS, quiesce_timeout: float = QUIESCE_TIMEOUT,
                       on_kill: Callable[[int, Replica], None] | None = None) -> CrashReport:
     """Run the crash run (killed `kills` times, default `$LOYALSYNC_CRASH_KILLS` or 12) and the
     reference run side by side, each with `replicas` daemon processes on its own fresh store
