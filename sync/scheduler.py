@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import OperationalError
 
+from connectors.errors import LoyalsyncError
 from sync.app import App, JobSpec
 from sync.cluster import Coordinator, account_lease, default_replica_name
 from sync.leases import LeaseLost
@@ -239,6 +240,9 @@ class Daemon:
             if not self.stop.is_set():
                 raise
             return None  # the thread finishes its transaction; the next start repeats it harmlessly
+        except LoyalsyncError as exc:  # expected (e.g. a worker process killed for memory): its message says what to do
+            log.error("%s: run failed; retrying at the next interval: %s", name, exc)
+            return None
         except Exception:  # noqa: BLE001 - logged and retried next interval, the daemon keeps running
             log.exception("%s: run failed; retrying at the next interval", name)
             return None

@@ -88,30 +88,16 @@ class Binders:
     boolean: Callable[[bool | None], Any]
 
 
-# The text of instants bound lately. Formatting an aware datetime costs ~1.5 µs, and the loyalty
-# job binds ~4 million at a million orders, half of them an instant it bound a moment before (an
-# order's lots share its creation, availability and expiry). Keys are aware datetimes, equal when
-# the instant is, so any zone finds the UTC text; a naive one never matches and is refused below.
-# Emptied when full: it only needs to cover the member at hand.
-_TEXT_OF: dict[datetime, str] = {}
-_TEXT_OF_MAX = 10_000
-
-
 def _sqlite_utc(value: datetime | None) -> str | None:
     """UTCDateTime on SQLite: naive UTC in SQLAlchemy's text format "YYYY-MM-DD HH:MM:SS.ffffff"."""
     if value is None:
         return None
-    text = _TEXT_OF.get(value)
-    if text is not None:
-        return text
     tz = value.tzinfo
     if tz is None:
         raise ValueError(NAIVE_DATETIME)
-    text = (value if tz is UTC else value.astimezone(UTC)).isoformat(" ", "microseconds")[:-6]  # no "+00:00"
-    if len(_TEXT_OF) >= _TEXT_OF_MAX:
-        _TEXT_OF.clear()
-    _TEXT_OF[value] = text
-    return text
+    if tz is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:-6]  # drop the "+00:00"
 
 
 def _sqlite_money(value: Decimal | None) -> str | None:

@@ -250,3 +250,22 @@ def test_heartbeats_stay_on_time_when_a_beat_is_slow(monkeypatch):
         loop.close()
     # From each beat's end they would be 0.5 s apart; from its start they are 0.3 s apart.
     assert [round(b - a, 6) for a, b in zip(starts, starts[1:], strict=False)] == [0.3] * 5
+
+
+async def test_an_expected_loyalty_failure_is_one_clear_line_without_a_traceback(caplog):
+    """A loyalty run that ends with an error the daemon expects (a worker process killed for memory)
+    is logged as its message, what to do included, not as a traceback; the daemon goes on."""
+    from types import SimpleNamespace
+
+    from loyalty.parallel import WorkerLost
+    from sync.scheduler import Daemon
+
+    def step(store, settings, now):
+        raise WorkerLost(2)
+
+    config = SimpleNamespace(settings=SimpleNamespace(loyalty=None))
+    me = SimpleNamespace(app=SimpleNamespace(store=None, config=config), stop=asyncio.Event())
+    with caplog.at_level(logging.ERROR, logger="loyalsync"):
+        assert await Daemon._in_thread(me, "loyalty", step) is None
+    [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "LOYALSYNC_LOYALTY_WORKERS=1" in record.getMessage() and record.exc_info is None

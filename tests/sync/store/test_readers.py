@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import select
 
 from loyalty.engine import Entry
@@ -33,29 +32,3 @@ def test_raw_reads_equal_the_column_types_on_both_databases(store: Store):
     assert [a for a, _, _ in converted] == AMOUNTS
     assert [e for _, e, _ in converted] == [m.astimezone(UTC) for m in MOMENTS + MOMENTS[:1]]
 
-
-
-def test_sqlite_binding_gives_the_column_types_text_whatever_was_bound_or_read_before():
-    """`binders` on SQLite remembers the text of recent instants (formatting costs more than the
-    insert): what it gives must stay exactly the column type's text, for any zone, after reads of
-    stored text, and a naive datetime must still be refused."""
-    import random
-
-    from sqlalchemy.dialects import sqlite
-
-    from sync.store.types import UTCDateTime, binders
-
-    dialect = sqlite.dialect()
-    bind, read = binders(dialect), readers(dialect)
-    typed = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
-    rng = random.Random(7)
-    zones = [UTC, timezone(timedelta(hours=3)), timezone(timedelta(hours=-5, minutes=-30))]
-    moments = [datetime(2026, 1, 1, tzinfo=UTC) + timedelta(microseconds=rng.randrange(10**13)) for _ in range(300)]
-    for m in moments:  # read first (as the job reads orders), then bound in every zone, twice
-        assert read.utc(typed(m)) == m
-    for _ in range(2):
-        for m in moments:
-            for zone in zones:
-                assert bind.utc(m.astimezone(zone)) == typed(m)
-    with pytest.raises(ValueError):
-        bind.utc(moments[0].replace(tzinfo=None))
