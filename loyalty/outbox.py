@@ -14,6 +14,7 @@ run, in a state check that finds the effect and marks the action sent without se
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import Counter
@@ -47,7 +48,10 @@ _COMMITTED = (_S.PENDING, _S.APPROVED, _S.DRY_RUN, _S.SENT)
 _SENDABLE = (_S.APPROVED, _S.DRY_RUN)
 _UNCLAIMED: dict[str, Any] = {"claimed_by": None, "claimed_until": None}
 POINTS_SHORT = "points short"  # how a promo code's `detail` starts when its points were gone at send time
-CLAIM_FOR = timedelta(minutes=2)  # without a replica's lease period: longer than any one send
+# Claims are judged by the wall clock every executor shares, never by a run's business `now`.
+CLAIM_FOR = timedelta(minutes=2)  # a claimed batch waiting its turn: free again this long after its executor died
+SEND_WINDOW = timedelta(minutes=2)  # one action's check, and then its send, are each cut off after this ...
+SEND_MARGIN = timedelta(minutes=1)  # ... and its claim outlasts that, for a request cut off while in flight
 CLAIM_BATCH = 20
 Gate = Callable[..., Decision]
 
@@ -249,15 +253,36 @@ def _claim_batch(store: Any, accounts: Iterable[tuple[str, str]], claimer: str, 
 def _begin_attempt(store: Any, action_id: int, claimer: str, now: datetime, until: datetime) -> bool:
     """Record the intent to send before anything leaves (commit), so a crash is followed by a check.
 
-    Only while the claim is still ours: it is the fence against an executor that stalled past its
-    claim while another took the action over. Each attempt extends the claim.
+    Only while the claim is still ours (no other executor has claimed it since: a claim is taken
+    over only by overwriting `claimed_by`), extending it to `until`.
     """
     c = ACTIONS.c
     with store.engine.begin() as conn:
         done = conn.execute(update(ACTIONS).where(c.id == action_id, c.status.in_([s.value for s in _SENDABLE]),
-                                                  c.claimed_by == claimer, c.claimed_until >= now)
+                                                  c.claimed_by == claimer)
                             .values(attempts=c.attempts + 1, updated_at=now, claimed_until=until))
         return done.rowcount == 1
+
+
+def _hold(store: Any, action_id: int, claimer: str, until: datetime) -> bool:
+    """Extend our claim to `until` right before the send; False if it is no longer ours."""
+    c = ACTIONS.c
+    with store.engine.begin() as conn:
+        done = conn.execute(update(ACTIONS).where(c.id == action_id, c.status.in_([s.value for s in _SENDABLE]),
+                                                  c.claimed_by == claimer).values(claimed_until=until))
+        return done.rowcount == 1
+
+
+def _send_window(connector: Connector) -> timedelta:
+    """How long one action's check, and then its send, may take: SEND_WINDOW, or three of the
+    account's request deadlines when that is longer (a check may read a page or two, a send may
+    wait out one rate-limit refusal)."""
+    seconds = 3 * getattr(getattr(connector, "account", None), "request_timeout_seconds", 0)
+    return max(SEND_WINDOW, timedelta(seconds=seconds))
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 def _done(store: Any, row: Mapping[str, Any], result: WriteResult, step: str, now: datetime) -> None:
@@ -294,11 +319,14 @@ def _points_short(store: Any, row: Mapping[str, Any], now: datetime) -> str | No
 
 async def execute(store: Any, connectors: Mapping[tuple[str, str], Connector], *, mode: str, now: datetime,
                   secrets: Iterable[str] = (), clock: Callable[[], datetime] | None = None,
-                  claimer: str | None = None, claim_for: timedelta = CLAIM_FOR) -> ExecuteResult:
+                  claimer: str | None = None, wall: Callable[[], datetime] = _utcnow) -> ExecuteResult:
     """Send approved actions (live mode only) through their account's connector, each exactly once.
 
     Only actions of the accounts in `connectors` (a replica passes those it holds), each claimed
     for `claimer` in the outbox first; an action claimed by a live executor is left to it.
+    `clock` stamps what is recorded (default: `now`); claims are judged by `wall`, the clock all
+    executors share, and last longer than the check and the send they guard (`_send_window`), so no
+    other executor, however slow this one runs, takes over an action while it may still land.
     """
     result = ExecuteResult()
     if mode != "live":
@@ -308,11 +336,11 @@ async def execute(store: Any, connectors: Mapping[tuple[str, str], Connector], *
     claimer = claimer or default_replica_name()
     after = 0  # one pass in id order: an action that failed now waits for the next run
     while True:
-        rows = _claim_batch(store, connectors, claimer, stamp(), stamp() + claim_for, CLAIM_BATCH, after)
+        rows = _claim_batch(store, connectors, claimer, wall(), wall() + CLAIM_FOR, CLAIM_BATCH, after)
         if not rows:
             return result
         after = rows[-1]["id"]
-        stop = await _execute_batch(store, rows, connectors, result, secrets, stamp, claimer, claim_for)
+        stop = await _execute_batch(store, rows, connectors, result, secrets, stamp, claimer, wall)
         if stop:
             _unclaim(store, claimer)
             return result
@@ -326,15 +354,17 @@ def _unclaim(store: Any, claimer: str) -> None:
 
 async def _execute_batch(store: Any, rows: list[dict[str, Any]], connectors: Mapping[tuple[str, str], Connector],
                          result: ExecuteResult, secrets: tuple[str, ...], stamp: Callable[[], datetime],
-                         claimer: str, claim_for: timedelta) -> bool:
+                         claimer: str, wall: Callable[[], datetime]) -> bool:
     """Check and send each claimed action; True when the rest must wait (the token was refused)."""
     for row in rows:
         connector = connectors[(row["marketplace"], row["account"])]
-        if not _begin_attempt(store, row["id"], claimer, stamp(), stamp() + claim_for):
-            continue  # the claim ran out and another executor took it, or a person changed it
+        window = _send_window(connector)
+        if not _begin_attempt(store, row["id"], claimer, stamp(), wall() + window + SEND_MARGIN):
+            continue  # another executor took it over, or a person changed it
         request = _request(row)
         try:
-            found = await connector.find_done(request)
+            async with asyncio.timeout(window.total_seconds()):
+                found = await connector.find_done(request)
             if found is not None:
                 _done(store, row, replace(found, detail=redact(found.detail, secrets)), "check", stamp())
                 result.already_done += 1
@@ -345,15 +375,19 @@ async def _execute_batch(store: Any, rows: list[dict[str, Any]], connectors: Map
                         **_UNCLAIMED)
                 result.failed += 1
                 continue
-            answer = await connector.perform(request)
+            if not _hold(store, row["id"], claimer, wall() + window + SEND_MARGIN):
+                continue
+            async with asyncio.timeout(window.total_seconds()):
+                answer = await connector.perform(request)
         except WriteNotSupported as exc:
             _record(store, row["id"], "send", "rejected", str(exc), stamp(), status=_S.FAILED.value, detail=str(exc),
                     **_UNCLAIMED)
             result.failed += 1
             continue
-        except (ApiError, httpx.HTTPError) as exc:
-            # Lost answer, platform down, bad token: the next run checks the platform before sending.
-            detail = redact(f"{type(exc).__name__}: {exc}", secrets)
+        except (ApiError, httpx.HTTPError, TimeoutError) as exc:
+            # Lost answer, platform down, bad token, cut off: the next run checks the platform before sending.
+            said = str(exc) if not isinstance(exc, TimeoutError) else f"no answer within {window.total_seconds():g}s"
+            detail = redact(f"{type(exc).__name__}: {said}", secrets)
             _record(store, row["id"], "send", "error", detail, stamp(), **_UNCLAIMED)
             log.warning("action %s on %s/%s not sent yet: %s", row["id"], row["marketplace"], row["account"], detail)
             result.errors += 1

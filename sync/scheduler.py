@@ -218,8 +218,7 @@ class Daemon:
                 finally:
                     await asyncio.to_thread(self.coordinator.end_job, plan)
             executed = await execute(self.app.store, connectors, mode=mode, now=now,
-                                     secrets=self.app.secrets(), claimer=self.replica,
-                                     claim_for=self.coordinator.ttl)
+                                     secrets=self.app.secrets(), claimer=self.replica)
         except asyncio.CancelledError:
             if not self.stop.is_set():
                 raise

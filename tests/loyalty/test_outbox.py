@@ -18,7 +18,7 @@ from loyalty.action_settings import ActionSettings
 from loyalty.actions import Action, ActionStatus, Decision, Kind, Purpose, Refusal
 from loyalty.engine import Entry
 from loyalty.ledger import apply, balances
-from loyalty.outbox import action_rows, attempts_of, execute, propose, set_status
+from loyalty.outbox import ExecuteResult, action_rows, attempts_of, execute, propose, set_status
 from sync.store import Store
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -309,16 +309,87 @@ def test_two_executors_on_one_postgresql_send_each_action_once(pg_store: Store):
     assert all(r["claimed_by"] is None for r in action_rows(pg_store))
 
 
+class Wall:
+    """The clock executors share, moved by hand."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
 def test_an_action_claimed_by_a_live_executor_is_left_alone_until_its_claim_runs_out(store: Store):
-    from loyalty.outbox import _claim_batch
+    from loyalty.outbox import CLAIM_FOR, _claim_batch
 
     propose(store, [reply("R1")], CAPS, ActionSettings(), mode="live", now=NOW, gate=allow_unless_bad)
-    claimed = _claim_batch(store, [("shop", "main")], "dead-replica", NOW, NOW + timedelta(minutes=2), 10, 0)
+    claimed = _claim_batch(store, [("shop", "main")], "dead-replica", NOW, NOW + CLAIM_FOR, 10, 0)
     assert [r["target"] for r in claimed] == ["R1"]
-    platform = FakePlatform()
-    early = asyncio.run(execute(store, {("shop", "main"): platform}, mode="live", now=NOW + timedelta(minutes=1),
-                                claimer="other"))
+    platform, wall = FakePlatform(), Wall(NOW + CLAIM_FOR / 2)
+    early = asyncio.run(execute(store, {("shop", "main"): platform}, mode="live", now=NOW, claimer="other",
+                                wall=wall))
     assert early.sent == 0 and platform.sends == 0
-    late = asyncio.run(execute(store, {("shop", "main"): platform}, mode="live", now=NOW + timedelta(minutes=3),
-                               claimer="other"))
+    wall.at = NOW + CLAIM_FOR + timedelta(seconds=1)
+    late = asyncio.run(execute(store, {("shop", "main"): platform}, mode="live", now=NOW, claimer="other", wall=wall))
     assert late.sent == 1 and platform.sends == 1
+
+
+class OvertakenPlatform(FakePlatform):
+    """Each send takes `send_takes` of the shared wall clock, and another replica's executor runs
+    while the first send is in flight (before the platform has applied it)."""
+
+    def __init__(self, store: Store, wall: Wall, send_takes: timedelta) -> None:
+        super().__init__()
+        self.store, self.wall, self.send_takes = store, wall, send_takes
+        self.per_target: dict[str, int] = {}
+        self.other: ExecuteResult | None = None
+
+    async def perform(self, request: WriteRequest) -> WriteResult:
+        self.per_target[request.target] = self.per_target.get(request.target, 0) + 1
+        self.wall.at += self.send_takes
+        if self.other is None:
+            self.other = await execute(self.store, {("shop", "main"): self}, mode="live", now=NOW,
+                                       claimer="replica-b", wall=self.wall)
+        return await super().perform(request)
+
+
+@pytest.mark.parametrize("send_takes", [timedelta(seconds=20), timedelta(seconds=100)])
+def test_a_slow_send_is_never_taken_over_by_another_executor(store: Store, send_takes: timedelta):
+    """The crash harness's double send: the daemon claimed for one lease period (seconds) and
+    judged claims by the run's start time, so on a starved machine another replica took over an
+    action whose send was still in flight, found nothing on the platform yet, and sent it again.
+    A claim now outlasts the check and the send it guards (SEND_WINDOW + SEND_MARGIN)."""
+    propose(store, [reply("R1"), reply("R2")], CAPS, ActionSettings(), mode="live", now=NOW, gate=allow_unless_bad)
+    wall = Wall(NOW)
+    platform = OvertakenPlatform(store, wall, send_takes)
+    mine = asyncio.run(execute(store, {("shop", "main"): platform}, mode="live", now=NOW, claimer="replica-a",
+                               wall=wall))
+    assert platform.per_target == {"R1": 1, "R2": 1}
+    assert mine.sent == 2 and platform.other is not None and platform.other.sent == 0
+    assert set(statuses(store).values()) == {"sent"}
+
+
+def test_a_check_or_send_that_hangs_is_cut_off_and_checked_again_next_run(store: Store, monkeypatch):
+    """A send cut off by the window is an error, not a failure: the next run reads the platform first."""
+    import loyalty.outbox as outbox
+
+    monkeypatch.setattr(outbox, "SEND_WINDOW", timedelta(seconds=0.05))
+
+    class Hanging(FakePlatform):
+        hang = True
+
+        async def perform(self, request: WriteRequest) -> WriteResult:
+            answer = await super().perform(request)  # applied on the platform, the answer never comes
+            if self.hang:
+                await asyncio.sleep(60)
+            return answer
+
+    propose(store, [reply("R1")], CAPS, ActionSettings(), mode="live", now=NOW, gate=allow_unless_bad)
+    platform = Hanging()
+    first = run(store, platform)
+    assert (first.sent, first.errors) == (0, 1) and statuses(store) == {"reply:shop:main:R1": "approved"}
+    assert "no answer within 0.05s" in attempts_of(store, action_rows(store)[0]["id"])[-1]["detail"]
+    platform.hang = False
+    second = run(store, platform)
+    assert (second.already_done, platform.sends) == (1, 1)
+    assert statuses(store) == {"reply:shop:main:R1": "sent"}
