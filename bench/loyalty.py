@@ -87,11 +87,15 @@ def generate(store: Store, n: int, members: int, seed: int, *, first: int = 0, n
     rng = random.Random(seed)
     year = span_days * 86400
     statuses: dict[str, int] = {}
+    # Buyer keys as the store makes them (an HMAC of the platform's buyer id): spread at random
+    # over the key space, so heavy and light buyers are mixed in every run's key-ordered chunk.
+    hasher, keys = store.buyer_key_hasher(MP), {}
     for start in range(first, first + n, PAGE):
         page = []
         for i in range(start, min(first + n, start + PAGE)):
             # Skewed: member index ~ members * u^2 gives a long tail of heavy buyers.
-            buyer = None if rng.random() < 0.03 else f"b{int(members * rng.random() ** 2):07d}"
+            index = None if rng.random() < 0.03 else int(members * rng.random() ** 2)
+            buyer = None if index is None else keys.get(index) or keys.setdefault(index, hasher(f"buyer-{index}"))
             created = now - timedelta(seconds=rng.randrange(year))
             age = (now - created).days
             r = rng.random()
@@ -167,6 +171,8 @@ def main() -> None:
     ap.add_argument("--profile", help="write a cProfile of the full rebuild to this file")
     args = ap.parse_args()
     members = args.members or max(1, args.orders // 10)
+    if args.dir is not None and not Path(args.dir).is_dir():
+        ap.error(f"--dir {args.dir}: no such directory (create it, or leave --dir out for the temp dir)")
 
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="loyalsync-bench-", dir=args.dir) as tmp:

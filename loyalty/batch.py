@@ -22,6 +22,7 @@ from decimal import Decimal
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from loyalty.bulk_load import BulkLoad
 from loyalty.engine import EARN, EXPIRE, BudgetCutoff, Entry, Member, OrderFact
 from loyalty.ledger_rows import (
     LEDGER,
@@ -137,13 +138,17 @@ def current_rows(conn: Connection, members: list[Member], *, lock: bool) -> dict
 
 def write_plans(conn: Connection, plans: list[MemberPlan], now: datetime,
                 replan: Callable[[Connection, list[Member]], list[MemberPlan]] | None = None,
-                current: Mapping[Member, Mapping[int, Decimal | None]] | None = None) -> BatchCounts:
+                current: Mapping[Member, Mapping[int, Decimal | None]] | None = None,
+                load: BulkLoad | None = None) -> BatchCounts:
     """Write `plans` in `conn`'s transaction.
 
     `current` is each member's {id: remaining} as the ledger holds it now, read in this transaction
     (read here when not given). A member whose ledger changed since its plan was made is planned
-    again with `replan` (in this transaction) before anything of it is written.
+    again with `replan` (in this transaction) before anything of it is written. With `load` (a
+    first run into an empty ledger, `loyalty.bulk_load`) the entries go in as plain INSERTs.
     """
+    if load is not None:
+        load.renew(conn)
     counts = BatchCounts()
     members = [p.member for p in plans]
     now_rows: Mapping[Member, Mapping[int, Decimal | None]]
@@ -161,13 +166,13 @@ def write_plans(conn: Connection, plans: list[MemberPlan], now: datetime,
             counts.late += 1
             log.warning("loyalty: late order %s/%s/%s earned after later orders", p.member[0], p.member[1], order_id)
     rows = [r for p in plans for r in p.rows]
-    inserted = insert_bound(conn, rows)
+    inserted = insert_bound(conn, rows, keyed=load is None)
     counts.inserted += len(inserted)
     counts.filled += set_availability(conn, [m for p in plans for m in p.moved])
     every_row = len(inserted) == len(rows)  # the usual case: no other run wrote any of these keys
     raced = set() if every_row else {p.member for p in plans if any(r[2] not in inserted for r in p.rows)}
     derived = [r for p in plans if p.member not in raced for r in p.derived]
-    written = insert_bound(conn, derived)
+    written = insert_bound(conn, derived, keyed=load is None)
     counts.expired += sum(1 for r in derived if r[0] == EXPIRE and r[2] in written)
     updates = []
     for p in plans:

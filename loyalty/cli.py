@@ -117,8 +117,8 @@ def rebuild(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> None:
     or expired since its last run. After restoring a backup, editing orders by hand or changing the
     program's rules, run this once. Safe while the daemon runs: the ledger is idempotent.
     """
+    from connectors.errors import LoyalsyncError
     from loyalty.incremental import run_changed
-    from loyalty.parallel import WorkerLost
     from sync.cli import _load, _open_store
 
     cfg = _load(config, database_url, tokens=False)
@@ -129,7 +129,7 @@ def rebuild(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> None:
     store = _open_store(cfg, read_only=True)
     try:
         run = run_changed(store, settings, datetime.now(UTC), full=True).run
-    except WorkerLost as exc:
+    except LoyalsyncError as exc:  # a worker lost, a first run loading the ledger: says what to do
         err.print(f"rebuild stopped: {exc}", markup=False)
         raise typer.Exit(code=1) from None
     Console().print(f"ledger rebuilt: {run.members} members, {run.orders} orders, "

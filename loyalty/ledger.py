@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 import loyalty.batch as write_batch
 from loyalty.batch import BatchCounts, plan_member, write_plans
+from loyalty.bulk_load import BulkLoad, bulk_load, restore_key_index
 from loyalty.engine import EARN, EXPIRE, REVERSE, SETTLE_DELAY, BudgetCutoff, Entry, Member, OrderFact, lot_position
 from loyalty.fold import FoldLot, Spend, TakeBack, fold
 from loyalty.ledger_rows import DUE, LEDGER, SPEND, insert_new, member_rows, refold
@@ -188,15 +189,28 @@ def run_once(store: Any, settings: LoyaltySettings, now: datetime, *, settle_del
     member's new lots (`lot_position`), and the writing pass grants up to there.
     """
     result = RunResult()
-    if members is None and settings.enabled and _parallel(store, settings, now, settle_delay, result):
+    if settings.enabled:
+        restore_key_index(store.engine)
+    if members is None and settings.enabled:
+        with bulk_load(store.engine) as load:
+            if not _parallel(store, settings, now, settle_delay, result, load):
+                _in_this_process(store, settings, now, settle_delay, result, None, load)
+        result.expired += expire_once(store, now)
         return result
+    _in_this_process(store, settings, now, settle_delay, result, members, None)
+    return result
+
+
+def _in_this_process(store: Any, settings: LoyaltySettings, now: datetime, settle_delay: Any, result: RunResult,
+                     members: Iterable[Member] | None, load: BulkLoad | None) -> None:
+    """`run_once` planning and writing in this process (every member when `members` is None)."""
     chosen = None if members is None else sorted(orders_of(store, settings, members).items())
     source = members_of(store, settings, result.no_identity) if chosen is None else iter(chosen)
     if not settings.enabled:
         for _member, orders in source:
             result.members += 1
             result.orders += len(orders)
-        return result
+        return
     # Only the chosen members can have new lots: the others have nothing new (loyalty.incremental).
     cutoff = _budget_cutoff(store, settings, now, settle_delay, chosen)
     # Planned MEMBER_BATCH members at a time (memory), written WRITE_MEMBERS a transaction (fewer
@@ -209,13 +223,11 @@ def run_once(store: Any, settings: LoyaltySettings, now: datetime, *, settle_del
                 for _member, orders in batch:
                     result.members += 1
                     result.orders += len(orders)
-                _process(conn, batch, settings, now, settle_delay, result, cutoff)
-    if chosen is None:
-        result.expired += expire_once(store, now)
-    return result
+                _process(conn, batch, settings, now, settle_delay, result, cutoff, load)
 
 
-def _parallel(store: Any, settings: LoyaltySettings, now: datetime, settle_delay: Any, result: RunResult) -> bool:
+def _parallel(store: Any, settings: LoyaltySettings, now: datetime, settle_delay: Any, result: RunResult,
+              load: BulkLoad | None) -> bool:
     """Every member planned in worker processes (`loyalty.parallel`), if the store allows and there
     are enough members; False when the run should go on in this process."""
     from loyalty.parallel import every_buyer, orders_by_marketplace, plan_in_workers, workers_for
@@ -229,14 +241,14 @@ def _parallel(store: Any, settings: LoyaltySettings, now: datetime, settle_delay
     total = orders_by_marketplace(store.engine, settings)
     cutoff = _budget_cutoff(store, settings, now, settle_delay)
     keyed: Counter[str] = Counter()
-    for members, orders, counts in plan_in_workers(store, buyers, settings, now, settle_delay, cutoff, workers):
+    for members, orders, counts in plan_in_workers(store, buyers, settings, now, settle_delay, cutoff, workers,
+                                                   load):
         result.members += members
         keyed += orders
         result.add(counts)
     result.orders = sum(keyed.values())
     # Orders without a buyer key: the ones the workers did not read (no order row read for them).
     result.no_identity.update({mp: n - keyed[mp] for mp, n in total.items() if n > keyed[mp]})
-    result.expired += expire_once(store, now)
     return True
 
 
@@ -257,13 +269,14 @@ def _groups(source: Iterator[list], members: int) -> Iterator[Iterator[list]]:
 
 
 def _process(conn: Connection, batch: list[tuple[Member, list[OrderFact]]], settings: LoyaltySettings,
-             now: datetime, settle_delay: Any, result: RunResult, cutoff: BudgetCutoff | None) -> None:
+             now: datetime, settle_delay: Any, result: RunResult, cutoff: BudgetCutoff | None,
+             load: BulkLoad | None = None) -> None:
     """One batch of members in the caller's transaction: read their rows, plan, write (`loyalty.batch`)."""
     recorded = member_rows(conn, [m for m, _ in batch], lock=True)
     bind = binders(conn.dialect)
     plans = [plan_member(m, orders, recorded[m], settings, now, settle_delay, cutoff, bind) for m, orders in batch]
     current = {m: {r.id: r.remaining for r in rows if r.id is not None} for m, rows in recorded.items()}
-    result.add(write_plans(conn, plans, now, current=current))
+    result.add(write_plans(conn, plans, now, current=current, load=load))
 
 
 class _Latest:

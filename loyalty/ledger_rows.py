@@ -23,7 +23,9 @@ from decimal import Decimal
 
 from sqlalchemy import Table, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import OperationalError
 
+from loyalty.bulk_load import LedgerLoading, is_refused_for_loading
 from loyalty.engine import EARN, EXPIRE, REVERSE, Entry, Member
 from loyalty.fold import FoldLot, Spend, TakeBack, fold_owned
 from loyalty.tables import LedgerEntryRow, LoyaltyDueRow
@@ -44,6 +46,8 @@ ENTRY_FIELDS = ("kind", "amount", "idempotency_key", "order_id", "rule", "effect
 _INSERT_COLUMNS = (*ENTRY_FIELDS, "remaining")
 _CONVERTED = frozenset({"amount", "effective_at", "available_from", "expires_at"})
 _SQL: dict[tuple, str] = {}
+_PLAIN_INSERT = (f"INSERT INTO {LEDGER.name} ({', '.join(_INSERT_COLUMNS)}) "
+                 f"VALUES ({', '.join(['?'] * len(_INSERT_COLUMNS))})")
 
 
 @dataclass(slots=True)
@@ -101,8 +105,14 @@ def bound_rows(bind: Binders, entries: Sequence[Entry], remaining: Mapping[str, 
     return rows
 
 
-def insert_bound(conn: Connection, rows: Sequence[tuple]) -> set[str]:
-    """Insert `bound_rows` whose key is not in the ledger; the keys of those inserted."""
+def insert_bound(conn: Connection, rows: Sequence[tuple], *, keyed: bool = True) -> set[str]:
+    """Insert `bound_rows` whose key is not in the ledger; the keys of those inserted.
+
+    `keyed=False` is for a load into an empty ledger without its key index (`loyalty.bulk_load`):
+    plain INSERTs of rows whose keys are known to be new."""
+    if not keyed:
+        _execute_many(conn, "plain insert", _PLAIN_INSERT, list(rows))
+        return {row[2] for row in rows}
     if conn.dialect.name == "sqlite":
         return _insert_counted(conn, rows)
     inserted: set[str] = set()
@@ -123,7 +133,13 @@ def _insert_counted(conn: Connection, rows: Sequence[tuple]) -> set[str]:
     marks = ",".join(["?"] * len(_INSERT_COLUMNS))
     sql = (f"INSERT INTO {LEDGER.name} ({', '.join(_INSERT_COLUMNS)}) VALUES ({marks}) "
            "ON CONFLICT (idempotency_key) DO NOTHING")
-    count = conn.exec_driver_sql(sql, list(rows)).rowcount
+    try:
+        count = conn.exec_driver_sql(sql, list(rows)).rowcount
+    except OperationalError as exc:
+        if is_refused_for_loading(exc):
+            raise LedgerLoading("a first full run is loading the ledger (its key index is built at the end); "
+                                "nothing was written, the next run writes it") from None
+        raise
     if count == len(rows):
         return {row[2] for row in rows}
     if count <= 0:

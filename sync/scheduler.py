@@ -223,6 +223,9 @@ class Daemon:
             if not self.stop.is_set():
                 raise
             return
+        except LoyalsyncError as exc:  # expected (the ledger is being loaded): one line, no traceback
+            log.warning("%s: %s; retrying at the next interval", ACTIONS_JOB, exc)
+            return
         except Exception:  # noqa: BLE001 - logged and retried next interval, the daemon keeps running
             log.exception("%s: run failed; retrying at the next interval", ACTIONS_JOB)
             return

@@ -88,16 +88,29 @@ class Binders:
     boolean: Callable[[bool | None], Any]
 
 
+_DAY_TEXT: dict[int, str] = {}  # day ordinal -> "YYYY-MM-DD": the days a process writes (a few thousand)
+
+
 def _sqlite_utc(value: datetime | None) -> str | None:
-    """UTCDateTime on SQLite: naive UTC in SQLAlchemy's text format "YYYY-MM-DD HH:MM:SS.ffffff"."""
+    """UTCDateTime on SQLite: naive UTC in SQLAlchemy's text format "YYYY-MM-DD HH:MM:SS.ffffff".
+
+    The date part comes from a cache by day and the time is %-formatted: a third of the cost of
+    `isoformat` on an aware datetime, which a rebuild calls four million times (bench/loyalty.py)."""
     if value is None:
         return None
     tz = value.tzinfo
-    if tz is None:
-        raise ValueError(NAIVE_DATETIME)
     if tz is not UTC:
+        if tz is None:
+            raise ValueError(NAIVE_DATETIME)
         value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:-6]  # drop the "+00:00"
+    ordinal = value.toordinal()
+    day = _DAY_TEXT.get(ordinal)
+    if day is None:
+        if len(_DAY_TEXT) >= 100_000:  # bounded, whatever a process is given
+            _DAY_TEXT.clear()
+        day = _DAY_TEXT[ordinal] = value.date().isoformat()
+    # %-formatting: measured faster here than an f-string with format specs
+    return "%s %02d:%02d:%02d.%06d" % (day, value.hour, value.minute, value.second, value.microsecond)  # noqa: UP031
 
 
 def _sqlite_money(value: Decimal | None) -> str | None:

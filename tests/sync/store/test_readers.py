@@ -32,3 +32,26 @@ def test_raw_reads_equal_the_column_types_on_both_databases(store: Store):
     assert [a for a, _, _ in converted] == AMOUNTS
     assert [e for _, e, _ in converted] == [m.astimezone(UTC) for m in MOMENTS + MOMENTS[:1]]
 
+
+
+def test_the_sqlite_binder_writes_what_the_column_type_writes_for_any_instant():
+    """`binders` on SQLite formats instants itself (cached date part); SQLAlchemy's own bind processor
+    is the reference, over random instants in years 1-3000, whole seconds and other offsets included."""
+    import random
+
+    from sqlalchemy.dialects import sqlite
+
+    from sync.store.types import UTCDateTime, binders
+
+    dialect = sqlite.dialect()
+    reference = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    fast = binders(dialect).utc
+    rng = random.Random(7)
+    for _ in range(20_000):
+        t = datetime(1, 1, 2, tzinfo=UTC) + timedelta(microseconds=rng.randrange(0, 94_000_000_000_000_000))
+        if rng.random() < 0.3:
+            t = t.replace(microsecond=0)
+        if rng.random() < 0.2:
+            t = t.astimezone(timezone(timedelta(minutes=rng.randrange(-720, 840))))
+        assert fast(t) == reference(t), t
+    assert fast(None) is None
