@@ -195,8 +195,11 @@ def fold(lots: Iterable[FoldLot], take_backs: Iterable[TakeBack], spends: Iterab
 
 
 def fold_owned(lots: list[FoldLot], take_backs: Iterable[TakeBack], spends: Iterable[Spend],
-               now: datetime) -> FoldResult:
-    """`fold` on fresh lots the caller made for it (their state fields are overwritten)."""
+               now: datetime, *, with_balances: bool = True) -> FoldResult:
+    """`fold` on fresh lots the caller made for it (their state fields are overwritten).
+
+    `with_balances=False` leaves `balances` None, for a caller that writes only what each lot and
+    debit keeps (the ledger job: it sums nothing it does not write)."""
     take_backs = [t for t in take_backs if t.at <= now]
     spends = [s for s in spends if s.at <= now]
     if take_backs or spends:
@@ -206,6 +209,11 @@ def fold_owned(lots: list[FoldLot], take_backs: Iterable[TakeBack], spends: Iter
     else:  # most members of a rebuild: no lot is consumed, so no wallet to index
         _age(lots, now)
         result = FoldResult()
+    if not with_balances:
+        for lot in lots:
+            result.remaining[lot.key] = lot.remaining
+            result.expired[lot.key] = lot.expired
+        return result
     pending = available = expired = _ZERO
     for lot in lots:
         result.remaining[lot.key] = lot.remaining

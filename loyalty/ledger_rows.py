@@ -282,7 +282,7 @@ def fold_rows(rows: list[Row], now: datetime) -> Folded:
                   r.entry.effective_at) for r in rows if r.entry.kind == REVERSE),
         (Spend(r.entry.idempotency_key, -r.entry.amount, r.entry.effective_at)
          for r in rows if r.entry.kind == SPEND),
-        horizon)
+        horizon, with_balances=False)
     new: list[Entry] = []
     written_expired = _written(rows, EXPIRE, lot_by_id)
     for r in lots:
