@@ -138,9 +138,9 @@ def test_a_load_whose_mark_was_taken_stops_before_writing(tmp_path: Path, small_
     store = fresh(tmp_path, "s.db", orders(5, 600, T1))
     monkeypatch.setenv(WORKERS_ENV, "1")
 
-    import loyalty.batch as batch
+    import loyalty.ledger as ledger_module
 
-    real = batch.write_plans
+    real = ledger_module.write_plans
     calls = []
 
     def stalled(conn, plans, now, replan=None, current=None, load=None):
@@ -149,10 +149,7 @@ def test_a_load_whose_mark_was_taken_stops_before_writing(tmp_path: Path, small_
         calls.append(len(plans))
         return real(conn, plans, now, replan, current, load)
 
-    monkeypatch.setattr(batch, "write_plans", stalled)
-    import loyalty.ledger as ledger_module
-
-    monkeypatch.setattr(ledger_module, "write_plans", stalled)
+    monkeypatch.setattr(ledger_module, "write_plans", stalled)  # what the one-process run calls
     with pytest.raises(LedgerLoading, match="was stopped"):
         run_once(store, RULES, T1)
     assert key_index(store) and mark(store) is None and ledger(store) == []
