@@ -90,7 +90,15 @@ class Capabilities:
     actions: Mapping[ActionKind, ActionRule] = field(default_factory=dict)
     chat: ChatRules = ChatRules(seller_may_start=False)
     notes: tuple[str, ...] = ()
+    # The API writes loyalsync's connector for this platform really carries out (`Connector.perform`).
+    # An action the platform offers through its API but the connector does not implement is refused
+    # by the gate (`not_supported`), never approved and then failed by the executor.
+    writes: frozenset[ActionKind] = frozenset()
 
     def rule(self, kind: ActionKind) -> ActionRule:
         """The rule for `kind`; an action the platform never mentions is not offered."""
         return self.actions.get(kind, ActionRule(channel=Channel.NONE))
+
+    def implements(self, kind: ActionKind) -> bool:
+        """Whether loyalsync's connector carries out `kind` through the platform's API."""
+        return kind in self.writes

@@ -55,6 +55,7 @@ class Refusal(StrEnum):
     """Why the gate refused an action (machine-readable; `loyalsync actions` groups by it)."""
 
     NOT_OFFERED = "not_offered"  # the platform has no such instrument
+    NOT_SUPPORTED = "not_supported"  # the platform's API has it, loyalsync's connector does not implement it
     CABINET_ONLY = "cabinet_only"  # only a person in the seller cabinet can do it: an ops task instead
     TEXT_TOO_LONG = "text_too_long"
     TEXT_TOO_SHORT = "text_too_short"
@@ -67,6 +68,8 @@ class Refusal(StrEnum):
     CHAT_START_NOT_ALLOWED = "chat_start_not_allowed"
     MARKETING_WITHOUT_CONSENT = "marketing_without_consent"
     REWARD_CONDITIONED_ON_RATING = "reward_conditioned_on_rating"
+    REWARD_FOR_REVIEW = "reward_for_review"  # a reply to a review promises a benefit
+    REPEATED_TEXT = "repeated_text"  # the same text posted on the account too often lately
     OVER_BUDGET = "over_budget"
 
 

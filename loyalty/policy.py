@@ -9,7 +9,8 @@
    `REWARD_CONDITIONED_ON_RATING`. Checked before the capability so that a rating-based benefit is never
    turned into an ops task through `CABINET_ONLY`. A reply whose *tone* follows the rating is fine.
 3. **capability** — the action's `ActionKind` (reply -> `REPLY_TO_REVIEW`, promo code -> `CREATE_PROMO_CODE`,
-   chat message -> `SEND_CHAT_MESSAGE`): `Channel.NONE` -> `NOT_OFFERED`, `Channel.CABINET` -> `CABINET_ONLY`.
+   chat message -> `SEND_CHAT_MESSAGE`): `Channel.NONE` -> `NOT_OFFERED`, `Channel.CABINET` -> `CABINET_ONLY`,
+   an API the connector does not carry out (`Capabilities.writes`) -> `NOT_SUPPORTED`.
    A chat message with no chat yet (`action.chat` is None or `chat_exists` is False) also starts one:
    `chat.seller_may_start` False, or a fulfilment scheme the `START_CHAT` note names as buyer-only
    ("FBO: only the buyer starts a chat") -> `CHAT_START_NOT_ALLOWED`; then the `START_CHAT` channel as above.
@@ -40,7 +41,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from connectors.capabilities import ActionKind, ActionRule, Capabilities, Channel, TextLimits
+from connectors.capabilities import ActionKind, Capabilities, Channel, TextLimits
 from loyalty.action_settings import ActionSettings
 from loyalty.actions import BENEFIT_KINDS, Action, ChatContext, Decision, Kind, Purpose, Refusal
 from loyalty.text_checks import find_email, find_link, find_personal_data, find_phone, find_promo_code
@@ -82,7 +83,7 @@ def gate(action: Action, capabilities: Capabilities, settings: ActionSettings, *
     platform = capabilities.marketplace.replace("_", " ").title()
     rule = capabilities.rule(_ACTION_KINDS[action.kind])
     refusal = (_check_review_grounds(action, platform)
-               or _check_capability(action, capabilities, rule, platform)
+               or _check_capability(action, capabilities, platform)
                or _check_text(action, rule.text, settings, platform, tuple(forbidden_words))
                or _check_chat(action, capabilities, settings, platform, now)
                or _check_budget(action, settings, platform, spent_this_month))
@@ -110,7 +111,8 @@ def _check_review_grounds(action: Action, platform: str) -> Decision | None:
         f"and was decided on {', '.join(review_grounds)}.")
 
 
-def _channel_refusal(rule: ActionRule, platform: str, what: str) -> Decision | None:
+def _channel_refusal(capabilities: Capabilities, kind: ActionKind, platform: str, what: str) -> Decision | None:
+    rule = capabilities.rule(kind)
     note = f" ({rule.note})" if rule.note else ""
     if rule.channel is Channel.NONE:
         return Decision.refuse(Refusal.NOT_OFFERED, f"{platform} offers no way to {what}{note}.")
@@ -118,6 +120,14 @@ def _channel_refusal(rule: ActionRule, platform: str, what: str) -> Decision | N
         return Decision.refuse(Refusal.CABINET_ONLY,
                                f"On {platform} only a person in the seller cabinet can {what}{note}.")
     return None
+
+
+def _support_refusal(capabilities: Capabilities, kind: ActionKind, platform: str, what: str) -> Decision | None:
+    if capabilities.implements(kind):
+        return None
+    return Decision.refuse(Refusal.NOT_SUPPORTED,
+                           f"{platform}'s API can {what}, but loyalsync's {platform} connector does not do it "
+                           f"yet; do it in the seller cabinet if it is needed.")
 
 
 def _buyer_only_schemes(capabilities: Capabilities) -> frozenset[str]:
@@ -131,15 +141,16 @@ def _seller_may_start(capabilities: Capabilities, chat: ChatContext) -> bool:
     return capabilities.chat.seller_may_start and scheme not in _buyer_only_schemes(capabilities)
 
 
-def _check_capability(action: Action, capabilities: Capabilities, rule: ActionRule,
-                      platform: str) -> Decision | None:
+def _check_capability(action: Action, capabilities: Capabilities, platform: str) -> Decision | None:
+    """The platform's rules first (why it can never happen), then whether the connector implements it."""
+    kind = _ACTION_KINDS[action.kind]
     what = {Kind.REPLY_TO_REVIEW: "reply to a review", Kind.CREATE_PROMO_CODE: "create a promo code",
             Kind.SEND_CHAT_MESSAGE: "send a chat message"}[action.kind]
-    if refusal := _channel_refusal(rule, platform, what):
+    if refusal := _channel_refusal(capabilities, kind, platform, what):
         return refusal
     chat = action.chat or ChatContext()
     if action.kind is not Kind.SEND_CHAT_MESSAGE or chat.chat_exists:
-        return None
+        return _support_refusal(capabilities, kind, platform, what)
     if not capabilities.chat.seller_may_start:
         return Decision.refuse(Refusal.CHAT_START_NOT_ALLOWED,
                                f"On {platform} only the buyer can start a chat, and there is none for "
@@ -148,7 +159,9 @@ def _check_capability(action: Action, capabilities: Capabilities, rule: ActionRu
         return Decision.refuse(Refusal.CHAT_START_NOT_ALLOWED,
                                f"On {platform} only the buyer can start a chat for {chat.fulfilment} orders, "
                                f"and there is none for {action.target} yet.")
-    return _channel_refusal(capabilities.rule(ActionKind.START_CHAT), platform, "start a chat")
+    return (_channel_refusal(capabilities, ActionKind.START_CHAT, platform, "start a chat")
+            or _support_refusal(capabilities, kind, platform, what)
+            or _support_refusal(capabilities, ActionKind.START_CHAT, platform, "start a chat"))
 
 
 def _check_text(action: Action, limits: TextLimits | None, settings: ActionSettings, platform: str,

@@ -87,4 +87,7 @@ OZON_CAPABILITIES = Capabilities(
         "Reviews carry no order or buyer, so nothing may be rewarded per review; review incentives "
         "go through «Отзывы за баллы», set up by a person in the cabinet.",
     ),
+    # What `connector.perform` carries out (tests/connectors/test_declared_writes.py checks it on the emulator).
+    writes=frozenset({ActionKind.REPLY_TO_REVIEW, ActionKind.SEND_CHAT_MESSAGE, ActionKind.START_CHAT,
+                      ActionKind.CREATE_PROMO_CODE}),
 )

@@ -63,4 +63,6 @@ WILDBERRIES_CAPABILITIES = Capabilities(
         "No buyer identity: per-buyer points are not possible; loyalty runs through WB's segment "
         "instruments and «Баллы за отзывы», and loyalsync measures and recommends.",
     ),
+    # What `connector.perform` carries out (tests/connectors/test_declared_writes.py checks it on the emulator).
+    writes=frozenset({ActionKind.REPLY_TO_REVIEW}),
 )

@@ -68,4 +68,6 @@ YANDEX_MARKET_CAPABILITIES = Capabilities(
         "DIRECT chats are buyer-only; the seller may open ORDER and RETURN chats.",
         "DBS buyers marked trusted must not be called; contact them through Market chat only.",
     ),
+    # What `connector.perform` carries out (tests/connectors/test_declared_writes.py checks it on the emulator).
+    writes=frozenset({ActionKind.REPLY_TO_REVIEW, ActionKind.SEND_CHAT_MESSAGE, ActionKind.START_CHAT}),
 )

@@ -16,7 +16,6 @@ from loyalty.action_settings import ActionSettings
 from loyalty.actions import Action, ChatContext, Decision, Kind, Purpose, Refusal
 from loyalty.policy import gate, is_review_field
 
-WB, OZ, YM = WILDBERRIES_CAPABILITIES, OZON_CAPABILITIES, YANDEX_MARKET_CAPABILITIES
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 DEFAULTS = ActionSettings()
@@ -28,6 +27,15 @@ def platforms(*caps: Capabilities):
     return pytest.mark.parametrize("caps", [pytest.param(c, id=c.marketplace) for c in caps])
 
 
+def every_api_write(caps: Capabilities) -> Capabilities:
+    """`caps` as if the connector carried out every write the platform's API offers: the platform
+    rules are tested apart from what each connector implements (tested with the real ones below)."""
+    return replace(caps, writes=frozenset(k for k, r in caps.actions.items() if r.channel is Channel.API))
+
+
+# The platform rules, on connectors that implement every API write (what each really implements is
+# tested with the real capabilities: `test_*_the_connector_does_not_implement*`).
+WB, OZ, YM = map(every_api_write, (WILDBERRIES_CAPABILITIES, OZON_CAPABILITIES, YANDEX_MARKET_CAPABILITIES))
 ALL = platforms(WB, OZ, YM)
 # A chat the buyer opened and wrote into an hour ago: open on every platform.
 OPEN_CHAT = ChatContext(chat_exists=True, buyer_opened=True, fulfilment="fbs", paid_at=NOW - 30 * HOUR,
@@ -361,7 +369,7 @@ def test_marketing_without_consent(caps, seller_consent, buyer_consent):
 def test_marketing_is_refused_even_if_a_platform_forgot_to_say_it_needs_consent(caps):
     """ChatRules' default needs consent: a platform declared without chat rules still refuses."""
     bare = Capabilities(marketplace=caps.marketplace, buyer_identity=caps.buyer_identity,
-                        actions=caps.actions, chat=ChatRules(seller_may_start=True))
+                        actions=caps.actions, chat=ChatRules(seller_may_start=True), writes=caps.writes)
     action = act(bare, Kind.SEND_CHAT_MESSAGE, purpose=Purpose.MARKETING, text="Скидки на всё!")
     refused(check(action, bare), Refusal.MARKETING_WITHOUT_CONSENT)
 
@@ -406,3 +414,38 @@ def test_first_failure_wins_text_before_budget(caps):
     action = act(caps, text="Звоните 8 912 345 67 67", cost=Decimal(50))
     decision = check(action, caps, ActionSettings(monthly_budget=Decimal(10)))
     refused(decision, Refusal.CONTAINS_PHONE)
+
+
+# --- what each connector implements -------------------------------------------------------------
+
+
+def test_a_wildberries_chat_message_is_refused_because_the_connector_does_not_implement_it():
+    # WB's API has buyer chats, but the WB connector's `perform` carries out review replies only:
+    # approving the message would only have the executor fail it (found by an independent check).
+    chat = ChatContext(chat_exists=True, buyer_opened=True, last_buyer_message_at=NOW - HOUR)
+    decision = check(act(WILDBERRIES_CAPABILITIES, Kind.SEND_CHAT_MESSAGE, chat=chat), WILDBERRIES_CAPABILITIES)
+    refused(decision, Refusal.NOT_SUPPORTED)
+    assert "Wildberries" in decision.detail and "cabinet" in decision.detail
+
+
+def test_a_platform_rule_is_reported_before_what_the_connector_implements():
+    # No chat yet on WB: that the buyer always starts it says more than the missing implementation.
+    decision = check(act(WILDBERRIES_CAPABILITIES, Kind.SEND_CHAT_MESSAGE, chat=ChatContext()),
+                     WILDBERRIES_CAPABILITIES)
+    refused(decision, Refusal.CHAT_START_NOT_ALLOWED)
+
+
+@pytest.mark.parametrize("caps", [OZON_CAPABILITIES, YANDEX_MARKET_CAPABILITIES], ids=lambda c: c.marketplace)
+def test_starting_a_chat_needs_the_connector_to_implement_it(caps):
+    new_chat = ChatContext(chat_exists=False, fulfilment="fbs", paid_at=NOW - 10 * HOUR)
+    action = act(caps, Kind.SEND_CHAT_MESSAGE, chat=new_chat)
+    assert check(action, caps).approved
+    without_start = replace(caps, writes=caps.writes - {ActionKind.START_CHAT})
+    refused(check(action, without_start), Refusal.NOT_SUPPORTED)
+
+
+@pytest.mark.parametrize("caps", [WILDBERRIES_CAPABILITIES, OZON_CAPABILITIES, YANDEX_MARKET_CAPABILITIES],
+                         ids=lambda c: c.marketplace)
+def test_a_reply_is_refused_by_a_connector_that_declares_no_writes(caps):
+    assert check(act(caps), caps).approved
+    refused(check(act(caps), replace(caps, writes=frozenset())), Refusal.NOT_SUPPORTED)

@@ -64,6 +64,9 @@ LIMITS = {
     ("yandex_market", Kind.SEND_CHAT_MESSAGE): (1, 4096),
 }
 PROMO_CHANNEL = {"wildberries": Refusal.CABINET_ONLY, "ozon": None, "yandex_market": Refusal.CABINET_ONLY}
+# What each connector's `perform` carries out, read off the connectors (not off `Capabilities.writes`):
+# WB's API has buyer chats, its connector answers reviews only.
+NOT_IMPLEMENTED = {("wildberries", Kind.SEND_CHAT_MESSAGE)}
 
 
 @dataclass(frozen=True)
@@ -129,6 +132,8 @@ def oracle(platform: str, action: Action, labels: frozenset[str], scenario: Scen
         broken.add(Refusal.REWARD_CONDITIONED_ON_RATING)
     if action.kind is Kind.CREATE_PROMO_CODE and PROMO_CHANNEL[platform]:
         broken.add(PROMO_CHANNEL[platform])
+    if (platform, action.kind) in NOT_IMPLEMENTED:
+        broken.add(Refusal.NOT_SUPPORTED)
     limits = LIMITS.get((platform, action.kind))
     n = len((action.text or "").strip())
     if limits and n < limits[0]:
