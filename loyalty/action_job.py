@@ -58,5 +58,5 @@ async def run_actions(store: Any, settings: ActionSettings, capabilities: Mappin
                       secrets: Iterable[str] = ()) -> ActionRound:
     """Plan, gate, store, and (live) send."""
     proposed = propose_actions(store, settings, capabilities, mode=mode, now=now)
-    executed = await execute(store, connectors, mode=mode, now=now, secrets=secrets)
+    executed = await execute(store, connectors, mode=mode, now=now, settings=settings, secrets=secrets)
     return ActionRound(proposed, executed)

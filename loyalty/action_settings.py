@@ -7,6 +7,7 @@ buyer's name) is refused, because replies must never carry a buyer's personal da
 
 from __future__ import annotations
 
+import hashlib
 import string
 from datetime import timedelta
 from decimal import Decimal
@@ -15,8 +16,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from loyalty.actions import Kind
+from loyalty.text_checks import find_benefit
 
 __all__ = [
+    "PLACEHOLDER_STORE_NAME",
     "TEMPLATE_VARIABLES",
     "ActionSettings",
     "Approval",
@@ -25,6 +28,7 @@ __all__ = [
     "ReplySettings",
     "ReplyTemplate",
     "ReviewIncentiveSettings",
+    "template_digest",
 ]
 
 _FROZEN = ConfigDict(frozen=True, extra="forbid")
@@ -48,16 +52,30 @@ def _template(text: str, allowed: tuple[str, ...], what: str) -> str:
     return text
 
 
-class ReplyTemplate(BaseModel):
-    """A reply for reviews with one of `ratings`, on `marketplaces` (empty: all).
+PLACEHOLDER_STORE_NAME = "магазин"
 
-    The rating may choose the tone (thanks, or service recovery); it never chooses a benefit.
+
+def template_digest(text: str, store_name: str) -> str:
+    """What identifies one template text as signed by one store: a reply made from it is sent only
+    while the configuration still holds it (`loyalty.policy`, checked again at send time)."""
+    return hashlib.sha256(f"{store_name}\x00{text}".encode()).hexdigest()[:16]
+
+
+class ReplyTemplate(BaseModel):
+    """Replies for reviews with one of `ratings`, on `marketplaces` (empty: all).
+
+    `texts` are interchangeable wordings (`text = "..."` is one); the planner rotates them so that
+    replies on one account do not repeat (`ReplySettings.repeat_span`). The rating may choose the
+    tone (thanks, or service recovery); it never chooses a benefit, and no text may promise one.
     """
 
-    model_config = _FROZEN
+    # Editors see the either/or too (config/schema): one of `text` or `texts`.
+    model_config = ConfigDict(frozen=True, extra="forbid", json_schema_extra={
+        "oneOf": [{"required": ["text"]}, {"required": ["texts"]}]})
 
     ratings: tuple[int, ...] = Field(min_length=1)
-    text: str = Field(min_length=1)
+    text: str | None = None  # one wording ...
+    texts: tuple[str, ...] = ()  # ... or several
     marketplaces: tuple[str, ...] = ()
     approval: Approval | None = None  # None: the kind's approval (`[actions.approval]`)
 
@@ -71,30 +89,88 @@ class ReplyTemplate(BaseModel):
 
     @field_validator("text")
     @classmethod
-    def _known_variables(cls, text: str) -> str:
-        return _template(text, TEMPLATE_VARIABLES, "a reply")
+    def _checked_text(cls, text: str | None) -> str | None:
+        return None if text is None else _reply_wording(text)
+
+    @field_validator("texts")
+    @classmethod
+    def _checked_texts(cls, texts: tuple[str, ...]) -> tuple[str, ...]:
+        for text in texts:
+            _reply_wording(text)
+        if len(set(texts)) < len(texts):
+            raise ValueError("the same text is listed twice")
+        return texts
+
+    @model_validator(mode="after")
+    def _one_way(self) -> ReplyTemplate:
+        if (self.text is None) == (not self.texts):
+            raise ValueError("give the reply as text = \"...\" or as texts = [\"...\", ...], one of the two")
+        return self
+
+    @property
+    def wordings(self) -> tuple[str, ...]:
+        """The interchangeable texts of this template."""
+        return (self.text,) if self.text is not None else self.texts
+
+
+def _reply_wording(text: str) -> str:
+    """`text` if it is a valid reply template: known variables only, and no benefit promised."""
+    if not text.strip():
+        raise ValueError("a reply text is empty")
+    _template(text, TEMPLATE_VARIABLES, "a reply")
+    if (found := find_benefit(text)) is not None:
+        raise ValueError(
+            f"a reply to a review must not promise a benefit (found «{found.fragment}», "
+            f"{found.kind.replace('_', ' ')}): on Wildberries, Ozon and Yandex Market a reward for a review "
+            "outside the platform's own program is forbidden, and one that follows the rating is what "
+            "sellers are fined for")
+    return text
 
 
 _DEFAULT_TEMPLATES = (
-    ReplyTemplate(ratings=(5, 4), text="Спасибо за отзыв о товаре «{product}»! Рады, что покупка понравилась. "
-                  "Ваш {store}"),
-    ReplyTemplate(ratings=(3,), text="Спасибо за отзыв о товаре «{product}». Нам важно ваше мнение: "
-                  "учтём замечания, чтобы стать лучше. Ваш {store}"),
-    ReplyTemplate(ratings=(2, 1), approval="manual",
-                  text="Нам очень жаль, что товар «{product}» вас огорчил. Пожалуйста, напишите нам в чат "
-                       "заказа на площадке: поможем с обменом или возвратом. Ваш {store}"),
+    ReplyTemplate(ratings=(5, 4), texts=(
+        "Спасибо за отзыв о «{product}»! Рады, что покупка понравилась. Ждём вас снова, ваш «{store}»",
+        "Спасибо, что нашли время рассказать о «{product}». Нам очень приятно! Команда «{store}»",
+        "Благодарим за высокую оценку «{product}»! Рады, что всё подошло. «{store}»",
+        "Как здорово, что покупка оправдала ожидания! Спасибо за отзыв о «{product}». Команда «{store}»",
+        "Спасибо за тёплые слова о «{product}»! Такие отзывы очень нас радуют. Ваш «{store}»",
+        "Рады, что покупка удалась! Спасибо за отзыв о «{product}»: он поможет другим с выбором. «{store}»",
+    )),
+    ReplyTemplate(ratings=(3,), texts=(
+        "Спасибо за честный отзыв о «{product}». Учтём замечания, чтобы следующая покупка порадовала больше. "
+        "Команда «{store}»",
+        "Спасибо, что рассказали о «{product}» как есть. Передадим замечания тем, кто отвечает за качество. "
+        "Ваш «{store}»",
+        "Жаль, что покупка порадовала не во всём. Если остались вопросы по «{product}», напишите нам в чат "
+        "заказа на площадке, поможем. «{store}»",
+    )),
+    ReplyTemplate(ratings=(2, 1), approval="manual", texts=(
+        "Нам очень жаль, что покупка огорчила. Напишите, пожалуйста, в чат заказа на площадке: разберёмся "
+        "с «{product}» и поможем с обменом или возвратом. Команда «{store}»",
+        "Простите, что так вышло с «{product}». Хотим это исправить: напишите нам в чат заказа на площадке, "
+        "и мы предложим обмен или возврат. Ваш «{store}»",
+        "Спасибо, что сообщили о проблеме с «{product}». Обязательно разберёмся: напишите в чат заказа на "
+        "площадке, поможем с заменой или возвратом. «{store}»",
+    )),
 )
 
 
 class ReplySettings(BaseModel):
-    """Answers to reviews: every review answered within `within`, from `templates`."""
+    """Answers to reviews: every review answered within `within`, from `templates`.
+
+    No two replies on one account within `repeat_span` are the same text while the templates offer
+    another wording; the gate refuses a reply whose exact text was already used `max_repeats` times
+    on the account within that span (Ozon warns that it may restrict sellers who post repetitive
+    replies)."""
 
     model_config = _FROZEN
 
     enabled: bool = True
     within: timedelta = 2 * DAY
-    store_name: str = Field(default="магазин", min_length=1, max_length=100)
+    store_name: str = Field(default=PLACEHOLDER_STORE_NAME, min_length=1, max_length=100)
     templates: tuple[ReplyTemplate, ...] = _DEFAULT_TEMPLATES
+    repeat_span: timedelta = 7 * DAY
+    max_repeats: int = Field(default=3, ge=0)
 
     def template_for(self, marketplace: str, rating: int) -> ReplyTemplate | None:
         """The first template for this marketplace (or all) and rating."""
@@ -102,6 +178,13 @@ class ReplySettings(BaseModel):
             if rating in t.ratings and (not t.marketplaces or marketplace in t.marketplaces):
                 return t
         return None
+
+    def digests_for(self, marketplace: str, rating: int) -> frozenset[str]:
+        """The digests of the texts a reply to such a review may be made from now (none: replies off)."""
+        template = self.template_for(marketplace, rating) if self.enabled else None
+        if template is None:
+            return frozenset()
+        return frozenset(template_digest(t, self.store_name) for t in template.wordings)
 
 
 class PromoSettings(BaseModel):

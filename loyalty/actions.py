@@ -70,6 +70,7 @@ class Refusal(StrEnum):
     REWARD_CONDITIONED_ON_RATING = "reward_conditioned_on_rating"
     REWARD_FOR_REVIEW = "reward_for_review"  # a reply to a review promises a benefit
     REPEATED_TEXT = "repeated_text"  # the same text posted on the account too often lately
+    TEMPLATE_WITHDRAWN = "template_withdrawn"  # the reply's template is no longer in the configuration
     OVER_BUDGET = "over_budget"
 
 
@@ -125,6 +126,9 @@ class Action:
     chat: ChatContext | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
     title: str = ""  # one line a person reads in `loyalsync actions` / `tasks`
+    # What produced it, for the gate's check at send time: a reply's template (`template`: its digest,
+    # `rating`: the review's stars). Never sent to the platform.
+    origin: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,12 @@ person. An approved action waits for a person (`pending`, approval = "manual"), 
 `dry_run` ones too: each is checked against the platform's state first.
 
 Exactly-once effect (`execute`): before every send the executor records the attempt (commit), then
-reads the platform's state (`Connector.find_done`); only if the effect is not there does it send,
-once, and record the answer. A crash between sending and recording therefore ends, on the next
-run, in a state check that finds the effect and marks the action sent without sending again.
+reads the platform's state (`Connector.find_done`); only if the effect is not there does it check the
+action again as things are now (`loyalty.send_check`: the gate with the current capabilities,
+settings and time; refused -> `refused`, and its key is freed for a fresh proposal; the kind now
+needs a person -> `pending`), and then it sends, once, and records the answer. A crash between
+sending and recording therefore ends, on the next run, in a state check that finds the effect and
+marks the action sent without sending again.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from connectors.errors import ApiError, AuthError
 from connectors.redaction import redact
 from loyalty.action_settings import ActionSettings
 from loyalty.actions import Action, ActionStatus, Decision, Kind, Refusal
+from loyalty.replies import recent_texts
+from loyalty.send_check import check_at_send, context_json
 from loyalty.tables import ActionAttemptRow, ActionRow
 from sync.cluster import default_replica_name
 
@@ -71,6 +76,8 @@ class ExecuteResult:
     already_done: int = 0
     failed: int = 0
     errors: int = 0  # transient: the action stays approved and is checked first next time
+    refused: int = 0  # the gate refused them at send time: never sent
+    held: int = 0  # their kind needs a person's approval now: back to pending
 
 
 def _month_start(now: datetime) -> datetime:
@@ -78,9 +85,12 @@ def _month_start(now: datetime) -> datetime:
     return datetime(now.year, now.month, 1, tzinfo=UTC)
 
 
-def _spent_this_month(conn: Any, now: datetime) -> Decimal:
+def _spent_this_month(conn: Any, now: datetime, *, besides: int | None = None) -> Decimal:
+    """What committed actions created this month give away (without action `besides`)."""
     stmt = select(ACTIONS.c.cost).where(ACTIONS.c.status.in_([s.value for s in _COMMITTED]),
                                         ACTIONS.c.created_at >= _month_start(now))
+    if besides is not None:
+        stmt = stmt.where(ACTIONS.c.id != besides)
     return sum((Decimal(c) for (c,) in conn.execute(stmt)), Decimal(0))
 
 
@@ -105,6 +115,7 @@ def _row(action: Action, status: ActionStatus, approval: str, decision: Decision
         "account": action.account, "target": action.target, "title": action.title, "text": action.text,
         "public": action.public, "purpose": action.purpose.value, "grounds": ",".join(sorted(action.grounds)),
         "cost": action.cost, "params": json.dumps(dict(action.params), ensure_ascii=False, default=str),
+        "context": context_json(action),
         "approval": approval, "status": status.value,
         "reason": decision.reason.value if decision.reason else None, "detail": decision.detail,
         "created_at": action.created_at, "updated_at": now, "attempts": 0,
@@ -127,16 +138,19 @@ def propose(store: Any, actions: Iterable[Action], capabilities: Mapping[str, Ca
             known.update(k for (k,) in conn.execute(select(ACTIONS.c.key).where(
                 ACTIONS.c.key.in_(keys[start:start + 500]))))
         spent = _spent_this_month(conn, now)
+        posted = recent_texts(conn, now - settings.replies.repeat_span)
         rows: list[dict[str, Any]] = []
         for key, action in batch.items():
             if key in known:
                 result.known += 1
                 continue
             caps = capabilities.get(action.marketplace)
+            texts = posted.setdefault((action.marketplace, action.account), Counter())
+            repeats = texts[action.text] if action.public and action.text else 0
             if caps is None:
                 decision = Decision.refuse(Refusal.NOT_OFFERED, f"no connector for {action.marketplace}")
             else:
-                decision = gate(action, caps, settings, now=now, spent_this_month=spent)
+                decision = gate(action, caps, settings, now=now, spent_this_month=spent, repeats=repeats)
             approval = "auto" if action.kind == Kind.OPS_TASK else action.params.get(
                 "approval", settings.approval_for(action.kind))
             if not decision.approved:
@@ -155,6 +169,8 @@ def propose(store: Any, actions: Iterable[Action], capabilities: Mapping[str, Ca
             else:
                 status = _S.APPROVED if mode == "live" else _S.DRY_RUN
             spent += action.cost
+            if action.public and action.text:
+                texts[action.text] += 1
             rows.append(_row(action, status, approval, decision, now))
             result.stored[(action.marketplace, action.kind.value, status.value)] += 1
         if rows:
@@ -318,12 +334,15 @@ def _points_short(store: Any, row: Mapping[str, Any], now: datetime) -> str | No
 
 
 async def execute(store: Any, connectors: Mapping[tuple[str, str], Connector], *, mode: str, now: datetime,
-                  secrets: Iterable[str] = (), clock: Callable[[], datetime] | None = None,
-                  claimer: str | None = None, wall: Callable[[], datetime] = _utcnow) -> ExecuteResult:
+                  settings: ActionSettings, secrets: Iterable[str] = (), clock: Callable[[], datetime] | None = None,
+                  claimer: str | None = None, wall: Callable[[], datetime] = _utcnow,
+                  gate: Gate | None = None) -> ExecuteResult:
     """Send approved actions (live mode only) through their account's connector, each exactly once.
 
     Only actions of the accounts in `connectors` (a replica passes those it holds), each claimed
-    for `claimer` in the outbox first; an action claimed by a live executor is left to it.
+    for `claimer` in the outbox first; an action claimed by a live executor is left to it. Each is
+    checked again right before its send (`loyalty.send_check`) against the connector's capabilities
+    and `settings` (the configuration in force now), at the time of the send.
     `clock` stamps what is recorded (default: `now`); claims are judged by `wall`, the clock all
     executors share, and last longer than the check and the send they guard (`_send_window`), so no
     other executor, however slow this one runs, takes over an action while it may still land.
@@ -340,7 +359,8 @@ async def execute(store: Any, connectors: Mapping[tuple[str, str], Connector], *
         if not rows:
             return result
         after = rows[-1]["id"]
-        stop = await _execute_batch(store, rows, connectors, result, secrets, stamp, claimer, wall)
+        stop = await _execute_batch(store, rows, connectors, result, secrets, stamp, claimer, wall,
+                                    _SendCheck(settings, gate))
         if stop:
             _unclaim(store, claimer)
             return result
@@ -352,9 +372,51 @@ def _unclaim(store: Any, claimer: str) -> None:
         conn.execute(update(ACTIONS).where(ACTIONS.c.claimed_by == claimer).values(**_UNCLAIMED))
 
 
+@dataclass(frozen=True, slots=True)
+class _SendCheck:
+    """What an action is checked against at send time: the settings in force, and the gate."""
+
+    settings: ActionSettings
+    gate: Gate | None
+
+    def needs_a_person(self, row: Mapping[str, Any]) -> bool:
+        """Approved by the rules of its time, but its kind now needs a person (and no one approved it)."""
+        own = json.loads(row["params"] or "{}").get("approval")
+        return row["approval"] == "auto" and own is None and self.settings.approval_for(Kind(row["kind"])) == "manual"
+
+    def decide(self, store: Any, row: Mapping[str, Any], connector: Connector, now: datetime) -> Decision:
+        with store.engine.connect() as conn:
+            spent = _spent_this_month(conn, now, besides=row["id"])
+            repeats = _earlier_posts(conn, row, now - self.settings.replies.repeat_span)
+        return check_at_send(row, connector.capabilities, self.settings, now=now, spent_by_others=spent,
+                             repeats=repeats, gate=self.gate)
+
+
+def _earlier_posts(conn: Any, row: Mapping[str, Any], since: datetime) -> int:
+    """How many actions before this one posted its exact public text on its account since `since`."""
+    if not row["public"] or not row["text"]:
+        return 0
+    c = ACTIONS.c
+    stmt = select(func.count()).where(c.marketplace == row["marketplace"], c.account == row["account"],
+                                      c.public.is_(True), c.text == row["text"], c.id < row["id"],
+                                      c.created_at >= since, c.status.in_([s.value for s in _COMMITTED]))
+    return int(conn.execute(stmt).scalar_one())
+
+
+def _refuse_at_send(store: Any, row: Mapping[str, Any], decision: Decision, now: datetime) -> None:
+    """Refused by the gate at send time: recorded with the reason, never sent. The row keeps its
+    history under a key of its own, so the next round may propose the action afresh (a reply from
+    the current template) and the gate decides that one."""
+    reason = decision.reason.value if decision.reason else None
+    with store.engine.begin() as conn:
+        _write_attempt(conn, row["id"], "gate", "refused", f"{reason}: {decision.detail}", now,
+                       status=_S.REFUSED.value, reason=reason, detail=decision.detail,
+                       key=f"{row['key']}~{row['id']}", **_UNCLAIMED)
+
+
 async def _execute_batch(store: Any, rows: list[dict[str, Any]], connectors: Mapping[tuple[str, str], Connector],
                          result: ExecuteResult, secrets: tuple[str, ...], stamp: Callable[[], datetime],
-                         claimer: str, wall: Callable[[], datetime]) -> bool:
+                         claimer: str, wall: Callable[[], datetime], check: _SendCheck) -> bool:
     """Check and send each claimed action; True when the rest must wait (the token was refused)."""
     for row in rows:
         connector = connectors[(row["marketplace"], row["account"])]
@@ -370,6 +432,18 @@ async def _execute_batch(store: Any, rows: list[dict[str, Any]], connectors: Map
                 result.already_done += 1
                 continue
             _record(store, row["id"], "check", "not_done", "", stamp())
+            if check.needs_a_person(row):
+                _record(store, row["id"], "gate", "held", "its kind needs a person's approval now ([actions.approval])",
+                        stamp(), status=_S.PENDING.value, approval="manual", **_UNCLAIMED)
+                result.held += 1
+                continue
+            decision = check.decide(store, row, connector, stamp())
+            if not decision.approved:
+                _refuse_at_send(store, row, decision, stamp())
+                log.info("action %s on %s/%s refused at send time: %s", row["id"], row["marketplace"],
+                         row["account"], decision.reason)
+                result.refused += 1
+                continue
             if (short := _points_short(store, row, stamp())) is not None:
                 _record(store, row["id"], "send", "rejected", short, stamp(), status=_S.FAILED.value, detail=short,
                         **_UNCLAIMED)

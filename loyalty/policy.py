@@ -4,16 +4,23 @@
 
 1. **ops task** — `Kind.OPS_TASK` is for a person and is always approved.
 2. **reward conditioned on a review** (DESIGN invariant 4) — a benefit (a kind in `BENEFIT_KINDS`,
-   `purpose == REWARD`, `cost > 0`, or a promo code in the text) whose `grounds` name a review field
-   (`review.*`, `feedback.*`, or a part like `rating`, `stars`, `text`, `sentiment`, `pros`, `cons`) ->
+   `purpose == REWARD`, `cost > 0`, or a text offering one, `text_checks.find_promotion`) whose `grounds`
+   name a review field (`review.*`, `feedback.*`, or a part like `rating`, `stars`, `text`, `sentiment`,
+   `pros`, `cons`) ->
    `REWARD_CONDITIONED_ON_RATING`. Checked before the capability so that a rating-based benefit is never
    turned into an ops task through `CABINET_ONLY`. A reply whose *tone* follows the rating is fine.
+   Then **a benefit promised for a review**: a reply to a review (or any public text) whose text offers
+   points, cashback, a discount, a gift, free delivery, a promo code or a sale (`text_checks.find_benefit`)
+   -> `REWARD_FOR_REVIEW`, whatever the grounds: on WB, Ozon and Market a reward for a review outside the
+   platform's own program is forbidden.
 3. **capability** — the action's `ActionKind` (reply -> `REPLY_TO_REVIEW`, promo code -> `CREATE_PROMO_CODE`,
    chat message -> `SEND_CHAT_MESSAGE`): `Channel.NONE` -> `NOT_OFFERED`, `Channel.CABINET` -> `CABINET_ONLY`,
    an API the connector does not carry out (`Capabilities.writes`) -> `NOT_SUPPORTED`.
    A chat message with no chat yet (`action.chat` is None or `chat_exists` is False) also starts one:
    `chat.seller_may_start` False, or a fulfilment scheme the `START_CHAT` note names as buyer-only
    ("FBO: only the buyer starts a chat") -> `CHAT_START_NOT_ALLOWED`; then the `START_CHAT` channel as above.
+   Then **the template**: a reply made from a template (`action.origin`) whose text the configuration no
+   longer holds for its rating, or replies switched off -> `TEMPLATE_WITHDRAWN` (matters at send time).
 4. **text** — limits from the action's rule (for chat, `SEND_CHAT_MESSAGE`'s); an action with text but no
    `TextLimits` gets the content checks with everything off. Length is `len(text.strip())` in Python code
    points (assumed to match the platforms' "characters"; no platform documents its counting; None counts as
@@ -21,17 +28,23 @@
    then `CONTAINS_LINK` unless `links_allowed`, `CONTAINS_PHONE` and `CONTAINS_EMAIL` unless
    `contacts_allowed`, `CONTAINS_PERSONAL_DATA` always (includes messenger handles and off-platform
    invitations, see `loyalty.text_checks`), `PROMO_CODE_IN_PUBLIC_REPLY` for a public text unless both
-   `settings.promo_codes_in_replies` and the platform's `promo_codes_allowed`.
+   `settings.promo_codes_in_replies` and the platform's `promo_codes_allowed` (a review reply with a promo
+   code is already `REWARD_FOR_REVIEW`). Then a public text already posted `repeats` times on the account
+   within `replies.repeat_span`, more than `replies.max_repeats` -> `REPEATED_TEXT`.
 5. **chat** — starting a chat outside `start_window` after `paid_at` or after `delivered_at` (no known time:
    outside); writing into an existing chat when `reply_window` is set, later than `reply_window` after
    the buyer's last message, unless the seller could start a chat for this order and the order is between
    payment and `start_window` after delivery (Ozon FBS/rFBS) -> `CHAT_OUTSIDE_WINDOW`. Then a marketing
-   message without both `settings.marketing_consent` and the buyer's recorded consent, on a platform whose
+   message (declared so, or whose text offers a benefit or promotes a sale, `text_checks.find_promotion`:
+   content decides, not the label; a statement of points credited is not an offer) without both
+   `settings.marketing_consent` and the buyer's recorded consent, on a platform whose
    `chat.marketing_needs_consent` (the default) -> `MARKETING_WITHOUT_CONSENT`.
 6. **budget** — an action with `cost > 0` when `spent_this_month + cost > settings.monthly_budget`
    -> `OVER_BUDGET` (a free action cannot go over budget).
 
-No check branches on a platform's name; everything comes from `Capabilities`.
+No check branches on a platform's name; everything comes from `Capabilities`. The executor runs the
+same gate again right before each send, with the settings and capabilities in force then
+(`loyalty.send_check`).
 """
 
 from __future__ import annotations
@@ -44,7 +57,15 @@ from decimal import Decimal
 from connectors.capabilities import ActionKind, Capabilities, Channel, TextLimits
 from loyalty.action_settings import ActionSettings
 from loyalty.actions import BENEFIT_KINDS, Action, ChatContext, Decision, Kind, Purpose, Refusal
-from loyalty.text_checks import find_email, find_link, find_personal_data, find_phone, find_promo_code
+from loyalty.text_checks import (
+    find_benefit,
+    find_email,
+    find_link,
+    find_personal_data,
+    find_phone,
+    find_promo_code,
+    find_promotion,
+)
 
 __all__ = ["gate", "is_review_field"]
 
@@ -72,22 +93,68 @@ def is_review_field(ground: str) -> bool:
 
 
 def gate(action: Action, capabilities: Capabilities, settings: ActionSettings, *, now: datetime,
-         spent_this_month: Decimal = Decimal(0), forbidden_words: Iterable[str] = ()) -> Decision:
+         spent_this_month: Decimal = Decimal(0), forbidden_words: Iterable[str] = (), repeats: int = 0) -> Decision:
     """Approve `action` or refuse it with the first failing check (order in the module docstring).
 
     `forbidden_words` are words the text must not contain, e.g. the buyer's name (Action has no field
-    for it). `now` is timezone-aware; `spent_this_month` is what actions already gave away this month.
+    for it). `now` is timezone-aware; `spent_this_month` is what actions already gave away this month;
+    `repeats` how many earlier actions on the account posted this exact public text within
+    `replies.repeat_span`.
     """
     if action.kind is Kind.OPS_TASK:
         return Decision.ok()
     platform = capabilities.marketplace.replace("_", " ").title()
     rule = capabilities.rule(_ACTION_KINDS[action.kind])
     refusal = (_check_review_grounds(action, platform)
+               or _check_benefit_for_review(action, platform)
                or _check_capability(action, capabilities, platform)
+               or _check_template(action, settings)
                or _check_text(action, rule.text, settings, platform, tuple(forbidden_words))
+               or _check_repeats(action, settings, platform, repeats)
                or _check_chat(action, capabilities, settings, platform, now)
                or _check_budget(action, settings, platform, spent_this_month))
     return refusal or Decision.ok()
+
+
+def _check_benefit_for_review(action: Action, platform: str) -> Decision | None:
+    """A reply to a review (or any public text) that promises a benefit is a reward for the review:
+    forbidden outside the platform's own program, and fined when it follows the rating."""
+    if not (action.kind is Kind.REPLY_TO_REVIEW or action.public) or not action.text:
+        return None
+    found = find_benefit(action.text)
+    if found is None:
+        return None
+    return Decision.refuse(
+        Refusal.REWARD_FOR_REVIEW,
+        f"On {platform} a reply to a review must not promise the buyer anything; this one offers "
+        f"{found.kind.replace('_', ' ')} (“{_clip(found.fragment)}”). Rewards for reviews go only through "
+        f"the platform's own program.")
+
+
+def _check_template(action: Action, settings: ActionSettings) -> Decision | None:
+    """A reply made from a template is sent only while the configuration still holds that text
+    (checked again at send time: a template replaced or replies switched off withdraws it)."""
+    digest, rating = action.origin.get("template"), action.origin.get("rating")
+    if action.kind is not Kind.REPLY_TO_REVIEW or digest is None:
+        return None
+    if isinstance(rating, int) and digest in settings.replies.digests_for(action.marketplace, rating):
+        return None
+    why = ("replies are switched off" if not settings.replies.enabled
+           else "its template text or the store name changed in [actions.replies]")
+    return Decision.refuse(Refusal.TEMPLATE_WITHDRAWN,
+                           f"This reply was written from a template the configuration no longer holds ({why}); "
+                           f"a new reply is proposed from the current templates.")
+
+
+def _check_repeats(action: Action, settings: ActionSettings, platform: str, repeats: int) -> Decision | None:
+    limit = settings.replies.max_repeats
+    if not action.public or repeats <= limit:
+        return None
+    return Decision.refuse(
+        Refusal.REPEATED_TEXT,
+        f"This exact text was already posted {repeats} times on this {platform} account within "
+        f"{settings.replies.repeat_span.days} days (at most {limit} repeats): {platform} may restrict sellers "
+        f"who post repetitive replies. Add wordings to the template.")
 
 
 def _check_review_grounds(action: Action, platform: str) -> Decision | None:
@@ -101,8 +168,8 @@ def _check_review_grounds(action: Action, platform: str) -> Decision | None:
         benefit = "a reward"
     elif action.cost > 0:
         benefit = f"something worth {action.cost}"
-    elif action.text and find_promo_code(action.text):
-        benefit = "a promo code"
+    elif action.text and (found := find_promotion(action.text)):
+        benefit = f"{found.kind.replace('_', ' ')} (“{_clip(found.fragment)}”)"
     else:
         return None
     return Decision.refuse(
@@ -235,13 +302,17 @@ def _check_chat(action: Action, capabilities: Capabilities, settings: ActionSett
                 Refusal.CHAT_OUTSIDE_WINDOW,
                 f"On {platform} a seller may write only within {_span(window)} of the buyer's last message "
                 f"(or while the order is open); {last}.")
-    if (action.purpose is Purpose.MARKETING and rules.marketing_needs_consent
+    # Content decides what a message is, not its declared purpose: an offer or a sale is marketing.
+    promotion = find_promotion(action.text) if action.text else None
+    if ((action.purpose is Purpose.MARKETING or promotion is not None) and rules.marketing_needs_consent
             and not (settings.marketing_consent and chat.buyer_consented_to_marketing)):
         why = ("[actions] marketing_consent is off" if not settings.marketing_consent
                else "this buyer has not consented")
+        what = (f"This message offers {promotion.kind.replace('_', ' ')} (“{_clip(promotion.fragment)}”), which "
+                f"makes it marketing whatever its declared purpose; m" if promotion is not None else "M")
         return Decision.refuse(
             Refusal.MARKETING_WITHOUT_CONSENT,
-            f"Marketing messages on {platform} need the buyer's recorded consent (38-FZ art. 18); {why}.")
+            f"{what}arketing messages on {platform} need the buyer's recorded consent (38-FZ art. 18); {why}.")
     return None
 
 

@@ -3,23 +3,34 @@
 The rating picks the template (thanks, or service recovery for low ratings, which by default waits for
 a person's approval); it never picks a benefit, and a reply never carries one. Variables are the
 product name, brand and store name only, never anything about the buyer.
+
+A template may hold several wordings. Each reply takes the wording whose text (as filled in) was
+used least on its account within `repeat_span`, counting the replies already in the outbox and those
+proposed before it in the same round; ties go by the review id, so reviews of one product spread
+over the wordings rather than all taking the first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import hashlib
+from collections import Counter
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, false, select
 
-from loyalty.action_settings import ReplySettings
-from loyalty.actions import Action, Kind, Purpose
+from loyalty.action_settings import ReplySettings, template_digest
+from loyalty.actions import Action, ActionStatus, Kind, Purpose
+from loyalty.tables import ActionRow
 from sync.store.tables import ReviewRow
 
 __all__ = ["overdue", "propose_replies", "reply_action", "reply_text"]
 
 REVIEWS: Table = ReviewRow.__table__  # type: ignore[assignment]
+ACTIONS: Table = ActionRow.__table__  # type: ignore[assignment]
+# Replies that were or will be posted: what a new one must not repeat.
+POSTED = (ActionStatus.PENDING, ActionStatus.APPROVED, ActionStatus.DRY_RUN, ActionStatus.SENT)
 # The rating chooses the tone only: a reply's grounds name it, and the gate refuses any benefit on it.
 GROUNDS = frozenset({"review.rating", "review.product"})
 
@@ -30,25 +41,51 @@ def reply_text(template: str, *, product: str | None, brand: str | None, sku: st
                            store=store_name).strip()
 
 
-def reply_action(review: dict[str, Any], settings: ReplySettings, now: datetime) -> Action | None:
-    """The reply to one review, or None when no template covers its marketplace and rating."""
-    template = settings.template_for(review["marketplace"], int(review["rating"]))
+def _spread(review_id: str, n: int) -> int:
+    """A stable index in 0..n-1 from the review id (not Python's salted hash: the same every run)."""
+    return int.from_bytes(hashlib.sha256(str(review_id).encode()).digest()[:4], "big") % n
+
+
+def reply_action(review: dict[str, Any], settings: ReplySettings, now: datetime,
+                 used: Mapping[str, int] | None = None) -> Action | None:
+    """The reply to one review, or None when no template covers its marketplace and rating.
+
+    `used`: how often each text was posted on the review's account lately; the least used wording wins."""
+    rating = int(review["rating"])
+    template = settings.template_for(review["marketplace"], rating)
     if template is None:
         return None
     mp, acct, rid = review["marketplace"], review["account"], review["review_id"]
-    text = reply_text(template.text, product=review.get("product_name"), brand=review.get("brand"),
-                      sku=str(review["sku"]), store_name=settings.store_name)
+    filled = [(wording, reply_text(wording, product=review.get("product_name"), brand=review.get("brand"),
+                                   sku=str(review["sku"]), store_name=settings.store_name))
+              for wording in template.wordings]
+    start = _spread(str(rid), len(filled))
+    order = filled[start:] + filled[:start]
+    counts = used or {}
+    wording, text = min(order, key=lambda pair: counts.get(pair[1], 0))  # min keeps the first of equals
     params: dict[str, Any] = {}
     if template.approval is not None:
         params["approval"] = template.approval
     name = (review.get("product_name") or f"арт. {review['sku']}")[:60]
     return Action(kind=Kind.REPLY_TO_REVIEW, marketplace=mp, account=acct, key=f"reply:{mp}:{acct}:{rid}",
                   target=str(rid), created_at=now, text=text, public=True, purpose=Purpose.SERVICE,
-                  grounds=GROUNDS, params=params, title=f"reply to a {review['rating']}★ review of «{name}»")
+                  grounds=GROUNDS, params=params, title=f"reply to a {review['rating']}★ review of «{name}»",
+                  origin={"template": template_digest(wording, settings.store_name), "rating": rating})
+
+
+def recent_texts(conn: Any, since: datetime) -> dict[tuple[str, str], Counter[str]]:
+    """Per account: how often each public text was posted (or is on its way) since `since`."""
+    c = ACTIONS.c
+    stmt = select(c.marketplace, c.account, c.text).where(
+        c.public.is_(True), c.created_at >= since, c.status.in_([s.value for s in POSTED]), c.text.is_not(None))
+    out: dict[tuple[str, str], Counter[str]] = {}
+    for mp, acct, text in conn.execute(stmt):
+        out.setdefault((mp, acct), Counter())[text] += 1
+    return out
 
 
 def propose_replies(store: Any, settings: ReplySettings, now: datetime) -> Iterator[Action]:
-    """A reply for every unanswered review in the store (oldest first)."""
+    """A reply for every unanswered review in the store that has none in the outbox (oldest first)."""
     if not settings.enabled:
         return
     c = REVIEWS.c
@@ -56,9 +93,16 @@ def propose_replies(store: Any, settings: ReplySettings, now: datetime) -> Itera
             .where(c.answered == false()).order_by(c.created_at, c.review_id))
     with store.engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(stmt).mappings()]
+        replied = select(ACTIONS.c.key).where(ACTIONS.c.kind == Kind.REPLY_TO_REVIEW.value)
+        proposed = {k for (k,) in conn.execute(replied)}
+        used = recent_texts(conn, now - settings.repeat_span)
     for review in rows:
-        action = reply_action(review, settings, now)
+        if f"reply:{review['marketplace']}:{review['account']}:{review['review_id']}" in proposed:
+            continue
+        account = used.setdefault((review["marketplace"], review["account"]), Counter())
+        action = reply_action(review, settings, now, account)
         if action is not None:
+            account[action.text or ""] += 1
             yield action
 
 

@@ -114,6 +114,8 @@ class ActionRow(SQLModel, table=True):
     grounds: str = Field(default="", sa_column=Column(Text, nullable=False))  # comma-separated field names
     cost: Decimal = Field(sa_column=Column(Money, nullable=False))
     params: str = Field(default="{}", sa_column=Column(Text, nullable=False))  # JSON
+    # JSON: what the gate checks again at send time (chat context, a reply's template; loyalty.send_check)
+    context: str = Field(default="{}", sa_column=Column(Text, nullable=False, server_default="{}"))
     approval: str = Field(max_length=8)  # auto | manual
     status: str = Field(max_length=16)
     reason: str | None = Field(default=None, max_length=48)  # the gate's refusal reason

@@ -26,7 +26,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from connectors import registry as _registry
 from connectors.base import AccountSettings, Connector
 from connectors.errors import ConfigError
-from loyalty.action_settings import ActionSettings
+from loyalty.action_settings import PLACEHOLDER_STORE_NAME, ActionSettings
 from loyalty.rules import LoyaltySettings
 from sync._marketplace_files import load_marketplaces
 from sync._tables import (
@@ -264,6 +264,7 @@ def load_config(
     if settings is not None:
         known = connectors if connectors is not None else _registry.available_connectors()
         _check_marketplace_names(str(path), settings, known, problems)
+        _check_live_store_name(str(path), settings, problems)
     accounts: list[MarketplaceAccount] = []
     if have_file:
         directory = _marketplaces_dir(path, file_data or {}, problems)
@@ -326,6 +327,16 @@ def _load_settings(
     finally:
         _INPUTS.reset(inputs)
     return None if bad else settings
+
+
+def _check_live_store_name(label: str, settings: AppSettings, problems: list[str]) -> None:
+    """Live replies must not be signed with the placeholder store name buyers would read."""
+    replies = settings.actions.replies
+    if (settings.daemon.mode == "live" and replies.enabled
+            and replies.store_name.strip().casefold() == PLACEHOLDER_STORE_NAME):
+        problems.append(f"{label}: actions.replies.store_name: still the placeholder «{PLACEHOLDER_STORE_NAME}», "
+                        "and daemon.mode is \"live\": every reply would be signed with it. Set the store's name "
+                        "as buyers see it on the platform, or switch replies off (actions.replies.enabled = false)")
 
 
 def _check_marketplace_names(

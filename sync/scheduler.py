@@ -217,7 +217,7 @@ class Daemon:
                                                        self.app.capabilities(), mode=mode, now=now)
                 finally:
                     await asyncio.to_thread(self.coordinator.end_job, plan)
-            executed = await execute(self.app.store, connectors, mode=mode, now=now,
+            executed = await execute(self.app.store, connectors, mode=mode, now=now, settings=settings.actions,
                                      secrets=self.app.secrets(), claimer=self.replica)
         except asyncio.CancelledError:
             if not self.stop.is_set():
@@ -229,9 +229,10 @@ class Daemon:
         except Exception:  # noqa: BLE001 - logged and retried next interval, the daemon keeps running
             log.exception("%s: run failed; retrying at the next interval", ACTIONS_JOB)
             return
-        log.info("actions (%s): %d new, %d refused, %d sent, %d already done, %d failed, %d to retry",
-                 mode, sum(proposed.stored.values()), sum(proposed.refused.values()), executed.sent,
-                 executed.already_done, executed.failed, executed.errors)
+        log.info("actions (%s): %d new, %d refused, %d sent, %d already done, %d failed, %d to retry, "
+                 "%d refused at send time, %d back to a person", mode, sum(proposed.stored.values()),
+                 sum(proposed.refused.values()), executed.sent, executed.already_done, executed.failed,
+                 executed.errors, executed.refused, executed.held)
 
     async def _in_thread(self, name: str, step):
         """Run a loyalty step in a worker thread, so the event loop keeps polling meanwhile."""

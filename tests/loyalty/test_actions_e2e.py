@@ -59,7 +59,8 @@ def test_every_reply_lands_exactly_once_despite_lost_answers(name: str, sqlite_s
             set_status(sqlite_store, pending, ActionStatus.APPROVED, allowed_from=(ActionStatus.PENDING,),
                        mode="live", now=now)
             for _ in range(40):
-                await execute(sqlite_store, app.write_connectors(), mode="live", now=now, secrets=setup.secrets)
+                await execute(sqlite_store, app.write_connectors(), settings=ActionSettings(),
+                              mode="live", now=now, secrets=setup.secrets)
                 if not action_rows(sqlite_store, status="approved"):
                     break
 
@@ -101,7 +102,7 @@ def test_killed_between_send_and_record_many_times_each_review_is_answered_once(
             set_status(sqlite_store, pending, ActionStatus.APPROVED, allowed_from=(ActionStatus.PENDING,),
                        mode="live", now=now)
             await killer.restart_until_settled(
-                lambda: execute(sqlite_store, app.write_connectors(), mode="live", now=now),
+                lambda: execute(sqlite_store, app.write_connectors(), settings=ActionSettings(), mode="live", now=now),
                 lambda: bool(action_rows(sqlite_store, status="approved")))
 
     asyncio.run(scenario())

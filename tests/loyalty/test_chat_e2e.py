@@ -77,7 +77,7 @@ def test_each_notice_lands_once_despite_kills_and_lost_answers(name: str, sqlite
             run_once(sqlite_store, PROGRAM, now)
             propose_actions(sqlite_store, AUTO, app.capabilities(), mode="live", now=now)
             await killer.restart_until_settled(
-                lambda: execute(sqlite_store, app.write_connectors(), mode="live", now=now),
+                lambda: execute(sqlite_store, app.write_connectors(), settings=AUTO, mode="live", now=now),
                 lambda: bool(action_rows(sqlite_store, status="approved")))
 
     asyncio.run(scenario())

@@ -72,7 +72,8 @@ def test_only_what_the_gate_allows_reaches_the_platform(tmp_path_factory, name, 
                                       .name, key=f"reply:{name}:{rid}", target=str(rid), created_at=now, text=text,
                                       public=True))
             propose(store, actions, app.capabilities(), ActionSettings(), mode="live", now=now)
-            await execute(store, app.write_connectors(), mode="live", now=now, secrets=setup.secrets)
+            await execute(store, app.write_connectors(), settings=ActionSettings(),
+                          mode="live", now=now, secrets=setup.secrets)
 
     asyncio.run(scenario())
     decided = {r["target"]: r["status"] for r in action_rows(store)}

@@ -25,16 +25,21 @@ NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 CAPS = {"shop": Capabilities("shop", BuyerIdentity.FULL, actions={
     ActionKind.REPLY_TO_REVIEW: ActionRule(Channel.API),
     ActionKind.CREATE_PROMO_CODE: ActionRule(Channel.API),
-    ActionKind.REVIEW_POINTS_PROGRAM: ActionRule(Channel.CABINET)})}
+    ActionKind.REVIEW_POINTS_PROGRAM: ActionRule(Channel.CABINET)},
+    writes=frozenset({ActionKind.REPLY_TO_REVIEW, ActionKind.CREATE_PROMO_CODE}))}
 S = ActionStatus
+# The settings in force when the executor sends (checked again then, with the real gate).
+SEND_SETTINGS = ActionSettings(approval=dict.fromkeys((Kind.REPLY_TO_REVIEW, Kind.CREATE_PROMO_CODE), "auto"))
 
 
-def reply(rid: str, text: str = "Спасибо!", **more) -> Action:
+def reply(rid: str, text: str | None = None, **more) -> Action:
+    # Each reply its own text by default: the gate refuses a text repeated too often on one account.
     return Action(kind=Kind.REPLY_TO_REVIEW, marketplace="shop", account="main", key=f"reply:shop:main:{rid}",
-                  target=rid, created_at=NOW, text=text, public=True, title=f"reply {rid}", **more)
+                  target=rid, created_at=NOW, text=text or f"Спасибо, {rid}!", public=True, title=f"reply {rid}",
+                  **more)
 
 
-def allow_unless_bad(action, caps, settings, *, now, spent_this_month):
+def allow_unless_bad(action, caps, settings, *, now, spent_this_month, repeats=0):
     """A stand-in gate: refuses texts containing "BAD", sends cabinet-only kinds to a person."""
     if action.text and "BAD" in action.text:
         return Decision.refuse(Refusal.CONTAINS_LINK, "found BAD")
@@ -96,6 +101,7 @@ class FakePlatform:
     """A connector stand-in: answers reviews; can lose the answer of a write it applied."""
 
     name = "shop"
+    capabilities = CAPS["shop"]
 
     def __init__(self) -> None:
         self.answers: dict[str, str] = {}
@@ -122,7 +128,8 @@ class FakePlatform:
 
 
 def run(store: Store, platform: FakePlatform, mode: str = "live"):
-    return asyncio.run(execute(store, {("shop", "main"): platform}, mode=mode, now=NOW, secrets=("tok",)))
+    return asyncio.run(execute(store, {("shop", "main"): platform}, settings=SEND_SETTINGS,
+                               mode=mode, now=NOW, secrets=("tok",)))
 
 
 def test_execute_sends_once_and_a_lost_answer_is_found_not_resent(store: Store):
@@ -228,7 +235,8 @@ def test_a_promo_code_whose_points_expired_before_it_was_sent_is_not_sent(store:
     set_status(store, [action_rows(store)[0]["id"]], S.APPROVED, allowed_from=[S.PENDING], mode="live", now=NOW)
     platform = Vouchers()
     next_day = NOW + timedelta(days=1)
-    result = asyncio.run(execute(store, {("shop", "main"): platform}, mode="live", now=next_day))
+    result = asyncio.run(execute(store, {("shop", "main"): platform}, settings=SEND_SETTINGS,
+                                 mode="live", now=next_day))
     assert (result.sent, result.failed, platform.sends) == (0, 1, 0)
     row = action_rows(store)[0]
     assert row["status"] == "failed" and row["detail"].startswith("points short")
@@ -294,7 +302,8 @@ def test_two_executors_on_one_postgresql_send_each_action_once(pg_store: Store):
 
     def executor(name: str) -> None:
         start.wait()
-        results[name] = asyncio.run(execute(pg_store, {("shop", "main"): platform}, mode="live", now=NOW,
+        results[name] = asyncio.run(execute(pg_store, {("shop", "main"): platform}, settings=SEND_SETTINGS,
+                                            mode="live", now=NOW,
                                              claimer=name, clock=lambda: datetime.now(UTC)))
 
     threads = [threading.Thread(target=executor, args=(n,)) for n in ("replica-a", "replica-b")]
@@ -326,11 +335,13 @@ def test_an_action_claimed_by_a_live_executor_is_left_alone_until_its_claim_runs
     claimed = _claim_batch(store, [("shop", "main")], "dead-replica", NOW, NOW + CLAIM_FOR, 10, 0)
     assert [r["target"] for r in claimed] == ["R1"]
     platform, wall = FakePlatform(), Wall(NOW + CLAIM_FOR / 2)
-    early = asyncio.run(execute(store, {("shop", "main"): platform}, mode="live", now=NOW, claimer="other",
+    early = asyncio.run(execute(store, {("shop", "main"): platform}, settings=SEND_SETTINGS,
+                                mode="live", now=NOW, claimer="other",
                                 wall=wall))
     assert early.sent == 0 and platform.sends == 0
     wall.at = NOW + CLAIM_FOR + timedelta(seconds=1)
-    late = asyncio.run(execute(store, {("shop", "main"): platform}, mode="live", now=NOW, claimer="other", wall=wall))
+    late = asyncio.run(execute(store, {("shop", "main"): platform}, settings=SEND_SETTINGS,
+                               mode="live", now=NOW, claimer="other", wall=wall))
     assert late.sent == 1 and platform.sends == 1
 
 
@@ -348,7 +359,8 @@ class OvertakenPlatform(FakePlatform):
         self.per_target[request.target] = self.per_target.get(request.target, 0) + 1
         self.wall.at += self.send_takes
         if self.other is None:
-            self.other = await execute(self.store, {("shop", "main"): self}, mode="live", now=NOW,
+            self.other = await execute(self.store, {("shop", "main"): self}, settings=SEND_SETTINGS,
+                                       mode="live", now=NOW,
                                        claimer="replica-b", wall=self.wall)
         return await super().perform(request)
 
@@ -362,7 +374,8 @@ def test_a_slow_send_is_never_taken_over_by_another_executor(store: Store, send_
     propose(store, [reply("R1"), reply("R2")], CAPS, ActionSettings(), mode="live", now=NOW, gate=allow_unless_bad)
     wall = Wall(NOW)
     platform = OvertakenPlatform(store, wall, send_takes)
-    mine = asyncio.run(execute(store, {("shop", "main"): platform}, mode="live", now=NOW, claimer="replica-a",
+    mine = asyncio.run(execute(store, {("shop", "main"): platform}, settings=SEND_SETTINGS,
+                               mode="live", now=NOW, claimer="replica-a",
                                wall=wall))
     assert platform.per_target == {"R1": 1, "R2": 1}
     assert mine.sent == 2 and platform.other is not None and platform.other.sent == 0

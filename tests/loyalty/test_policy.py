@@ -234,7 +234,7 @@ CHANNELS = pytest.mark.parametrize("kind", [Kind.REPLY_TO_REVIEW, Kind.SEND_CHAT
 
 @ALL
 @CHANNELS
-@pytest.mark.parametrize("fragment", ["shop.ru", "https://example.com/sale", "www.shop.ru", "t.me/shop_sale",
+@pytest.mark.parametrize("fragment", ["shop.ru", "https://example.com/catalog", "www.shop.ru", "t.me/shop_news",
                                       "магазин.рф", "vk.com/club123"])
 def test_contains_link(caps, kind, fragment):
     refused(check(act(caps, kind, text=f"Больше товаров на {fragment} — заходите!"), caps), Refusal.CONTAINS_LINK)
@@ -291,27 +291,74 @@ def test_personal_data_is_refused_even_where_contacts_are_allowed(caps):
 
 @ALL
 @pytest.mark.parametrize("in_settings", [False, True])
-def test_promo_code_in_public_reply(caps, in_settings):
+@pytest.mark.parametrize("platform_allows", [False, True])
+def test_a_promo_code_in_a_review_reply_is_a_reward_for_the_review(caps, in_settings, platform_allows):
+    # Whatever `promo_codes_in_replies` and the platform's text rule say: a code handed out in an answer
+    # to a review rewards the review, which WB, Ozon and Market forbid outside their own programs.
+    rule = caps.rule(ActionKind.REPLY_TO_REVIEW)
+    caps = replace(caps, actions={**caps.actions, ActionKind.REPLY_TO_REVIEW: replace(
+        rule, text=replace(rule.text, promo_codes_allowed=platform_allows))})
     action = act(caps, text="Спасибо за отзыв! Дарим промокод SALE2026 на следующую покупку.")
     decision = check(action, caps, ActionSettings(promo_codes_in_replies=in_settings))
-    refused(decision, Refusal.PROMO_CODE_IN_PUBLIC_REPLY)
-    assert ("promo_codes_in_replies" in decision.detail) is not in_settings
+    refused(decision, Refusal.REWARD_FOR_REVIEW)
+    assert "promo code" in decision.detail
+
+
+# The audit's texts (issue 17, hole 1): accepted and approved before; each promises a benefit for a review.
+BENEFIT_REPLIES = [
+    "Спасибо! Дарим вам 200 бонусных баллов",
+    "Спасибо за отзыв! Дарим скидку 15 % на следующую покупку",
+    "Спасибо за 5 звёзд! Вернём 10 % кешбэком на следующий заказ",
+    "Спасибо за отзыв! Следующую посылку доставим бесплатно",
+    "Спасибо! В следующий заказ положим подарок",
+    "Thank you! Here is 15% off your next order",
+]
 
 
 @ALL
-def test_promo_code_in_public_reply_needs_both_switches(caps):
-    rule = caps.rule(ActionKind.REPLY_TO_REVIEW)
-    allowed = replace(caps, actions={**caps.actions, ActionKind.REPLY_TO_REVIEW: replace(
-        rule, text=replace(rule.text, promo_codes_allowed=True))})
-    action = act(allowed, text="Спасибо за отзыв! Промокод SALE2026 на следующую покупку.")
-    refused(check(action, allowed), Refusal.PROMO_CODE_IN_PUBLIC_REPLY)
-    assert check(action, allowed, ActionSettings(promo_codes_in_replies=True)).approved
+@pytest.mark.parametrize("text", BENEFIT_REPLIES)
+@pytest.mark.parametrize("grounds", [frozenset(), frozenset({"review.rating"})], ids=["no-grounds", "rating"])
+def test_a_reply_promising_a_benefit_is_refused_as_a_reward_for_the_review(caps, text, grounds):
+    decision = check(act(caps, text=text, grounds=grounds), caps)
+    assert not decision.approved
+    assert decision.reason in (Refusal.REWARD_FOR_REVIEW, Refusal.REWARD_CONDITIONED_ON_RATING), decision
 
 
 @ALL
-def test_a_promo_code_in_a_private_chat_is_not_a_public_reply(caps):
-    action = act(caps, Kind.SEND_CHAT_MESSAGE, text="Ваш персональный промокод SALE2026 действует 30 дней.")
-    assert check(action, caps).approved
+@pytest.mark.parametrize("text", [
+    "Спасибо за отзыв! Рады, что размер 42 подошёл.",
+    "Спасибо! На товар действует гарантия 2 года: если что-то случится, напишите в чат заказа.",
+    "Нам жаль! Напишите в чат заказа на площадке, поможем с обменом или возвратом.",
+])
+def test_a_reply_that_promises_nothing_passes(caps, text):
+    assert check(act(caps, text=text), caps).approved
+
+
+@ALL
+def test_a_promo_code_in_a_private_chat_is_marketing_and_needs_consent(caps):
+    # Content decides what a message is, not the purpose it declares (issue 17, hole 2).
+    chat = replace(OPEN_CHAT, buyer_consented_to_marketing=True)
+    action = act(caps, Kind.SEND_CHAT_MESSAGE, text="Ваш персональный промокод SALE2026 действует 30 дней.",
+                 chat=chat, purpose=Purpose.SERVICE)
+    decision = check(action, caps)
+    refused(decision, Refusal.MARKETING_WITHOUT_CONSENT)
+    assert "marketing whatever its declared purpose" in decision.detail
+    assert check(action, caps, ActionSettings(marketing_consent=True)).approved
+
+
+@ALL
+def test_a_points_notice_carrying_a_promo_code_is_marketing(caps):
+    text = ("Спасибо за заказ 123! За него начислено 50 баллов программы лояльности магазина «Уют»; "
+            "промокод SALE2026 — скидка 20 %.")
+    decision = check(act(caps, Kind.SEND_CHAT_MESSAGE, text=text, purpose=Purpose.SERVICE), caps)
+    refused(decision, Refusal.MARKETING_WITHOUT_CONSENT)
+
+
+@ALL
+def test_a_plain_points_notice_stays_a_service_message(caps):
+    text = ("Спасибо за заказ 123! За него начислено 50 баллов программы лояльности магазина «Уют»; "
+            "всего на вашем счёте 300.")
+    assert check(act(caps, Kind.SEND_CHAT_MESSAGE, text=text, purpose=Purpose.SERVICE), caps).approved
 
 
 # --- chat windows and consent ---------------------------------------------------------------------

@@ -42,7 +42,7 @@ CLEAN = [
 ]
 # label -> fragments carrying it; (label, raw value that must never appear in a detail)
 FRAGMENTS = {
-    "link": ["Подробнее на uyut-shop.ru", "Скидки тут https://example.com/sale", "Канал t.me/uyut_shop",
+    "link": ["Подробнее на uyut-shop.ru", "Каталог тут https://example.com/new", "Канал t.me/uyut_shop",
              "Сайт магазин-уют.рф", "Каталог www.uyut.ru/new"],
     "phone": ["Звоните +7 (912) 345-67-67", "тел. 8 912 345 67 89", "8 9 1 2 3 4 5 6 7 8 9",
               "Лондон +44 20 7946 0958"],
@@ -50,6 +50,9 @@ FRAGMENTS = {
     "personal": ["карта 4111 1111 1111 1111", "паспорт 45 06 123456", "пишите @uyut_support",
                  "напишите в телеграм", f"{BUYER_NAME}, спасибо"],
     "promo": ["Дарим промокод SALE2026", "ваш купон ЛЕТО", "код ВЕСНА25 на всё"],
+    # Benefits without a code (issue 17): a reward when it answers a review, marketing in a chat.
+    "benefit": ["Дарим вам 200 бонусных баллов", "скидка 15 % на следующую покупку", "доставим бесплатно",
+                "вернём 10 % кешбэком", "в подарок чехол"],
 }
 RAW_VALUES = ["345-67-67", "912 345 67 89", "3 4 5 6 7", "7946", "help@", "ivan at", "shop собака",
               "4111 1111 1111 1111", "123456", BUYER_NAME]
@@ -126,10 +129,13 @@ def oracle(platform: str, action: Action, labels: frozenset[str], scenario: Scen
         return set()
     broken: set[Refusal] = set()
     review_grounds = bool(action.grounds & {"review.rating", "review.text", "rating"})
+    offered = bool(labels & {"promo", "benefit"})
     benefit = (action.kind is Kind.CREATE_PROMO_CODE or action.purpose is Purpose.REWARD or action.cost > 0
-               or "promo" in labels)
+               or offered)
     if review_grounds and benefit:
         broken.add(Refusal.REWARD_CONDITIONED_ON_RATING)
+    if offered and (action.kind is Kind.REPLY_TO_REVIEW or action.public):  # any benefit answering a review
+        broken.add(Refusal.REWARD_FOR_REVIEW)
     if action.kind is Kind.CREATE_PROMO_CODE and PROMO_CHANNEL[platform]:
         broken.add(PROMO_CHANNEL[platform])
     if (platform, action.kind) in NOT_IMPLEMENTED:
@@ -147,7 +153,7 @@ def oracle(platform: str, action: Action, labels: frozenset[str], scenario: Scen
         if scenario.refusal.get(platform):
             broken.add(scenario.refusal[platform])
         consented = scenario.chat is not None and scenario.chat.buyer_consented_to_marketing
-        if action.purpose is Purpose.MARKETING and not (cfg.marketing_consent and consented):
+        if (action.purpose is Purpose.MARKETING or offered) and not (cfg.marketing_consent and consented):
             broken.add(Refusal.MARKETING_WITHOUT_CONSENT)
     if cfg.monthly_budget is not None and action.cost > 0 and spent + action.cost > cfg.monthly_budget:
         broken.add(Refusal.OVER_BUDGET)

@@ -108,6 +108,8 @@ marketplaces_dir = "marketplaces"
 default_poll_interval = "5m"
 max_concurrent_jobs = 8
 jitter_seconds = 10
+[actions.replies]
+store_name = "Уютный дом"
 """
 
 WB_OK = """
@@ -657,3 +659,32 @@ def test_the_shipped_actions_section_loads(cfg):
     cfg(shipped)
     settings = load_config(GLOBAL, env={}, connectors=FAKES).settings.actions
     assert settings.approval_for(Kind.CREATE_PROMO_CODE) == "manual" and not settings.marketing_consent
+
+
+# --- live replies are signed with the store's name -----------------------------------------------
+
+
+@pytest.mark.parametrize(("mode", "replies", "refused"), [
+    ("live", "", True), ("dry-run", "", False), ("live", "enabled = false", False)])
+def test_live_replies_with_the_placeholder_store_name_are_refused(cfg, mode, replies, refused):
+    cfg(GLOBAL_OK.replace('store_name = "Уютный дом"', replies).replace('mode = "dry-run"', f'mode = "{mode}"'))
+    problems = check_config(GLOBAL, env={}, connectors=FAKES)
+    wanted = [p for p in problems if "actions.replies.store_name" in p]
+    assert bool(wanted) is refused, problems
+    if refused:
+        assert wanted == [f"{GLOBAL}: actions.replies.store_name: still the placeholder «магазин», and daemon.mode "
+                          "is \"live\": every reply would be signed with it. Set the store's name as buyers see it "
+                          "on the platform, or switch replies off (actions.replies.enabled = false)"]
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("text", '"Спасибо! Дарим вам 200 бонусных баллов"'),
+    ("texts", '["Спасибо за отзыв о «{product}»!", "Спасибо! Скидка 15 % на следующую покупку"]'),
+])
+def test_a_reply_template_promising_a_benefit_is_refused_at_load(cfg, key, value):
+    # Issue 17, hole 1: such a template for 5★ only was accepted and its replies approved.
+    cfg(GLOBAL_OK + f"[[actions.replies.templates]]\nratings = [5]\n{key} = {value}\n")
+    (problem,) = check_config(GLOBAL, env={}, connectors=FAKES)
+    assert problem.startswith(f"{GLOBAL}: actions.replies.templates[0].{key}: a reply to a review must not "
+                              "promise a benefit (found «"), problem
+    assert "forbidden" in problem
