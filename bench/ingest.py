@@ -87,7 +87,7 @@ PLAIN_DDL = (
     " created_at {ts}, updated_at {ts}, status VARCHAR(32), platform_status VARCHAR(128),"
     " fulfilment VARCHAR(16), buyer_key VARCHAR(64), currency VARCHAR(3), total {money},"
     " source VARCHAR(32), source_rank INTEGER, returned_total {money}, status_changed_at {ts},"
-    " PRIMARY KEY (marketplace, account, order_id))",
+    " delivered_at {ts}, changed_at {ts}, PRIMARY KEY (marketplace, account, order_id))",
     "CREATE INDEX ix_plain_created ON plain_orders (marketplace, account, created_at)",
     "CREATE INDEX ix_plain_buyer ON plain_orders (buyer_key)",
     "CREATE TABLE plain_lines (marketplace VARCHAR(32), account VARCHAR(64), order_id VARCHAR(128),"
@@ -195,6 +195,11 @@ def _column(order, name: str):
         return order.status.value
     if name == "status_changed_at":  # the platform's time, else the write's `now`
         return order.status_changed_at or NOW
+    if name == "delivered_at":  # a new row: its status time when it is delivered (sync.store.upsert)
+        delivered = order.status.value in ("delivered", "partially_returned")
+        return (order.status_changed_at or NOW) if delivered else None
+    if name == "changed_at":  # the write's wall time
+        return NOW
     return getattr(order, name)
 
 
@@ -218,7 +223,7 @@ def plain_sqlite(path: Path, batches: list[tuple[list, list]]) -> dict:
         db.execute(pragma)
     for ddl in PLAIN_DDL:
         db.execute(ddl.format(ts="DATETIME", money="VARCHAR(32)"))
-    ins_o = f"INSERT INTO plain_orders VALUES ({','.join('?' * len(ORDER_COLS))})"
+    ins_o = f"INSERT INTO plain_orders ({', '.join(ORDER_COLS)}) VALUES ({','.join('?' * len(ORDER_COLS))})"
     ins_l = f"INSERT INTO plain_lines VALUES ({','.join('?' * len(LINE_COLS))})"
     t0 = time.perf_counter()
     for group in transactions(batches):

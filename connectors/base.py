@@ -8,7 +8,7 @@ The sync runner owns everything else: windows, cursors, transactions, quarantine
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -18,7 +18,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from connectors.capabilities import Capabilities
-from connectors.records import OrderRecord, ReviewRecord
+from connectors.records import OrderRecord, ProductName, ReviewRecord
 
 __all__ = [
     "AccountSettings",
@@ -343,6 +343,16 @@ class Connector(ABC):
         Raises when the platform cannot be read; the outbox then waits rather than risk sending twice.
         """
         raise WriteNotSupported(f"{self.name} cannot check {request.kind}")
+
+    async def product_names(self, skus: Sequence[str]) -> dict[str, ProductName]:
+        """Names from the platform's catalog for SKUs (as records carry them) that no synced record named.
+
+        Only SKUs the platform answered with a usable name are in the result; the others stay
+        unknown (replies then name the article). Batches, pacing and retries are the connector's;
+        a failure raises as any read does (`ApiError`), and the caller tries again later. The
+        default, for platforms whose records name their products (Wildberries), asks nothing.
+        """
+        return {}
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op for HTTP-less connectors
         """Release the connector's HTTP client."""

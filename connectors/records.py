@@ -6,12 +6,13 @@ Money is `Decimal` in major units; times are timezone-aware UTC.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 
-__all__ = ["OrderLine", "OrderRecord", "OrderStatus", "ReviewRecord"]
+__all__ = ["OrderLine", "OrderRecord", "OrderStatus", "ProductName", "ReviewRecord"]
 
 
 class OrderStatus(StrEnum):
@@ -88,3 +89,36 @@ class ReviewRecord:
     buyer_key: str | None = None
     product_name: str | None = field(default=None)
     brand: str | None = field(default=None)
+
+
+# Control characters (line breaks included) and runs of whitespace become one space: a name goes
+# into a one-line public reply, and a platform's catalog is text we did not write.
+_SPACES = re.compile(r"[\s\x00-\x1f\x7f]+")
+
+
+@dataclass(slots=True, frozen=True)
+class ProductName:
+    """A product's display name (and brand, where the platform gives one) for one SKU.
+
+    Build it with `ProductName.of`, which takes whatever a platform sent: anything but a
+    non-blank string yields None, so garbage is never stored as a name.
+    """
+
+    name: str
+    brand: str | None = None
+
+    NAME_MAX = 255  # longer names are cut here: a reply quotes the name, it does not list specs
+    BRAND_MAX = 128
+
+    @classmethod
+    def of(cls, name: object, brand: object = None) -> ProductName | None:
+        """The cleaned name and brand, or None when `name` is missing, blank or not a string."""
+        clean = _clean(name, cls.NAME_MAX)
+        return None if clean is None else cls(clean, _clean(brand, cls.BRAND_MAX))
+
+
+def _clean(value: object, limit: int) -> str | None:
+    if not isinstance(value, str):
+        return None
+    text = _SPACES.sub(" ", value).strip()
+    return text[:limit].rstrip() or None

@@ -1,7 +1,9 @@
 """One round of actions: plan (replies, chat notices, promo codes, incentives), gate, store, send (live).
 
 Used by the daemon's `actions` job, `loyalsync demo` and `loyalsync actions --plan`. Planning and
-gating read and write the store only; sending goes through each account's long-lived connector.
+gating read and write the store only; sending goes through each account's long-lived connector,
+and so does looking up the product names replies need (`loyalty.product_names`), just before
+planning wherever connectors are at hand (the daemon, the demo, `run_actions`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from connectors.capabilities import Capabilities
 from loyalty.action_settings import ActionSettings
 from loyalty.actions import Action
 from loyalty.outbox import ExecuteResult, ProposeResult, execute, propose
+from loyalty.product_names import fill_product_names
 from loyalty.replies import propose_replies
 
 __all__ = ["ActionRound", "plan_actions", "propose_actions", "run_actions"]
@@ -56,7 +59,8 @@ def propose_actions(store: Any, settings: ActionSettings, capabilities: Mapping[
 async def run_actions(store: Any, settings: ActionSettings, capabilities: Mapping[str, Capabilities],
                       connectors: Mapping[tuple[str, str], Connector], *, mode: str, now: datetime,
                       secrets: Iterable[str] = ()) -> ActionRound:
-    """Plan, gate, store, and (live) send."""
+    """Look up missing product names, then plan, gate, store, and (live) send."""
+    await fill_product_names(store, connectors, now=now)
     proposed = propose_actions(store, settings, capabilities, mode=mode, now=now)
     executed = await execute(store, connectors, mode=mode, now=now, settings=settings, secrets=secrets)
     return ActionRound(proposed, executed)

@@ -18,16 +18,17 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, false, select
+from sqlalchemy import Table, and_, false, select
 
 from loyalty.action_settings import ReplySettings, template_digest
 from loyalty.actions import Action, ActionStatus, Kind, Purpose
 from loyalty.tables import ActionRow
-from sync.store.tables import ReviewRow
+from sync.store.tables import ProductRow, ReviewRow
 
 __all__ = ["overdue", "propose_replies", "reply_action", "reply_text"]
 
 REVIEWS: Table = ReviewRow.__table__  # type: ignore[assignment]
+PRODUCTS: Table = ProductRow.__table__  # type: ignore[assignment]
 ACTIONS: Table = ActionRow.__table__  # type: ignore[assignment]
 # Replies that were or will be posted: what a new one must not repeat.
 POSTED = (ActionStatus.PENDING, ActionStatus.APPROVED, ActionStatus.DRY_RUN, ActionStatus.SENT)
@@ -85,11 +86,18 @@ def recent_texts(conn: Any, since: datetime) -> dict[tuple[str, str], Counter[st
 
 
 def propose_replies(store: Any, settings: ReplySettings, now: datetime) -> Iterator[Action]:
-    """A reply for every unanswered review in the store that has none in the outbox (oldest first)."""
+    """A reply for every unanswered review in the store that has none in the outbox (oldest first).
+
+    The product is named by the review itself where it carries a name (Wildberries), else by the
+    name cache (`sync.store.products`: order lines, the platform's catalog).
+    """
     if not settings.enabled:
         return
-    c = REVIEWS.c
-    stmt = (select(c.marketplace, c.account, c.review_id, c.sku, c.rating, c.product_name, c.brand, c.created_at)
+    c, p = REVIEWS.c, PRODUCTS.c
+    cached = and_(p.marketplace == c.marketplace, p.account == c.account, p.sku == c.sku)
+    stmt = (select(c.marketplace, c.account, c.review_id, c.sku, c.rating, c.product_name, c.brand, c.created_at,
+                   p.name.label("cached_name"), p.brand.label("cached_brand"))
+            .select_from(REVIEWS.outerjoin(PRODUCTS, cached))
             .where(c.answered == false()).order_by(c.created_at, c.review_id))
     with store.engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(stmt).mappings()]
@@ -99,6 +107,10 @@ def propose_replies(store: Any, settings: ReplySettings, now: datetime) -> Itera
     for review in rows:
         if f"reply:{review['marketplace']}:{review['account']}:{review['review_id']}" in proposed:
             continue
+        cached_name, cached_brand = review.pop("cached_name"), review.pop("cached_brand")
+        if not (review["product_name"] or "").strip():
+            review["product_name"] = cached_name
+        review["brand"] = review["brand"] or cached_brand
         account = used.setdefault((review["marketplace"], review["account"]), Counter())
         action = reply_action(review, settings, now, account)
         if action is not None:

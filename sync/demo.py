@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from rich.console import Console
@@ -25,10 +26,12 @@ from connectors.base import Connector, DemoSetup
 from connectors.capabilities import BuyerIdentity
 from connectors.registry import available_connectors
 from loyalty.action_job import propose_actions
-from loyalty.action_settings import ActionSettings, PromoSettings, ReviewIncentiveSettings
+from loyalty.action_settings import ActionSettings, PromoSettings, ReplySettings, ReviewIncentiveSettings
+from loyalty.actions import Kind
 from loyalty.actions_cli import summary_table
 from loyalty.ledger import run_once
-from loyalty.outbox import counts
+from loyalty.outbox import action_rows, counts
+from loyalty.product_names import fill_product_names
 from loyalty.rules import LoyaltySettings
 from sync.app import App, open_store, store_connections
 from sync.config import AppConfig, AppSettings, DatabaseSettings, MarketplaceAccount
@@ -67,6 +70,7 @@ class DemoSummary:
     # (marketplace, kind, status, refusal reason) -> actions stored by the demo's dry-run round
     actions: dict[tuple[str, str, str, str | None], int] = field(default_factory=dict)
     points: PointsFigures | None = None  # the ledger after the demo's loyalty run
+    replies: list[dict[str, Any]] = field(default_factory=list)  # the first replies proposed per marketplace
 
     @property
     def ok(self) -> bool:
@@ -131,9 +135,13 @@ async def run_demo(*, orders: int = 2000, reviews: int = 600, follow: bool = Fal
             summary = DemoSummary(results=await sync_with_progress(app, app.jobs(), console))
             _summarise(app, summary)
             console.print(_summary_table(summary, app))
+            # Replies name products: what no synced record names is asked of the emulators' catalogs.
+            await fill_product_names(app.store, app.write_connectors(), now=datetime.now(UTC))
             summary.actions, summary.points = await asyncio.to_thread(_loyalty_and_actions, app)
+            summary.replies = await asyncio.to_thread(_first_replies, app)
             console.print(_points_table(summary.points))
             console.print(summary_table(summary.actions, "actions (dry-run: computed and checked, nothing sent)"))
+            console.print(_replies_table(summary.replies))
             if follow:
                 console.print("following: polling on each stream's interval; Ctrl+C stops")
                 await Daemon(app).run()
@@ -184,11 +192,15 @@ def _summary_table(summary: DemoSummary, app: App) -> Table:
     return table
 
 
+DEMO_STORE_NAME = "Уютный дом"  # how the demo's replies are signed (a seller sets theirs)
+
+
 def demo_settings(database_url: str) -> AppSettings:
     """The built-in program: the loyalty defaults switched on, points redeemable as promo codes, and
     review-incentive thresholds that fit the emulators' small catalogues (every SKU there has reviews)."""
     return AppSettings(database=DatabaseSettings(url=database_url), loyalty=LoyaltySettings(enabled=True),
                        actions=ActionSettings(promo=PromoSettings(enabled=True),
+                                              replies=ReplySettings(store_name=DEMO_STORE_NAME),
                                               review_incentives=ReviewIncentiveSettings(min_orders=10,
                                                                                         max_reviews=12)))
 
@@ -201,6 +213,27 @@ def _loyalty_and_actions(app: App) -> tuple[dict[tuple[str, str, str, str | None
     points = points_figures(app.store, settings.loyalty, settings.actions.promo.point_value, now)
     propose_actions(app.store, settings.actions, app.capabilities(), mode="dry-run", now=now)
     return counts(app.store), points
+
+
+REPLIES_SHOWN = 3  # per marketplace: enough to see the names and the wordings vary
+
+
+def _first_replies(app: App) -> list[dict[str, Any]]:
+    first: dict[str, list[dict[str, Any]]] = {}
+    for row in action_rows(app.store, kind=Kind.REPLY_TO_REVIEW.value):
+        shown = first.setdefault(row["marketplace"], [])
+        if len(shown) < REPLIES_SHOWN:
+            shown.append(row)
+    return [row for mp in sorted(first) for row in first[mp]]
+
+
+def _replies_table(replies: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"replies (the first {REPLIES_SHOWN} proposed on each marketplace)")
+    for column in ("marketplace", "what", "text"):
+        table.add_column(column, overflow="fold")
+    for r in replies:
+        table.add_row(r["marketplace"], escape(r["title"]), escape(r["text"] or ""))  # platform text is not markup
+    return table
 
 
 def _points_table(points: PointsFigures) -> Table:

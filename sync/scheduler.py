@@ -196,13 +196,15 @@ class Daemon:
             log.info("loyalty members: %s", result)
 
     async def _actions(self) -> None:
-        """Plan, gate and store actions (one replica at a time); send those of the accounts held here.
+        """Look up missing product names, plan, gate and store actions (one replica at a time); send
+        those of the accounts held here.
 
         Sending stays with the account's replica, so its rate budget stays in one process; each
         action is also claimed in the outbox itself (`loyalty.outbox.execute`).
         """
         from loyalty.action_job import propose_actions
         from loyalty.outbox import ProposeResult, execute
+        from loyalty.product_names import fill_product_names
 
         settings = self.app.config.settings
         mode, now = settings.daemon.mode, datetime.now(UTC)
@@ -213,6 +215,9 @@ class Daemon:
             proposed = ProposeResult()
             if plan is not None:
                 try:
+                    # The planner names the products of every account's replies first, whoever holds
+                    # the account: a few catalog reads, and no reply planned before its name was sought.
+                    await fill_product_names(self.app.store, self.app.write_connectors(), now=now)
                     proposed = await asyncio.to_thread(propose_actions, self.app.store, settings.actions,
                                                        self.app.capabilities(), mode=mode, now=now)
                 finally:

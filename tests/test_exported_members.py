@@ -17,7 +17,7 @@ PINNED = {
     connectors.errors: {"ApiError", "AuthError", "ConfigError", "FatalApiError", "LoyalsyncError",
                         "MalformedRecord", "RateLimitedError", "RetriableApiError", "RetryDeferred",
                         "StreamUnavailable", "TOKEN_REJECTED"},
-    connectors.records: {"OrderLine", "OrderRecord", "OrderStatus", "ReviewRecord"},
+    connectors.records: {"OrderLine", "OrderRecord", "OrderStatus", "ProductName", "ReviewRecord"},
     connectors.capabilities: {"ActionKind", "ActionRule", "BuyerIdentity", "Capabilities", "Channel",
                               "ChatRules", "TextLimits"},
     connectors.ratelimit: {"Clock", "EndpointGroup", "Rate", "RateLimiter", "Sleep", "TokenBucket"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
@@ -27,11 +27,12 @@ from connectors.base import (
     WriteStatus,
 )
 from connectors.errors import AuthError, FatalApiError, StreamUnavailable
-from connectors.ozon import mapping
+from connectors.ozon import catalog, mapping
 from connectors.ozon.capabilities import OZON_CAPABILITIES
 from connectors.ozon.client import ENDPOINT_GROUPS, OzonClient, action_ref, ozon_time
 from connectors.ozon.settings import PRODUCTION_HOSTS, OzonAccountSettings
 from connectors.ratelimit import Rate
+from connectors.records import ProductName
 
 __all__ = ["STREAMS", "OzonConnector"]
 
@@ -253,6 +254,10 @@ class OzonConnector(Connector):
                 return WriteResult(WriteStatus.ALREADY_DONE, platform_ref=chat_id,
                                    detail="the chat already has this message from the seller")
         return None
+
+    async def product_names(self, skus: Sequence[str]) -> dict[str, ProductName]:
+        """`/v3/product/info/list` by `sku`, 1,000 a request (`connectors.ozon.catalog`)."""
+        return await catalog.product_names(self.client.http, skus)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -19,7 +19,8 @@ serves them in the spec's `action_id` + `action_parameters` shape), `chats`
 status after)} of the postings `late_change` moved), `emulator`.
 
 Every paging method cuts a page short when a `short_page` fault fires and pages on from what it
-served. Chats and promo codes live in `emulator_writes`: tests find postings with
+served. `/v3/product/info/list` answers from the products the postings and reviews reference
+(`emulator_catalog`). Chats and promo codes live in `emulator_writes`: tests find postings with
 `emulator.chat_eligible()` and let the buyer write with `emulator.buyer_message(posting_number, text)`.
 """
 
@@ -50,6 +51,7 @@ from connectors.emulation import (
     reshape_payload,
     write_entry,
 )
+from connectors.ozon.emulator_catalog import PRODUCT_INFO, CatalogMethods
 from connectors.ozon.emulator_data import US, Dataset, LateChange, generate
 from connectors.ozon.emulator_protocol import (
     CHAT_HISTORY,
@@ -172,7 +174,7 @@ def _corrupt(payload: Any) -> str | None:
     return rec["posting_number"]
 
 
-class _Emulator(ListMethods, SellerWrites):
+class _Emulator(ListMethods, SellerWrites, CatalogMethods):
     """Request handling: the guard (auth, limit, subscription, faults, bookkeeping) and methods."""
 
     def __init__(self, config: EmulatorConfig):
@@ -322,6 +324,7 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
         emu.route("/v1/chat/start", emu.chat_start, premium=True, write=True),
         emu.route("/v1/chat/send/message", emu.chat_send, premium=True, write=True),
         emu.route(CHAT_HISTORY, emu.chat_history),  # base access since 2026 (ozon.md §5.5)
+        emu.route(PRODUCT_INFO, emu.product_info_list),
     ])
     app.state.emulator = emu
     app.state.data = emu.data

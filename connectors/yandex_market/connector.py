@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -21,7 +21,8 @@ from connectors.base import (
 )
 from connectors.errors import AuthError, FatalApiError, StreamUnavailable
 from connectors.ratelimit import Rate
-from connectors.yandex_market import mapping
+from connectors.records import ProductName
+from connectors.yandex_market import catalog, mapping
 from connectors.yandex_market.capabilities import YANDEX_MARKET_CAPABILITIES
 from connectors.yandex_market.client import YandexMarketClient
 from connectors.yandex_market.limits import RATES
@@ -218,6 +219,10 @@ class YandexMarketConnector(Connector):
                     return WriteResult(WriteStatus.ALREADY_DONE, platform_ref=str(chat["chatId"]),
                                        detail="the chat already has this message from the shop")
         return None
+
+    async def product_names(self, skus: Sequence[str]) -> dict[str, ProductName]:
+        """`POST …/offer-mappings` by `offerIds`, 100 a request (`connectors.yandex_market.catalog`)."""
+        return await catalog.product_names(self.client.http, self.client.settings.business_id, skus)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -10,7 +10,8 @@ names, page tokens, Api-Key auth, error envelope and both of its limits, each an
 `data` (the seeded `Dataset`), `chats` (`emulator_data.Chats`: chats opened through the API,
 `chats.chats` by chatId; a test adds the buyer's words with `chats.add_message(chat_id, now, text)`),
 `late_changes` ({orderId: (status before, status after)} of the orders a `late_change` fault
-changed, in Market's words), `short_pages` (the fault plan's list of pages cut short), `emulator`.
+changed, in Market's words), `short_pages` (the fault plan's list of pages cut short),
+`offer_mapping_requests` [(query, JSON body)] of `…/offer-mappings` (`emulator_catalog`), `emulator`.
 
 The endpoints themselves (filters, page tokens, answers) are in `emulator_handlers`; the data in
 `emulator_data` and `emulator_orders`.
@@ -36,6 +37,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from connectors.emulation import Breakage, Fault, FaultKind, FaultPlan, PayloadShape, reshape_payload, write_entry
+from connectors.yandex_market.emulator_catalog import CatalogEndpoints
 from connectors.yandex_market.emulator_data import Dataset, generate, stage_late_changes
 from connectors.yandex_market.emulator_handlers import Endpoints, error
 
@@ -46,9 +48,11 @@ __all__ = ["DEFAULT_LIMITS", "EmulatorConfig", "EmulatorStats", "Fault", "FaultK
 DEFAULT_LIMITS: Mapping[str, int] = MappingProxyType({
     "orders": 10_000, "buyer_info": 3_000, "feedbacks": 5_000, "feedback_comments": 5_000,
     "feedback_comment_update": 1_000, "chats": 5_000, "chat_history": 10_000, "chat_new": 1_000,
-    "chat_message": 1_000,
+    "chat_message": 1_000, "offer_mappings": 100,
 })
 HOUR = 3600.0
+#: Resources whose budget is not hourly: seconds per budget period (getOfferMappings: 100 a minute).
+PERIODS: Mapping[str, float] = MappingProxyType({"offer_mappings": 60.0})
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,7 @@ def _corrupt(payload: Any) -> Any:
     return rec["feedbackId"]
 
 
-class _Emulator(Endpoints):
+class _Emulator(Endpoints, CatalogEndpoints):
     """The guard (auth, both limits, faults, bookkeeping) around the endpoints."""
 
     def __init__(self, config: EmulatorConfig):
@@ -156,8 +160,9 @@ class _Emulator(Endpoints):
         self.corrupted: list[tuple[str, Any]] = []
         self.breakage = Breakage()
         self.writes: list[dict[str, Any]] = []
+        self.offer_mapping_requests: list[tuple[dict[str, str], Any]] = []
         self.in_flight: Counter[str] = Counter()
-        self.used: dict[str, tuple[int, int]] = {}  # resource -> (hour window number, requests)
+        self.used: dict[str, tuple[int, int]] = {}  # resource -> (budget period number, requests)
         self._mono0 = config.monotonic()
         # Date and X-RateLimit-Resource-Until run on the budgets' clock, from the data's "now":
         # a test's frozen data clock and fake monotonic clock still give waits that make sense.
@@ -218,16 +223,16 @@ class _Emulator(Endpoints):
         """(limit, remaining, seconds until the hour's budget refills), spending one if asked."""
         if not self.config.rate_limits or resource not in self.config.limits:
             return None
-        limit = self.config.limits[resource]
+        limit, period = self.config.limits[resource], PERIODS.get(resource, HOUR)
         mono = self.config.monotonic() - self._mono0
-        window = int(mono // HOUR)
+        window = int(mono // period)
         start, used = self.used.get(resource, (window, 0))
         if start != window:
             used = 0
         if spend and used < limit:
             used += 1
         self.used[resource] = (window, used)
-        return limit, limit - used, (window + 1) * HOUR - mono
+        return limit, limit - used, (window + 1) * period - mono
 
     async def _answer(self, request: Request, resource: str, handler: Callable, now: int,
                       wall: float, entry: dict[str, Any] | None = None) -> Response:
@@ -308,6 +313,7 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
         emu.route(chats + "/new", "chat_new", emu.create_chat, "POST", write=True),
         emu.route(chats + "/message", "chat_message", emu.send_chat_message, "POST", write=True),
         emu.route(chats + "/history", "chat_history", emu.chat_history, "POST"),
+        emu.route("/v2/businesses/{business_id:int}/offer-mappings", "offer_mappings", emu.offer_mappings, "POST"),
     ]
     app = Starlette(routes=routes)
     app.state.emulator = emu
@@ -320,4 +326,5 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
     app.state.chats = emu.chats
     app.state.late_changes = emu.late_changes
     app.state.short_pages = emu.faults.short_pages
+    app.state.offer_mapping_requests = emu.offer_mapping_requests
     return app

@@ -2,8 +2,8 @@
 
 1. At most 4 requests in flight per business (and per campaign): `ParallelLimitTransport`
    holds a slot from sending a request until its body has been read.
-2. An hourly budget per method: `endpoint_groups` feeds the shared token-bucket limiter; every
-   response's `X-RateLimit-Resource-Remaining` corrects it.
+2. A budget per method, mostly hourly (product names: per minute): `endpoint_groups` feeds the
+   shared token-bucket limiter; every response's `X-RateLimit-Resource-Remaining` corrects it.
 
 Both are answered with HTTP 420, not 429. The 420's only hint is `X-RateLimit-Resource-Until`, an
 RFC 822 time at which the hourly budget refills. It means "wait" only when `Remaining` is 0 (an
@@ -53,6 +53,8 @@ RETRY_HINT_HEADER = "X-Loyalsync-Retry-In"  # set by this transport only; never 
 # 10,000/h (spec `x-resource-limit-config`). One `chats` bucket at the lowest of them paces all four:
 # a message costs two to four calls, so it still allows some 250 messages an hour, and it can
 # never overspend any of Market's per-method budgets (their `Remaining` only ever lowers it).
+# Product names (getOfferMappings) have 100 a minute (600 with Medium); a reply round asks once
+# per 100 unnamed SKUs, so a tenth of it at once is plenty.
 RATES: Mapping[str, Rate] = MappingProxyType({
     "orders": Rate(10_000, 3600.0, 1_000),
     "buyer_info": Rate(3_000, 3600.0, 300),
@@ -60,6 +62,7 @@ RATES: Mapping[str, Rate] = MappingProxyType({
     "feedback_comments": Rate(5_000, 3600.0, 500),
     "feedbacks": Rate(5_000, 3600.0, 500),
     "chats": Rate(1_000, 3600.0, 100),
+    "offer_mappings": Rate(100, 60.0, 10),
 })
 
 
@@ -74,6 +77,7 @@ def endpoint_groups(business_id: int) -> tuple[EndpointGroup, ...]:
         "feedbacks": (business,),
         # chats, chats/new, chats/message, chats/history (and nothing else starts with it)
         "chats": (f"/v2/businesses/{business_id}/chats",),
+        "offer_mappings": (f"/v2/businesses/{business_id}/offer-mappings",),
     }
     return tuple(EndpointGroup(name, RATES[name], host="api", path_prefixes=prefixes[name])
                  for name in RATES)

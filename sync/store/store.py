@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
 from connectors.records import OrderRecord, ReviewRecord
-from sync.store import identity, upsert
+from sync.store import identity, products, upsert
 from sync.store.tables import (
     AccountRow,
     OrderLineRow,
@@ -131,7 +131,8 @@ class Store:
         after another: a record met again in a later page is upserted after its earlier version.
         The cursor takes the last move any page made. `fence` runs first in the transaction and
         raises to refuse the write (`sync.leases`). `now` (the runner's clock) is when a status
-        without a platform time was first seen (`OrderRow.status_changed_at`).
+        without a platform time was first seen (`OrderRow.status_changed_at`). The product names
+        the pages carry go to the name cache in the same transaction (`sync.store.products`).
         """
         bind = binders(self.engine.dialect)
         seen_at = bind.utc(now)  # a status without a platform time was first seen by this write
@@ -141,6 +142,8 @@ class Store:
         review_rows: list[tuple] = []
         quarantine_rows: list[dict[str, Any]] = []
         values: dict[str, Any] = {"records_synced": 0}
+        name_rows = products.product_rows((o for p in pages for o in p.orders),
+                                          (r for p in pages for r in p.reviews), bind)
         for page in pages:
             orders, lines = _order_rows(page.orders, bind, seen_at, wall)
             order_rows += orders
@@ -166,6 +169,7 @@ class Store:
                     upsert.upsert_orders(conn, order_rows, seen_at, wall)
                     upsert.upsert_order_lines(conn, line_rows)
                     upsert.upsert_reviews(conn, review_rows)
+                    upsert.upsert_products(conn, name_rows)
                     upsert.insert_quarantine(conn, quarantine_rows)
                     _save_cursor(conn, key, values, increment=("records_synced",))
                 return

@@ -16,6 +16,7 @@ __all__ = [
     "MetaRow",
     "OrderLineRow",
     "OrderRow",
+    "ProductRow",
     "QuarantineRow",
     "ReplicaRow",
     "ReviewRow",
@@ -112,6 +113,26 @@ class ReviewRow(SQLModel, table=True):
     buyer_key: str | None = Field(default=None, max_length=64)
     product_name: str | None = Field(default=None, sa_column=Column(Text))
     brand: str | None = Field(default=None, max_length=256)
+
+
+class ProductRow(SQLModel, table=True):
+    """A product's name for one SKU of an account: what replies to its reviews call it.
+
+    Filled as pages are written, from order lines and reviews that name their product
+    (`sync.store.products`), and from the platform's catalog for SKUs nothing synced names
+    (`loyalty.product_names`). `updated_at` is when the platform showed that name: the order's
+    or the review's creation, or the catalog read; the newest one wins.
+    """
+
+    __tablename__ = "products"
+
+    marketplace: str = Field(primary_key=True, max_length=32)
+    account: str = Field(primary_key=True, max_length=64)
+    sku: str = Field(primary_key=True, max_length=128)
+    name: str = Field(sa_column=Column(Text, nullable=False))
+    brand: str | None = Field(default=None, max_length=128)
+    source: str = Field(max_length=16)  # order | review | catalog
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
 
 
 class StreamCursorRow(SQLModel, table=True):

@@ -64,17 +64,19 @@ from sqlalchemy import Numeric, Table, and_, bindparam, case, cast, func, litera
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from sync.store.tables import OrderLineRow, OrderRow, QuarantineRow, ReviewRow
+from sync.store.tables import OrderLineRow, OrderRow, ProductRow, QuarantineRow, ReviewRow
 from sync.store.types import UTCDateTime
 
 __all__ = [
     "dialect_insert",
     "LINE_COLUMNS",
     "ORDER_COLUMNS",
+    "PRODUCT_COLUMNS",
     "REVIEW_COLUMNS",
     "insert_quarantine",
     "upsert_order_lines",
     "upsert_orders",
+    "upsert_products",
     "upsert_reviews",
 ]
 
@@ -82,11 +84,13 @@ ORDERS: Table = OrderRow.__table__  # type: ignore[assignment]
 LINES: Table = OrderLineRow.__table__  # type: ignore[assignment]
 REVIEWS: Table = ReviewRow.__table__  # type: ignore[assignment]
 QUARANTINE: Table = QuarantineRow.__table__  # type: ignore[assignment]
+PRODUCTS: Table = ProductRow.__table__  # type: ignore[assignment]
 
 # The order of the values in a row tuple given to the upserts below: the tables' column order.
 ORDER_COLUMNS: tuple[str, ...] = tuple(c.name for c in ORDERS.columns)
 LINE_COLUMNS: tuple[str, ...] = tuple(c.name for c in LINES.columns)
 REVIEW_COLUMNS: tuple[str, ...] = tuple(c.name for c in REVIEWS.columns)
+PRODUCT_COLUMNS: tuple[str, ...] = tuple(c.name for c in PRODUCTS.columns)
 
 OPEN_STATUSES = ("created", "in_delivery")
 DELIVERED_STATUSES = ("delivered", "partially_returned")
@@ -279,6 +283,18 @@ def _reviews_statement(conn: Connection):
     return stmt.on_conflict_do_update(index_elements=keys, set_=merged)
 
 
+def _products_statement(conn: Connection):
+    stmt = dialect_insert(conn, PRODUCTS)
+    new, old = stmt.excluded, PRODUCTS.c
+    # The platform's later view of a name wins (sync.store.products); a source without a brand keeps one.
+    return stmt.on_conflict_do_update(
+        index_elements=_key_columns(PRODUCTS),
+        set_={"name": new.name, "brand": func.coalesce(new.brand, old.brand), "source": new.source,
+              "updated_at": new.updated_at},
+        where=new.updated_at > old.updated_at,
+    )
+
+
 def upsert_orders(conn: Connection, rows: Sequence[tuple], now: Any, wall: Any = None) -> None:
     """Insert or merge order rows (see module docstring for the merge rule).
 
@@ -315,6 +331,15 @@ def upsert_reviews(conn: Connection, rows: Sequence[tuple]) -> None:
     """
     if rows:
         _prepared(conn, "reviews", REVIEWS, REVIEW_COLUMNS, _reviews_statement).execute(conn, rows)
+
+
+def upsert_products(conn: Connection, rows: Sequence[tuple]) -> None:
+    """Insert cached product names, or replace a stored one with a name the platform showed later.
+
+    Each row is a tuple of driver-ready values in `PRODUCT_COLUMNS` order, one per key.
+    """
+    if rows:
+        _prepared(conn, "products", PRODUCTS, PRODUCT_COLUMNS, _products_statement).execute(conn, rows)
 
 
 def insert_quarantine(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:

@@ -7,6 +7,7 @@ import csv
 import logging
 import re
 import textwrap
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -219,6 +220,7 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     url = f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}"
     with pytest.MonkeyPatch.context() as mp, restored_logging():
         mp.chdir(tmp_path_factory.mktemp("demo-cwd"))
+        mp.setenv("COLUMNS", "200")  # wide enough that no table cell folds: the tests read them
         result = CliRunner().invoke(app, ["demo", "--database-url", url, "--orders", "300",
                                           "--reviews", "80"])
     assert result.exit_code == 0, (result.output, result.exc_info)
@@ -253,6 +255,64 @@ def test_demo_shows_the_points_its_ledger_holds(demo_run: tuple[str, str]) -> No
         assert available + pending - debt == net, (marketplace, cells, net)  # Σ ledger = pending + available − debt
         assert int(cells[1]) >= len(members), cells
     assert Decimal(lines["ozon"].split("│")[3].strip().replace(",", "")) > 0  # points to spend
+
+
+def _catalogue_names() -> dict[tuple[str, str], str]:
+    """(marketplace, sku) -> the name each demo emulator's own catalogue gives it (the demo's seed)."""
+    from connectors.yandex_market.emulator_orders import OFFERS
+    from sync.demo import demo_setups
+
+    setups = demo_setups(orders=300, reviews=80)
+    names = {("ozon", str(p.sku)): p.name for p in setups["ozon"].app.state.data.products}
+    names |= {("wildberries", str(p.nm_id)): p.name for p in setups["wildberries"].app.state.data.products}
+    return names | {("yandex_market", f"SKU-{stem}"): name for stem, name, _ in OFFERS}
+
+
+def test_demo_replies_name_the_products_its_emulators_catalogue(demo_run: tuple[str, str]) -> None:
+    """No reply of the demo names an article where the platform's catalogue has a name: not in the
+    export (text and title), not in the replies table the demo prints."""
+    url, stderr = demo_run
+    result = invoke("export", "actions", "--format", "jsonl", "--database-url", url)
+    assert result.exit_code == 0, result.output
+    replies = [a for a in map(orjson.loads, result.stdout.splitlines()) if a["kind"] == "reply_to_review"]
+    skus = {(r["marketplace"], r["review_id"]): r["sku"] for r in open_db(url).iter_reviews()}
+    names = _catalogue_names()
+    assert {r["marketplace"] for r in replies} == set(available_connectors())
+    for reply in replies:
+        name = names[(reply["marketplace"], skus[(reply["marketplace"], reply["target"])])]  # catalogued: all
+        assert "арт." not in reply["text"] + reply["title"], reply
+        assert f"«{name}»" in reply["text"] and f"«{name[:60]}»" in reply["title"], reply
+    shown = stderr.split("proposed on each marketplace)")[1]
+    assert "арт." not in shown
+    rows: list[list[str]] = []  # [marketplace, what, text], a folded cell's lines joined
+    for line in shown.splitlines():
+        if line.count("│") == 4:
+            cells = [c.strip() for c in line.split("│")[1:4]]
+            if cells[0]:
+                rows.append(cells)
+            else:
+                rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], cells, strict=True)]
+    assert {r[0] for r in rows} == set(available_connectors())
+    for marketplace, what, text in rows:
+        assert any(f"«{name}»" in what and f"«{name}»" in text for (mp, _), name in names.items()
+                   if mp == marketplace), (what, text)
+
+
+def test_demo_replies_vary_on_each_account(demo_run: tuple[str, str]) -> None:
+    """Reviews of a few products, hundreds of replies: no text is posted more often than the gate allows,
+    and most replies read differently (issue 17: Ozon restricts sellers who post repetitive replies)."""
+    from loyalty.action_settings import ReplySettings
+
+    url, _ = demo_run
+    result = invoke("export", "actions", "--format", "jsonl", "--database-url", url)
+    replies = [a for a in map(orjson.loads, result.stdout.splitlines()) if a["kind"] == "reply_to_review"]
+    limit = ReplySettings().max_repeats
+    for marketplace in available_connectors():
+        texts = Counter(r["text"] for r in replies if r["marketplace"] == marketplace and r["status"] != "refused")
+        assert sum(texts.values()) > 20, marketplace
+        assert max(texts.values()) <= limit + 1, texts.most_common(3)
+        assert len(texts) >= sum(texts.values()) // 2, (marketplace, len(texts), sum(texts.values()))
+    assert not [r for r in replies if r["reason"] == "repeated_text"]
 
 
 def test_demo_stores_what_it_summarises(demo_db: str) -> None:

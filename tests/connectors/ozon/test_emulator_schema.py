@@ -47,6 +47,7 @@ ACTIONS = "POST /v1/seller-actions/list"
 CHAT_START = "POST /v1/chat/start"
 CHAT_SEND = "POST /v1/chat/send/message"
 CHAT_HISTORY = "POST /v3/chat/history"
+PRODUCT_INFO = "POST /v3/product/info/list"
 ALL_BLOCKS = {"analytics_data": True, "barcodes": True, "financial_data": True, "legal_info": True}
 NO_BLOCKS = {"analytics_data": False, "barcodes": False, "financial_data": False, "legal_info": False}
 
@@ -109,6 +110,14 @@ FIXTURE_DEVIATIONS = (
               "review_list_v2_response_official_example.json", ("reviews", 0, "status"), str),
     Deviation("errors", r"^\$\.code: 'RESOURCE_EXHAUSTED' is not of type 'integer'$",  # ozon.md §7.5
               "error_429_product_import_official_example.json", ("code",), str),
+    # The official /v3/product/info/list example writes four enums without the schema's prefixes.
+    *(Deviation(PRODUCT_INFO, rf"^\$\.items\[0\]\.{where}: '{value}' is not one of", "product_info_list_response.json",
+                ("items", 0, *path), str)
+      for where, value, path in (
+          (r"errors\[0\]\.level", "ERROR", ("errors", 0, "level")),
+          (r"price_indexes\.color_index", "RED", ("price_indexes", "color_index")),
+          (r"promotions\[0\]\.type", "DISCOUNT", ("promotions", 0, "type")),
+          (r"sources\[0\]\.shipment_type", "EXPRESS", ("sources", 0, "shipment_type")))),
 )
 # Official examples whose record keys every emulator record must have (the schema requires none).
 EXAMPLE_RECORDS = {
@@ -117,6 +126,7 @@ EXAMPLE_RECORDS = {
     REVIEWS: ("review_list_v2_response_official_example.json", "reviews"),
     COMMENTS: ("review_comment_list_response.json", "comments"),
     CHAT_HISTORY: ("chat_history_v3_response.json", "messages"),
+    PRODUCT_INFO: ("product_info_list_response.json", "items"),
 }
 
 
@@ -245,13 +255,25 @@ async def serve_writes(app, served: Served) -> None:
         served.add(CHAT_HISTORY, await c.post("/v3/chat/history", json={"chat_id": chat_id}))
 
 
+async def serve_catalog(app, served: Served) -> None:
+    """Product info by each kind of identifier, every product, as strings and as numbers."""
+    products = app.state.data.products
+    async with client(app) as c:
+        served.add(PRODUCT_INFO, await c.post("/v3/product/info/list", json={
+            "sku": [str(p.sku) for p in products] + ["1"]}))
+        served.add(PRODUCT_INFO, await c.post("/v3/product/info/list", json={
+            "offer_id": [products[0].offer_id], "sku": [products[1].sku]}))
+        served.add(PRODUCT_INFO, await c.post("/v3/product/info/list", json={"product_id": ["1"]}))  # unknown: none
+
+
 async def serve_errors(served: Served) -> None:
     """Each refusal the emulator has, on the operations where it happens."""
     app = make(orders=50, reviews=20)
     bad = {FBS: {"filter": {"since": SINCE, "to": TO}, "limit": 101}, FBO: {"filter": {"since": SINCE}, "limit": 5},
            REVIEWS: {"limit": 10}, COMMENTS: {"review_id": "nope", "limit": 20}, COMMENT_CREATE: {"review_id": "x"},
            VOUCHER: {"title": ""}, ACTIONS: {"limit": 0}, CHAT_START: {"posting_number": "nope"},
-           CHAT_SEND: {"chat_id": "nope", "text": "x"}, CHAT_HISTORY: {"chat_id": "nope"}}
+           CHAT_SEND: {"chat_id": "nope", "text": "x"}, CHAT_HISTORY: {"chat_id": "nope"},
+           PRODUCT_INFO: {"sku": [str(k) for k in range(1001)]}}
     async with client(app) as c:
         for op, body in bad.items():
             served.add(op, await c.post(op.split(" ", 1)[1], json=body))
@@ -280,6 +302,7 @@ def served() -> Served:
         await serve_postings(app, out)
         await serve_reviews(app, out)
         await serve_writes(app, out)
+        await serve_catalog(app, out)
         await serve_errors(out)
         return out
 
@@ -296,7 +319,7 @@ def error_status(operation: str, status: int) -> str:
 # -- the tests --------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("operation", [FBS, FBO, REVIEWS, COMMENTS, COMMENT_CREATE, VOUCHER, ACTIONS, CHAT_START,
-                                       CHAT_SEND, CHAT_HISTORY])
+                                       CHAT_SEND, CHAT_HISTORY, PRODUCT_INFO])
 def test_every_answer_validates_against_the_official_schema(operation):
     answers = [body for status, body in served().answers[operation] if status == 200]
     assert answers
@@ -388,7 +411,7 @@ FIXTURES = [
     ("fbs_list_response.json", FBS), ("fbo_list_response.json", FBO), ("review_list_response.json", REVIEWS),
     ("review_list_v2_response_official_example.json", REVIEWS), ("review_comment_list_response.json", COMMENTS),
     ("review_comment_create_response.json", COMMENT_CREATE), ("seller_actions_create_voucher_response.json", VOUCHER),
-    ("chat_history_v3_response.json", CHAT_HISTORY),
+    ("chat_history_v3_response.json", CHAT_HISTORY), ("product_info_list_response.json", PRODUCT_INFO),
 ]
 ERROR_FIXTURES = ["error_429.json", "error_generic_schema.json", "error_429_product_import_official_example.json"]
 

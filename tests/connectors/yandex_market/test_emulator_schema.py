@@ -25,7 +25,7 @@ from connectors.emulation import Fault
 from connectors.yandex_market.client import market_time
 from connectors.yandex_market.emulator import EmulatorConfig, create_app
 from connectors.yandex_market.emulator_data import ACTIVE, ReviewTable
-from connectors.yandex_market.emulator_orders import OrderTable
+from connectors.yandex_market.emulator_orders import OFFERS, OrderTable
 from tests.spec_schemas import SpecSchemas
 
 pytestmark = pytest.mark.anyio
@@ -43,6 +43,7 @@ CHATS_OP = "POST /v2/businesses/{businessId}/chats"
 CHAT_NEW_OP = "POST /v2/businesses/{businessId}/chats/new"
 CHAT_MESSAGE_OP = "POST /v2/businesses/{businessId}/chats/message"
 CHAT_HISTORY_OP = "POST /v2/businesses/{businessId}/chats/history"
+MAPPINGS_OP = "POST /v2/businesses/{businessId}/offer-mappings"
 ORDERS, FEEDBACK, CHATS = f"/v1/businesses/{BUSINESS}/orders", f"/v2/businesses/{BUSINESS}/goods-feedback", \
     f"/v2/businesses/{BUSINESS}/chats"
 # The same data seen as it moves on: early (most orders in progress), late (most finished).
@@ -241,6 +242,29 @@ async def test_chats_and_their_history_match_the_schema():
         (CHAT_HISTORY_OP, 404), (CHAT_NEW_OP, 400)}
 
 
+async def test_offer_mappings_by_offer_ids_and_paged_match_the_schema():
+    app = _app()
+    served = Served(app)
+    url = f"/v2/businesses/{BUSINESS}/offer-mappings"
+    reviewed = {r["identifiers"]["offerId"] for r in await _reviews(served, NOW)}
+    _, by_ids = await served(MAPPINGS_OP, url, json={"offerIds": sorted(reviewed | {"SKU-NOT-SOLD"})})
+    token, paged = None, []
+    while True:
+        _, page = await served(MAPPINGS_OP, url, params={"limit": 3, **({"page_token": token} if token else {})},
+                               json={})
+        paged += page["result"]["offerMappings"]
+        token = page["result"].get("paging", {}).get("nextPageToken")
+        if not token:
+            break
+    await served(MAPPINGS_OP, url, json={"offerIds": []})  # 400: 1..100
+    await served(MAPPINGS_OP, url, params={"limit": 5}, json={"offerIds": ["SKU-MUG-350"]})  # 400: no paging with ids
+    await served.aclose()
+    assert served.errors() == []
+    assert {m["offer"]["offerId"] for m in by_ids["result"]["offerMappings"]} == reviewed  # every reviewed offer
+    assert len(paged) == len({m["offer"]["offerId"] for m in paged}) == len(OFFERS)  # each once
+    assert served.count(MAPPINGS_OP) == 4 and served.count(MAPPINGS_OP, 400) == 2
+
+
 async def test_error_bodies_match_each_operations_error_schemas():
     app = _app(limits={"orders": 1}, rate_limits=True)
     served = Served(app)
@@ -250,7 +274,8 @@ async def test_error_bodies_match_each_operations_error_schemas():
     served.http.headers["Api-Key"] = "wrong"
     for op, path in ((ORDERS_OP, ORDERS), (FEEDBACK_OP, FEEDBACK), (COMMENTS_OP, f"{FEEDBACK}/comments"),
                      (UPDATE_OP, f"{FEEDBACK}/comments/update"), (CHATS_OP, CHATS), (CHAT_NEW_OP, f"{CHATS}/new"),
-                     (CHAT_MESSAGE_OP, f"{CHATS}/message"), (CHAT_HISTORY_OP, f"{CHATS}/history")):
+                     (CHAT_MESSAGE_OP, f"{CHATS}/message"), (CHAT_HISTORY_OP, f"{CHATS}/history"),
+                     (MAPPINGS_OP, f"/v2/businesses/{BUSINESS}/offer-mappings")):
         await served(op, path, json={})  # 401
     await served(BUYER_OP, "/v2/campaigns/1/orders/1/buyer", method="GET")  # 401
     served.http.headers["Api-Key"] = KEY
@@ -259,7 +284,7 @@ async def test_error_bodies_match_each_operations_error_schemas():
     await served.aclose()
     assert served.errors() == []
     statuses = Counter(s for _, s, _ in served.answers)
-    assert statuses[401] == 9 and statuses[400] == statuses[403] == statuses[404] == 1 and statuses[420] >= 1
+    assert statuses[401] == 10 and statuses[400] == statuses[403] == statuses[404] == 1 and statuses[420] >= 1
 
 
 @pytest.mark.parametrize(("name", "op", "status"), [

@@ -1,7 +1,7 @@
 """actions.context: what the gate needs to check an action again when it is sent
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-07 10:00:00.000000
 
 The executor runs the policy gate again at send time (loyalty.send_check): an approval given a week
@@ -14,8 +14,8 @@ the chat rules then see no chat and no times, which refuses rather than sends).
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0012'
-down_revision = '0011'
+revision = '0013'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 
