@@ -16,7 +16,7 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import OperationalError
@@ -289,12 +289,13 @@ class Daemon:
         if service is not None:
             service.bind()  # a taken port fails the start here, before anything is polled
         loop = asyncio.get_running_loop()
-        handled = []
+        handled: dict[signal.Signals, Any] = {}
         for sig in (signal.SIGTERM, signal.SIGINT):
             # Not the main thread, or a platform without signal support: stop() still works.
             with contextlib.suppress(NotImplementedError, RuntimeError):
+                previous = signal.getsignal(sig)
                 loop.add_signal_handler(sig, self.stop.set)
-                handled.append(sig)
+                handled[sig] = previous
         serving, heart, halt = None, None, threading.Event()
         try:
             if service is not None:
@@ -332,8 +333,12 @@ class Daemon:
             if service is not None and serving is not None:
                 await service.shutdown(serving)
             await self.app.aclose()
-            for sig in handled:  # give the signals back to whoever runs the loop next
+            for sig, previous in handled.items():  # give the signals back to whoever had them
                 loop.remove_signal_handler(sig)
+                # asyncio restores Python's defaults, not what was there: a shell's background job
+                # ignores SIGINT, and a daemon embedded in another program keeps that program's handler.
+                with contextlib.suppress(TypeError, ValueError):
+                    signal.signal(sig, previous if previous is not None else signal.SIG_DFL)
             log.info("daemon stopped")
 
     def _service_ended(self, serving: asyncio.Task) -> None:
