@@ -248,3 +248,16 @@ def test_auth_backoff_doubles_from_one_interval_caps_at_an_hour_and_resets() -> 
     assert backoff.rejected("j", every, now).wait == every
     # A poll interval longer than the cap is never shortened by backing off.
     assert AuthBackoff().rejected("k", timedelta(hours=2), now).wait == timedelta(hours=2)
+
+
+def test_loyalsync_health_prints_each_problem_and_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sync import healthcheck
+
+    body = {"status": "unhealthy", "problems": [{"condition": "token_rejected", "account": f"{WB}/main",
+                                                 "message": f"{WB}/main: the platform rejected the token",
+                                                 "action": f"token rejected: set a new token in ${TOKEN_ENV}"}]}
+    monkeypatch.setattr(httpx, "get", lambda url, timeout: httpx.Response(503, json=body))
+    healthy, line = healthcheck.probe("0.0.0.0", 8787)
+    assert not healthy
+    assert line == (f"unhealthy (503) at http://127.0.0.1:8787/healthz: {WB}/main: the platform rejected the "
+                    f"token -> token rejected: set a new token in ${TOKEN_ENV}")
