@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,7 +53,7 @@ class Problem:
 
 @dataclass(frozen=True, slots=True)
 class StreamWatch:
-    """A scheduled stream as health sees it: its job id, account, poll interval and token env var."""
+    """A scheduled stream as health sees it: its job id, account, poll interval, token env var and lease."""
 
     job: str
     marketplace: str
@@ -61,6 +61,7 @@ class StreamWatch:
     stream: str
     interval: timedelta
     token_env: str
+    lease: str = ""  # the account's lease (`sync.cluster`): only streams this replica holds are judged
 
 
 @dataclass(slots=True)
@@ -118,12 +119,15 @@ class Health:
         self._last_success: dict[str, datetime] = {}
         self._auth_rejected: set[str] = set()
         self._store_failure: _StoreFailure | None = None
+        # When this replica took each stream's account: a stream taken over gets its grace from then.
+        self._held_since: dict[str, datetime] = {}
 
     def watch(self, streams: list[StreamWatch]) -> None:
         """Start judging these streams; their grace period starts now."""
         with self._lock:
             self.started = self.clock()
             self._streams = {s.job: s for s in streams}
+            self._held_since = dict.fromkeys(self._streams, self.started)
 
     def run_finished(self, job: str, result: RunResult) -> None:
         """A stream run ended with `result`; its outcome was written, so the store took a write."""
@@ -158,13 +162,22 @@ class Health:
         with self._lock:
             self.counts.job_failures[job] += 1
 
-    def problems(self) -> list[Problem]:
-        """Every condition that makes the daemon unhealthy now; empty when it is healthy."""
+    def problems(self, held: Collection[str] | None = None) -> list[Problem]:
+        """Every condition that makes the daemon unhealthy now; empty when it is healthy.
+
+        `held`: the leases this replica holds; streams of other accounts are another replica's to
+        run, so they are not judged here (None: judge every stream).
+        """
         now = self.clock()
         with self._lock:
+            mine = [w for w in self._streams.values() if held is None or w.lease in held]
+            for gone in self._held_since.keys() - {w.job for w in mine}:
+                del self._held_since[gone]
+            for watch in mine:
+                self._held_since.setdefault(watch.job, now)
             found = self._store_problem()
-            found += self._auth_problems()
-            found += self._stale_problem(now)
+            found += self._auth_problems(mine)
+            found += self._stale_problem(mine, now)
         return found
 
     def _store_problem(self) -> list[Problem]:
@@ -186,9 +199,9 @@ class Health:
                         f"UTC in {failure.job} ({failure.error})",
                         f"check that {where} is reachable and writable; the daemon's log has each failure")]
 
-    def _auth_problems(self) -> list[Problem]:
+    def _auth_problems(self, mine: list[StreamWatch]) -> list[Problem]:
         by_account: dict[tuple[str, str], list[StreamWatch]] = {}
-        for watch in self._streams.values():
+        for watch in mine:
             by_account.setdefault((watch.marketplace, watch.account), []).append(watch)
         found = []
         for (marketplace, account), watches in sorted(by_account.items()):
@@ -202,14 +215,15 @@ class Health:
                     "and restart the daemon", account=f"{marketplace}/{account}"))
         return found
 
-    def _stale_problem(self, now: datetime) -> list[Problem]:
-        if not self._streams:
+    def _stale_problem(self, mine: list[StreamWatch], now: datetime) -> list[Problem]:
+        if not mine:
             return []
-        for watch in self._streams.values():
-            since = self._last_success.get(watch.job, self.started)
+        for watch in mine:
+            since = max(self._last_success.get(watch.job, self.started), self.started,
+                        self._held_since.get(watch.job, self.started))
             if now - since <= watch.interval * self.unhealthy_after:
                 return []
-        last = max(self._last_success.values(), default=None)
+        last = max((self._last_success[w.job] for w in mine if w.job in self._last_success), default=None)
         when = f"the last one at {last:%Y-%m-%d %H:%M:%S} UTC" if last else "none since the daemon started"
         return [Problem("no_recent_success", f"no stream has synced successfully within {self.unhealthy_after} "
                         f"of its poll intervals ({when})",

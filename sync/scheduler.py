@@ -309,7 +309,7 @@ class Daemon:
         )
         now = datetime.now(UTC)
         self.health.watch([StreamWatch(job.id, job.account.marketplace, job.account.settings.name, job.stream,
-                                       self._interval(job), job.account.settings.token_env)
+                                       self._interval(job), job.account.settings.token_env, job.lease)
                            for job in self.app.jobs()])
         for job in self.app.jobs():
             # Spread the first runs so accounts do not all hit the platforms in the same second.

@@ -88,7 +88,7 @@ async def healthz(request: Request) -> Response:
         problems.append(Problem("store_unreachable", f"store unreachable: {type(exc).__name__}",
                                 "check that the database is up and reachable from the daemon"))
     if daemon.running:  # a daemon not started has no runs to judge
-        problems += daemon.health.problems()
+        problems += daemon.health.problems(held=set(daemon.coordinator.leases.held))
     body = {"status": "unhealthy" if problems else "ok", "problems": [p.as_dict() for p in problems], **body}
     return JSONResponse(body, status_code=503 if problems else 200)
 

@@ -233,6 +233,23 @@ def test_no_success_within_n_intervals_is_a_problem_after_the_grace_and_a_succes
     assert health.problems() == []
 
 
+def test_only_streams_this_replica_holds_are_judged_and_a_takeover_gets_its_grace() -> None:
+    clock = Clock()
+    health = Health(make_url("sqlite:///x.db"), unhealthy_after=3, clock=clock)
+    mine = StreamWatch(f"{WB}/main/orders", WB, "main", "orders", timedelta(minutes=5), TOKEN_ENV, "account:a")
+    theirs = StreamWatch(f"{WB}/other/orders", WB, "other", "orders", timedelta(minutes=5), TOKEN_ENV, "account:b")
+    health.watch([mine, theirs])
+    health.run_finished(mine.job, RunResult(StreamKey(WB, "main", "orders"), "ok"))
+    clock.now += timedelta(minutes=14)
+    health.run_finished(mine.job, RunResult(StreamKey(WB, "main", "orders"), "ok"))
+    clock.now += timedelta(minutes=14)
+    assert health.problems(held={"account:a"}) == []  # the other account's stream never ran here
+    assert health.problems(held=set()) == []  # a replica holding nothing has nothing to be late with
+    assert health.problems(held={"account:b"}) == []  # just taken over: its grace starts now
+    clock.now += timedelta(minutes=16)
+    assert [p.condition for p in health.problems(held={"account:b"})] == ["no_recent_success"]
+
+
 def test_store_failures_are_classified_by_what_the_database_said() -> None:
     assert store_failure_kind(sqlite3.OperationalError("database or disk is full")) == "disk_full"
     assert store_failure_kind(sqlite3.DatabaseError("database disk image is malformed")) == "corrupted"
