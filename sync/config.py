@@ -118,6 +118,8 @@ class ScheduleSettings(BaseModel):
     loyalty_interval: timedelta = timedelta(minutes=10)
     members_interval: timedelta = timedelta(days=1)
     actions_interval: timedelta = timedelta(minutes=5)
+    # `/healthz` answers 503 once no stream has succeeded within this many of its poll intervals.
+    unhealthy_after_intervals: int = Field(default=3, gt=0)
 
     @field_validator("default_poll_interval", "loyalty_interval", "members_interval", "actions_interval")
     @classmethod

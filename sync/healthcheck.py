@@ -13,6 +13,13 @@ __all__ = ["probe"]
 _WILDCARD = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
 
 
+def _said(problem: object) -> str:
+    """A problem of the body as one phrase: what is wrong, then what to do."""
+    if isinstance(problem, dict):
+        return " -> ".join(str(problem[k]) for k in ("message", "action") if problem.get(k))
+    return str(problem)
+
+
 def probe(host: str, port: int, timeout: float = 3.0) -> tuple[bool, str]:
     """(healthy, one line for a person) from GET /healthz on host:port."""
     host = _WILDCARD.get(host, host)
@@ -28,5 +35,5 @@ def probe(host: str, port: int, timeout: float = 3.0) -> tuple[bool, str]:
     if response.status_code == 200:
         return True, f"healthy: {url}"
     problems = body.get("problems") if isinstance(body, dict) else None
-    why = "; ".join(map(str, problems)) if isinstance(problems, list) and problems else response.reason_phrase
+    why = "; ".join(map(_said, problems)) if isinstance(problems, list) and problems else response.reason_phrase
     return False, f"unhealthy ({response.status_code}) at {url}: {why}"

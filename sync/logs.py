@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Literal, TextIO
 
 from connectors.redaction import RedactingFilter
+from sync.log_repeats import RepeatFilter
 
 __all__ = ["LOG_FORMAT_ENV", "JsonFormatter", "TextFormatter", "log_context", "setup_logging"]
 
@@ -105,6 +106,7 @@ def setup_logging(secrets: Iterable[str] = (), *, verbose: bool = False, fmt: Lo
     # On the handler, not a logger: it then covers records from every library that logs.
     # Context first, so the redaction sees the finished record.
     handler.addFilter(_ContextFilter())
+    handler.addFilter(RepeatFilter())  # APScheduler's "maximum number of running instances": once, counted
     handler.addFilter(RedactingFilter(list(secrets)))
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -18,6 +18,15 @@ Read from the store at scrape time (one GROUP BY query each):
   gate's refusal reason (empty unless refused).
 - `loyalsync_store_up`: 1 when those reads worked.
 
+Read from the daemon's own record of failures (`sync.health`, in process memory, since a broken
+store cannot count them):
+
+- `loyalsync_store_write_failures_total{kind}`: runs the store refused; `kind` is `disk_full`,
+  `corrupted` or `write_failed`.
+- `loyalsync_auth_failures_total{marketplace, account}`: runs whose token the platform rejected.
+- `loyalsync_job_failures_total{job}`: runs that ended in an error, per job (`marketplace/account/
+  stream`, `loyalty`, `loyalty-members`, `actions`).
+
 And `loyalsync_up`: 1 while the scheduler runs, 0 while it is stopping.
 """
 
@@ -30,11 +39,12 @@ from datetime import datetime
 
 import httpx
 from prometheus_client import CollectorRegistry, Counter, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Table, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from sync.health import Health
 from sync.runner import RunResult, utc_now
 from sync.store import Store
 from sync.store.tables import QuarantineRow, StreamCursorRow
@@ -64,6 +74,8 @@ class Metrics:
         self.running: Callable[[], bool] = lambda: False
         self.registry.register(_StoreCollector(store, clock))
         self.registry.register(_UpCollector(self))
+        self.health: Health | None = None
+        self.registry.register(_FailureCollector(self))
 
     def request_observer(self, marketplace: str, account: str) -> Callable[[httpx.Request, int | None], None]:
         """The `connectors.http.ObservedTransport` observer for one account's requests."""
@@ -79,6 +91,10 @@ class Metrics:
     def watch(self, running: Callable[[], bool]) -> None:
         """Report `running()` (the daemon's scheduler) as `loyalsync_up`."""
         self.running = running
+
+    def watch_health(self, health: Health) -> None:
+        """Report the failure counters `health` keeps (store writes, tokens, jobs)."""
+        self.health = health
 
     def observe_run(self, result: RunResult) -> None:
         """Count what one stream run wrote (the Daemon calls this after each run)."""
@@ -97,6 +113,29 @@ class _UpCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("loyalsync_up", "1 while the daemon's scheduler runs.",
                                 value=1 if self._metrics.running() else 0)
+
+
+class _FailureCollector(Collector):
+    """The failure counters of the daemon's `Health`; all zero-less until something failed."""
+
+    def __init__(self, metrics: Metrics):
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        counts = self._metrics.health.snapshot() if self._metrics.health is not None else {}
+        store = CounterMetricFamily("loyalsync_store_write_failures", "Runs the store refused, by kind.",
+                                    labels=["kind"])
+        for kind, n in sorted(counts.get("store_write_failures", {}).items()):
+            store.add_metric([kind], n)
+        auth = CounterMetricFamily("loyalsync_auth_failures", "Runs whose token the platform rejected.",
+                                   labels=["marketplace", "account"])
+        for (mp, acct), n in sorted(counts.get("auth_failures", {}).items()):
+            auth.add_metric([mp, acct], n)
+        jobs = CounterMetricFamily("loyalsync_job_failures", "Runs that ended in an error, per job.",
+                                   labels=["job"])
+        for job, n in sorted(counts.get("job_failures", {}).items()):
+            jobs.add_metric([job], n)
+        yield from (store, auth, jobs)
 
 
 class _StoreCollector(Collector):

@@ -70,6 +70,8 @@ class RunResult:
     retry_after: float | None = None
     # Share (0..1) of the run's planned time span read so far: progress bars and their ETA.
     covered: float = 0.0
+    # The platform rejected the token: the daemon backs off and health names the account's env var.
+    auth_error: bool = False
 
     @property
     def ok(self) -> bool:
@@ -180,6 +182,7 @@ class StreamRunner:
         try:
             await self._sync(connector, stream, key, now, result, on_page or _ignore, fence)
         except AuthError as exc:
+            result.auth_error = True
             result.state, result.error = "error", (
                 f"{exc}. Check the token in ${connector.account.token_env} and its API categories.")
         except StreamUnavailable as exc:

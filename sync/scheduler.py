@@ -19,11 +19,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from connectors.errors import LoyalsyncError
 from sync.app import App, JobSpec
+from sync.backoff import AuthBackoff
 from sync.cluster import Coordinator, account_lease, default_replica_name
+from sync.health import Health, StreamWatch
 from sync.leases import LeaseLost
 from sync.logs import log_context
 from sync.runner import RunResult
@@ -60,6 +62,12 @@ class Daemon:
         self._slots = asyncio.Semaphore(app.config.settings.schedule.max_concurrent_jobs)
         self._scheduler: AsyncIOScheduler | None = None
         self._running: set[asyncio.Task] = set()
+        # Runs cancelled because their account's lease moved to another replica (`_after_beat`).
+        self._handed_over: set[asyncio.Task] = set()
+        # What /healthz reads: kept here, since a broken store cannot record its own failures.
+        self.health = Health(app.store.engine.url,
+                             unhealthy_after=app.config.settings.schedule.unhealthy_after_intervals)
+        self.auth_backoff = AuthBackoff()
 
     @property
     def running(self) -> bool:
@@ -92,31 +100,51 @@ class Daemon:
         except LeaseLost as exc:
             log.warning("%s: stopped, %s; the replica holding it now carries on from the saved cursor", job.id, exc)
             return
-        except OperationalError as exc:
-            log.error("%s: the store did not answer (%s); the run resumes from its saved cursor at the next "
-                      "interval", job.id, str(exc.orig or exc).splitlines()[0])
+        except DBAPIError as exc:
+            # Disk full, damaged pages, a store away: health reports it; one line, no traceback.
+            kind = self.health.store_failed(job.id, exc)
+            log.error("%s: the store refused the run (%s: %s); it resumes from its saved cursor at the next "
+                      "interval", job.id, kind.replace("_", " "), str(exc.orig or exc).strip().splitlines()[0])
             return
         except asyncio.CancelledError:
-            if not self.stop.is_set() and self.coordinator.holds(job.lease) is not None:
+            handed_over = task in self._handed_over
+            if not handed_over and not self.stop.is_set() and self.coordinator.holds(job.lease) is not None:
                 raise
             # Cut short by the stop or by losing the lease: expected, not a crash for APScheduler
             # to log with a traceback. Safe: the cursor only moved with fully written pages.
-            log.info("%s: cut short; resumes from its saved cursor", job.id)
+            why = "its account's lease moved to another replica" if handed_over else "the daemon is stopping"
+            log.info("%s: cut short, %s; resumes from its saved cursor", job.id, why)
             return
         finally:
             self._running.discard(task)  # type: ignore[arg-type]
+            self._handed_over.discard(task)  # type: ignore[arg-type]
             self._by_lease.get(job.lease, set()).discard(task)  # type: ignore[arg-type]
         self.results.append(result)
+        self.health.run_finished(job.id, result)
         if self.on_result is not None:
             self.on_result(result)
         log.info("%s: %s, %d records, %d quarantined", job.id, result.state, result.records,
                  result.quarantined)
+        self._back_off(job, result)
         # The platform named a wait shorter than the poll interval: come back then, not later.
         if result.state == "deferred" and result.retry_after and self._scheduler is not None:
             when = datetime.now(UTC) + timedelta(seconds=result.retry_after)
             aps_job = self._scheduler.get_job(job.id)
             if aps_job is not None and aps_job.next_run_time and when < aps_job.next_run_time:
                 aps_job.modify(next_run_time=when)
+
+    def _back_off(self, job: JobSpec, result: RunResult) -> None:
+        """A rejected token: move the job's next run out (doubling, capped); a success resets it."""
+        if not result.auth_error:
+            if self.auth_backoff.succeeded(job.id):
+                log.info("%s: token accepted again; polling every %s", job.id, self._interval(job))
+            return
+        retry = self.auth_backoff.rejected(job.id, self._interval(job), datetime.now(UTC))
+        log.warning("%s: token rejected %d time(s) in a row; next try at %s UTC (in %s); set a new token in $%s",
+                    job.id, retry.step, f"{retry.at:%Y-%m-%d %H:%M:%S}", retry.wait, job.account.settings.token_env)
+        aps_job = self._scheduler.get_job(job.id) if self._scheduler is not None else None
+        if aps_job is not None:
+            aps_job.modify(next_run_time=retry.at)
 
     def _heartbeat(self, loop: asyncio.AbstractEventLoop, halt: threading.Event) -> None:
         """The heartbeat thread: beats on time however busy the event loop and its worker threads are.
@@ -139,6 +167,7 @@ class Daemon:
         """Stop the runs of accounts lost; start those of accounts gained at once."""
         for name in lost:
             for task in list(self._by_lease.get(name, ())):
+                self._handed_over.add(task)
                 task.cancel()
         if gained:
             log.info("replica %s took over %d account(s): %s", self.replica, len(gained), ", ".join(gained[:10]))
@@ -193,7 +222,8 @@ class Daemon:
 
         result = await self._in_thread(MEMBERS_JOB, refresh_members)
         if result is not None:
-            log.info("loyalty members: %s", result)
+            log.info("loyalty members: %d members, %d rows written, %d left alone (evaluated later already)",
+                     result.members, result.written, result.skipped_newer)
 
     async def _actions(self) -> None:
         """Look up missing product names, plan, gate and store actions (one replica at a time); send
@@ -231,7 +261,11 @@ class Daemon:
         except LoyalsyncError as exc:  # expected (the ledger is being loaded): one line, no traceback
             log.warning("%s: %s; retrying at the next interval", ACTIONS_JOB, exc)
             return
-        except Exception:  # noqa: BLE001 - logged and retried next interval, the daemon keeps running
+        except DBAPIError as exc:  # the store (full, damaged, away): health names it
+            self._store_job_failed(ACTIONS_JOB, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - logged and retried next interval, the daemon keeps running
+            self.health.job_failed(ACTIONS_JOB, exc)
             log.exception("%s: run failed; retrying at the next interval", ACTIONS_JOB)
             return
         log.info("actions (%s): %d new, %d refused, %d sent, %d already done, %d failed, %d to retry, "
@@ -249,11 +283,21 @@ class Daemon:
                 raise
             return None  # the thread finishes its transaction; the next start repeats it harmlessly
         except LoyalsyncError as exc:  # expected (e.g. a worker process killed for memory): its message says what to do
+            self.health.job_failed(name, exc)
             log.error("%s: run failed; retrying at the next interval: %s", name, exc)
             return None
-        except Exception:  # noqa: BLE001 - logged and retried next interval, the daemon keeps running
+        except DBAPIError as exc:  # the store (full, damaged, away): health names it
+            self._store_job_failed(name, exc)
+            return None
+        except Exception as exc:  # noqa: BLE001 - logged and retried next interval, the daemon keeps running
+            self.health.job_failed(name, exc)
             log.exception("%s: run failed; retrying at the next interval", name)
             return None
+
+    def _store_job_failed(self, name: str, exc: DBAPIError) -> None:
+        kind = self.health.store_failed(name, exc)
+        log.error("%s: the store refused the run (%s: %s); retrying at the next interval", name,
+                  kind.replace("_", " "), str(exc.orig or exc).strip().splitlines()[0])
 
     def schedule(self) -> AsyncIOScheduler:
         """Build the scheduler with one job per stream; every job also runs once right away."""
@@ -264,6 +308,9 @@ class Daemon:
             job_defaults={"max_instances": 1, "coalesce": True, "misfire_grace_time": 300},
         )
         now = datetime.now(UTC)
+        self.health.watch([StreamWatch(job.id, job.account.marketplace, job.account.settings.name, job.stream,
+                                       self._interval(job), job.account.settings.token_env, job.lease)
+                           for job in self.app.jobs()])
         for job in self.app.jobs():
             # Spread the first runs so accounts do not all hit the platforms in the same second.
             first = now + timedelta(seconds=random.uniform(0, min(cfg.jitter_seconds, 5)))

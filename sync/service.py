@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from sync.health import Problem
 from sync.metrics import CONTENT_TYPE, CURSORS, Metrics
 from sync.store import Store
 
@@ -62,22 +63,33 @@ async def _in_thread(request: Request, call: Callable[[], Any], timeout: float) 
 
 
 async def healthz(request: Request) -> Response:
-    """200 when the scheduler runs and the store answers; 503 naming what is wrong otherwise."""
+    """200 when the daemon stores what it polls; 503 with each problem and what to do otherwise.
+
+    The body has one shape either way: `status`, `problems` (each: `condition`, `message`, `action`,
+    and `account`/`stream` where one is concerned), `scheduler`, `store`, `streams` (streams per
+    last state). The conditions beyond "scheduler stopped" and "store unreachable" come from the
+    daemon's own record of its runs (`sync.health`).
+    """
     daemon: Daemon = request.app.state.daemon
-    problems: list[str] = []
+    problems: list[Problem] = []
     body: dict[str, Any] = {"scheduler": "running" if daemon.running else "stopped"}
     if not daemon.running:
-        problems.append("scheduler stopped")
+        problems.append(Problem("scheduler_stopped", "scheduler stopped",
+                                "the daemon is stopping or never started: see its log, then start it again"))
     try:
         body["streams"] = await _in_thread(request, lambda: _store_summary(daemon.app.store), STORE_TIMEOUT)
         body["store"] = "ok"
     except TimeoutError:
         body["store"] = "unreachable"
-        problems.append(f"store unreachable: no answer within {STORE_TIMEOUT:g}s")
+        problems.append(Problem("store_unreachable", f"store unreachable: no answer within {STORE_TIMEOUT:g}s",
+                                "check that the database is up and reachable from the daemon"))
     except Exception as exc:  # noqa: BLE001 - any failure to read is the answer; the type, never the URL
         body["store"] = "unreachable"
-        problems.append(f"store unreachable: {type(exc).__name__}")
-    body = {"status": "unhealthy" if problems else "ok", **({"problems": problems} if problems else {}), **body}
+        problems.append(Problem("store_unreachable", f"store unreachable: {type(exc).__name__}",
+                                "check that the database is up and reachable from the daemon"))
+    if daemon.running:  # a daemon not started has no runs to judge
+        problems += daemon.health.problems(held=set(daemon.coordinator.leases.held))
+    body = {"status": "unhealthy" if problems else "ok", "problems": [p.as_dict() for p in problems], **body}
     return JSONResponse(body, status_code=503 if problems else 200)
 
 
@@ -118,6 +130,7 @@ class Service:
         self.host, self.port = host, port
         self.app = service_app(daemon, registry)
         registry.watch(lambda: daemon.running)
+        registry.watch_health(daemon.health)
         self.server = _Server(uvicorn.Config(
             self.app, host=host, port=port, http="h11", ws="none", lifespan="off", log_config=None,
             access_log=False, server_header=False, timeout_graceful_shutdown=int(SHUTDOWN_TIMEOUT),

@@ -3,6 +3,7 @@ stream, and a secret given to `setup_logging` masked everywhere, tracebacks incl
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -168,3 +169,84 @@ async def test_job_lines_name_their_account_and_stream(tmp_path, sqlite_store: S
     assert after and "account" not in after[0] and "stream" not in after[0]
     assert TOKEN not in out.getvalue()
 
+
+def _config(tmp_path) -> AppConfig:
+    account = WildberriesAccountSettings(
+        name="main", token_env="UNUSED", token=SecretStr(TOKEN),
+        base_urls=dict.fromkeys(PRODUCTION_HOSTS, "http://emulator"))
+    return AppConfig(settings=AppSettings(database=DatabaseSettings(url="sqlite://")),
+                     accounts=(MarketplaceAccount("wildberries", account),), config_path=tmp_path / "x.toml")
+
+
+# -- quiet logs: expected events are one readable line --------------------------------------------
+
+
+def test_apscheduler_max_instances_is_logged_once_then_as_a_count() -> None:
+    out = io.StringIO()
+    setup_logging(fmt="text", stream=out)
+    aps = logging.getLogger("apscheduler.scheduler")
+    for _ in range(50):  # what APScheduler logs each time a stream is due while its run goes on
+        aps.warning('Execution of job "%s" skipped: maximum number of running instances reached (%d)',
+                    "wildberries/main/orders", 1)
+    lines = [line for line in out.getvalue().splitlines() if "maximum number of running instances" in line]
+    assert len(lines) == 1 and "repeats are counted" in lines[0], out.getvalue()
+
+
+def test_the_repeat_filter_reports_how_many_it_held_back() -> None:
+    from sync.log_repeats import RepeatFilter
+
+    now = [0.0]
+    repeats = RepeatFilter(every=600, clock=lambda: now[0])
+    message = 'Execution of job "%s" skipped: maximum number of running instances reached (%d)'
+
+    def passes() -> logging.LogRecord | None:
+        record = logging.LogRecord("apscheduler.scheduler", logging.WARNING, __file__, 1, message,
+                                   ("wb/orders", 1), None)
+        return record if repeats.filter(record) else None
+
+    assert passes() is not None
+    for _ in range(199):  # every 3 s for ten minutes
+        now[0] += 3
+        assert passes() is None
+    now[0] += 3
+    report = passes()
+    assert report is not None and "199 more time(s) in the last 10 min" in report.getMessage()
+    other = logging.LogRecord("loyalsync", logging.INFO, __file__, 1, "something else", None, None)
+    assert repeats.filter(other)
+
+
+async def test_loyalty_members_line_says_what_was_done_not_a_repr(tmp_path, sqlite_store: Store, caplog) -> None:
+    from sync.scheduler import Daemon
+
+    daemon = Daemon(App(_config(tmp_path), store=sqlite_store))
+    with caplog.at_level(logging.INFO, logger="loyalsync"):
+        await daemon._members_run()
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("loyalty members")]
+    assert "RefreshResult(" not in caplog.text
+    assert line == "loyalty members: 0 members, 0 rows written, 0 left alone (evaluated later already)"
+
+
+async def test_a_run_cut_short_by_a_lost_lease_is_one_info_line(tmp_path, sqlite_store: Store, caplog) -> None:
+    from sync.scheduler import Daemon
+
+    app = App(_config(tmp_path), store=sqlite_store)
+    daemon = Daemon(app)
+    started = asyncio.Event()
+
+    async def endless(job, on_page=None, fence=None):
+        started.set()
+        await asyncio.Event().wait()
+
+    app.run_job = endless  # type: ignore[method-assign]
+    daemon.coordinator.holds = lambda name: object()  # type: ignore[method-assign]  # held until the beat says lost
+    daemon.coordinator.fence = lambda lease: None  # type: ignore[method-assign]
+    job = app.jobs()[0]
+    with caplog.at_level(logging.DEBUG):
+        task = asyncio.create_task(daemon._run_job(job))
+        await started.wait()
+        daemon._after_beat([], [job.lease])
+        assert await task is None  # returned: no CancelledError for APScheduler to print
+    lines = [r for r in caplog.records if job.id in r.getMessage()]
+    assert [(r.levelno, r.exc_info) for r in lines] == [(logging.INFO, None)], caplog.text
+    assert "lease moved to another replica" in lines[0].getMessage()
+    assert "Traceback" not in caplog.text and "CancelledError" not in caplog.text

@@ -264,14 +264,18 @@ async def test_an_expected_loyalty_failure_is_one_clear_line_without_a_traceback
     is logged as its message, what to do included, not as a traceback; the daemon goes on."""
     from types import SimpleNamespace
 
+    from sqlalchemy.engine import make_url
+
     from loyalty.parallel import WorkerLost
+    from sync.health import Health
     from sync.scheduler import Daemon
 
     def step(store, settings, now):
         raise WorkerLost(2)
 
     config = SimpleNamespace(settings=SimpleNamespace(loyalty=None))
-    me = SimpleNamespace(app=SimpleNamespace(store=None, config=config), stop=asyncio.Event())
+    me = SimpleNamespace(app=SimpleNamespace(store=None, config=config), stop=asyncio.Event(),
+                         health=Health(make_url("sqlite://")))
     with caplog.at_level(logging.ERROR, logger="loyalsync"):
         assert await Daemon._in_thread(me, "loyalty", step) is None
     [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]

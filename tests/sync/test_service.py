@@ -104,7 +104,7 @@ async def test_healthz_and_metrics_over_http_while_the_daemon_polls(tmp_path: Pa
 
             assert health.status_code == 200, health.text
             assert health.headers["content-type"] == "application/json"
-            assert health.json() == {"status": "ok", "scheduler": "running", "store": "ok",
+            assert health.json() == {"status": "ok", "problems": [], "scheduler": "running", "store": "ok",
                                      "streams": {"ok": 3}}
             assert TOKEN not in health.text
 
@@ -151,7 +151,8 @@ async def test_healthz_and_metrics_over_http_while_the_daemon_polls(tmp_path: Pa
             body = broken.json()
             assert body["status"] == "unhealthy" and body["store"] == "unreachable"
             assert body["scheduler"] == "running"
-            assert [p for p in body["problems"] if p.startswith("store unreachable")], body
+            assert [p for p in body["problems"] if p["condition"] == "store_unreachable"
+                    and p["message"].startswith("store unreachable")], body
             # Metrics still answer: the counters, and store_up 0 instead of the store's gauges.
             degraded = _samples((await client.get("/metrics")).text)
             assert _value(degraded["loyalsync_store_up"], "loyalsync_store_up") == 0
@@ -179,8 +180,10 @@ async def test_healthz_is_503_when_the_scheduler_is_not_running(tmp_path: Path, 
     finally:
         endpoint.state.executor.shutdown()
     assert health.status_code == 503
-    assert health.json() == {"status": "unhealthy", "problems": ["scheduler stopped"], "scheduler": "stopped",
-                             "store": "ok", "streams": {}}
+    assert health.json() == {"status": "unhealthy", "problems": [{
+        "condition": "scheduler_stopped", "message": "scheduler stopped",
+        "action": "the daemon is stopping or never started: see its log, then start it again"}],
+        "scheduler": "stopped", "store": "ok", "streams": {}}
     m = _samples(scrape.text)
     assert _value(m["loyalsync_up"], "loyalsync_up") == 0
 
