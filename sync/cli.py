@@ -152,17 +152,25 @@ def demo(
     orders: Annotated[int, typer.Option(help="Orders in the emulator's data set.")] = 2000,
     reviews: Annotated[int, typer.Option(help="Reviews in the emulator's data set.")] = 600,
     follow: Annotated[bool, typer.Option("--follow", help="Keep polling after the first cycle.")] = False,
-    database_url: Annotated[str, typer.Option("--database-url")] = "sqlite:///data/demo.db",
+    database_url: Annotated[str, typer.Option("--database-url", help="Where the demo writes its store "
+                            "(relative to the current folder). It refuses a store that holds data it did "
+                            "not write; its own earlier demo file is replaced.")] = "sqlite:///data/demo.db",
     verbose: VerboseOpt = False,
 ) -> None:
     """Zero-config demo: the built-in emulators, a full sync into SQLite, a summary."""
     from sync.demo import demo_setups, run_demo
+    from sync.demo_store import DemoRefused
     from sync.logs import setup_logging
 
+    use_store(database_url)
     setups = demo_setups(orders=orders, reviews=reviews)
     setup_logging([secret for s in setups.values() for secret in s.secrets], verbose=verbose)
-    summary = asyncio.run(run_demo(orders=orders, reviews=reviews, follow=follow, database_url=database_url,
-                                   console=err, setups=setups))
+    try:
+        summary = asyncio.run(run_demo(orders=orders, reviews=reviews, follow=follow, database_url=database_url,
+                                       console=err, setups=setups))
+    except DemoRefused as exc:
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
     raise typer.Exit(code=0 if summary.ok else 1)
 
 
