@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from connectors.errors import ConfigError
-from sync.cli_group import StoreErrorGroup, set_debug, use_store
+from sync.cli_group import StoreErrorGroup, close_at_exit, set_debug, use_store
 from sync.config import AppConfig, format_problems, load_config
 
 if TYPE_CHECKING:
@@ -70,7 +70,9 @@ def _open_store(cfg: AppConfig, *, read_only: bool = False) -> Store:
         missing = _missing_sqlite_file(url)
         if missing is not None:
             raise StoreMissing(missing.absolute())
-    return open_store(url, connections=store_connections(cfg))
+    store = open_store(url, connections=store_connections(cfg))
+    close_at_exit(store.engine)
+    return store
 
 
 def _missing_sqlite_file(url: str) -> Path | None:
@@ -345,9 +347,11 @@ def report(
 # The loyalty commands (simulate, members, member) live with the program; registered top-level here.
 from loyalty.actions_cli import actions_app  # noqa: E402
 from loyalty.cli import loyalty_app  # noqa: E402 - after `_load`/`_open_store`, which it uses
+from sync.store_cli import store_app  # noqa: E402
 
 app.add_typer(loyalty_app)
 app.add_typer(actions_app)
+app.add_typer(store_app)
 
 
 def main() -> None:

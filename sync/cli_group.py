@@ -13,16 +13,24 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-__all__ = ["StoreErrorGroup", "set_debug", "use_store"]
+__all__ = ["StoreErrorGroup", "close_at_exit", "set_debug", "use_store"]
 
 # Context variables, not click's context: Typer vendors its own click, whose context is private.
 _store_url: ContextVar[str | None] = ContextVar("loyalsync_store_url", default=None)
 _debug: ContextVar[bool] = ContextVar("loyalsync_debug", default=False)
+_engines: ContextVar[list | None] = ContextVar("loyalsync_engines", default=None)
 
 
 def use_store(url: str) -> None:
     """Name the store the running command uses, for the message of a store error."""
     _store_url.set(url)
+
+
+def close_at_exit(engine) -> None:
+    """Dispose `engine` when the command ends: PostgreSQL connections closed, not left to the GC."""
+    engines = _engines.get()
+    if engines is not None:
+        engines.append(engine)
 
 
 def set_debug(debug: bool) -> None:
@@ -36,7 +44,7 @@ class StoreErrorGroup(TyperGroup):
     def invoke(self, ctx):
         from sync.store.errors import describe_store_error
 
-        tokens = _store_url.set(None), _debug.set(False)  # one invocation's store, not the last test's
+        tokens = _store_url.set(None), _debug.set(False), _engines.set([])  # this invocation's, not the last
         try:
             return super().invoke(ctx)
         except typer.Exit:
@@ -49,5 +57,8 @@ class StoreErrorGroup(TyperGroup):
             Console(stderr=True).print(message, markup=False, highlight=False, soft_wrap=True)
             raise typer.Exit(code=2) from None
         finally:
+            for engine in _engines.get() or ():
+                engine.dispose()
             _store_url.reset(tokens[0])
             _debug.reset(tokens[1])
+            _engines.reset(tokens[2])

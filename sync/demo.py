@@ -133,6 +133,7 @@ async def run_demo(*, orders: int = 2000, reviews: int = 600, follow: bool = Fal
                            config_path=Path("(built-in demo)"))
         app = App(config, store=open_store(database_url, connections=store_connections(config)))
         mark_demo_store(app.store.engine)
+        stack.callback(app.store.engine.dispose)  # after `async with app` below has closed
         async with app:
             summary = DemoSummary(results=await sync_with_progress(app, app.jobs(), console))
             _summarise(app, summary)
