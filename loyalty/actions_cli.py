@@ -28,7 +28,7 @@ def _open(config: Any, database_url: str | None) -> tuple[Any, Any]:
     from sync.cli import _load, _open_store
 
     cfg = _load(config, database_url, tokens=False)
-    return _open_store(cfg), cfg.settings
+    return _open_store(cfg, read_only=True), cfg.settings
 
 
 def _clip(text: str | None, width: int = TEXT_SHOWN) -> str:

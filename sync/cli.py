@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from connectors.errors import ConfigError
+from sync.cli_group import StoreErrorGroup, close_at_exit, set_debug, use_store
 from sync.config import AppConfig, format_problems, load_config
 
 if TYPE_CHECKING:
@@ -25,6 +26,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # locals can hold tokens
     add_completion=False,
+    cls=StoreErrorGroup,  # a store error in any command: one line naming the store, exit 2
 )
 err = Console(stderr=True)
 
@@ -54,30 +56,23 @@ def _load(config: Path | None, database_url: str | None, verbose: bool = False, 
 
 
 def _open_store(cfg: AppConfig, *, read_only: bool = False) -> Store:
-    """Open and migrate the store or exit 2 with one line saying why, no traceback.
+    """Open and migrate the store; a failure is one line from the group (`sync.cli_group`), exit 2.
 
-    `read_only`: a command that only reads (status, export, report, members, simulate) refuses a
-    SQLite file that does not exist instead of creating an empty store and reporting nothing.
+    `read_only`: a command that only reads (status, export, report, members, simulate, actions,
+    tasks) refuses a SQLite file that does not exist instead of creating an empty store.
     """
-    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-
     from sync.app import open_store, store_connections
+    from sync.store.errors import StoreMissing
 
+    url = cfg.settings.database.sqlalchemy_url
+    use_store(cfg.settings.database.url)
     if read_only:
-        missing = _missing_sqlite_file(cfg.settings.database.sqlalchemy_url)
+        missing = _missing_sqlite_file(url)
         if missing is not None:
-            err.print(f"cannot open the store (sqlite): no store at {missing}; check the path (--database-url "
-                      "or [database] url), or sync first with `loyalsync sync --once`",
-                      markup=False, highlight=False, soft_wrap=True)
-            raise typer.Exit(code=2)
-    try:
-        return open_store(cfg.settings.database.sqlalchemy_url, connections=store_connections(cfg))
-    except (SQLAlchemyError, OSError) as exc:
-        # The driver's own message: it names host/file and reason, never the password.
-        reason = str(exc.orig if isinstance(exc, DBAPIError) else exc).strip().splitlines()[0]
-        err.print(f"cannot open the store ({cfg.settings.database.url.partition(':')[0]}): {reason}",
-                  markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(code=2) from None
+            raise StoreMissing(missing.absolute())
+    store = open_store(url, connections=store_connections(cfg))
+    close_at_exit(store.engine)
+    return store
 
 
 def _missing_sqlite_file(url: str) -> Path | None:
@@ -91,6 +86,14 @@ def _missing_sqlite_file(url: str) -> Path | None:
         return None
     path = Path(parsed.database)
     return None if path.exists() else path
+
+
+@app.callback()
+def _global_options(
+    debug: Annotated[bool, typer.Option("--debug", envvar="LOYALSYNC_DEBUG", help="Show the traceback of a "
+                     "store error instead of its one-line explanation.")] = False,
+) -> None:
+    set_debug(debug)
 
 
 @app.command("check-config")
@@ -151,17 +154,25 @@ def demo(
     orders: Annotated[int, typer.Option(help="Orders in the emulator's data set.")] = 2000,
     reviews: Annotated[int, typer.Option(help="Reviews in the emulator's data set.")] = 600,
     follow: Annotated[bool, typer.Option("--follow", help="Keep polling after the first cycle.")] = False,
-    database_url: Annotated[str, typer.Option("--database-url")] = "sqlite:///data/demo.db",
+    database_url: Annotated[str, typer.Option("--database-url", help="Where the demo writes its store "
+                            "(relative to the current folder). It refuses a store that holds data it did "
+                            "not write; its own earlier demo file is replaced.")] = "sqlite:///data/demo.db",
     verbose: VerboseOpt = False,
 ) -> None:
     """Zero-config demo: the built-in emulators, a full sync into SQLite, a summary."""
     from sync.demo import demo_setups, run_demo
+    from sync.demo_store import DemoRefused
     from sync.logs import setup_logging
 
+    use_store(database_url)
     setups = demo_setups(orders=orders, reviews=reviews)
     setup_logging([secret for s in setups.values() for secret in s.secrets], verbose=verbose)
-    summary = asyncio.run(run_demo(orders=orders, reviews=reviews, follow=follow, database_url=database_url,
-                                   console=err, setups=setups))
+    try:
+        summary = asyncio.run(run_demo(orders=orders, reviews=reviews, follow=follow, database_url=database_url,
+                                       console=err, setups=setups))
+    except DemoRefused as exc:
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
     raise typer.Exit(code=0 if summary.ok else 1)
 
 
@@ -336,9 +347,11 @@ def report(
 # The loyalty commands (simulate, members, member) live with the program; registered top-level here.
 from loyalty.actions_cli import actions_app  # noqa: E402
 from loyalty.cli import loyalty_app  # noqa: E402 - after `_load`/`_open_store`, which it uses
+from sync.store_cli import store_app  # noqa: E402
 
 app.add_typer(loyalty_app)
 app.add_typer(actions_app)
+app.add_typer(store_app)
 
 
 def main() -> None:

@@ -35,6 +35,7 @@ from loyalty.product_names import fill_product_names
 from loyalty.rules import LoyaltySettings
 from sync.app import App, open_store, store_connections
 from sync.config import AppConfig, AppSettings, DatabaseSettings, MarketplaceAccount
+from sync.demo_store import claim_demo_store, mark_demo_store
 from sync.progress import sync_with_progress
 from sync.report.data import PointsFigures, points_figures
 from sync.runner import RunResult
@@ -120,7 +121,7 @@ async def run_demo(*, orders: int = 2000, reviews: int = 600, follow: bool = Fal
     """Serve every emulator, sync every stream once with progress bars, and summarise."""
     console = console or Console(stderr=True)
     setups = setups if setups is not None else demo_setups(seed=seed, orders=orders, reviews=reviews)
-    _fresh_sqlite(database_url)
+    claim_demo_store(database_url)  # raises DemoRefused for a store holding data the demo did not write
     async with AsyncExitStack() as stack:
         accounts = []
         for name, setup in setups.items():
@@ -131,6 +132,8 @@ async def run_demo(*, orders: int = 2000, reviews: int = 600, follow: bool = Fal
         config = AppConfig(settings=demo_settings(database_url), accounts=tuple(accounts),
                            config_path=Path("(built-in demo)"))
         app = App(config, store=open_store(database_url, connections=store_connections(config)))
+        mark_demo_store(app.store.engine)
+        stack.callback(app.store.engine.dispose)  # after `async with app` below has closed
         async with app:
             summary = DemoSummary(results=await sync_with_progress(app, app.jobs(), console))
             _summarise(app, summary)
@@ -245,12 +248,3 @@ def _points_table(points: PointsFigures) -> Table:
         table.add_row(r.marketplace, f"{r.members:,}", f"{r.available:,.0f}", f"{r.pending:,.0f}",
                       f"{r.debt:,.0f}", tiers)
     return table
-
-
-def _fresh_sqlite(database_url: str) -> None:
-    """The demo starts from an empty store each time, so its figures are reproducible."""
-    prefix = "sqlite:///"
-    if database_url.startswith(prefix):
-        path = Path(database_url[len(prefix):])
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)

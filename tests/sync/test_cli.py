@@ -505,7 +505,7 @@ def test_a_store_that_cannot_be_opened_is_one_clear_line(tmp_path: Path, command
     result = invoke(*command, "--database-url", url)
     assert result.exit_code == 2, (result.output, result.exc_info)
     problem = [line for line in lines_of(result.stderr) if line]
-    assert len(problem) == 1 and problem[0].startswith("cannot open the store"), result.stderr
+    assert len(problem) == 1 and problem[0].startswith("store "), result.stderr
     assert ("not-a-folder" if where == "file-as-folder" else "refused") in problem[0]
     assert "pw-5ecret" not in result.output
 

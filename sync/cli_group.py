@@ -1,0 +1,64 @@
+"""The `loyalsync` command group: where a store error from any command becomes one line, exit 2.
+
+Commands name the store they use with `use_store(url)`; when one of them raises, the group asks
+`sync.store.errors.describe_store_error` what it means. `--debug` (or LOYALSYNC_DEBUG=1) keeps the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+__all__ = ["StoreErrorGroup", "close_at_exit", "set_debug", "use_store"]
+
+# Context variables, not click's context: Typer vendors its own click, whose context is private.
+_store_url: ContextVar[str | None] = ContextVar("loyalsync_store_url", default=None)
+_debug: ContextVar[bool] = ContextVar("loyalsync_debug", default=False)
+_engines: ContextVar[list | None] = ContextVar("loyalsync_engines", default=None)
+
+
+def use_store(url: str) -> None:
+    """Name the store the running command uses, for the message of a store error."""
+    _store_url.set(url)
+
+
+def close_at_exit(engine) -> None:
+    """Dispose `engine` when the command ends: PostgreSQL connections closed, not left to the GC."""
+    engines = _engines.get()
+    if engines is not None:
+        engines.append(engine)
+
+
+def set_debug(debug: bool) -> None:
+    """Whether a store error keeps its traceback (the global --debug)."""
+    _debug.set(debug)
+
+
+class StoreErrorGroup(TyperGroup):
+    """A Typer group that maps store errors of every command to one line on stderr, exit 2."""
+
+    def invoke(self, ctx):
+        from sync.store.errors import describe_store_error
+
+        tokens = _store_url.set(None), _debug.set(False), _engines.set([])  # this invocation's, not the last
+        try:
+            return super().invoke(ctx)
+        except typer.Exit:
+            raise
+        except Exception as exc:
+            url = _store_url.get()
+            message = None if url is None or _debug.get() else describe_store_error(exc, url)
+            if message is None:
+                raise
+            Console(stderr=True).print(message, markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(code=2) from None
+        finally:
+            for engine in _engines.get() or ():
+                engine.dispose()
+            _store_url.reset(tokens[0])
+            _debug.reset(tokens[1])
+            _engines.reset(tokens[2])
