@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from connectors.errors import ConfigError
-from sync.config import AppConfig, format_problems, load_config
+from sync.config import AppConfig, format_problems, load_config, runtime_problems
 
 if TYPE_CHECKING:
     from sync.store import Store
@@ -97,6 +97,10 @@ def _missing_sqlite_file(url: str) -> Path | None:
 def check_config_cmd(config: ConfigOpt = None) -> None:
     """Check the config files; print every problem as `file: key: problem`."""
     cfg = _load(config, None)
+    problems = runtime_problems(cfg)
+    if problems:
+        err.print(format_problems(problems), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2)
     err.print(f"config OK: {cfg.config_path}, {len(cfg.accounts)} account(s)")
 
 
