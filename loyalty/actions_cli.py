@@ -40,7 +40,8 @@ def _clip(text: str | None, width: int = TEXT_SHOWN) -> str:
 @actions_app.command("actions")
 def list_actions(
     status: Annotated[str | None, typer.Option(help=f"Only this status: {', '.join(STATUSES)}.")] = None,
-    plan: Annotated[bool, typer.Option("--plan", metavar="", help="First plan and gate new actions (sends nothing).")] = False,
+    plan: Annotated[bool, typer.Option("--plan", metavar="",
+                                      help="First plan and gate new actions (sends nothing).")] = False,
     config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
 ) -> None:

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
 from sync.output import stdout_console
 
 __all__ = ["loyalty_app"]

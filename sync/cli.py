@@ -198,10 +198,12 @@ def run(config: ConfigOpt = None, database_url: DatabaseOpt = None, verbose: Ver
 
 @app.command()
 def sync(
-    once: Annotated[bool, typer.Option("--once", metavar="", help="Run every enabled stream to completion, then exit.")] = False,
+    once: Annotated[bool, typer.Option("--once", metavar="",
+                                      help="Run every enabled stream to completion, then exit.")] = False,
     account: Annotated[str | None, typer.Option(help="Only this account (name or platform/name).")] = None,
     stream: Annotated[str | None, typer.Option(help="Only this stream, e.g. orders or reviews.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="No progress bars, only the result lines.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="",
+                                        help="No progress bars, only the result lines.")] = False,
     config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
     verbose: VerboseOpt = False,

@@ -4,8 +4,8 @@ against the Wildberries emulator served on loopback. The token must never show u
 from __future__ import annotations
 
 import csv
-import logging
 import json
+import logging
 import re
 import textwrap
 from collections import Counter
