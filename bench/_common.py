@@ -14,6 +14,7 @@ written as a fake value.
 from __future__ import annotations
 
 import json
+import math
 import os
 import resource
 import sys
@@ -53,6 +54,8 @@ def print_rows(bench: str, rows: list[dict]) -> None:
 
 
 def _fmt(value: float) -> str:
+    if math.isnan(value):
+        return "—"  # nothing measured (e.g. no poll in the window), not a crash
     if value == int(value) and abs(value) >= 10:
         return f"{int(value):,}"
     return f"{value:,.3g}" if abs(value) < 10 else f"{value:,.1f}"

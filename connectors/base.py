@@ -73,6 +73,8 @@ class StreamSpec:
     poll_interval: timedelta | None = None  # None: the config's schedule.default_poll_interval
     rescan_lookback: timedelta | None = None  # the periodic wider re-scan that repairs late data
     rescan_every: timedelta | None = None
+    # The platform's own limit on one request's span: check-config refuses a longer `window`.
+    max_window: timedelta | None = None
 
 
 @dataclass(frozen=True, slots=True)

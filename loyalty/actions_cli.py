@@ -16,6 +16,7 @@ from rich.table import Table
 
 from loyalty.actions import ActionStatus, Kind
 from loyalty.cli import ConfigOpt, DatabaseOpt, err
+from sync.output import stdout_console
 
 __all__ = ["actions_app", "summary_table"]
 
@@ -39,7 +40,8 @@ def _clip(text: str | None, width: int = TEXT_SHOWN) -> str:
 @actions_app.command("actions")
 def list_actions(
     status: Annotated[str | None, typer.Option(help=f"Only this status: {', '.join(STATUSES)}.")] = None,
-    plan: Annotated[bool, typer.Option("--plan", help="First plan and gate new actions (sends nothing).")] = False,
+    plan: Annotated[bool, typer.Option("--plan", metavar="",
+                                      help="First plan and gate new actions (sends nothing).")] = False,
     config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
 ) -> None:
@@ -59,7 +61,7 @@ def list_actions(
     for r in rows:
         table.add_row(str(r["id"]), r["marketplace"], escape(r["account"]), r["kind"], r["status"], r["reason"] or "",
                       escape(_clip(r["title"], 50)), escape(_clip(r["text"])))
-    Console().print(table)
+    stdout_console().print(table)
     from loyalty.replies import overdue
 
     late = overdue(store, settings.actions.replies, datetime.now(UTC))
@@ -118,7 +120,7 @@ def reject(
 @actions_app.command()
 def tasks(
     done: Annotated[list[int] | None, typer.Option("--done", help="Mark these task ids done.")] = None,
-    show_all: Annotated[bool, typer.Option("--all", help="Also tasks already done.")] = False,
+    show_all: Annotated[bool, typer.Option("--all", metavar="", help="Also tasks already done.")] = False,
     config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
 ) -> None:

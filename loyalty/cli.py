@@ -17,6 +17,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from sync.output import stdout_console
+
 __all__ = ["loyalty_app"]
 
 loyalty_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
@@ -167,7 +169,7 @@ def members(
         table.add_row(r.marketplace, escape(r.account), _short(r.buyer_key), str(r.orders), _num(r.spend),
                       _num(r.balances.pending), _num(r.balances.available), _num(r.balances.debt),
                       r.tier or "—", r.segment or "—")
-    Console().print(table)
+    stdout_console().print(table)
 
 
 def _standing(stored: dict[str, Any] | None, st: Any, at: datetime) -> str:

@@ -164,7 +164,25 @@ def _load_account(
             if loc not in reported:
                 report(loc, humane_error(err, model))
         return None
+    if not reported:
+        _check_windows(connector, settings, report)
     return None if reported else settings
+
+
+def _check_windows(connector: type[Connector], settings: AccountSettings, report: Any) -> None:
+    """A stream window beyond what the platform serves in one request would fail every poll."""
+    for name, spec in connector.streams.items():
+        limit = spec.max_window
+        window = settings.stream_spec(spec).window
+        if limit is not None and window > limit:
+            report(("streams", name, "window"),
+                   f"{_days(window)} is longer than {connector.name} allows in one request "
+                   f"({_days(limit)}); set {limit.days}d or less")
+
+
+def _days(span: timedelta) -> str:
+    days = span / timedelta(days=1)
+    return f"{days:g} day{'' if days == 1 else 's'}"
 
 
 def _check_names(merged: dict[str, Any], key: str, what: str, known: Any, report: Any) -> None:

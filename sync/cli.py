@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from connectors.errors import ConfigError
 from sync.cli_group import StoreErrorGroup, close_at_exit, set_debug, use_store
-from sync.config import AppConfig, format_problems, load_config
+from sync.config import AppConfig, format_problems, load_config, runtime_problems
 
 if TYPE_CHECKING:
     from sync.store import Store
@@ -34,7 +34,8 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Global c
                       "(default: $LOYALSYNC_CONFIG or config/loyalsync.toml).")]
 DatabaseOpt = Annotated[str | None, typer.Option("--database-url", help="Overrides the config "
                         "and $LOYALSYNC_DATABASE_URL, e.g. postgresql://user@host/db.")]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")]
+# Flags get metavar="": they take no value, and typer would show `--once <bool>`, inviting `--once true`.
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", metavar="", help="Debug logging.")]
 
 
 def _load(config: Path | None, database_url: str | None, verbose: bool = False, *,
@@ -100,6 +101,10 @@ def _global_options(
 def check_config_cmd(config: ConfigOpt = None) -> None:
     """Check the config files; print every problem as `file: key: problem`."""
     cfg = _load(config, None)
+    problems = runtime_problems(cfg)
+    if problems:
+        err.print(format_problems(problems), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2)
     err.print(f"config OK: {cfg.config_path}, {len(cfg.accounts)} account(s)")
 
 
@@ -153,7 +158,7 @@ def health(config: ConfigOpt = None) -> None:
 def demo(
     orders: Annotated[int, typer.Option(help="Orders in the emulator's data set.")] = 2000,
     reviews: Annotated[int, typer.Option(help="Reviews in the emulator's data set.")] = 600,
-    follow: Annotated[bool, typer.Option("--follow", help="Keep polling after the first cycle.")] = False,
+    follow: Annotated[bool, typer.Option("--follow", metavar="", help="Keep polling after the first cycle.")] = False,
     database_url: Annotated[str, typer.Option("--database-url", help="Where the demo writes its store "
                             "(relative to the current folder). It refuses a store that holds data it did "
                             "not write; its own earlier demo file is replaced.")] = "sqlite:///data/demo.db",
@@ -204,10 +209,12 @@ def run(config: ConfigOpt = None, database_url: DatabaseOpt = None, verbose: Ver
 
 @app.command()
 def sync(
-    once: Annotated[bool, typer.Option("--once", help="Run every enabled stream to completion, then exit.")] = False,
+    once: Annotated[bool, typer.Option("--once", metavar="",
+                                      help="Run every enabled stream to completion, then exit.")] = False,
     account: Annotated[str | None, typer.Option(help="Only this account (name or platform/name).")] = None,
     stream: Annotated[str | None, typer.Option(help="Only this stream, e.g. orders or reviews.")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars, only the result lines.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", metavar="",
+                                        help="No progress bars, only the result lines.")] = False,
     config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
     verbose: VerboseOpt = False,
@@ -259,13 +266,22 @@ def sync_exit_code(results: list) -> int:
     return 0 if all(r.state in ("ok", "unavailable") for r in results) else 1
 
 
+JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="One JSON document on stdout, for "
+                    "scripts (the shape is in the README).")]
+
+
 @app.command()
-def status(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> None:
-    """Show each account x stream: cursor, last success, last error, records."""
-    from sync.status import status_table
+def status(config: ConfigOpt = None, database_url: DatabaseOpt = None, as_json: JsonOpt = False) -> None:
+    """Show each account x stream: cursor, last success, last error, records read and stored."""
+    from sync.output import print_json, stdout_console
+    from sync.status import status_rows, status_table
 
     cfg = _load(config, database_url, tokens=False)
-    Console().print(status_table(_open_store(cfg, read_only=True)))
+    store = _open_store(cfg, read_only=True)
+    if as_json:
+        print_json({"streams": status_rows(store)})
+        return
+    stdout_console().print(status_table(store))
 
 
 @app.command()

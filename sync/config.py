@@ -53,6 +53,7 @@ __all__ = [
     "check_config",
     "format_problems",
     "load_config",
+    "runtime_problems",
 ]
 
 DEFAULT_CONFIG_PATH = Path("config/loyalsync.toml")
@@ -86,6 +87,7 @@ class DatabaseSettings(BaseModel):
             raise ValueError(f"is not a database URL; {_DB_HINT}")
         if scheme not in _DB_SCHEMES:
             raise ValueError(f"unsupported database URL scheme {scheme!r}; {_DB_HINT}")
+        _check_parses(url)
         return url
 
     @property
@@ -94,6 +96,22 @@ class DatabaseSettings(BaseModel):
         if self.url.startswith("postgresql://"):
             return "postgresql+psycopg://" + self.url.removeprefix("postgresql://")
         return self.url
+
+
+def _check_parses(url: str) -> None:
+    """Refuse a URL SQLAlchemy would misread at start. Messages never quote the URL: it may hold a password."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ValueError as exc:  # int() of the port; ArgumentError is a ValueError too
+        what = "the URL" if isinstance(exc, ArgumentError) else "the port is not a number"
+        raise ValueError(f"cannot be parsed: {what}; {_DB_HINT}:port (a password with @ : / must be "
+                         "percent-encoded, e.g. @ as %40)") from None
+    # An unencoded "@" in the password splits it: its tail would be taken for the host name.
+    if parsed.host and "@" in parsed.host:
+        raise ValueError("the password or user name contains '@'; percent-encode it as %40")
 
 
 class DaemonSettings(BaseModel):
@@ -288,10 +306,32 @@ def check_config(
 ) -> list[str]:
     """Every problem in the config as `file: key: problem` lines; an empty list means it is fine."""
     try:
-        load_config(path, env=env, connectors=connectors)
+        cfg = load_config(path, env=env, connectors=connectors)
     except ConfigError as exc:
         return exc.problems
-    return []
+    return runtime_problems(cfg)
+
+
+def runtime_problems(cfg: AppConfig) -> list[str]:
+    """What loads fine but fails once the daemon runs: no account, a service host that does not resolve."""
+    import socket
+
+    label = str(cfg.config_path)
+    problems: list[str] = []
+    if not cfg.accounts:
+        directory = cfg.config_path.parent / cfg.settings.daemon.marketplaces_dir
+        problems.append(f"{directory}: accounts: no account in any <platform>.toml; copy "
+                        "config/marketplaces/examples/<platform>.toml there and fill in one [[accounts]] "
+                        "block (name, token_env)")
+    service = cfg.settings.service
+    if service.enabled:
+        try:
+            socket.getaddrinfo(service.host, service.port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            problems.append(f"{label}: service.host: {service.host!r} does not resolve; set [service] host "
+                            "(or LOYALSYNC_SERVICE_HOST) to 127.0.0.1, 0.0.0.0 (every interface) or a name "
+                            "this machine resolves, or set [service] enabled = false")
+    return problems
 
 
 def format_problems(problems: Sequence[str]) -> str:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from connectors.base import RecordType
 from connectors.errors import TOKEN_REJECTED
+from connectors.registry import available_connectors
 from sync.cluster import replica_summary
 from sync.store import Store
-from sync.store.tables import QuarantineRow, ReviewRow
+from sync.store.tables import OrderRow, QuarantineRow, ReviewRow
 
-__all__ = ["status_table"]
+__all__ = ["status_rows", "status_table"]
 
 
 def _when(value: datetime | None) -> str:
@@ -42,29 +45,62 @@ def token_problem(account: str, streams: list[str], error: str) -> str:
             f"stopped: {', '.join(streams)} ({why})")
 
 
+def _record_types() -> dict[tuple[str, str], RecordType]:
+    """(marketplace, stream) → what the stream stores, from the installed connectors."""
+    return {(mp, name): spec.record_type for mp, connector in available_connectors().items()
+            for name, spec in connector.streams.items()}
+
+
+def status_rows(store: Store) -> list[dict[str, Any]]:
+    """Every stream the store knows, for `status --json`: the documented shape (README, status).
+
+    `records_read` counts every record the stream's runs wrote, re-reads included (lookback and
+    re-scans read the same orders again); `stored` is the account's distinct orders or reviews now
+    in the store, the kind the stream syncs (streams of one kind share it).
+    """
+    kinds = _record_types()
+    stored: dict[tuple[str, str, RecordType], int] = {}
+    rows = []
+    for row in store.cursors():
+        mp, acct, stream = row["marketplace"], row["account"], row["stream"]
+        kind = kinds.get((mp, stream))
+        if kind is not None and (mp, acct, kind) not in stored:
+            table = OrderRow if kind is RecordType.ORDER else ReviewRow
+            stored[(mp, acct, kind)] = store.count(table, marketplace=mp, account=acct)
+        rows.append({
+            "marketplace": mp, "account": acct, "stream": stream, "state": row["state"],
+            "cursor_at": row["cursor_at"], "last_success_at": row["last_success_at"],
+            "records_read": row["records_synced"],
+            "stored": stored.get((mp, acct, kind)) if kind is not None else None,
+            "quarantined": store.count(QuarantineRow, marketplace=mp, account=acct, stream=stream),
+            "last_error": row["last_error"],
+        })
+    return rows
+
+
 def status_table(store: Store) -> Table:
     """A rich table of every stream the store knows."""
     table = Table(title="loyalsync status", header_style="bold")
-    for col in ("account", "stream", "state", "cursor", "last success", "records written", "quarantined",
-                "last error"):
+    # "records read" counts re-reads too; "stored" is what the store holds of the stream's kind.
+    for col in ("account", "stream", "state", "cursor", "last success", "records read", "stored",
+                "quarantined", "last error"):
         table.add_column(col, overflow="fold")
     totals: dict[tuple[str, str], tuple[int, int, int]] = {}
     refused: dict[tuple[str, str], tuple[list[str], str]] = {}
-    for row in store.cursors():
+    for row in status_rows(store):
         acct = (row["marketplace"], row["account"])
         if acct not in totals:
             orders, keyed = store.buyer_key_coverage(*acct)
             totals[acct] = (orders, keyed, store.count(ReviewRow, marketplace=acct[0], account=acct[1]))
-        quarantined = store.count(QuarantineRow, marketplace=acct[0], account=acct[1],
-                                  stream=row["stream"])
         state = row["state"]
         if state == "error" and TOKEN_REJECTED in (row["last_error"] or ""):
             refused.setdefault(acct, ([], row["last_error"]))[0].append(row["stream"])
         style = {"ok": "green", "deferred": "yellow", "error": "red", "unavailable": "magenta"}.get(state, "")
         table.add_row(
             f"{acct[0]}/{acct[1]}", row["stream"], f"[{style}]{state}[/]" if style else state,
-            _when(row["cursor_at"]), _when(row["last_success_at"]), str(row["records_synced"]),
-            str(quarantined), escape(row["last_error"] or ""),  # platform text is not markup
+            _when(row["cursor_at"]), _when(row["last_success_at"]), str(row["records_read"]),
+            "—" if row["stored"] is None else str(row["stored"]),
+            str(row["quarantined"]), escape(row["last_error"] or ""),  # platform text is not markup
         )
     lines = []
     for (mp, acct), (orders, keyed, reviews) in totals.items():

@@ -39,6 +39,9 @@ STREAMS = {
         window=timedelta(days=30), lookback=14 * DAY, lag=timedelta(minutes=2),
         start_history=89 * DAY, poll_interval=timedelta(minutes=10),
         rescan_lookback=60 * DAY, rescan_every=DAY,
+        # GET /api/v3/orders: "Max 30 calendar days per request" (shared/marketplaces/wildberries.md
+        # §2a, the FBS orders table); a longer window fails every poll.
+        max_window=30 * DAY,
     ),
     # Every scheme incl. FBO, by WB's own change mark. Data lands in 30-minute batches, so rows
     # can appear with a change time slightly behind what was already read: look back 2 hours.

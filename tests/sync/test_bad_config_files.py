@@ -28,7 +28,9 @@ SCRIPT = REPO / ".venv" / "bin" / "loyalsync"  # the console script: `sync.cli:m
 TOKEN_ENV = "LOYALSYNC_BADCFG_WB_TOKEN"
 TOKEN = "tok-BADCFG-9f3e1d-SECRET-77aa"  # the account's token: never in any output
 DB_PASSWORD = "hunter2-BADCFG-pw"
-SECRETS = (TOKEN, DB_PASSWORD)
+# A password with an unencoded "@": SQLAlchemy would read its tail as the host and print it.
+AT_PASSWORD = "pw-BADCFG@AT-TAIL-BADCFG"
+SECRETS = (TOKEN, DB_PASSWORD, "AT-TAIL-BADCFG", "pw-BADCFG")
 STORE = "badcfg-store.db"  # the store every case names: never created while the config is bad
 
 # Paths as the problem lines show them: relative to the working directory (tmp_path).
@@ -141,6 +143,18 @@ CASES = [
     # -- global values -------------------------------------------------------------------------
     Case("database-url-scheme", f'[database]\nurl = "mysql://loyal:{DB_PASSWORD}@db/loyal"\n', WB_OK, {},
          [(GLOBAL, "database.url", "unsupported database URL scheme 'mysql'; use sqlite:///")], daemon=True),
+    Case("database-url-port-not-a-number", f'[database]\nurl = "postgresql://loyal:{DB_PASSWORD}@db:54x2/loyal"\n',
+         WB_OK, {}, [(GLOBAL, "database.url", "cannot be parsed: the port is not a number")], daemon=True),
+    Case("database-url-password-with-at", f'[database]\nurl = "postgresql://loyal:{AT_PASSWORD}@db/loyal"\n',
+         WB_OK, {}, [(GLOBAL, "database.url", "percent-encode it as %40")], daemon=True),
+    Case("service-host-does-not-resolve", G_OK + '[service]\nhost = "no-such-host.invalid"\n', WB_OK, {},
+         [(GLOBAL, "service.host", "'no-such-host.invalid' does not resolve; set [service] host")]),
+    Case("no-accounts-at-all", G_OK, {}, {},
+         [("cfg/marketplaces", "accounts", "no account in any <platform>.toml; copy "
+           "config/marketplaces/examples/")]),
+    Case("wb-window-beyond-30-days", G_OK, {"wildberries": ACCOUNT + '[accounts.streams.orders]\nwindow = "90d"\n'},
+         {}, [(WB, "accounts[0].streams.orders.window", "90 days is longer than wildberries allows in one "
+               "request (30 days); set 30d or less")], daemon=True),
     Case("port-out-of-range", G_OK + "[service]\nport = 70000\n", WB_OK, {},
          [(GLOBAL, "service.port", "must be less than or equal to 65535 (got 70000)")]),
     Case("max-concurrent-jobs-zero", G_OK + "[schedule]\nmax_concurrent_jobs = 0\n", WB_OK, {},
@@ -358,7 +372,8 @@ def test_main_turns_a_late_config_error_into_exit_2(tmp_path: Path, monkeypatch:
     _check(good, code, output, tmp_path)
 
 
-@pytest.mark.parametrize("name", ["token-inline", "duration-overflows", "no-accounts-block"])
+@pytest.mark.parametrize("name", ["token-inline", "duration-overflows", "no-accounts-block",
+                                  "database-url-port-not-a-number", "database-url-password-with-at"])
 def test_the_installed_script_exits_2_without_a_traceback(name: str, tmp_path: Path) -> None:
     case = next(c for c in CASES if c.name == name)
     _write(tmp_path, case)

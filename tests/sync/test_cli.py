@@ -4,6 +4,7 @@ against the Wildberries emulator served on loopback. The token must never show u
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import re
 import textwrap
@@ -567,3 +568,51 @@ def test_sync_exit_codes_follow_the_worst_stream_and_are_in_the_help() -> None:
     assert sync_exit_code(results("ok", "deferred")) == 1
     help_text = invoke("sync", "--help").stdout
     assert "Exit codes" in help_text and "unavailable" in help_text and "deferred" in help_text
+
+
+# -- output for scripts and pipes -------------------------------------------------------------------
+
+def test_status_shows_records_read_beside_records_stored(demo_db: str) -> None:
+    result = invoke("status", "--database-url", demo_db)
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.stdout.splitlines() if "records read" in line)
+    assert "stored" in header and "records written" not in result.stdout
+    row = next(line for line in result.stdout.splitlines() if "wildberries/demo" in line and " orders " in line)
+    assert "│ 300 " in row.replace("  ", " ") or re.search(r"│\s*300\s*│", row), row
+
+
+def test_status_json_parses_and_carries_read_and_stored(demo_db: str) -> None:
+    result = invoke("status", "--json", "--database-url", demo_db)
+    assert result.exit_code == 0, result.output
+    streams = json.loads(result.stdout)["streams"]
+    keys = {"marketplace", "account", "stream", "state", "cursor_at", "last_success_at", "records_read",
+            "stored", "quarantined", "last_error"}
+    assert streams and all(set(s) == keys for s in streams)
+    wb = {s["stream"]: s for s in streams if s["marketplace"] == "wildberries"}
+    assert wb["orders"]["stored"] == 300 and wb["reviews"]["stored"] == 80
+    assert all(s["records_read"] >= 0 and s["state"] == "ok" for s in streams)
+
+
+def test_piped_tables_keep_a_40_character_id_whole(capsys: pytest.CaptureFixture[str]) -> None:
+    from rich.table import Table
+
+    from sync.output import stdout_console
+
+    order_id = "WB-7513432034713632943-1-0-abcdefghijklm"
+    assert len(order_id) == 40
+    table = Table()
+    for name in ("marketplace", "account", "order", "status", "created", "total", "buyer", "note"):
+        table.add_column(name, overflow="fold")
+    table.add_row("wildberries", "main-cabinet", order_id, "delivered", "2026-01-02 10:00:00 UTC", "1234.00",
+                  "—", "a fairly long note that would push the table past eighty columns")
+    stdout_console().print(table)
+    assert order_id in capsys.readouterr().out
+
+
+def test_flags_render_as_flags_and_take_no_value() -> None:
+    help_text = invoke("sync", "--help").stdout
+    for flag in ("--once", "--quiet", "--verbose"):
+        row = next(line for line in help_text.splitlines() if flag in line)
+        assert "<bool>" not in row, row
+    result = invoke("sync", "--once", "true")
+    assert result.exit_code == 2 and "unexpected extra argument" in result.output

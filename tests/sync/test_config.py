@@ -631,6 +631,7 @@ def test_exported_names():
             "check_config",
             "format_problems",
             "load_config",
+            "runtime_problems",
         ]
     )
 

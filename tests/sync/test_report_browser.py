@@ -2,7 +2,8 @@
 
 It must render (title, every section heading visible), every chart must be an SVG with drawn marks,
 and the page must emit no console error, no page error, no dialog and no request beyond its own file.
-CI installs Chromium with `apt-get install chromium`; without it these tests fail, they never skip.
+`./dev test` installs Debian's Chromium when it runs as root (as CI does); elsewhere, without it,
+these tests skip with the one command to run.
 """
 
 from __future__ import annotations
@@ -23,13 +24,19 @@ CHROMIUM = Path("/usr/bin/chromium")
 SECTIONS = ("Orders per day", "Repeat purchases", "Reviews and replies", "Loyalty points and tiers",
             "Actions by decision", "Sync health")
 HOSTILE = "<script>alert(1)</script>"
+INSTALL = "sudo apt-get install chromium"
+
+
+def require_chromium() -> None:
+    """Skip, naming the one command to run, when Debian's Chromium is not installed."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: the report's browser tests need Debian's Chromium; run "
+                    f"`{INSTALL}` (not `playwright install`), or `./dev test` as root, which installs it")
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: the report's browser tests need Debian's Chromium — "
-                    "run `apt-get install chromium` (do not use `playwright install`)")
+    require_chromium()
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -154,3 +161,11 @@ def test_an_empty_store_renders_saying_there_is_no_data_yet(browser, sqlite_stor
         assert page.locator(f"section#{section} svg").count() >= 1, section
     opened.assert_quiet()
     page.close()
+
+
+def test_without_chromium_the_browser_tests_skip_naming_the_command(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    monkeypatch.setitem(globals(), "CHROMIUM", tmp_path / "no-chromium")
+    with pytest.raises(pytest.skip.Exception) as skipped:
+        require_chromium()
+    assert INSTALL in str(skipped.value) and "no-chromium is missing" in str(skipped.value)
