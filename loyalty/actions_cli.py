@@ -16,7 +16,7 @@ from rich.table import Table
 
 from loyalty.actions import ActionStatus, Kind
 from loyalty.cli import ConfigOpt, DatabaseOpt, err
-from sync.output import stdout_console
+from sync.output import JsonOpt, print_json, stdout_console
 
 __all__ = ["actions_app", "summary_table"]
 
@@ -32,6 +32,13 @@ def _open(config: Any, database_url: str | None) -> tuple[Any, Any]:
     return _open_store(cfg, read_only=True), cfg.settings
 
 
+# What `actions --json` gives per action: the outbox row without `params` and `context` (a promo code's
+# params name the member; the context is the gate's business).
+ACTION_FIELDS = ("id", "key", "marketplace", "account", "kind", "target", "status", "approval", "reason", "detail",
+                 "title", "text", "public", "purpose", "cost", "attempts", "platform_ref", "created_at", "updated_at",
+                 "sent_at")
+
+
 def _clip(text: str | None, width: int = TEXT_SHOWN) -> str:
     text = (text or "").replace("\n", " ")
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -44,6 +51,7 @@ def list_actions(
                                       help="First plan and gate new actions (sends nothing).")] = False,
     config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Proposed actions with the gate's decision: replies, promo codes, chat messages."""
     from loyalty.outbox import action_rows
@@ -55,6 +63,9 @@ def list_actions(
     if plan:
         _plan(store, settings)
     rows = action_rows(store, status=status, exclude_kind=Kind.OPS_TASK.value)
+    if as_json:
+        print_json({"mode": settings.daemon.mode, "actions": [{k: r[k] for k in ACTION_FIELDS} for r in rows]})
+        return
     table = Table(title=f"{len(rows)} action(s){f' {status}' if status else ''} — mode {settings.daemon.mode}")
     for name in ("id", "marketplace", "account", "kind", "status", "reason", "what", "text"):
         table.add_column(name, justify="right" if name == "id" else "left", overflow="fold")
@@ -123,6 +134,7 @@ def tasks(
     show_all: Annotated[bool, typer.Option("--all", metavar="", help="Also tasks already done.")] = False,
     config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Ops tasks: what a platform allows only in its cabinet, with the exact steps and numbers."""
     import json
@@ -135,6 +147,11 @@ def tasks(
     store, _ = _open(config, database_url)
     rows = [r for r in action_rows(store, kind=Kind.OPS_TASK.value)
             if show_all or r["status"] == ActionStatus.OPEN.value]
+    if as_json:
+        print_json({"tasks": [{"id": r["id"], "marketplace": r["marketplace"], "account": r["account"],
+                               "status": r["status"], "title": r["title"], "created_at": r["created_at"],
+                               "steps": list(json.loads(r["params"] or "{}").get("steps", ()))} for r in rows]})
+        return
     out = Console()
     out.print(f"{len(rows)} task(s){'' if show_all else ' open'}")
     for r in rows:

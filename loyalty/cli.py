@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from sync.output import stdout_console
+from sync.output import JsonOpt, print_json, stdout_console
 
 __all__ = ["loyalty_app"]
 
@@ -147,6 +147,7 @@ def members(
     now: NowOpt = None,
     config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Members with orders, spend, balances, debt, tier and segment, as they stood at --now.
 
@@ -161,6 +162,12 @@ def members(
     at = _when(now, "--now") or datetime.now(UTC)
     store, settings = _store_and_settings(config, database_url)
     rows = member_rows(store, settings, at, marketplace=marketplace, tier=tier, segment=segment)
+    if as_json:  # members by their buyer key (a keyed hash, never the platform's id or a name)
+        print_json({"at": at, "members": [
+            {"marketplace": r.marketplace, "account": r.account, "buyer_key": r.buyer_key, "orders": r.orders,
+             "spend": r.spend, "pending": r.balances.pending, "available": r.balances.available,
+             "debt": r.balances.debt, "tier": r.tier, "segment": r.segment} for r in rows]})
+        return
     table = Table(title=f"{len(rows)} member(s) at {at.isoformat()}")
     numbers = ("orders", "spend", "pending", "available", "debt")
     for name in ("marketplace", "account", "member", *numbers, "tier", "segment"):

@@ -6,12 +6,14 @@ import json
 import sys
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.console import Console
 
-__all__ = ["PIPE_WIDTH", "print_json", "stdout_console"]
+__all__ = ["PIPE_WIDTH", "JsonOpt", "print_json", "stdout_console"]
 
+JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="One JSON document on stdout, for scripts.")]
 # Piped output is read by scripts and `grep`: rich would cut it to 80 columns and fold ids.
 PIPE_WIDTH = 1000
 

@@ -11,7 +11,7 @@ import textwrap
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -591,6 +591,56 @@ def test_status_json_parses_and_carries_read_and_stored(demo_db: str) -> None:
     wb = {s["stream"]: s for s in streams if s["marketplace"] == "wildberries"}
     assert wb["orders"]["stored"] == 300 and wb["reviews"]["stored"] == 80
     assert all(s["records_read"] >= 0 and s["state"] == "ok" for s in streams)
+
+
+def test_actions_json_is_the_outbox_without_params_or_context(demo_db: str) -> None:
+    from loyalty.outbox import action_rows
+
+    result = invoke("actions", "--json", "--database-url", demo_db)
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    stored = {r["id"]: r for r in action_rows(open_db(demo_db), exclude_kind="ops_task")}
+    assert document["mode"] == "dry-run" and {a["id"] for a in document["actions"]} == set(stored)
+    for a in document["actions"]:
+        assert "params" not in a and "context" not in a  # a promo code's params name the member
+        row = stored[a["id"]]
+        assert (a["key"], a["status"], a["text"], Decimal(a["cost"])) == (row["key"], row["status"], row["text"],
+                                                                           Decimal(row["cost"]))
+
+
+def test_tasks_json_lists_each_open_task_with_its_steps(demo_db: str, tmp_path: Path) -> None:
+    import shutil
+
+    from connectors.wildberries.capabilities import WILDBERRIES_CAPABILITIES
+    from loyalty.action_settings import ActionSettings
+    from loyalty.actions import Action, Kind
+    from loyalty.outbox import propose
+
+    copy = tmp_path / "tasks.db"
+    shutil.copy(demo_db.removeprefix("sqlite:///"), copy)
+    url = f"sqlite:///{copy}"
+    now = datetime.now(UTC)
+    steps = ["Open the cabinet.", "Enrol SKU 245336514 in «Баллы за отзывы»."]
+    propose(open_db(url), [Action(kind=Kind.OPS_TASK, marketplace="wildberries", account="demo", key="task:json",
+                                  target="245336514", created_at=now, params={"steps": steps}, title="enrol a SKU")],
+            {"wildberries": WILDBERRIES_CAPABILITIES}, ActionSettings(), mode="dry-run", now=now)
+    result = invoke("tasks", "--json", "--database-url", url)
+    assert result.exit_code == 0, result.output
+    tasks = {t["title"]: t for t in json.loads(result.stdout)["tasks"]}
+    assert tasks["enrol a SKU"]["steps"] == steps and tasks["enrol a SKU"]["status"] == "open"
+    assert all(t["status"] == "open" for t in tasks.values())
+
+
+def test_members_json_gives_each_member_with_exact_money(demo_db: str) -> None:
+    result = invoke("members", "--json", "--database-url", demo_db)
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    members = document["members"]
+    table = invoke("members", "--database-url", demo_db)
+    assert f"{len(members)} member(s)" in table.stdout
+    assert members and all(set(m) == {"marketplace", "account", "buyer_key", "orders", "spend", "pending",
+                                      "available", "debt", "tier", "segment"} for m in members)
+    assert all(Decimal(m["spend"]) >= 0 and m["orders"] >= 1 for m in members)  # money as exact decimal strings
 
 
 def test_piped_tables_keep_a_40_character_id_whole(capsys: pytest.CaptureFixture[str]) -> None:
