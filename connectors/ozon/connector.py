@@ -49,6 +49,8 @@ STREAMS = {
     "orders_fbs": StreamSpec(
         name="orders_fbs", record_type=RecordType.ORDER, cursor=CursorKind.WINDOW,
         window=7 * DAY, lookback=DAY, lag=timedelta(minutes=2),
+        # /v4/posting/fbs/list: "The period must be ≤ 1 year" (shared/marketplaces/ozon.md §2.1).
+        max_window=365 * DAY,
         start_history=365 * DAY, poll_interval=timedelta(minutes=10),
         rescan_lookback=30 * DAY, rescan_every=DAY,
     ),

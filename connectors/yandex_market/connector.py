@@ -52,6 +52,9 @@ STREAMS = {
         window=29 * DAY, lookback=timedelta(hours=1), lag=timedelta(minutes=2),
         start_history=180 * DAY, poll_interval=timedelta(minutes=10),
         rescan_lookback=2 * DAY, rescan_every=DAY,
+        # ≤ 30 days a request (shared/marketplaces/yandex_market.md, orders: "Max date range 30 days
+        # per request"), and each request starts a second early: 29 days is the longest that fits.
+        max_window=29 * DAY,
     ),
     # Reviews by creation time (dateTimeFrom/To, both exclusive, at most 6 months apart; the API's
     # default depth is 6 months, so the first sync reads 180 days). A review is listed only after
