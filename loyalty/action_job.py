@@ -18,7 +18,7 @@ from connectors.capabilities import Capabilities
 from loyalty.action_settings import ActionSettings
 from loyalty.actions import Action
 from loyalty.outbox import ExecuteResult, ProposeResult, execute, propose
-from loyalty.product_names import fill_product_names
+from loyalty.product_names import NameFill, fill_product_names
 from loyalty.replies import propose_replies
 
 __all__ = ["ActionRound", "plan_actions", "propose_actions", "run_actions"]
@@ -31,9 +31,13 @@ class ActionRound:
 
 
 def plan_actions(store: Any, settings: ActionSettings, capabilities: Mapping[str, Capabilities],
-                 now: datetime) -> list[Action]:
-    """Everything the program would like to do now; the gate decides what of it may happen."""
-    actions: list[Action] = list(propose_replies(store, settings.replies, now))
+                 now: datetime, names: NameFill | None = None) -> list[Action]:
+    """Everything the program would like to do now; the gate decides what of it may happen.
+
+    `names`: this round's product-name lookup; with it, a reply to a review nothing names waits
+    until the lookup has settled its SKU (`loyalty.replies`). Without it (`actions --plan`, offline)
+    such replies name the article."""
+    actions: list[Action] = list(propose_replies(store, settings.replies, now, names))
     if settings.chat.points_notice:
         from loyalty.chat import propose_points_notices
 
@@ -50,9 +54,9 @@ def plan_actions(store: Any, settings: ActionSettings, capabilities: Mapping[str
 
 
 def propose_actions(store: Any, settings: ActionSettings, capabilities: Mapping[str, Capabilities], *,
-                    mode: str, now: datetime) -> ProposeResult:
+                    mode: str, now: datetime, names: NameFill | None = None) -> ProposeResult:
     """Plan, gate and store (no network)."""
-    return propose(store, plan_actions(store, settings, capabilities, now), capabilities, settings,
+    return propose(store, plan_actions(store, settings, capabilities, now, names), capabilities, settings,
                    mode=mode, now=now)
 
 
@@ -60,7 +64,7 @@ async def run_actions(store: Any, settings: ActionSettings, capabilities: Mappin
                       connectors: Mapping[tuple[str, str], Connector], *, mode: str, now: datetime,
                       secrets: Iterable[str] = ()) -> ActionRound:
     """Look up missing product names, then plan, gate, store, and (live) send."""
-    await fill_product_names(store, connectors, now=now)
-    proposed = propose_actions(store, settings, capabilities, mode=mode, now=now)
+    names = await fill_product_names(store, connectors, now=now)
+    proposed = propose_actions(store, settings, capabilities, mode=mode, now=now, names=names)
     executed = await execute(store, connectors, mode=mode, now=now, settings=settings, secrets=secrets)
     return ActionRound(proposed, executed)

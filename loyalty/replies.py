@@ -85,7 +85,20 @@ def recent_texts(conn: Any, since: datetime) -> dict[tuple[str, str], Counter[st
     return out
 
 
-def propose_replies(store: Any, settings: ReplySettings, now: datetime) -> Iterator[Action]:
+def _may_name_the_article(review: dict[str, Any], names: Any, settings: ReplySettings, now: datetime) -> bool:
+    """Whether a review nothing names may be answered with its article now (`names`: this round's
+    catalog lookup, `loyalty.product_names.NameFill`): when the platform was asked about its SKU and
+    settled it, or its account's lookup keeps failing and the review is past the reply target. A
+    review synced after the lookup began waits for the next round, so the wording never depends on
+    which job ran first."""
+    where = (review["marketplace"], review["account"])
+    if (*where, str(review["sku"])) in names.sought:
+        return True
+    created = review["created_at"]
+    return where in names.failed and created is not None and now - created > settings.within
+
+
+def propose_replies(store: Any, settings: ReplySettings, now: datetime, names: Any = None) -> Iterator[Action]:
     """A reply for every unanswered review in the store that has none in the outbox (oldest first).
 
     The product is named by the review itself where it carries a name (Wildberries), else by the
@@ -111,6 +124,9 @@ def propose_replies(store: Any, settings: ReplySettings, now: datetime) -> Itera
         if not (review["product_name"] or "").strip():
             review["product_name"] = cached_name
         review["brand"] = review["brand"] or cached_brand
+        unnamed = not (review["product_name"] or "").strip()
+        if unnamed and names is not None and not _may_name_the_article(review, names, settings, now):
+            continue
         account = used.setdefault((review["marketplace"], review["account"]), Counter())
         action = reply_action(review, settings, now, account)
         if action is not None:

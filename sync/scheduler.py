@@ -247,9 +247,9 @@ class Daemon:
                 try:
                     # The planner names the products of every account's replies first, whoever holds
                     # the account: a few catalog reads, and no reply planned before its name was sought.
-                    await fill_product_names(self.app.store, self.app.write_connectors(), now=now)
+                    names = await fill_product_names(self.app.store, self.app.write_connectors(), now=now)
                     proposed = await asyncio.to_thread(propose_actions, self.app.store, settings.actions,
-                                                       self.app.capabilities(), mode=mode, now=now)
+                                                       self.app.capabilities(), mode=mode, now=now, names=names)
                 finally:
                     await asyncio.to_thread(self.coordinator.end_job, plan)
             executed = await execute(self.app.store, connectors, mode=mode, now=now, settings=settings.actions,
