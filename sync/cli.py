@@ -91,7 +91,7 @@ def _missing_sqlite_file(url: str) -> Path | None:
 
 @app.callback()
 def _global_options(
-    debug: Annotated[bool, typer.Option("--debug", envvar="LOYALSYNC_DEBUG", help="Show the traceback of a "
+    debug: Annotated[bool, typer.Option("--debug", envvar="LOYALSYNC_DEBUG", metavar="", help="Show the traceback of a "
                      "store error instead of its one-line explanation.")] = False,
 ) -> None:
     set_debug(debug)

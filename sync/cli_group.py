@@ -8,6 +8,7 @@ traceback instead.
 from __future__ import annotations
 
 from contextvars import ContextVar
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -38,8 +39,26 @@ def set_debug(debug: bool) -> None:
     _debug.set(debug)
 
 
+def _shown_as_a_flag(option: Any) -> Any:
+    """`--help` takes no value: show none (typer would print `<bool>` beside it)."""
+    if option is not None and option.metavar is None:
+        option.metavar = ""
+    return option
+
+
 class StoreErrorGroup(TyperGroup):
     """A Typer group that maps store errors of every command to one line on stderr, exit 2."""
+
+    def get_help_option(self, ctx):
+        return _shown_as_a_flag(super().get_help_option(ctx))
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is not None and not getattr(command, "_help_as_flag", False):
+            own = command.get_help_option
+            command.get_help_option = lambda c, _own=own: _shown_as_a_flag(_own(c))
+            command._help_as_flag = True
+        return command
 
     def invoke(self, ctx):
         from sync.store.errors import describe_store_error

@@ -19,7 +19,7 @@ ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Global c
                       "(default: $LOYALSYNC_CONFIG or config/loyalsync.toml).")]
 DatabaseOpt = Annotated[str | None, typer.Option("--database-url", help="Overrides the config "
                         "and $LOYALSYNC_DATABASE_URL, e.g. postgresql://user@host/db.")]
-ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite an existing file (backup) or replace a "
+ForceOpt = Annotated[bool, typer.Option("--force", metavar="", help="Overwrite an existing file (backup) or replace a "
                      "non-empty store (restore).")]
 
 

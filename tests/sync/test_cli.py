@@ -17,6 +17,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+import typer
 from sqlalchemy.engine import Engine
 from starlette.applications import Starlette
 from typer.testing import CliRunner, Result
@@ -666,3 +667,13 @@ def test_flags_render_as_flags_and_take_no_value() -> None:
         assert "<bool>" not in row, row
     result = invoke("sync", "--once", "true")
     assert result.exit_code == 2 and "unexpected extra argument" in result.output
+
+
+def test_no_help_page_shows_a_type_beside_a_flag() -> None:
+    from sync.cli import app as cli_app
+
+    commands = sorted(typer.main.get_command(cli_app).commands)  # type: ignore[attr-defined]
+    for words in ([], *([c] for c in commands)):
+        page = invoke(*words, "--help")
+        assert page.exit_code == 0, (words, page.output)
+        assert "<bool>" not in page.stdout, (words, [ln for ln in page.stdout.splitlines() if "<bool>" in ln])
