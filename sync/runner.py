@@ -194,7 +194,9 @@ class StreamRunner:
         except ApiError as exc:  # a retriable error that escaped the HTTP layer's retries
             result.state, result.error = "deferred", str(exc)
         if result.error:
-            log.warning("%s: %s", key, result.error)
+            # A rejected token is reported once per retry by whoever schedules the next one (the
+            # daemon's backoff line carries these words); a one-shot sync prints it in its results.
+            log.log(logging.INFO if result.auth_error else logging.WARNING, "%s: %s", key, result.error)
         await asyncio.to_thread(self.store.record_run, key, state=result.state, at=self.clock(),
                                 error=result.error, fence=fence)
         return result

@@ -42,6 +42,10 @@ MEMBERS_JOB = "loyalty-members"
 ACTIONS_JOB = "actions"
 
 
+
+def _first_line(text: str | None) -> str:
+    return (text or "no detail").splitlines()[0]
+
 class Daemon:
     """Polls every enabled stream on its interval until stopped."""
 
@@ -140,8 +144,9 @@ class Daemon:
                 log.info("%s: token accepted again; polling every %s", job.id, self._interval(job))
             return
         retry = self.auth_backoff.rejected(job.id, self._interval(job), datetime.now(UTC))
-        log.warning("%s: token rejected %d time(s) in a row; next try at %s UTC (in %s); set a new token in $%s",
-                    job.id, retry.step, f"{retry.at:%Y-%m-%d %H:%M:%S}", retry.wait, job.account.settings.token_env)
+        log.warning("%s: token rejected %d time(s) in a row (%s); next try at %s UTC (in %s); set a new token in $%s",
+                    job.id, retry.step, _first_line(result.error), f"{retry.at:%Y-%m-%d %H:%M:%S}", retry.wait,
+                    job.account.settings.token_env)
         aps_job = self._scheduler.get_job(job.id) if self._scheduler is not None else None
         if aps_job is not None:
             aps_job.modify(next_run_time=retry.at)
