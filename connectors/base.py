@@ -18,6 +18,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from connectors.capabilities import Capabilities
+from connectors.ratelimit import Rate
 from connectors.records import OrderRecord, ProductName, ReviewRecord
 
 __all__ = [
@@ -277,6 +278,10 @@ class Connector(ABC):
     #: record reaches the store with the stream's periodic re-scan rather than on the next poll:
     #: stream -> the document's words. The kit checks those on a re-scan, the others on a poll.
     changes_only_by_rescan: ClassVar[Mapping[str, str]] = {}
+    #: The platform's rate-limit groups: name -> the documented rate its client paces to, which an
+    #: account's `[accounts.rate_limits.<group>]` may override (checked against these names). None:
+    #: the connector paces no groups, and any name is accepted.
+    rate_groups: ClassVar[Mapping[str, Rate] | None] = None
 
     def __init__(
         self,

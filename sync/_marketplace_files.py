@@ -135,8 +135,8 @@ def _load_account(
         )
         del merged["token"]
     _check_names(merged, "streams", "stream", connector.streams, report)
-    # `rate_groups` is optional on a connector: without it any group name is accepted.
-    groups = getattr(connector, "rate_groups", None)
+    # `Connector.rate_groups`: None when the connector names no groups; then any name is accepted.
+    groups = connector.rate_groups
     _check_names(merged, "rate_limits", "rate-limit group", groups, report)
     # Overriding one host keeps the model's defaults for the others, instead of dropping them.
     if isinstance(merged.get("base_urls"), dict):

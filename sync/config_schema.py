@@ -71,7 +71,7 @@ def marketplace_schema(name: str, connector: type[Connector]) -> dict[str, Any]:
     account = _without(_schema(connector.settings_model), "token")
     defs = account.pop("$defs", {})
     _name_keys(account, "streams", connector.streams)
-    _name_keys(account, "rate_limits", getattr(connector, "rate_groups", None))
+    _name_keys(account, "rate_limits", connector.rate_groups)
     hosts = connector.settings_model.model_fields["base_urls"].default_factory
     _name_keys(account, "base_urls", hosts() if hosts is not None else None)  # type: ignore[call-arg]
     defaults = {**account, "required": [], "title": "defaults",
