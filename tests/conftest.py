@@ -34,6 +34,25 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+def live_on_emulator(name: str, tmp: Path, *, orders: int, reviews: int, seed: int = 3) -> tuple:
+    """A platform's demo emulator, a migrated SQLite store under `tmp`, and a live-mode config with one
+    account on that emulator, our own pacing lifted: (setup, store, config) for an `App` with
+    `transports={name: httpx.ASGITransport(setup.app)}`."""
+    from connectors.base import RateOverride
+    from connectors.registry import available_connectors
+    from sync.config import AppConfig, AppSettings, MarketplaceAccount
+
+    cls = available_connectors()[name]
+    setup = cls.demo(seed=seed, orders=orders, reviews=reviews, rate_limits=False)
+    account = setup.account("http://emulator").model_copy(update={"rate_limits": {
+        g: RateOverride(requests=1000, period_seconds=1, burst=1000) for g in cls.rate_groups or {}}})
+    engine = connect(f"sqlite:///{tmp}/{name}.db")
+    migrate(engine)
+    config = AppConfig(settings=AppSettings(daemon={"mode": "live"}),
+                       accounts=(MarketplaceAccount(name, account),), config_path=None)
+    return setup, Store(engine), config
+
+
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> Store:
     """A migrated SQLite store in a temporary file."""

@@ -12,12 +12,12 @@ from typing import Any
 import httpx
 import pytest
 
-from connectors.base import RateOverride, WriteNotSupported, WriteRequest, WriteStatus
+from connectors.base import WriteNotSupported, WriteRequest, WriteStatus
 from connectors.capabilities import ActionKind, Channel
 from connectors.registry import available_connectors
 from sync.app import App
-from sync.config import AppConfig, AppSettings, MarketplaceAccount
-from sync.store import Store, connect, migrate
+from sync.store import Store
+from tests.conftest import live_on_emulator
 
 CONNECTORS = sorted(available_connectors())
 # The outbox's kinds and the platform action each one is.
@@ -51,14 +51,7 @@ def _requests(name: str, store: Store, now: datetime) -> dict[str, list[WriteReq
 @pytest.mark.parametrize("name", CONNECTORS)
 def test_declared_writes_land_on_the_emulator_and_the_rest_are_not_supported(tmp_path, name):
     cls = available_connectors()[name]
-    setup = cls.demo(seed=3, orders=60, reviews=12, rate_limits=False)
-    account = setup.account("http://emulator").model_copy(update={"rate_limits": {
-        g: RateOverride(requests=1000, period_seconds=1, burst=1000) for g in getattr(cls, "rate_groups", {})}})
-    engine = connect(f"sqlite:///{tmp_path}/{name}.db")
-    migrate(engine)
-    store = Store(engine)
-    config = AppConfig(settings=AppSettings(daemon={"mode": "live"}),
-                       accounts=(MarketplaceAccount(name, account),), config_path=None)
+    setup, store, config = live_on_emulator(name, tmp_path, orders=60, reviews=12)
     declared = cls.capabilities.writes
     outcomes: dict[str, Any] = {}
 

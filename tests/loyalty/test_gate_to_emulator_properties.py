@@ -14,14 +14,11 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connectors.base import RateOverride
-from connectors.registry import available_connectors
 from loyalty.action_settings import ActionSettings
 from loyalty.actions import Action, Kind
 from loyalty.outbox import action_rows, execute, propose
 from sync.app import App
-from sync.config import AppConfig, AppSettings, MarketplaceAccount
-from sync.store import Store, connect, migrate
+from tests.conftest import live_on_emulator
 
 CLEAN = ["Спасибо за отзыв! Рады, что покупка понравилась", "Цена 1 500 ₽ за комплект",
          "Доставка 12.03.2026 с 10:00 до 18:00", "Размер XL-200 в наличии", "Бренд NIKE, хит продаж",
@@ -40,16 +37,7 @@ text_st = st.lists(st.one_of(st.sampled_from(CLEAN).map(lambda t: (None, t)),
 
 
 def _synced(name: str, tmp) -> tuple:
-    cls = available_connectors()[name]
-    setup = cls.demo(seed=3, orders=5, reviews=16, rate_limits=False)
-    account = setup.account("http://emulator").model_copy(update={"rate_limits": {
-        g: RateOverride(requests=1000, period_seconds=1, burst=1000) for g in getattr(cls, "rate_groups", {})}})
-    engine = connect(f"sqlite:///{tmp}/{name}.db")
-    migrate(engine)
-    store = Store(engine)
-    config = AppConfig(settings=AppSettings(daemon={"mode": "live"}),
-                       accounts=(MarketplaceAccount(name, account),), config_path=None)
-    return setup, store, config
+    return live_on_emulator(name, tmp, orders=5, reviews=16)
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
