@@ -25,8 +25,8 @@ What one `crash_and_compare` does:
    and checks on the emulators that every sent action landed exactly once and that the crash run's
    platform effects equal the reference run's.
 
-The CI tests (`test_crash_harness.py`) run one replica on SQLite and three on PostgreSQL, 12 kills
-each (keeping `./dev test` under six minutes). A bigger run:
+The CI tests (`test_crash_harness.py`) run one replica on SQLite and three on PostgreSQL, 5 kills
+each (keeping `./dev test` under six minutes; 12 with `LOYALSYNC_FULL=1`). A bigger run:
 
     LOYALSYNC_CRASH_KILLS=300 .venv/bin/python -m pytest -q -p no:cacheprovider \\
         tests/acceptance/test_crash_harness.py
@@ -62,6 +62,7 @@ from loyalty.action_settings import ChatSettings
 from loyalty.outbox import POINTS_SHORT
 from sync.export import export_rows
 from sync.store import Store, connect
+from tests.scale import FULL
 
 __all__ = [
     "DEFAULT_ACCOUNTS",
@@ -123,7 +124,7 @@ QUIESCE_TIMEOUT = 180.0
 
 
 def default_kills() -> int:
-    return int(os.environ.get(KILLS_ENV) or 12)
+    return int(os.environ.get(KILLS_ENV) or (12 if FULL else 5))
 
 
 def _token(spec: AccountSpec) -> str:
@@ -771,7 +772,7 @@ def crash_and_compare(root: Path, *, seed: int, kills: int | None = None, replic
                       database_url: str, reference_database_url: str | None = None,
                       accounts: Sequence[AccountSpec] = DEFAULT_ACCOUNTS, quiesce_timeout: float = QUIESCE_TIMEOUT,
                       on_kill: Callable[[int, Replica], None] | None = None) -> CrashReport:
-    """Run the crash run (killed `kills` times, default `$LOYALSYNC_CRASH_KILLS` or 12) and the
+    """Run the crash run (killed `kills` times, default `$LOYALSYNC_CRASH_KILLS`, or 5, 12 with `LOYALSYNC_FULL=1`) and the
     reference run side by side, each with `replicas` daemon processes on its own fresh store
     (`database_url`, `reference_database_url`; for SQLite the latter defaults to a sibling file),
     until both are quiescent; stop them with SIGTERM and report what both exported and did."""

@@ -25,6 +25,7 @@ from loyalty.plan import member_entries
 from loyalty.rules import LoyaltySettings
 from sync.store import PageWrite, Store, connect, migrate
 from sync.store.store import StreamKey
+from tests.scale import examples
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 END = T0 + timedelta(days=200)
@@ -119,7 +120,7 @@ def check_balances(store: Store, now: datetime) -> None:
         assert b.pending >= 0 and b.available >= 0 and b.debt >= 0
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(drawn=orders_st, runs=st.lists(st.integers(0, 100 * 24), max_size=5), shuffle=st.randoms())
 def test_ledger_is_a_function_of_the_order_set(drawn, runs, shuffle):
     events = history(drawn)
@@ -147,7 +148,7 @@ def test_ledger_is_a_function_of_the_order_set(drawn, runs, shuffle):
         assert (again.inserted, again.filled) == (0, 0) and ledger(live) == before
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=examples(60), deadline=None)
 @given(drawn=orders_st)
 def test_engine_keys_are_unique_and_stable(drawn):
     facts = [OrderFact.from_row({**vars_of(o)}) for o, *_ in history(drawn)]

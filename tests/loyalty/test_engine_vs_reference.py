@@ -51,8 +51,9 @@ from tests.loyalty.engine_driver import (
     total_granted_comparable,
 )
 from tests.loyalty.history_strategies import History, histories
+from tests.scale import examples
 
-EXAMPLES = int(os.environ.get("LOYALSYNC_PROPERTY_EXAMPLES", "250"))
+EXAMPLES = int(os.environ.get("LOYALSYNC_PROPERTY_EXAMPLES") or examples(250))
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, database=None, print_blob=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 

@@ -30,8 +30,9 @@ from loyalty.incremental import run_changed
 from loyalty.ledger import entries_of, run_once
 from tests.loyalty.engine_driver import engine_view, fresh_store, members_of, migrated_template, send, write_orders
 from tests.loyalty.history_strategies import History, histories
+from tests.scale import examples
 
-EXAMPLES = int(os.environ.get("LOYALSYNC_PROPERTY_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("LOYALSYNC_PROPERTY_EXAMPLES") or examples(150))
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from loyalty.plan import member_entries
 from loyalty.rules import LoyaltySettings
 from sync.store import PageWrite, Store, connect, migrate
 from sync.store.store import StreamKey
+from tests.scale import examples
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -116,7 +117,7 @@ def write(store: Store, *orders: OrderRecord) -> None:
 steps_st = st.lists(st.integers(0, 1000), max_size=5).map(sorted)
 
 
-@settings(max_examples=80, deadline=None)
+@settings(max_examples=examples(80), deadline=None)
 @given(total=st.integers(1, 5000), steps=steps_st, full=st.booleans(), spend=st.integers(0, 200))
 def test_partial_returns_properties(tmp_path_factory, total, steps, full, spend):
     """Whatever the sequence of growing returns (and a spend in between): the ledger adds up to the

@@ -22,6 +22,7 @@ from connectors.yandex_market.capabilities import YANDEX_MARKET_CAPABILITIES
 from loyalty.action_settings import ActionSettings
 from loyalty.actions import Action, ChatContext, Kind, Purpose, Refusal
 from loyalty.policy import gate
+from tests.scale import examples
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -183,7 +184,7 @@ def cases(draw):
     return platform, action, labels, frags, scenario, cfg, spent
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(1000), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases())
 def test_the_gate_refuses_exactly_what_the_oracle_expects(case):
     platform, action, labels, frags, scenario, cfg, spent = case

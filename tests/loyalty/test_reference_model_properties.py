@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from tests.loyalty.history_strategies import History, histories
 from tests.loyalty.reference_model import compute, is_settled
 from tests.loyalty.reference_types import is_void, member_of
+from tests.scale import examples
 
-EXAMPLES = int(os.environ.get("LOYALSYNC_PROPERTY_EXAMPLES", "300"))
+EXAMPLES = int(os.environ.get("LOYALSYNC_PROPERTY_EXAMPLES") or examples(300))
 PROPERTY = settings(max_examples=EXAMPLES, deadline=None, database=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 

@@ -130,10 +130,11 @@ def test_a_restart_is_not_taken_for_a_duplicate_name_but_two_live_processes_are(
     assert "another live process also calls itself replica 'crash-0'" in caplog.text
 
 
-def test_taking_over_many_accounts_on_a_slow_store_keeps_the_survivors_own_leases(pg_store):
-    """A takeover is a few transactions, not one per account: on a loaded database (here every
-    transaction costs 20 ms) taking 150 accounts one by one outlasted the lease period, and the
-    survivor lost its own leases before its next renewal."""
+def test_taking_over_many_accounts_costs_a_few_transactions_not_one_per_account(pg_store):
+    """On a loaded database taking 150 accounts one transaction each outlasted the lease period,
+    and the survivor lost its own leases before its next renewal. Counted, not timed: a beat's
+    transactions stay a handful however many accounts it takes over (a timed version failed on a
+    loaded CI machine, where a 2 s lease lapses between two beats whatever the code does)."""
     accounts = [account_lease("wildberries", f"a{i:03d}") for i in range(300)]
     ttl = timedelta(seconds=2)
     survivor, dead = (Coordinator(pg_store.engine, n, ttl, accounts) for n in ("survivor", "dead"))
@@ -141,13 +142,19 @@ def test_taking_over_many_accounts_on_a_slow_store_keeps_the_survivors_own_lease
     dead.start()
     _beat(survivor, dead, rounds=2)
     assert [len(s) for s in _shares(survivor, dead)] == [150, 150]
-    event.listen(pg_store.engine, "begin", lambda conn: time.sleep(0.02))
-    deadline = time.monotonic() + 4 * ttl.total_seconds()
+    transactions: list[int] = []
+    event.listen(pg_store.engine, "begin", lambda conn: transactions.append(1))
+    taken_over = []
+    deadline = time.monotonic() + 10 * ttl.total_seconds()
     while len(_shares(survivor)[0]) < 300:  # the dead one stops beating; its leases run out
-        assert time.monotonic() < deadline, "not taken over within 4 lease periods"
+        assert time.monotonic() < deadline, "not taken over within 10 lease periods"
         time.sleep(ttl.total_seconds() / 3)
-        gained, lost = survivor.beat()
-        assert lost == [], "the survivor lost leases while taking the others over"
-    time.sleep(ttl.total_seconds() / 3)
-    assert survivor.beat() == ([], [])
+        transactions.clear()
+        gained, _ = survivor.beat()
+        taken_over += gained
+        assert len(transactions) <= 5, f"a beat that took {len(gained)} accounts ran {len(transactions)} transactions"
+    assert set(taken_over) >= _shares(dead)[0]
     assert _shares(survivor)[0] == set(accounts)
+    with pg_store.engine.connect() as conn:
+        holders = {h for (h,) in conn.exec_driver_sql("SELECT holder FROM leases WHERE name LIKE 'account:%%'")}
+    assert holders == {"survivor"}
