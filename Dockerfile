@@ -14,8 +14,10 @@ COPY requirements.lock ./
 RUN loyalsync-install deps /opt/loyalsync /src
 COPY pyproject.toml README.md ./
 COPY connectors ./connectors
+COPY store ./store
 COPY sync ./sync
 COPY loyalty ./loyalty
+COPY app ./app
 RUN loyalsync-install app /opt/loyalsync /src
 
 FROM python:3.11-slim

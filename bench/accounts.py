@@ -1,7 +1,7 @@
 """1,000 accounts in one daemon: scheduler CPU and RSS while polls find nothing new, and poll jitter.
 
 What runs
-  The real `sync.scheduler.Daemon` over a real `sync.app.App` and SQLite store, with `--accounts`
+  The real `app.scheduler.Daemon` over a real `app.wiring.App` and SQLite store, with `--accounts`
   Wildberries accounts (each its own connector, HTTP client and rate limiter, as in production) and
   one APScheduler job per account x stream (`--streams`, default all three WB streams: 3,000 jobs).
   The only stand-in is the platform: the connector class registered through `App(connectors=...)`
@@ -53,13 +53,13 @@ sys.path.insert(0, str(_HERE.parent))
 from apscheduler.events import EVENT_JOB_SUBMITTED, JobSubmissionEvent  # noqa: E402
 from pydantic import SecretStr  # noqa: E402
 
+from app.config import AppConfig, AppSettings, DatabaseSettings, MarketplaceAccount  # noqa: E402
+from app.scheduler import Daemon  # noqa: E402
+from app.wiring import App  # noqa: E402
 from bench._common import MB_BYTES, RssSampler, print_rows, row, write_result  # noqa: E402
 from connectors.base import Page, StreamSettings, Window  # noqa: E402
 from connectors.wildberries.connector import STREAMS, WildberriesConnector  # noqa: E402
 from connectors.wildberries.settings import WildberriesAccountSettings  # noqa: E402
-from sync.app import App  # noqa: E402
-from sync.config import AppConfig, AppSettings, DatabaseSettings, MarketplaceAccount  # noqa: E402
-from sync.scheduler import Daemon  # noqa: E402
 
 
 class Probe:

@@ -21,7 +21,7 @@ runner's batching (a commit per COMMIT_RECORDS orders of pages read back to back
                        `executemany`, psycopg `executemany`/COPY) into equivalent plain tables, in
                        the runner's transactions: the floor the store's path is compared with.
 
-SQLite: a temporary file per platform with the store's own pragmas (sync.store.db.SQLITE_PRAGMAS)
+SQLite: a temporary file per platform with the store's own pragmas (store.db.SQLITE_PRAGMAS)
 on both paths. PostgreSQL (127.0.0.1:5432, user postgres): a database per platform, created and
 dropped here.
 
@@ -62,12 +62,12 @@ from connectors.registry import available_connectors  # noqa: E402
 from connectors.wildberries.connector import WildberriesConnector  # noqa: E402
 from connectors.wildberries.emulator_data import generate  # noqa: E402
 from connectors.wildberries.settings import WildberriesAccountSettings  # noqa: E402
+from store import PageWrite, Store, connect, migrate  # noqa: E402
+from store.db import SQLITE_PRAGMAS  # noqa: E402
+from store.identity import buyer_key_hasher  # noqa: E402
+from store.store import StreamKey  # noqa: E402
+from store.tables import OrderLineRow, OrderRow  # noqa: E402
 from sync.runner import COMMIT_RECORDS, StreamRunner, map_page  # noqa: E402
-from sync.store import PageWrite, Store, connect, migrate  # noqa: E402
-from sync.store.db import SQLITE_PRAGMAS  # noqa: E402
-from sync.store.identity import buyer_key_hasher  # noqa: E402
-from sync.store.store import StreamKey  # noqa: E402
-from sync.store.tables import OrderLineRow, OrderRow  # noqa: E402
 from sync.windows import plan_run  # noqa: E402
 
 PLATFORMS = ("wildberries", "ozon", "yandex_market")
@@ -195,7 +195,7 @@ def _column(order, name: str):
         return order.status.value
     if name == "status_changed_at":  # the platform's time, else the write's `now`
         return order.status_changed_at or NOW
-    if name == "delivered_at":  # a new row: its status time when it is delivered (sync.store.upsert)
+    if name == "delivered_at":  # a new row: its status time when it is delivered (store.upsert)
         delivered = order.status.value in ("delivered", "partially_returned")
         return (order.status_changed_at or NOW) if delivered else None
     if name == "changed_at":  # the write's wall time

@@ -56,8 +56,8 @@ from loyalty.incremental import ORDERS, STATE, run_changed  # noqa: E402
 from loyalty.ledger import LEDGER, RunResult, run_once  # noqa: E402
 from loyalty.ledger_rows import DUE  # noqa: E402
 from loyalty.rules import EveryNthReward, ExpiryPolicy, LoyaltySettings, Tier, WelcomeReward  # noqa: E402
-from sync.store import PageWrite, Store, connect, migrate  # noqa: E402
-from sync.store.store import StreamKey  # noqa: E402
+from store import PageWrite, Store, connect, migrate  # noqa: E402
+from store.store import StreamKey  # noqa: E402
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 TARGET_SECONDS = 30.0

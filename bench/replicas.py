@@ -1,7 +1,7 @@
 """Scale-out on PostgreSQL: 1 vs 2 daemon replicas over many accounts, and a killed replica's handover.
 
 What is measured
-  Each replica is a child process running the real `sync.scheduler.Daemon` (leases, heartbeats,
+  Each replica is a child process running the real `app.scheduler.Daemon` (leases, heartbeats,
   rebalancing: `sync.cluster`) on one fresh PostgreSQL database. Every replica serves itself the
   Wildberries emulator in-process through `httpx.ASGITransport`, rate limits lifted on both sides,
   so the run is CPU-bound and the emulator's work grows with the replicas as a platform's would.
@@ -96,11 +96,11 @@ def replica_main(config: str, orders: int) -> None:
 
     import httpx
 
+    from app.config import load_config
+    from app.logs import setup_logging
+    from app.scheduler import Daemon
+    from app.wiring import App
     from connectors.wildberries.emulator import EmulatorConfig, create_app
-    from sync.app import App
-    from sync.config import load_config
-    from sync.logs import setup_logging
-    from sync.scheduler import Daemon
 
     cfg = load_config(Path(config))
     setup_logging([a.settings.token.get_secret_value() for a in cfg.accounts])
@@ -130,7 +130,7 @@ class Database:
         with self.admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{self.name}"'))
         self.url = PG_ADMIN.rsplit("/", 1)[0] + f"/{self.name}"
-        from sync.store import connect, migrate
+        from store import connect, migrate
 
         self.engine = connect(self.url)
         migrate(self.engine)
@@ -216,7 +216,7 @@ class CpuMeter:
 
 
 def _cursor_table():
-    from sync.store.tables import StreamCursorRow
+    from store.tables import StreamCursorRow
 
     return StreamCursorRow.__table__  # type: ignore[attr-defined]
 
@@ -226,7 +226,7 @@ def throughput(replicas: int, accounts: int, orders: int, tmp: Path) -> dict:
     try:
         config = write_config(tmp / f"tp{replicas}", db.url, accounts, poll=3600, lease=30)
         cursors = _cursor_table()
-        from sync.store.tables import OrderRow
+        from store.tables import OrderRow
 
         procs = start_replicas(config, replicas, orders, tmp)
         started = time.monotonic()

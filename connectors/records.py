@@ -43,12 +43,12 @@ class OrderRecord:
     """One order as loyalsync knows it.
 
     `source` names the API the record came from and `source_rank` how much that API is trusted when
-    two APIs describe the same order (higher wins; see `sync.store.upsert`).
+    two APIs describe the same order (higher wins; see `store.upsert`).
     `returned_total` is the value (major units, as `total`) of the goods returned so far: 0 when
     none; a `returned` order may leave it 0, its status already says everything came back.
     `status_changed_at` is the platform's own time of the order's CURRENT status, only where the
     payload carries one (aware UTC; each mapping cites the field); None otherwise, and then the
-    store stamps the time a sync first saw the status (`sync.store.upsert`). Platforms without any
+    store stamps the time a sync first saw the status (`store.upsert`). Platforms without any
     status time (Kaspi) leave it None everywhere.
     """
 

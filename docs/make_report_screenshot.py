@@ -17,10 +17,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from app.demo import demo_settings, run_demo
+from app.report import default_period, write_report
+from app.wiring import open_store
 from loyalty.rules import LoyaltySettings
-from sync.app import open_store
-from sync.demo import demo_settings, run_demo
-from sync.report import default_period, write_report
 
 CHROMIUM = "/usr/bin/chromium"
 OUT = Path(__file__).resolve().parent / "report.png"

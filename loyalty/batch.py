@@ -41,7 +41,7 @@ from loyalty.ledger_rows import (
 )
 from loyalty.plan import member_entries
 from loyalty.rules import LoyaltySettings
-from sync.store.types import Binders, raw, readers
+from store.types import Binders, raw, readers
 
 __all__ = ["WRITE_MEMBERS", "BatchCounts", "MemberPlan", "current_rows", "plan_member", "write_plans"]
 

@@ -37,8 +37,8 @@ from sqlalchemy import Table, delete, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from connectors.errors import LoyalsyncError
-from loyalty.tables import LedgerEntryRow, LoyaltyStateRow
-from sync.store.tables import OrderRow
+from store.loyalty_tables import LedgerEntryRow, LoyaltyStateRow
+from store.tables import OrderRow
 
 __all__ = ["MIN_ORDERS", "STALE", "BulkLoad", "LedgerLoading", "bulk_load", "is_refused_for_loading",
            "restore_key_index"]

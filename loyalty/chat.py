@@ -23,7 +23,7 @@ from sqlalchemy import and_, select
 from loyalty.action_settings import ChatSettings
 from loyalty.actions import Action, ChatContext, Kind, Purpose
 from loyalty.ledger import LEDGER, balances
-from sync.store.tables import OrderRow
+from store.tables import OrderRow
 
 __all__ = ["chat_context", "points_notice_text", "propose_points_notices"]
 

@@ -31,9 +31,9 @@ from loyalty.engine import SETTLE_DELAY, Member
 from loyalty.ledger import RunResult, run_once
 from loyalty.ledger_rows import DUE
 from loyalty.rules import LoyaltySettings
-from loyalty.tables import LoyaltyStateRow
-from sync.store.tables import OrderRow
-from sync.store.upsert import dialect_insert
+from store.loyalty_tables import LoyaltyStateRow
+from store.tables import OrderRow
+from store.upsert import dialect_insert
 
 __all__ = ["CHANGE_MARGIN", "IncrementalResult", "changed_members", "run_changed"]
 

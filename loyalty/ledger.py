@@ -29,9 +29,9 @@ from loyalty.ledger_rows import DUE, LEDGER, SPEND, insert_new, member_rows, ref
 from loyalty.order_source import MEMBER_BATCH, batches, members_of, orders_of
 from loyalty.plan import member_entries
 from loyalty.rules import LoyaltySettings
-from sync.store.db import in_memory
-from sync.store.store import Store
-from sync.store.types import binders
+from store.db import in_memory
+from store.store import Store
+from store.types import binders
 
 __all__ = ["LEDGER", "ApplyResult", "Balances", "RunResult", "apply", "apply_in", "balances", "balances_of_rows",
            "entries_of", "expire_once", "lasting_available", "rows_by_member", "run_once"]

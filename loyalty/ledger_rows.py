@@ -28,8 +28,8 @@ from sqlalchemy.exc import OperationalError
 from loyalty.bulk_load import LedgerLoading, is_refused_for_loading
 from loyalty.engine import EARN, EXPIRE, REVERSE, Entry, Member
 from loyalty.fold import FoldLot, Spend, TakeBack, fold_owned
-from loyalty.tables import LedgerEntryRow, LoyaltyDueRow
-from sync.store.types import Binders, binders, raw, readers
+from store.loyalty_tables import LedgerEntryRow, LoyaltyDueRow
+from store.types import Binders, binders, raw, readers
 
 __all__ = ["ADJUST", "DUE", "FORGIVE", "LEDGER", "SPEND", "Folded", "Row", "bound_rows", "due_of", "fold_rows",
            "insert_bound", "insert_new", "member_filters", "member_rows", "next_due", "ref_of", "refold",

@@ -27,9 +27,9 @@ from loyalty.engine import Member, OrderFact
 from loyalty.members import member_orders, standing
 from loyalty.rules import LoyaltySettings
 from loyalty.segments import service_recovery
-from loyalty.tables import MemberProjectionRow
-from sync.store.tables import ReviewRow
-from sync.store.upsert import dialect_insert
+from store.loyalty_tables import MemberProjectionRow
+from store.tables import ReviewRow
+from store.upsert import dialect_insert
 
 __all__ = ["MEMBERS", "BATCH", "RefreshResult", "member_projection", "refresh_members", "stored_members"]
 

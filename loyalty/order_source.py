@@ -16,9 +16,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from loyalty.engine import Member, OrderFact
 from loyalty.rules import LoyaltySettings
-from sync.store.store import Store
-from sync.store.tables import OrderLineRow, OrderRow
-from sync.store.types import Readers, raw, readers
+from store.store import Store
+from store.tables import OrderLineRow, OrderRow
+from store.types import Readers, raw, readers
 
 __all__ = ["MEMBER_BATCH", "batches", "group_by_member", "members_of", "orders_of", "orders_of_buyers"]
 

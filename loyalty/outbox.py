@@ -38,8 +38,8 @@ from loyalty.action_settings import ActionSettings
 from loyalty.actions import Action, ActionStatus, Decision, Kind, Refusal
 from loyalty.replies import recent_texts
 from loyalty.send_check import check_at_send, context_json
-from loyalty.tables import ActionAttemptRow, ActionRow
-from sync.cluster import default_replica_name
+from store.loyalty_tables import ActionAttemptRow, ActionRow
+from store.replica import default_replica_name
 
 __all__ = ["POINTS_SHORT", "ExecuteResult", "ProposeResult", "action_rows", "attempts_of", "counts", "execute",
            "propose", "set_status"]

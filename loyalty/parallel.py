@@ -35,9 +35,9 @@ from loyalty.engine import BudgetCutoff, Member
 from loyalty.ledger_rows import member_rows
 from loyalty.order_source import MEMBER_BATCH, ORDERS, orders_of, orders_of_buyers
 from loyalty.rules import LoyaltySettings
-from sync.store import Store, connect
-from sync.store.db import in_memory
-from sync.store.types import binders
+from store import Store, connect
+from store.db import in_memory
+from store.types import binders
 
 __all__ = ["MIN_MEMBERS", "WORKERS_ENV", "WorkerLost", "every_buyer", "orders_by_marketplace", "plan_in_workers",
            "workers_for"]

@@ -2,7 +2,7 @@
 
 Runs after reviews are synced and before replies are proposed (the daemon's actions job, the
 demo, `run_actions`): the SKUs of unanswered reviews that carry no name and have none cached
-(`sync.store.products.unnamed_review_skus`) are asked of each account's connector
+(`store.products.unnamed_review_skus`) are asked of each account's connector
 (`Connector.product_names`: Ozon's product info, Yandex Market's offer mappings; Wildberries'
 reviews name their product themselves), and what comes back is cached.
 
@@ -26,7 +26,7 @@ import httpx
 
 from connectors.base import Connector
 from connectors.errors import FatalApiError, LoyalsyncError
-from sync.store.products import save_catalog_names, unnamed_review_skus
+from store.products import save_catalog_names, unnamed_review_skus
 
 __all__ = ["TIMEOUT", "NameFill", "fill_product_names"]
 

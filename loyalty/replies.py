@@ -22,8 +22,8 @@ from sqlalchemy import Table, and_, false, select
 
 from loyalty.action_settings import ReplySettings, template_digest
 from loyalty.actions import Action, ActionStatus, Kind, Purpose
-from loyalty.tables import ActionRow
-from sync.store.tables import ProductRow, ReviewRow
+from store.loyalty_tables import ActionRow
+from store.tables import ProductRow, ReviewRow
 
 __all__ = ["overdue", "propose_replies", "reply_action", "reply_text"]
 
@@ -102,7 +102,7 @@ def propose_replies(store: Any, settings: ReplySettings, now: datetime, names: A
     """A reply for every unanswered review in the store that has none in the outbox (oldest first).
 
     The product is named by the review itself where it carries a name (Wildberries), else by the
-    name cache (`sync.store.products`: order lines, the platform's catalog).
+    name cache (`store.products`: order lines, the platform's catalog).
     """
     if not settings.enabled:
         return

@@ -21,9 +21,9 @@ from loyalty.ledger import LEDGER, RunResult, apply, entries_of, run_once
 from loyalty.ledger_rows import SPEND
 from loyalty.members import Summary, summarize
 from loyalty.rules import LoyaltySettings
-from sync.store import Store
-from sync.store.db import migrate
-from sync.store.tables import OrderLineRow, OrderRow
+from store import Store
+from store.db import migrate
+from store.tables import OrderLineRow, OrderRow
 
 __all__ = ["Simulation", "simulate"]
 

@@ -25,7 +25,7 @@ from sqlalchemy import Select, Table, and_, distinct, func, select
 from sqlalchemy.engine import Engine
 
 from connectors.records import OrderStatus
-from sync.store.tables import OrderLineRow, OrderRow, ReviewRow
+from store.tables import OrderLineRow, OrderRow, ReviewRow
 
 __all__ = ["SkuStats", "sku_stats", "sku_stats_query"]
 

@@ -1,1 +1,1 @@
-"""The daemon: config, store, sync runner, scheduler, CLI."""
+"""Syncing: the stream runner, its windows, and the leases that share accounts between replicas."""

@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import os
-import socket
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -28,11 +26,11 @@ from datetime import timedelta
 from sqlalchemy import Table, delete, func, select
 from sqlalchemy.engine import Engine
 
+from store.tables import ReplicaRow
+from store.upsert import dialect_insert
 from sync.leases import Fence, Lease, Leases, db_now, holders
-from sync.store.tables import ReplicaRow
-from sync.store.upsert import dialect_insert
 
-__all__ = ["Coordinator", "account_lease", "default_replica_name", "replica_summary"]
+__all__ = ["Coordinator", "account_lease", "replica_summary"]
 
 log = logging.getLogger("loyalsync.cluster")
 REPLICAS: Table = ReplicaRow.__table__  # type: ignore[assignment]
@@ -42,12 +40,6 @@ SETTLE_SECONDS = 2.0
 def account_lease(marketplace: str, account: str) -> str:
     """The lease name of one account: its streams and its outbox."""
     return f"account:{marketplace}/{account}"
-
-
-def default_replica_name() -> str:
-    """Host name and process id: unique per process; in a container the pid is 1, so the name
-    survives a restart of the same container and it takes its own leases back at once."""
-    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 def _preference(replica: str, name: str) -> int:

@@ -27,8 +27,8 @@ from typing import Any
 from sqlalchemy import Table, delete, func, or_, select, tuple_, update
 from sqlalchemy.engine import Connection, Engine
 
-from sync.store.tables import LeaseRow
-from sync.store.upsert import dialect_insert
+from store.tables import LeaseRow
+from store.upsert import dialect_insert
 
 __all__ = ["Fence", "Lease", "LeaseLost", "Leases", "db_now", "holders"]
 

@@ -33,9 +33,9 @@ from connectors.errors import (
     StreamUnavailable,
 )
 from connectors.records import OrderRecord, ReviewRecord
+from store import PageWrite, Store
+from store.store import Quarantined, StreamKey
 from sync.leases import Fence
-from sync.store import PageWrite, Store
-from sync.store.store import Quarantined, StreamKey
 from sync.windows import next_cursor, plan_run
 
 __all__ = ["COMMIT_RECORDS", "COMMIT_SECONDS", "RunResult", "StreamRunner", "map_page", "utc_now"]

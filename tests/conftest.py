@@ -12,7 +12,7 @@ import pytest
 from hypothesis import settings
 from sqlalchemy import create_engine, text
 
-from sync.store import Store, connect, migrate
+from store import Store, connect, migrate
 
 # Property tests draw the same examples on every run of the suite, so one commit always gives one
 # result; a search for new ones draws fresh (the long-search commands in each property file):
@@ -38,9 +38,9 @@ def live_on_emulator(name: str, tmp: Path, *, orders: int, reviews: int, seed: i
     """A platform's demo emulator, a migrated SQLite store under `tmp`, and a live-mode config with one
     account on that emulator, our own pacing lifted: (setup, store, config) for an `App` with
     `transports={name: httpx.ASGITransport(setup.app)}`."""
+    from app.config import AppConfig, AppSettings, MarketplaceAccount
     from connectors.base import RateOverride
     from connectors.registry import available_connectors
-    from sync.config import AppConfig, AppSettings, MarketplaceAccount
 
     cls = available_connectors()[name]
     setup = cls.demo(seed=seed, orders=orders, reviews=reviews, rate_limits=False)

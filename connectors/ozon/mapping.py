@@ -46,7 +46,7 @@ _STATUSES = {
 _RETURNED_SUBSTATUS = "posting_returned_to_warehouse"
 # rFBS = the seller or a third party delivers (ozon.md §2): every integration type but Ozon's own.
 _OZON_DELIVERS = "ozon"
-# The store's column sizes (sync.store.tables): PostgreSQL rejects a longer value, and one such
+# The store's column sizes (store.tables): PostgreSQL rejects a longer value, and one such
 # value would fail its whole page instead of going to quarantine.
 _MAX_ID, _MAX_OFFER_ID, _MAX_STATUS = 128, 256, 60
 # FBS and FBO list the postings under one source; a posting is in exactly one of them.

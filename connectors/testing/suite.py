@@ -18,12 +18,12 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
+from app.export import export_rows
 from connectors.base import Connector, RecordType, StreamSettings
 from connectors.testing.harness import ConnectorHarness, FakeTime, FaultRequest
-from sync.export import export_rows
+from store import PageWrite, Store, connect, migrate
+from store.store import StreamKey
 from sync.runner import COMMIT_RECORDS, RunResult, StreamRunner
-from sync.store import PageWrite, Store, connect, migrate
-from sync.store.store import StreamKey
 
 __all__ = ["ConformanceSuite", "SimulatedCrash"]
 

@@ -57,11 +57,11 @@ from typing import Any
 import orjson
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.export import export_rows
 from connectors.testing.serving import served_all
 from loyalty.action_settings import ChatSettings
 from loyalty.outbox import POINTS_SHORT
-from sync.export import export_rows
-from sync.store import Store, connect
+from store import Store, connect
 from tests.scale import FULL
 
 __all__ = [
@@ -383,7 +383,7 @@ def snapshot(database_url: str) -> Snapshot | None:
 
 def _count_lines(replicas: Sequence[Replica], prefix: str) -> int:
     """Log lines (JSON) whose message starts with `prefix`, over every replica's whole log."""
-    return sum(r.output().count(f'"message": "{prefix}') for r in replicas)  # sync.logs: json.dumps
+    return sum(r.output().count(f'"message": "{prefix}') for r in replicas)  # app.logs: json.dumps
 
 
 class Observer:
@@ -772,9 +772,9 @@ def crash_and_compare(root: Path, *, seed: int, kills: int | None = None, replic
                       database_url: str, reference_database_url: str | None = None,
                       accounts: Sequence[AccountSpec] = DEFAULT_ACCOUNTS, quiesce_timeout: float = QUIESCE_TIMEOUT,
                       on_kill: Callable[[int, Replica], None] | None = None) -> CrashReport:
-    """Run the crash run (killed `kills` times, default `$LOYALSYNC_CRASH_KILLS`, or 5, 12 with `LOYALSYNC_FULL=1`) and the
-    reference run side by side, each with `replicas` daemon processes on its own fresh store
-    (`database_url`, `reference_database_url`; for SQLite the latter defaults to a sibling file),
+    """Run the crash run (killed `kills` times; default `$LOYALSYNC_CRASH_KILLS`, or 5, or 12 with
+    `LOYALSYNC_FULL=1`) and the reference run side by side, each with `replicas` daemon processes
+    on its own fresh store (`database_url`, `reference_database_url`; for SQLite the latter defaults to a sibling file),
     until both are quiescent; stop them with SIGTERM and report what both exported and did."""
     kills = default_kills() if kills is None else kills
     reference_database_url = reference_database_url or _sqlite_sibling(database_url, "-reference")

@@ -1,5 +1,6 @@
 """`loyalsync run` on SQLite, killed with SIGKILL at seeded random moments (5 in the suite, 12 with
-`LOYALSYNC_FULL=1`, or `$LOYALSYNC_CRASH_KILLS`), ends exactly where an uninterrupted run ends, and every action it sent landed exactly once.
+`LOYALSYNC_FULL=1`, or `$LOYALSYNC_CRASH_KILLS`), ends exactly where an uninterrupted run ends, and
+every action it sent landed exactly once.
 See `crash_harness` for the harness and the command for a bigger run."""
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ from starlette.applications import Starlette
 
 from connectors.testing.serving import served
 from connectors.wildberries.emulator import EmulatorConfig, create_app
-from sync.store import Store, connect
-from sync.store.tables import OrderRow, ReviewRow
+from store import Store, connect
+from store.tables import OrderRow, ReviewRow
 
 SENTINEL = "SENTINEL-TOKEN-ac7e52f09b13d4"
 TOKEN_ENV = "LOYALSYNC_ACCEPTANCE_WB_TOKEN"

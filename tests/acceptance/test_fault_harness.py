@@ -1,7 +1,7 @@
 """The fault harness (issue 7): every account of every platform synced through misbehaving emulators.
 
 Four seller cabinets — Wildberries, two on Ozon, Yandex Market — each with its own emulator behind
-one `HostRouter` per platform, are synced by `sync.app.App` in repeated `sync_once` rounds until
+one `HostRouter` per platform, are synced by `app.wiring.App` in repeated `sync_once` rounds until
 no stream is left to retry. The emulators answer 5xx to about 20 % of requests, time out, send
 429 storms (Yandex Market: 420), cut bodies off, add unknown fields to every object, leave out
 optional fields, give one record of some pages a field of the wrong type (that record stays
@@ -27,6 +27,10 @@ import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
+from app.cli import app as cli_app
+from app.config import AppConfig, AppSettings, DatabaseSettings, MarketplaceAccount
+from app.export import export_rows
+from app.wiring import App
 from connectors.base import Connector
 from connectors.emulation import Fault
 from connectors.ozon import OzonConnector
@@ -40,12 +44,8 @@ from connectors.wildberries.settings import WildberriesAccountSettings
 from connectors.yandex_market import YandexMarketConnector
 from connectors.yandex_market import emulator as ym_emulator
 from connectors.yandex_market.settings import YandexMarketAccountSettings
-from sync.app import App
-from sync.cli import app as cli_app
-from sync.config import AppConfig, AppSettings, DatabaseSettings, MarketplaceAccount
-from sync.export import export_rows
+from store import Store
 from sync.runner import RunResult
-from sync.store import Store
 
 pytestmark = pytest.mark.anyio
 

@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
+from app.wiring import App
 from connectors.base import WriteNotSupported, WriteRequest, WriteStatus
 from connectors.capabilities import ActionKind, Channel
 from connectors.registry import available_connectors
-from sync.app import App
-from sync.store import Store
+from store import Store
 from tests.conftest import live_on_emulator
 
 CONNECTORS = sorted(available_connectors())

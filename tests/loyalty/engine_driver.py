@@ -19,8 +19,8 @@ from connectors.records import OrderLine, OrderRecord, OrderStatus
 from loyalty.engine import Entry
 from loyalty.ledger import apply, balances, entries_of, run_once
 from loyalty.members import member_rows
-from sync.store import PageWrite, Store, connect, migrate
-from sync.store.store import StreamKey
+from store import PageWrite, Store, connect, migrate
+from store.store import StreamKey
 from tests.loyalty.history_strategies import History
 from tests.loyalty.reference_model import RefResult, compute
 from tests.loyalty.reference_types import RefOrder, RefSpend, is_void

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from app.config import AppConfig, AppSettings, MarketplaceAccount
+from app.wiring import App
 from connectors.base import RateOverride
 from connectors.emulation import Fault, FaultPlan
 from connectors.registry import available_connectors
@@ -19,9 +21,7 @@ from loyalty.action_job import propose_actions
 from loyalty.action_settings import ActionSettings
 from loyalty.actions import ActionStatus
 from loyalty.outbox import action_rows, attempts_of, execute, set_status
-from sync.app import App
-from sync.config import AppConfig, AppSettings, MarketplaceAccount
-from sync.store import Store
+from store import Store
 
 WRITE_PATHS = {"wildberries": "/api/v1/feedbacks/answer", "ozon": "/v1/review/comment/create",
                "yandex_market": "/v2/businesses/{business_id}/goods-feedback/comments/update"}

@@ -16,7 +16,7 @@ from loyalty.bulk_load import LedgerLoading, bulk_load, restore_key_index
 from loyalty.engine import Entry
 from loyalty.ledger import apply, run_once
 from loyalty.parallel import WORKERS_ENV
-from sync.store import Store, connect, migrate
+from store import Store, connect, migrate
 from tests.loyalty.test_parallel import RULES, T1, ledger, orders, write
 
 SPEND = Entry("spend", Decimal(-10), "spend:manual", None, "promo_code", T1, marketplace="ozon", account="main",

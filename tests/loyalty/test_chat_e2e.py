@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
+from app.config import AppConfig, AppSettings, MarketplaceAccount
+from app.wiring import App
 from connectors.base import RateOverride
 from connectors.emulation import Fault, FaultPlan
 from connectors.registry import available_connectors
@@ -21,9 +23,7 @@ from loyalty.action_settings import ActionSettings
 from loyalty.ledger import run_once
 from loyalty.outbox import action_rows, execute
 from loyalty.rules import LoyaltySettings
-from sync.app import App
-from sync.config import AppConfig, AppSettings, MarketplaceAccount
-from sync.store import Store
+from store import Store
 
 SEND_PATH = {"ozon": "/v1/chat/send/message",
              "yandex_market": "/v2/businesses/{business_id}/chats/message"}

@@ -19,8 +19,8 @@ from loyalty.chat import propose_points_notices
 from loyalty.ledger import run_once
 from loyalty.policy import gate
 from loyalty.rules import LoyaltySettings
-from sync.store import PageWrite, Store
-from sync.store.store import StreamKey
+from store import PageWrite, Store
+from store.store import StreamKey
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 H = timedelta(hours=1)

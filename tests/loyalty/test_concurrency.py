@@ -28,8 +28,8 @@ from connectors.records import OrderRecord, OrderStatus
 from loyalty.ledger import balances, entries_of, run_once
 from loyalty.membership import refresh_members, stored_members
 from loyalty.rules import EveryNthReward, ExpiryPolicy, LoyaltySettings, Tier, TierPolicy, WelcomeReward
-from sync.store import PageWrite, Store, connect, migrate
-from sync.store.store import StreamKey
+from store import PageWrite, Store, connect, migrate
+from store.store import StreamKey
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

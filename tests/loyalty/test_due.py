@@ -16,8 +16,8 @@ from loyalty.incremental import ORDERS, STATE, run_changed
 from loyalty.ledger import apply, entries_of
 from loyalty.ledger_rows import DUE, next_due
 from loyalty.rules import ExpiryPolicy, LoyaltySettings
-from sync.store import PageWrite
-from sync.store.store import StreamKey
+from store import PageWrite
+from store.store import StreamKey
 from tests.loyalty.engine_driver import fresh_store, migrated_template
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -108,8 +108,8 @@ def test_inserting_rows_some_of_which_exist_reports_exactly_the_new_keys(backend
     """`insert_bound` tells the batch writer which of its keys it wrote (another run may have written
     some first). On SQLite it counts instead of reading each row back; both must name the same keys."""
     from loyalty.ledger_rows import LEDGER, bound_rows, insert_bound
-    from sync.store import connect, migrate
-    from sync.store.types import binders
+    from store import connect, migrate
+    from store.types import binders
 
     url = f"sqlite:///{tmp_path / 'x.db'}" if backend == "sqlite" else request.getfixturevalue("pg_url")
     engine = connect(url)

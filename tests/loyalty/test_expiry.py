@@ -12,8 +12,8 @@ from loyalty.engine import Entry
 from loyalty.ledger import apply, balances, entries_of, expire_once, run_once
 from loyalty.ledger_rows import ref_of
 from loyalty.rules import ExpiryPolicy, LoyaltySettings
-from sync.store import PageWrite, Store, connect, migrate
-from sync.store.store import StreamKey
+from store import PageWrite, Store, connect, migrate
+from store.store import StreamKey
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

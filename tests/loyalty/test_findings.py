@@ -15,8 +15,8 @@ from connectors.records import OrderRecord, OrderStatus
 from loyalty.ledger import balances, entries_of, run_once
 from loyalty.members import member_rows
 from loyalty.rules import LoyaltySettings
-from sync.store import PageWrite, Store, connect, migrate
-from sync.store.store import StreamKey
+from store import PageWrite, Store, connect, migrate
+from store.store import StreamKey
 
 T0 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

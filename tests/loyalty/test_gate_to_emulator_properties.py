@@ -14,10 +14,10 @@ import httpx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from app.wiring import App
 from loyalty.action_settings import ActionSettings
 from loyalty.actions import Action, Kind
 from loyalty.outbox import action_rows, execute, propose
-from sync.app import App
 from tests.conftest import live_on_emulator
 
 CLEAN = ["Спасибо за отзыв! Рады, что покупка понравилась", "Цена 1 500 ₽ за комплект",

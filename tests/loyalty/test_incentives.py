@@ -25,8 +25,8 @@ from loyalty.incentives import (
     review_window,
 )
 from loyalty.sku_stats import SkuStats, sku_stats, sku_stats_query
-from sync.store import PageWrite, Store
-from sync.store.store import StreamKey
+from store import PageWrite, Store
+from store.store import StreamKey
 
 DAY = timedelta(days=1)
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)

@@ -105,8 +105,8 @@ def test_a_new_order_wakes_its_member_when_it_settles_not_before(template_db: Pa
 
     from connectors.records import OrderRecord, OrderStatus
     from loyalty.rules import LoyaltySettings
-    from sync.store import PageWrite
-    from sync.store.store import StreamKey
+    from store import PageWrite
+    from store.store import StreamKey
 
     t0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
     rules = LoyaltySettings(enabled=True, earn_rate=Decimal("0.05"))

@@ -14,8 +14,8 @@ from loyalty.engine import Entry, OrderFact, expires_at, points
 from loyalty.ledger import LEDGER, apply, balances, entries_of, run_once
 from loyalty.plan import member_entries
 from loyalty.rules import EveryNthReward, ExpiryPolicy, LoyaltySettings, WelcomeReward
-from sync.store import PageWrite, Store
-from sync.store.store import StreamKey
+from store import PageWrite, Store
+from store.store import StreamKey
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

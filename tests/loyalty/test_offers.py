@@ -10,8 +10,8 @@ from loyalty.engine import OrderFact, offer_rule
 from loyalty.ledger import balances, entries_of, run_once
 from loyalty.plan import member_entries
 from loyalty.rules import LoyaltySettings
-from sync.store import PageWrite, Store, connect, migrate
-from sync.store.store import StreamKey
+from store import PageWrite, Store, connect, migrate
+from store.store import StreamKey
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -19,7 +19,7 @@ from loyalty.actions import Action, ActionStatus, Decision, Kind, Purpose, Refus
 from loyalty.engine import Entry
 from loyalty.ledger import apply, balances
 from loyalty.outbox import ExecuteResult, action_rows, attempts_of, execute, propose, set_status
-from sync.store import Store
+from store import Store
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 CAPS = {"shop": Capabilities("shop", BuyerIdentity.FULL, actions={

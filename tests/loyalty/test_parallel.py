@@ -16,9 +16,9 @@ from loyalty.ledger_rows import member_rows
 from loyalty.order_source import orders_of
 from loyalty.parallel import WORKERS_ENV
 from loyalty.rules import EveryNthReward, ExpiryPolicy, LoyaltySettings, Tier, WelcomeReward
-from sync.store import PageWrite, Store, connect, migrate
-from sync.store.store import StreamKey
-from sync.store.types import binders
+from store import PageWrite, Store, connect, migrate
+from store.store import StreamKey
+from store.types import binders
 
 T1 = datetime(2026, 6, 1, tzinfo=UTC)
 RULES = LoyaltySettings(

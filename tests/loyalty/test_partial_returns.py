@@ -17,8 +17,8 @@ from loyalty.engine import OrderFact
 from loyalty.ledger import balances, entries_of, run_once
 from loyalty.plan import member_entries
 from loyalty.rules import LoyaltySettings
-from sync.store import PageWrite, Store, connect, migrate
-from sync.store.store import StreamKey
+from store import PageWrite, Store, connect, migrate
+from store.store import StreamKey
 from tests.scale import examples
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

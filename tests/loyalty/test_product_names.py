@@ -20,6 +20,9 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from app.config import AppConfig, AppSettings, DatabaseSettings, MarketplaceAccount
+from app.scheduler import Daemon
+from app.wiring import App, JobSpec
 from connectors.base import Connector
 from connectors.errors import FatalApiError
 from connectors.ozon import OzonConnector
@@ -41,12 +44,9 @@ from loyalty.actions import Kind
 from loyalty.outbox import action_rows
 from loyalty.product_names import fill_product_names
 from loyalty.replies import propose_replies
-from sync.app import App, JobSpec
-from sync.config import AppConfig, AppSettings, DatabaseSettings, MarketplaceAccount
-from sync.scheduler import Daemon
-from sync.store import PageWrite, Store
-from sync.store.products import unnamed_review_skus
-from sync.store.store import StreamKey
+from store import PageWrite, Store
+from store.products import unnamed_review_skus
+from store.store import StreamKey
 
 pytestmark = pytest.mark.anyio
 

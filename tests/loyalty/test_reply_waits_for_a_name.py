@@ -10,8 +10,8 @@ from connectors.records import ReviewRecord
 from loyalty.action_settings import ReplySettings, ReplyTemplate
 from loyalty.product_names import NameFill
 from loyalty.replies import propose_replies
-from sync.store import PageWrite, Store
-from sync.store.store import StreamKey
+from store import PageWrite, Store
+from store.store import StreamKey
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 SETTINGS = ReplySettings(store_name="Уютный дом", templates=(ReplyTemplate(ratings=(1, 2, 3, 4, 5),

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from app.config import load_config
 from connectors.errors import ConfigError
 from loyalty.rules import LoyaltySettings
-from sync.config import load_config
 
 VALID = """
 [loyalty]

@@ -12,8 +12,8 @@ from connectors.records import OrderRecord, OrderStatus, ReviewRecord
 from loyalty.membership import refresh_members, stored_members
 from loyalty.rules import LoyaltySettings, SegmentThresholds
 from loyalty.segments import segment, service_recovery
-from sync.store import PageWrite, Store
-from sync.store.store import StreamKey
+from store import PageWrite, Store
+from store.store import StreamKey
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)

@@ -26,8 +26,8 @@ from loyalty.actions import Action, ActionStatus, ChatContext, Kind, Purpose
 from loyalty.outbox import action_rows, attempts_of, execute, propose, set_status
 from loyalty.policy import gate
 from loyalty.send_check import action_of
-from sync.store import PageWrite, Store
-from sync.store.store import StreamKey
+from store import PageWrite, Store
+from store.store import StreamKey
 
 NOW = datetime(2026, 11, 20, 12, tzinfo=UTC)
 H, DAY = timedelta(hours=1), timedelta(days=1)

@@ -12,8 +12,8 @@ from loyalty.members import member_rows
 from loyalty.membership import refresh_members, stored_members
 from loyalty.rules import LoyaltySettings, Tier, TierPolicy
 from loyalty.tiers import evaluate_tier
-from sync.store import PageWrite, Store
-from sync.store.store import StreamKey
+from store import PageWrite, Store
+from store.store import StreamKey
 
 TIERS = ("bronze", "silver", "gold")
 

@@ -104,7 +104,7 @@ def test_store_wide_jobs_run_on_one_replica_at_a_time(pg_store):
 def test_status_names_each_replica_and_what_it_holds(pg_store):
     from rich.console import Console
 
-    from sync.status import status_table
+    from app.status import status_table
 
     a, b = (Coordinator(pg_store.engine, n, TTL, ACCOUNTS) for n in ("replica-a", "replica-b"))
     a.start()

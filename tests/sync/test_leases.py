@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import event, select
 
 from connectors.records import OrderRecord, OrderStatus
+from store import PageWrite
+from store.store import StreamKey
+from store.tables import OrderRow
 from sync.leases import LEASES, LeaseLost, Leases
-from sync.store import PageWrite
-from sync.store.store import StreamKey
-from sync.store.tables import OrderRow
 
 TTL = timedelta(seconds=30)
 KEY = StreamKey("wildberries", "main", "orders")

@@ -9,15 +9,15 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from app.export import export_rows
 from connectors.testing import FakeTime
 from connectors.wildberries import WildberriesConnector
 from connectors.wildberries.emulator import EmulatorConfig, Fault, create_app
 from connectors.wildberries.settings import PRODUCTION_HOSTS, WildberriesAccountSettings
-from sync.export import export_rows
+from store import Store
+from store.store import StreamKey
+from store.tables import OrderRow
 from sync.runner import StreamRunner
-from sync.store import Store
-from sync.store.store import StreamKey
-from sync.store.tables import OrderRow
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -13,8 +13,8 @@ from connectors.capabilities import ActionKind, BuyerIdentity, Channel
 from connectors.ozon import OzonConnector
 from connectors.ozon.capabilities import CHAT_SUBSCRIPTION, OZON_CAPABILITIES, REVIEWS_SUBSCRIPTION
 from connectors.ozon.settings import PRODUCTION_HOSTS, OzonAccountSettings
+from store import Store
 from sync.runner import StreamRunner
-from sync.store import Store
 
 
 def account(**kwargs) -> OzonAccountSettings:

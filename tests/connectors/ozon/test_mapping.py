@@ -18,7 +18,7 @@ from connectors.ozon.mapping import (
     posting_status,
 )
 from connectors.records import OrderStatus
-from sync.store.identity import buyer_key_hasher
+from store.identity import buyer_key_hasher
 from tests.conftest import load_fixture
 
 HASHER = buyer_key_hasher(b"salt" * 8, "ozon")

@@ -11,16 +11,16 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import inspect, text
 
+from app.export import export_rows
 from connectors.ozon import OzonConnector
 from connectors.ozon.emulator import EmulatorConfig, Fault, create_app
 from connectors.ozon.emulator_data import FBO, US
 from connectors.ozon.emulator_records import fbs_posting
 from connectors.ozon.settings import OzonAccountSettings
 from connectors.testing import FakeTime
-from sync.export import export_rows
+from store import Store
+from store.store import StreamKey
 from sync.runner import StreamRunner
-from sync.store import Store
-from sync.store.store import StreamKey
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

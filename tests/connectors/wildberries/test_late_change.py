@@ -16,8 +16,8 @@ import pytest
 
 from connectors.testing import FakeTime, FaultRequest
 from connectors.testing.suite import KIT_SALT, NOW
+from store import Store, connect, migrate
 from sync.runner import StreamRunner
-from sync.store import Store, connect, migrate
 from tests.connectors.wildberries.test_conformance import WildberriesHarness
 
 pytestmark = pytest.mark.anyio

@@ -13,8 +13,8 @@ from connectors.errors import MalformedRecord
 from connectors.records import OrderStatus
 from connectors.yandex_market import YandexMarketConnector
 from connectors.yandex_market.mapping import map_feedback, map_order, order_status
+from store.identity import buyer_key_hasher
 from sync.runner import map_page
-from sync.store.identity import buyer_key_hasher
 from tests.conftest import load_fixture
 
 HASH = buyer_key_hasher(b"salt" * 8, "yandex_market")

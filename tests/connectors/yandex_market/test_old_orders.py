@@ -13,6 +13,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from app.export import export_rows
 from connectors.emulation import Fault
 from connectors.testing import FakeTime
 from connectors.yandex_market import YandexMarketConnector
@@ -20,9 +21,8 @@ from connectors.yandex_market.client import market_time
 from connectors.yandex_market.emulator import EmulatorConfig, create_app
 from connectors.yandex_market.emulator_orders import msk_date
 from connectors.yandex_market.settings import YandexMarketAccountSettings
-from sync.export import export_rows
+from store import Store
 from sync.runner import StreamRunner
-from sync.store import Store
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # 15:00 in Moscow, 2026-11-20

@@ -15,9 +15,9 @@ from connectors.yandex_market import YandexMarketConnector
 from connectors.yandex_market.emulator import EmulatorConfig, Fault, create_app
 from connectors.yandex_market.emulator_data import ACTIVE
 from connectors.yandex_market.settings import YandexMarketAccountSettings
+from store import Store
+from store.identity import buyer_key_hasher, installation_salt
 from sync.runner import StreamRunner
-from sync.store import Store
-from sync.store.identity import buyer_key_hasher, installation_salt
 
 pytestmark = pytest.mark.anyio
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

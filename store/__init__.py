@@ -1,0 +1,6 @@
+"""The local store: tables, migrations, bulk upserts, cursors."""
+
+from store.db import connect, migrate
+from store.store import CursorState, PageWrite, Store
+
+__all__ = ["CursorState", "PageWrite", "Store", "connect", "migrate"]
