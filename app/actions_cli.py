@@ -14,9 +14,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from app.loyalty_cli import ConfigOpt, DatabaseOpt, err
+from app.cli_common import ConfigOpt, DatabaseOpt, err, load_or_exit, open_store_or_exit
 from app.output import JsonOpt, print_json, stdout_console
 from loyalty.actions import ActionStatus, Kind
+from store import Store
 
 __all__ = ["actions_app", "summary_table"]
 
@@ -26,10 +27,8 @@ TEXT_SHOWN = 70
 
 
 def _open(config: Any, database_url: str | None) -> tuple[Any, Any]:
-    from app.cli import _load, _open_store
-
-    cfg = _load(config, database_url, tokens=False)
-    return _open_store(cfg, read_only=True), cfg.settings
+    cfg = load_or_exit(config, database_url, tokens=False)
+    return open_store_or_exit(cfg, read_only=True), cfg.settings
 
 
 # What `actions --json` gives per action: the outbox row without `params` and `context` (a promo code's
@@ -82,7 +81,7 @@ def list_actions(
                   + ", ".join(f"{mp} {n}" for mp, n in sorted(late.items())), markup=False)
 
 
-def _plan(store: Any, settings: Any) -> None:
+def _plan(store: Store, settings: Any) -> None:
     from connectors.registry import available_connectors
     from loyalty.action_job import propose_actions
 

@@ -8,15 +8,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from app.cli_group import StoreErrorGroup, close_at_exit, set_debug, use_store
-from app.config import AppConfig, format_problems, load_config, runtime_problems
+from app.cli_common import ConfigOpt, DatabaseOpt, VerboseOpt, err, load_or_exit, open_store_or_exit
+from app.cli_group import StoreErrorGroup, set_debug, use_store
+from app.config import format_problems, runtime_problems
+from app.output import JsonOpt
 from connectors.errors import ConfigError
 
 if TYPE_CHECKING:
-    from store import Store
+    pass
 
 __all__ = ["app", "main"]
 
@@ -28,67 +29,6 @@ app = typer.Typer(
     add_completion=False,
     cls=StoreErrorGroup,  # a store error in any command: one line naming the store, exit 2
 )
-err = Console(stderr=True)
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Global config file "
-                      "(default: $LOYALSYNC_CONFIG or config/loyalsync.toml).")]
-DatabaseOpt = Annotated[str | None, typer.Option("--database-url", help="Overrides the config "
-                        "and $LOYALSYNC_DATABASE_URL, e.g. postgresql://user@host/db.")]
-# Flags get metavar="": they take no value, and typer would show `--once <bool>`, inviting `--once true`.
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", metavar="", help="Debug logging.")]
-
-
-def _load(config: Path | None, database_url: str | None, verbose: bool = False, *,
-          tokens: bool = True) -> AppConfig:
-    """Load the config or exit 2 with every problem, no traceback.
-
-    `tokens=False` for commands that only read the store: they need no API token.
-    """
-    from app.logs import setup_logging
-
-    try:
-        cfg = load_config(config, database_url=database_url, tokens=tokens)
-    except ConfigError as exc:
-        # soft_wrap: one problem per line whatever the terminal width, so it can be grepped.
-        err.print(format_problems(exc.problems), markup=False, highlight=False, soft_wrap=True)
-        raise typer.Exit(code=2) from None
-    setup_logging([a.settings.token.get_secret_value() for a in cfg.accounts], verbose=verbose)
-    return cfg
-
-
-def _open_store(cfg: AppConfig, *, read_only: bool = False) -> Store:
-    """Open and migrate the store; a failure is one line from the group (`app.cli_group`), exit 2.
-
-    `read_only`: a command that only reads (status, export, report, members, simulate, actions,
-    tasks) refuses a SQLite file that does not exist instead of creating an empty store.
-    """
-    from app.wiring import open_store, store_connections
-    from store.errors import StoreMissing
-
-    url = cfg.settings.database.sqlalchemy_url
-    use_store(cfg.settings.database.url)
-    if read_only:
-        missing = _missing_sqlite_file(url)
-        if missing is not None:
-            raise StoreMissing(missing.absolute())
-    store = open_store(url, connections=store_connections(cfg))
-    close_at_exit(store.engine)
-    return store
-
-
-def _missing_sqlite_file(url: str) -> Path | None:
-    """The file of a SQLite URL when it does not exist (None: it exists, in memory, or not SQLite)."""
-    from sqlalchemy.engine import make_url
-
-    from store.db import in_memory
-
-    parsed = make_url(url)
-    if not parsed.get_backend_name().startswith("sqlite") or in_memory(parsed):
-        return None
-    path = Path(parsed.database)
-    return None if path.exists() else path
-
-
 @app.callback()
 def _global_options(
     debug: Annotated[bool, typer.Option("--debug", envvar="LOYALSYNC_DEBUG", metavar="", help="Show the traceback of a "
@@ -100,7 +40,7 @@ def _global_options(
 @app.command("check-config")
 def check_config_cmd(config: ConfigOpt = None) -> None:
     """Check the config files; print every problem as `file: key: problem`."""
-    cfg = _load(config, None)
+    cfg = load_or_exit(config, None)
     problems = runtime_problems(cfg)
     if problems:
         err.print(format_problems(problems), markup=False, highlight=False, soft_wrap=True)
@@ -144,7 +84,7 @@ def health(config: ConfigOpt = None) -> None:
     """Ask the running daemon's /healthz (the container HEALTHCHECK); exit 0 when healthy."""
     from app.healthcheck import probe
 
-    cfg = _load(config, None, tokens=False)
+    cfg = load_or_exit(config, None, tokens=False)
     service = cfg.settings.service
     if not service.enabled:
         err.print("the service endpoint is off ([service] enabled = false): nothing to ask")
@@ -189,11 +129,11 @@ def run(config: ConfigOpt = None, database_url: DatabaseOpt = None, verbose: Ver
     """
     from app.service import CannotListen, build_daemon
 
-    cfg = _load(config, database_url, verbose)
+    cfg = load_or_exit(config, database_url, verbose)
     if not cfg.accounts:
         err.print(f"no accounts configured in {cfg.config_path}: add config/marketplaces/<platform>.toml")
         raise typer.Exit(code=2)
-    store = _open_store(cfg)
+    store = open_store_or_exit(cfg)
 
     async def main() -> None:
         daemon, service = build_daemon(cfg, store)
@@ -236,8 +176,8 @@ def sync(
     if not once:
         err.print("sync needs --once (use `loyalsync run` for the daemon)")
         raise typer.Exit(code=2)
-    cfg = _load(config, database_url, verbose)
-    store = _open_store(cfg)
+    cfg = load_or_exit(config, database_url, verbose)
+    store = open_store_or_exit(cfg)
 
     async def main() -> list:
         async with App(cfg, store=store) as application:
@@ -266,18 +206,14 @@ def sync_exit_code(results: list) -> int:
     return 0 if all(r.state in ("ok", "unavailable") for r in results) else 1
 
 
-JsonOpt = Annotated[bool, typer.Option("--json", metavar="", help="One JSON document on stdout, for "
-                    "scripts (the shape is in the README).")]
-
-
 @app.command()
 def status(config: ConfigOpt = None, database_url: DatabaseOpt = None, as_json: JsonOpt = False) -> None:
     """Show each account x stream: cursor, last success, last error, records read and stored."""
     from app.output import print_json, stdout_console
     from app.status import status_rows, status_table
 
-    cfg = _load(config, database_url, tokens=False)
-    store = _open_store(cfg, read_only=True)
+    cfg = load_or_exit(config, database_url, tokens=False)
+    store = open_store_or_exit(cfg, read_only=True)
     if as_json:
         print_json({"streams": status_rows(store)})
         return
@@ -298,8 +234,8 @@ def export(
     if kind not in ("orders", "reviews", "ledger", "actions") or fmt not in ("jsonl", "csv"):
         err.print("usage: loyalsync export orders|reviews|ledger|actions --format jsonl|csv")
         raise typer.Exit(code=2)
-    cfg = _load(config, database_url, tokens=False)
-    store = _open_store(cfg, read_only=True)
+    cfg = load_or_exit(config, database_url, tokens=False)
+    store = open_store_or_exit(cfg, read_only=True)
     rows = export_rows(store, kind)
     if output is None:
         n = write(rows, kind, fmt, sys.stdout)
@@ -347,8 +283,8 @@ def report(
     if start > end:
         err.print(f"--from {start} is after --to {end}; {usage}", markup=False, soft_wrap=True)
         raise typer.Exit(code=2)
-    cfg = _load(config, database_url, tokens=False)
-    store = _open_store(cfg, read_only=True)
+    cfg = load_or_exit(config, database_url, tokens=False)
+    store = open_store_or_exit(cfg, read_only=True)
     try:
         html.parent.mkdir(parents=True, exist_ok=True)
         write_report(store, html, loyalty=cfg.settings.loyalty, actions=cfg.settings.actions,

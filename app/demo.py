@@ -8,16 +8,14 @@ connector joins the demo by implementing that one hook.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections import Counter
-from collections.abc import AsyncIterator, Mapping
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Mapping
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -32,6 +30,7 @@ from app.wiring import App, open_store, store_connections
 from connectors.base import Connector, DemoSetup
 from connectors.capabilities import BuyerIdentity
 from connectors.registry import available_connectors
+from connectors.serve import serve_emulator
 from loyalty.action_job import propose_actions
 from loyalty.action_settings import ActionSettings, PromoSettings, ReplySettings, ReviewIncentiveSettings
 from loyalty.actions import Kind
@@ -41,7 +40,7 @@ from loyalty.product_names import fill_product_names
 from loyalty.rules import LoyaltySettings
 from sync.runner import RunResult
 
-__all__ = ["DEMO_DATABASE_URL", "DemoSummary", "MarketplaceSummary", "demo_setups", "run_demo", "serve_emulator"]
+__all__ = ["DEMO_DATABASE_URL", "DemoSummary", "MarketplaceSummary", "demo_setups", "run_demo"]
 
 DEMO_DATABASE_URL = "sqlite:///data/demo.db"
 
@@ -79,29 +78,6 @@ class DemoSummary:
 
     def of(self, marketplace: str) -> MarketplaceSummary:
         return self.marketplaces.setdefault(marketplace, MarketplaceSummary())
-
-
-@asynccontextmanager
-async def serve_emulator(app, host: str = "127.0.0.1") -> AsyncIterator[str]:
-    """Serve an emulator app with uvicorn on a free loopback port; yields its base URL."""
-    # IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets whose proto says TCP, and
-    # without it Nagle + delayed ACK cost every request/response on loopback about 40 ms.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if task.done():
-                task.result()  # surfaces the start-up error
-            await asyncio.sleep(0.01)
-        yield f"http://{host}:{port}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
 
 
 def demo_setups(connectors: Mapping[str, type[Connector]] | None = None, *, seed: int = 7,

@@ -4,70 +4,28 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Iterator
-from datetime import datetime
-from decimal import Decimal
 from typing import Any, TextIO
 
 import orjson
 
 from store import Store
+from store.export import ORDER_FIELDS, REVIEW_FIELDS, money_text, order_export, review_export, time_text
 
 __all__ = ["ACTION_FIELDS", "LEDGER_FIELDS", "ORDER_FIELDS", "REVIEW_FIELDS", "action_export", "export_rows",
            "ledger_export", "order_export", "review_export", "write"]
 
-# Not `status_changed_at`: where a platform gives no status time it is when a sync first saw the
-# status, which differs between two runs of the same data (a daily and a weekly run, a replay);
-# exports of one data set must be equal whatever the runs (the crash harness compares them).
-ORDER_FIELDS = ("marketplace", "account", "order_id", "created_at", "updated_at", "status",
-                "platform_status", "fulfilment", "buyer_key", "currency", "total", "returned_total", "lines")
-LINE_FIELDS = ("sku", "offer_id", "name", "quantity", "price")
-REVIEW_FIELDS = ("marketplace", "account", "review_id", "sku", "rating", "text", "pros", "cons",
-                 "created_at", "answered", "answer_text", "order_id", "buyer_key")
 LEDGER_FIELDS = ("id", "marketplace", "account", "buyer_key", "kind", "amount", "idempotency_key", "order_id",
                  "rule", "effective_at", "available_from", "expires_at", "remaining")
 ACTION_FIELDS = ("id", "key", "kind", "marketplace", "account", "target", "title", "text", "public", "purpose",
                  "grounds", "cost", "params", "approval", "status", "reason", "detail", "platform_ref", "attempts",
                  "created_at", "updated_at", "sent_at")
-CENT = Decimal("0.01")
-
-
-def _money(value: Decimal) -> str:
-    return str(value.quantize(CENT))
-
-
-def _time(value: datetime) -> str:
-    return value.isoformat()
-
-
-def order_export(row: dict[str, Any]) -> dict[str, Any]:
-    """A stored order as its export record."""
-    out = {f: row[f] for f in ORDER_FIELDS if f != "lines"}
-    out["created_at"], out["updated_at"] = _time(row["created_at"]), _time(row["updated_at"])
-    out["total"] = _money(row["total"])
-    out["returned_total"] = _money(row["returned_total"])
-    out["lines"] = [
-        {"sku": ln["sku"], "offer_id": ln["offer_id"], "name": ln["name"],
-         "quantity": ln["quantity"], "price": _money(ln["price"])}
-        for ln in row["lines"]
-    ]
-    return out
-
-
-def review_export(row: dict[str, Any]) -> dict[str, Any]:
-    """A stored review as its export record."""
-    out = {f: row[f] for f in REVIEW_FIELDS}
-    out["created_at"] = _time(row["created_at"])
-    out["answered"] = bool(row["answered"])
-    return out
-
-
 def ledger_export(row: dict[str, Any]) -> dict[str, Any]:
     """A loyalty ledger entry as its export record: amounts as decimal strings, times ISO with offset."""
     out = {f: row[f] for f in LEDGER_FIELDS}
-    out["amount"] = _money(row["amount"])
-    out["remaining"] = _money(row["remaining"]) if row["remaining"] is not None else None
+    out["amount"] = money_text(row["amount"])
+    out["remaining"] = money_text(row["remaining"]) if row["remaining"] is not None else None
     for f in ("effective_at", "available_from", "expires_at"):
-        out[f] = _time(row[f]) if row[f] is not None else None
+        out[f] = time_text(row[f]) if row[f] is not None else None
     return out
 
 
@@ -80,10 +38,10 @@ def _ledger_rows(store: Store) -> Iterator[dict[str, Any]]:
 def action_export(row: dict[str, Any]) -> dict[str, Any]:
     """An outbox action as its export record: cost as a decimal string, params as JSON, times ISO."""
     out = {f: row[f] for f in ACTION_FIELDS}
-    out["cost"] = _money(row["cost"])
+    out["cost"] = money_text(row["cost"])
     out["params"] = orjson.loads(row["params"] or "{}")
     for f in ("created_at", "updated_at", "sent_at"):
-        out[f] = _time(row[f]) if row[f] is not None else None
+        out[f] = time_text(row[f]) if row[f] is not None else None
     return out
 
 

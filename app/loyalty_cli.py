@@ -17,18 +17,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from app.cli_common import ConfigOpt, DatabaseOpt, NowOpt, err, load_or_exit, open_store_or_exit
 from app.output import JsonOpt, print_json, stdout_console
 
 __all__ = ["loyalty_app"]
 
 loyalty_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
-err = Console(stderr=True)
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Global config file "
-                      "(default: $LOYALSYNC_CONFIG or config/loyalsync.toml).")]
-DatabaseOpt = Annotated[str | None, typer.Option("--database-url", help="Overrides the config "
-                        "and $LOYALSYNC_DATABASE_URL, e.g. postgresql://user@host/db.")]
-NowOpt = Annotated[str | None, typer.Option("--now", help="As of this time, ISO 8601 (default: now).")]
 SEGMENTS = ("new", "active", "at_risk", "sleeping", "lost")
 KEY_SHOWN = 12  # characters of a buyer key in tables; `loyalsync member` takes any unique prefix
 
@@ -51,10 +46,8 @@ def _when(text: str | None, option: str, *, end_of_day: bool = False) -> datetim
 
 def _store_and_settings(config: Path | None, database_url: str | None) -> tuple[Any, Any]:
     """The store (which must exist: these commands only read it) and the loyalty settings."""
-    from app.cli import _load, _open_store
-
-    cfg = _load(config, database_url, tokens=False)
-    return _open_store(cfg, read_only=True), cfg.settings.loyalty
+    cfg = load_or_exit(config, database_url, tokens=False)
+    return open_store_or_exit(cfg, read_only=True), cfg.settings.loyalty
 
 
 def _num(value: Decimal) -> str:
@@ -119,16 +112,15 @@ def rebuild(config: ConfigOpt = None, database_url: DatabaseOpt = None) -> None:
     or expired since its last run. After restoring a backup, editing orders by hand or changing the
     program's rules, run this once. Safe while the daemon runs: the ledger is idempotent.
     """
-    from app.cli import _load, _open_store
     from connectors.errors import LoyalsyncError
     from loyalty.incremental import run_changed
 
-    cfg = _load(config, database_url, tokens=False)
+    cfg = load_or_exit(config, database_url, tokens=False)
     settings = cfg.settings.loyalty
     if not settings.enabled:
         err.print("the loyalty program is off ([loyalty] enabled = false): nothing to rebuild", markup=False)
         raise typer.Exit(code=2)
-    store = _open_store(cfg, read_only=True)
+    store = open_store_or_exit(cfg, read_only=True)
     try:
         run = run_changed(store, settings, datetime.now(UTC), full=True).run
     except LoyalsyncError as exc:  # a worker lost, a first run loading the ledger: says what to do

@@ -7,18 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from sqlalchemy.engine import make_url
+
+from app.cli_common import ConfigOpt, DatabaseOpt, err, load_or_exit
+from app.cli_group import use_store
 
 __all__ = ["store_app"]
 
 store_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
-err = Console(stderr=True)
 
-ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Global config file "
-                      "(default: $LOYALSYNC_CONFIG or config/loyalsync.toml).")]
-DatabaseOpt = Annotated[str | None, typer.Option("--database-url", help="Overrides the config "
-                        "and $LOYALSYNC_DATABASE_URL, e.g. postgresql://user@host/db.")]
 ForceOpt = Annotated[bool, typer.Option("--force", metavar="", help="Overwrite an existing file (backup) or replace a "
                      "non-empty store (restore).")]
 
@@ -31,10 +28,9 @@ def _say(line: str, code: int | None = None) -> None:
 
 def _store(config: Path | None, database_url: str | None) -> tuple[str, Path | None]:
     """The configured store's URL, named for store errors; its file when SQLite."""
-    from app.cli import _load, use_store
     from store.db import in_memory
 
-    url = _load(config, database_url, tokens=False).settings.database.url
+    url = load_or_exit(config, database_url, tokens=False).settings.database.url
     use_store(url)
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":

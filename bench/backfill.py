@@ -2,7 +2,7 @@
 
 What is measured
   Each emulator runs in a child process (spawned, so it shares no memory with the measured
-  process), served by uvicorn on 127.0.0.1 through `app.demo.serve_emulator`. This process is
+  process), served by uvicorn on 127.0.0.1 through `connectors.serve.serve_emulator`. This process is
   only the daemon side: the real `StreamRunner` + connector (HTTP client, rate limiter, mapping)
   writing into a fresh SQLite store.
 
@@ -110,7 +110,7 @@ def _counters(stats) -> dict:
 
 def _emulator_main(marketplace: str, demo: bool, config: dict, pipe) -> None:
     """Child process: serve one emulator until told to stop, then send back its counters."""
-    from app.demo import serve_emulator
+    from connectors.serve import serve_emulator
 
     if demo:  # the connector's own demo emulator: its default limits, its demo credentials
         app = available_connectors()[marketplace].demo(**config).app

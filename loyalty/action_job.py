@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from connectors.base import Connector
 from connectors.capabilities import Capabilities
@@ -20,6 +19,7 @@ from loyalty.actions import Action
 from loyalty.outbox import ExecuteResult, ProposeResult, execute, propose
 from loyalty.product_names import NameFill, fill_product_names
 from loyalty.replies import propose_replies
+from store import Store
 
 __all__ = ["ActionRound", "plan_actions", "propose_actions", "run_actions"]
 
@@ -30,7 +30,7 @@ class ActionRound:
     executed: ExecuteResult
 
 
-def plan_actions(store: Any, settings: ActionSettings, capabilities: Mapping[str, Capabilities],
+def plan_actions(store: Store, settings: ActionSettings, capabilities: Mapping[str, Capabilities],
                  now: datetime, names: NameFill | None = None) -> list[Action]:
     """Everything the program would like to do now; the gate decides what of it may happen.
 
@@ -53,14 +53,14 @@ def plan_actions(store: Any, settings: ActionSettings, capabilities: Mapping[str
     return actions
 
 
-def propose_actions(store: Any, settings: ActionSettings, capabilities: Mapping[str, Capabilities], *,
+def propose_actions(store: Store, settings: ActionSettings, capabilities: Mapping[str, Capabilities], *,
                     mode: str, now: datetime, names: NameFill | None = None) -> ProposeResult:
     """Plan, gate and store (no network)."""
     return propose(store, plan_actions(store, settings, capabilities, now, names), capabilities, settings,
                    mode=mode, now=now)
 
 
-async def run_actions(store: Any, settings: ActionSettings, capabilities: Mapping[str, Capabilities],
+async def run_actions(store: Store, settings: ActionSettings, capabilities: Mapping[str, Capabilities],
                       connectors: Mapping[tuple[str, str], Connector], *, mode: str, now: datetime,
                       secrets: Iterable[str] = ()) -> ActionRound:
     """Look up missing product names, then plan, gate, store, and (live) send."""

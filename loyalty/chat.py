@@ -23,6 +23,7 @@ from sqlalchemy import and_, select
 from loyalty.action_settings import ChatSettings
 from loyalty.actions import Action, ChatContext, Kind, Purpose
 from loyalty.ledger import LEDGER, balances
+from store import Store
 from store.tables import OrderRow
 
 __all__ = ["chat_context", "points_notice_text", "propose_points_notices"]
@@ -50,7 +51,7 @@ def points_notice_text(template: str, *, order_id: str, points: Decimal, balance
                            store=store_name).strip()
 
 
-def _credited_orders(store: Any, since: datetime) -> list[dict[str, Any]]:
+def _credited_orders(store: Store, since: datetime) -> list[dict[str, Any]]:
     """Orders created since `since` with points credited, each with the points of all its earn lots."""
     ledger, orders = LEDGER.c, ORDERS.c
     stmt = (select(orders.marketplace, orders.account, orders.order_id, orders.buyer_key, orders.status,
@@ -68,7 +69,7 @@ def _credited_orders(store: Any, since: datetime) -> list[dict[str, Any]]:
     return [o for o in found.values() if o["points"] > 0]
 
 
-def propose_points_notices(store: Any, settings: ChatSettings, store_name: str, now: datetime) -> Iterator[Action]:
+def propose_points_notices(store: Store, settings: ChatSettings, store_name: str, now: datetime) -> Iterator[Action]:
     """One chat message per recent order whose points are credited (oldest first)."""
     if not settings.points_notice:
         return

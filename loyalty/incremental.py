@@ -31,6 +31,7 @@ from loyalty.engine import SETTLE_DELAY, Member
 from loyalty.ledger import RunResult, run_once
 from loyalty.ledger_rows import DUE
 from loyalty.rules import LoyaltySettings
+from store import Store
 from store.loyalty_tables import LoyaltyStateRow
 from store.tables import OrderRow
 from store.upsert import dialect_insert
@@ -62,7 +63,7 @@ def _save(conn: Any, values: dict[str, datetime]) -> None:
     conn.execute(stmt, [{"name": k, "at": v} for k, v in values.items()])
 
 
-def changed_members(store: Any, settings: LoyaltySettings, since_run: datetime, orders_seen: datetime,
+def changed_members(store: Store, settings: LoyaltySettings, since_run: datetime, orders_seen: datetime,
                     now: datetime, settle_delay: timedelta = SETTLE_DELAY) -> tuple[set[Member], datetime | None, int]:
     """Members with something new since the last run; the latest `changed_at` read; how many orders."""
     c = ORDERS.c
@@ -91,7 +92,7 @@ def changed_members(store: Any, settings: LoyaltySettings, since_run: datetime, 
     return {m for m in members if m[2]}, latest, count
 
 
-def run_changed(store: Any, settings: LoyaltySettings, now: datetime, *,
+def run_changed(store: Store, settings: LoyaltySettings, now: datetime, *,
                 settle_delay: timedelta = SETTLE_DELAY, full: bool = False) -> IncrementalResult:
     """Bring the ledger up to `now` for the members with something new (every member when `full`,
     or on the first run). Records where it got to only when the run succeeded."""

@@ -180,7 +180,7 @@ def balances(target: Any, member: Member, now: datetime) -> Balances:
     return balances_of_rows(entries_of(target, member), now)
 
 
-def run_once(store: Any, settings: LoyaltySettings, now: datetime, *, settle_delay=SETTLE_DELAY,
+def run_once(store: Store, settings: LoyaltySettings, now: datetime, *, settle_delay=SETTLE_DELAY,
              members: Iterable[Member] | None = None) -> RunResult:
     """Bring the ledger of every member (or only `members`) up to what the rules say at `now`.
 
@@ -201,7 +201,7 @@ def run_once(store: Any, settings: LoyaltySettings, now: datetime, *, settle_del
     return result
 
 
-def _in_this_process(store: Any, settings: LoyaltySettings, now: datetime, settle_delay: Any, result: RunResult,
+def _in_this_process(store: Store, settings: LoyaltySettings, now: datetime, settle_delay: Any, result: RunResult,
                      members: Iterable[Member] | None, load: BulkLoad | None) -> None:
     """`run_once` planning and writing in this process (every member when `members` is None)."""
     chosen = None if members is None else sorted(orders_of(store, settings, members).items())
@@ -226,7 +226,7 @@ def _in_this_process(store: Any, settings: LoyaltySettings, now: datetime, settl
                 _process(conn, batch, settings, now, settle_delay, result, cutoff, load)
 
 
-def _parallel(store: Any, settings: LoyaltySettings, now: datetime, settle_delay: Any, result: RunResult,
+def _parallel(store: Store, settings: LoyaltySettings, now: datetime, settle_delay: Any, result: RunResult,
               load: BulkLoad | None) -> bool:
     """Every member planned in worker processes (`loyalty.parallel`), if the store allows and there
     are enough members; False when the run should go on in this process."""
@@ -300,7 +300,7 @@ def _granted(target: Any) -> Decimal:
     return total
 
 
-def _budget_cutoff(store: Any, settings: LoyaltySettings, now: datetime, settle_delay: Any,
+def _budget_cutoff(store: Store, settings: LoyaltySettings, now: datetime, settle_delay: Any,
                    chosen: list[tuple[Member, list[OrderFact]]] | None = None) -> BudgetCutoff | None:
     """Where `budget.total_points` runs out among this run's new lots; None when they all fit.
 

@@ -28,6 +28,7 @@ from loyalty.ledger import Balances, balances_of_rows, entries_of, rows_by_membe
 from loyalty.order_source import group_by_member
 from loyalty.rules import LoyaltySettings
 from loyalty.segments import segment as segment_of
+from store import Store
 
 __all__ = [
     "MarketplaceFigures",
@@ -117,7 +118,7 @@ class MemberRow:
     segment: str | None = None
 
 
-def member_rows(store: Any, settings: LoyaltySettings, now: datetime, *,
+def member_rows(store: Store, settings: LoyaltySettings, now: datetime, *,
                 marketplace: str | None = None, tier: str | None = None,
                 segment: str | None = None) -> list[MemberRow]:
     """Members with their figures at `now` (a point-in-time view), sorted by marketplace, account, buyer."""
@@ -140,7 +141,7 @@ def member_rows(store: Any, settings: LoyaltySettings, now: datetime, *,
     return out
 
 
-def find_members(store: Any, prefix: str) -> list[Member]:
+def find_members(store: Store, prefix: str) -> list[Member]:
     """Members whose buyer key starts with `prefix` (from stored orders and the ledger)."""
     found: set[Member] = set()
     for row in store.iter_orders():

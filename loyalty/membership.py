@@ -27,6 +27,7 @@ from loyalty.engine import Member, OrderFact
 from loyalty.members import member_orders, standing
 from loyalty.rules import LoyaltySettings
 from loyalty.segments import service_recovery
+from store import Store
 from store.loyalty_tables import MemberProjectionRow
 from store.tables import ReviewRow
 from store.upsert import dialect_insert
@@ -50,14 +51,14 @@ class RefreshResult:
     skipped_newer: int  # rows already evaluated after `now`, left alone
 
 
-def stored_members(store: Any) -> dict[Member, dict[str, Any]]:
+def stored_members(store: Store) -> dict[Member, dict[str, Any]]:
     """Every projection row by member."""
     with store.engine.connect() as conn:
         return {tuple(r[k] for k in _KEY): dict(r)  # type: ignore[misc]
                 for r in conn.execute(select(MEMBERS)).mappings()}
 
 
-def _linked_reviews(store: Any) -> dict[Member, list[tuple[int, datetime]]]:
+def _linked_reviews(store: Store) -> dict[Member, list[tuple[int, datetime]]]:
     """Ratings and dates of reviews the platform links to a buyer key (none do today)."""
     cols = REVIEWS.c
     stmt = (select(cols.marketplace, cols.account, cols.buyer_key, cols.rating, cols.created_at)
@@ -112,7 +113,7 @@ def _upsert(conn: Any, rows: list[dict[str, Any]]) -> None:
     conn.execute(stmt, rows)
 
 
-def refresh_members(store: Any, settings: LoyaltySettings, now: datetime, *,
+def refresh_members(store: Store, settings: LoyaltySettings, now: datetime, *,
                     batch: int = BATCH) -> RefreshResult:
     """Recompute every member at `now` from the orders table; idempotent, safe to run twice."""
     by_member, _ = member_orders(store.iter_orders(), settings)
@@ -141,7 +142,7 @@ def refresh_members(store: Any, settings: LoyaltySettings, now: datetime, *,
     return RefreshResult(members=seen, written=written, skipped_newer=newer)
 
 
-def stored_for(store: Any, members: list[Member]) -> dict[Member, dict[str, Any]]:
+def stored_for(store: Store, members: list[Member]) -> dict[Member, dict[str, Any]]:
     """The stored rows of `members` (one chunk)."""
     wanted = set(members)
     stmt = select(MEMBERS).where(MEMBERS.c.buyer_key.in_(sorted({m[2] for m in members})))

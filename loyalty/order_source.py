@@ -120,7 +120,7 @@ def _by_member(rows: Sequence[Sequence[Any]], lines: dict | None, read: Readers)
     return by_member
 
 
-def orders_of(store: Any, settings: LoyaltySettings, members: Iterable[Member]) -> dict[Member, list[OrderFact]]:
+def orders_of(store: Store, settings: LoyaltySettings, members: Iterable[Member]) -> dict[Member, list[OrderFact]]:
     """The orders of `members` only (an incremental run), read by buyer key."""
     wanted = set(members)
     if getattr(type(store), "iter_orders", None) is not Store.iter_orders:
@@ -128,7 +128,7 @@ def orders_of(store: Any, settings: LoyaltySettings, members: Iterable[Member]) 
     return _orders_by_key(store.engine, settings, sorted({buyer for _, _, buyer in wanted}), wanted)
 
 
-def orders_of_buyers(store: Any, settings: LoyaltySettings, buyers: Sequence[str]) -> dict[Member, list[OrderFact]]:
+def orders_of_buyers(store: Store, settings: LoyaltySettings, buyers: Sequence[str]) -> dict[Member, list[OrderFact]]:
     """The orders of every member with one of these buyer keys (any marketplace and account the
     program does not switch off), from the store's own tables."""
     return _orders_by_key(store.engine, settings, sorted(set(buyers)), None)
@@ -173,7 +173,7 @@ def group_by_member(rows: Iterable[Mapping[str, Any]], settings: LoyaltySettings
     yield from by_member.items()
 
 
-def members_of(store: Any, settings: LoyaltySettings,
+def members_of(store: Store, settings: LoyaltySettings,
                no_identity: dict[str, int] | None = None) -> Iterator[tuple[Member, list[OrderFact]]]:
     """Every member's orders; counts the orders without a buyer into `no_identity`."""
     counts = no_identity if no_identity is not None else {}

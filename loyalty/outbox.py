@@ -38,6 +38,7 @@ from loyalty.action_settings import ActionSettings
 from loyalty.actions import Action, ActionStatus, Decision, Kind, Refusal
 from loyalty.replies import recent_texts
 from loyalty.send_check import check_at_send, context_json
+from store import Store
 from store.loyalty_tables import ActionAttemptRow, ActionRow
 from store.replica import default_replica_name
 
@@ -122,7 +123,7 @@ def _row(action: Action, status: ActionStatus, approval: str, decision: Decision
     }
 
 
-def propose(store: Any, actions: Iterable[Action], capabilities: Mapping[str, Capabilities],
+def propose(store: Store, actions: Iterable[Action], capabilities: Mapping[str, Capabilities],
             settings: ActionSettings, *, mode: str, now: datetime, gate: Gate | None = None) -> ProposeResult:
     """Gate and store new actions (a key already stored is left alone) in one transaction."""
     if gate is None:
@@ -178,7 +179,7 @@ def propose(store: Any, actions: Iterable[Action], capabilities: Mapping[str, Ca
     return result
 
 
-def set_status(store: Any, ids: Iterable[int], to: ActionStatus, *, allowed_from: Iterable[ActionStatus],
+def set_status(store: Store, ids: Iterable[int], to: ActionStatus, *, allowed_from: Iterable[ActionStatus],
                mode: str, now: datetime) -> tuple[list[int], list[int]]:
     """Move actions `ids` to `to` (approve, reject, a task done) where their status allows; (moved, not)."""
     wanted = sorted(set(ids))
@@ -196,7 +197,7 @@ def set_status(store: Any, ids: Iterable[int], to: ActionStatus, *, allowed_from
     return moved, [i for i in wanted if i not in moved]
 
 
-def action_rows(store: Any, *, status: str | None = None, kind: str | None = None,
+def action_rows(store: Store, *, status: str | None = None, kind: str | None = None,
                 exclude_kind: str | None = None) -> list[dict[str, Any]]:
     """Stored actions, oldest first, optionally by status and kind."""
     stmt = select(ACTIONS).order_by(ACTIONS.c.id)
@@ -210,7 +211,7 @@ def action_rows(store: Any, *, status: str | None = None, kind: str | None = Non
         return [dict(r) for r in conn.execute(stmt).mappings()]
 
 
-def counts(store: Any) -> dict[tuple[str, str, str, str | None], int]:
+def counts(store: Store) -> dict[tuple[str, str, str, str | None], int]:
     """(marketplace, kind, status, reason) -> number of actions."""
     c = ACTIONS.c
     stmt = select(c.marketplace, c.kind, c.status, c.reason, func.count()).group_by(
@@ -228,7 +229,7 @@ def _write_attempt(conn: Any, action_id: int, step: str, outcome: str, said: str
         conn.execute(update(ACTIONS).where(ACTIONS.c.id == action_id).values(updated_at=now, **changes))
 
 
-def _record(store: Any, action_id: int, step: str, outcome: str, said: str, now: datetime,
+def _record(store: Store, action_id: int, step: str, outcome: str, said: str, now: datetime,
             **changes: Any) -> None:
     """`_write_attempt` in a transaction of its own."""
     with store.engine.begin() as conn:
@@ -240,7 +241,7 @@ def _request(row: Mapping[str, Any]) -> WriteRequest:
                         params=json.loads(row["params"] or "{}"))
 
 
-def _claim_batch(store: Any, accounts: Iterable[tuple[str, str]], claimer: str, now: datetime,
+def _claim_batch(store: Store, accounts: Iterable[tuple[str, str]], claimer: str, now: datetime,
                  until: datetime, size: int, after: int) -> list[dict[str, Any]]:
     """Claim up to `size` sendable actions of `accounts` after id `after` for `claimer`.
 
@@ -266,7 +267,7 @@ def _claim_batch(store: Any, accounts: Iterable[tuple[str, str]], claimer: str, 
                                               .order_by(c.id)).mappings()]
 
 
-def _begin_attempt(store: Any, action_id: int, claimer: str, now: datetime, until: datetime) -> bool:
+def _begin_attempt(store: Store, action_id: int, claimer: str, now: datetime, until: datetime) -> bool:
     """Record the intent to send before anything leaves (commit), so a crash is followed by a check.
 
     Only while the claim is still ours (no other executor has claimed it since: a claim is taken
@@ -280,7 +281,7 @@ def _begin_attempt(store: Any, action_id: int, claimer: str, now: datetime, unti
         return done.rowcount == 1
 
 
-def _hold(store: Any, action_id: int, claimer: str, until: datetime) -> bool:
+def _hold(store: Store, action_id: int, claimer: str, until: datetime) -> bool:
     """Extend our claim to `until` right before the send; False if it is no longer ours."""
     c = ACTIONS.c
     with store.engine.begin() as conn:
@@ -301,7 +302,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _done(store: Any, row: Mapping[str, Any], result: WriteResult, step: str, now: datetime) -> None:
+def _done(store: Store, row: Mapping[str, Any], result: WriteResult, step: str, now: datetime) -> None:
     """Mark sent, with the attempt; a promo code's `spend` goes into the ledger in the same transaction."""
     from loyalty.engine import Entry
     from loyalty.ledger import apply_in
@@ -316,7 +317,7 @@ def _done(store: Any, row: Mapping[str, Any], result: WriteResult, step: str, no
                                   buyer_key=params["buyer_key"])], now=now)
 
 
-def _points_short(store: Any, row: Mapping[str, Any], now: datetime) -> str | None:
+def _points_short(store: Store, row: Mapping[str, Any], now: datetime) -> str | None:
     """Why a promo code must not be sent now (its points expired or were taken back since it was
     proposed: its spend would leave the buyer in debt), or None."""
     params = json.loads(row["params"] or "{}")
@@ -333,7 +334,7 @@ def _points_short(store: Any, row: Mapping[str, Any], now: datetime) -> str | No
             "when the balance allows")
 
 
-async def execute(store: Any, connectors: Mapping[tuple[str, str], Connector], *, mode: str, now: datetime,
+async def execute(store: Store, connectors: Mapping[tuple[str, str], Connector], *, mode: str, now: datetime,
                   settings: ActionSettings, secrets: Iterable[str] = (), clock: Callable[[], datetime] | None = None,
                   claimer: str | None = None, wall: Callable[[], datetime] = _utcnow,
                   gate: Gate | None = None) -> ExecuteResult:
@@ -366,7 +367,7 @@ async def execute(store: Any, connectors: Mapping[tuple[str, str], Connector], *
             return result
 
 
-def _unclaim(store: Any, claimer: str) -> None:
+def _unclaim(store: Store, claimer: str) -> None:
     """Give back what `claimer` claimed and did not finish, for the next run (or another executor)."""
     with store.engine.begin() as conn:
         conn.execute(update(ACTIONS).where(ACTIONS.c.claimed_by == claimer).values(**_UNCLAIMED))
@@ -384,7 +385,7 @@ class _SendCheck:
         own = json.loads(row["params"] or "{}").get("approval")
         return row["approval"] == "auto" and own is None and self.settings.approval_for(Kind(row["kind"])) == "manual"
 
-    def decide(self, store: Any, row: Mapping[str, Any], connector: Connector, now: datetime) -> Decision:
+    def decide(self, store: Store, row: Mapping[str, Any], connector: Connector, now: datetime) -> Decision:
         with store.engine.connect() as conn:
             spent = _spent_this_month(conn, now, besides=row["id"])
             repeats = _earlier_posts(conn, row, now - self.settings.replies.repeat_span)
@@ -403,7 +404,7 @@ def _earlier_posts(conn: Any, row: Mapping[str, Any], since: datetime) -> int:
     return int(conn.execute(stmt).scalar_one())
 
 
-def _refuse_at_send(store: Any, row: Mapping[str, Any], decision: Decision, now: datetime) -> None:
+def _refuse_at_send(store: Store, row: Mapping[str, Any], decision: Decision, now: datetime) -> None:
     """Refused by the gate at send time: recorded with the reason, never sent. The row keeps its
     history under a key of its own, so the next round may propose the action afresh (a reply from
     the current template) and the gate decides that one."""
@@ -414,7 +415,7 @@ def _refuse_at_send(store: Any, row: Mapping[str, Any], decision: Decision, now:
                        key=f"{row['key']}~{row['id']}", **_UNCLAIMED)
 
 
-async def _execute_batch(store: Any, rows: list[dict[str, Any]], connectors: Mapping[tuple[str, str], Connector],
+async def _execute_batch(store: Store, rows: list[dict[str, Any]], connectors: Mapping[tuple[str, str], Connector],
                          result: ExecuteResult, secrets: tuple[str, ...], stamp: Callable[[], datetime],
                          claimer: str, wall: Callable[[], datetime], check: _SendCheck) -> bool:
     """Check and send each claimed action; True when the rest must wait (the token was refused)."""
@@ -479,7 +480,7 @@ async def _execute_batch(store: Any, rows: list[dict[str, Any]], connectors: Map
     return False
 
 
-def attempts_of(store: Any, action_id: int) -> list[dict[str, Any]]:
+def attempts_of(store: Store, action_id: int) -> list[dict[str, Any]]:
     """The executor's record for one action, oldest first."""
     stmt = select(ATTEMPTS).where(ATTEMPTS.c.action_id == action_id).order_by(ATTEMPTS.c.id)
     with store.engine.connect() as conn:

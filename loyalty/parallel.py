@@ -143,7 +143,7 @@ def _per_marketplace(orders: dict[Member, list]) -> Counter[str]:
 
 # -- in this process -------------------------------------------------------------------------------
 
-def plan_in_workers(store: Any, buyers: list[str], settings: LoyaltySettings, now: datetime,
+def plan_in_workers(store: Store, buyers: list[str], settings: LoyaltySettings, now: datetime,
                     settle_delay: timedelta, cutoff: BudgetCutoff | None, workers: int,
                     load: BulkLoad | None = None) -> Iterator[tuple[int, Counter[str], BatchCounts]]:
     """Plan the members of `buyers` in `workers` processes and write the plans here; per write:

@@ -20,12 +20,12 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import httpx
 
 from connectors.base import Connector
 from connectors.errors import FatalApiError, LoyalsyncError
+from store import Store
 from store.products import save_catalog_names, unnamed_review_skus
 
 __all__ = ["TIMEOUT", "NameFill", "fill_product_names"]
@@ -47,7 +47,7 @@ class NameFill:
     sought: set[tuple[str, str, str]] = field(default_factory=set)
 
 
-async def fill_product_names(store: Any, connectors: Mapping[tuple[str, str], Connector], *, now: datetime,
+async def fill_product_names(store: Store, connectors: Mapping[tuple[str, str], Connector], *, now: datetime,
                              timeout: float = TIMEOUT) -> NameFill:
     """Ask each account's catalog for the names its unanswered reviews lack, and cache them."""
     wanted = await asyncio.to_thread(unnamed_review_skus, store.engine)
@@ -58,7 +58,7 @@ async def fill_product_names(store: Any, connectors: Mapping[tuple[str, str], Co
     return result
 
 
-async def _fill_account(store: Any, key: tuple[str, str], connector: Connector, skus: list[str], now: datetime,
+async def _fill_account(store: Store, key: tuple[str, str], connector: Connector, skus: list[str], now: datetime,
                         timeout: float, result: NameFill) -> None:
     marketplace, account = key
     result.asked[key] = len(skus)

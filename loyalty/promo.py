@@ -17,7 +17,6 @@ import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from sqlalchemy import or_, select
 
@@ -26,6 +25,7 @@ from loyalty.actions import Action, ActionStatus, Kind, Purpose
 from loyalty.engine import Member
 from loyalty.ledger import LEDGER, entries_of, lasting_available, rows_by_member
 from loyalty.outbox import ACTIONS, POINTS_SHORT
+from store import Store
 
 __all__ = ["propose_promo_codes"]
 
@@ -33,7 +33,7 @@ GROUNDS = frozenset({"member.available_points"})
 _OPEN = (ActionStatus.PENDING.value, ActionStatus.APPROVED.value, ActionStatus.DRY_RUN.value)
 
 
-def _reserved(store: Any) -> tuple[dict[Member, Decimal], dict[Member, int]]:
+def _reserved(store: Store) -> tuple[dict[Member, Decimal], dict[Member, int]]:
     """Per member: points held by promo proposals not sent (or refused) yet, and how many codes were
     not sent because the points were gone by then (each such code frees its key for a new one)."""
     reserved: dict[Member, Decimal] = {}
@@ -53,7 +53,7 @@ def _reserved(store: Any) -> tuple[dict[Member, Decimal], dict[Member, int]]:
     return reserved, lapsed
 
 
-def _spent(store: Any) -> dict[tuple[str, str, str], Decimal]:
+def _spent(store: Store) -> dict[tuple[str, str, str], Decimal]:
     out: dict[tuple[str, str, str], Decimal] = {}
     c = LEDGER.c
     with store.engine.connect() as conn:
@@ -63,7 +63,7 @@ def _spent(store: Any) -> dict[tuple[str, str, str], Decimal]:
     return out
 
 
-def propose_promo_codes(store: Any, settings: PromoSettings, enabled_marketplaces: Mapping[str, bool],
+def propose_promo_codes(store: Store, settings: PromoSettings, enabled_marketplaces: Mapping[str, bool],
                         now: datetime) -> Iterator[Action]:
     """One code proposal per member whose free available points reach `redeem_at`."""
     if not settings.enabled:

@@ -22,6 +22,7 @@ from sqlalchemy import Table, and_, false, select
 
 from loyalty.action_settings import ReplySettings, template_digest
 from loyalty.actions import Action, ActionStatus, Kind, Purpose
+from store import Store
 from store.loyalty_tables import ActionRow
 from store.tables import ProductRow, ReviewRow
 
@@ -98,7 +99,7 @@ def _may_name_the_article(review: dict[str, Any], names: Any, settings: ReplySet
     return where in names.failed and created is not None and now - created > settings.within
 
 
-def propose_replies(store: Any, settings: ReplySettings, now: datetime, names: Any = None) -> Iterator[Action]:
+def propose_replies(store: Store, settings: ReplySettings, now: datetime, names: Any = None) -> Iterator[Action]:
     """A reply for every unanswered review in the store that has none in the outbox (oldest first).
 
     The product is named by the review itself where it carries a name (Wildberries), else by the
@@ -134,7 +135,7 @@ def propose_replies(store: Any, settings: ReplySettings, now: datetime, names: A
             yield action
 
 
-def overdue(store: Any, settings: ReplySettings, now: datetime) -> dict[str, int]:
+def overdue(store: Store, settings: ReplySettings, now: datetime) -> dict[str, int]:
     """Unanswered reviews older than `within`, per marketplace (the reply-time target)."""
     c = REVIEWS.c
     stmt = select(c.marketplace).where(c.answered == false(), c.created_at < now - settings.within)

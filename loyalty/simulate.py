@@ -38,7 +38,7 @@ def _memory_store() -> Store:
     return Store(engine)
 
 
-def _copy_orders(store: Any, into: Store, start: datetime | None, end: datetime | None) -> int:
+def _copy_orders(store: Store, into: Store, start: datetime | None, end: datetime | None) -> int:
     """The store's orders created in [start, end), with their lines, copied into `into`."""
     orders: Table = OrderRow.__table__  # type: ignore[assignment]
     lines: Table = OrderLineRow.__table__  # type: ignore[assignment]
@@ -68,7 +68,7 @@ def _copy_orders(store: Any, into: Store, start: datetime | None, end: datetime 
     return copied
 
 
-def _copy_spends(store: Any, into: Store, now: datetime, end: datetime | None) -> int:
+def _copy_spends(store: Store, into: Store, now: datetime, end: datetime | None) -> int:
     """The promo codes members spent points on by `now` (and before `end`), as `spend` entries."""
     c = LEDGER.c
     stmt = select(c.marketplace, c.account, c.buyer_key, c.amount, c.idempotency_key, c.rule, c.effective_at).where(
@@ -89,7 +89,7 @@ class Simulation:
         self.summary, self.run = summary, run
 
 
-def simulate(store: Any, settings: LoyaltySettings, now: datetime, *,
+def simulate(store: Store, settings: LoyaltySettings, now: datetime, *,
              start: datetime | None = None, end: datetime | None = None) -> Simulation:
     """Run `settings` (as if enabled) over the store's orders at `now`; the store is only read."""
     enabled = settings.model_copy(update={"enabled": True})

@@ -20,6 +20,9 @@ from store import Store, connect, migrate
 settings.register_profile("suite", derandomize=not os.environ.get("LOYALSYNC_PROPERTY_RANDOM"))
 settings.load_profile("suite")
 
+# The conformance kit, enabled as a third-party connector enables it.
+pytest_plugins = ["connectors.testing.plugin"]
+
 FIXTURES = Path(__file__).parent / "fixtures"
 PG_ADMIN_URL = os.environ.get("LOYALSYNC_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 

@@ -22,7 +22,7 @@ PINNED = {
                               "ChatRules", "TextLimits"},
     connectors.ratelimit: {"Clock", "EndpointGroup", "Rate", "RateLimiter", "Sleep", "TokenBucket"},
     connectors.testing: {"ConformanceSuite", "ConnectorHarness", "ExpectedOrder", "FakeTime", "FaultRequest",
-                         "HostRouter", "SimulatedCrash"},
+                         "HostRouter", "SimulatedCrash", "StreamOutcome", "SyncDriver"},
 }
 
 

@@ -8,17 +8,17 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from app.report.data import Period, Report, build_report, default_period, no_identity_platforms
 from app.report.page import render_html
 from loyalty.action_settings import ActionSettings
 from loyalty.rules import LoyaltySettings
+from store import Store
 
 __all__ = ["Period", "Report", "build_report", "default_period", "render_html", "write_report"]
 
 
-def write_report(store: Any, path: Path, *, loyalty: LoyaltySettings, actions: ActionSettings, period: Period,
+def write_report(store: Store, path: Path, *, loyalty: LoyaltySettings, actions: ActionSettings, period: Period,
                  now: datetime) -> Report:
     """Build the report and write it to `path` (UTF-8); OSError if the file cannot be written."""
     report = build_report(store, loyalty=loyalty, actions=actions, period=period, now=now,

@@ -36,6 +36,7 @@ from sqlalchemy import Table, and_, func, select
 from loyalty.action_settings import ActionSettings
 from loyalty.members import member_rows
 from loyalty.rules import LoyaltySettings
+from store import Store
 from store.loyalty_tables import ActionRow
 from store.tables import OrderRow, QuarantineRow, ReviewRow
 
@@ -137,7 +138,7 @@ class DailyOrders:
         return sum(sum(v) for v in self.by_marketplace.values())
 
 
-def daily_orders(store: Any, period: Period) -> DailyOrders:
+def daily_orders(store: Store, period: Period) -> DailyOrders:
     c = ORDERS.c
     days = period.days
     index = {d: i for i, d in enumerate(days)}
@@ -185,7 +186,7 @@ def _bucket(days: float, buckets: tuple[tuple[str, float], ...]) -> int:
     return next(i for i, (_, upper) in enumerate(buckets) if days < upper)
 
 
-def repeat_figures(store: Any, period: Period, no_identity: Iterable[str] = ()) -> RepeatFigures:
+def repeat_figures(store: Store, period: Period, no_identity: Iterable[str] = ()) -> RepeatFigures:
     c = ORDERS.c
     blind = set(no_identity)
     orders: Counter[str] = Counter()
@@ -253,7 +254,7 @@ class ReviewFigures:
         return sum(sum(v) for v in self.reply_times.values())
 
 
-def review_figures(store: Any, period: Period, now: datetime, target: timedelta, *, top: int = 5) -> ReviewFigures:
+def review_figures(store: Store, period: Period, now: datetime, target: timedelta, *, top: int = 5) -> ReviewFigures:
     c = REVIEWS.c
     ratings: dict[str, list[int]] = {}
     answered: Counter[str] = Counter()
@@ -336,7 +337,7 @@ class PointsFigures:
 NO_TIER = "no tier"
 
 
-def points_figures(store: Any, loyalty: LoyaltySettings, point_value: Decimal, now: datetime) -> PointsFigures:
+def points_figures(store: Store, loyalty: LoyaltySettings, point_value: Decimal, now: datetime) -> PointsFigures:
     sums: dict[str, list[Any]] = {}
     for m in member_rows(store, loyalty, now):
         s = sums.setdefault(m.marketplace, [0, _ZERO, _ZERO, _ZERO, Counter()])
@@ -394,7 +395,7 @@ class ActionFigures:
         return dict(sorted(out.items(), key=lambda kv: (-sum(kv[1].values()), kv[0])))
 
 
-def action_figures(store: Any, period: Period) -> ActionFigures:
+def action_figures(store: Store, period: Period) -> ActionFigures:
     a = ACTIONS.c
     stmt = (select(a.marketplace, a.kind, a.status, a.reason, func.count())
             .where(_in(a.created_at, period)).group_by(a.marketplace, a.kind, a.status, a.reason))
@@ -420,7 +421,7 @@ class StreamHealth:
     last_error_at: datetime | None
 
 
-def stream_health(store: Any) -> tuple[StreamHealth, ...]:
+def stream_health(store: Store) -> tuple[StreamHealth, ...]:
     q = QUARANTINE.c
     with store.engine.connect() as conn:
         held = {(mp, acct, stream): int(n) for mp, acct, stream, n in conn.execute(
@@ -453,7 +454,7 @@ class Report:
                     or self.actions.total)
 
 
-def build_report(store: Any, *, loyalty: LoyaltySettings, actions: ActionSettings, period: Period,
+def build_report(store: Store, *, loyalty: LoyaltySettings, actions: ActionSettings, period: Period,
                  now: datetime, no_identity: Iterable[str] = ()) -> Report:
     """Every figure of the report; `no_identity` names platforms without buyer identity."""
     blind = frozenset(no_identity)

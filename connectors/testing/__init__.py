@@ -1,8 +1,9 @@
 """Conformance kit: one suite every connector + emulator pair must pass (third parties too)."""
 
+from connectors.testing.driver import SimulatedCrash, StreamOutcome, SyncDriver
 from connectors.testing.harness import ConnectorHarness, ExpectedOrder, FakeTime, FaultRequest
 from connectors.testing.routing import HostRouter
-from connectors.testing.suite import ConformanceSuite, SimulatedCrash
+from connectors.testing.suite import ConformanceSuite
 
 __all__ = [
     "ConformanceSuite",
@@ -12,4 +13,6 @@ __all__ = [
     "FaultRequest",
     "HostRouter",
     "SimulatedCrash",
+    "StreamOutcome",
+    "SyncDriver",
 ]

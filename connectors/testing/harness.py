@@ -10,9 +10,13 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar, Literal
 
-from connectors.base import AccountSettings, Connector
+from connectors.base import AccountSettings, Connector, WriteRequest
+from connectors.capabilities import ActionKind
 
-__all__ = ["ConnectorHarness", "ExpectedOrder", "FakeTime", "FaultRequest"]
+__all__ = ["WRITE_TEXT", "ConnectorHarness", "ExpectedOrder", "FakeTime", "FaultRequest"]
+
+#: A text every platform accepts in a reply or a chat: polite, no link, no promise, no buyer data.
+WRITE_TEXT = "Спасибо за заказ! Если появятся вопросы по товару, пишите сюда."
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,3 +116,22 @@ class ConnectorHarness(ABC):
         """order_id -> (status before, status after) of every order a `late_change` fault changed,
         in the export's words (`created`, `in_delivery`, `delivered`, `cancelled`, `returned`, …),
         converted from the emulator's own data independently of `mapping.py`."""
+
+    def write_requests(self, orders: Sequence[Mapping[str, Any]], reviews: Sequence[Mapping[str, Any]],
+                       now: datetime) -> dict[ActionKind, list[WriteRequest]]:
+        """Candidate writes per action kind, aimed at what a sync stored (export records): the kit
+        performs the first the platform accepts, for each kind the connector declares. Override
+        when the platform needs other targets or parameters."""
+        unanswered = [str(r["review_id"]) for r in reviews if not r["answered"]][:3]
+        newest = sorted(orders, key=lambda o: o["created_at"], reverse=True)
+        open_orders = [str(o["order_id"]) for o in newest if o["status"] not in ("cancelled", "returned")][:40]
+        promo = {"discount_value": 300, "valid_until": (now + timedelta(days=30)).isoformat(),
+                 "customer_id": "12345678", "points": "300", "buyer_key": "member-1"}
+        return {
+            ActionKind.REPLY_TO_REVIEW: [WriteRequest(ActionKind.REPLY_TO_REVIEW, f"reply:{r}", r, WRITE_TEXT)
+                                         for r in unanswered],
+            ActionKind.SEND_CHAT_MESSAGE: [WriteRequest(ActionKind.SEND_CHAT_MESSAGE, f"chat:{o}", o, WRITE_TEXT)
+                                           for o in open_orders],
+            ActionKind.CREATE_PROMO_CODE: [WriteRequest(ActionKind.CREATE_PROMO_CODE, "promo:kit:1", "member-1",
+                                                        params=promo)],
+        }

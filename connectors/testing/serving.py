@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AsyncExitStack, contextmanager
 from typing import Any
 
-from app.demo import serve_emulator
+from connectors.serve import serve_emulator
 
 __all__ = ["served", "served_all"]
 

@@ -9,7 +9,7 @@ Use it from a connector's tests in a few lines:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -18,39 +18,14 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
-from app.export import export_rows
-from connectors.base import Connector, RecordType, StreamSettings
+from connectors.base import Connector, RecordType, StreamSettings, WriteNotSupported, WriteRequest, WriteStatus
+from connectors.capabilities import ActionKind
+from connectors.testing.driver import SimulatedCrash, StreamOutcome, SyncDriver
 from connectors.testing.harness import ConnectorHarness, FakeTime, FaultRequest
-from store import PageWrite, Store, connect, migrate
-from store.store import StreamKey
-from sync.runner import COMMIT_RECORDS, RunResult, StreamRunner
 
-__all__ = ["ConformanceSuite", "SimulatedCrash"]
+__all__ = ["NOW", "ConformanceSuite", "SimulatedCrash"]
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-
-
-class SimulatedCrash(BaseException):
-    """Stands in for kill -9: nothing in the daemon catches it, no cleanup code runs after it."""
-
-
-# Every store of one test hashes buyer ids alike, so stores can be compared record for record.
-KIT_SALT = b"conformance-kit-salt-0123456789ab"
-
-
-class CrashingStore(Store):
-    """A store that dies before its `crash_at`-th commit."""
-
-    def __init__(self, engine, crash_at: int):
-        super().__init__(engine, salt=KIT_SALT)
-        self.crash_at = crash_at
-        self.writes = 0
-
-    def write_pages(self, key: StreamKey, pages: Sequence[PageWrite], *, now: datetime, **options: Any) -> None:
-        self.writes += 1
-        if self.writes == self.crash_at:
-            raise SimulatedCrash(f"crash before commit {self.writes}")
-        super().write_pages(key, pages, now=now, **options)  # e.g. the runner's lease `fence`
 
 
 class ConformanceSuite:
@@ -65,21 +40,28 @@ class ConformanceSuite:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _store(self, tmp_path: Path, name: str, crash_at: int | None = None) -> Store:
-        engine = connect(f"sqlite:///{tmp_path / name}.db")
-        migrate(engine)
-        return CrashingStore(engine, crash_at) if crash_at else Store(engine, salt=KIT_SALT)
+    @pytest.fixture(autouse=True)
+    def _use_driver(self, kit_driver: SyncDriver) -> Iterator[None]:
+        self.driver = kit_driver
+        self._opened: list[Any] = []
+        yield
+        for store in self._opened:
+            kit_driver.close(store)
+
+    def _store(self, tmp_path: Path, name: str, crash_at: int | None = None) -> Any:
+        store = self.driver.store(tmp_path / f"{name}.db", crash_at=crash_at)
+        self._opened.append(store)
+        return store
 
     def _connector(self, app: Any, time: FakeTime, account=None) -> Connector:
         cls = self.harness.connector_cls
         return cls(account or self.harness.account(), transport=httpx.ASGITransport(app=app),
                    clock=time.monotonic, sleep=time.sleep)
 
-    async def _sync(self, store: Store, app: Any, time: FakeTime, at: datetime = NOW,
-                    account=None, commit_records: int = COMMIT_RECORDS) -> list[RunResult]:
-        runner = StreamRunner(store, clock=lambda: at, write_in_thread=False, commit_records=commit_records)
+    async def _sync(self, store: Any, app: Any, time: FakeTime, at: datetime = NOW,
+                    account=None, commit_records: int | None = None) -> list[StreamOutcome]:
         async with self._connector(app, time, account) as connector:
-            return [await runner.run(connector, s) for s in connector.enabled_streams()]
+            return await self.driver.sync(store, connector, at, commit_records=commit_records)
 
     def _app(self, time: FakeTime, faults: Sequence[FaultRequest] = (), at: datetime = NOW):
         return self.harness.emulator(generated_at=NOW, serving_at=at, monotonic=time.monotonic,
@@ -88,10 +70,9 @@ class ConformanceSuite:
     def _streams(self, kind: RecordType) -> list[str]:
         return [n for n, s in self.harness.connector_cls.streams.items() if s.record_type is kind]
 
-    @staticmethod
-    def snapshot(store: Store) -> tuple[list[dict], list[dict]]:
+    def snapshot(self, store: Any) -> tuple[list[dict], list[dict]]:
         """The store as its export: what 'identical' means for users."""
-        return list(export_rows(store, "orders")), list(export_rows(store, "reviews"))
+        return self.driver.snapshot(store)
 
     # -- the suite -------------------------------------------------------------------------------
 
@@ -256,7 +237,7 @@ class ConformanceSuite:
         results = await self._sync(store, app, time)
         assert all(r.ok for r in results), [r.error for r in results]
         corrupted = self.harness.corrupted_ids(app)
-        quarantined = store.quarantine()
+        quarantined = self.driver.quarantine(store)
         assert corrupted and {q["record_key"] for q in quarantined} == corrupted
         assert all(q["reason"] for q in quarantined)
         orders, reviews = self.snapshot(store)
@@ -273,7 +254,7 @@ class ConformanceSuite:
         results = await self._sync(store, self._app(time), time, account=wrong)
         assert results and all(r.state == "error" for r in results)
         assert all("token" in (r.error or "").lower() for r in results)
-        dumped = caplog.text + repr(results) + repr(store.cursors())
+        dumped = caplog.text + repr(results) + repr(self.snapshot(store))
         assert "wrong-sentinel-token-91c2" not in dumped
 
     async def test_token_never_reaches_logs_or_store(self, tmp_path: Path, caplog) -> None:
@@ -286,6 +267,42 @@ class ConformanceSuite:
         db_text = Path(tmp_path / "secret.db").read_bytes()
         assert self.harness.token not in caplog.text
         assert self.harness.token.encode() not in db_text
+
+    async def test_declared_writes_land_are_found_again_and_the_rest_are_not_supported(self, tmp_path: Path) -> None:
+        """Each write the connector declares (`capabilities.writes`) is performed against its
+        emulator, lands there, and `find_done` then finds it (so a write whose answer was lost is
+        never sent twice); every other action kind is `WriteNotSupported`, never a request. A declared
+        kind the harness offers nothing for (`write_requests`) is not tried: Ozon's and Market's
+        `start_chat` happens inside `send_chat_message`."""
+        time = FakeTime()
+        app = self._app(time)
+        store = self._store(tmp_path, "writes")
+        await self._sync(store, app, time)
+        orders, reviews = self.snapshot(store)
+        declared = self.harness.connector_cls.capabilities.writes
+        candidates = self.harness.write_requests(orders, reviews, NOW)
+        landed: dict[ActionKind, WriteRequest] = {}
+        async with self._connector(app, time) as connector:
+            for kind in ActionKind:
+                if kind not in declared:
+                    with pytest.raises(WriteNotSupported):
+                        await connector.perform(WriteRequest(kind, f"kit:{kind}", "kit-target", "kit"))
+                    continue
+                if not candidates.get(kind):  # e.g. start_chat: done inside send_chat_message
+                    continue
+                statuses = []
+                for request in candidates[kind]:  # the first the platform accepts (a chat may be closed)
+                    result = await connector.perform(request)
+                    statuses.append(result.status)
+                    if result.status is WriteStatus.DONE:
+                        landed[kind] = request
+                        break
+                assert kind in landed, f"no {kind} landed on the emulator: {statuses}"
+            assert landed or not declared, "the harness offers no write the connector declares"
+            for kind, request in landed.items():
+                found = await connector.find_done(request)
+                assert found is not None and found.status is WriteStatus.ALREADY_DONE, \
+                    f"find_done does not see the {kind} that just landed: {found}"
 
 
 def _secret(value: str):

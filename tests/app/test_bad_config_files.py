@@ -366,7 +366,7 @@ def test_main_turns_a_late_config_error_into_exit_2(tmp_path: Path, monkeypatch:
     def late(*args: object, **kwargs: object) -> None:
         raise ConfigError([line])
 
-    monkeypatch.setattr(app.cli, "_load", late)
+    monkeypatch.setattr(app.cli, "load_or_exit", late)
     good = Case("late", G_OK, WB_OK, {}, [(WB, "accounts[0]", "connector refused the account")])
     code, output = _main(good, tmp_path, monkeypatch, capsys, "check-config")
     _check(good, code, output, tmp_path)

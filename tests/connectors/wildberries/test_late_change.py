@@ -15,8 +15,9 @@ import httpx
 import pytest
 
 from connectors.testing import FakeTime, FaultRequest
-from connectors.testing.suite import KIT_SALT, NOW
+from connectors.testing.suite import NOW
 from store import Store, connect, migrate
+from sync.kit_driver import KIT_SALT
 from sync.runner import StreamRunner
 from tests.connectors.wildberries.test_conformance import WildberriesHarness
 
