@@ -271,7 +271,7 @@ def test_auth_backoff_doubles_from_one_interval_caps_at_an_hour_and_resets() -> 
 
 
 def test_loyalsync_health_prints_each_problem_and_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
-    from sync import healthcheck
+    from app import healthcheck
 
     body = {"status": "unhealthy", "problems": [{"condition": "token_rejected", "account": f"{WB}/main",
                                                  "message": f"{WB}/main: the platform rejected the token",
