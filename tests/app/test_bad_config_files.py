@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-import app.cli
+import app.cli as cli
 from app.cli import app
 from connectors.errors import ConfigError
 
@@ -345,7 +345,7 @@ def _main(case: Case, root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytes
             monkeypatch.setenv(var, value)
     monkeypatch.setattr(sys, "argv", ["loyalsync", *command, "--config", GLOBAL])
     with pytest.raises(SystemExit) as exited:
-        app.cli.main()
+        cli.main()
     captured = capsys.readouterr()
     return exited.value.code if isinstance(exited.value.code, int) else 1, captured.out + captured.err
 
@@ -366,7 +366,7 @@ def test_main_turns_a_late_config_error_into_exit_2(tmp_path: Path, monkeypatch:
     def late(*args: object, **kwargs: object) -> None:
         raise ConfigError([line])
 
-    monkeypatch.setattr(app.cli, "load_or_exit", late)
+    monkeypatch.setattr(cli, "load_or_exit", late)
     good = Case("late", G_OK, WB_OK, {}, [(WB, "accounts[0]", "connector refused the account")])
     code, output = _main(good, tmp_path, monkeypatch, capsys, "check-config")
     _check(good, code, output, tmp_path)
