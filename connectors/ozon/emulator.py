@@ -26,31 +26,18 @@ served. `/v3/product/info/list` answers from the products the postings and revie
 
 from __future__ import annotations
 
-import asyncio
-import math
 import time
-from collections import Counter, deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from connectors.emulation import (
-    LATE_CHANGE_DELAY,
-    Breakage,
-    Fault,
-    FaultKind,
-    FaultPlan,
-    PayloadShape,
-    reshape_payload,
-    write_entry,
-)
+from connectors.emulation import LATE_CHANGE_DELAY, Fault, FaultKind, PayloadShape
+from connectors.emulator_base import BucketLimits, Call, Emulator, EmulatorStats, Throttle, remaining
 from connectors.ozon.emulator_catalog import PRODUCT_INFO, CatalogMethods
 from connectors.ozon.emulator_data import US, Dataset, LateChange, generate
 from connectors.ozon.emulator_protocol import (
@@ -66,10 +53,12 @@ from connectors.ozon.emulator_protocol import (
 )
 from connectors.ozon.emulator_reads import ListMethods
 from connectors.ozon.emulator_writes import SellerWrites
+from connectors.ratelimit import Rate
 
 __all__ = ["EmulatorConfig", "EmulatorStats", "Fault", "FaultKind", "create_app"]
 
-_Handler = Callable[[dict[str, Any], int], Awaitable[tuple[int, Any]]]
+_ALL_METHODS = "seller_api"  # the one limit group: Ozon counts a Client-Id's calls to every method
+_COMMENT_CREATE, _CHAT_START, _CHAT_SEND = "/v1/review/comment/create", "/v1/chat/start", "/v1/chat/send/message"
 _RATE_MESSAGE = "You have reached request rate limit per second"
 _NO_SUBSCRIPTION = ("Метод доступен продавцам с подпиской «Управление отзывами» или Premium Pro "
                     "(reviews API requires a subscription)")
@@ -109,20 +98,6 @@ class EmulatorConfig:
     comment_max_length: int | None = 3000
     faults: tuple[Fault, ...] = ()
     monotonic: Callable[[], float] = time.monotonic  # the rate limiter's clock
-
-
-@dataclass
-class EmulatorStats:
-    """Counters a test or benchmark reads after a run."""
-
-    requests: Counter[str] = field(default_factory=Counter)  # by path
-    statuses: Counter[int] = field(default_factory=Counter)
-    throttled: Counter[str] = field(default_factory=Counter)  # every 429, by path
-
-    @property
-    def total_throttled(self) -> int:
-        """All 429 answers, from the limiter and from `rate_limit` faults."""
-        return sum(self.throttled.values())
 
 
 #: Ozon's answer for an expired (deactivated) key: the message is from Ozon's official error table
@@ -174,26 +149,29 @@ def _corrupt(payload: Any) -> str | None:
     return rec["posting_number"]
 
 
-class _Emulator(ListMethods, SellerWrites, CatalogMethods):
-    """Request handling: the guard (auth, limit, subscription, faults, bookkeeping) and methods."""
+#: Methods that need the reviews subscription, and those that need Premium Plus/Pro (ozon.md §3, §5.5).
+_NEEDS_SUBSCRIPTION = frozenset({REVIEW_LIST, COMMENT_LIST, _COMMENT_CREATE})
+_NEEDS_PREMIUM = frozenset({_CHAT_START, _CHAT_SEND})
+
+
+class _Emulator(ListMethods, SellerWrites, CatalogMethods, Emulator):
+    """Ozon's side of the pipeline: its two headers, the per-Client-Id limit, its subscriptions."""
+
+    shape = _SHAPE
 
     def __init__(self, config: EmulatorConfig):
-        self.config = config
+        # One budget per Client-Id across all methods (ozon.md §4.1). Ozon gives the rate, not the
+        # algorithm: a bucket of one second's requests, refilled continuously, as our client paces.
+        rate = Rate(config.requests_per_second, 1.0, config.requests_per_second)
+        super().__init__(config, BucketLimits({_ALL_METHODS: rate}, config.monotonic) if config.rate_limits else None)
         born = int((config.now or datetime.now(UTC)).timestamp() * US)
-        self.faults = FaultPlan(config.faults, config.seed)
         late = tuple(LateChange(f.path_prefix.startswith(FBO_LIST), f.times or 1,
                                 born + int((f.delay or LATE_CHANGE_DELAY) * US), int(f.age * US))
                      for f in self.faults.late_changes())
         self.data: Dataset = generate(config.seed, config.orders, config.reviews, config.history_days,
                                       born, (config.rfbs_share, config.fbo_share), late)
-        self.windows: dict[str, deque[float]] = {}
-        self.stats = EmulatorStats()
-        self.request_log: list[tuple[str, str, Any, int]] = []
-        self.corrupted: list[tuple[str, str]] = []
-        self.breakage = Breakage()
         self.comments: list[tuple[str, str]] = []
         self.vouchers: list[dict[str, Any]] = []
-        self.writes: list[dict[str, Any]] = []
         self.chats: dict[str, dict[str, Any]] = {}
         self._message_ids = iter(range(_FIRST_MESSAGE_ID, 2**64))
         self.seller_id = config.client_id or "seller"  # the seller's `user.id` in its chat messages
@@ -202,108 +180,73 @@ class _Emulator(ListMethods, SellerWrites, CatalogMethods):
         moment = self.config.clock() if self.config.clock else datetime.now(UTC)
         return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * US)
 
-    def route(self, path: str, handler: _Handler, *, reviews: bool = False, premium: bool = False,
-              write: bool = False) -> Route:
-        async def endpoint(request: Request) -> Response:
-            raw = await request.body()
-            try:
-                body = orjson.loads(raw or b"{}")
-            except orjson.JSONDecodeError:
-                body = None
-            entry = None
-            if write:
-                entry = write_entry(request.method, path, raw)
-                self.writes.append(entry)
-            response = await self._guarded(request, body, handler, reviews, premium, entry)
-            if entry is not None:
-                entry["status"] = response.status_code
-            self.stats.requests[path] += 1
-            self.stats.statuses[response.status_code] += 1
-            if response.status_code == 429:
-                self.stats.throttled[path] += 1
-            self.request_log.append((request.method, path, body, response.status_code))
-            return response
-
-        return Route(path, endpoint, methods=["POST"])
-
-    def _over_limit(self, client_id: str) -> float | None:
-        """Seconds until a slot frees if this Client-Id already sent its requests this second."""
-        if not self.config.rate_limits:
-            return None
-        tick = self.config.monotonic()
-        sent = self.windows.setdefault(client_id, deque())
-        while sent and sent[0] <= tick - 1.0:
-            sent.popleft()
-        if len(sent) >= self.config.requests_per_second:
-            return sent[0] + 1.0 - tick
-        sent.append(tick)
-        return None
-
-    def _remaining(self, client_id: str) -> int:
-        return max(0, self.config.requests_per_second - len(self.windows.get(client_id, ())))
-
-    async def _guarded(self, request: Request, body: Any, handler: _Handler, reviews: bool, premium: bool,
-                       entry: dict[str, Any] | None = None) -> Response:
-        client_id, key = request.headers.get("client-id", ""), request.headers.get("api-key", "")
+    def authenticate(self, call: Call) -> Response | None:
+        headers, cfg = call.request.headers, self.config
+        client_id, key = headers.get("client-id", ""), headers.get("api-key", "")
         if not client_id or not key:
             return _json(*error_answer(401, 16, "Client-Id and Api-Key headers are required"))
         if not (client_id.isascii() and client_id.isdigit() and int(client_id) > 0):
             return _json(*error_answer(400, 3, _BAD_CLIENT_ID))
-        cfg = self.config
         if (cfg.client_id is not None and client_id != cfg.client_id) or (cfg.token is not None and key != cfg.token):
             # A known Client-Id with a wrong key and a wrong Client-Id get the same answer ([3p]).
             status = cfg.bad_key_status
             return _json(*error_answer(status, _GRPC_FOR_STATUS.get(status, 16), INVALID_KEY_MESSAGE))
-        if self.faults.pick(request.url.path, "auth") is not None:  # expired_token
-            return _json(*error_answer(401, 16, EXPIRED_KEY_MESSAGE))
-        wait = self._over_limit(client_id)
-        if wait is not None:
-            return self._throttled(max(1, math.ceil(wait)))
-        if reviews and not cfg.reviews_subscription:
-            return _json(*error_answer(403, 7, _NO_SUBSCRIPTION))
-        if premium and not cfg.premium:
-            return _json(*error_answer(403, 7, _NO_PREMIUM))
-        k = self.faults.pick(request.url.path)
-        fault = cfg.faults[k] if k is not None else None
-        if fault is not None and fault.kind == "rate_limit":
-            return self._throttled(fault.retry_after)
-        if fault is not None and fault.kind in ("http_500", "http_503"):
-            response = _json(*(error_answer(500, 13, "Internal error") if fault.kind == "http_500"
-                               else error_answer(503, 14, "Service Unavailable")))
-        else:
-            if fault is not None and fault.kind == "timeout":
-                await asyncio.sleep(fault.delay)  # the client's own deadline decides what happens
-            try:
-                if not isinstance(body, dict):
-                    raise bad_request("the body must be a JSON object")
-                status, payload = await handler(body, self.now())
-            except Refused as refusal:
-                status, payload = refusal.answer
-            if entry is not None:
-                entry["applied"] = 200 <= status < 300
-            if fault is not None and fault.kind == "apply_then_timeout":
-                await asyncio.sleep(fault.delay)  # applied; the client's deadline loses the answer
-            if fault is not None and fault.kind == "apply_then_500":
-                status, payload = error_answer(500, 13, "Internal error")
-            if status == 200 and payload is not None:
-                reshape_payload(self.faults, request.url.path, payload, _SHAPE, self.breakage)
-            if fault is not None and fault.kind == "malformed":
-                record_id = _corrupt(payload) if status == 200 else None
-                if record_id is None:
-                    self.faults.refund(k)  # nothing to corrupt: keep the fault for a real page
-                else:
-                    self.corrupted.append((request.url.path, record_id))
-            response = _json(status, payload)
-            if fault is not None and fault.kind == "truncated":
-                response = Response(response.body[: len(response.body) // 2], status,
-                                    media_type="application/json")
-        response.headers["ratelimit-remaining"] = str(self._remaining(client_id))
+        call.key = client_id
+        return None
+
+    def expired(self, call: Call) -> Response:
+        return _json(*error_answer(401, 16, EXPIRED_KEY_MESSAGE))
+
+    def limit_key(self, call: Call) -> tuple[str, str]:
+        return call.key, _ALL_METHODS
+
+    def throttled(self, call: Call, throttle: Throttle) -> Response:
+        response = _json(429, {"code": 8, "message": _RATE_MESSAGE})  # the body seen live: no details
+        response.headers.update({"retry-after": str(throttle.retry), "ratelimit-remaining": "0"})
         return response
 
-    def _throttled(self, retry: int) -> Response:
-        response = _json(429, {"code": 8, "message": _RATE_MESSAGE})  # the body seen live: no details
-        response.headers.update({"retry-after": str(retry), "ratelimit-remaining": "0"})
+    def gate(self, call: Call) -> Response | None:
+        # Refused after the limit, so a refused call still counts; answered without a remaining header.
+        if call.path in _NEEDS_SUBSCRIPTION and not self.config.reviews_subscription:
+            return _json(*error_answer(403, 7, _NO_SUBSCRIPTION))
+        if call.path in _NEEDS_PREMIUM and not self.config.premium:
+            return _json(*error_answer(403, 7, _NO_PREMIUM))
+        return None
+
+    async def invoke(self, call: Call) -> tuple[int, Any]:
+        body = await self.logged(call)
+        try:
+            if not isinstance(body, dict):
+                raise bad_request("the body must be a JSON object")
+            return await call.handler(body, call.now)
+        except Refused as refusal:
+            return refusal.answer
+
+    def failure(self, call: Call, status: int) -> tuple[int, Any]:
+        if status == 500:
+            return error_answer(500, 13, "Internal error")
+        return error_answer(503, 14, "Service Unavailable")
+
+    def respond(self, call: Call, status: int, payload: Any) -> Response:
+        return _json(status, payload)
+
+    def corrupt(self, payload: Any) -> Any:
+        return _corrupt(payload)
+
+    def finish(self, call: Call, response: Response) -> Response:
+        # With the limit off, the header still promises the whole second's budget.
+        left = remaining(call.quota) if call.quota is not None else self.config.requests_per_second
+        response.headers["ratelimit-remaining"] = str(left)
         return response
+
+    async def logged(self, call: Call) -> Any:
+        """The JSON body (None if it is not JSON): Ozon's methods are all POSTs with one."""
+        if "body" not in call.extra:
+            try:
+                call.extra["body"] = orjson.loads(await call.request.body() or b"{}")
+            except orjson.JSONDecodeError:
+                call.extra["body"] = None
+        return call.extra["body"]
 
 
 def _json(status: int, payload: Any) -> Response:
@@ -313,30 +256,18 @@ def _json(status: int, payload: Any) -> Response:
 def create_app(config: EmulatorConfig | None = None) -> Starlette:
     """Build the emulator app; the dataset is generated here, once."""
     emu = _Emulator(config or EmulatorConfig())
-    app = Starlette(routes=[
-        emu.route(FBS_LIST, emu.fbs_list),
-        emu.route(FBO_LIST, emu.fbo_list),
-        emu.route(REVIEW_LIST, emu.review_list, reviews=True),
-        emu.route(COMMENT_LIST, emu.comment_list, reviews=True),
-        emu.route("/v1/review/comment/create", emu.comment_create, reviews=True, write=True),
-        emu.route("/v1/seller-actions/create/voucher", emu.voucher_create, write=True),
-        emu.route(SELLER_ACTIONS, emu.seller_actions),
-        emu.route("/v1/chat/start", emu.chat_start, premium=True, write=True),
-        emu.route("/v1/chat/send/message", emu.chat_send, premium=True, write=True),
-        emu.route(CHAT_HISTORY, emu.chat_history),  # base access since 2026 (ozon.md §5.5)
-        emu.route(PRODUCT_INFO, emu.product_info_list),
-    ])
-    app.state.emulator = emu
-    app.state.data = emu.data
-    app.state.stats = emu.stats
-    app.state.request_log = emu.request_log
-    app.state.corrupted = emu.corrupted
-    app.state.breakage = emu.breakage
-    app.state.comments = emu.comments
-    app.state.vouchers = emu.vouchers
-    app.state.writes = emu.writes
-    app.state.chats = emu.chats
-    app.state.faults = emu.faults  # `short_pages`: what `short_page` cut
-    app.state.late_changes = emu.data.postings.late_changes
-    return app
-
+    routes = [emu.route(path, handler, group=path, method="POST", write=write) for path, handler, write in (
+        (FBS_LIST, emu.fbs_list, False),
+        (FBO_LIST, emu.fbo_list, False),
+        (REVIEW_LIST, emu.review_list, False),
+        (COMMENT_LIST, emu.comment_list, False),
+        (_COMMENT_CREATE, emu.comment_create, True),
+        ("/v1/seller-actions/create/voucher", emu.voucher_create, True),
+        (SELLER_ACTIONS, emu.seller_actions, False),
+        (_CHAT_START, emu.chat_start, True),
+        (_CHAT_SEND, emu.chat_send, True),
+        (CHAT_HISTORY, emu.chat_history, False),  # base access since 2026 (ozon.md §5.5)
+        (PRODUCT_INFO, emu.product_info_list, False),
+    )]
+    return emu.build_app(routes, data=emu.data, comments=emu.comments, vouchers=emu.vouchers, chats=emu.chats,
+                         late_changes=emu.data.postings.late_changes)

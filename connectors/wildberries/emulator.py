@@ -11,7 +11,7 @@ and the faults are arguments, and all runtime state lives on `app.state`:
   by (path, the store's record key: `rid`, `srid` or the feedback `id`),
 - `writes`: every write request received, as `connectors.emulation.write_entry` dicts
   `{"method", "path", "body", "status", "applied"}`,
-- `data` (the seeded `Dataset`), `emulator` (the internals),
+- `data` (the seeded `Dataset`), `emulator` (the internals), `faults` (the `FaultPlan`),
 - `short_pages` [(path, records served, records the page had)] for `short_page` faults,
 - `late_changes` {rid: ("supplierStatus/wbStatus" before, after)} for `late_change` faults: the
   orders (FBS, so both APIs show them) that a refusal reaches long after they were created.
@@ -21,17 +21,15 @@ the last served id as `next`; feedbacks are `take`/`skip`; Statistics serves row
 `lastChangeDate >= dateFrom`. A `short_page` fault cuts any of them short mid-stream.
 
 The WB paths live in `emulator_endpoints`, the orders in `emulator_orders`, the reviews and the
-seeded dataset in `emulator_data`; this module is the guard, the limits and the app.
+seeded dataset in `emulator_data`; this module is what WB's side of the shared pipeline
+(`connectors.emulator_base`) says: its token, limits, error bodies and routes.
 """
 
 from __future__ import annotations
 
-import asyncio
-import math
 import time
 import uuid
-from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
@@ -39,20 +37,11 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from connectors.emulation import (
-    LATE_CHANGE_DELAY,
-    Breakage,
-    Fault,
-    FaultKind,
-    FaultPlan,
-    PayloadShape,
-    reshape_payload,
-    write_entry,
-)
+from connectors.emulation import LATE_CHANGE_DELAY, Fault, FaultKind, PayloadShape
+from connectors.emulator_base import BucketLimits, Call, Emulator, EmulatorStats, Throttle, remaining
+from connectors.ratelimit import Rate
 from connectors.wildberries.emulator_data import Dataset, generate, iso_utc
 from connectors.wildberries.emulator_endpoints import WbEndpoints
 
@@ -64,7 +53,7 @@ DEFAULT_LIMITS: Mapping[str, tuple[int, float, int]] = MappingProxyType({
     "statistics": (1, 60, 10),
     "feedbacks": (3, 1, 6),
 })
-_Handler = Callable[[Request, int], Awaitable[tuple[int, Any]]]
+_PROBLEM = "application/problem+json"
 
 
 @dataclass(frozen=True)
@@ -83,49 +72,6 @@ class EmulatorConfig:
     statistics_page_size: int = 80_000  # WB: "from 0 to approximately 80 000" rows
     faults: tuple[Fault, ...] = ()
     monotonic: Callable[[], float] = time.monotonic  # the token buckets' clock
-
-
-@dataclass
-class EmulatorStats:
-    """Counters a benchmark reads after a run."""
-
-    requests: Counter[str] = field(default_factory=Counter)  # by group ("other" for /ping)
-    statuses: Counter[int] = field(default_factory=Counter)
-    by_group_status: Counter[tuple[str, int]] = field(default_factory=Counter)
-    throttled: Counter[str] = field(default_factory=Counter)  # every 429, by group
-
-    @property
-    def total_throttled(self) -> int:
-        """All 429 answers, from the buckets and from `rate_limit` faults."""
-        return sum(self.throttled.values())
-
-
-class _Bucket:
-    """WB's token bucket: `burst` capacity, refilled at requests/period per second."""
-
-    def __init__(self, requests: int, period: float, burst: int, now: float):
-        self.requests, self.period, self.capacity = requests, period, burst
-        self.tokens, self.stamp = float(burst), now
-
-    def refill(self, now: float) -> None:
-        gained = (now - self.stamp) * self.requests / self.period
-        self.tokens, self.stamp = min(self.capacity, self.tokens + gained), now
-
-    def _seconds_until(self, tokens: float) -> int:
-        # The epsilon absorbs float noise so that exactly 60.0 s does not round up to 61.
-        return math.ceil((tokens - self.tokens) * self.period / self.requests - 1e-9)
-
-    @property
-    def retry_after(self) -> int:
-        return max(1, self._seconds_until(1))
-
-    @property
-    def reset_after(self) -> int:
-        return max(0, self._seconds_until(self.capacity))
-
-    @property
-    def remaining(self) -> int:
-        return max(0, math.floor(self.tokens + 1e-9))
 
 
 def _problem(status: int, title: str, detail: str, now: int) -> dict[str, Any]:
@@ -204,23 +150,20 @@ def _corrupt(payload: Any) -> Any:
     return rec["id"]
 
 
-class _Emulator(WbEndpoints):
-    """Request handling: the guard (auth, limits, faults, bookkeeping) and the WB endpoints."""
+class _Emulator(WbEndpoints, Emulator):
+    """WB's side of the pipeline: its token, buckets, problem bodies and the 4xx penalty."""
+
+    shape = _SHAPE
+    PRETEND_THROTTLE_SPENDS = False  # a `rate_limit` fault's 429 gives its token back
 
     def __init__(self, config: EmulatorConfig):
-        self.config = config
+        rates = {group: Rate(*limit) for group, limit in config.limits.items()}
+        super().__init__(config, BucketLimits(rates, config.monotonic) if config.rate_limits else None)
         born = config.now or datetime.now(UTC)
         self.data: Dataset = generate(config.seed, config.orders, config.reviews,
                                       config.history_days, int(born.timestamp()))
-        self.buckets: dict[tuple[str, str], _Bucket] = {}
-        self.faults = FaultPlan(config.faults, config.seed)
         self.late_changes = self._stage_late_changes(int(born.timestamp()))
-        self.stats = EmulatorStats()
-        self.request_log: list[tuple[str, str, str, int]] = []
-        self.corrupted: list[tuple[str, Any]] = []
-        self.breakage = Breakage()
         self.answers: list[tuple[str, str]] = []
-        self.writes: list[dict[str, Any]] = []
 
     def _stage_late_changes(self, born: int) -> dict[str, tuple[str, str]]:
         """Apply the plan's `late_change` faults to the orders: {rid: (status before, after)}."""
@@ -239,92 +182,47 @@ class _Emulator(WbEndpoints):
             moment = moment.replace(tzinfo=UTC)
         return int(moment.timestamp())
 
-    def _bucket(self, token: str, group: str) -> _Bucket | None:
-        if not self.config.rate_limits or group not in self.config.limits:
-            return None
-        tick = self.config.monotonic()
-        bucket = self.buckets.get((token, group))
-        if bucket is None:
-            bucket = self.buckets[(token, group)] = _Bucket(*self.config.limits[group], tick)
-        bucket.refill(tick)
-        return bucket
+    def authenticate(self, call: Call) -> Response | None:
+        # "Bearer x" and a bare "x" are the same token, and share its buckets.
+        call.key = call.request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        if self.config.token is not None and call.key != self.config.token:
+            return _problem_response(401, "unauthorized", "token problem; token is malformed", call.now)
+        return None
 
-    def route(self, path: str, group: str, handler: _Handler, method: str = "GET", *,
-              write: bool = False) -> Route:
-        async def endpoint(request: Request) -> Response:
-            entry = None
-            if write:
-                entry = write_entry(request.method, request.url.path, await request.body())
-                self.writes.append(entry)
-            response = await self._guarded(request, group, handler, entry)
-            if entry is not None:
-                entry["status"] = response.status_code
-            self.stats.requests[group] += 1
-            self.stats.statuses[response.status_code] += 1
-            self.stats.by_group_status[(group, response.status_code)] += 1
-            if response.status_code == 429:
-                self.stats.throttled[group] += 1
-            self.request_log.append((request.method, request.url.path,
-                                     request.url.query, response.status_code))
-            return response
+    def expired(self, call: Call) -> Response:
+        return _problem_response(401, "unauthorized", EXPIRED_TOKEN_DETAIL, call.now)
 
-        return Route(path, endpoint, methods=[method])
+    def throttled(self, call: Call, throttle: Throttle) -> Response:
+        response = _problem_response(429, "too many requests", "limited by emulator", call.now)
+        response.headers.update({"X-Ratelimit-Retry": str(throttle.retry), "X-Ratelimit-Limit": str(throttle.limit),
+                                 "X-Ratelimit-Reset": str(throttle.reset)})
+        return response
 
-    async def _guarded(self, request: Request, group: str, handler: _Handler,
-                       entry: dict[str, Any] | None = None) -> Response:
-        now = self.now()
-        raw_token = request.headers.get("authorization", "")
-        token = raw_token.removeprefix("Bearer ").strip()
-        if self.config.token is not None and token != self.config.token:
-            body = _problem(401, "unauthorized", "token problem; token is malformed", now)
-            return _json(401, body, media="application/problem+json")
-        if self.faults.pick(request.url.path, "auth") is not None:  # expired_token
-            body = _problem(401, "unauthorized", EXPIRED_TOKEN_DETAIL, now)
-            return _json(401, body, media="application/problem+json")
-        bucket = self._bucket(token, group)
+    def failure(self, call: Call, status: int) -> tuple[int, Any]:
+        title = "internal server error" if status == 500 else "service unavailable"
+        return status, _problem(status, title, "injected fault", call.now)
+
+    def fault_response(self, call: Call, status: int) -> Response:
+        # The gateway's own 5xx is problem+json; a handler's lost answer (apply_then_500) is not.
+        return _json(*self.failure(call, status), media=_PROBLEM)
+
+    def respond(self, call: Call, status: int, payload: Any) -> Response:
+        return _json(status, payload)
+
+    def corrupt(self, payload: Any) -> Any:
+        return _corrupt(payload)
+
+    def reshape(self, call: Call, payload: Any) -> Any:
+        super().reshape(call, payload)
+        self._still_broken(call.path, payload)
+        return payload
+
+    def finish(self, call: Call, response: Response) -> Response:
+        bucket = call.quota
         if bucket is not None:
-            if bucket.tokens < 1:
-                return self._throttled(now, bucket.retry_after, bucket.capacity, bucket.reset_after)
-            bucket.tokens -= 1
-        k = self.faults.pick(request.url.path)
-        fault = self.config.faults[k] if k is not None else None
-        if fault is not None and fault.kind == "rate_limit":
-            if bucket is not None:
-                bucket.tokens += 1  # the pretend 429 should not cost a real token
-            cap = bucket.capacity if bucket is not None else 1
-            return self._throttled(now, fault.retry_after, cap, fault.retry_after)
-        if fault is not None and fault.kind in ("http_500", "http_503"):
-            status = int(fault.kind[-3:])
-            title = "internal server error" if status == 500 else "service unavailable"
-            response = _json(status, _problem(status, title, "injected fault", now),
-                             media="application/problem+json")
-        else:
-            if fault is not None and fault.kind == "timeout":
-                await asyncio.sleep(fault.delay)  # the client's own deadline decides what happens
-            status, payload = await handler(request, now)
-            if entry is not None:
-                entry["applied"] = 200 <= status < 300
-            if fault is not None and fault.kind == "apply_then_timeout":
-                await asyncio.sleep(fault.delay)  # applied; the client's deadline loses the answer
-            if fault is not None and fault.kind == "apply_then_500":
-                status, payload = 500, _problem(500, "internal server error", "injected fault", now)
-            if status == 200 and payload is not None:
-                reshape_payload(self.faults, request.url.path, payload, _SHAPE, self.breakage)
-                self._still_broken(request.url.path, payload)
-            if fault is not None and fault.kind == "malformed":
-                record_id = _corrupt(payload) if payload is not None else None
-                if record_id is None:
-                    self.faults.refund(k)  # nothing to corrupt: keep the fault for a real page
-                else:
-                    self.corrupted.append((request.url.path, record_id))
-            response = _json(status, payload)
-            if fault is not None and fault.kind == "truncated":
-                response = Response(response.body[: len(response.body) // 2], status,
-                                    media_type="application/json")
-        if bucket is not None:
-            if group == "marketplace" and 400 <= response.status_code < 500:
-                bucket.tokens -= 9  # WB: "one request with a 4XX response counts as 10"
-            response.headers["X-Ratelimit-Remaining"] = str(bucket.remaining)
+            if call.group == "marketplace" and 400 <= response.status_code < 500:
+                bucket.charge(9)  # WB: "one request with a 4XX response counts as 10"
+            response.headers["X-Ratelimit-Remaining"] = str(remaining(bucket))
         return response
 
     def _still_broken(self, path: str, payload: Any) -> None:
@@ -343,13 +241,6 @@ class _Emulator(WbEndpoints):
                 rec[field_name] = _SHAPE.wrong[kind][1]
                 self.breakage.wrong_type[(path, _SHAPE.key(kind, rec))] = field_name
 
-    def _throttled(self, now: int, retry: int, limit: int, reset: int) -> Response:
-        body = _problem(429, "too many requests", "limited by emulator", now)
-        response = _json(429, body, media="application/problem+json")
-        response.headers.update({"X-Ratelimit-Retry": str(retry), "X-Ratelimit-Limit": str(limit),
-                                 "X-Ratelimit-Reset": str(reset)})
-        return response
-
 
 def _json(status: int, payload: Any, media: str = "application/json") -> Response:
     if payload is None:
@@ -357,30 +248,23 @@ def _json(status: int, payload: Any, media: str = "application/json") -> Respons
     return Response(orjson.dumps(payload), status, media_type=media)
 
 
+def _problem_response(status: int, title: str, detail: str, now: int) -> Response:
+    return _json(status, _problem(status, title, detail, now), media=_PROBLEM)
+
+
 def create_app(config: EmulatorConfig | None = None) -> Starlette:
     """Build the emulator app; the dataset is generated here, once."""
     emu = _Emulator(config or EmulatorConfig())
     routes = [
-        emu.route("/api/v3/orders", "marketplace", emu.orders),
-        emu.route("/api/v3/orders/new", "marketplace", emu.orders_new),
-        emu.route("/api/v3/orders/status", "marketplace", emu.orders_status, "POST"),
-        emu.route("/api/v1/supplier/orders", "statistics", emu.supplier_orders),
-        emu.route("/api/v1/feedbacks", "feedbacks", emu.feedbacks),
-        emu.route("/api/v1/feedbacks/archive", "feedbacks", emu.feedbacks_archive),
-        emu.route("/api/v1/feedbacks/count-unanswered", "feedbacks", emu.count_unanswered),
-        emu.route("/api/v1/feedbacks/answer", "feedbacks", emu.answer, "POST", write=True),
-        emu.route("/api/v1/feedback", "feedbacks", emu.feedback),
-        emu.route("/ping", "other", emu.ping),
+        emu.route("/api/v3/orders", emu.orders, group="marketplace"),
+        emu.route("/api/v3/orders/new", emu.orders_new, group="marketplace"),
+        emu.route("/api/v3/orders/status", emu.orders_status, group="marketplace", method="POST"),
+        emu.route("/api/v1/supplier/orders", emu.supplier_orders, group="statistics"),
+        emu.route("/api/v1/feedbacks", emu.feedbacks, group="feedbacks"),
+        emu.route("/api/v1/feedbacks/archive", emu.feedbacks_archive, group="feedbacks"),
+        emu.route("/api/v1/feedbacks/count-unanswered", emu.count_unanswered, group="feedbacks"),
+        emu.route("/api/v1/feedbacks/answer", emu.answer, group="feedbacks", method="POST", write=True),
+        emu.route("/api/v1/feedback", emu.feedback, group="feedbacks"),
+        emu.route("/ping", emu.ping, group="other"),
     ]
-    app = Starlette(routes=routes)
-    app.state.emulator = emu
-    app.state.data = emu.data
-    app.state.stats = emu.stats
-    app.state.request_log = emu.request_log
-    app.state.corrupted = emu.corrupted
-    app.state.breakage = emu.breakage
-    app.state.answers = emu.answers
-    app.state.writes = emu.writes
-    app.state.short_pages = emu.faults.short_pages
-    app.state.late_changes = emu.late_changes
-    return app
+    return emu.build_app(routes, data=emu.data, answers=emu.answers, late_changes=emu.late_changes)

@@ -14,7 +14,8 @@ changed, in Market's words), `short_pages` (the fault plan's list of pages cut s
 `offer_mapping_requests` [(query, JSON body)] of `…/offer-mappings` (`emulator_catalog`), `emulator`.
 
 The endpoints themselves (filters, page tokens, answers) are in `emulator_handlers`; the data in
-`emulator_data` and `emulator_orders`.
+`emulator_data` and `emulator_orders`; this module is what Market's side of the shared pipeline
+(`connectors.emulator_base`) says: Api-Key, the parallel limit, the hourly budgets, 420 and its envelope.
 """
 
 from __future__ import annotations
@@ -32,11 +33,11 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from connectors.emulation import Breakage, Fault, FaultKind, FaultPlan, PayloadShape, reshape_payload, write_entry
+from connectors.emulation import Fault, FaultKind, FaultPlan, PayloadShape
+from connectors.emulator_base import Call, Emulator, Throttle
+from connectors.emulator_base import EmulatorStats as BaseStats
 from connectors.yandex_market.emulator_catalog import CatalogEndpoints
 from connectors.yandex_market.emulator_data import Dataset, generate, stage_late_changes
 from connectors.yandex_market.emulator_handlers import Endpoints, error
@@ -79,19 +80,12 @@ class EmulatorConfig:
 
 
 @dataclass
-class EmulatorStats:
-    """Counters a test or benchmark reads after a run."""
+class EmulatorStats(BaseStats):
+    """The shared counters (`requests` and `throttled`, the 420s, by resource), and Market's own."""
 
-    requests: Counter[str] = field(default_factory=Counter)  # by resource
-    statuses: Counter[int] = field(default_factory=Counter)
-    throttled: Counter[str] = field(default_factory=Counter)  # 420s by resource
     parallel_refused: int = 0
     max_in_flight: int = 0  # the most requests one business or campaign had running at once
     buyer_info_calls: Counter[int] = field(default_factory=Counter)  # by order id
-
-    @property
-    def total_throttled(self) -> int:
-        return sum(self.throttled.values())
 
 
 #: Market's 401 for a token that no longer works (revoked Api-Key, expired OAuth token): the
@@ -142,89 +136,24 @@ def _corrupt(payload: Any) -> Any:
     return rec["feedbackId"]
 
 
-class _Emulator(Endpoints, CatalogEndpoints):
-    """The guard (auth, both limits, faults, bookkeeping) around the endpoints."""
+class _HourlyBudgets:
+    """Market's per-method budgets: a fixed count per clock hour (or minute), not a token bucket.
 
-    def __init__(self, config: EmulatorConfig):
-        self.config = config
-        born = config.now or datetime.now(UTC)
-        self.data: Dataset = generate(config.seed, config.orders, config.reviews, config.history_days,
-                                      int(born.timestamp()), buyers=config.buyers,
-                                      dbs_share=config.dbs_share)
-        self.chats = self.data.chats
-        self.faults = FaultPlan(config.faults, config.seed)
-        self._reshapes = any(FaultPlan.stage_of(f.kind) == "payload" for f in config.faults)
-        self.late_changes = stage_late_changes(self.data.orders, self.faults.late_changes(), int(born.timestamp()))
-        self.stats = EmulatorStats()
-        self.request_log: list[tuple[str, str, str, int]] = []
-        self.corrupted: list[tuple[str, Any]] = []
-        self.breakage = Breakage()
-        self.writes: list[dict[str, Any]] = []
-        self.offer_mapping_requests: list[tuple[dict[str, str], Any]] = []
-        self.in_flight: Counter[str] = Counter()
+    The whole budget comes back at once when the period turns, and `X-RateLimit-Resource-Until`
+    names that moment: a client that retries before it gets another 420.
+    """
+
+    def __init__(self, limits: Mapping[str, int], monotonic: Callable[[], float]):
+        self.limits, self.monotonic = limits, monotonic
+        self.start = monotonic()
         self.used: dict[str, tuple[int, int]] = {}  # resource -> (budget period number, requests)
-        self._mono0 = config.monotonic()
-        # Date and X-RateLimit-Resource-Until run on the budgets' clock, from the data's "now":
-        # a test's frozen data clock and fake monotonic clock still give waits that make sense.
-        self._wall0 = self.now()
 
-    def now(self) -> float:
-        """The data's "now" in unix seconds (the configured clock, or real time)."""
-        moment = self.config.clock() if self.config.clock else datetime.now(UTC)
-        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-    def route(self, path: str, resource: str, handler: Callable, method: str, *, write: bool = False) -> Route:
-        async def endpoint(request: Request) -> Response:
-            entry = None
-            if write:
-                entry = write_entry(request.method, request.url.path, await request.body())
-                self.writes.append(entry)
-            response = await self._guarded(request, resource, handler, entry)
-            if entry is not None:
-                entry["status"] = response.status_code
-            self.stats.requests[resource] += 1
-            self.stats.statuses[response.status_code] += 1
-            if response.status_code == 420:
-                self.stats.throttled[resource] += 1
-            self.request_log.append((request.method, request.url.path, request.url.query,
-                                     response.status_code))
-            return response
-
-        return Route(path, endpoint, methods=[method])
-
-    async def _guarded(self, request: Request, resource: str, handler: Callable,
-                       entry: dict[str, Any] | None = None) -> Response:
-        now = int(self.now())
-        key = request.url.path.split("/")[2:4]  # ["businesses", id] or ["campaigns", id]
-        scope = f"{'businessId' if key[0] == 'businesses' else 'campaignId'} {key[1]}"
-        wall = self._wall0 + (self.config.monotonic() - self._mono0)
-        api_key = request.headers.get("api-key", "")
-        if self.config.token is not None and api_key != self.config.token:
-            prefixed = api_key.split(" ", 1)[0] in ("Bearer", "OAuth")
-            message = "Api-Key token prefix invalid" if prefixed else "Api-Key token is invalid"
-            return self._json(*error(401, "UNAUTHORIZED", message), wall=wall)
-        if self.faults.pick(request.url.path, "auth") is not None:  # expired_token
-            return self._json(401, EXPIRED_TOKEN_BODY, wall=wall)
-        if self.in_flight[scope] >= self.config.parallel_limit:
-            self.stats.parallel_refused += 1
-            status, body = error(420, "METHOD_FAILURE", f"Hit rate limit of {self.config.parallel_limit} "
-                                                         f"parallel requests for {scope}")
-            return self._json(status, body, wall=wall, budget=self._budget(resource, spend=False))
-        self.in_flight[scope] += 1
-        self.stats.max_in_flight = max(self.stats.max_in_flight, self.in_flight[scope])
-        try:
-            # Hold the slot across a yield, as a real server does while it works on an answer.
-            await asyncio.sleep(self.config.latency)
-            return await self._answer(request, resource, handler, now, wall, entry)
-        finally:
-            self.in_flight[scope] -= 1
-
-    def _budget(self, resource: str, spend: bool) -> tuple[int, int, float] | None:
-        """(limit, remaining, seconds until the hour's budget refills), spending one if asked."""
-        if not self.config.rate_limits or resource not in self.config.limits:
+    def check(self, resource: str, spend: bool) -> tuple[int, int, float] | None:
+        """(limit, remaining, seconds until the budget refills), spending one if asked."""
+        if resource not in self.limits:
             return None
-        limit, period = self.config.limits[resource], PERIODS.get(resource, HOUR)
-        mono = self.config.monotonic() - self._mono0
+        limit, period = self.limits[resource], PERIODS.get(resource, HOUR)
+        mono = self.monotonic() - self.start
         window = int(mono // period)
         start, used = self.used.get(resource, (window, 0))
         if start != window:
@@ -234,63 +163,103 @@ class _Emulator(Endpoints, CatalogEndpoints):
         self.used[resource] = (window, used)
         return limit, limit - used, (window + 1) * period - mono
 
-    async def _answer(self, request: Request, resource: str, handler: Callable, now: int,
-                      wall: float, entry: dict[str, Any] | None = None) -> Response:
-        budget = self._budget(resource, spend=False)
-        if budget is not None and budget[1] <= 0:
-            limit = budget[0]
-            return self._json(*error(420, "METHOD_FAILURE", f"Hit rate limit of '{limit}' requests per "
-                                                             f"'hour' for resource '{resource}'"),
-                              wall=wall, budget=budget)
-        budget = self._budget(resource, spend=True)  # 4xx answers count too
-        k = self.faults.pick(request.url.path)
-        fault = self.config.faults[k] if k is not None else None
-        if fault is not None and fault.kind == "rate_limit":
-            pretend = (budget[0] if budget else 1, 0, float(fault.retry_after))
-            return self._json(*error(420, "METHOD_FAILURE", f"Hit rate limit of '{pretend[0]}' requests "
-                                                             f"per 'hour' for resource '{resource}'"),
-                              wall=wall, budget=pretend)
-        if fault is not None and fault.kind in ("http_500", "http_503"):
-            status = int(fault.kind[-3:])
-            code = "INTERNAL_SERVER_ERROR" if status == 500 else "SERVICE_UNAVAILABLE"
-            return self._json(*error(status, code, "injected fault"), wall=wall, budget=budget)
-        if fault is not None and fault.kind == "timeout":
-            await asyncio.sleep(fault.delay)
-        status, payload = await handler(request, now)
-        if entry is not None:
-            entry["applied"] = 200 <= status < 300
-        if fault is not None and fault.kind == "apply_then_timeout":
-            await asyncio.sleep(fault.delay)  # applied; the client's deadline loses the answer
-        if fault is not None and fault.kind == "apply_then_500":
-            status, payload = error(500, "INTERNAL_SERVER_ERROR", "injected fault")
-        if status == 200 and payload is not None and self._reshapes:
-            # A copy: answers share objects with the data (comments, chats), which drift must not edit.
-            payload = orjson.loads(orjson.dumps(payload))
-            reshape_payload(self.faults, request.url.path, payload, _SHAPE, self.breakage)
-        if fault is not None and fault.kind == "malformed":
-            record_id = _corrupt(payload) if status == 200 else None
-            if record_id is None:
-                self.faults.refund(k)  # nothing to corrupt: keep the fault for a real page
-            else:
-                self.corrupted.append((request.url.path, record_id))
-        response = self._json(status, payload, wall=wall, budget=budget)
-        if fault is not None and fault.kind == "truncated":
-            response = Response(response.body[: len(response.body) // 2], status,
-                                headers=dict(response.headers), media_type="application/json")
-        return response
 
-    @staticmethod
-    def _json(status: int, payload: Any, *, wall: float,
-              budget: tuple[int, int, float] | None = None) -> Response:
+class _Emulator(Endpoints, CatalogEndpoints, Emulator):
+    """Market's side of the pipeline: Api-Key, the parallel limit, hourly budgets, 420s, its envelope."""
+
+    shape = _SHAPE
+    THROTTLE_STATUS = 420
+
+    def __init__(self, config: EmulatorConfig):
+        super().__init__(config, stats=EmulatorStats())
+        born = config.now or datetime.now(UTC)
+        self.data: Dataset = generate(config.seed, config.orders, config.reviews, config.history_days,
+                                      int(born.timestamp()), buyers=config.buyers,
+                                      dbs_share=config.dbs_share)
+        self.chats = self.data.chats
+        self.late_changes = stage_late_changes(self.data.orders, self.faults.late_changes(), int(born.timestamp()))
+        self.offer_mapping_requests: list[tuple[dict[str, str], Any]] = []
+        self.in_flight: Counter[str] = Counter()
+        self.budgets = _HourlyBudgets(config.limits if config.rate_limits else {}, config.monotonic)
+        # Date and X-RateLimit-Resource-Until run on the budgets' clock, from the data's "now":
+        # a test's frozen data clock and fake monotonic clock still give waits that make sense.
+        self._wall0 = self.now()
+
+    def now(self) -> float:
+        """The data's "now" in unix seconds (the configured clock, or real time)."""
+        moment = self.config.clock() if self.config.clock else datetime.now(UTC)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+    def authenticate(self, call: Call) -> Response | None:
+        # Every answer, refusals too, carries a Date on the budgets' clock, read as the request arrives.
+        call.extra["wall"] = self._wall0 + (self.config.monotonic() - self.budgets.start)
+        api_key = call.request.headers.get("api-key", "")
+        if self.config.token is not None and api_key != self.config.token:
+            prefixed = api_key.split(" ", 1)[0] in ("Bearer", "OAuth")
+            message = "Api-Key token prefix invalid" if prefixed else "Api-Key token is invalid"
+            return self.respond(call, *error(401, "UNAUTHORIZED", message))
+        return None
+
+    def expired(self, call: Call) -> Response:
+        return self.respond(call, 401, EXPIRED_TOKEN_BODY)
+
+    async def limited(self, call: Call) -> Response:
+        """At most `parallel_limit` requests in flight per business or campaign, then the rest."""
+        key = call.path.split("/")[2:4]  # ["businesses", id] or ["campaigns", id]
+        scope = f"{'businessId' if key[0] == 'businesses' else 'campaignId'} {key[1]}"
+        if self.in_flight[scope] >= self.config.parallel_limit:
+            self.stats.parallel_refused += 1
+            call.quota = self.budgets.check(call.group, spend=False)  # budget left: not the problem
+            return self.respond(call, *error(420, "METHOD_FAILURE", f"Hit rate limit of {self.config.parallel_limit} "
+                                                                     f"parallel requests for {scope}"))
+        self.in_flight[scope] += 1
+        self.stats.max_in_flight = max(self.stats.max_in_flight, self.in_flight[scope])
+        try:
+            # Hold the slot across a yield, as a real server does while it works on an answer.
+            await asyncio.sleep(self.config.latency)
+            return await super().limited(call)
+        finally:
+            self.in_flight[scope] -= 1
+
+    def admit(self, call: Call) -> Throttle | None:
+        budget = self.budgets.check(call.group, spend=False)
+        if budget is not None and budget[1] <= 0:
+            return Throttle(budget[2], budget[2], budget[0])
+        call.quota = self.budgets.check(call.group, spend=True)  # 4xx answers count too
+        call.limit = call.quota[0] if call.quota is not None else None
+        return None
+
+    def throttled(self, call: Call, throttle: Throttle) -> Response:
+        call.quota = (throttle.limit, 0, throttle.reset)
+        return self.respond(call, *error(420, "METHOD_FAILURE", f"Hit rate limit of '{throttle.limit}' requests "
+                                                                 f"per 'hour' for resource '{call.group}'"))
+
+    async def invoke(self, call: Call) -> tuple[int, Any]:
+        return await call.handler(call.request, int(call.now))
+
+    def failure(self, call: Call, status: int) -> tuple[int, Any]:
+        return error(status, "INTERNAL_SERVER_ERROR" if status == 500 else "SERVICE_UNAVAILABLE", "injected fault")
+
+    def reshape(self, call: Call, payload: Any) -> Any:
+        if not any(FaultPlan.stage_of(f.kind) == "payload" for f in self.faults.faults):
+            return payload
+        # A copy: answers share objects with the data (comments, chats), which drift must not edit.
+        return super().reshape(call, orjson.loads(orjson.dumps(payload)))
+
+    def corrupt(self, payload: Any) -> Any:
+        return _corrupt(payload)
+
+    def respond(self, call: Call, status: int, payload: Any) -> Response:
+        """Market's answer: a Date on every one, the budget's headers where a budget was consulted."""
         response = Response(orjson.dumps(payload), status, media_type="application/json")
-        date = math.floor(wall)
+        date = math.floor(call.extra["wall"])
         response.headers["Date"] = format_datetime(datetime.fromtimestamp(date, UTC), usegmt=True)
-        if budget is not None:
-            limit, remaining, refill = budget
+        if call.quota is not None:
+            limit, left, refill = call.quota
             until = datetime.fromtimestamp(date + math.ceil(refill), UTC)
             response.headers.update({
                 "X-RateLimit-Resource-Limit": str(limit),
-                "X-RateLimit-Resource-Remaining": str(max(0, remaining)),
+                "X-RateLimit-Resource-Remaining": str(max(0, left)),
                 "X-RateLimit-Resource-Until": format_datetime(until, usegmt=True),
             })
         return response
@@ -299,32 +268,20 @@ class _Emulator(Endpoints, CatalogEndpoints):
 def create_app(config: EmulatorConfig | None = None) -> Starlette:
     """Build the emulator app; the dataset is generated here, once."""
     emu = _Emulator(config or EmulatorConfig())
-    feedback = "/v2/businesses/{business_id:int}/goods-feedback"
-    chats = "/v2/businesses/{business_id:int}/chats"
-    routes = [
-        emu.route("/v1/businesses/{business_id:int}/orders", "orders", emu.orders, "POST"),
-        emu.route("/v2/campaigns/{campaign_id:int}/orders/{order_id:int}/buyer", "buyer_info",
-                  emu.buyer, "GET"),
-        emu.route(feedback, "feedbacks", emu.feedbacks, "POST"),
-        emu.route(feedback + "/comments", "feedback_comments", emu.comments, "POST"),
-        emu.route(feedback + "/comments/update", "feedback_comment_update", emu.update_comment, "POST",
-                  write=True),
-        emu.route(chats, "chats", emu.list_chats, "POST"),
-        emu.route(chats + "/new", "chat_new", emu.create_chat, "POST", write=True),
-        emu.route(chats + "/message", "chat_message", emu.send_chat_message, "POST", write=True),
-        emu.route(chats + "/history", "chat_history", emu.chat_history, "POST"),
-        emu.route("/v2/businesses/{business_id:int}/offer-mappings", "offer_mappings", emu.offer_mappings, "POST"),
-    ]
-    app = Starlette(routes=routes)
-    app.state.emulator = emu
-    app.state.data = emu.data
-    app.state.stats = emu.stats
-    app.state.request_log = emu.request_log
-    app.state.corrupted = emu.corrupted
-    app.state.breakage = emu.breakage
-    app.state.writes = emu.writes
-    app.state.chats = emu.chats
-    app.state.late_changes = emu.late_changes
-    app.state.short_pages = emu.faults.short_pages
-    app.state.offer_mapping_requests = emu.offer_mapping_requests
-    return app
+    business = "/v2/businesses/{business_id:int}"
+    feedback, chats = business + "/goods-feedback", business + "/chats"
+    routes = [emu.route(path, handler, group=resource, method=method, write=write)
+              for path, resource, handler, method, write in (
+        ("/v1/businesses/{business_id:int}/orders", "orders", emu.orders, "POST", False),
+        ("/v2/campaigns/{campaign_id:int}/orders/{order_id:int}/buyer", "buyer_info", emu.buyer, "GET", False),
+        (feedback, "feedbacks", emu.feedbacks, "POST", False),
+        (feedback + "/comments", "feedback_comments", emu.comments, "POST", False),
+        (feedback + "/comments/update", "feedback_comment_update", emu.update_comment, "POST", True),
+        (chats, "chats", emu.list_chats, "POST", False),
+        (chats + "/new", "chat_new", emu.create_chat, "POST", True),
+        (chats + "/message", "chat_message", emu.send_chat_message, "POST", True),
+        (chats + "/history", "chat_history", emu.chat_history, "POST", False),
+        (business + "/offer-mappings", "offer_mappings", emu.offer_mappings, "POST", False),
+    )]
+    return emu.build_app(routes, data=emu.data, chats=emu.chats, late_changes=emu.late_changes,
+                         offer_mapping_requests=emu.offer_mapping_requests)
