@@ -8,6 +8,7 @@ import connectors.errors
 import connectors.http
 import connectors.ratelimit
 import connectors.records
+import connectors.streams
 import connectors.testing
 
 PINNED = {
@@ -17,6 +18,8 @@ PINNED = {
     connectors.errors: {"ApiError", "AuthError", "ConfigError", "FatalApiError", "LoyalsyncError",
                         "MalformedRecord", "RateLimitedError", "RetriableApiError", "RetryDeferred",
                         "StreamUnavailable", "TOKEN_REJECTED"},
+    connectors.streams: {"CursorKind", "MappingContext", "Page", "Record", "RecordType", "Stream", "StreamSpec",
+                         "Window", "stream_table"},
     connectors.records: {"OrderLine", "OrderRecord", "OrderStatus", "ProductName", "ReviewRecord"},
     connectors.capabilities: {"ActionKind", "ActionRule", "BuyerIdentity", "Capabilities", "Channel",
                               "ChatRules", "TextLimits"},

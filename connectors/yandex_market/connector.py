@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from connectors.base import (
     Connector,
     CursorKind,
-    MappingContext,
-    Page,
-    Record,
     RecordType,
     StreamSpec,
-    Window,
     WriteRequest,
     WriteResult,
     WriteStatus,
@@ -22,6 +18,7 @@ from connectors.base import (
 from connectors.errors import AuthError, FatalApiError, StreamUnavailable
 from connectors.ratelimit import Rate
 from connectors.records import ProductName
+from connectors.streams import Stream, stream_table
 from connectors.yandex_market import catalog, mapping
 from connectors.yandex_market.capabilities import YANDEX_MARKET_CAPABILITIES
 from connectors.yandex_market.client import YandexMarketClient
@@ -67,6 +64,13 @@ STREAMS = {
         rescan_lookback=60 * DAY, rescan_every=DAY,
     ),
 }
+STREAM_TABLE = stream_table([
+    # The creation chunks reach back as far as the account's effective `start_history`.
+    Stream(STREAMS["orders"], map=mapping.map_order, key="orderId",
+           fetch=lambda conn, window: conn.client.orders(window, history=conn.stream_spec("orders").start_history)),
+    Stream(STREAMS["reviews"], fetch=lambda conn, window: conn.client.feedbacks(window),
+           map=mapping.map_feedback, key="feedbackId"),
+])
 
 
 class YandexMarketConnector(Connector):
@@ -93,7 +97,7 @@ class YandexMarketConnector(Connector):
     display_name: ClassVar[str] = "Yandex Market"
     settings_model = YandexMarketAccountSettings
     capabilities = YANDEX_MARKET_CAPABILITIES
-    streams: ClassVar[Mapping[str, StreamSpec]] = STREAMS
+    stream_table = STREAM_TABLE
     rate_groups: ClassVar[Mapping[str, Rate]] = RATES
     # Raw fields that may carry a buyer's id, name, phone or address. Top-level keys: `_buyer`
     # (attached by the client), `buyer` (deprecated OrderDTO), `delivery` (a DBS buyer's address
@@ -109,24 +113,6 @@ class YandexMarketConnector(Connector):
         super().__init__(account, **kwargs)
         self.client = YandexMarketClient(account, transport=self.transport, clock=self.clock,
                                          sleep=self.sleep)
-
-    def fetch(self, stream: str, window: Window) -> AsyncIterator[Page]:
-        if stream == "orders":
-            return self.client.orders(window, history=self.stream_spec("orders").start_history)
-        if stream == "reviews":
-            return self.client.feedbacks(window)
-        raise KeyError(f"unknown yandex_market stream {stream!r}")
-
-    def map_record(self, stream: str, raw: dict[str, Any], ctx: MappingContext) -> Record:
-        if stream == "orders":
-            return mapping.map_order(raw, ctx)
-        return mapping.map_feedback(raw, ctx)
-
-    def record_key(self, stream: str, raw: Any) -> str | None:
-        """The natural key: `orderId` for orders, `feedbackId` for reviews."""
-        field = "orderId" if stream == "orders" else "feedbackId"
-        value = raw.get(field) if isinstance(raw, dict) else None
-        return str(value) if value not in (None, "") else None
 
     @classmethod
     def demo(cls, *, seed: int, orders: int, reviews: int, rate_limits: bool = True) -> DemoSetup:
