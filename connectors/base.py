@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from connectors.capabilities import Capabilities
 from connectors.ratelimit import Rate
 from connectors.records import ProductName
+from connectors.responses import DEFAULT_ERROR_MAPPING, ResponseAction
 from connectors.streams import (
     CursorKind,
     MappingContext,
@@ -198,6 +199,13 @@ class Connector(ABC):
 
     name: ClassVar[str]
     display_name: ClassVar[str]
+    #: The colour reports draw the platform in (close to its brand, readable on white); None: a
+    #: palette colour.
+    brand_colour: ClassVar[str | None] = None
+    #: How the platform's answers differ from `connectors.responses.DEFAULT_ERROR_MAPPING`
+    #: (status -> action), e.g. a status of its own for "rate limited". Its client classifies
+    #: answers by it; metrics count its rate-limit statuses (`rate_limit_statuses`).
+    error_mapping: ClassVar[Mapping[int, ResponseAction]] = MappingProxyType({})
     settings_model: ClassVar[type[AccountSettings]]
     capabilities: ClassVar[Capabilities]
     #: The streams this connector reads, by name (`connectors.streams.stream_table`).
@@ -238,6 +246,12 @@ class Connector(ABC):
         self.transport = transport
         self.clock = clock
         self.sleep = sleep
+
+    @classmethod
+    def rate_limit_statuses(cls) -> frozenset[int]:
+        """The HTTP statuses by which the platform says "too many requests" (429, or its own)."""
+        mapping = {**DEFAULT_ERROR_MAPPING, **cls.error_mapping}
+        return frozenset(status for status, action in mapping.items() if action is ResponseAction.RATE_LIMITED)
 
     def context(self, buyer_key: Callable[[str], str]) -> MappingContext:
         """The mapping context for this account, hashing buyer ids with `buyer_key`."""

@@ -121,7 +121,7 @@ def _reply_wording(text: str) -> str:
     if (found := find_benefit(text)) is not None:
         raise ValueError(
             f"a reply to a review must not promise a benefit (found «{found.fragment}», "
-            f"{found.kind.replace('_', ' ')}): on Wildberries, Ozon and Yandex Market a reward for a review "
+            f"{found.kind.replace('_', ' ')}): on every marketplace loyalsync connects to, a reward for a review "
             "outside the platform's own program is forbidden, and one that follows the rating is what "
             "sellers are fined for")
     return text

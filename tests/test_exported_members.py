@@ -22,7 +22,7 @@ PINNED = {
                          "Window", "stream_table"},
     connectors.records: {"OrderLine", "OrderRecord", "OrderStatus", "ProductName", "ReviewRecord"},
     connectors.capabilities: {"ActionKind", "ActionRule", "BuyerIdentity", "Capabilities", "Channel",
-                              "ChatRules", "TextLimits"},
+                              "ChatRules", "LoyaltyDiscountProgram", "ReviewProgram", "TextLimits"},
     connectors.ratelimit: {"Clock", "EndpointGroup", "Rate", "RateLimiter", "Sleep", "TokenBucket"},
     connectors.testing: {"ConformanceSuite", "ConnectorHarness", "ExpectedOrder", "FakeTime", "FaultRequest",
                          "HostRouter", "SimulatedCrash"},

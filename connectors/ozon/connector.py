@@ -126,6 +126,7 @@ class OzonConnector(Connector):
 
     name: ClassVar[str] = "ozon"
     display_name: ClassVar[str] = "Ozon"
+    brand_colour: ClassVar[str] = "#005bff"
     settings_model = OzonAccountSettings
     capabilities = OZON_CAPABILITIES
     stream_table = STREAM_TABLE

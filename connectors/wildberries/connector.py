@@ -81,6 +81,7 @@ class WildberriesConnector(Connector):
 
     name: ClassVar[str] = "wildberries"
     display_name: ClassVar[str] = "Wildberries"
+    brand_colour: ClassVar[str] = "#9b2ccf"
     settings_model = WildberriesAccountSettings
     capabilities = WILDBERRIES_CAPABILITIES
     stream_table = STREAM_TABLE

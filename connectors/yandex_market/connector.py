@@ -22,7 +22,7 @@ from connectors.streams import Stream, stream_table
 from connectors.yandex_market import catalog, mapping
 from connectors.yandex_market.capabilities import YANDEX_MARKET_CAPABILITIES
 from connectors.yandex_market.client import YandexMarketClient
-from connectors.yandex_market.limits import RATES
+from connectors.yandex_market.limits import ERROR_MAPPING, RATES
 from connectors.yandex_market.settings import PRODUCTION_HOSTS, YandexMarketAccountSettings
 
 if TYPE_CHECKING:
@@ -95,6 +95,8 @@ class YandexMarketConnector(Connector):
 
     name: ClassVar[str] = "yandex_market"
     display_name: ClassVar[str] = "Yandex Market"
+    brand_colour: ClassVar[str] = "#e8a400"
+    error_mapping = ERROR_MAPPING
     settings_model = YandexMarketAccountSettings
     capabilities = YANDEX_MARKET_CAPABILITIES
     stream_table = STREAM_TABLE
