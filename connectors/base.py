@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from connectors.capabilities import Capabilities
+from connectors.capabilities import ActionKind, Capabilities
 from connectors.ratelimit import Rate
 from connectors.records import ProductName
 from connectors.responses import DEFAULT_ERROR_MAPPING, ResponseAction
@@ -158,16 +158,20 @@ class DemoSetup:
 class WriteRequest:
     """One write the outbox asks a connector to carry out (see `loyalty.actions.Action`).
 
-    `kind` is an action kind (`reply_to_review`, `create_promo_code`, `send_chat_message`); `key` the
+    `kind` is what to do (`ActionKind.REPLY_TO_REVIEW`, `CREATE_PROMO_CODE`, `SEND_CHAT_MESSAGE`); `key` the
     action's idempotency key, which a connector may put where the platform lets it (e.g. a voucher's
     name) so `find_done` can recognise its own earlier write.
     """
 
-    kind: str
+    kind: ActionKind
     key: str
     target: str
     text: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The outbox stores kinds as text: a stored "reply_to_review" is ActionKind.REPLY_TO_REVIEW here.
+        object.__setattr__(self, "kind", ActionKind(self.kind))
 
 
 class WriteStatus(StrEnum):

@@ -23,7 +23,8 @@ __all__ = [
 
 
 class ActionKind(StrEnum):
-    """Things loyalsync may want to do on a platform."""
+    """Things loyalsync may want done on a platform: the one vocabulary of the capabilities, of the
+    writes a connector carries out (`WriteRequest.kind`) and of the actions outbox (`loyalty.actions`)."""
 
     REPLY_TO_REVIEW = "reply_to_review"
     EDIT_REVIEW_REPLY = "edit_review_reply"
@@ -34,6 +35,9 @@ class ActionKind(StrEnum):
     LOYALTY_DISCOUNT = "loyalty_discount"
     CLUB_DISCOUNT = "club_discount"
     SELLER_CASHBACK = "seller_cashback"
+    # Not a platform instrument: a task for a person (a cabinet-only program, a manual step). The
+    # outbox keeps them beside the writes; no connector carries one out.
+    OPS_TASK = "ops_task"
 
 
 class Channel(StrEnum):

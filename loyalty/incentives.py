@@ -42,7 +42,7 @@ from sqlalchemy.engine import Engine
 from connectors.capabilities import ActionKind, Capabilities, Channel
 from connectors.registry import available_capabilities
 from loyalty.action_settings import ReviewIncentiveSettings
-from loyalty.actions import Action, ActionStatus, Kind, Purpose
+from loyalty.actions import Action, ActionStatus, Purpose
 from loyalty.outbox import ACTIONS
 from loyalty.sku_stats import SkuStats, sku_stats
 
@@ -147,7 +147,7 @@ def _committed(engine: Engine, since: datetime) -> dict[str, Decimal]:
     """This window's review-points tasks in the outbox, key -> cost; a rejected one costs nothing
     (a person said no: its share of the budget is free, and its SKU is not proposed again)."""
     c = ACTIONS.c
-    stmt = select(c.key, c.cost, c.status).where(c.kind == Kind.OPS_TASK.value, c.key.like("review-points:%"))
+    stmt = select(c.key, c.cost, c.status).where(c.kind == ActionKind.OPS_TASK.value, c.key.like("review-points:%"))
     suffix = f":{since.date().isoformat()}"
     with engine.connect() as conn:
         return {key: Decimal(0) if status == ActionStatus.REJECTED.value else Decimal(cost)
@@ -170,7 +170,7 @@ def _enrol_task(s: SkuStats, caps: Capabilities, settings: ReviewIncentiveSettin
     }
     window_start = since.date().isoformat()
     return Action(
-        kind=Kind.OPS_TASK,
+        kind=ActionKind.OPS_TASK,
         marketplace=s.marketplace,
         account=s.account,
         key=f"review-points:{s.marketplace}:{s.account}:{s.sku}:{window_start}",
@@ -242,7 +242,7 @@ def loyalty_discount_task(marketplace: str, account: str, percent: int, min_orde
                          f"{_number(hi_total)}, got {min_order_total}")
     values = {"percent": percent, "min_total": _number(total)}
     return Action(
-        kind=Kind.OPS_TASK,
+        kind=ActionKind.OPS_TASK,
         marketplace=marketplace,
         account=account,
         key=f"loyalty-discount:{marketplace}:{account}:{percent}:{int(total)}",

@@ -22,6 +22,7 @@ from connectors.base import (
     WriteResult,
     WriteStatus,
 )
+from connectors.capabilities import ActionKind
 from connectors.errors import AuthError, FatalApiError, StreamUnavailable
 from connectors.ozon import catalog, mapping
 from connectors.ozon.capabilities import OZON_CAPABILITIES
@@ -179,24 +180,24 @@ class OzonConnector(Connector):
             rate_limits=budget))
 
     async def perform(self, request: WriteRequest) -> WriteResult:
-        if request.kind == "reply_to_review":
+        if request.kind is ActionKind.REPLY_TO_REVIEW:
             if not request.text:
                 return WriteResult(WriteStatus.REJECTED, detail="the reply has no text")
             return await _refusals(self.client.create_comment(request.target, request.text))
-        if request.kind == "create_promo_code":
+        if request.kind is ActionKind.CREATE_PROMO_CODE:
             try:
                 body = voucher_body(request, datetime.now(UTC))
             except ValueError as exc:
                 return WriteResult(WriteStatus.REJECTED, detail=str(exc))
             return await _refusals(self.client.create_voucher(body))
-        if request.kind == "send_chat_message":
+        if request.kind is ActionKind.SEND_CHAT_MESSAGE:
             if not (request.text or "").strip():
                 return WriteResult(WriteStatus.REJECTED, detail="the message has no text")
             return await _refusals(self._chat_message(request.target, request.text or ""))
         return await super().perform(request)
 
     async def find_done(self, request: WriteRequest) -> WriteResult | None:
-        if request.kind == "reply_to_review":
+        if request.kind is ActionKind.REPLY_TO_REVIEW:
             try:
                 comments = await self.client.review_comments(request.target)
             except (AuthError, StreamUnavailable):
@@ -212,13 +213,13 @@ class OzonConnector(Connector):
                 return WriteResult(WriteStatus.ALREADY_DONE, platform_ref=str(mine[0].get("id", "")) or None,
                                    detail="the review already has the seller's comment")
             return None
-        if request.kind == "create_promo_code":
+        if request.kind is ActionKind.CREATE_PROMO_CODE:
             found = await self.client.seller_actions(voucher_mark(request.key))
             if found:
                 return WriteResult(WriteStatus.ALREADY_DONE, platform_ref=action_ref(found[0]),
                                    detail="a promotion with this action's mark exists")
             return None
-        if request.kind == "send_chat_message":
+        if request.kind is ActionKind.SEND_CHAT_MESSAGE:
             return await self._find_chat_message(request)
         return await super().find_done(request)
 

@@ -16,6 +16,7 @@ from connectors.base import (
     WriteResult,
     WriteStatus,
 )
+from connectors.capabilities import ActionKind
 from connectors.errors import AuthError, FatalApiError
 from connectors.ratelimit import Rate
 from connectors.streams import Stream, stream_table
@@ -118,7 +119,7 @@ class WildberriesConnector(Connector):
             base_urls=dict.fromkeys(PRODUCTION_HOSTS, base_url)))
 
     async def perform(self, request: WriteRequest) -> WriteResult:
-        if request.kind != "reply_to_review":
+        if request.kind is not ActionKind.REPLY_TO_REVIEW:
             return await super().perform(request)
         if not request.text:
             return WriteResult(WriteStatus.REJECTED, detail="the reply has no text")
@@ -134,7 +135,7 @@ class WildberriesConnector(Connector):
         return WriteResult(WriteStatus.DONE, platform_ref=request.target)
 
     async def find_done(self, request: WriteRequest) -> WriteResult | None:
-        if request.kind != "reply_to_review":
+        if request.kind is not ActionKind.REPLY_TO_REVIEW:
             return await super().find_done(request)
         try:
             return await self._answered(request.target)

@@ -15,6 +15,7 @@ from connectors.base import (
     WriteResult,
     WriteStatus,
 )
+from connectors.capabilities import ActionKind
 from connectors.errors import AuthError, FatalApiError, StreamUnavailable
 from connectors.ratelimit import Rate
 from connectors.records import ProductName
@@ -131,9 +132,9 @@ class YandexMarketConnector(Connector):
                 business_id=config.business_id, base_urls=dict.fromkeys(PRODUCTION_HOSTS, base_url))))
 
     async def perform(self, request: WriteRequest) -> WriteResult:
-        if request.kind == "send_chat_message":
+        if request.kind is ActionKind.SEND_CHAT_MESSAGE:
             return await self._send_chat_message(request)
-        if request.kind != "reply_to_review":
+        if request.kind is not ActionKind.REPLY_TO_REVIEW:
             return await super().perform(request)
         if not request.target.isdigit():
             return WriteResult(WriteStatus.REJECTED, detail="a Market feedbackId is a number")
@@ -146,9 +147,9 @@ class YandexMarketConnector(Connector):
         return WriteResult(WriteStatus.DONE, platform_ref=ref)
 
     async def find_done(self, request: WriteRequest) -> WriteResult | None:
-        if request.kind == "send_chat_message":
+        if request.kind is ActionKind.SEND_CHAT_MESSAGE:
             return await self._find_chat_message(request)
-        if request.kind != "reply_to_review":
+        if request.kind is not ActionKind.REPLY_TO_REVIEW:
             return await super().find_done(request)
         if not request.target.isdigit():
             return None
