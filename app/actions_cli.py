@@ -16,7 +16,8 @@ from rich.table import Table
 
 from app.cli_common import ConfigOpt, DatabaseOpt, err, load_or_exit, open_store_or_exit
 from app.output import JsonOpt, print_json, stdout_console
-from loyalty.actions import ActionStatus, Kind
+from connectors.capabilities import ActionKind
+from loyalty.actions import ActionStatus
 from store import Store
 
 __all__ = ["actions_app", "summary_table"]
@@ -61,7 +62,7 @@ def list_actions(
     store, settings = _open(config, database_url)
     if plan:
         _plan(store, settings)
-    rows = action_rows(store, status=status, exclude_kind=Kind.OPS_TASK.value)
+    rows = action_rows(store, status=status, exclude_kind=ActionKind.OPS_TASK.value)
     if as_json:
         print_json({"mode": settings.daemon.mode, "actions": [{k: r[k] for k in ACTION_FIELDS} for r in rows]})
         return
@@ -144,7 +145,7 @@ def tasks(
         _move(done, ActionStatus.DONE, (ActionStatus.OPEN,), "done", config, database_url)
         return
     store, _ = _open(config, database_url)
-    rows = [r for r in action_rows(store, kind=Kind.OPS_TASK.value)
+    rows = [r for r in action_rows(store, kind=ActionKind.OPS_TASK.value)
             if show_all or r["status"] == ActionStatus.OPEN.value]
     if as_json:
         print_json({"tasks": [{"id": r["id"], "marketplace": r["marketplace"], "account": r["account"],
@@ -168,11 +169,11 @@ def summary_table(counts: dict[tuple[str, str, str, str | None], int], title: st
                                     "tasks": Counter(), "refused": Counter()})
         if status == ActionStatus.REFUSED.value:
             row["refused"][reason or "?"] += n
-        elif kind == Kind.OPS_TASK.value:
+        elif kind == ActionKind.OPS_TASK.value:
             row["tasks"][status] += n
-        elif kind == Kind.REPLY_TO_REVIEW.value:
+        elif kind == ActionKind.REPLY_TO_REVIEW.value:
             row["replies"][status] += n
-        elif kind == Kind.CREATE_PROMO_CODE.value:
+        elif kind == ActionKind.CREATE_PROMO_CODE.value:
             row["promo codes"][status] += n
         else:
             row["chat"][status] += n

@@ -50,7 +50,8 @@ def check_config_cmd(config: ConfigOpt = None) -> None:
 
 @app.command("config-schema")
 def config_schema_cmd(
-    file: Annotated[str, typer.Argument(help="loyalsync (the global file) or a marketplace, e.g. ozon.")] = "loyalsync",
+    file: Annotated[str, typer.Argument(help="loyalsync (the global file) or a marketplace, named as its file "
+                                             "under config/marketplaces/ is.")] = "loyalsync",
     output_dir: Annotated[Path | None, typer.Option("--output-dir", "-o", help="Write every schema as "
                           "<name>.schema.json into this directory instead.")] = None,
 ) -> None:

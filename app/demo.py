@@ -28,12 +28,11 @@ from app.report.data import PointsFigures, points_figures
 from app.scheduler import Daemon
 from app.wiring import App, open_store, store_connections
 from connectors.base import Connector, DemoSetup
-from connectors.capabilities import BuyerIdentity
+from connectors.capabilities import ActionKind, BuyerIdentity
 from connectors.registry import available_connectors
 from connectors.serve import serve_emulator
 from loyalty.action_job import propose_actions
 from loyalty.action_settings import ActionSettings, PromoSettings, ReplySettings, ReviewIncentiveSettings
-from loyalty.actions import Kind
 from loyalty.ledger import run_once
 from loyalty.outbox import action_rows, counts
 from loyalty.product_names import fill_product_names
@@ -199,7 +198,7 @@ REPLIES_SHOWN = 3  # per marketplace: enough to see the names and the wordings v
 
 def _first_replies(app: App) -> list[dict[str, Any]]:
     first: dict[str, list[dict[str, Any]]] = {}
-    for row in action_rows(app.store, kind=Kind.REPLY_TO_REVIEW.value):
+    for row in action_rows(app.store, kind=ActionKind.REPLY_TO_REVIEW.value):
         shown = first.setdefault(row["marketplace"], [])
         if len(shown) < REPLIES_SHOWN:
             shown.append(row)

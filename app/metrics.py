@@ -5,8 +5,9 @@ Counted as things happen:
 - `loyalsync_platform_requests_total{marketplace, account, status}`: answers from the platforms'
   APIs, one per attempt (retries included); `status` is the HTTP code, or `error` when no answer
   came (timeout, dropped connection).
-- `loyalsync_platform_rate_limited_total{marketplace, account}`: the 429 (and Yandex Market's 420)
-  answers among those: a counter of its own, so an alert needs no status-code regex.
+- `loyalsync_platform_rate_limited_total{marketplace, account}`: the answers among those that say
+  "too many requests" (429, or the platform's own status: `Connector.rate_limit_statuses`): a
+  counter of its own, so an alert needs no status-code regex.
 - `loyalsync_records_synced_total{marketplace, account, stream}`: orders/reviews written.
 
 Read from the store at scrape time (one GROUP BY query each):
@@ -34,7 +35,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 
 import httpx
@@ -45,16 +46,16 @@ from sqlalchemy import Table, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.health import Health
+from connectors.base import Connector
+from connectors.registry import available_connectors
 from store import Store
 from store.tables import QuarantineRow, StreamCursorRow
 from sync.runner import RunResult, utc_now
 
-__all__ = ["CONTENT_TYPE", "RATE_LIMIT_STATUSES", "Metrics"]
+__all__ = ["CONTENT_TYPE", "Metrics"]
 
 log = logging.getLogger("loyalsync.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-# 429 everywhere; 420 is how Yandex Market says it (connectors/yandex_market).
-RATE_LIMIT_STATUSES = frozenset({420, 429})
 _STREAM = ("marketplace", "account", "stream")
 CURSORS: Table = StreamCursorRow.__table__  # type: ignore[assignment]
 QUARANTINE: Table = QuarantineRow.__table__  # type: ignore[assignment]
@@ -63,7 +64,11 @@ QUARANTINE: Table = QuarantineRow.__table__  # type: ignore[assignment]
 class Metrics:
     """One daemon's metrics: counters it is told about, and gauges read from the store on scrape."""
 
-    def __init__(self, store: Store, *, clock: Callable[[], datetime] = utc_now):
+    def __init__(self, store: Store, *, clock: Callable[[], datetime] = utc_now,
+                 connectors: Mapping[str, type[Connector]] | None = None):
+        """`connectors` (default: the installed ones) say which statuses mean "rate limited" on their platform."""
+        self._rate_limit_statuses = {name: cls.rate_limit_statuses()
+                                     for name, cls in (connectors or available_connectors()).items()}
         self.registry = CollectorRegistry()
         self.requests = Counter("loyalsync_platform_requests", "HTTP answers from platform APIs, per attempt.",
                                 ["marketplace", "account", "status"], registry=self.registry)
@@ -80,10 +85,11 @@ class Metrics:
     def request_observer(self, marketplace: str, account: str) -> Callable[[httpx.Request, int | None], None]:
         """The `connectors.http.ObservedTransport` observer for one account's requests."""
         limited = self.rate_limited.labels(marketplace, account)  # shows at 0 before the first 429
+        rate_limit_statuses = self._rate_limit_statuses.get(marketplace, Connector.rate_limit_statuses())
 
         def observe(request: httpx.Request, status: int | None) -> None:
             self.requests.labels(marketplace, account, "error" if status is None else str(status)).inc()
-            if status in RATE_LIMIT_STATUSES:
+            if status in rate_limit_statuses:
                 limited.inc()
 
         return observe

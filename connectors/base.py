@@ -1,25 +1,38 @@
 """The connector contract: what a platform package declares and implements.
 
-A connector is built per account. It declares its streams (each with a cursor kind and window
-size), yields raw pages for a window, and maps raw records to normalised ones with pure functions.
-The sync runner owns everything else: windows, cursors, transactions, quarantine.
+A connector is built per account. It declares its streams (`connectors.streams.Stream`: each with a
+cursor kind and window size, how it reads a window page by page, the pure mapping of its records and
+their key) and what the platform is (display name, colour, rate-limit answers, programs through its
+`Capabilities`). The sync runner owns everything else: windows, cursors, transactions, quarantine.
 """
 
 from __future__ import annotations
 
-from abc import ABC, abstractmethod
+from abc import ABC
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from connectors.capabilities import Capabilities
+from connectors.capabilities import ActionKind, Capabilities
 from connectors.ratelimit import Rate
-from connectors.records import OrderRecord, ProductName, ReviewRecord
+from connectors.records import ProductName
+from connectors.responses import DEFAULT_ERROR_MAPPING, ResponseAction
+from connectors.streams import (
+    CursorKind,
+    MappingContext,
+    Page,
+    Record,
+    RecordType,
+    Stream,
+    StreamSpec,
+    Window,
+)
 
 __all__ = [
     "AccountSettings",
@@ -39,86 +52,6 @@ __all__ = [
     "WriteResult",
     "WriteStatus",
 ]
-
-Record = OrderRecord | ReviewRecord
-
-
-class CursorKind(StrEnum):
-    """How a stream remembers where it got to."""
-
-    # The cursor is the end of the last fully read time window; the runner advances it.
-    WINDOW = "window"
-    # The cursor is the platform's own change mark (e.g. WB lastChangeDate) of the last page read;
-    # pages arrive ordered by it, so every page end is a boundary that was fully read.
-    HIGH_WATER = "high_water"
-
-
-class RecordType(StrEnum):
-    """What kind of normalised record a stream produces."""
-
-    ORDER = "order"
-    REVIEW = "review"
-
-
-@dataclass(frozen=True, slots=True)
-class StreamSpec:
-    """A stream's defaults; ops may override the timings per account."""
-
-    name: str
-    record_type: RecordType
-    cursor: CursorKind
-    window: timedelta  # largest span one request may cover
-    lookback: timedelta  # re-read this much before the cursor on every run
-    lag: timedelta  # the upper bound stays this far behind "now"
-    start_history: timedelta  # how far back the first sync starts
-    poll_interval: timedelta | None = None  # None: the config's schedule.default_poll_interval
-    rescan_lookback: timedelta | None = None  # the periodic wider re-scan that repairs late data
-    rescan_every: timedelta | None = None
-    # The platform's own limit on one request's span: check-config refuses a longer `window`.
-    max_window: timedelta | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """A closed-open time range [start, end) in aware UTC."""
-
-    start: datetime
-    end: datetime
-
-    def __post_init__(self) -> None:
-        if self.start.tzinfo is None or self.end.tzinfo is None:
-            raise ValueError("window bounds must be timezone-aware")
-        if self.end <= self.start:
-            raise ValueError("window end must be after its start")
-
-
-@dataclass(slots=True)
-class Page:
-    """Raw platform records of one response, and the cursor position right after them.
-
-    `checkpoint` is set by HIGH_WATER streams only: everything before it has been delivered.
-    """
-
-    items: list[dict[str, Any]]
-    checkpoint: datetime | None = None
-
-
-def _no_buyer_keys(raw_id: str) -> str:
-    raise RuntimeError("this mapping context has no buyer-key hasher; the runner provides one")
-
-
-@dataclass(frozen=True, slots=True)
-class MappingContext:
-    """What pure mapping functions need besides the payload.
-
-    `buyer_key` turns a platform's raw buyer id into the salted hash that is all loyalsync stores;
-    mappings call it and never put a raw id in a record.
-    """
-
-    marketplace: str
-    account: str
-    buyer_key: Callable[[str], str] = field(default=_no_buyer_keys)
-
 
 class RateOverride(BaseModel):
     """An ops override of one endpoint group's request budget."""
@@ -225,16 +158,20 @@ class DemoSetup:
 class WriteRequest:
     """One write the outbox asks a connector to carry out (see `loyalty.actions.Action`).
 
-    `kind` is an action kind (`reply_to_review`, `create_promo_code`, `send_chat_message`); `key` the
+    `kind` is what to do (`ActionKind.REPLY_TO_REVIEW`, `CREATE_PROMO_CODE`, `SEND_CHAT_MESSAGE`); `key` the
     action's idempotency key, which a connector may put where the platform lets it (e.g. a voucher's
     name) so `find_done` can recognise its own earlier write.
     """
 
-    kind: str
+    kind: ActionKind
     key: str
     target: str
     text: str | None = None
     params: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # The outbox stores kinds as text: a stored "reply_to_review" is ActionKind.REPLY_TO_REVIEW here.
+        object.__setattr__(self, "kind", ActionKind(self.kind))
 
 
 class WriteStatus(StrEnum):
@@ -259,13 +196,25 @@ class WriteNotSupported(Exception):
 class Connector(ABC):
     """Base class of every platform connector, built once per account.
 
-    Subclasses set the class attributes and implement `fetch` and `map_record`.
+    Subclasses set the class attributes, `stream_table` above all: `streams`, `fetch`, `map_record`
+    and `record_key` follow from it. (A connector may instead set `streams` and override `fetch`
+    and `map_record` itself.)
     """
 
     name: ClassVar[str]
     display_name: ClassVar[str]
+    #: The colour reports draw the platform in (close to its brand, readable on white); None: a
+    #: palette colour.
+    brand_colour: ClassVar[str | None] = None
+    #: How the platform's answers differ from `connectors.responses.DEFAULT_ERROR_MAPPING`
+    #: (status -> action), e.g. a status of its own for "rate limited". Its client classifies
+    #: answers by it; metrics count its rate-limit statuses (`rate_limit_statuses`).
+    error_mapping: ClassVar[Mapping[int, ResponseAction]] = MappingProxyType({})
     settings_model: ClassVar[type[AccountSettings]]
     capabilities: ClassVar[Capabilities]
+    #: The streams this connector reads, by name (`connectors.streams.stream_table`).
+    stream_table: ClassVar[Mapping[str, Stream]] = MappingProxyType({})
+    #: Each stream's spec, by name: derived from `stream_table` when a class declares one.
     streams: ClassVar[Mapping[str, StreamSpec]]
     # Raw fields that may carry buyer personal data; stripped before a record is quarantined.
     personal_fields: ClassVar[frozenset[str]] = frozenset()
@@ -283,6 +232,11 @@ class Connector(ABC):
     #: the connector paces no groups, and any name is accepted.
     rate_groups: ClassVar[Mapping[str, Rate] | None] = None
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "stream_table" in cls.__dict__ and "streams" not in cls.__dict__:
+            cls.streams = MappingProxyType({name: s.spec for name, s in cls.stream_table.items()})
+
     def __init__(
         self,
         account: AccountSettings,
@@ -296,6 +250,12 @@ class Connector(ABC):
         self.transport = transport
         self.clock = clock
         self.sleep = sleep
+
+    @classmethod
+    def rate_limit_statuses(cls) -> frozenset[int]:
+        """The HTTP statuses by which the platform says "too many requests" (429, or its own)."""
+        mapping = {**DEFAULT_ERROR_MAPPING, **cls.error_mapping}
+        return frozenset(status for status, action in mapping.items() if action is ResponseAction.RATE_LIMITED)
 
     def context(self, buyer_key: Callable[[str], str]) -> MappingContext:
         """The mapping context for this account, hashing buyer ids with `buyer_key`."""
@@ -311,13 +271,19 @@ class Connector(ABC):
             if self.account.streams.get(s, StreamSettings()).enabled
         ]
 
-    @abstractmethod
     def fetch(self, stream: str, window: Window) -> AsyncIterator[Page]:
         """Yield the raw pages of `stream` inside `window`, one response at a time."""
+        return self._declared(stream).fetch(self, window)
 
-    @abstractmethod
     def map_record(self, stream: str, raw: dict[str, Any], ctx: MappingContext) -> Record:
         """Map one raw record; raise `MalformedRecord` when it cannot be normalised."""
+        return self._declared(stream).map(raw, ctx)
+
+    def _declared(self, stream: str) -> Stream:
+        try:
+            return self.stream_table[stream]
+        except KeyError:
+            raise KeyError(f"unknown {self.name} stream {stream!r}") from None
 
     @classmethod
     def demo(cls, *, seed: int, orders: int, reviews: int, rate_limits: bool = True) -> DemoSetup | None:
@@ -328,12 +294,10 @@ class Connector(ABC):
         return None
 
     def record_key(self, stream: str, raw: Any) -> str | None:
-        """The platform id of a raw record, for quarantine rows; None if it has none."""
-        if isinstance(raw, dict):
-            for key in ("id", "rid", "srid"):
-                if raw.get(key) not in (None, ""):
-                    return str(raw[key])
-        return None
+        """The platform id of a raw record, for quarantine rows: the field its stream declares as
+        its key; None if the record has none or the stream declares none."""
+        declared = self.stream_table.get(stream)
+        return declared.record_key(raw) if declared is not None else None
 
     async def perform(self, request: WriteRequest) -> WriteResult:
         """Carry out one write on the platform; once, without retrying after a timeout or 5xx.

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 from enum import StrEnum
 
 __all__ = [
@@ -15,12 +16,15 @@ __all__ = [
     "Capabilities",
     "Channel",
     "ChatRules",
+    "LoyaltyDiscountProgram",
+    "ReviewProgram",
     "TextLimits",
 ]
 
 
 class ActionKind(StrEnum):
-    """Things loyalsync may want to do on a platform."""
+    """Things loyalsync may want done on a platform: the one vocabulary of the capabilities, of the
+    writes a connector carries out (`WriteRequest.kind`) and of the actions outbox (`loyalty.actions`)."""
 
     REPLY_TO_REVIEW = "reply_to_review"
     EDIT_REVIEW_REPLY = "edit_review_reply"
@@ -31,6 +35,9 @@ class ActionKind(StrEnum):
     LOYALTY_DISCOUNT = "loyalty_discount"
     CLUB_DISCOUNT = "club_discount"
     SELLER_CASHBACK = "seller_cashback"
+    # Not a platform instrument: a task for a person (a cabinet-only program, a manual step). The
+    # outbox keeps them beside the writes; no connector carries one out.
+    OPS_TASK = "ops_task"
 
 
 class Channel(StrEnum):
@@ -82,6 +89,32 @@ class ChatRules:
 
 
 @dataclass(frozen=True, slots=True)
+class ReviewProgram:
+    """A platform's own review-points program, as a person in the seller cabinet runs it.
+
+    `steps` and `rules` are format strings; they may use {sku}, {product} (" («name»)" or ""),
+    {reviews}, {points}, {points_total}, {cost} and {fee}. `rules` are the platform's own; the
+    planner adds the rules every program shares.
+    """
+
+    name: str
+    steps: tuple[str, ...]
+    rules: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LoyaltyDiscountProgram:
+    """A platform's storewide loyal-buyer discount, set by a person in the cabinet."""
+
+    label: str  # short platform name for titles
+    name: str
+    percent: tuple[int, int]  # allowed range, inclusive
+    min_total: tuple[Decimal, Decimal]  # bought-out threshold range (roubles, 365 days), inclusive
+    steps: tuple[str, ...]  # format strings: {percent}, {min_total}
+    rules: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Capabilities:
     """Everything the policy gate needs to know about one platform."""
 
@@ -94,6 +127,10 @@ class Capabilities:
     # An action the platform offers through its API but the connector does not implement is refused
     # by the gate (`not_supported`), never approved and then failed by the executor.
     writes: frozenset[ActionKind] = frozenset()
+    # How a person runs the platform's cabinet-only programs (REVIEW_POINTS_PROGRAM, LOYALTY_DISCOUNT):
+    # the ops tasks the loyalty planners write carry these steps. None: not described (yet).
+    review_program: ReviewProgram | None = None
+    loyalty_discount: LoyaltyDiscountProgram | None = None
 
     def rule(self, kind: ActionKind) -> ActionRule:
         """The rule for `kind`; an action the platform never mentions is not offered."""

@@ -9,9 +9,10 @@ from functools import cache
 from importlib.metadata import entry_points
 
 from connectors.base import Connector
+from connectors.capabilities import Capabilities
 from connectors.errors import ConfigError
 
-__all__ = ["ENTRY_POINT_GROUP", "available_connectors", "get_connector"]
+__all__ = ["ENTRY_POINT_GROUP", "available_capabilities", "available_connectors", "get_connector"]
 
 ENTRY_POINT_GROUP = "loyalsync.connectors"
 
@@ -26,6 +27,11 @@ def available_connectors() -> dict[str, type[Connector]]:
             raise TypeError(f"entry point {ep.name!r} does not name a Connector subclass")
         found[cls.name] = cls
     return found
+
+
+def available_capabilities() -> dict[str, Capabilities]:
+    """What each installed connector's platform allows, by its platform name."""
+    return {name: cls.capabilities for name, cls in available_connectors().items()}
 
 
 def get_connector(name: str) -> type[Connector]:

@@ -11,11 +11,12 @@ import hashlib
 import string
 from datetime import timedelta
 from decimal import Decimal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
-from loyalty.actions import Kind
+from connectors.capabilities import ActionKind
+from loyalty.actions import OUTBOX_KINDS
 from loyalty.text_checks import find_benefit
 
 __all__ = [
@@ -121,7 +122,7 @@ def _reply_wording(text: str) -> str:
     if (found := find_benefit(text)) is not None:
         raise ValueError(
             f"a reply to a review must not promise a benefit (found «{found.fragment}», "
-            f"{found.kind.replace('_', ' ')}): on Wildberries, Ozon and Yandex Market a reward for a review "
+            f"{found.kind.replace('_', ' ')}): on every marketplace loyalsync connects to, a reward for a review "
             "outside the platform's own program is forbidden, and one that follows the rating is what "
             "sellers are fined for")
     return text
@@ -244,13 +245,26 @@ class ChatSettings(BaseModel):
         return _template(text, CHAT_VARIABLES, "a chat message")
 
 
+def _outbox_kind(value: object) -> object:
+    if value not in OUTBOX_KINDS:
+        allowed = ", ".join(repr(k.value) for k in OUTBOX_KINDS[:-1])
+        raise ValueError(f"must be {allowed} or {OUTBOX_KINDS[-1].value!r} (got {value!r})")
+    return value
+
+
+# An action kind the outbox holds (`loyalty.actions.OUTBOX_KINDS`), as a config key.
+OutboxKind = Annotated[ActionKind, BeforeValidator(_outbox_kind),
+                       WithJsonSchema({"enum": [k.value for k in OUTBOX_KINDS], "type": "string"})]
+
+
 class ActionSettings(BaseModel):
     """Everything about actions except whether they are sent (`[daemon].mode`)."""
 
     model_config = _FROZEN
 
-    approval: dict[Kind, Approval] = Field(default_factory=lambda: {
-        Kind.REPLY_TO_REVIEW: "auto", Kind.CREATE_PROMO_CODE: "manual", Kind.SEND_CHAT_MESSAGE: "manual"})
+    approval: dict[OutboxKind, Approval] = Field(default_factory=lambda: {
+        ActionKind.REPLY_TO_REVIEW: "auto", ActionKind.CREATE_PROMO_CODE: "manual",
+        ActionKind.SEND_CHAT_MESSAGE: "manual"})
     # The seller has recorded buyers' consent to marketing messages (38-FZ): off unless they say so.
     marketing_consent: bool = False
     # Promo codes in public review replies: off until each platform's rule is confirmed (platform_rules §7).
@@ -264,9 +278,9 @@ class ActionSettings(BaseModel):
 
     @model_validator(mode="after")
     def _ops_tasks_need_no_approval(self) -> ActionSettings:
-        if Kind.OPS_TASK in self.approval:
+        if ActionKind.OPS_TASK in self.approval:
             raise ValueError("approval.ops_task: ops tasks are always for a person; remove this key")
         return self
 
-    def approval_for(self, kind: Kind) -> Approval:
+    def approval_for(self, kind: ActionKind) -> Approval:
         return self.approval.get(kind, "manual")

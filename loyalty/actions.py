@@ -18,29 +18,31 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from connectors.capabilities import ActionKind
+
 __all__ = [
     "BENEFIT_KINDS",
     "Action",
     "ActionStatus",
     "ChatContext",
     "Decision",
+    "OUTBOX_KINDS",
     "Kind",
     "Purpose",
     "Refusal",
 ]
 
 
-class Kind(StrEnum):
-    """The actions the outbox knows. The first three go through a connector; ops tasks go to a person."""
-
-    REPLY_TO_REVIEW = "reply_to_review"
-    CREATE_PROMO_CODE = "create_promo_code"
-    SEND_CHAT_MESSAGE = "send_chat_message"
-    OPS_TASK = "ops_task"
+# The outbox speaks the connectors' vocabulary (`connectors.capabilities.ActionKind`): the writes a
+# connector carries out, and OPS_TASK for a person. `Kind` is the name loyalty has long used for it.
+Kind = ActionKind
+#: The kinds the outbox holds (the first three go through a connector; ops tasks go to a person).
+OUTBOX_KINDS = (ActionKind.REPLY_TO_REVIEW, ActionKind.CREATE_PROMO_CODE, ActionKind.SEND_CHAT_MESSAGE,
+                ActionKind.OPS_TASK)
 
 
 # Actions that give the buyer something: never allowed to follow a review's rating or text.
-BENEFIT_KINDS = frozenset({Kind.CREATE_PROMO_CODE})
+BENEFIT_KINDS = frozenset({ActionKind.CREATE_PROMO_CODE})
 
 
 class Purpose(StrEnum):
@@ -103,7 +105,7 @@ class ChatContext:
 
 @dataclass(frozen=True, slots=True)
 class Action:
-    """One thing to do on a platform (or for a person, `Kind.OPS_TASK`), identified by `key`.
+    """One thing to do on a platform (or for a person, `ActionKind.OPS_TASK`), identified by `key`.
 
     `target` is the platform object it is about: a review id (replies), an order or posting number
     (chat), a member's buyer key (promo codes), a SKU or a program (ops tasks). `text` is what the
@@ -112,7 +114,7 @@ class Action:
     (e.g. a voucher's discount and validity) the connector needs.
     """
 
-    kind: Kind
+    kind: ActionKind
     marketplace: str
     account: str
     key: str
@@ -129,6 +131,10 @@ class Action:
     # What produced it, for the gate's check at send time: a reply's template (`template`: its digest,
     # `rating`: the review's stars). Never sent to the platform.
     origin: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in OUTBOX_KINDS:  # e.g. CLUB_DISCOUNT: a platform instrument, proposed as an ops task
+            raise ValueError(f"the outbox holds no {self.kind!r} actions; kinds: {', '.join(OUTBOX_KINDS)}")
 
 
 @dataclass(frozen=True, slots=True)

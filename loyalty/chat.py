@@ -20,8 +20,9 @@ from typing import Any
 
 from sqlalchemy import and_, select
 
+from connectors.capabilities import ActionKind
 from loyalty.action_settings import ChatSettings
-from loyalty.actions import Action, ChatContext, Kind, Purpose
+from loyalty.actions import Action, ChatContext, Purpose
 from loyalty.ledger import LEDGER, balances
 from store import Store
 from store.tables import OrderRow
@@ -78,7 +79,8 @@ def propose_points_notices(store: Store, settings: ChatSettings, store_name: str
         b = balances(store, (mp, acct, buyer), now)
         text = points_notice_text(settings.points_text, order_id=oid, points=order["points"],
                                   balance=b.pending + b.available - b.debt, store_name=store_name)
-        yield Action(kind=Kind.SEND_CHAT_MESSAGE, marketplace=mp, account=acct, key=f"chat:points:{mp}:{acct}:{oid}",
+        yield Action(kind=ActionKind.SEND_CHAT_MESSAGE, marketplace=mp, account=acct,
+                     key=f"chat:points:{mp}:{acct}:{oid}",
                      target=oid, created_at=now, text=text, public=False, purpose=Purpose.SERVICE,
                      grounds=GROUNDS, chat=chat_context(order),
                      title=f"tell the buyer of order {oid} about {_points(order['points'])} points")

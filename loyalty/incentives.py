@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -41,17 +40,14 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from connectors.capabilities import ActionKind, Capabilities, Channel
+from connectors.registry import available_capabilities
 from loyalty.action_settings import ReviewIncentiveSettings
-from loyalty.actions import Action, ActionStatus, Kind, Purpose
+from loyalty.actions import Action, ActionStatus, Purpose
 from loyalty.outbox import ACTIONS
 from loyalty.sku_stats import SkuStats, sku_stats
 
 __all__ = [
     "GROUNDS",
-    "LOYALTY_DISCOUNT_PROGRAMS",
-    "REVIEW_PROGRAMS",
-    "LoyaltyDiscountProgram",
-    "ReviewProgram",
     "loyalty_discount_task",
     "plan_review_incentives",
     "propose_review_incentives",
@@ -66,93 +62,11 @@ GROUNDS = frozenset({"sku.orders", "sku.reviews"})
 _GRID = datetime(2000, 1, 3, tzinfo=UTC)
 _ROUBLE = Decimal(1)
 
-
-@dataclass(frozen=True, slots=True)
-class ReviewProgram:
-    """One platform's review-points program, for a person in the cabinet.
-
-    `steps` and `rules` are format strings; they may use {sku}, {product} (" («name»)" or ""),
-    {reviews}, {points}, {points_total}, {cost} and {fee}.
-    """
-
-    name: str
-    steps: tuple[str, ...]
-    rules: tuple[str, ...]
-
-
+# Every program's rules end with these (after the platform's own, `Capabilities.review_program.rules`).
 _COMMON_RULES = (
     "Never ask for, hint at or reward a particular rating: the points are for any published review.",
     "Never pick or contact buyers about it: the platform decides whom it invites.",
 )
-
-# Per platform, from shared/marketplaces/{wildberries,ozon,yandex_market}.md and platform_rules.md §1–3.
-REVIEW_PROGRAMS: Mapping[str, ReviewProgram] = {
-    "wildberries": ReviewProgram(
-        name="Баллы за отзывы",
-        steps=(
-            "Sign in to the Wildberries seller cabinet (seller.wildberries.ru) as a user with the "
-            "«Баллы за отзывы» access right (pointsForReviews) and open the «Баллы за отзывы» tool "
-            "(there is no API for it).",
-            "Add the product card nmId {sku}{product}.",
-            "Set {points} points per review and a target of {reviews} reviews (a budget of {points_total} "
-            "points, about {cost} ₽ with WB's 20% fee and VAT).",
-            "Schedule the start at least 24 hours ahead: since 21 Jan 2026 WB moderates a launch before "
-            "the badge goes live.",
-            "Later, check the charge in the WB finance report, then mark this task done.",
-        ),
-        rules=(
-            "WB pays the points to buyers who bought the item out and whose review passes moderation, "
-            "whatever its rating: it is not payment for a five.",
-            "Reward reviews only through «Баллы за отзывы»: no cashback cards, inserts, payments or gifts "
-            "outside it (offer §9.3.1).",
-            "Cost: about 1.44 ₽ per point (points + 20% WB fee + 20% VAT).",
-            *_COMMON_RULES,
-        ),
-    ),
-    "ozon": ReviewProgram(
-        name="Отзывы за баллы",
-        steps=(
-            "In the Ozon seller cabinet open Products → Reviews → «Отзывы за баллы» (there is no API for it).",
-            "Create a manual campaign («Привлекайте покупателей отзывами за баллы»), not an automatic "
-            "selection: only a manual campaign has a review target, and the automatic ones cannot be capped.",
-            "Add the product with Ozon SKU {sku}{product}.",
-            "Set the target to {reviews} reviews and {points} points per review for each review type "
-            "(text, photo, video); if the cabinet requires a higher minimum rate, do not raise it: "
-            "re-plan instead, the estimate is about {cost} ₽.",
-            "Set the campaign period and start it; the charge shows in finance as "
-            "MarketplaceSaleReviewsItem. Then mark this task done.",
-        ),
-        rules=(
-            "1 point = 1 ₽, charged when a review is published, plus Ozon's fee (10 % in an older "
-            "official doc, 20 % + VAT in secondary sources); the estimate uses a fee rate of {fee}.",
-            "Rates are per review type (text, photo, video), never per rating.",
-            "No discounts, payments, gifts or codes for reviews outside «Отзывы за баллы» "
-            "(Ozon's rules; penalty points).",
-            *_COMMON_RULES,
-        ),
-    ),
-    "yandex_market": ReviewProgram(
-        name="Отзывы за баллы Яндекс Плюса",
-        steps=(
-            "In the Yandex Market seller cabinet open «Отзывы за баллы» (reviews for Yandex Plus points; "
-            "there is no API for it).",
-            "Choose the product with offerId {sku}{product}.",
-            "Set the cashback to {points} Plus points per review and the target to {reviews} reviews "
-            "(organic reviews count towards it; collection stops when it is reached).",
-            "Make sure the seller balance covers about {cost} ₽: the points are debited from it. "
-            "Then mark this task done.",
-        ),
-        rules=(
-            "Buyers who bought the product on Market get the points for a review whatever its rating: "
-            "encouraging only positive reviews is forbidden (the store rating is removed for 12 weeks).",
-            "All customers, never selectively: do not invite chosen buyers.",
-            "Reportedly only for products with fewer than 100 reviews, 50–500 points per review "
-            "(launch news, unconfirmed).",
-            "No own rewards for reviews outside the program.",
-            *_COMMON_RULES,
-        ),
-    ),
-}
 
 _GENERIC_STEPS = (
     "In the {marketplace} seller cabinet open the platform's review-points program «{program}».",
@@ -233,7 +147,7 @@ def _committed(engine: Engine, since: datetime) -> dict[str, Decimal]:
     """This window's review-points tasks in the outbox, key -> cost; a rejected one costs nothing
     (a person said no: its share of the budget is free, and its SKU is not proposed again)."""
     c = ACTIONS.c
-    stmt = select(c.key, c.cost, c.status).where(c.kind == Kind.OPS_TASK.value, c.key.like("review-points:%"))
+    stmt = select(c.key, c.cost, c.status).where(c.kind == ActionKind.OPS_TASK.value, c.key.like("review-points:%"))
     suffix = f":{since.date().isoformat()}"
     with engine.connect() as conn:
         return {key: Decimal(0) if status == ActionStatus.REJECTED.value else Decimal(cost)
@@ -243,10 +157,10 @@ def _committed(engine: Engine, since: datetime) -> dict[str, Decimal]:
 def _enrol_task(s: SkuStats, caps: Capabilities, settings: ReviewIncentiveSettings, cost: Decimal,
                 since: datetime, now: datetime) -> Action:
     rule = caps.rule(ActionKind.REVIEW_POINTS_PROGRAM)
-    program = REVIEW_PROGRAMS.get(s.marketplace)
+    program = caps.review_program
     name = program.name if program else _name_from_note(rule.note)
     steps = program.steps if program else _GENERIC_STEPS
-    rules = program.rules if program else _GENERIC_RULES
+    rules = (*program.rules, *_COMMON_RULES) if program else _GENERIC_RULES
     points = _number(settings.points_per_review)
     values = {
         "sku": s.sku, "product": f" («{s.product_name}»)" if s.product_name else "",
@@ -256,7 +170,7 @@ def _enrol_task(s: SkuStats, caps: Capabilities, settings: ReviewIncentiveSettin
     }
     window_start = since.date().isoformat()
     return Action(
-        kind=Kind.OPS_TASK,
+        kind=ActionKind.OPS_TASK,
         marketplace=s.marketplace,
         account=s.account,
         key=f"review-points:{s.marketplace}:{s.account}:{s.sku}:{window_start}",
@@ -299,58 +213,23 @@ def _number(value: Decimal | int) -> str:
     return str(d.normalize())
 
 
-# -- WB «Скидка лояльности» ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class LoyaltyDiscountProgram:
-    """A platform's storewide loyal-buyer discount, set by a person in the cabinet."""
-
-    label: str  # short platform name for titles
-    name: str
-    percent: tuple[int, int]  # allowed range, inclusive
-    min_total: tuple[Decimal, Decimal]  # bought-out threshold range (roubles, 365 days), inclusive
-    steps: tuple[str, ...]  # format strings: {percent}, {min_total}
-    rules: tuple[str, ...]
-
-
-# platform_rules.md §1.3, wildberries.md §5.2: a test since Jan 2026, cabinet only, no API.
-LOYALTY_DISCOUNT_PROGRAMS: Mapping[str, LoyaltyDiscountProgram] = {
-    "wildberries": LoyaltyDiscountProgram(
-        label="WB",
-        name="Скидка лояльности",
-        percent=(3, 50),
-        min_total=(Decimal(1000), Decimal(100000)),
-        steps=(
-            "In the Wildberries seller cabinet open the tariff builder and choose the «Скидка лояльности» "
-            "option (a test since January 2026; if it is missing, the store is not in the test yet; there "
-            "is no API for it).",
-            "Set the discount to {percent}% for buyers who bought out at least {min_total} ₽ from this "
-            "store in the last 365 days.",
-            "Set the duration to at least 30 days; once enabled in the tariff builder the option cannot "
-            "be switched off for 90 days.",
-            "Save; WB shows the discount and a progress widget on the store page. Then mark this task done.",
-        ),
-        rules=(
-            "One storewide discount, 3–50%, for buyers with 1,000–100,000 ₽ bought out in 365 days: WB "
-            "decides who qualifies; never target or contact individual buyers.",
-            "WB charges its commission only on orders placed with the loyalty discount; the finance "
-            "report shows loyalty_id and loyalty_discount.",
-            "Never tie it to reviews or ratings.",
-        ),
-    ),
-}
+# -- a platform's loyalty discount (WB «Скидка лояльности») --------------------------------------
 
 
 def loyalty_discount_task(marketplace: str, account: str, percent: int, min_order_total: Decimal | int,
-                          now: datetime) -> Action:
+                          now: datetime, *, capabilities_by_marketplace: Mapping[str, Capabilities] | None = None,
+                          ) -> Action:
     """An ops task: set the platform's loyalty discount to `percent` from `min_order_total` roubles.
 
-    Only WB's «Скидка лояльности» is described today; other marketplaces raise ValueError, as do a
-    percent or threshold outside the platform's range. The key names the settings, so proposing the
-    same discount again adds nothing; `cost` is 0 (what it gives away depends on future orders).
+    The program is the one the platform's `Capabilities.loyalty_discount` describes (by default the
+    installed connectors'); a marketplace that describes none raises ValueError, as do a percent or
+    threshold outside the platform's range. The key names the settings, so proposing the same
+    discount again adds nothing; `cost` is 0 (what it gives away depends on future orders).
     """
-    program = LOYALTY_DISCOUNT_PROGRAMS.get(marketplace)
+    if capabilities_by_marketplace is None:
+        capabilities_by_marketplace = available_capabilities()
+    caps = capabilities_by_marketplace.get(marketplace)
+    program = caps.loyalty_discount if caps is not None else None
     if program is None:
         raise ValueError(f"no loyalty-discount program described for {marketplace!r}")
     low, high = program.percent
@@ -363,7 +242,7 @@ def loyalty_discount_task(marketplace: str, account: str, percent: int, min_orde
                          f"{_number(hi_total)}, got {min_order_total}")
     values = {"percent": percent, "min_total": _number(total)}
     return Action(
-        kind=Kind.OPS_TASK,
+        kind=ActionKind.OPS_TASK,
         marketplace=marketplace,
         account=account,
         key=f"loyalty-discount:{marketplace}:{account}:{percent}:{int(total)}",

@@ -31,11 +31,11 @@ import httpx
 from sqlalchemy import Table, func, or_, select, tuple_, update
 
 from connectors.base import Connector, WriteNotSupported, WriteRequest, WriteResult, WriteStatus
-from connectors.capabilities import Capabilities
+from connectors.capabilities import ActionKind, Capabilities
 from connectors.errors import ApiError, AuthError
 from connectors.redaction import redact
 from loyalty.action_settings import ActionSettings
-from loyalty.actions import Action, ActionStatus, Decision, Kind, Refusal
+from loyalty.actions import Action, ActionStatus, Decision, Refusal
 from loyalty.replies import recent_texts
 from loyalty.send_check import check_at_send, context_json
 from store import Store
@@ -103,7 +103,7 @@ def _ops_task_for(action: Action, decision: Decision) -> Action:
     ]
     if action.text:
         steps.append(f"Text to use: {action.text}")
-    return Action(kind=Kind.OPS_TASK, marketplace=action.marketplace, account=action.account,
+    return Action(kind=ActionKind.OPS_TASK, marketplace=action.marketplace, account=action.account,
                   key=f"task:{action.key}", target=action.target, created_at=action.created_at,
                   text=action.text, purpose=action.purpose, grounds=action.grounds, cost=action.cost,
                   params={**action.params, "steps": steps, "instead_of": action.kind.value},
@@ -152,7 +152,7 @@ def propose(store: Store, actions: Iterable[Action], capabilities: Mapping[str, 
                 decision = Decision.refuse(Refusal.NOT_OFFERED, f"no connector for {action.marketplace}")
             else:
                 decision = gate(action, caps, settings, now=now, spent_this_month=spent, repeats=repeats)
-            approval = "auto" if action.kind == Kind.OPS_TASK else action.params.get(
+            approval = "auto" if action.kind == ActionKind.OPS_TASK else action.params.get(
                 "approval", settings.approval_for(action.kind))
             if not decision.approved:
                 rows.append(_row(action, _S.REFUSED, approval, decision, now))
@@ -163,7 +163,7 @@ def propose(store: Store, actions: Iterable[Action], capabilities: Mapping[str, 
                     rows.append(_row(task, _S.OPEN, "auto", Decision.ok(), now))
                     result.stored[(task.marketplace, task.kind.value, _S.OPEN.value)] += 1
                 continue
-            if action.kind == Kind.OPS_TASK:
+            if action.kind == ActionKind.OPS_TASK:
                 status = _S.OPEN
             elif approval == "manual":
                 status = _S.PENDING
@@ -256,7 +256,7 @@ def _claim_batch(store: Store, accounts: Iterable[tuple[str, str]], claimer: str
     free = or_(c.claimed_until.is_(None), c.claimed_until < now, c.claimed_by == claimer)
     with store.engine.begin() as conn:
         pick = (select(c.id).where(c.id > after, c.status.in_([s.value for s in _SENDABLE]),
-                                   c.kind != Kind.OPS_TASK.value,
+                                   c.kind != ActionKind.OPS_TASK.value,
                                    tuple_(c.marketplace, c.account).in_(mine), free)
                 .order_by(c.id).limit(size).with_for_update(skip_locked=True))
         ids = [i for (i,) in conn.execute(pick)]
@@ -311,7 +311,7 @@ def _done(store: Store, row: Mapping[str, Any], result: WriteResult, step: str, 
         _write_attempt(conn, row["id"], step, result.status.value, result.detail, now, status=_S.SENT.value,
                        platform_ref=result.platform_ref, sent_at=now, **_UNCLAIMED)
         params = json.loads(row["params"] or "{}")
-        if row["kind"] == Kind.CREATE_PROMO_CODE.value and "buyer_key" in params:
+        if row["kind"] == ActionKind.CREATE_PROMO_CODE.value and "buyer_key" in params:
             apply_in(conn, [Entry("spend", -Decimal(params["points"]), f"spend:{row['key']}", None, "promo_code",
                                   now, marketplace=row["marketplace"], account=row["account"],
                                   buyer_key=params["buyer_key"])], now=now)
@@ -321,7 +321,7 @@ def _points_short(store: Store, row: Mapping[str, Any], now: datetime) -> str | 
     """Why a promo code must not be sent now (its points expired or were taken back since it was
     proposed: its spend would leave the buyer in debt), or None."""
     params = json.loads(row["params"] or "{}")
-    if row["kind"] != Kind.CREATE_PROMO_CODE.value or "buyer_key" not in params:
+    if row["kind"] != ActionKind.CREATE_PROMO_CODE.value or "buyer_key" not in params:
         return None
     from loyalty.ledger import balances
 
@@ -383,7 +383,8 @@ class _SendCheck:
     def needs_a_person(self, row: Mapping[str, Any]) -> bool:
         """Approved by the rules of its time, but its kind now needs a person (and no one approved it)."""
         own = json.loads(row["params"] or "{}").get("approval")
-        return row["approval"] == "auto" and own is None and self.settings.approval_for(Kind(row["kind"])) == "manual"
+        return (row["approval"] == "auto" and own is None
+                and self.settings.approval_for(ActionKind(row["kind"])) == "manual")
 
     def decide(self, store: Store, row: Mapping[str, Any], connector: Connector, now: datetime) -> Decision:
         with store.engine.connect() as conn:

@@ -2,7 +2,7 @@
 
 `gate` runs these checks in order; the first that fails decides the refusal:
 
-1. **ops task** — `Kind.OPS_TASK` is for a person and is always approved.
+1. **ops task** — `ActionKind.OPS_TASK` is for a person and is always approved.
 2. **reward conditioned on a review** (DESIGN invariant 4) — a benefit (a kind in `BENEFIT_KINDS`,
    `purpose == REWARD`, `cost > 0`, or a text offering one, `text_checks.find_promotion`) whose `grounds`
    name a review field (`review.*`, `feedback.*`, or a part like `rating`, `stars`, `text`, `sentiment`,
@@ -56,7 +56,7 @@ from decimal import Decimal
 
 from connectors.capabilities import ActionKind, Capabilities, Channel, TextLimits
 from loyalty.action_settings import ActionSettings
-from loyalty.actions import BENEFIT_KINDS, Action, ChatContext, Decision, Kind, Purpose, Refusal
+from loyalty.actions import BENEFIT_KINDS, Action, ChatContext, Decision, Purpose, Refusal
 from loyalty.text_checks import (
     find_benefit,
     find_email,
@@ -69,15 +69,10 @@ from loyalty.text_checks import (
 
 __all__ = ["gate", "is_review_field"]
 
-_ACTION_KINDS = {
-    Kind.REPLY_TO_REVIEW: ActionKind.REPLY_TO_REVIEW,
-    Kind.CREATE_PROMO_CODE: ActionKind.CREATE_PROMO_CODE,
-    Kind.SEND_CHAT_MESSAGE: ActionKind.SEND_CHAT_MESSAGE,
-}
 _NOUNS = {  # (plural, singular)
-    Kind.REPLY_TO_REVIEW: ("review replies", "reply"),
-    Kind.CREATE_PROMO_CODE: ("promo codes", "promo code"),
-    Kind.SEND_CHAT_MESSAGE: ("chat messages", "chat message"),
+    ActionKind.REPLY_TO_REVIEW: ("review replies", "reply"),
+    ActionKind.CREATE_PROMO_CODE: ("promo codes", "promo code"),
+    ActionKind.SEND_CHAT_MESSAGE: ("chat messages", "chat message"),
 }
 _NO_LIMITS = TextLimits(min_chars=0, max_chars=10**9)
 _REVIEW_ROOTS = frozenset({"review", "reviews", "feedback", "feedbacks", "отзыв"})
@@ -101,10 +96,10 @@ def gate(action: Action, capabilities: Capabilities, settings: ActionSettings, *
     `repeats` how many earlier actions on the account posted this exact public text within
     `replies.repeat_span`.
     """
-    if action.kind is Kind.OPS_TASK:
+    if action.kind is ActionKind.OPS_TASK:
         return Decision.ok()
     platform = capabilities.marketplace.replace("_", " ").title()
-    rule = capabilities.rule(_ACTION_KINDS[action.kind])
+    rule = capabilities.rule(action.kind)
     refusal = (_check_review_grounds(action, platform)
                or _check_benefit_for_review(action, platform)
                or _check_capability(action, capabilities, platform)
@@ -119,7 +114,7 @@ def gate(action: Action, capabilities: Capabilities, settings: ActionSettings, *
 def _check_benefit_for_review(action: Action, platform: str) -> Decision | None:
     """A reply to a review (or any public text) that promises a benefit is a reward for the review:
     forbidden outside the platform's own program, and fined when it follows the rating."""
-    if not (action.kind is Kind.REPLY_TO_REVIEW or action.public) or not action.text:
+    if not (action.kind is ActionKind.REPLY_TO_REVIEW or action.public) or not action.text:
         return None
     found = find_benefit(action.text)
     if found is None:
@@ -135,7 +130,7 @@ def _check_template(action: Action, settings: ActionSettings) -> Decision | None
     """A reply made from a template is sent only while the configuration still holds that text
     (checked again at send time: a template replaced or replies switched off withdraws it)."""
     digest, rating = action.origin.get("template"), action.origin.get("rating")
-    if action.kind is not Kind.REPLY_TO_REVIEW or digest is None:
+    if action.kind is not ActionKind.REPLY_TO_REVIEW or digest is None:
         return None
     if isinstance(rating, int) and digest in settings.replies.digests_for(action.marketplace, rating):
         return None
@@ -210,13 +205,13 @@ def _seller_may_start(capabilities: Capabilities, chat: ChatContext) -> bool:
 
 def _check_capability(action: Action, capabilities: Capabilities, platform: str) -> Decision | None:
     """The platform's rules first (why it can never happen), then whether the connector implements it."""
-    kind = _ACTION_KINDS[action.kind]
-    what = {Kind.REPLY_TO_REVIEW: "reply to a review", Kind.CREATE_PROMO_CODE: "create a promo code",
-            Kind.SEND_CHAT_MESSAGE: "send a chat message"}[action.kind]
+    kind = action.kind
+    what = {ActionKind.REPLY_TO_REVIEW: "reply to a review", ActionKind.CREATE_PROMO_CODE: "create a promo code",
+            ActionKind.SEND_CHAT_MESSAGE: "send a chat message"}[action.kind]
     if refusal := _channel_refusal(capabilities, kind, platform, what):
         return refusal
     chat = action.chat or ChatContext()
-    if action.kind is not Kind.SEND_CHAT_MESSAGE or chat.chat_exists:
+    if action.kind is not ActionKind.SEND_CHAT_MESSAGE or chat.chat_exists:
         return _support_refusal(capabilities, kind, platform, what)
     if not capabilities.chat.seller_may_start:
         return Decision.refuse(Refusal.CHAT_START_NOT_ALLOWED,
@@ -279,7 +274,7 @@ def _within(t: datetime | None, now: datetime, window: timedelta) -> bool:
 
 def _check_chat(action: Action, capabilities: Capabilities, settings: ActionSettings, platform: str,
                 now: datetime) -> Decision | None:
-    if action.kind is not Kind.SEND_CHAT_MESSAGE:
+    if action.kind is not ActionKind.SEND_CHAT_MESSAGE:
         return None
     chat = action.chat or ChatContext()
     rules = capabilities.chat

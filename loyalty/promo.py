@@ -20,8 +20,9 @@ from decimal import Decimal
 
 from sqlalchemy import or_, select
 
+from connectors.capabilities import ActionKind
 from loyalty.action_settings import PromoSettings
-from loyalty.actions import Action, ActionStatus, Kind, Purpose
+from loyalty.actions import Action, ActionStatus, Purpose
 from loyalty.engine import Member
 from loyalty.ledger import LEDGER, entries_of, lasting_available, rows_by_member
 from loyalty.outbox import ACTIONS, POINTS_SHORT
@@ -40,7 +41,7 @@ def _reserved(store: Store) -> tuple[dict[Member, Decimal], dict[Member, int]]:
     lapsed: dict[Member, int] = {}
     c = ACTIONS.c
     stmt = select(c.marketplace, c.account, c.params, c.status).where(
-        c.kind == Kind.CREATE_PROMO_CODE.value,
+        c.kind == ActionKind.CREATE_PROMO_CODE.value,
         or_(c.status.in_(_OPEN), (c.status == ActionStatus.FAILED.value) & c.detail.startswith(POINTS_SHORT)))
     with store.engine.connect() as conn:
         for mp, acct, params, status in conn.execute(stmt):
@@ -82,7 +83,7 @@ def propose_promo_codes(store: Store, settings: PromoSettings, enabled_marketpla
         key = f"promo:{mp}:{acct}:{buyer}:{spent.get(member, Decimal(0)).normalize():f}"
         if lapsed.get(member):
             key += f"#{lapsed[member] + 1}"
-        yield Action(kind=Kind.CREATE_PROMO_CODE, marketplace=mp, account=acct, key=key, target=buyer,
+        yield Action(kind=ActionKind.CREATE_PROMO_CODE, marketplace=mp, account=acct, key=key, target=buyer,
                      created_at=now, purpose=Purpose.REWARD, grounds=GROUNDS, cost=value,
                      params={"buyer_key": buyer, "points": str(points), "discount_value": str(value),
                              "valid_until": until.isoformat()},

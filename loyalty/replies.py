@@ -20,8 +20,9 @@ from typing import Any
 
 from sqlalchemy import Table, and_, false, select
 
+from connectors.capabilities import ActionKind
 from loyalty.action_settings import ReplySettings, template_digest
-from loyalty.actions import Action, ActionStatus, Kind, Purpose
+from loyalty.actions import Action, ActionStatus, Purpose
 from store import Store
 from store.loyalty_tables import ActionRow
 from store.tables import ProductRow, ReviewRow
@@ -69,7 +70,7 @@ def reply_action(review: dict[str, Any], settings: ReplySettings, now: datetime,
     if template.approval is not None:
         params["approval"] = template.approval
     name = (review.get("product_name") or f"арт. {review['sku']}")[:60]
-    return Action(kind=Kind.REPLY_TO_REVIEW, marketplace=mp, account=acct, key=f"reply:{mp}:{acct}:{rid}",
+    return Action(kind=ActionKind.REPLY_TO_REVIEW, marketplace=mp, account=acct, key=f"reply:{mp}:{acct}:{rid}",
                   target=str(rid), created_at=now, text=text, public=True, purpose=Purpose.SERVICE,
                   grounds=GROUNDS, params=params, title=f"reply to a {review['rating']}★ review of «{name}»",
                   origin={"template": template_digest(wording, settings.store_name), "rating": rating})
@@ -115,7 +116,7 @@ def propose_replies(store: Store, settings: ReplySettings, now: datetime, names:
             .where(c.answered == false()).order_by(c.created_at, c.review_id))
     with store.engine.connect() as conn:
         rows = [dict(r) for r in conn.execute(stmt).mappings()]
-        replied = select(ACTIONS.c.key).where(ACTIONS.c.kind == Kind.REPLY_TO_REVIEW.value)
+        replied = select(ACTIONS.c.key).where(ACTIONS.c.kind == ActionKind.REPLY_TO_REVIEW.value)
         proposed = {k for (k,) in conn.execute(replied)}
         used = recent_texts(conn, now - settings.repeat_span)
     for review in rows:

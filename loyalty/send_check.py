@@ -21,9 +21,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from connectors.capabilities import Capabilities
+from connectors.capabilities import ActionKind, Capabilities
 from loyalty.action_settings import ActionSettings
-from loyalty.actions import Action, ChatContext, Decision, Kind, Purpose
+from loyalty.actions import Action, ChatContext, Decision, Purpose
 
 __all__ = ["action_of", "check_at_send", "context_json"]
 
@@ -53,9 +53,9 @@ def action_of(row: Mapping[str, Any]) -> Action:
     """The `Action` an outbox row was stored from (as `loyalty.outbox.propose` wrote it)."""
     context = json.loads(row.get("context") or "{}")
     chat = _chat_of(context.get("chat"))
-    if chat is None and row["kind"] == Kind.SEND_CHAT_MESSAGE.value:
+    if chat is None and row["kind"] == ActionKind.SEND_CHAT_MESSAGE.value:
         chat = ChatContext()  # stored before contexts were kept: no chat, no times (refused, never sent blind)
-    return Action(kind=Kind(row["kind"]), marketplace=row["marketplace"], account=row["account"], key=row["key"],
+    return Action(kind=ActionKind(row["kind"]), marketplace=row["marketplace"], account=row["account"], key=row["key"],
                   target=row["target"], created_at=row["created_at"], text=row["text"], public=bool(row["public"]),
                   purpose=Purpose(row["purpose"]), grounds=frozenset(g for g in (row["grounds"] or "").split(",") if g),
                   cost=Decimal(row["cost"]), chat=chat, params=json.loads(row["params"] or "{}"),

@@ -8,6 +8,7 @@ import connectors.errors
 import connectors.http
 import connectors.ratelimit
 import connectors.records
+import connectors.streams
 import connectors.testing
 
 PINNED = {
@@ -17,9 +18,11 @@ PINNED = {
     connectors.errors: {"ApiError", "AuthError", "ConfigError", "FatalApiError", "LoyalsyncError",
                         "MalformedRecord", "RateLimitedError", "RetriableApiError", "RetryDeferred",
                         "StreamUnavailable", "TOKEN_REJECTED"},
+    connectors.streams: {"CursorKind", "MappingContext", "Page", "Record", "RecordType", "Stream", "StreamSpec",
+                         "Window", "stream_table"},
     connectors.records: {"OrderLine", "OrderRecord", "OrderStatus", "ProductName", "ReviewRecord"},
     connectors.capabilities: {"ActionKind", "ActionRule", "BuyerIdentity", "Capabilities", "Channel",
-                              "ChatRules", "TextLimits"},
+                              "ChatRules", "LoyaltyDiscountProgram", "ReviewProgram", "TextLimits"},
     connectors.ratelimit: {"Clock", "EndpointGroup", "Rate", "RateLimiter", "Sleep", "TokenBucket"},
     connectors.testing: {"ConformanceSuite", "ConnectorHarness", "ExpectedOrder", "FakeTime", "FaultRequest",
                          "HostRouter", "SimulatedCrash", "StreamOutcome", "SyncDriver"},

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
@@ -50,6 +50,7 @@ __all__ = [
     "LowRatedProduct",
     "Period",
     "PointsFigures",
+    "PlatformLook",
     "PointsRow",
     "RepeatFigures",
     "RepeatRow",
@@ -61,6 +62,7 @@ __all__ = [
     "daily_orders",
     "default_period",
     "no_identity_platforms",
+    "platform_looks",
     "points_figures",
     "repeat_figures",
     "review_figures",
@@ -114,6 +116,21 @@ def no_identity_platforms() -> frozenset[str]:
 
     return frozenset(name for name, cls in available_connectors().items()
                      if cls.capabilities.buyer_identity is BuyerIdentity.NONE)
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformLook:
+    """How the page shows a platform: its connector's display name and colour (None: a palette colour)."""
+
+    display_name: str
+    colour: str | None = None
+
+
+def platform_looks() -> dict[str, PlatformLook]:
+    """Installed platforms' looks, by name (`Connector.display_name`, `Connector.brand_colour`)."""
+    from connectors.registry import available_connectors
+
+    return {name: PlatformLook(cls.display_name, cls.brand_colour) for name, cls in available_connectors().items()}
 
 
 def _in(col: Any, period: Period) -> Any:
@@ -446,6 +463,7 @@ class Report:
     actions: ActionFigures
     streams: tuple[StreamHealth, ...]
     no_identity: frozenset[str] = field(default_factory=frozenset)
+    platforms: Mapping[str, PlatformLook] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -455,12 +473,15 @@ class Report:
 
 
 def build_report(store: Store, *, loyalty: LoyaltySettings, actions: ActionSettings, period: Period,
-                 now: datetime, no_identity: Iterable[str] = ()) -> Report:
-    """Every figure of the report; `no_identity` names platforms without buyer identity."""
+                 now: datetime, no_identity: Iterable[str] = (),
+                 platforms: Mapping[str, PlatformLook] | None = None) -> Report:
+    """Every figure of the report; `no_identity` names platforms without buyer identity, `platforms`
+    how to show each (default: the installed connectors')."""
     blind = frozenset(no_identity)
     return Report(
         generated_at=now, period=period, orders=daily_orders(store, period),
         repeat=repeat_figures(store, period, blind),
         reviews=review_figures(store, period, now, actions.replies.within),
         points=points_figures(store, loyalty, actions.promo.point_value, now),
-        actions=action_figures(store, period), streams=stream_health(store), no_identity=blind)
+        actions=action_figures(store, period), streams=stream_health(store), no_identity=blind,
+        platforms=platform_looks() if platforms is None else platforms)

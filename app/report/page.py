@@ -14,12 +14,11 @@ from decimal import Decimal
 from html import escape
 
 from app.report.data import NO_TIER, Report
-from app.report.svg import Series, bar_chart, colour_for, empty_chart, hbar_chart, line_chart
+from app.report.svg import Series, bar_chart, empty_chart, hbar_chart, line_chart, palette_colour
 
 __all__ = ["render_html"]
 
 WIDTH = 940
-_NAMES = {"wildberries": "Wildberries", "ozon": "Ozon", "yandex_market": "Yandex Market"}
 _KINDS = {"reply_to_review": "review replies", "create_promo_code": "promo codes",
           "send_chat_message": "chat messages", "ops_task": "ops tasks"}
 _STATUS_COLOURS = {"sent": "#2e9d5b", "approved": "#4f8fd6", "dry_run": "#8fb8e8", "pending": "#e8a33d",
@@ -68,8 +67,16 @@ def _e(value: object) -> str:
     return escape(str(value), quote=True)
 
 
-def _name(mp: str) -> str:
-    return _NAMES.get(mp, mp)
+def _name(r: Report, mp: str) -> str:
+    """The platform's display name (its connector's), else the name the store keeps."""
+    look = r.platforms.get(mp)
+    return look.display_name if look else mp
+
+
+def _colour(r: Report, mp: str, index: int) -> str:
+    """The platform's own colour, else the `index`-th palette colour."""
+    look = r.platforms.get(mp)
+    return look.colour if look and look.colour else palette_colour(index)
 
 
 def _when(value: datetime | None) -> str:
@@ -116,18 +123,18 @@ def _orders(r: Report) -> str:
     o = r.orders
     labels = [d.strftime("%b %d") for d in o.days]
     every = max(1, math.ceil(len(labels) / 10))
-    series = [Series(_name(mp), v, colour_for(mp, i)) for i, (mp, v) in enumerate(o.by_marketplace.items())]
+    series = [Series(_name(r, mp), v, _colour(r, mp, i)) for i, (mp, v) in enumerate(o.by_marketplace.items())]
     caption = "Orders created per day (UTC), every status, by platform"
     chart = _chart_or_empty(caption, o.total > 0, lambda: line_chart(
         labels, series, title=caption, y_label="orders", width=WIDTH, label_every=every))
-    rows = [(_e(_name(mp)), _int(sum(v)), f"{sum(v) / len(o.days):.1f}") for mp, v in o.by_marketplace.items()]
+    rows = [(_e(_name(r, mp)), _int(sum(v)), f"{sum(v) / len(o.days):.1f}") for mp, v in o.by_marketplace.items()]
     table = _table([("platform", False), ("orders", True), ("per day", True)], rows) if rows else ""
     return _section("orders", "Orders per day", f"{_int(o.total)} orders created in the period.", chart, table)
 
 
 def _repeat(r: Report) -> str:
     rows = [x for x in r.repeat.rows if x.identity and x.buyers]
-    cats = [f"{_name(x.marketplace)}: {_pct(x.repeat_buyers, x.buyers)} of {x.buyers} buyers" for x in rows]
+    cats = [f"{_name(r, x.marketplace)}: {_pct(x.repeat_buyers, x.buyers)} of {x.buyers} buyers" for x in rows]
     caption = "Repeat-purchase rate: buyers with 2+ orders in the period (only orders with a buyer key)"
     rate = _chart_or_empty(caption, bool(rows), lambda: hbar_chart(
         cats, [Series("bought once", [x.buyers - x.repeat_buyers for x in rows], "#b8c4d2"),
@@ -137,22 +144,22 @@ def _repeat(r: Report) -> str:
     gap_rows = [x for x in rows if sum(x.gaps)]
     caption2 = "Time between consecutive purchases of the same buyer (orders with a buyer key, in the period)"
     gaps = _chart_or_empty(caption2, bool(gap_rows), lambda: bar_chart(
-        list(r.repeat.buckets), [Series(_name(x.marketplace), x.gaps, colour_for(x.marketplace, i))
+        list(r.repeat.buckets), [Series(_name(r, x.marketplace), x.gaps, _colour(r, x.marketplace, i))
                                  for i, x in enumerate(gap_rows)],
         title=caption2, y_label="repeat purchases", width=WIDTH, height=260),
         "No buyer ordered twice in this period")
     notes = []
     for x in r.repeat.rows:
         if not x.identity:
-            notes.append(f'<p class="notice"><b>{_e(_name(x.marketplace))} has no buyer identity</b>: the platform '
+            notes.append(f'<p class="notice"><b>{_e(_name(r, x.marketplace))} has no buyer identity</b>: the platform '
                          f"never says who the buyer is, so repeat purchases and the time between them cannot be "
                          f"measured there ({_int(x.orders)} orders in the period are not counted).</p>")
         elif x.keyless_orders:
-            notes.append(f'<p class="note">{_e(_name(x.marketplace))}: {_int(x.keyed_orders)} of {_int(x.orders)} '
+            notes.append(f'<p class="note">{_e(_name(r, x.marketplace))}: {_int(x.keyed_orders)} of {_int(x.orders)} '
                          f"orders ({_pct(x.keyed_orders, x.orders)}) carry a buyer key; the figures cover those "
                          f"only. Median gap: {_days(x.median_gap_days)}.</p>")
         else:
-            notes.append(f'<p class="note">{_e(_name(x.marketplace))}: every order carries a buyer key. '
+            notes.append(f'<p class="note">{_e(_name(r, x.marketplace))}: every order carries a buyer key. '
                          f"Median gap: {_days(x.median_gap_days)}.</p>")
     intro = ("Counted over orders that are not cancelled. A buyer is one buyer key on one platform account; "
              "buyer keys are never shown.")
@@ -169,12 +176,12 @@ def _reviews(r: Report) -> str:
     caption = "Reviews created in the period, by star rating"
     ratings = _chart_or_empty(caption, f.total > 0, lambda: bar_chart(
         [f"{i}★" for i in range(1, 6)],
-        [Series(_name(mp), f.ratings[mp], colour_for(mp, i)) for i, mp in enumerate(mps)],
+        [Series(_name(r, mp), f.ratings[mp], _colour(r, mp, i)) for i, mp in enumerate(mps)],
         title=caption, y_label="reviews", width=WIDTH, height=260))
     target = _days_text(f.target)
     caption2 = (f"Reply status of these reviews now: answered, or unanswered for less / more than the reply target of "
                 f"{target} (the store records whether a review is answered, not when)")
-    cats = [f"{_name(mp)}: {_pct(f.answered[mp], sum(f.ratings[mp]))} answered" for mp in mps]
+    cats = [f"{_name(r, mp)}: {_pct(f.answered[mp], sum(f.ratings[mp]))} answered" for mp in mps]
     status = _chart_or_empty(caption2, f.total > 0, lambda: hbar_chart(
         cats, [Series("answered", [f.answered[mp] for mp in mps], "#2e9d5b"),
                Series(f"unanswered, under {target}", [f.waiting[mp] for mp in mps], "#e8a33d"),
@@ -184,14 +191,14 @@ def _reviews(r: Report) -> str:
     if f.replies_timed:
         caption3 = (f"Time from review to reply, for the {f.replies_timed} replies loyalsync sent itself "
                     "(outbox sent_at − review created_at)")
-        timed = [Series(_name(mp), v, colour_for(mp, i)) for i, (mp, v) in enumerate(f.reply_times.items())]
+        timed = [Series(_name(r, mp), v, _colour(r, mp, i)) for i, (mp, v) in enumerate(f.reply_times.items())]
         parts.append(_figure(caption3, bar_chart(
             list(f.buckets), timed, title=caption3, y_label="replies", width=WIDTH, height=240)))
     else:
         parts.append('<p class="note">No reply times to show: loyalsync has sent no review replies for reviews of '
                      "this period, and the platforms do not report when a reply was posted in the seller cabinet.</p>")
     if f.low_rated:
-        rows = [(_e(_name(p.marketplace)), _e(p.name), _int(p.low), _int(p.reviews), f"{p.average:.1f}")
+        rows = [(_e(_name(r, p.marketplace)), _e(p.name), _int(p.low), _int(p.reviews), f"{p.average:.1f}")
                 for p in f.low_rated]
         parts.append("<h3>Products with the most 1–2★ reviews in the period</h3>" + _table(
             [("platform", False), ("product", False), ("1–2★", True), ("reviews", True), ("avg ★", True)], rows))
@@ -217,7 +224,7 @@ def _days_text(td) -> str:
 def _points(r: Report) -> str:
     p = r.points
     rows = [x for x in p.rows if x.outstanding > 0]
-    cats = [f"{_name(x.marketplace)}: {_money(x.outstanding * p.point_value)}" for x in rows]
+    cats = [f"{_name(r, x.marketplace)}: {_money(x.outstanding * p.point_value)}" for x in rows]
     caption = (f"Points outstanding now (liability), by platform: available + pending points; "
                f"1 point = {p.point_value:g} ₽")
     liability = _chart_or_empty(caption, bool(rows), lambda: hbar_chart(
@@ -229,7 +236,7 @@ def _points(r: Report) -> str:
     members = [x for x in p.rows if x.members]
     caption2 = "Tier mix: members per tier, by platform (members = buyer keys with an order)"
     tiers = _chart_or_empty(caption2, bool(members), lambda: hbar_chart(
-        [f"{_name(x.marketplace)}: {x.members} members" for x in members],
+        [f"{_name(r, x.marketplace)}: {x.members} members" for x in members],
         [Series(t, [x.tiers.get(t, 0) for x in members],
                 "#c9d1db" if t == NO_TIER else _TIER_PALETTE[i % len(_TIER_PALETTE)]) for i, t in enumerate(names)],
         title=caption2, x_label="members", width=WIDTH))
@@ -244,7 +251,7 @@ def _points(r: Report) -> str:
     if p.rows:
         table = _table([("platform", False), ("members", True), ("available", True), ("pending", True),
                         ("outstanding", True), ("in roubles", True), ("debt", True)],
-                       [(_e(_name(x.marketplace)), _int(x.members), _int(x.available), _int(x.pending),
+                       [(_e(_name(r, x.marketplace)), _int(x.members), _int(x.available), _int(x.pending),
                          _int(x.outstanding), _money(x.outstanding * p.point_value), _int(x.debt)) for x in p.rows])
     intro = (f"As of {_when(r.generated_at)}, not limited to the period: {_int(p.outstanding)} points outstanding, "
              f"{_money(p.outstanding_roubles)} at {p.point_value:g} ₽ per point "
@@ -257,7 +264,7 @@ def _actions(r: Report) -> str:
     grouped = a.by_status()
     keys = sorted(grouped)
     statuses = a.statuses()
-    cats = [f"{_name(mp)} · {_KINDS.get(k, k)}" for mp, k in keys]
+    cats = [f"{_name(r, mp)} · {_KINDS.get(k, k)}" for mp, k in keys]
     caption = "Actions proposed in the period, by platform and kind, coloured by decision / status"
     chart = _chart_or_empty(caption, bool(keys), lambda: hbar_chart(
         cats, [Series(s, [grouped[k][s] for k in keys], _STATUS_COLOURS.get(s)) for s in statuses],
@@ -267,7 +274,7 @@ def _actions(r: Report) -> str:
         mps = sorted({mp for c in refusals.values() for mp in c})
         caption2 = "Refused by the gate, by reason"
         refused = _figure(caption2, hbar_chart(
-            list(refusals), [Series(_name(mp), [refusals[rs][mp] for rs in refusals], colour_for(mp, i))
+            list(refusals), [Series(_name(r, mp), [refusals[rs][mp] for rs in refusals], _colour(r, mp, i))
                              for i, mp in enumerate(mps)], title=caption2, x_label="actions", width=WIDTH))
     else:
         refused = '<p class="note">No action was refused by the gate in this period.</p>' if keys else ""
@@ -278,13 +285,13 @@ def _actions(r: Report) -> str:
 
 def _sync(r: Report) -> str:
     s = r.streams
-    cats = [f"{_name(x.marketplace)}/{x.account} · {x.stream} ({x.state})" for x in s]
+    cats = [f"{_name(r, x.marketplace)}/{x.account} · {x.stream} ({x.state})" for x in s]
     caption = "Records written per stream since it started, and records quarantined (state in brackets)"
     chart = _chart_or_empty(caption, bool(s), lambda: hbar_chart(
         cats, [Series("records written", [x.records for x in s], "#2b7bb9"),
                Series("quarantined", [x.quarantined for x in s], "#d0453a")],
         title=caption, x_label="records", width=WIDTH, label_width=320), "No stream has run yet")
-    rows = [(_e(f"{_name(x.marketplace)}/{x.account}"), _e(x.stream),
+    rows = [(_e(f"{_name(r, x.marketplace)}/{x.account}"), _e(x.stream),
              f'<span class="badge" style="background:{_STATE_COLOURS.get(x.state, "#6b7785")}">{_e(x.state)}</span>',
              _e(_when(x.last_success_at)), _int(x.records), _int(x.quarantined),
              f'<span class="err">{_e(x.last_error)}</span> <span class="note">({_e(_when(x.last_error_at))})</span>'

@@ -12,14 +12,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
-__all__ = ["PALETTE", "Series", "bar_chart", "colour_for", "empty_chart", "hbar_chart", "line_chart", "nice_ticks"]
+__all__ = ["PALETTE", "Series", "bar_chart", "empty_chart", "hbar_chart", "line_chart", "nice_ticks", "palette_colour"]
 
-# Platform colours close to their brands (darkened where needed to read on white), then a neutral palette.
-_NAMED = {
-    "wildberries": "#9b2ccf",
-    "ozon": "#005bff",
-    "yandex_market": "#e8a400",
-}
+# A neutral palette; platforms bring their own colours (`Connector.brand_colour`) through the caller.
 PALETTE = ("#2b7bb9", "#e07b39", "#3a9e6e", "#c4455d", "#7d5fb2", "#8c6d46", "#4a9fb5", "#b5a33a", "#6b7785")
 _FONT = "font-family:system-ui,-apple-system,'Segoe UI',Roboto,'Helvetica Neue',Arial,sans-serif"
 _MUTED = "#5f6b7a"
@@ -38,9 +33,9 @@ class Series:
     colour: str | None = None
 
 
-def colour_for(name: str, index: int) -> str:
-    """A platform's own colour, else the `index`-th palette colour."""
-    return _NAMED.get(name, PALETTE[index % len(PALETTE)])
+def palette_colour(index: int) -> str:
+    """The `index`-th palette colour (the palette repeats)."""
+    return PALETTE[index % len(PALETTE)]
 
 
 def _fmt_default(v: float) -> str:
@@ -77,7 +72,7 @@ def _legend(series: Sequence[Series], x: float, y: float, width: float, line: bo
         w = 22 + 7.2 * len(s.name)
         if cx + w > x + width and cx > x:
             cx, cy = x, cy + 18
-        colour = s.colour or colour_for(s.name, i)
+        colour = s.colour or palette_colour(i)
         if line:
             parts.append(f'<line class="swatch" x1="{_t(cx)}" y1="{_t(cy + 6)}" x2="{_t(cx + 14)}" y2="{_t(cy + 6)}" '
                          f'stroke="{colour}" stroke-width="3"/>')
@@ -149,7 +144,7 @@ def bar_chart(categories: Sequence[str], series: Sequence[Series], *, title: str
             v = s.values[i]
             if v <= 0:
                 continue
-            colour = s.colour or colour_for(s.name, j)
+            colour = s.colour or palette_colour(j)
             if stacked:
                 y0, y1, bx, bw = y_of(base + v), y_of(base), x, bar_w
                 base += v
@@ -204,7 +199,7 @@ def hbar_chart(categories: Sequence[str], series: Sequence[Series], *, title: st
             v = s.values[i]
             if v <= 0:
                 continue
-            colour = s.colour or colour_for(s.name, j)
+            colour = s.colour or palette_colour(j)
             x0, x1 = x_of(base), x_of(base + v)
             base += v
             parts.append(f'<rect class="mark" x="{_t(x0)}" y="{_t(y)}" width="{_t(max(x1 - x0, 0.5))}" '
@@ -243,7 +238,7 @@ def line_chart(labels: Sequence[str], series: Sequence[Series], *, title: str, y
             parts.append(f'<text x="{_t(x_of(i))}" y="{_t(bottom + 17)}" font-size="11" text-anchor="middle" '
                          f'fill="#24303d">{escape(label)}</text>')
     for j, s in enumerate(series):
-        colour = s.colour or colour_for(s.name, j)
+        colour = s.colour or palette_colour(j)
         points = " ".join(f"{'M' if i == 0 else 'L'}{_t(x_of(i))},{_t(y_of(v))}" for i, v in enumerate(s.values))
         if n == 1:
             parts.append(f'<circle class="mark" cx="{_t(x_of(0))}" cy="{_t(y_of(s.values[0]))}" r="4" '

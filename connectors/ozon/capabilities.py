@@ -13,6 +13,7 @@ from connectors.capabilities import (
     ChatRules,
     TextLimits,
 )
+from connectors.ozon import programs
 
 __all__ = ["OZON_CAPABILITIES", "REVIEWS_SUBSCRIPTION", "CHAT_SUBSCRIPTION"]
 
@@ -90,4 +91,5 @@ OZON_CAPABILITIES = Capabilities(
     # What `connector.perform` carries out (tests/connectors/test_declared_writes.py checks it on the emulator).
     writes=frozenset({ActionKind.REPLY_TO_REVIEW, ActionKind.SEND_CHAT_MESSAGE, ActionKind.START_CHAT,
                       ActionKind.CREATE_PROMO_CODE}),
+    review_program=programs.REVIEW_PROGRAM,
 )

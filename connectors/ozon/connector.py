@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
@@ -14,18 +14,15 @@ from connectors.base import (
     Connector,
     CursorKind,
     DemoSetup,
-    MappingContext,
-    Page,
     RateOverride,
-    Record,
     RecordType,
     StreamSettings,
     StreamSpec,
-    Window,
     WriteRequest,
     WriteResult,
     WriteStatus,
 )
+from connectors.capabilities import ActionKind
 from connectors.errors import AuthError, FatalApiError, StreamUnavailable
 from connectors.ozon import catalog, mapping
 from connectors.ozon.capabilities import OZON_CAPABILITIES
@@ -33,6 +30,7 @@ from connectors.ozon.client import ENDPOINT_GROUPS, OzonClient, action_ref, ozon
 from connectors.ozon.settings import PRODUCTION_HOSTS, OzonAccountSettings
 from connectors.ratelimit import Rate
 from connectors.records import ProductName
+from connectors.streams import Stream, stream_table
 
 __all__ = ["STREAMS", "OzonConnector"]
 
@@ -79,8 +77,15 @@ STREAMS = {
 }
 VOUCHER_TITLE = "Промокод для постоянного покупателя"
 _TITLE_MAX = 256  # `title*` is 1..256 characters
-_MAPPERS = {"orders_fbs": mapping.map_fbs_posting, "orders_fbo": mapping.map_fbo_posting,
-            "reviews": mapping.map_review}
+# One order record per posting, keyed by its `posting_number`; reviews by their `id`.
+STREAM_TABLE = stream_table([
+    Stream(STREAMS["orders_fbs"], fetch=lambda conn, window: conn.client.fbs_postings(window),
+           map=mapping.map_fbs_posting, key="posting_number"),
+    Stream(STREAMS["orders_fbo"], fetch=lambda conn, window: conn.client.fbo_postings(window),
+           map=mapping.map_fbo_posting, key="posting_number"),
+    Stream(STREAMS["reviews"], fetch=lambda conn, window: conn.client.reviews(window),
+           map=mapping.map_review, key="id"),
+])
 
 
 class OzonConnector(Connector):
@@ -122,9 +127,10 @@ class OzonConnector(Connector):
 
     name: ClassVar[str] = "ozon"
     display_name: ClassVar[str] = "Ozon"
+    brand_colour: ClassVar[str] = "#005bff"
     settings_model = OzonAccountSettings
     capabilities = OZON_CAPABILITIES
-    streams: ClassVar[Mapping[str, StreamSpec]] = STREAMS
+    stream_table = STREAM_TABLE
     rate_groups: ClassVar[Mapping[str, Rate]] = {g.name: g.rate for g in ENDPOINT_GROUPS}
     # Top-level raw fields that can carry a buyer's personal data, stripped before quarantine:
     # `customer` (customer_id, name, phone, customer_email, address) and `addressee` on FBS/rFBS;
@@ -154,23 +160,6 @@ class OzonConnector(Connector):
         super().__init__(account, **kwargs)
         self.client = OzonClient(account, transport=self.transport, clock=self.clock, sleep=self.sleep)
 
-    def fetch(self, stream: str, window: Window) -> AsyncIterator[Page]:
-        if stream == "orders_fbs":
-            return self.client.fbs_postings(window)
-        if stream == "orders_fbo":
-            return self.client.fbo_postings(window)
-        if stream == "reviews":
-            return self.client.reviews(window)
-        raise KeyError(f"unknown ozon stream {stream!r}")
-
-    def map_record(self, stream: str, raw: dict[str, Any], ctx: MappingContext) -> Record:
-        return _MAPPERS[stream](raw, ctx)
-
-    def record_key(self, stream: str, raw: Any) -> str | None:
-        """The natural key: `posting_number` for orders, `id` for reviews."""
-        value = raw.get("id" if stream == "reviews" else "posting_number") if isinstance(raw, dict) else None
-        return str(value) if value not in (None, "") else None
-
     @classmethod
     def demo(cls, *, seed: int, orders: int, reviews: int, rate_limits: bool = True) -> DemoSetup:
         from pydantic import SecretStr
@@ -191,24 +180,24 @@ class OzonConnector(Connector):
             rate_limits=budget))
 
     async def perform(self, request: WriteRequest) -> WriteResult:
-        if request.kind == "reply_to_review":
+        if request.kind is ActionKind.REPLY_TO_REVIEW:
             if not request.text:
                 return WriteResult(WriteStatus.REJECTED, detail="the reply has no text")
             return await _refusals(self.client.create_comment(request.target, request.text))
-        if request.kind == "create_promo_code":
+        if request.kind is ActionKind.CREATE_PROMO_CODE:
             try:
                 body = voucher_body(request, datetime.now(UTC))
             except ValueError as exc:
                 return WriteResult(WriteStatus.REJECTED, detail=str(exc))
             return await _refusals(self.client.create_voucher(body))
-        if request.kind == "send_chat_message":
+        if request.kind is ActionKind.SEND_CHAT_MESSAGE:
             if not (request.text or "").strip():
                 return WriteResult(WriteStatus.REJECTED, detail="the message has no text")
             return await _refusals(self._chat_message(request.target, request.text or ""))
         return await super().perform(request)
 
     async def find_done(self, request: WriteRequest) -> WriteResult | None:
-        if request.kind == "reply_to_review":
+        if request.kind is ActionKind.REPLY_TO_REVIEW:
             try:
                 comments = await self.client.review_comments(request.target)
             except (AuthError, StreamUnavailable):
@@ -224,13 +213,13 @@ class OzonConnector(Connector):
                 return WriteResult(WriteStatus.ALREADY_DONE, platform_ref=str(mine[0].get("id", "")) or None,
                                    detail="the review already has the seller's comment")
             return None
-        if request.kind == "create_promo_code":
+        if request.kind is ActionKind.CREATE_PROMO_CODE:
             found = await self.client.seller_actions(voucher_mark(request.key))
             if found:
                 return WriteResult(WriteStatus.ALREADY_DONE, platform_ref=action_ref(found[0]),
                                    detail="a promotion with this action's mark exists")
             return None
-        if request.kind == "send_chat_message":
+        if request.kind is ActionKind.SEND_CHAT_MESSAGE:
             return await self._find_chat_message(request)
         return await super().find_done(request)
 

@@ -13,6 +13,7 @@ from connectors.capabilities import (
     ChatRules,
     TextLimits,
 )
+from connectors.wildberries import programs
 
 __all__ = ["WILDBERRIES_CAPABILITIES"]
 
@@ -65,4 +66,6 @@ WILDBERRIES_CAPABILITIES = Capabilities(
     ),
     # What `connector.perform` carries out (tests/connectors/test_declared_writes.py checks it on the emulator).
     writes=frozenset({ActionKind.REPLY_TO_REVIEW}),
+    review_program=programs.REVIEW_PROGRAM,
+    loyalty_discount=programs.LOYALTY_DISCOUNT,
 )

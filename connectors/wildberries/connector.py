@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
 
@@ -10,18 +10,16 @@ from connectors.base import (
     Connector,
     CursorKind,
     DemoSetup,
-    MappingContext,
-    Page,
-    Record,
     RecordType,
     StreamSpec,
-    Window,
     WriteRequest,
     WriteResult,
     WriteStatus,
 )
+from connectors.capabilities import ActionKind
 from connectors.errors import AuthError, FatalApiError
 from connectors.ratelimit import Rate
+from connectors.streams import Stream, stream_table
 from connectors.wildberries import mapping
 from connectors.wildberries.capabilities import WILDBERRIES_CAPABILITIES
 from connectors.wildberries.client import ENDPOINT_GROUPS, WildberriesClient
@@ -61,6 +59,15 @@ STREAMS = {
         rescan_lookback=45 * DAY, rescan_every=DAY,
     ),
 }
+# Orders are keyed as stored: `rid` (Marketplace API) and `srid` (Statistics API) name the same order.
+STREAM_TABLE = stream_table([
+    Stream(STREAMS["orders"], fetch=lambda conn, window: conn.client.marketplace_orders(window),
+           map=mapping.map_marketplace_order, key="rid"),
+    Stream(STREAMS["orders_statistics"], fetch=lambda conn, window: conn.client.statistics_orders(window),
+           map=mapping.map_statistics_order, key="srid"),
+    Stream(STREAMS["reviews"], fetch=lambda conn, window: conn.client.feedbacks(window),
+           map=mapping.map_feedback, key="id"),
+])
 
 
 class WildberriesConnector(Connector):
@@ -75,9 +82,10 @@ class WildberriesConnector(Connector):
 
     name: ClassVar[str] = "wildberries"
     display_name: ClassVar[str] = "Wildberries"
+    brand_colour: ClassVar[str] = "#9b2ccf"
     settings_model = WildberriesAccountSettings
     capabilities = WILDBERRIES_CAPABILITIES
-    streams: ClassVar[Mapping[str, StreamSpec]] = STREAMS
+    stream_table = STREAM_TABLE
     rate_groups: ClassVar[Mapping[str, Rate]] = {g.name: g.rate for g in ENDPOINT_GROUPS}
     #: GET /api/v3/orders filters by creation only: "The method's response will contain assembly
     #: orders created during the specified period" (spec-2026-08, wildberries.md §2a). A late change
@@ -97,22 +105,6 @@ class WildberriesConnector(Connector):
         self.client = WildberriesClient(account, transport=self.transport, clock=self.clock,
                                         sleep=self.sleep)
 
-    def fetch(self, stream: str, window: Window) -> AsyncIterator[Page]:
-        if stream == "orders":
-            return self.client.marketplace_orders(window)
-        if stream == "orders_statistics":
-            return self.client.statistics_orders(window)
-        if stream == "reviews":
-            return self.client.feedbacks(window)
-        raise KeyError(f"unknown wildberries stream {stream!r}")
-
-    def map_record(self, stream: str, raw: dict[str, Any], ctx: MappingContext) -> Record:
-        if stream == "orders":
-            return mapping.map_marketplace_order(raw, ctx)
-        if stream == "orders_statistics":
-            return mapping.map_statistics_order(raw, ctx)
-        return mapping.map_feedback(raw, ctx)
-
     @classmethod
     def demo(cls, *, seed: int, orders: int, reviews: int, rate_limits: bool = True) -> DemoSetup:
         from pydantic import SecretStr
@@ -126,14 +118,8 @@ class WildberriesConnector(Connector):
             name="demo", token_env="LOYALSYNC_DEMO_WB_TOKEN", token=SecretStr(token),
             base_urls=dict.fromkeys(PRODUCTION_HOSTS, base_url)))
 
-    def record_key(self, stream: str, raw: Any) -> str | None:
-        """The natural key: `rid`/`srid` for orders (as stored), `id` for reviews."""
-        field = {"orders": "rid", "orders_statistics": "srid"}.get(stream, "id")
-        value = raw.get(field) if isinstance(raw, dict) else None
-        return str(value) if value not in (None, "") else None
-
     async def perform(self, request: WriteRequest) -> WriteResult:
-        if request.kind != "reply_to_review":
+        if request.kind is not ActionKind.REPLY_TO_REVIEW:
             return await super().perform(request)
         if not request.text:
             return WriteResult(WriteStatus.REJECTED, detail="the reply has no text")
@@ -149,7 +135,7 @@ class WildberriesConnector(Connector):
         return WriteResult(WriteStatus.DONE, platform_ref=request.target)
 
     async def find_done(self, request: WriteRequest) -> WriteResult | None:
-        if request.kind != "reply_to_review":
+        if request.kind is not ActionKind.REPLY_TO_REVIEW:
             return await super().find_done(request)
         try:
             return await self._answered(request.target)

@@ -11,6 +11,7 @@ from connectors.capabilities import (
     ChatRules,
     TextLimits,
 )
+from connectors.yandex_market import programs
 
 __all__ = ["YANDEX_MARKET_CAPABILITIES"]
 
@@ -70,4 +71,5 @@ YANDEX_MARKET_CAPABILITIES = Capabilities(
     ),
     # What `connector.perform` carries out (tests/connectors/test_declared_writes.py checks it on the emulator).
     writes=frozenset({ActionKind.REPLY_TO_REVIEW, ActionKind.SEND_CHAT_MESSAGE, ActionKind.START_CHAT}),
+    review_program=programs.REVIEW_PROGRAM,
 )

@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from connectors.base import (
     Connector,
     CursorKind,
-    MappingContext,
-    Page,
-    Record,
     RecordType,
     StreamSpec,
-    Window,
     WriteRequest,
     WriteResult,
     WriteStatus,
 )
+from connectors.capabilities import ActionKind
 from connectors.errors import AuthError, FatalApiError, StreamUnavailable
 from connectors.ratelimit import Rate
 from connectors.records import ProductName
+from connectors.streams import Stream, stream_table
 from connectors.yandex_market import catalog, mapping
 from connectors.yandex_market.capabilities import YANDEX_MARKET_CAPABILITIES
 from connectors.yandex_market.client import YandexMarketClient
-from connectors.yandex_market.limits import RATES
+from connectors.yandex_market.limits import ERROR_MAPPING, RATES
 from connectors.yandex_market.settings import PRODUCTION_HOSTS, YandexMarketAccountSettings
 
 if TYPE_CHECKING:
@@ -67,6 +65,13 @@ STREAMS = {
         rescan_lookback=60 * DAY, rescan_every=DAY,
     ),
 }
+STREAM_TABLE = stream_table([
+    # The creation chunks reach back as far as the account's effective `start_history`.
+    Stream(STREAMS["orders"], map=mapping.map_order, key="orderId",
+           fetch=lambda conn, window: conn.client.orders(window, history=conn.stream_spec("orders").start_history)),
+    Stream(STREAMS["reviews"], fetch=lambda conn, window: conn.client.feedbacks(window),
+           map=mapping.map_feedback, key="feedbackId"),
+])
 
 
 class YandexMarketConnector(Connector):
@@ -91,9 +96,11 @@ class YandexMarketConnector(Connector):
 
     name: ClassVar[str] = "yandex_market"
     display_name: ClassVar[str] = "Yandex Market"
+    brand_colour: ClassVar[str] = "#e8a400"
+    error_mapping = ERROR_MAPPING
     settings_model = YandexMarketAccountSettings
     capabilities = YANDEX_MARKET_CAPABILITIES
-    streams: ClassVar[Mapping[str, StreamSpec]] = STREAMS
+    stream_table = STREAM_TABLE
     rate_groups: ClassVar[Mapping[str, Rate]] = RATES
     # Raw fields that may carry a buyer's id, name, phone or address. Top-level keys: `_buyer`
     # (attached by the client), `buyer` (deprecated OrderDTO), `delivery` (a DBS buyer's address
@@ -110,24 +117,6 @@ class YandexMarketConnector(Connector):
         self.client = YandexMarketClient(account, transport=self.transport, clock=self.clock,
                                          sleep=self.sleep)
 
-    def fetch(self, stream: str, window: Window) -> AsyncIterator[Page]:
-        if stream == "orders":
-            return self.client.orders(window, history=self.stream_spec("orders").start_history)
-        if stream == "reviews":
-            return self.client.feedbacks(window)
-        raise KeyError(f"unknown yandex_market stream {stream!r}")
-
-    def map_record(self, stream: str, raw: dict[str, Any], ctx: MappingContext) -> Record:
-        if stream == "orders":
-            return mapping.map_order(raw, ctx)
-        return mapping.map_feedback(raw, ctx)
-
-    def record_key(self, stream: str, raw: Any) -> str | None:
-        """The natural key: `orderId` for orders, `feedbackId` for reviews."""
-        field = "orderId" if stream == "orders" else "feedbackId"
-        value = raw.get(field) if isinstance(raw, dict) else None
-        return str(value) if value not in (None, "") else None
-
     @classmethod
     def demo(cls, *, seed: int, orders: int, reviews: int, rate_limits: bool = True) -> DemoSetup:
         from pydantic import SecretStr
@@ -143,9 +132,9 @@ class YandexMarketConnector(Connector):
                 business_id=config.business_id, base_urls=dict.fromkeys(PRODUCTION_HOSTS, base_url))))
 
     async def perform(self, request: WriteRequest) -> WriteResult:
-        if request.kind == "send_chat_message":
+        if request.kind is ActionKind.SEND_CHAT_MESSAGE:
             return await self._send_chat_message(request)
-        if request.kind != "reply_to_review":
+        if request.kind is not ActionKind.REPLY_TO_REVIEW:
             return await super().perform(request)
         if not request.target.isdigit():
             return WriteResult(WriteStatus.REJECTED, detail="a Market feedbackId is a number")
@@ -158,9 +147,9 @@ class YandexMarketConnector(Connector):
         return WriteResult(WriteStatus.DONE, platform_ref=ref)
 
     async def find_done(self, request: WriteRequest) -> WriteResult | None:
-        if request.kind == "send_chat_message":
+        if request.kind is ActionKind.SEND_CHAT_MESSAGE:
             return await self._find_chat_message(request)
-        if request.kind != "reply_to_review":
+        if request.kind is not ActionKind.REPLY_TO_REVIEW:
             return await super().find_done(request)
         if not request.target.isdigit():
             return None

@@ -26,8 +26,10 @@ import httpx
 
 from connectors.http import NetworkTransport
 from connectors.ratelimit import EndpointGroup, Rate
+from connectors.responses import ResponseAction
 
 __all__ = [
+    "ERROR_MAPPING",
     "PARALLEL_LIMIT",
     "RATES",
     "REMAINING_HEADER",
@@ -39,6 +41,8 @@ __all__ = [
 ]
 
 PARALLEL_LIMIT = 4
+# Market's 429: both limits are answered with 420 (the connector declares it; its client classifies by it).
+ERROR_MAPPING: Mapping[int, ResponseAction] = MappingProxyType({420: ResponseAction.RATE_LIMITED})
 REMAINING_HEADER = "X-RateLimit-Resource-Remaining"
 UNTIL_HEADER = "X-RateLimit-Resource-Until"
 RETRY_HINT_HEADER = "X-Loyalsync-Retry-In"  # set by this transport only; never sent by Market
