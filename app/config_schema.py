@@ -68,7 +68,7 @@ def _name_keys(account: dict[str, Any], table: str, names: Mapping[str, Any] | N
 
 def marketplace_schema(name: str, connector: type[Connector]) -> dict[str, Any]:
     """The schema of `marketplaces/<name>.toml`: `[defaults]` and `[[accounts]]` of `connector`."""
-    account = _without(_schema(connector.settings_model), "token")
+    account = _without(_without(_schema(connector.settings_model), "token"), "client_secret")
     defs = account.pop("$defs", {})
     _name_keys(account, "streams", connector.streams)
     _name_keys(account, "rate_limits", connector.rate_groups)

@@ -31,6 +31,9 @@ __all__ = ["load_marketplaces"]
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BOOL = TypeAdapter(bool)
+# Secrets an account reads from the environment: the field -> the key naming its variable. The
+# client secret only for settings that have it (`connectors.base.OAuthAccountSettings`).
+_SECRETS_FROM_ENV = {"token": "token_env", "client_secret": "client_secret_env"}
 
 
 def load_marketplaces(
@@ -127,13 +130,11 @@ def _load_account(
         problems.append(f"{label}: {where(loc)}: {message}")
         reported.add(loc)
 
-    if "token" in merged:
-        report(
-            ("token",),
-            "tokens do not belong in config files; "
-            "put it in an environment variable and name that variable in token_env",
-        )
-        del merged["token"]
+    for key, env_key in _SECRETS_FROM_ENV.items():
+        if key in merged:
+            report((key,), f"{key.replace('_', ' ')}s do not belong in config files; "
+                           f"put it in an environment variable and name that variable in {env_key}")
+            del merged[key]
     _check_names(merged, "streams", "stream", connector.streams, report)
     # `Connector.rate_groups`: None when the connector names no groups; then any name is accepted.
     groups = connector.rate_groups
@@ -154,7 +155,9 @@ def _load_account(
             if isinstance(over, dict) and over.get(key) == timedelta(0):
                 report(("streams", stream, key), "must be longer than zero")
     if tokens:
-        _read_token(merged, env, report)
+        for key, env_key in _SECRETS_FROM_ENV.items():
+            if key == "token" or env_key in model.model_fields:
+                _read_token(merged, env, report, key=key, env_key=env_key)
 
     try:
         settings = model.model_validate(merged)
@@ -207,33 +210,35 @@ def _check_urls(merged: dict[str, Any], report: Any) -> None:
     merged["base_urls"] = good
 
 
-def _read_token(merged: dict[str, Any], env: Mapping[str, str], report: Any) -> None:
-    """Put the token from the variable named in `token_env` into `merged`, if enabled."""
+def _read_token(merged: dict[str, Any], env: Mapping[str, str], report: Any, *, key: str = "token",
+                env_key: str = "token_env") -> None:
+    """Put the secret from the variable named in `env_key` into `merged[key]`, if enabled."""
     try:
         enabled = _BOOL.validate_python(merged.get("enabled", True))
     except ValidationError:
         return  # the model reports the bad `enabled`
-    var = merged.get("token_env")
+    var = merged.get(env_key)
     if not enabled or not isinstance(var, str) or not var:
         return
+    what = "API token" if key == "token" else key.replace("_", " ")
     if not _ENV_NAME.fullmatch(var):
-        # Never echo it: a value that is not a variable name is often the token pasted in.
+        # Never echo it: a value that is not a variable name is often the secret pasted in.
         report(
-            ("token_env",),
+            (env_key,),
             "must be the name of an environment variable "
-            "(letters, digits and _), not the token itself",
+            f"(letters, digits and _), not the {'token' if key == 'token' else what} itself",
         )
         return
     value = env.get(var)
     if value is None:
         report(
-            ("token_env",),
-            f"environment variable {var} is not set; export it with the account's API token",
+            (env_key,),
+            f"environment variable {var} is not set; export it with the account's {what}",
         )
     elif not value.strip():
         report(
-            ("token_env",),
-            f"environment variable {var} is empty; export it with the account's API token",
+            (env_key,),
+            f"environment variable {var} is empty; export it with the account's {what}",
         )
     else:
-        merged["token"] = SecretStr(value.strip())
+        merged[key] = SecretStr(value.strip())

@@ -27,11 +27,12 @@ __all__ = [
 ]
 
 # Values under these keys may hold secrets (a token, a DSN password): never echoed in a problem.
-_SECRET_KEYS = frozenset({"token", "token_env", "url"})
+_SECRET_KEYS = frozenset({"token", "token_env", "client_secret", "client_secret_env", "url"})
 # pydantic's "should match pattern '^...$'" means nothing to ops: what each pattern we use allows.
 _PATTERN_HINTS = {
     r"^[A-Za-z0-9_.-]+$": "may use only letters, digits and _ . - (no spaces)",
     r"^\S+$": "must not contain spaces",
+    r"^[!-~](?:[ -~]*[!-~])?$": "may use only printable ASCII on one line, without leading or trailing spaces",
 }
 # A pydantic location part that stands for a table key rather than its value.
 _KEY_PART = "[key]"

@@ -15,8 +15,10 @@ from app.config import AppConfig, MarketplaceAccount
 from app.logs import log_context
 from connectors.base import Connector
 from connectors.http import ObservedTransport, ResponseObserver
+from connectors.redaction import RUNTIME_SECRETS
 from connectors.registry import available_connectors
 from store import Store, connect, migrate
+from store.tokens import StoreTokenCache
 from sync.cluster import account_lease
 from sync.leases import Fence
 from sync.runner import RunResult, StreamRunner, utc_now
@@ -82,6 +84,8 @@ class App:
         self.request_observer = request_observer
         self.connector_classes = dict(connectors or available_connectors())
         self.runner = StreamRunner(self.store, clock=clock)
+        # Runtime tokens (OAuth) live in the store, so replicas on one database share one per account.
+        self.token_cache = StoreTokenCache(self.store.engine)
         # One connector (so one HTTP client and one rate budget) per account for the App's life:
         # a fresh budget per run would let frequent polls overspend the platform's limits.
         self._connectors: dict[str, Connector] = {}
@@ -104,8 +108,11 @@ class App:
         return {(a.marketplace, a.settings.name): self.connector(a) for a in self.accounts()}
 
     def secrets(self) -> list[str]:
-        """The accounts' tokens, to redact from anything recorded."""
-        return [s for a in self.accounts() if (s := a.settings.token.get_secret_value())]
+        """The accounts' tokens and client secrets, and the tokens fetched so far, to redact from
+        anything recorded."""
+        configured = [s.get_secret_value() for a in self.accounts()
+                      for s in (a.settings.token, getattr(a.settings, "client_secret", None)) if s is not None]
+        return [s for s in (*configured, *RUNTIME_SECRETS) if s]
 
     def connector(self, account: MarketplaceAccount) -> Connector:
         """The account's long-lived connector."""
@@ -117,7 +124,7 @@ class App:
                 # Through the transport every connector passes on: connectors never know who counts.
                 observer = self.request_observer(account.marketplace, account.settings.name)
                 transport = ObservedTransport(transport, observer)
-            self._connectors[key] = cls(account.settings, transport=transport)
+            self._connectors[key] = cls(account.settings, transport=transport, token_cache=self.token_cache)
         return self._connectors[key]
 
     async def aclose(self) -> None:

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from connectors.auth import TokenCache
 from connectors.capabilities import ActionKind, Capabilities
 from connectors.ratelimit import Rate
 from connectors.records import ProductName
@@ -40,6 +41,7 @@ __all__ = [
     "CursorKind",
     "DemoSetup",
     "MappingContext",
+    "OAuthAccountSettings",
     "Page",
     "RateOverride",
     "Record",
@@ -111,6 +113,11 @@ class AccountSettings(BaseModel):
     rate_limits: dict[str, RateOverride] = Field(default_factory=dict)
     streams: dict[str, StreamSettings] = Field(default_factory=dict)
     request_timeout_seconds: float = Field(default=30.0, gt=0, allow_inf_nan=False)
+    # Printable ASCII on one line (RFC 9110 §10.1.5); None keeps the connector's own.
+    user_agent: str | None = Field(
+        default=None, min_length=1, max_length=256, pattern=r"^[!-~](?:[ -~]*[!-~])?$",
+        description="User-Agent sent on every request to this account's platform (default: the connector's, "
+                    "loyalsync/<version>)")
 
     @field_validator("base_urls")
     @classmethod
@@ -137,6 +144,21 @@ class AccountSettings(BaseModel):
             if v is not None
         }
         return _replace(spec, **changes)
+
+
+class OAuthAccountSettings(AccountSettings):
+    """An account that signs in with OAuth2 client credentials (e.g. Avito) instead of a pasted token.
+
+    The client secret is read from the variable `client_secret_env` names, like a token; the access
+    token is fetched at runtime (`connectors.auth.ClientCredentials`), so `token_env` is optional.
+    """
+
+    token_env: str | None = Field(  # type: ignore[assignment]
+        default=None, min_length=1, description="environment variable that holds a token (unused by OAuth)")
+    client_id: str = Field(min_length=1, max_length=128, pattern=r"^\S+$",
+                           description="the OAuth client_id the platform issued to the seller")
+    client_secret_env: str = Field(min_length=1, description="environment variable that holds the client secret")
+    client_secret: SecretStr = Field(default=SecretStr(""), exclude=True)
 
 
 def _replace(spec: StreamSpec, **changes: Any) -> StreamSpec:
@@ -231,6 +253,10 @@ class Connector(ABC):
     #: account's `[accounts.rate_limits.<group>]` may override (checked against these names). None:
     #: the connector paces no groups, and any name is accepted.
     rate_groups: ClassVar[Mapping[str, Rate] | None] = None
+    #: The User-Agent its client sends (an account's `user_agent` overrides it); None is
+    #: `connectors.http.default_user_agent()`, `loyalsync/<version>`. Some platforms block library
+    #: defaults such as `python-httpx/*` (Megamarket, megamarket.md §1).
+    user_agent: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -244,12 +270,21 @@ class Connector(ABC):
         transport: httpx.AsyncBaseTransport | None = None,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        token_cache: TokenCache | None = None,
     ):
-        """`transport` plugs in an emulator; `clock`/`sleep` (monotonic) let tests skip real waits."""
+        """`transport` plugs in an emulator; `clock`/`sleep` (monotonic) let tests skip real waits;
+        `token_cache` is where runtime tokens (OAuth) are kept, shared by replicas when the daemon
+        passes the store's (None: this connector's own memory)."""
         self.account = account
         self.transport = transport
         self.clock = clock
         self.sleep = sleep
+        self.token_cache = token_cache
+
+    @property
+    def effective_user_agent(self) -> str | None:
+        """The account's User-Agent, else the connector's; None: the HTTP layer's default."""
+        return self.account.user_agent or type(self).user_agent
 
     @classmethod
     def rate_limit_statuses(cls) -> frozenset[int]:

@@ -1,8 +1,9 @@
-"""The one HTTP client every connector uses: pacing, one response table, retries, redaction.
+"""The one HTTP client every connector uses: pacing, auth, one response table, retries, redaction.
 
 Every response is classified once (`classify`) into a `ResponseAction`; each action maps to one
 branch of `connectors.errors`. Retriable answers are retried with tenacity; what is still failing
 when attempts run out, or asks for a wait past the cap, becomes `RetryDeferred` for the scheduler.
+Credentials go on through the account's auth hook (`connectors.auth`), inside each attempt.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from types import MappingProxyType
 from typing import Any
 
@@ -26,6 +28,7 @@ import ijson
 import orjson
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, stop_after_attempt
 
+from connectors.auth import Auth
 from connectors.errors import (
     TOKEN_REJECTED,
     ApiError,
@@ -60,6 +63,7 @@ __all__ = [
     "ResponseObserver",
     "RetryPolicy",
     "classify",
+    "default_user_agent",
     "describe_json_error",
     "parse_retry_after",
     "redact",
@@ -70,6 +74,15 @@ log = logging.getLogger("loyalsync.http")
 _MESSAGE_LIMIT = 300
 _NO_DEFAULT: Any = object()  # "no empty_body given", distinct from None
 _ERROR_FIELDS = ("marketplace", "endpoint", "status", "platform_message", "request_id")
+
+
+@functools.cache
+def default_user_agent() -> str:
+    """`loyalsync/<version>`: a product User-Agent (Megamarket blocks library defaults, megamarket.md §1)."""
+    try:
+        return f"loyalsync/{version('loyalsync')}"
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "loyalsync/0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,13 +205,20 @@ class NetworkTransport(httpx.AsyncBaseTransport):
 
 
 class ApiClient:
-    """One seller account's HTTP client: paced, classified, retried, and never showing secrets."""
+    """One seller account's HTTP client: paced, authorised, classified, retried, never showing secrets.
+
+    `auth` puts the credentials on every request (`connectors.auth`); `headers` and `secrets` are
+    the older way of saying `HeaderAuth(headers, secrets=secrets)` and still work alongside it.
+    `user_agent` goes on every request (None: `default_user_agent()`).
+    """
 
     def __init__(
         self,
         *,
         marketplace: str,
         base_urls: Mapping[str, str],
+        auth: Auth | None = None,
+        user_agent: str | None = None,
         headers: Mapping[str, str] | None = None,
         secrets: Sequence[str] = (),
         limiter: RateLimiter | None = None,
@@ -225,14 +245,23 @@ class ApiClient:
         self.token_rejected = token_rejected
         self.stats = ClientStats()
         # A lone string would be split into characters, each too short to mask: nothing redacted.
-        self._secrets = (secrets,) if isinstance(secrets, str) else tuple(secrets)
+        self._static_secrets = (secrets,) if isinstance(secrets, str) else tuple(secrets)
+        self.auth = auth if auth is not None else Auth()
+        self.user_agent = user_agent or default_user_agent()
         self._sleep = sleep or asyncio.sleep  # None: the real clocks (tests pass fakes)
         self._clock = clock or time.monotonic
         # httpx's own timeout covers real sockets; `asyncio.timeout` in `_attempt` covers the rest.
+        # Client-level headers are the defaults a call's own `headers=` may replace.
         self._http = httpx.AsyncClient(
-            headers=dict(headers or {}), transport=transport, timeout=retry.request_deadline,
-            verify=shared_ssl_context(),
+            headers={"User-Agent": self.user_agent, **dict(headers or {})}, transport=transport,
+            timeout=retry.request_deadline, verify=shared_ssl_context(),
         )
+
+    @property
+    def _secrets(self) -> tuple[str, ...]:
+        """Every secret to mask now: those given, and those the auth hook has used (tokens fetched
+        at runtime join as they arrive)."""
+        return self._static_secrets + self.auth.secrets()
 
     def __repr__(self) -> str:
         return f"ApiClient(marketplace={self.marketplace!r}, hosts={sorted(self.base_urls)})"
@@ -420,7 +449,7 @@ class ApiClient:
         try:
             async with asyncio.timeout(self.retry.request_deadline):
                 request = self._http.build_request(method, self.base_urls[host] + path, **send)
-                response = await self._http.send(request, stream=stream)
+                response = await self._send_authorised(request, stream)
                 if stream and not response.is_success:
                     await response.aread()  # an error body is small, and describing it needs it
         except (TimeoutError, httpx.TimeoutException) as exc:
@@ -443,6 +472,35 @@ class ApiClient:
             if stream and not response.is_success:
                 await response.aclose()
         return checked if decode is None else decode(checked, where)
+
+    async def _send_authorised(self, request: httpx.Request, stream: bool) -> httpx.Response:
+        """Drive the auth hook's flow, as httpx's `_send_handling_auth` does: send what it yields,
+        hand it each answer, until it yields no more; the last answer is the one classified."""
+        flow = self.auth.auth_flow(request, self._send_side_request)
+        try:
+            request = await anext(flow)
+            while True:
+                response = await self._http.send(request, stream=stream)
+                try:
+                    request = await flow.asend(response)
+                except StopAsyncIteration:
+                    return response
+                await response.aclose()  # superseded by the request the flow sends instead
+        finally:
+            await flow.aclose()  # a cancelled attempt must not leave the flow holding a refresh
+
+    async def _send_side_request(self, request: httpx.Request) -> httpx.Response:
+        """A request an auth flow makes on its own (a token endpoint), classified like any answer."""
+        endpoint = redact(f"{request.method} {request.url.path}", self._secrets)
+        where = {"marketplace": self.marketplace, "endpoint": endpoint}
+        try:
+            request.headers.setdefault("User-Agent", self.user_agent)
+            response = await self._http.send(request)
+        except httpx.TransportError as exc:
+            self.stats.transport_errors += 1
+            raise RetriableApiError(f"connection failed ({type(exc).__name__})", **where) from exc
+        log.debug("%s -> %d (auth)", endpoint, response.status_code)
+        return self._check(response, None, where)
 
     def _check(
         self, response: httpx.Response, group: EndpointGroup | None, where: dict[str, str]

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
 
-__all__ = ["RedactingFilter", "redact"]
+__all__ = ["RUNTIME_SECRETS", "RedactingFilter", "SecretSet", "redact"]
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -16,16 +17,50 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     return text
 
 
+class SecretSet:
+    """Secrets learnt while running (OAuth tokens fetched at runtime), masked by every log filter.
+
+    A log handler sees records from every account's client, and tokens arrive long after logging
+    was set up, so the one process-wide instance, `RUNTIME_SECRETS`, is what auth kinds add to and
+    `RedactingFilter` reads; tests pass their own.
+    """
+
+    def __init__(self) -> None:
+        self._secrets: frozenset[str] = frozenset()
+        self._lock = threading.Lock()  # log records are filtered on whatever thread logs them
+
+    def __repr__(self) -> str:
+        return f"SecretSet({len(self._secrets)} secrets)"
+
+    def add(self, *secrets: str) -> None:
+        """Mask these too; too short ones (under 4 characters) would mask ordinary text."""
+        new = {s for s in secrets if len(s) >= 4} - self._secrets
+        if new:
+            with self._lock:
+                self._secrets = self._secrets | new
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._secrets)  # a frozen snapshot: safe while another thread adds
+
+    def __len__(self) -> int:
+        return len(self._secrets)
+
+
+#: The process's secrets learnt at runtime (see `SecretSet`).
+RUNTIME_SECRETS = SecretSet()
+
+
 class RedactingFilter(logging.Filter):
-    """Masks secrets in log records.
+    """Masks secrets in log records: those given, those `add`ed, and those of `runtime`.
 
     Add it to handlers (`handler.addFilter`): a filter on a logger sees only records logged to
     that very logger, not those propagated from its children.
     """
 
-    def __init__(self, secrets: Iterable[str] = ()):
+    def __init__(self, secrets: Iterable[str] = (), *, runtime: SecretSet | None = RUNTIME_SECRETS):
         super().__init__()
         self._secrets: set[str] = set()
+        self._runtime = runtime
         self.add(*([secrets] if isinstance(secrets, str) else secrets))
 
     def add(self, *secrets: str) -> None:
@@ -33,18 +68,19 @@ class RedactingFilter(logging.Filter):
         self._secrets.update(s for s in secrets if len(s) >= 4)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not self._secrets:
+        secrets = self._secrets.union(self._runtime) if self._runtime else self._secrets
+        if not secrets:
             return True
         try:
             # Format first: a secret may hide in any argument's str(), not only in strings.
             message = record.getMessage()
         except (TypeError, ValueError):
             message = f"{record.msg} {record.args!r}"
-        record.msg, record.args = redact(message, self._secrets), None
+        record.msg, record.args = redact(message, secrets), None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text, self._secrets)
+            record.exc_text = redact(record.exc_text, secrets)
         if record.stack_info:
-            record.stack_info = redact(record.stack_info, self._secrets)
+            record.stack_info = redact(record.stack_info, secrets)
         return True

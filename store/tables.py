@@ -12,6 +12,7 @@ from store.types import Money, UTCDateTime
 
 __all__ = [
     "AccountRow",
+    "AuthTokenRow",
     "LeaseRow",
     "MetaRow",
     "OrderLineRow",
@@ -206,3 +207,21 @@ class ReplicaRow(SQLModel, table=True):
     incarnation: str = Field(max_length=64)  # one per process start: tells a duplicate name apart
     started_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     seen_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
+
+
+class AuthTokenRow(SQLModel, table=True):
+    """An access token fetched at runtime (OAuth), shared by replicas so one fetch serves them all.
+
+    `claimed_by`/`claimed_until` mark the one replica fetching a new token for the key; the others
+    wait for its row to change (`store.tokens`). A token is a secret: it is never exported, counted
+    in a backup's printed summary or logged.
+    """
+
+    __tablename__ = "auth_tokens"
+
+    key: str = Field(primary_key=True, max_length=300)
+    token: str | None = Field(default=None, sa_column=Column(Text))
+    issued_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    expires_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    claimed_by: str | None = Field(default=None, max_length=64)
+    claimed_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import connectors.auth
 import connectors.base
 import connectors.capabilities
 import connectors.errors
@@ -12,7 +13,10 @@ import connectors.streams
 import connectors.testing
 
 PINNED = {
-    connectors.base: {"AccountSettings", "Connector", "CursorKind", "MappingContext", "Page", "RateOverride",
+    connectors.auth: {"Auth", "BodyTokenAuth", "CachedToken", "ClientCredentials", "HeaderAuth", "MemoryTokenCache",
+                      "SendRaw", "TokenCache"},
+    connectors.base: {"AccountSettings", "Connector", "CursorKind", "MappingContext", "OAuthAccountSettings",
+                      "Page", "RateOverride",
                       "Record", "RecordType", "StreamSettings", "StreamSpec", "Window", "DemoSetup",
                       "WriteNotSupported", "WriteRequest", "WriteResult", "WriteStatus"},
     connectors.errors: {"ApiError", "AuthError", "ConfigError", "FatalApiError", "LoyalsyncError",

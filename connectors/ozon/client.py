@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from connectors.auth import HeaderAuth
 from connectors.base import Page, Window
 from connectors.errors import AuthError, FatalApiError, StreamUnavailable
 from connectors.http import ApiClient, RetryPolicy
@@ -95,14 +96,16 @@ class OzonClient(OzonWrites):
     def __init__(self, settings: OzonAccountSettings, *,
                  transport: httpx.AsyncBaseTransport | None = None,
                  clock: Callable[[], float] | None = None,
-                 sleep: Callable[[float], Awaitable[None]] | None = None):
+                 sleep: Callable[[float], Awaitable[None]] | None = None,
+                 user_agent: str | None = None):
+        """`user_agent`: the connector's; else the account's `user_agent`, else `loyalsync/<version>`."""
         self.settings = settings
         token = settings.token.get_secret_value()
         self.http = ApiClient(
             marketplace=MARKETPLACE,
             base_urls=settings.base_urls,
-            headers={"Client-Id": settings.client_id, "Api-Key": token},
-            secrets=[token] if token else [],
+            auth=HeaderAuth({"Client-Id": settings.client_id, "Api-Key": token}, secrets=[token]),
+            user_agent=user_agent or settings.user_agent,
             limiter=RateLimiter(ENDPOINT_GROUPS, overrides=settings.rate_limits, clock=clock, sleep=sleep),
             # Header names seen on live 429s ([3p], ozon.md §4.2); httpx matches them case-blind.
             retry_after_headers=("Retry-After",),

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from connectors.auth import HeaderAuth
 from connectors.base import Page, Window
 from connectors.convert import MOSCOW, parse_aware, parse_local, to_local_naive
 from connectors.errors import FatalApiError, MalformedRecord
@@ -60,15 +61,17 @@ class WildberriesClient:
     def __init__(self, settings: WildberriesAccountSettings, *,
                  transport: httpx.AsyncBaseTransport | None = None,
                  clock: Callable[[], float] | None = None,
-                 sleep: Callable[[float], Awaitable[None]] | None = None):
+                 sleep: Callable[[float], Awaitable[None]] | None = None,
+                 user_agent: str | None = None):
+        """`user_agent`: the connector's; else the account's `user_agent`, else `loyalsync/<version>`."""
         self.settings = settings
         token = settings.token.get_secret_value()
         self.http = ApiClient(
             marketplace=MARKETPLACE,
             base_urls=settings.base_urls,
             # The spec's scheme is the raw JWT, no "Bearer" prefix (wildberries.md §1).
-            headers={"Authorization": token},
-            secrets=[token] if token else [],
+            auth=HeaderAuth({"Authorization": token}, secrets=[token]),
+            user_agent=user_agent or settings.user_agent,
             limiter=RateLimiter(ENDPOINT_GROUPS, overrides=settings.rate_limits, clock=clock, sleep=sleep),
             retry_after_headers=("X-Ratelimit-Retry", "Retry-After"),
             remaining_header="X-Ratelimit-Remaining",

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from connectors.auth import HeaderAuth
 from connectors.base import Page, Window
 from connectors.convert import MOSCOW
 from connectors.errors import AuthError, FatalApiError
@@ -95,15 +96,17 @@ class YandexMarketClient:
     def __init__(self, settings: YandexMarketAccountSettings, *,
                  transport: httpx.AsyncBaseTransport | None = None,
                  clock: Callable[[], float] | None = None,
-                 sleep: Callable[[float], Awaitable[None]] | None = None):
+                 sleep: Callable[[float], Awaitable[None]] | None = None,
+                 user_agent: str | None = None):
+        """`user_agent`: the connector's; else the account's `user_agent`, else `loyalsync/<version>`."""
         self.settings = settings
         token = settings.token.get_secret_value()
         self.transport = ParallelLimitTransport(transport, limit=settings.parallel_requests)
         self.http = ApiClient(
             marketplace=MARKETPLACE,
             base_urls=settings.base_urls,
-            headers={"Api-Key": token},  # no "Bearer": Market rejects a prefixed key
-            secrets=[token] if token else [],
+            auth=HeaderAuth({"Api-Key": token}, secrets=[token]),  # no "Bearer": Market rejects a prefixed key
+            user_agent=user_agent or settings.user_agent,
             limiter=RateLimiter(endpoint_groups(settings.business_id), overrides=settings.rate_limits,
                                 clock=clock, sleep=sleep),
             error_mapping={420: ResponseAction.RATE_LIMITED},  # Market's 429

@@ -25,6 +25,7 @@ from connectors.base import (
     Connector,
     CursorKind,
     MappingContext,
+    OAuthAccountSettings,
     Page,
     Record,
     RecordType,
@@ -326,7 +327,7 @@ def test_format_duration_round_trips():
 
 DURATION_HINT = 'use e.g. "90s", "5m", "2h", "14d", "1h30m", ISO 8601 "PT5M" or whole seconds'
 ACCOUNT_KEYS = (
-    "name, enabled, token_env, base_urls, rate_limits, streams, request_timeout_seconds, page_size"
+    "name, enabled, token_env, base_urls, rate_limits, streams, request_timeout_seconds, user_agent, page_size"
 )
 
 
@@ -689,3 +690,71 @@ def test_a_reply_template_promising_a_benefit_is_refused_at_load(cfg, key, value
     assert problem.startswith(f"{GLOBAL}: actions.replies.templates[0].{key}: a reply to a review must not "
                               "promise a benefit (found «"), problem
     assert "forbidden" in problem
+
+
+# --- OAuth client credentials and the User-Agent -----------------------------------------------------
+
+SECRET = "cs-8e1d-SECRET-client"  # must never show up in a problem line either
+
+
+class OAuthSettings(OAuthAccountSettings):
+    """Shaped like an Avito account: one host, client credentials instead of a pasted token."""
+
+    base_urls: dict[str, str] = Field(default_factory=lambda: {"api": "https://api.oauth.example"})
+
+
+class OAuthConnector(NoGroupsConnector):
+    name: ClassVar[str] = "oauthmarket"
+    settings_model = OAuthSettings
+
+
+OAUTH = "config/marketplaces/oauthmarket.toml"
+OAUTH_OK = """
+[[accounts]]
+name = "main"
+client_id = "app-42"
+client_secret_env = "LOYALSYNC_OAUTH_SECRET"
+user_agent = "SellerCo-sync/3.1 (+ops@example.com)"
+"""
+
+
+def test_oauth_account_reads_its_client_secret_from_the_environment(cfg):
+    cfg(oauthmarket=OAUTH_OK)
+    config = load_config(GLOBAL, env={"LOYALSYNC_OAUTH_SECRET": f"{SECRET}\n"},
+                         connectors={"oauthmarket": OAuthConnector})
+    (account,) = config.accounts
+    assert isinstance(account.settings, OAuthSettings)
+    assert account.settings.client_id == "app-42"
+    assert account.settings.client_secret.get_secret_value() == SECRET
+    assert account.settings.token_env is None  # no pasted token needed
+    assert account.settings.user_agent == "SellerCo-sync/3.1 (+ops@example.com)"
+    assert SECRET not in repr(config) and SECRET not in str(config)
+
+
+def test_oauth_client_secret_problems_never_echo_it(cfg):
+    pasted = OAUTH_OK.replace('client_secret_env = "LOYALSYNC_OAUTH_SECRET"',
+                              f'client_secret_env = "{SECRET}"\nclient_secret = "{SECRET}"')
+    cfg(oauthmarket=pasted)
+    problems = problems_of(env={}, connectors={"oauthmarket": OAuthConnector})
+    assert problems == [
+        f"{OAUTH}: accounts[0].client_secret: client secrets do not belong in config files; "
+        "put it in an environment variable and name that variable in client_secret_env",
+        f"{OAUTH}: accounts[0].client_secret_env: must be the name of an environment variable "
+        "(letters, digits and _), not the client secret itself",
+    ]
+    assert not any(SECRET in line for line in problems)
+    cfg(oauthmarket=OAUTH_OK)
+    assert problems_of(env={}, connectors={"oauthmarket": OAuthConnector}) == [
+        f"{OAUTH}: accounts[0].client_secret_env: environment variable LOYALSYNC_OAUTH_SECRET is not set; "
+        "export it with the account's client secret",
+    ]
+    cfg(oauthmarket=OAUTH_OK.replace('client_id = "app-42"\n', ""))
+    assert problems_of(env={"LOYALSYNC_OAUTH_SECRET": SECRET}, connectors={"oauthmarket": OAuthConnector}) == [
+        f"{OAUTH}: accounts[0].client_id: required key is missing"]
+
+
+def test_a_user_agent_with_a_line_break_is_refused(cfg):
+    cfg(wildberries=WB_OK.replace('name = "main"', 'name = "main"\nuser_agent = "a\\r\\nX-Evil: 1"'))
+    assert problems_of() == [
+        f"{WB}: accounts[0].user_agent: may use only printable ASCII on one line, without leading or "
+        "trailing spaces (got 'a\\r\\nX-Evil: 1')"]

@@ -462,7 +462,7 @@ def test_exported_names_are_pinned() -> None:
     assert sorted(connectors.http.__all__) == [
         "ApiClient", "ClientStats", "DEFAULT_ERROR_MAPPING", "NetworkTransport", "ObservedTransport",
         "PlatformErrorInfo", "RedactingFilter", "ResponseAction", "ResponseObserver", "RetryPolicy", "classify",
-        "describe_json_error", "parse_retry_after", "redact",
+        "default_user_agent", "describe_json_error", "parse_retry_after", "redact",
     ]
 
 
