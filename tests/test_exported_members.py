@@ -22,7 +22,8 @@ PINNED = {
                               "ChatRules", "TextLimits"},
     connectors.ratelimit: {"Clock", "EndpointGroup", "Rate", "RateLimiter", "Sleep", "TokenBucket"},
     connectors.testing: {"ConformanceSuite", "ConnectorHarness", "ExpectedOrder", "FakeTime", "FaultRequest",
-                         "HostRouter", "SimulatedCrash", "StreamOutcome", "SyncDriver"},
+                         "HostRouter", "ResponseSchema", "SimulatedCrash", "StreamOutcome",
+                         "SyncDriver"},
 }
 
 
