@@ -80,6 +80,34 @@ def config_schema_cmd(
     err.print(f"wrote {len(files)} schemas to {output_dir}: {', '.join(files)}", markup=False, soft_wrap=True)
 
 
+@app.command("new-connector")
+def new_connector_cmd(
+    name: Annotated[str, typer.Argument(help="The platform's connector name, e.g. kaspi (lowercase, digits, _).")],
+    into: Annotated[Path, typer.Option("--into", help="A loyalsync checkout (the package goes to connectors/NAME) "
+                                       "or a folder for a package of its own.")] = Path("."),
+    package: Annotated[str | None, typer.Option(
+        "--package", help="The package's module path (default: connectors.NAME in a checkout, "
+                          "loyalsync_NAME elsewhere).")] = None,
+) -> None:
+    """Write a connector package, its emulator, schemas, conformance test and config example."""
+    from app.new_connector import ScaffoldError, plan, write
+    from connectors.registry import available_connectors
+
+    try:
+        new = plan(name, into.absolute(), module=package, known=set(available_connectors()))
+    except ScaffoldError as exc:
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(code=2) from None
+    written = write(new)
+    for path in written:
+        err.print(f"wrote {path.relative_to(new.root)}", markup=False, highlight=False)
+    tests = new.tests_dir.relative_to(new.root)
+    err.print(f"next: ./dev test {tests} (the kit against the emulator); then read docs/connectors.md"
+              if new.in_checkout else
+              f"next: pip install -e {new.root}[dev], then pytest {tests}; docs/connectors.md in loyalsync",
+              markup=False, highlight=False, soft_wrap=True)
+
+
 @app.command()
 def health(config: ConfigOpt = None) -> None:
     """Ask the running daemon's /healthz (the container HEALTHCHECK); exit 0 when healthy."""

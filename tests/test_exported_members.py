@@ -29,7 +29,8 @@ PINNED = {
                               "ChatRules", "LoyaltyDiscountProgram", "ReviewProgram", "TextLimits"},
     connectors.ratelimit: {"Clock", "EndpointGroup", "Rate", "RateLimiter", "Sleep", "TokenBucket"},
     connectors.testing: {"ConformanceSuite", "ConnectorHarness", "ExpectedOrder", "FakeTime", "FaultRequest",
-                         "HostRouter", "SimulatedCrash", "StreamOutcome", "SyncDriver"},
+                         "HostRouter", "ResponseSchema", "SimulatedCrash", "StreamOutcome",
+                         "SyncDriver"},
 }
 
 

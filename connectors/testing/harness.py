@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 from connectors.base import AccountSettings, Connector, WriteRequest
 from connectors.capabilities import ActionKind
 
-__all__ = ["WRITE_TEXT", "ConnectorHarness", "ExpectedOrder", "FakeTime", "FaultRequest"]
+__all__ = ["WRITE_TEXT", "ConnectorHarness", "ExpectedOrder", "FakeTime", "FaultRequest", "ResponseSchema"]
 
 #: A text every platform accepts in a reply or a chat: polite, no link, no promise, no buyer data.
 WRITE_TEXT = "Спасибо за заказ! Если появятся вопросы по товару, пишите сюда."
@@ -37,6 +37,17 @@ class FaultRequest:
     probability: float | None = None
     age: timedelta = timedelta(days=45)
     change_after: timedelta = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseSchema:
+    """The platform's JSON schema of the answers to `method` on paths matching `path` (a regular
+    expression, matched whole): of its successes (`ok`) or of its errors."""
+
+    method: str
+    path: str
+    ok: bool
+    schema: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,3 +146,8 @@ class ConnectorHarness(ABC):
             ActionKind.CREATE_PROMO_CODE: [WriteRequest(ActionKind.CREATE_PROMO_CODE, "promo:kit:1", "member-1",
                                                         params=promo)],
         }
+
+    def response_schemas(self) -> Sequence[ResponseSchema] | None:
+        """The response schemas the connector vendors from the platform's documents; the kit checks
+        every answer its emulator gives against them (None: this harness vendors none yet)."""
+        return None

@@ -8,7 +8,9 @@ Use it from a connector's tests in a few lines:
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -21,7 +23,7 @@ import pytest
 from connectors.base import Connector, RecordType, StreamSettings, WriteNotSupported, WriteRequest, WriteStatus
 from connectors.capabilities import ActionKind
 from connectors.testing.driver import SimulatedCrash, StreamOutcome, SyncDriver
-from connectors.testing.harness import ConnectorHarness, FakeTime, FaultRequest
+from connectors.testing.harness import ConnectorHarness, FakeTime, FaultRequest, ResponseSchema
 
 __all__ = ["NOW", "ConformanceSuite", "SimulatedCrash"]
 
@@ -53,14 +55,17 @@ class ConformanceSuite:
         self._opened.append(store)
         return store
 
-    def _connector(self, app: Any, time: FakeTime, account=None) -> Connector:
+    def _connector(self, app: Any, time: FakeTime, account=None, answers: list | None = None) -> Connector:
         cls = self.harness.connector_cls
-        return cls(account or self.harness.account(), transport=httpx.ASGITransport(app=app),
-                   clock=time.monotonic, sleep=time.sleep)
+        transport: httpx.AsyncBaseTransport = httpx.ASGITransport(app=app)
+        if answers is not None:
+            transport = _Recording(transport, answers)
+        return cls(account or self.harness.account(), transport=transport, clock=time.monotonic, sleep=time.sleep)
 
     async def _sync(self, store: Any, app: Any, time: FakeTime, at: datetime = NOW,
-                    account=None, commit_records: int | None = None) -> list[StreamOutcome]:
-        async with self._connector(app, time, account) as connector:
+                    account=None, commit_records: int | None = None, answers: list | None = None,
+                    ) -> list[StreamOutcome]:
+        async with self._connector(app, time, account, answers) as connector:
             return await self.driver.sync(store, connector, at, commit_records=commit_records)
 
     def _app(self, time: FakeTime, faults: Sequence[FaultRequest] = (), at: datetime = NOW):
@@ -303,6 +308,63 @@ class ConformanceSuite:
                 found = await connector.find_done(request)
                 assert found is not None and found.status is WriteStatus.ALREADY_DONE, \
                     f"find_done does not see the {kind} that just landed: {found}"
+
+    async def test_every_emulator_answer_fits_the_vendored_schemas(self, tmp_path: Path) -> None:
+        """The emulator is checked against the platform's own schemas, not against the client: every
+        answer of a full sync, of a 429/5xx storm, of a wrong token and of the declared writes."""
+        schemas = self.harness.response_schemas()
+        if schemas is None:
+            pytest.skip("the harness vendors no response schemas (ConnectorHarness.response_schemas)")
+        jsonschema = pytest.importorskip("jsonschema")
+        streams = list(self.harness.connector_cls.streams)
+        answers: list[tuple[str, str, int, bytes]] = []
+        time = FakeTime()
+        app = self._app(time)
+        store = self._store(tmp_path, "schemas")
+        await self._sync(store, app, time, answers=answers)
+        storm = [FaultRequest(s, kind, times=2) for s in streams for kind in ("rate_limit", "server_error")]
+        await self._sync(self._store(tmp_path, "storm"), self._app(time, storm), time, answers=answers)
+        wrong = self.harness.account().model_copy(update={"token": _secret("wrong-sentinel-token-91c2")})
+        await self._sync(self._store(tmp_path, "wrong"), self._app(time), time, account=wrong, answers=answers)
+        orders, reviews = self.snapshot(store)
+        declared = self.harness.connector_cls.capabilities.writes
+        async with self._connector(app, time, answers=answers) as connector:
+            for kind, requests in self.harness.write_requests(orders, reviews, NOW).items():
+                if kind in declared and requests:
+                    await connector.perform(requests[0])
+        problems = [p for answer in answers if (p := _schema_problem(answer, schemas, jsonschema))]
+        assert answers and problems == [], problems[:10]
+        assert {status // 100 for _, _, status, _ in answers} >= {2, 4, 5}, "the runs met no error to check"
+
+
+class _Recording(httpx.AsyncBaseTransport):
+    """Keeps every answer (method, path, status, body) that passes through, whole."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, answers: list):
+        self.inner = inner
+        self.answers = answers
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await self.inner.handle_async_request(request)
+        body = await response.aread()
+        self.answers.append((request.method, request.url.path, response.status_code, body))
+        return httpx.Response(response.status_code, headers=response.headers, content=body, request=request)
+
+
+def _schema_problem(answer: tuple[str, str, int, bytes], schemas: Sequence[ResponseSchema], jsonschema: Any) -> str:
+    method, path, status, body = answer
+    ok = 200 <= status < 300
+    fitting = [s for s in schemas if s.method == method and s.ok == ok and re.fullmatch(s.path, path)]
+    if not fitting:
+        return f"{method} {path} {status}: no schema vendored for it"
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return f"{method} {path} {status}: the body is not JSON"
+    errors = [next(iter(jsonschema.Draft202012Validator(s.schema).iter_errors(document)), None) for s in fitting]
+    if all(e is not None for e in errors):
+        return f"{method} {path} {status}: {errors[0].message} at {'/'.join(map(str, errors[0].absolute_path))}"
+    return ""
 
 
 def _secret(value: str):
