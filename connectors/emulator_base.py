@@ -230,7 +230,7 @@ class Emulator:
         if bucket is None:
             return None
         call.limit = bucket.rate.burst
-        if bucket.tokens < 1:
+        if bucket.tokens < 1 - 1e-9:  # a client paced to the same rate lands on the boundary: float noise
             return Throttle(max(1, seconds_until(bucket, 1)), max(0, seconds_until(bucket, bucket.rate.burst)),
                             bucket.rate.burst)
         bucket.charge(1)
