@@ -3,7 +3,7 @@
 It writes the package (settings, capabilities, client, mapping, connector, an emulator of the
 platform on the emulation building blocks, the response schemas it vendors), its conformance test,
 a config example and the entry point that registers it. The templates in `app/scaffold/` are a
-working connector for a made-up platform "acme"; generating renames it. Inside a loyalsync
+working connector for a made-up platform, "scaffoldmart"; generating renames it. Inside a loyalsync
 checkout the package goes to `connectors/NAME/`; anywhere else it is a package of its own
 (`loyalsync_NAME`, with its own pyproject.toml).
 """
@@ -26,6 +26,8 @@ __all__ = ["NewConnector", "ScaffoldError", "plan", "write"]
 TEMPLATES = files("app") / "scaffold"
 NAME = re.compile(r"^[a-z][a-z0-9_]{1,30}$")
 ENTRY_GROUP = '[project.entry-points."loyalsync.connectors"]'
+# The made-up platform the templates are written for; a connector may not take its name.
+TEMPLATE = "scaffoldmart"
 
 
 class ScaffoldError(Exception):
@@ -37,7 +39,7 @@ class NewConnector:
     """Where each generated file goes, and the names in it."""
 
     name: str
-    module: str  # connectors.acme, or loyalsync_acme
+    module: str  # connectors.NAME, or loyalsync_NAME
     root: Path  # the checkout or project the files go into
     in_checkout: bool
 
@@ -62,8 +64,9 @@ class NewConnector:
     def render(self, text: str) -> str:
         """The template's words for the made-up platform, renamed."""
         # The module path first, held aside: the names below must not rename inside it.
-        text = text.replace("connectors.acme", "\0module\0").replace("connectors/acme", "\0path\0")
-        text = text.replace("ACME", self.name.upper()).replace("Acme", self.camel).replace("acme", self.name)
+        text = text.replace(f"connectors.{TEMPLATE}", "\0module\0").replace(f"connectors/{TEMPLATE}", "\0path\0")
+        text = text.replace(TEMPLATE.upper(), self.name.upper()).replace(TEMPLATE.capitalize(), self.camel)
+        text = text.replace(TEMPLATE, self.name)
         return text.replace("\0module\0", self.module).replace("\0path\0", self.module.replace(".", "/"))
 
 
@@ -72,6 +75,8 @@ def plan(name: str, root: Path, *, module: str | None = None, known: set[str] = 
     if not NAME.fullmatch(name) or keyword.iskeyword(name):
         raise ScaffoldError(f"{name!r} is not a connector name: 2-31 lowercase letters, digits and _, "
                             "starting with a letter (e.g. kaspi, mega_market)")
+    if name == TEMPLATE:
+        raise ScaffoldError(f"{name!r} is the templates' own placeholder; choose another name")
     if name in known:
         raise ScaffoldError(f"a connector called {name!r} is already installed; choose another name")
     if not root.is_dir():

@@ -12,6 +12,7 @@ from app.config import load_config
 from connectors.base import CursorKind
 from connectors.ozon import OzonConnector
 from connectors.ozon.settings import OzonAccountSettings
+from connectors.registry import available_connectors
 from connectors.wildberries import WildberriesConnector
 from connectors.wildberries.settings import WildberriesAccountSettings
 from connectors.yandex_market import YandexMarketConnector
@@ -27,10 +28,14 @@ def test_every_example_platform_file_loads_next_to_the_shipped_ones(tmp_path: Pa
     (tmp_path / "marketplaces").mkdir()
     for toml in [*CONFIG.glob("marketplaces/*.toml"), *CONFIG.glob("marketplaces/examples/*.toml")]:
         shutil.copy(toml, tmp_path / "marketplaces")
-    config = load_config(tmp_path / "loyalsync.toml", env=TOKENS)
+    files = [*CONFIG.glob("marketplaces/*.toml"), *CONFIG.glob("marketplaces/examples/*.toml")]
+    env = {**TOKENS, **{f"LOYALSYNC_{f.stem.upper()}_MAIN_TOKEN": f.stem for f in files}}
+    config = load_config(tmp_path / "loyalsync.toml", env=env)
     kinds = {a.marketplace: type(a.settings) for a in config.accounts}
-    assert kinds == {"wildberries": WildberriesAccountSettings, "ozon": OzonAccountSettings,
-                     "yandex_market": YandexMarketAccountSettings}
+    # Every platform with a file (a connector `new-connector` added too) loads with its own settings.
+    assert kinds == {f.stem: available_connectors()[f.stem].settings_model for f in files}
+    assert {"wildberries": WildberriesAccountSettings, "ozon": OzonAccountSettings,
+            "yandex_market": YandexMarketAccountSettings}.items() <= kinds.items()
     ozon = next(a.settings for a in config.accounts if a.marketplace == "ozon")
     assert ozon.client_id == "123456" and ozon.token.get_secret_value() == "oz"
 
