@@ -28,15 +28,19 @@ class FaultRequest:
       connector declares in `Connector.short_page_is_last` are spared.
     - `late_change`: `times` of the stream's old orders change `change_after` past the emulator's
       generated "now", each created `age` before its change (`connectors.emulation` `late_change`).
+    - `truncated`: an answer cut off mid-body (a dropped connection); `expired_token`: after `after`
+      requests on the stream's endpoint the token expires, and every later request is refused.
     """
 
     stream: str
-    kind: Literal["rate_limit", "server_error", "malformed", "short_page", "late_change"]
+    kind: Literal["rate_limit", "server_error", "malformed", "short_page", "late_change", "truncated",
+                  "expired_token"]
     times: int | None = 1
     retry_after: int = 2
     probability: float | None = None
     age: timedelta = timedelta(days=45)
     change_after: timedelta = timedelta(hours=1)
+    after: int = 0  # expired_token: the requests the token still serves before it expires for good
 
 
 @dataclass(frozen=True, slots=True)

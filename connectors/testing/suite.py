@@ -216,6 +216,36 @@ class ConformanceSuite:
         results = await self._sync(self._store(tmp_path, "5xx"), app, time)
         assert all(r.ok for r in results), [r.error for r in results]
 
+    async def test_a_cut_off_answer_is_read_again_and_nothing_is_lost(self, tmp_path: Path) -> None:
+        """A body cut off mid-way (a dropped connection, an overloaded gateway) is retried like a 5xx."""
+        time = FakeTime()
+        faults = [FaultRequest(s, "truncated", times=2) for s in self.harness.connector_cls.streams]
+        store = self._store(tmp_path, "cut")
+        results = await self._sync(store, self._app(time, faults), time)
+        assert all(r.ok for r in results), [r.error for r in results]
+        clean, clean_time = self._store(tmp_path, "clean"), FakeTime()
+        await self._sync(clean, self._app(clean_time), clean_time)
+        assert self.snapshot(store) == self.snapshot(clean)
+
+    async def test_a_token_expiring_mid_sync_is_a_clear_error_and_the_next_sync_completes(
+            self, tmp_path: Path, caplog) -> None:
+        """The token expires after a few pages: the run stops with an error naming the token (no
+        traceback, the token nowhere), keeps what it committed, and a run with a valid token later
+        ends exactly where an uninterrupted one does."""
+        caplog.set_level(logging.DEBUG)
+        time = FakeTime()
+        stream = self._streams(RecordType.ORDER)[0]
+        store = self._store(tmp_path, "expiring")
+        results = await self._sync(store, self._app(time, [FaultRequest(stream, "expired_token", after=2)]), time)
+        failed = [r for r in results if not r.ok]
+        assert failed and all("token" in (r.error or "").lower() for r in failed), [r.error for r in results]
+        assert "Traceback" not in caplog.text and self.harness.token not in caplog.text
+        results = await self._sync(store, self._app(time), time)
+        assert all(r.ok for r in results), [r.error for r in results]
+        clean, clean_time = self._store(tmp_path, "clean"), FakeTime()
+        await self._sync(clean, self._app(clean_time), clean_time)
+        assert self.snapshot(store) == self.snapshot(clean)
+
     async def test_money_and_time_round_trip(self, tmp_path: Path) -> None:
         time = FakeTime()
         app = self._app(time)

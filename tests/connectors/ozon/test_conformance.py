@@ -19,7 +19,8 @@ from connectors.testing import ConformanceSuite, ConnectorHarness, ExpectedOrder
 STREAM_PATHS = {"orders_fbs": ("/v4/posting/fbs/list",), "orders_fbo": ("/v3/posting/fbo/list",),
                 "reviews": ("/v2/review/list", "/v1/review/comment/list")}
 FAULT_KINDS = {"rate_limit": "rate_limit", "server_error": "http_500", "malformed": "malformed",
-               "short_page": "short_page", "late_change": "late_change"}
+               "short_page": "short_page", "late_change": "late_change",
+               "truncated": "truncated", "expired_token": "expired_token"}
 CLIENT_ID = "1943881"
 # Deep enough for the kit's late changes: 45 days on FBS, and just inside the FBO re-scan's 60.
 HISTORY_DAYS = 70
@@ -91,7 +92,7 @@ def _faults(request: FaultRequest) -> list[Fault]:
     if kind == "late_change":
         return [Fault(paths[0], kind, times=request.times, delay=request.change_after.total_seconds(),
                       age=request.age.total_seconds())]
-    return [Fault(paths[0], kind, times=request.times, retry_after=request.retry_after)]
+    return [Fault(paths[0], kind, times=request.times, retry_after=request.retry_after, after=request.after)]
 
 
 class TestOzonConformance(ConformanceSuite):

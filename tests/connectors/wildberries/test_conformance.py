@@ -20,7 +20,8 @@ STREAM_PATHS = {"orders": "/api/v3/orders", "orders_statistics": "/api/v1/suppli
 PAGING_PATHS = {"orders": ("/api/v3/orders",), "orders_statistics": ("/api/v1/supplier/orders",),
                 "reviews": ("/api/v1/feedbacks", "/api/v1/feedbacks/archive")}
 FAULT_KINDS = {"rate_limit": "rate_limit", "server_error": "http_500", "malformed": "malformed",
-               "short_page": "short_page", "late_change": "late_change"}
+               "short_page": "short_page", "late_change": "late_change",
+               "truncated": "truncated", "expired_token": "expired_token"}
 # WB's status words -> the export's, written out here so the kit does not check mapping.py against itself.
 CANCELLED_WB = {"canceled", "canceled_by_client", "declined_by_client", "defect", "canceled_by_carrier"}
 IN_DELIVERY_WB = {"sorted", "ready_for_pickup", "postponed_delivery", "accepted_by_carrier", "sent_to_carrier"}
@@ -44,7 +45,7 @@ def emulator_faults(request: FaultRequest) -> list[Fault]:
                       delay=request.change_after.total_seconds())]
     paths = PAGING_PATHS[request.stream] if kind == "short_page" else (STREAM_PATHS[request.stream],)
     return [Fault(path, kind, times=request.times, retry_after=request.retry_after,
-                  probability=request.probability) for path in paths]
+                  probability=request.probability, after=request.after) for path in paths]
 
 
 class WildberriesHarness(ConnectorHarness):

@@ -21,7 +21,8 @@ STREAM_PATHS = {"orders": f"/v1/businesses/{BUSINESS}/orders",
 # Every list a stream pages through: faults match by path prefix, so `…/goods-feedback` also
 # covers `…/goods-feedback/comments` (the shop's comments the reviews stream attaches).
 PAGING_PATHS = {"orders": (STREAM_PATHS["orders"],), "reviews": (STREAM_PATHS["reviews"],)}
-FAULT_KINDS = {"rate_limit": "rate_limit", "server_error": "http_500", "malformed": "malformed"}
+FAULT_KINDS = {"rate_limit": "rate_limit", "server_error": "http_500", "malformed": "malformed",
+               "truncated": "truncated", "expired_token": "expired_token"}
 LAG = int(STREAMS["orders"].lag.total_seconds())
 HISTORY = int(STREAMS["orders"].start_history.total_seconds())
 # Market's order statuses in the export's words, written out here rather than taken from mapping.py.
@@ -43,7 +44,7 @@ def emulator_faults(requests: Sequence[FaultRequest]) -> tuple[Fault, ...]:
                                 delay=f.change_after.total_seconds(), age=f.age.total_seconds()))
         else:
             faults.append(Fault(STREAM_PATHS[f.stream], FAULT_KINDS[f.kind], times=f.times,
-                                retry_after=f.retry_after))
+                                retry_after=f.retry_after, after=f.after))
     return tuple(faults)
 
 
