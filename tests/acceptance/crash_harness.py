@@ -328,10 +328,11 @@ class Replica:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(timeout=STOP_TIMEOUT)
 
-    def terminate(self) -> int:
-        """SIGTERM and the exit code; a replica still running after STOP_TIMEOUT fails the run."""
+    def terminate(self, *, signalled: bool = False) -> int:
+        """SIGTERM (unless `signalled` already: a second one would cut the clean stop short) and
+        the exit code; a replica still running after STOP_TIMEOUT fails the run."""
         assert self.proc is not None
-        if self.proc.poll() is None:
+        if not signalled and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout=STOP_TIMEOUT)
@@ -480,9 +481,8 @@ class Run:
                 r.proc.send_signal(signal.SIGTERM)
 
     def stop(self) -> list[int]:
-        """Every replica's exit code after SIGTERM (each has STOP_TIMEOUT)."""
-        self.ask_to_stop()
-        return [r.terminate() for r in self.replicas]
+        """Every replica's exit code after `ask_to_stop` (each has STOP_TIMEOUT)."""
+        return [r.terminate(signalled=True) for r in self.replicas]
 
     def kill_all(self) -> None:
         for r in self.replicas:
