@@ -337,6 +337,14 @@ class Daemon:
             )
         return scheduler
 
+    def _release_earlier_claims(self) -> None:
+        """Free the outbox claims an earlier, killed process of this replica left, as the coordinator
+        frees its leases: the replica that took those accounts over sends them now, not in 3 minutes."""
+        from loyalty.outbox import release_claims
+
+        if freed := release_claims(self.app.store, self.replica):
+            log.info("replica %s gave back %d action claim(s) its earlier process left", self.replica, freed)
+
     async def run(self, service: Service | None = None) -> None:
         """Run until SIGTERM/SIGINT (or `stop` is set), then stop cleanly; `service` runs alongside."""
         if service is not None:
@@ -356,6 +364,7 @@ class Daemon:
                 serving.add_done_callback(self._service_ended)
             # A first share of the accounts before anything is scheduled, so the first runs are ours.
             gained, _ = await asyncio.to_thread(self.coordinator.start)
+            await asyncio.to_thread(self._release_earlier_claims)
             log.info("replica %s holds %d of %d account(s)", self.replica, len(gained),
                      len(self.coordinator.accounts))
             self._scheduler = self.schedule()

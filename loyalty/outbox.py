@@ -43,7 +43,7 @@ from store.loyalty_tables import ActionAttemptRow, ActionRow
 from store.replica import default_replica_name
 
 __all__ = ["POINTS_SHORT", "ExecuteResult", "ProposeResult", "action_rows", "attempts_of", "counts", "execute",
-           "propose", "set_status"]
+           "propose", "release_claims", "set_status"]
 
 log = logging.getLogger("loyalsync.actions")
 ACTIONS: Table = ActionRow.__table__  # type: ignore[assignment]
@@ -363,14 +363,20 @@ async def execute(store: Store, connectors: Mapping[tuple[str, str], Connector],
         stop = await _execute_batch(store, rows, connectors, result, secrets, stamp, claimer, wall,
                                     _SendCheck(settings, gate))
         if stop:
-            _unclaim(store, claimer)
+            release_claims(store, claimer)
             return result
 
 
-def _unclaim(store: Store, claimer: str) -> None:
-    """Give back what `claimer` claimed and did not finish, for the next run (or another executor)."""
+def release_claims(store: Store, claimer: str) -> int:
+    """Give back what `claimer` claimed and did not finish, for the next run (or another executor);
+    how many actions it held.
+
+    A daemon calls it as it starts, for the claims its own earlier process left when it was killed:
+    that process is gone, so nothing can still be sending under its name, and the replica that took
+    its accounts over need not wait out the claims (SEND_WINDOW + SEND_MARGIN, three minutes). The
+    check before any send (`find_done`) still runs first: a request that landed is found, not repeated."""
     with store.engine.begin() as conn:
-        conn.execute(update(ACTIONS).where(ACTIONS.c.claimed_by == claimer).values(**_UNCLAIMED))
+        return conn.execute(update(ACTIONS).where(ACTIONS.c.claimed_by == claimer).values(**_UNCLAIMED)).rowcount
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,8 +31,8 @@ from app.report.data import (
 )
 from app.report.page import render_html
 from app.report.svg import Series, bar_chart, hbar_chart, line_chart, nice_ticks
-from connectors.registry import available_connectors
 from connectors.records import OrderRecord, OrderStatus, ReviewRecord
+from connectors.registry import available_connectors
 from loyalty.action_settings import ActionSettings, ReplySettings
 from loyalty.engine import Entry
 from loyalty.ledger import apply, entries_of, run_once

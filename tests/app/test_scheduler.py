@@ -9,7 +9,7 @@ import threading
 import time
 import warnings
 from collections import defaultdict
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -280,3 +280,39 @@ async def test_an_expected_loyalty_failure_is_one_clear_line_without_a_traceback
         assert await Daemon._in_thread(me, "loyalty", step) is None
     [record] = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert "LOYALSYNC_LOYALTY_WORKERS=1" in record.getMessage() and record.exc_info is None
+
+
+async def test_a_restarted_replica_frees_the_outbox_claims_its_killed_process_left(tmp_path: Path,
+                                                                                  sqlite_store: Store) -> None:
+    """A replica killed mid-send leaves its actions claimed for three minutes (SEND_WINDOW +
+    SEND_MARGIN); when it starts again under the same name it gives them back at once, as it does
+    its leases, so whichever replica now holds those accounts can send them. Another replica's
+    claims are left alone: that one may be alive and sending."""
+    from sqlalchemy import insert, select
+
+    from store.loyalty_tables import ActionRow
+
+    actions = ActionRow.__table__
+    now = datetime.now(UTC)
+    until = now + timedelta(minutes=3)
+    app, _ = _app(tmp_path, sqlite_store)
+    daemon = Daemon(app)
+    row = {"kind": "reply_to_review", "marketplace": "wildberries", "account": "sched", "target": "r1",
+           "title": "", "grounds": "", "detail": "", "params": "{}", "context": "{}", "purpose": "service",
+           "cost": 0, "approval": "auto", "status": "approved", "attempts": 1,
+           "created_at": now, "updated_at": now, "claimed_until": until}
+    with sqlite_store.engine.begin() as conn:
+        conn.execute(insert(actions), [{**row, "key": "mine", "claimed_by": daemon.replica},
+                                       {**row, "key": "theirs", "claimed_by": "another-replica"}])
+    task = asyncio.create_task(daemon.run())
+    claimed = {}
+
+    def read_claims() -> dict:
+        with sqlite_store.engine.connect() as conn:
+            rows = conn.execute(select(actions.c.key, actions.c.claimed_by, actions.c.claimed_until)).all()
+        claimed.update({r.key: (r.claimed_by, r.claimed_until) for r in rows})
+        return claimed
+
+    await _wait_for(lambda: read_claims()["mine"] == (None, None), 5, "the earlier process's claim to be freed")
+    await _stop(daemon, task)
+    assert read_claims()["theirs"] == ("another-replica", until)
