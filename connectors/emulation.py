@@ -95,7 +95,7 @@ class Fault:
     kind: FaultKind
     times: int | None = 1
     probability: float | None = None
-    retry_after: int = 1  # rate_limit: the wait the answer asks for, in seconds
+    retry_after: int | None = 1  # rate_limit: the wait the answer asks for, in seconds (None: no hint)
     # timeout, apply_then_timeout: how long the answer takes; late_change: seconds after the
     # emulator's generated "now" at which the old records change (0: LATE_CHANGE_DELAY)
     delay: float = 0

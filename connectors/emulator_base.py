@@ -40,10 +40,11 @@ Handler = Callable[..., Awaitable[tuple[int, Any]]]
 
 @dataclass(frozen=True)
 class Throttle:
-    """What a throttled answer tells the client: retry in `retry` s, full again in `reset` s."""
+    """What a throttled answer tells the client: retry in `retry` s, full again in `reset` s (None:
+    the answer gives no hint, as some platforms' gateways do; the client must back off on its own)."""
 
-    retry: float
-    reset: float
+    retry: float | None
+    reset: float | None
     limit: int
 
 

@@ -2,7 +2,9 @@
 
 The schemas come from each platform's own OpenAPI document (see tests/fixtures/specs/README.md),
 so an emulator checked here agrees with the platform, not just with our client. Objects whose
-official schema lists their properties are closed: an unknown key is an error.
+official schema lists their properties are closed: an unknown key is an error. The error lines and
+the date formats are the conformance kit's (`connectors.testing.schemas`), which checks every
+answer of a conformance run against the same files (`SpecSchemas.response_schemas`).
 
     SCHEMAS = SpecSchemas("yandex_market")
     assert SCHEMAS.errors("POST /v1/businesses/{businessId}/orders", body) == []
@@ -12,39 +14,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
-from datetime import date, datetime
+from collections.abc import Iterable, Mapping
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from jsonschema import Draft202012Validator, FormatChecker
+from connectors.testing import ResponseSchema
+from connectors.testing.schemas import error_lines, spec_response_schemas
 
 __all__ = ["SpecSchemas"]
 
 SPECS = Path(__file__).parent / "fixtures" / "specs"
-
-_FORMATS = FormatChecker(formats=())
-# RFC 3339 as the specs mean it: a date, a time and an offset (Z or ±hh:mm), fraction optional.
-_DATE_TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
-
-
-@_FORMATS.checks("date-time", raises=ValueError)
-def _is_date_time(value: object) -> bool:
-    if not isinstance(value, str):
-        return True
-    if not _DATE_TIME.match(value):
-        return False
-    # Python reads at most 6 fraction digits; the shape is checked above, the values here.
-    datetime.fromisoformat(re.sub(r"\.(\d{6})\d+", r".\1", value).replace("Z", "+00:00"))
-    return True
-
-
-@_FORMATS.checks("date", raises=ValueError)
-def _is_date(value: object) -> bool:
-    if not isinstance(value, str):
-        return True
-    return re.fullmatch(r"\d{4}-\d{2}-\d{2}", value) is not None and date.fromisoformat(value) is not None
 
 
 class SpecSchemas:
@@ -58,14 +38,14 @@ class SpecSchemas:
     def operations(self) -> list[str]:
         return list(self.doc["operations"])
 
-    def validator(self, operation: str, status: int | str = 200) -> Draft202012Validator:
+    def schema(self, operation: str, status: int | str = 200) -> dict[str, Any]:
+        """The operation's response schema for `status`, with the `$defs` it reaches."""
         responses = self.doc["operations"].get(operation)
         if responses is None:
             raise KeyError(f"{self.platform}: no transcribed operation {operation!r}")
-        schema = responses.get(str(status))
-        if schema is None:
+        if str(status) not in responses:
             raise KeyError(f"{self.platform}: {operation} has no JSON schema for status {status}")
-        return _validator(self.platform, operation, str(status))
+        return _schema(self.platform, operation, str(status))
 
     def errors(self, operation: str, payload: Any, status: int | str = 200, *,
                allow: Iterable[str] = ()) -> list[str]:
@@ -75,20 +55,14 @@ class SpecSchemas:
         keeps on purpose (with its evidence named where the caller passes it).
         """
         allowed = [re.compile(a) for a in allow]
-        out = []
-        for error in self.validator(operation, status).iter_errors(payload):
-            line = f"{error.json_path}: {_message(error)}"
-            if not any(a.search(line) for a in allowed):
-                out.append(line)
-        return sorted(set(out))
+        return [line for line in error_lines(self.schema(operation, status), payload)
+                if not any(a.search(line) for a in allowed)]
 
-
-def _message(error: Any) -> str:
-    """The error's own message, or its deepest cause's for anyOf/oneOf failures."""
-    if error.context:
-        best = max(error.context, key=lambda e: len(e.absolute_path))
-        return f"{error.message[:120]} ({best.json_path}: {best.message[:200]})"
-    return error.message[:300]
+    def response_schemas(self, *, allow: Mapping[str, Iterable[str]] | None = None,
+                         undocumented_errors_like: str | None = None) -> list[ResponseSchema]:
+        """Every operation's schemas for the conformance kit (`ConnectorHarness.response_schemas`;
+        the arguments: `connectors.testing.schemas.spec_response_schemas`)."""
+        return spec_response_schemas(self.doc, allow=allow, undocumented_errors_like=undocumented_errors_like)
 
 
 @cache
@@ -97,8 +71,6 @@ def _load(platform: str) -> dict[str, Any]:
 
 
 @cache
-def _validator(platform: str, operation: str, status: str) -> Draft202012Validator:
+def _schema(platform: str, operation: str, status: str) -> dict[str, Any]:
     doc = _load(platform)
-    schema = {"$schema": doc["$schema"], "$defs": doc["$defs"], **doc["operations"][operation][status]}
-    Draft202012Validator.check_schema(schema)
-    return Draft202012Validator(schema, format_checker=_FORMATS)
+    return {"$schema": doc["$schema"], "$defs": doc["$defs"], **doc["operations"][operation][status]}

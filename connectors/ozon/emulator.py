@@ -202,7 +202,9 @@ class _Emulator(ListMethods, SellerWrites, CatalogMethods, Emulator):
 
     def throttled(self, call: Call, throttle: Throttle) -> Response:
         response = _json(429, {"code": 8, "message": _RATE_MESSAGE})  # the body seen live: no details
-        response.headers.update({"retry-after": str(throttle.retry), "ratelimit-remaining": "0"})
+        response.headers["ratelimit-remaining"] = "0"
+        if throttle.retry is not None:  # a refusal without a hint: the client backs off on its own
+            response.headers["retry-after"] = str(throttle.retry)
         return response
 
     def gate(self, call: Call) -> Response | None:

@@ -30,13 +30,18 @@ class FaultRequest:
       generated "now", each created `age` before its change (`connectors.emulation` `late_change`).
     - `truncated`: an answer cut off mid-body (a dropped connection); `expired_token`: after `after`
       requests on the stream's endpoint the token expires, and every later request is refused.
+    - `rate_limit`: `times` refusals for too many requests, each asking for `retry_after` seconds
+      (None: the refusal says nothing of when to come back).
+    - `schema_drift`: every answer of the stream's endpoints gains fields the platform has not
+      documented (in every object, nested ones too, of any JSON type) and leaves out the fields it
+      documents as optional, as a platform's API does when it evolves.
     """
 
     stream: str
     kind: Literal["rate_limit", "server_error", "malformed", "short_page", "late_change", "truncated",
-                  "expired_token"]
+                  "expired_token", "schema_drift"]
     times: int | None = 1
-    retry_after: int = 2
+    retry_after: int | None = 2
     probability: float | None = None
     age: timedelta = timedelta(days=45)
     change_after: timedelta = timedelta(hours=1)
@@ -46,12 +51,19 @@ class FaultRequest:
 @dataclass(frozen=True, slots=True)
 class ResponseSchema:
     """The platform's JSON schema of the answers to `method` on paths matching `path` (a regular
-    expression, matched whole): of its successes (`ok`) or of its errors."""
+    expression, matched whole): of its successes (`ok`) or of its errors; of the answers with
+    `status` only, where the platform documents one schema per status.
+
+    `allow`: regular expressions of error lines ("json.path: message") the platform itself shows
+    beside its schema, kept on purpose; name the evidence (an official example) where they are set.
+    """
 
     method: str
     path: str
     ok: bool
     schema: Mapping[str, Any]
+    status: int | None = None
+    allow: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,11 +8,9 @@ Use it from a connector's tests in a few lines:
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +22,8 @@ import pytest
 from connectors.base import Connector, RecordType, StreamSettings, WriteNotSupported, WriteRequest, WriteStatus
 from connectors.capabilities import ActionKind
 from connectors.testing.driver import SimulatedCrash, StreamOutcome, SyncDriver
-from connectors.testing.harness import ConnectorHarness, FakeTime, FaultRequest, ResponseSchema
+from connectors.testing.harness import ConnectorHarness, FakeTime, FaultRequest
+from connectors.testing.schemas import schema_problem
 
 __all__ = ["NOW", "ConformanceSuite", "SimulatedCrash"]
 
@@ -61,7 +60,7 @@ class ConformanceSuite:
         cls = self.harness.connector_cls
         transport: httpx.AsyncBaseTransport = httpx.ASGITransport(app=app)
         if answers is not None:
-            transport = _Recording(transport, answers)
+            transport = _Recording(transport, answers, time.monotonic)
         return cls(account or self.harness.account(), transport=transport, clock=time.monotonic, sleep=time.sleep)
 
     async def _sync(self, store: Any, app: Any, time: FakeTime, at: datetime = NOW,
@@ -211,6 +210,46 @@ class ConformanceSuite:
         await self._sync(clean, self._app(clean_time), clean_time)
         assert self.snapshot(store) == self.snapshot(clean)
 
+    async def test_a_rate_limit_without_a_hint_is_backed_off_and_waited_out(self, tmp_path: Path) -> None:
+        """A refusal that says nothing of when to come back (no Retry-After, none of the platform's
+        headers) is not asked again at once: the client backs off, longer than its pacing, and the
+        run ends with exactly what a run without refusals stores."""
+        time = FakeTime()
+        faults = [FaultRequest(stream=s, kind="rate_limit", times=3, retry_after=None)
+                  for s in self.harness.connector_cls.streams]
+        app = self._app(time, faults)
+        store = self._store(tmp_path, "no-hint")
+        answers: list[tuple[str, str, int, bytes, float]] = []
+        results = await self._sync(store, app, time, answers=answers)
+        assert all(r.ok for r in results), [r.error for r in results]
+        assert self.harness.rate_limited_count(app) >= 3 * len(faults)
+        waited: dict[tuple[str, str], float] = {}
+        for i, (method, path, status, _, at) in enumerate(answers):
+            if status not in (420, 429):  # 420: Market's "too many requests"
+                continue
+            again = next((a for a in answers[i + 1:] if a[:2] == (method, path)), None)
+            assert again is not None, f"{method} {path} was never asked again after a refusal"
+            assert again[4] > at, f"{method} {path} was asked again at once after a refusal without a hint"
+            waited[(method, path)] = waited.get((method, path), 0.0) + again[4] - at
+        assert waited and all(w >= 1.0 for w in waited.values()), f"backed off too little: {waited}"
+        clean, clean_time = self._store(tmp_path, "clean"), FakeTime()
+        await self._sync(clean, self._app(clean_time), clean_time)
+        assert self.snapshot(store) == self.snapshot(clean)
+
+    async def test_fields_the_platform_adds_or_leaves_out_change_nothing(self, tmp_path: Path) -> None:
+        """Schema drift: every answer gains fields the platform never documented (any JSON type, in
+        every object) and leaves out the ones it documents as optional. The mapping reads what it
+        needs and ignores the rest: nothing is quarantined and the store ends as without the drift."""
+        time = FakeTime()
+        faults = [FaultRequest(s, "schema_drift", times=None) for s in self.harness.connector_cls.streams]
+        store = self._store(tmp_path, "drift")
+        results = await self._sync(store, self._app(time, faults), time)
+        assert all(r.ok for r in results), [r.error for r in results]
+        assert self.driver.quarantine(store) == [], "a record with drifted fields was quarantined"
+        clean, clean_time = self._store(tmp_path, "clean"), FakeTime()
+        await self._sync(clean, self._app(clean_time), clean_time)
+        assert self.snapshot(store) == self.snapshot(clean), "the drift changed what was stored"
+
     async def test_server_errors_are_retried(self, tmp_path: Path) -> None:
         time = FakeTime()
         faults = [FaultRequest(stream=s, kind="server_error", times=2)
@@ -356,7 +395,7 @@ class ConformanceSuite:
         schemas = self.harness.response_schemas()
         if schemas is None:
             pytest.skip("the harness vendors no response schemas (ConnectorHarness.response_schemas)")
-        jsonschema = pytest.importorskip("jsonschema")
+        pytest.importorskip("jsonschema")
         streams = list(self.harness.connector_cls.streams)
         answers: list[tuple[str, str, int, bytes]] = []
         time = FakeTime()
@@ -373,39 +412,26 @@ class ConformanceSuite:
             for kind, requests in self.harness.write_requests(orders, reviews, NOW).items():
                 if kind in declared and requests:
                     await connector.perform(requests[0])
-        problems = [p for answer in answers if (p := _schema_problem(answer, schemas, jsonschema))]
+        problems = [p for method, path, status, body, _ in answers
+                    if (p := schema_problem(method, path, status, body, schemas))]
         assert answers and problems == [], problems[:10]
-        assert {status // 100 for _, _, status, _ in answers} >= {2, 4, 5}, "the runs met no error to check"
+        assert {answer[2] // 100 for answer in answers} >= {2, 4, 5}, "the runs met no error to check"
 
 
 class _Recording(httpx.AsyncBaseTransport):
     """Keeps every answer (method, path, status, body) that passes through, whole."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, answers: list):
+    def __init__(self, inner: httpx.AsyncBaseTransport, answers: list, clock: Callable[[], float]):
         self.inner = inner
         self.answers = answers
+        self.clock = clock
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        at = self.clock()
         response = await self.inner.handle_async_request(request)
         body = await response.aread()
-        self.answers.append((request.method, request.url.path, response.status_code, body))
+        self.answers.append((request.method, request.url.path, response.status_code, body, at))
         return httpx.Response(response.status_code, headers=response.headers, content=body, request=request)
-
-
-def _schema_problem(answer: tuple[str, str, int, bytes], schemas: Sequence[ResponseSchema], jsonschema: Any) -> str:
-    method, path, status, body = answer
-    ok = 200 <= status < 300
-    fitting = [s for s in schemas if s.method == method and s.ok == ok and re.fullmatch(s.path, path)]
-    if not fitting:
-        return f"{method} {path} {status}: no schema vendored for it"
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return f"{method} {path} {status}: the body is not JSON"
-    errors = [next(iter(jsonschema.Draft202012Validator(s.schema).iter_errors(document)), None) for s in fitting]
-    if all(e is not None for e in errors):
-        return f"{method} {path} {status}: {errors[0].message} at {'/'.join(map(str, errors[0].absolute_path))}"
-    return ""
 
 
 def _secret(value: str):

@@ -194,8 +194,9 @@ class _Emulator(WbEndpoints, Emulator):
 
     def throttled(self, call: Call, throttle: Throttle) -> Response:
         response = _problem_response(429, "too many requests", "limited by emulator", call.now)
-        response.headers.update({"X-Ratelimit-Retry": str(throttle.retry), "X-Ratelimit-Limit": str(throttle.limit),
-                                 "X-Ratelimit-Reset": str(throttle.reset)})
+        response.headers["X-Ratelimit-Limit"] = str(throttle.limit)
+        if throttle.retry is not None:  # a refusal without a hint: the client backs off on its own
+            response.headers.update({"X-Ratelimit-Retry": str(throttle.retry), "X-Ratelimit-Reset": str(throttle.reset)})
         return response
 
     def failure(self, call: Call, status: int) -> tuple[int, Any]:

@@ -230,7 +230,8 @@ class _Emulator(Endpoints, CatalogEndpoints, Emulator):
         return None
 
     def throttled(self, call: Call, throttle: Throttle) -> Response:
-        call.quota = (throttle.limit, 0, throttle.reset)
+        # A refusal without a hint carries none of the budget's headers.
+        call.quota = (throttle.limit, 0, throttle.reset) if throttle.reset is not None else None
         return self.respond(call, *error(420, "METHOD_FAILURE", f"Hit rate limit of '{throttle.limit}' requests "
                                                                  f"per 'hour' for resource '{call.group}'"))
 

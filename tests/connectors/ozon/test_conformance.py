@@ -13,14 +13,16 @@ from connectors.ozon.connector import STREAMS
 from connectors.ozon.emulator import EmulatorConfig, Fault, create_app
 from connectors.ozon.emulator_data import FBO, US
 from connectors.ozon.settings import PRODUCTION_HOSTS, OzonAccountSettings
-from connectors.testing import ConformanceSuite, ConnectorHarness, ExpectedOrder, FaultRequest
+from connectors.testing import ConformanceSuite, ConnectorHarness, ExpectedOrder, FaultRequest, ResponseSchema
+from tests.connectors.ozon.schema_deviations import allowed_by_operation
+from tests.spec_schemas import SpecSchemas
 
 # Every paging endpoint a stream reads; the first is its list, where the request faults go.
 STREAM_PATHS = {"orders_fbs": ("/v4/posting/fbs/list",), "orders_fbo": ("/v3/posting/fbo/list",),
                 "reviews": ("/v2/review/list", "/v1/review/comment/list")}
 FAULT_KINDS = {"rate_limit": "rate_limit", "server_error": "http_500", "malformed": "malformed",
                "short_page": "short_page", "late_change": "late_change",
-               "truncated": "truncated", "expired_token": "expired_token"}
+               "truncated": "truncated", "expired_token": "expired_token", "schema_drift": "schema_drift"}
 CLIENT_ID = "1943881"
 # Deep enough for the kit's late changes: 45 days on FBS, and just inside the FBO re-scan's 60.
 HISTORY_DAYS = 70
@@ -78,6 +80,13 @@ class OzonHarness(ConnectorHarness):
     def short_pages_served(self, app: Any) -> int:
         return len(app.state.faults.short_pages)
 
+    def response_schemas(self) -> list[ResponseSchema]:
+        # Ozon's official schemas (tests/fixtures/specs/ozon.json), with the deviations an official
+        # example shows Ozon itself making (schema_deviations.py). Every Ozon error is one rpcStatus
+        # body (ozon.md §4.3), and the document lists 429 and 401 on almost no method (§4.2), so a
+        # status an operation does not list is checked against its 400 body.
+        return SpecSchemas("ozon").response_schemas(allow=allowed_by_operation(), undocumented_errors_like="400")
+
     def late_changes(self, app: Any) -> Mapping[str, tuple[str, str]]:
         return {posting: (EXPORT_STATUS[before], EXPORT_STATUS[after])
                 for posting, (before, after) in app.state.late_changes.items()}
@@ -87,7 +96,7 @@ def _faults(request: FaultRequest) -> list[Fault]:
     """The emulator faults for one kit request: short pages on every paging endpoint of the
     stream (the review list and each review's comment list), the rest on its list."""
     kind, paths = FAULT_KINDS[request.kind], STREAM_PATHS[request.stream]
-    if kind == "short_page":
+    if kind in ("short_page", "schema_drift"):
         return [Fault(path, kind, times=request.times, probability=request.probability) for path in paths]
     if kind == "late_change":
         return [Fault(paths[0], kind, times=request.times, delay=request.change_after.total_seconds(),

@@ -9,10 +9,11 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from connectors.testing import ConformanceSuite, ConnectorHarness, ExpectedOrder, FaultRequest
+from connectors.testing import ConformanceSuite, ConnectorHarness, ExpectedOrder, FaultRequest, ResponseSchema
 from connectors.wildberries import WildberriesConnector
 from connectors.wildberries.emulator import EmulatorConfig, Fault, create_app
 from connectors.wildberries.settings import PRODUCTION_HOSTS, WildberriesAccountSettings
+from tests.spec_schemas import SpecSchemas
 
 STREAM_PATHS = {"orders": "/api/v3/orders", "orders_statistics": "/api/v1/supplier/orders",
                 "reviews": "/api/v1/feedbacks"}
@@ -21,7 +22,7 @@ PAGING_PATHS = {"orders": ("/api/v3/orders",), "orders_statistics": ("/api/v1/su
                 "reviews": ("/api/v1/feedbacks", "/api/v1/feedbacks/archive")}
 FAULT_KINDS = {"rate_limit": "rate_limit", "server_error": "http_500", "malformed": "malformed",
                "short_page": "short_page", "late_change": "late_change",
-               "truncated": "truncated", "expired_token": "expired_token"}
+               "truncated": "truncated", "expired_token": "expired_token", "schema_drift": "schema_drift"}
 # WB's status words -> the export's, written out here so the kit does not check mapping.py against itself.
 CANCELLED_WB = {"canceled", "canceled_by_client", "declined_by_client", "defect", "canceled_by_carrier"}
 IN_DELIVERY_WB = {"sorted", "ready_for_pickup", "postponed_delivery", "accepted_by_carrier", "sent_to_carrier"}
@@ -43,7 +44,7 @@ def emulator_faults(request: FaultRequest) -> list[Fault]:
     if kind == "late_change":  # a data fault: the path only names the stream
         return [Fault(STREAM_PATHS[request.stream], kind, times=request.times, age=request.age.total_seconds(),
                       delay=request.change_after.total_seconds())]
-    paths = PAGING_PATHS[request.stream] if kind == "short_page" else (STREAM_PATHS[request.stream],)
+    paths = PAGING_PATHS[request.stream] if kind in ("short_page", "schema_drift") else (STREAM_PATHS[request.stream],)
     return [Fault(path, kind, times=request.times, retry_after=request.retry_after,
                   probability=request.probability, after=request.after) for path in paths]
 
@@ -100,6 +101,12 @@ class WildberriesHarness(ConnectorHarness):
 
     def short_pages_served(self, app: Any) -> int:
         return len(app.state.short_pages)
+
+    def response_schemas(self) -> list[ResponseSchema]:
+        # WB's official schemas (tests/fixtures/specs/wildberries.json). Every WB error has the
+        # one problem+json body (wildberries.md "Error body"), so a status an operation does not
+        # list (a 5xx) is checked against the operation's 429 body.
+        return SpecSchemas("wildberries").response_schemas(undocumented_errors_like="429")
 
     def late_changes(self, app: Any) -> dict[str, tuple[str, str]]:
         # The emulator lists them in WB's Marketplace words; every one is an FBS order, so both

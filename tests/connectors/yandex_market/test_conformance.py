@@ -9,11 +9,12 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from connectors.testing import ConformanceSuite, ConnectorHarness, ExpectedOrder, FaultRequest
+from connectors.testing import ConformanceSuite, ConnectorHarness, ExpectedOrder, FaultRequest, ResponseSchema
 from connectors.yandex_market import YandexMarketConnector
 from connectors.yandex_market.connector import STREAMS
 from connectors.yandex_market.emulator import EmulatorConfig, Fault, create_app
 from connectors.yandex_market.settings import PRODUCTION_HOSTS, YandexMarketAccountSettings
+from tests.spec_schemas import SpecSchemas
 
 BUSINESS = 12345
 STREAM_PATHS = {"orders": f"/v1/businesses/{BUSINESS}/orders",
@@ -22,7 +23,7 @@ STREAM_PATHS = {"orders": f"/v1/businesses/{BUSINESS}/orders",
 # covers `…/goods-feedback/comments` (the shop's comments the reviews stream attaches).
 PAGING_PATHS = {"orders": (STREAM_PATHS["orders"],), "reviews": (STREAM_PATHS["reviews"],)}
 FAULT_KINDS = {"rate_limit": "rate_limit", "server_error": "http_500", "malformed": "malformed",
-               "truncated": "truncated", "expired_token": "expired_token"}
+               "truncated": "truncated", "expired_token": "expired_token", "schema_drift": "schema_drift"}
 LAG = int(STREAMS["orders"].lag.total_seconds())
 HISTORY = int(STREAMS["orders"].start_history.total_seconds())
 # Market's order statuses in the export's words, written out here rather than taken from mapping.py.
@@ -36,8 +37,8 @@ def emulator_faults(requests: Sequence[FaultRequest]) -> tuple[Fault, ...]:
     """The kit's fault requests as the emulator's faults."""
     faults: list[Fault] = []
     for f in requests:
-        if f.kind == "short_page":
-            faults += [Fault(path, "short_page", times=f.times, probability=f.probability)
+        if f.kind in ("short_page", "schema_drift"):
+            faults += [Fault(path, f.kind, times=f.times, probability=f.probability)
                        for path in PAGING_PATHS[f.stream]]
         elif f.kind == "late_change":
             faults.append(Fault(STREAM_PATHS[f.stream], "late_change", times=f.times,
@@ -98,6 +99,11 @@ class YandexMarketHarness(ConnectorHarness):
 
     def short_pages_served(self, app: Any) -> int:
         return len(app.state.short_pages)
+
+    def response_schemas(self) -> list[ResponseSchema]:
+        # Market's official schemas (tests/fixtures/specs/yandex_market.json, transcribed from its
+        # own OpenAPI repository); they list every status Market answers, 420 included.
+        return SpecSchemas("yandex_market").response_schemas()
 
     def late_changes(self, app: Any) -> Mapping[str, tuple[str, str]]:
         return {order_id: (EXPORT_STATUS[before], EXPORT_STATUS[after])
