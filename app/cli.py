@@ -82,7 +82,7 @@ def config_schema_cmd(
 
 @app.command("new-connector")
 def new_connector_cmd(
-    name: Annotated[str, typer.Argument(help="The platform's connector name, e.g. kaspi (lowercase, digits, _).")],
+    name: Annotated[str, typer.Argument(help="The platform's connector name, e.g. acme (lowercase, digits, _).")],
     into: Annotated[Path, typer.Option("--into", help="A loyalsync checkout (the package goes to connectors/NAME) "
                                        "or a folder for a package of its own.")] = Path("."),
     package: Annotated[str | None, typer.Option(

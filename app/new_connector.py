@@ -74,7 +74,7 @@ def plan(name: str, root: Path, *, module: str | None = None, known: set[str] = 
     """Check the name and the place; what `write` will create."""
     if not NAME.fullmatch(name) or keyword.iskeyword(name):
         raise ScaffoldError(f"{name!r} is not a connector name: 2-31 lowercase letters, digits and _, "
-                            "starting with a letter (e.g. kaspi, mega_market)")
+                            "starting with a letter (e.g. acme, my_shop)")
     if name == TEMPLATE:
         raise ScaffoldError(f"{name!r} is the templates' own placeholder; choose another name")
     if name in known:

@@ -103,10 +103,13 @@ def status_table(store: Store) -> Table:
             str(row["quarantined"]), escape(row["last_error"] or ""),  # platform text is not markup
         )
     lines = []
+    reviewed = {mp for (mp, _), kind in _record_types().items() if kind is RecordType.REVIEW}
     for (mp, acct), (orders, keyed, reviews) in totals.items():
         # The share loyalty can work with: only orders with a buyer key can make members.
         share = f"{keyed / orders:.0%}" if orders else "—"
-        lines.append(f"{mp}/{acct}: {orders} orders ({share} with a buyer key), {reviews} reviews stored")
+        # A platform without a review API says so, rather than "0 reviews stored".
+        said = f"{reviews} reviews stored" if mp in reviewed else "no reviews: the platform has no review API"
+        lines.append(f"{mp}/{acct}: {orders} orders ({share} with a buyer key), {said}")
     # Token problems first, each on one line that is never wrapped: the one thing to act on.
     problems = [token_problem(f"{mp}/{acct}", streams, error) for (mp, acct), (streams, error) in refused.items()]
     lines += replica_summary(store.engine)

@@ -26,7 +26,7 @@ What is measured
                  the hour (burst 10 %). Targets: 0 rate-limit answers, share >= 90 %.
 
 Run: .venv/bin/python bench/backfill.py [--orders 1000000] [--duration 60] [--part all|backfill|rate]
-         [--platforms wildberries ozon yandex_market]
+         [--platforms wildberries ozon yandex_market kaspi]
 Writes bench/results/backfill.json (the bench/_common.py contract: "rows", plus "backfill" and "rate").
 """
 
@@ -69,7 +69,7 @@ RSS_TARGET_MB = 300
 RSS_TARGET_ORDERS = 1_000_000
 SHARE_TARGET = 0.9
 MB = 1024 * 1024
-PLATFORMS = ("wildberries", "ozon", "yandex_market")
+PLATFORMS = ("wildberries", "ozon", "yandex_market", "kaspi")
 OZON_PLATFORM_RPS = 50  # ozon.md §4.1, the emulator's default
 
 
@@ -94,6 +94,9 @@ RATE_PLANS = {
                      {"orders": 300, "reviews": 100}, ("seller_api",), group_of=lambda path: "seller_api"),
     "yandex_market": RatePlan(("orders", "reviews"), {"orders_page_size": 1, "feedbacks_page_size": 1},
                               {"orders": 200, "reviews": 100}, ("orders", "feedbacks")),
+    # One route group on the emulator ("shop_api"), the client's one budget ("orders", 5/s).
+    "kaspi": RatePlan(("orders",), {"page_size": 1}, {"orders": 300, "reviews": 0}, ("orders",),
+                      group_of=lambda key: "orders"),
 }
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from connectors.base import Connector
-from connectors.capabilities import Capabilities
+from connectors.capabilities import Capabilities, Channel
 from loyalty.action_settings import ActionSettings
 from loyalty.actions import Action
 from loyalty.outbox import ExecuteResult, ProposeResult, execute, propose
@@ -50,7 +50,16 @@ def plan_actions(store: Store, settings: ActionSettings, capabilities: Mapping[s
         from loyalty.incentives import propose_review_incentives
 
         actions += propose_review_incentives(store.engine, capabilities, settings.review_incentives, now)
-    return actions
+    return [a for a in actions if not _never_offered(a, capabilities)]
+
+
+def _never_offered(action: Action, capabilities: Mapping[str, Capabilities]) -> bool:
+    """Whether the platform says it offers no way at all to do `action` (e.g. no promo-code API and
+    no chat on Kaspi): such an action is not planned there, where the gate would refuse one per
+    member on every run. A kind the platform does not mention is still planned, and gated."""
+    caps = capabilities.get(action.marketplace)
+    rule = caps.actions.get(action.kind) if caps is not None else None
+    return rule is not None and rule.channel is Channel.NONE
 
 
 def propose_actions(store: Store, settings: ActionSettings, capabilities: Mapping[str, Capabilities], *,

@@ -29,7 +29,8 @@ TEXT = "Спасибо за заказ! Если появятся вопросы
 @pytest.mark.parametrize("name", CONNECTORS)
 def test_a_connector_declares_only_writes_the_platform_offers_through_its_api(name):
     caps = available_connectors()[name].capabilities
-    assert caps.writes, f"{name} declares no writes"
+    # A platform may offer no write at all through its API (Kaspi: orders only); whatever is
+    # declared must be the platform's API, never a cabinet step.
     for kind in caps.writes:
         assert caps.rule(kind).channel is Channel.API, (name, kind)
 
@@ -79,4 +80,5 @@ def test_declared_writes_land_on_the_emulator_and_the_rest_are_not_supported(tmp
             assert WriteStatus.DONE in outcome, (name, kind, outcome)
         else:
             assert outcome == "not supported"
-    assert setup.app.state.writes, "the emulator saw no write"
+    # The emulator saw a write exactly when the connector declares any.
+    assert bool(setup.app.state.writes) == bool(declared), setup.app.state.writes
