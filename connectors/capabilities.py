@@ -18,6 +18,7 @@ __all__ = [
     "ChatRules",
     "LoyaltyDiscountProgram",
     "ReviewProgram",
+    "SellerBonusProgram",
     "TextLimits",
 ]
 
@@ -115,6 +116,18 @@ class LoyaltyDiscountProgram:
 
 
 @dataclass(frozen=True, slots=True)
+class SellerBonusProgram:
+    """A platform's storewide bonus the seller funds and sets in its cabinet (Kaspi «Бонус от
+    продавца»): where a platform has no per-buyer reward instrument, the program's points are given
+    back to buyers through it. `steps` and `rules` are format strings: {percent}, {members}, {points}."""
+
+    label: str  # short platform name for titles
+    name: str
+    steps: tuple[str, ...]
+    rules: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Capabilities:
     """Everything the policy gate needs to know about one platform."""
 
@@ -131,6 +144,7 @@ class Capabilities:
     # the ops tasks the loyalty planners write carry these steps. None: not described (yet).
     review_program: ReviewProgram | None = None
     loyalty_discount: LoyaltyDiscountProgram | None = None
+    seller_bonus: SellerBonusProgram | None = None
 
     def rule(self, kind: ActionKind) -> ActionRule:
         """The rule for `kind`; an action the platform never mentions is not offered."""

@@ -50,6 +50,10 @@ def plan_actions(store: Store, settings: ActionSettings, capabilities: Mapping[s
         from loyalty.incentives import propose_review_incentives
 
         actions += propose_review_incentives(store.engine, capabilities, settings.review_incentives, now)
+    if settings.seller_bonus.enabled:
+        from loyalty.seller_bonus import propose_seller_bonus
+
+        actions += propose_seller_bonus(store, capabilities, settings.seller_bonus, now)
     return [a for a in actions if not _never_offered(a, capabilities)]
 
 

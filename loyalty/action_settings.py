@@ -29,6 +29,7 @@ __all__ = [
     "ReplySettings",
     "ReplyTemplate",
     "ReviewIncentiveSettings",
+    "SellerBonusSettings",
     "template_digest",
 ]
 
@@ -222,6 +223,16 @@ class ReviewIncentiveSettings(BaseModel):
     budget: Decimal = Field(default=Decimal(10000), gt=0, description="roubles per window, all SKUs")
 
 
+class SellerBonusSettings(BaseModel):
+    """A storewide seller bonus where a platform has no per-buyer reward instrument (Kaspi «Бонус от
+    продавца»): one ops task per account with members, to set it to `percent` in the cabinet."""
+
+    model_config = _FROZEN
+
+    enabled: bool = True
+    percent: int = Field(default=5, ge=1, le=100, description="the bonus to set, in percent of the price")
+
+
 class ChatSettings(BaseModel):
     """Service messages in an order's chat on the platform, where the seller may write (the gate decides).
 
@@ -275,6 +286,7 @@ class ActionSettings(BaseModel):
     promo: PromoSettings = Field(default_factory=PromoSettings)
     review_incentives: ReviewIncentiveSettings = Field(default_factory=ReviewIncentiveSettings)
     chat: ChatSettings = Field(default_factory=ChatSettings)
+    seller_bonus: SellerBonusSettings = Field(default_factory=SellerBonusSettings)
 
     @model_validator(mode="after")
     def _ops_tasks_need_no_approval(self) -> ActionSettings:

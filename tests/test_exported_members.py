@@ -26,7 +26,7 @@ PINNED = {
                          "Window", "stream_table"},
     connectors.records: {"OrderLine", "OrderRecord", "OrderStatus", "ProductName", "ReviewRecord"},
     connectors.capabilities: {"ActionKind", "ActionRule", "BuyerIdentity", "Capabilities", "Channel",
-                              "ChatRules", "LoyaltyDiscountProgram", "ReviewProgram", "TextLimits"},
+                              "ChatRules", "LoyaltyDiscountProgram", "ReviewProgram", "SellerBonusProgram", "TextLimits"},
     connectors.ratelimit: {"Clock", "EndpointGroup", "Rate", "RateLimiter", "Sleep", "TokenBucket"},
     connectors.testing: {"ConformanceSuite", "ConnectorHarness", "ExpectedOrder", "FakeTime", "FaultRequest",
                          "HostRouter", "ResponseSchema", "SimulatedCrash", "StreamOutcome",

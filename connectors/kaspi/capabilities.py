@@ -4,6 +4,7 @@ the platform says so; an action the platform never mentions is not offered (`Cap
 from __future__ import annotations
 
 from connectors.capabilities import ActionKind, ActionRule, BuyerIdentity, Capabilities, Channel, ChatRules
+from connectors.kaspi.programs import SELLER_BONUS
 
 __all__ = ["KASPI_CAPABILITIES"]
 
@@ -44,4 +45,5 @@ KASPI_CAPABILITIES = Capabilities(
     ),
     # Kaspi's API writes are order fulfilment (accept, complete, cancel), not loyalty: none is sent.
     writes=frozenset(),
+    seller_bonus=SELLER_BONUS,
 )

@@ -196,7 +196,8 @@ class _Emulator(WbEndpoints, Emulator):
         response = _problem_response(429, "too many requests", "limited by emulator", call.now)
         response.headers["X-Ratelimit-Limit"] = str(throttle.limit)
         if throttle.retry is not None:  # a refusal without a hint: the client backs off on its own
-            response.headers.update({"X-Ratelimit-Retry": str(throttle.retry), "X-Ratelimit-Reset": str(throttle.reset)})
+            response.headers.update({"X-Ratelimit-Retry": str(throttle.retry),
+                                     "X-Ratelimit-Reset": str(throttle.reset)})
         return response
 
     def failure(self, call: Call, status: int) -> tuple[int, Any]:

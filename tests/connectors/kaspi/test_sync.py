@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import httpx
 import pytest
@@ -25,7 +26,7 @@ from connectors.kaspi.settings import KaspiAccountSettings
 from connectors.testing import FakeTime
 from loyalty.action_job import plan_actions
 from loyalty.action_settings import ActionSettings
-from loyalty.ledger import run_once
+from loyalty.ledger import entries_of, run_once
 from loyalty.rules import LoyaltySettings
 from store import Store, connect, migrate
 from sync.runner import StreamRunner
@@ -128,10 +129,11 @@ async def test_a_status_no_document_names_quarantines_that_order_and_stores_the_
     assert set(statuses(sqlite_store)) == expected - unknown
 
 
-def test_points_grow_on_kaspi_and_no_promo_code_or_chat_is_planned_where_kaspi_has_none(tmp_path):
+def test_kaspi_members_earn_points_and_get_the_seller_bonus_task_not_promo_codes_or_chats(tmp_path):
     """Kaspi buyers become members and earn points, but Kaspi has no promo-code API and no seller
     chat (kaspi.md §8): nothing is planned that the gate would refuse for every member. Offered
-    through an API, the same members would get promo codes: the capability is what stops them."""
+    through an API, the same members would get promo codes: the capability is what stops them.
+    What Kaspi has, «Бонус от продавца» in the Kaspi Pay app, is one ops task with the numbers."""
 
 
     setup, store, config = live_on_emulator("kaspi", tmp_path, orders=400, reviews=0)
@@ -146,8 +148,14 @@ def test_points_grow_on_kaspi_and_no_promo_code_or_chat_is_planned_where_kaspi_h
     run_once(store, LoyaltySettings(enabled=True), now)
     settings = ActionSettings.model_validate({"promo": {"enabled": True, "redeem_at": 100},
                                               "chat": {"points_notice": True}})
-    planned = plan_actions(store, settings, capabilities, now)
-    assert not [a for a in planned if a.marketplace == "kaspi"]
+    planned = [a for a in plan_actions(store, settings, capabilities, now) if a.marketplace == "kaspi"]
+    members = {e["buyer_key"] for e in entries_of(store) if e["marketplace"] == "kaspi"}
+    held = sum((e["amount"] for e in entries_of(store) if e["marketplace"] == "kaspi"), Decimal(0))
+    assert len(members) > 50 and held > 0
+    [task] = planned
+    assert task.kind is ActionKind.OPS_TASK and task.key == "seller-bonus:kaspi:demo:5"
+    assert (task.params["members"], Decimal(task.params["points_held"])) == (len(members), held)
+    assert "«Бонус от продавца»" in task.title and any("5%" in step for step in task.params["steps"])
     kaspi = capabilities["kaspi"]
     offered = replace(kaspi, actions={**kaspi.actions, ActionKind.CREATE_PROMO_CODE: ActionRule(channel=Channel.API)})
     promo = [a for a in plan_actions(store, settings, {**capabilities, "kaspi": offered}, now)
