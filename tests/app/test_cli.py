@@ -353,6 +353,9 @@ def test_status_shows_every_stream_ok(demo_db: str, monkeypatch: pytest.MonkeyPa
     # Where the platform names buyers, the share loyalty can work with is shown.
     ozon = re.search(r"ozon/demo: 300 orders \((\d+)% with a buyer key\)", result.stdout)
     assert ozon and int(ozon.group(1)) > 0, result.stdout
+    # A platform without a review API says so instead of "0 reviews stored" (Kaspi, kaspi.md §4).
+    assert "kaspi/demo: 300 orders (100% with a buyer key), no reviews: the platform has no review API" \
+        in result.stdout, result.stdout
 
 
 def test_export_orders_as_jsonl_in_the_design_schema(demo_db: str) -> None:
