@@ -26,7 +26,7 @@ What is measured
                  the hour (burst 10 %). Targets: 0 rate-limit answers, share >= 90 %.
 
 Run: .venv/bin/python bench/backfill.py [--orders 1000000] [--duration 60] [--part all|backfill|rate]
-         [--platforms wildberries ozon yandex_market kaspi]
+         [--platforms wildberries ozon yandex_market kaspi avito]
 Writes bench/results/backfill.json (the bench/_common.py contract: "rows", plus "backfill" and "rate").
 """
 
@@ -69,8 +69,10 @@ RSS_TARGET_MB = 300
 RSS_TARGET_ORDERS = 1_000_000
 SHARE_TARGET = 0.9
 MB = 1024 * 1024
-PLATFORMS = ("wildberries", "ozon", "yandex_market", "kaspi")
+PLATFORMS = ("wildberries", "ozon", "yandex_market", "kaspi", "avito")
 OZON_PLATFORM_RPS = 50  # ozon.md §4.1, the emulator's default
+# Avito's emulator counts by API (its route groups); the client's budgets have their own names.
+AVITO_GROUPS = {"order-management": "orders", "ratings": "ratings", "messenger": "messenger"}
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,10 @@ RATE_PLANS = {
     # One route group on the emulator ("shop_api"), the client's one budget ("orders", 5/s).
     "kaspi": RatePlan(("orders",), {"page_size": 1}, {"orders": 300, "reviews": 0}, ("orders",),
                       group_of=lambda key: "orders"),
+    # The emulator's route groups are Avito's API names; the client's budgets are "orders" and "ratings".
+    "avito": RatePlan(("orders", "reviews"), {"orders_page_size": 1, "reviews_page_size": 1},
+                      {"orders": 300, "reviews": 100}, ("orders",),
+                      group_of=lambda key: AVITO_GROUPS.get(key, "account")),
 }
 
 

@@ -26,7 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 import orjson
 
-from connectors.errors import FatalApiError
+from connectors.errors import AuthError, FatalApiError
 from connectors.redaction import RUNTIME_SECRETS, SecretSet
 
 __all__ = [
@@ -290,8 +290,16 @@ class ClientCredentials(Auth):
         })
         issued = self._now()
         self.fetches += 1
-        response = await send(request)
         endpoint = f"POST {request.url.path}"
+        try:
+            response = await send(request)
+        except FatalApiError as exc:
+            if exc.status not in (400, 401, 403):
+                raise
+            # RFC 6749 §5.2: a refused client answers 400 or 401 {"error": "invalid_client", …}.
+            raise AuthError("the token endpoint refused the client credentials: check client_id and the client "
+                            "secret's variable", endpoint=endpoint, status=exc.status,
+                            platform_message=exc.platform_message, marketplace=exc.marketplace) from exc
         try:
             body = response.json()
         except ValueError as exc:

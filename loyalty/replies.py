@@ -40,8 +40,14 @@ GROUNDS = frozenset({"review.rating", "review.product"})
 
 def reply_text(template: str, *, product: str | None, brand: str | None, sku: str, store_name: str) -> str:
     """The template with {product}, {brand}, {store} filled (a missing name falls back to the article)."""
-    return template.format(product=(product or "").strip() or f"арт. {sku}", brand=(brand or "").strip(),
+    return template.format(product=_product(product, sku, store_name), brand=(brand or "").strip(),
                            store=store_name).strip()
+
+
+def _product(name: str | None, sku: str, store_name: str) -> str:
+    """What a reply calls the product: its name, else its article; a review of the seller itself,
+    tied to no product (Avito's may be), is about the store."""
+    return (name or "").strip() or (f"арт. {sku}" if sku.strip() else store_name)
 
 
 def _spread(review_id: str, n: int) -> int:
@@ -69,7 +75,7 @@ def reply_action(review: dict[str, Any], settings: ReplySettings, now: datetime,
     params: dict[str, Any] = {}
     if template.approval is not None:
         params["approval"] = template.approval
-    name = (review.get("product_name") or f"арт. {review['sku']}")[:60]
+    name = _product(review.get("product_name"), str(review["sku"]), settings.store_name)[:60]
     return Action(kind=ActionKind.REPLY_TO_REVIEW, marketplace=mp, account=acct, key=f"reply:{mp}:{acct}:{rid}",
                   target=str(rid), created_at=now, text=text, public=True, purpose=Purpose.SERVICE,
                   grounds=GROUNDS, params=params, title=f"reply to a {review['rating']}★ review of «{name}»",

@@ -102,7 +102,21 @@ class ConnectorHarness(ABC):
     """Binds one connector to its emulator for the conformance suite."""
 
     connector_cls: ClassVar[type[Connector]]
+    #: The account's secret (a pasted token, or an OAuth client secret), which must never leak.
     token: ClassVar[str] = "conformance-sentinel-token-7f3a"
+    #: Whether the connector fetches its token at run time and refreshes it (OAuth client
+    #: credentials): a token expiring mid-sync is then refreshed once and the sync goes on.
+    refreshes_token: ClassVar[bool] = False
+    #: Streams that read another stream's endpoint (stream -> that stream): the kit stages a fault
+    #: on each endpoint once, through the stream named here.
+    shares_endpoint: ClassVar[Mapping[str, str]] = {}
+
+    def with_secret(self, account: AccountSettings, secret: str) -> AccountSettings:
+        """`account` with its secret replaced (the kit's wrong credentials): the token by default;
+        an OAuth harness replaces the client secret."""
+        from pydantic import SecretStr
+
+        return account.model_copy(update={"token": SecretStr(secret)})
 
     @abstractmethod
     def emulator(self, *, generated_at: datetime, serving_at: datetime, monotonic: Any,

@@ -73,6 +73,11 @@ class ConformanceSuite:
         return self.harness.emulator(generated_at=NOW, serving_at=at, monotonic=time.monotonic,
                                      faults=faults, token=self.harness.token)
 
+    def _fault_streams(self) -> list[str]:
+        """The streams a fault is staged on: one per endpoint (`ConnectorHarness.shares_endpoint`),
+        so two streams that read one list do not double its refusals into a run of them."""
+        return [s for s in self.harness.connector_cls.streams if s not in self.harness.shares_endpoint]
+
     def _streams(self, kind: RecordType) -> list[str]:
         return [n for n, s in self.harness.connector_cls.streams.items() if s.record_type is kind]
 
@@ -198,7 +203,7 @@ class ConformanceSuite:
     async def test_rate_limit_storm_is_waited_out(self, tmp_path: Path) -> None:
         time = FakeTime()
         faults = [FaultRequest(stream=s, kind="rate_limit", times=4, retry_after=3)
-                  for s in self.harness.connector_cls.streams]
+                  for s in self._fault_streams()]
         app = self._app(time, faults)
         store = self._store(tmp_path, "storm")
         results = await self._sync(store, app, time)
@@ -216,7 +221,7 @@ class ConformanceSuite:
         run ends with exactly what a run without refusals stores."""
         time = FakeTime()
         faults = [FaultRequest(stream=s, kind="rate_limit", times=3, retry_after=None)
-                  for s in self.harness.connector_cls.streams]
+                  for s in self._fault_streams()]
         app = self._app(time, faults)
         store = self._store(tmp_path, "no-hint")
         answers: list[tuple[str, str, int, bytes, float]] = []
@@ -241,7 +246,7 @@ class ConformanceSuite:
         every object) and leaves out the ones it documents as optional. The mapping reads what it
         needs and ignores the rest: nothing is quarantined and the store ends as without the drift."""
         time = FakeTime()
-        faults = [FaultRequest(s, "schema_drift", times=None) for s in self.harness.connector_cls.streams]
+        faults = [FaultRequest(s, "schema_drift", times=None) for s in self._fault_streams()]
         store = self._store(tmp_path, "drift")
         results = await self._sync(store, self._app(time, faults), time)
         assert all(r.ok for r in results), [r.error for r in results]
@@ -253,7 +258,7 @@ class ConformanceSuite:
     async def test_server_errors_are_retried(self, tmp_path: Path) -> None:
         time = FakeTime()
         faults = [FaultRequest(stream=s, kind="server_error", times=2)
-                  for s in self.harness.connector_cls.streams]
+                  for s in self._fault_streams()]
         app = self._app(time, faults)
         results = await self._sync(self._store(tmp_path, "5xx"), app, time)
         assert all(r.ok for r in results), [r.error for r in results]
@@ -263,7 +268,7 @@ class ConformanceSuite:
         shorter list: the request is sent again, or, where records of the answer were already handed
         on (a streamed answer), the stream's run fails saying so and the next run reads it whole."""
         time = FakeTime()
-        faults = [FaultRequest(s, "truncated", times=2) for s in self.harness.connector_cls.streams]
+        faults = [FaultRequest(s, "truncated", times=2) for s in self._fault_streams()]
         store = self._store(tmp_path, "cut")
         results = await self._sync(store, self._app(time, faults), time)
         clean, clean_time = self._store(tmp_path, "clean"), FakeTime()
@@ -286,12 +291,32 @@ class ConformanceSuite:
         time = FakeTime()
         stream = self._streams(RecordType.ORDER)[0]
         store = self._store(tmp_path, "expiring")
+        if self.harness.refreshes_token:
+            await self._token_refreshed_mid_sync(tmp_path, store, stream, time, caplog)
+            return
         results = await self._sync(store, self._app(time, [FaultRequest(stream, "expired_token", after=2)]), time)
         failed = [r for r in results if not r.ok]
         assert failed and all("token" in (r.error or "").lower() for r in failed), [r.error for r in results]
         assert "Traceback" not in caplog.text and self.harness.token not in caplog.text
         results = await self._sync(store, self._app(time), time)
         assert all(r.ok for r in results), [r.error for r in results]
+        clean, clean_time = self._store(tmp_path, "clean"), FakeTime()
+        await self._sync(clean, self._app(clean_time), clean_time)
+        assert self.snapshot(store) == self.snapshot(clean)
+
+    async def _token_refreshed_mid_sync(self, tmp_path: Path, store: Any, stream: str, time: FakeTime,
+                                        caplog) -> None:
+        """A connector that refreshes its token (OAuth): the token expires after a few pages, the
+        next request is refused once, the connector fetches a new token and the sync goes on to
+        the end. No request is refused more than once (a refused token is replaced, never resent)."""
+        answers: list[tuple[str, str, int, bytes, float]] = []
+        results = await self._sync(store, self._app(time, [FaultRequest(stream, "expired_token", after=2)]), time,
+                                   answers=answers)
+        assert all(r.ok for r in results), [r.error for r in results]
+        refused = [(m, p) for m, p, status, _, _ in answers if status in (401, 403)]
+        assert refused, "the token never expired"
+        assert len(refused) <= len(self.harness.connector_cls.streams), f"refused again and again: {refused}"
+        assert "Traceback" not in caplog.text and self.harness.token not in caplog.text
         clean, clean_time = self._store(tmp_path, "clean"), FakeTime()
         await self._sync(clean, self._app(clean_time), clean_time)
         assert self.snapshot(store) == self.snapshot(clean)
@@ -316,8 +341,7 @@ class ConformanceSuite:
 
     async def test_malformed_record_is_quarantined_and_the_rest_stored(self, tmp_path: Path) -> None:
         time = FakeTime()
-        streams = list(self.harness.connector_cls.streams)
-        app = self._app(time, [FaultRequest(stream=s, kind="malformed") for s in streams])
+        app = self._app(time, [FaultRequest(stream=s, kind="malformed") for s in self._fault_streams()])
         store = self._store(tmp_path, "bad")
         results = await self._sync(store, app, time)
         assert all(r.ok for r in results), [r.error for r in results]
@@ -334,7 +358,7 @@ class ConformanceSuite:
     async def test_bad_token_is_a_clear_error_and_never_leaks(self, tmp_path: Path, caplog) -> None:
         caplog.set_level(logging.DEBUG)
         time = FakeTime()
-        wrong = self.harness.account().model_copy(update={"token": _secret("wrong-sentinel-token-91c2")})
+        wrong = self.harness.with_secret(self.harness.account(), "wrong-sentinel-token-91c2")
         store = self._store(tmp_path, "auth")
         results = await self._sync(store, self._app(time), time, account=wrong)
         assert results and all(r.state == "error" for r in results)
@@ -396,15 +420,15 @@ class ConformanceSuite:
         if schemas is None:
             pytest.skip("the harness vendors no response schemas (ConnectorHarness.response_schemas)")
         pytest.importorskip("jsonschema")
-        streams = list(self.harness.connector_cls.streams)
         answers: list[tuple[str, str, int, bytes]] = []
         time = FakeTime()
         app = self._app(time)
         store = self._store(tmp_path, "schemas")
         await self._sync(store, app, time, answers=answers)
-        storm = [FaultRequest(s, kind, times=2) for s in streams for kind in ("rate_limit", "server_error")]
+        storm = [FaultRequest(s, kind, times=2) for s in self._fault_streams()
+                 for kind in ("rate_limit", "server_error")]
         await self._sync(self._store(tmp_path, "storm"), self._app(time, storm), time, answers=answers)
-        wrong = self.harness.account().model_copy(update={"token": _secret("wrong-sentinel-token-91c2")})
+        wrong = self.harness.with_secret(self.harness.account(), "wrong-sentinel-token-91c2")
         await self._sync(self._store(tmp_path, "wrong"), self._app(time), time, account=wrong, answers=answers)
         orders, reviews = self.snapshot(store)
         declared = self.harness.connector_cls.capabilities.writes
@@ -432,12 +456,6 @@ class _Recording(httpx.AsyncBaseTransport):
         body = await response.aread()
         self.answers.append((request.method, request.url.path, response.status_code, body, at))
         return httpx.Response(response.status_code, headers=response.headers, content=body, request=request)
-
-
-def _secret(value: str):
-    from pydantic import SecretStr
-
-    return SecretStr(value)
 
 
 def _without_unseen_buyers(snapshot, reference):

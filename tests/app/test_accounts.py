@@ -28,12 +28,12 @@ async def test_two_accounts_of_one_platform_keep_apart_and_one_failing_spares_th
     one = first.account("http://one").model_copy(update={"name": "one"})
     two = second.account("http://two").model_copy(update={"name": "two"})
 
-    def app_for(accounts) -> App:
+    def app_for(accounts, apps=None) -> App:
         config = AppConfig(settings=AppSettings(database=DatabaseSettings(url=f"sqlite:///{tmp_path}/x.db")),
                            accounts=tuple(MarketplaceAccount(marketplace, a) for a in accounts),
                            config_path=tmp_path / "loyalsync.toml")
         # One emulator per account, routed by host name through one transport.
-        transport = httpx.ASGITransport(app=_by_host({"one": first.app, "two": second.app}))
+        transport = httpx.ASGITransport(app=_by_host(apps or {"one": first.app, "two": second.app}))
         return App(config, store=sqlite_store, transports={marketplace: transport})
 
     async with app_for([one, two]) as app:
@@ -43,9 +43,12 @@ async def test_two_accounts_of_one_platform_keep_apart_and_one_failing_spares_th
     by_account = {name: {o["order_id"] for o in orders if o["account"] == name} for name in ("one", "two")}
     assert by_account["one"] and by_account["two"]
 
-    # The second cabinet's token is revoked: it fails alone; the first keeps syncing.
-    revoked = two.model_copy(update={"token": SecretStr("revoked-token-value")})
-    async with app_for([one, revoked]) as app:
+    # The second cabinet's token (an OAuth client's secret) is revoked: it fails alone; the first keeps syncing.
+    # An OAuth account's access token in the store is revoked with it: a platform that has never seen it.
+    secret = "client_secret" if "client_secret" in type(two).model_fields else "token"
+    revoked = two.model_copy(update={secret: SecretStr("revoked-token-value")})
+    fresh = cls.demo(seed=4, orders=80, reviews=20, rate_limits=False).app
+    async with app_for([one, revoked], {"one": first.app, "two": fresh}) as app:
         results = await app.sync_once(app.jobs())
     states = {(r.key.account, r.key.stream): r.state for r in results}
     assert {s for (acct, _), s in states.items() if acct == "one"} == {"ok"}

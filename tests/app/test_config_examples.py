@@ -29,7 +29,8 @@ def test_every_example_platform_file_loads_next_to_the_shipped_ones(tmp_path: Pa
     for toml in [*CONFIG.glob("marketplaces/*.toml"), *CONFIG.glob("marketplaces/examples/*.toml")]:
         shutil.copy(toml, tmp_path / "marketplaces")
     files = [*CONFIG.glob("marketplaces/*.toml"), *CONFIG.glob("marketplaces/examples/*.toml")]
-    env = {**{f"LOYALSYNC_{f.stem.upper()}_MAIN_TOKEN": f.stem for f in files}, **TOKENS}
+    env = {**{f"LOYALSYNC_{f.stem.upper()}_MAIN_TOKEN": f.stem for f in files},
+           **{f"LOYALSYNC_{f.stem.upper()}_MAIN_SECRET": f.stem for f in files}, **TOKENS}  # OAuth (Avito)
     config = load_config(tmp_path / "loyalsync.toml", env=env)
     kinds = {a.marketplace: type(a.settings) for a in config.accounts}
     # Every platform with a file (a connector `new-connector` added too) loads with its own settings.

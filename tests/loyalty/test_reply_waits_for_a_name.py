@@ -42,3 +42,18 @@ def test_a_failing_lookup_holds_young_reviews_and_lets_old_ones_name_the_article
     review(sqlite_store, "old", "SKU-B", SETTINGS.within + timedelta(hours=1))
     names = NameFill(failed=[("yandex_market", "main")])
     assert texts(sqlite_store, names) == {"old": "Спасибо за «арт. SKU-B»!"}
+
+
+def test_a_review_of_the_seller_tied_to_no_product_is_answered_about_the_store():
+    """Avito's reviews are about the seller and may name no listing (sku ""): the reply speaks of
+    the store, never of an empty article ("арт. ")."""
+    from loyalty.replies import reply_action
+
+    settings = ReplySettings(store_name="Уютный дом")
+    review = {"marketplace": "avito", "account": "main", "review_id": "92312343", "sku": "", "rating": 5,
+              "product_name": None, "brand": None}
+    action = reply_action(review, settings, NOW)
+    assert "арт." not in action.text + action.title
+    assert "«Уютный дом»" in action.title
+    named = reply_action({**review, "sku": "1234567"}, settings, NOW)
+    assert "арт. 1234567" in named.text  # a listing with no name still falls back to its article
