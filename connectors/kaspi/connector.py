@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from connectors.base import Connector, CursorKind, DemoSetup, RecordType, StreamSpec
+from connectors.base import Connector, CursorKind, DemoSetup, RecordType, StreamSettings, StreamSpec
 from connectors.http import shared_ssl_context
 from connectors.ratelimit import Rate
 from connectors.streams import Stream, stream_table
@@ -84,10 +84,14 @@ class KaspiConnector(Connector):
         from .emulator import EmulatorConfig, create_app
 
         token = "kaspi-demo-token-not-a-secret"  # the emulator accepts only this value
-        app = create_app(EmulatorConfig(seed=seed, orders=orders, token=token, rate_limits=rate_limits))
+        config = EmulatorConfig(seed=seed, orders=orders, token=token, rate_limits=rate_limits)
+        app = create_app(config)
+        # The first sync reads the emulator's history, not the empty months before it: every 14-day
+        # window costs six requests (one per state) at Kaspi's 5 a second.
+        history = {"orders": StreamSettings(start_history=timedelta(days=config.history_days + 1))}
         return DemoSetup(app=app, secrets=(token,), account=lambda base_url: KaspiAccountSettings(
             name="demo", token_env="LOYALSYNC_DEMO_KASPI_TOKEN", token=SecretStr(token),
-            base_urls=dict.fromkeys(PRODUCTION_HOSTS, base_url)))
+            base_urls=dict.fromkeys(PRODUCTION_HOSTS, base_url), streams=history))
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -55,7 +55,7 @@ class AvitoHarness(ConnectorHarness):
     def emulator(self, *, generated_at: datetime, serving_at: datetime, monotonic: Any,
                  faults: Sequence[FaultRequest] = (), token: str | None = None) -> Any:
         return create_app(EmulatorConfig(
-            seed=11, orders=300, reviews=120, client_id=CLIENT_ID, client_secret=token or self.token,
+            seed=11, orders=200, reviews=80, client_id=CLIENT_ID, client_secret=token or self.token,
             generated_at=generated_at, serving_at=serving_at, monotonic=monotonic,
             faults=tuple(fault for request in faults for fault in emulator_faults(request))))
 

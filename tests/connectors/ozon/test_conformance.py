@@ -42,7 +42,7 @@ class OzonHarness(ConnectorHarness):
     def emulator(self, *, generated_at: datetime, serving_at: datetime, monotonic: Any,
                  faults: Sequence[FaultRequest] = (), token: str | None = None) -> Any:
         return create_app(EmulatorConfig(
-            seed=23, orders=500, reviews=150, history_days=HISTORY_DAYS, now=generated_at,
+            seed=23, orders=300, reviews=100, history_days=HISTORY_DAYS, now=generated_at,
             clock=lambda: serving_at, client_id=CLIENT_ID, token=token, monotonic=monotonic,
             faults=tuple(fault for f in faults for fault in _faults(f)),
         ))

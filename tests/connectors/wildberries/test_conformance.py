@@ -55,7 +55,7 @@ class WildberriesHarness(ConnectorHarness):
     def emulator(self, *, generated_at: datetime, serving_at: datetime, monotonic: Any,
                  faults: Sequence[FaultRequest] = (), token: str | None = None) -> Any:
         return create_app(EmulatorConfig(
-            seed=11, orders=900, reviews=300, now=generated_at, clock=lambda: serving_at,
+            seed=11, orders=450, reviews=150, now=generated_at, clock=lambda: serving_at,
             token=token, monotonic=monotonic, statistics_page_size=250,
             faults=tuple(fault for request in faults for fault in emulator_faults(request)),
         ))
