@@ -8,10 +8,11 @@ attaches the buyer's hashed Messenger user id as `_buyer_user_id` where the tari
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from connectors.base import MappingContext
+from connectors.convert import number_to_decimal
 from connectors.errors import MalformedRecord
 from connectors.records import OrderLine, OrderRecord, OrderStatus, ReviewRecord
 
@@ -120,17 +121,16 @@ def _text(raw: dict[str, Any], field: str, key: str | None = None) -> str:
 
 
 def _money(raw: dict[str, Any], field: str, key: str, *, default: Decimal | None = None) -> Decimal:
-    """Money is a plain JSON number (§7): read through its shortest decimal form."""
+    """Money is a plain JSON number (§7), exact to the kopeck; a string is not Avito's shape."""
     value = raw.get(field)
     if value is None and default is not None:
         return default
-    try:
-        amount = Decimal(repr(value)) if isinstance(value, int | float) and not isinstance(value, bool) else None
-    except InvalidOperation:
-        amount = None
-    if amount is None or not amount.is_finite() or amount < 0:
+    if isinstance(value, str):
         raise MalformedRecord(f"{field} {value!r} is not an amount", record_key=key)
-    return amount
+    try:
+        return number_to_decimal(value, field)
+    except MalformedRecord as exc:
+        raise MalformedRecord(str(exc), record_key=key) from None
 
 
 def _iso(raw: dict[str, Any], field: str, key: str) -> datetime:

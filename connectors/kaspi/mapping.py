@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from connectors.base import MappingContext
+from connectors.convert import number_to_decimal
 from connectors.errors import MalformedRecord
 from connectors.records import OrderLine, OrderRecord, OrderStatus
 
@@ -39,7 +40,6 @@ STATUSES: dict[str, OrderStatus] = {
     "RETURN_ACCEPTED_BY_MERCHANT": _S.RETURNED,
 }
 IN_DELIVERY_STATES = frozenset({"DELIVERY", "KASPI_DELIVERY"})
-_MONEY_STEP = Decimal("0.01")  # tenge and tiyn
 
 
 def order_status(state: str, status: str) -> OrderStatus | None:
@@ -148,16 +148,15 @@ def _text(raw: dict[str, Any], field: str, key: str | None) -> str:
 
 
 def _money(raw: dict[str, Any], field: str, key: str | None) -> Decimal:
-    """Tenge "as JSON floats (2000.0)" (kaspi.md §7): read through the float's shortest decimal
-    form, then to the tiyn, so 1999.9 stays 1999.90 and a binary artefact (…0000001) goes."""
+    """Tenge "as JSON floats (2000.0)" (kaspi.md §7), exact to the tiyn (1999.9 stays 1999.90, a
+    binary artefact …0000001 goes). A string is not Kaspi's shape: the record is quarantined."""
     value = raw.get(field)
-    try:
-        amount = Decimal(repr(value)) if isinstance(value, int | float) and not isinstance(value, bool) else None
-    except InvalidOperation:
-        amount = None
-    if amount is None or not amount.is_finite() or amount < 0:
+    if isinstance(value, str):
         raise MalformedRecord(f"{field} {value!r} is not an amount", record_key=key)
-    return amount.quantize(_MONEY_STEP, rounding=ROUND_HALF_EVEN)
+    try:
+        return number_to_decimal(value, field)
+    except MalformedRecord as exc:
+        raise MalformedRecord(str(exc), record_key=key) from None
 
 
 def _instant(raw: dict[str, Any], field: str, key: str | None) -> datetime:
