@@ -175,3 +175,16 @@ async def test_reviews_are_read_to_the_total_advancing_by_what_each_page_held():
         ids = [r["id"] async for p in conn.client.reviews(WINDOW) for r in p.items]
     assert ids == [0, 1, 2, 3, 4]
     assert [query(c.request)["offset"] for c in route.calls] == [["0"], ["2"], ["3"]]
+
+
+@respx.mock
+async def test_the_token_is_asked_at_token_slash_where_only_that_is_served():
+    # "docs show /token/, the spec paths /token; clients use both" (avito.md §9).
+    respx.post(f"{BASE}/token").mock(return_value=httpx.Response(404, json={"code": 404, "message": "not found"}))
+    slashed = respx.post(f"{BASE}/token/").mock(return_value=httpx.Response(
+        200, json={"access_token": "tok-s", "expires_in": 86400, "token_type": "Bearer"}))
+    route = respx.get(f"{BASE}/order-management/1/orders").mock(
+        return_value=httpx.Response(200, json={"hasMore": False, "orders": [order("1")]}))
+    async with connector() as conn:
+        assert [o["id"] async for p in conn.client.orders(WINDOW) for o in p.items] == ["1"]
+    assert slashed.call_count == 1 and route.calls[0].request.headers["Authorization"] == "Bearer tok-s"
