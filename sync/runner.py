@@ -116,11 +116,19 @@ def map_page(connector: Connector, stream: str, items: list[Any], ctx: MappingCo
 
 
 def _quarantined(connector: Connector, stream: str, raw: Any, reason: str, key: str | None) -> Quarantined:
-    payload = raw
-    if isinstance(raw, dict):
-        payload = {k: v for k, v in raw.items() if k not in connector.personal_fields}
     return Quarantined(record_key=key or connector.record_key(stream, raw), reason=reason[:500],
-                       payload=payload)
+                       payload=without_personal(raw, connector.personal_fields))
+
+
+def without_personal(value: Any, fields: frozenset[str]) -> Any:
+    """`value` with every key named in `fields` left out, at any depth: a platform nests its buyer
+    data (Kaspi's `attributes.customer`, Ozon's `customer.address`), and a quarantined record is
+    kept in the store."""
+    if isinstance(value, dict):
+        return {k: without_personal(v, fields) for k, v in value.items() if k not in fields}
+    if isinstance(value, list):
+        return [without_personal(v, fields) for v in value]
+    return value
 
 
 class _Batch:

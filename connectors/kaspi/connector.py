@@ -66,7 +66,9 @@ class KaspiConnector(Connector):
                   "within the 14-day creation window (kaspi.md §3)",
     }
     # Raw fields that may carry buyer personal data: stripped before a record is quarantined.
-    personal_fields = frozenset({"customer", "deliveryAddress", "cellPhone", "firstName", "lastName", "name"})
+    # (`relationships.user` carries the customer id, the phone in base64: kaspi.md §3.)
+    personal_fields = frozenset({"customer", "user", "deliveryAddress", "cellPhone", "firstName", "lastName",
+                                 "name"})
 
     def __init__(self, account: KaspiAccountSettings, **kwargs: Any):
         super().__init__(account, **kwargs)

@@ -125,6 +125,13 @@ async def test_a_status_no_document_names_quarantines_that_order_and_stores_the_
     quarantined = sqlite_store.quarantine()
     assert {q["record_key"] for q in quarantined} == unknown
     assert all("unknown Kaspi status" in q["reason"] for q in quarantined)
+    # The record is kept for a person to look at, without the buyer nested in `attributes.customer`.
+    kept = repr([q["payload"] for q in quarantined])
+    buyers = [o for o in app.state.orders.values() if o.code in unknown]
+    assert "attributes" in kept and "totalPrice" in kept
+    for order in buyers:
+        for value in (order.cell_phone, order.first_name, order.last_name, order.customer_id):
+            assert value not in kept, value
     expected = {o.code for o in app.state.orders.values() if o.created_at < NOW - timedelta(minutes=1)}
     assert set(statuses(sqlite_store)) == expected - unknown
 
