@@ -92,6 +92,8 @@ class AvitoClient:
         run until `hasMore` is false, and orders created after the window's end are left to the
         window that holds them. Status changes of older orders come with the re-read of their
         creation window (the stream's lookback and re-scan)."""
+        # What Avito filters without being asked: "Order management is available only for B2C
+        # sellers" — Avito Доставка orders; a deal without delivery is never in this list (§3).
         params = {"dateFrom": int(window.start.timestamp()), "limit": self.settings.orders_page_size}
         async for items in self._order_pages(params):
             kept = [o for o in items if _created_before(o, window.end)]
@@ -167,7 +169,9 @@ class AvitoClient:
 
     async def reviews(self, window: Window) -> AsyncIterator[Page]:
         """Reviews created in `window`: Avito has no date filter and documents no order (§4), so
-        every page is read, `offset` advanced by what each page held, up to `total`."""
+        every page is read, `offset` advanced by what each page held, up to `total`. What Avito
+        filters without being asked: "Only 'active' reviews are listed" (§4) — a review Avito
+        hides leaves the list, and the store keeps what it last saw."""
         offset, seen = 0, set()
         while True:
             params = {"offset": offset, "limit": self.settings.reviews_page_size}

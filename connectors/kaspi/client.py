@@ -98,6 +98,8 @@ class KaspiClient:
         end: only pageCount does. Kaspi documents no sort order, so when `totalCount` changed while
         we walked (orders entered or left the state, shifting the pages) the state is walked again,
         at most REWALKS times; what a walk misses all the same, the next run's re-read finds."""
+        # Kaspi filters only by what is asked (state, creation window); the code lookup is the one
+        # query without a date limit (§3.1), and this stream does not need it.
         query = {"filter[orders][state]": state,
                  "filter[orders][creationDate][$ge]": to_epoch_ms(window.start),
                  "filter[orders][creationDate][$lt]": to_epoch_ms(window.end),
