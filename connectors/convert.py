@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 
@@ -15,6 +16,7 @@ __all__ = [
     "number_to_decimal",
     "parse_aware",
     "parse_local",
+    "plus7_phone",
     "to_local_naive",
 ]
 
@@ -35,6 +37,21 @@ def currency_alpha(code: object, field: str) -> str:
         return CURRENCY_BY_NUMERIC[int(code)]  # type: ignore[call-overload]
     except (KeyError, TypeError, ValueError):
         raise MalformedRecord(f"{field}: unknown ISO 4217 currency code {code!r}") from None
+
+
+def plus7_phone(value: object) -> str | None:
+    """A Russian or Kazakh (country code 7) phone in E.164, `+7XXXXXXXXXX`; None when it is none.
+
+    One buyer must be one member whatever form a payload writes the number in: Kaspi's 10 digits
+    (7066828008) or 11 (77…), Megamarket's 11 without a plus (79990001122), a leading 8 (the
+    domestic trunk prefix), `+7 (999) 000-11-22` with spaces and punctuation.
+    """
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        return None
+    digits = re.sub(r"\D", "", str(value))
+    if len(digits) == 11 and digits[0] in "78":
+        digits = digits[1:]
+    return f"+7{digits}" if len(digits) == 10 else None
 
 
 def minor_to_major(value: object, field: str) -> Decimal:

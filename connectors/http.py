@@ -298,22 +298,29 @@ class ApiClient:
         headers: Mapping[str, str] | None = None,
         empty_body: Any = _NO_DEFAULT,
         idempotent: bool = True,
+        check_body: Callable[[Any, dict[str, Any]], None] | None = None,
     ) -> Any:
         """Like `request`, returning the decoded JSON body.
 
         A body that is cut off or not JSON is retried like a 5xx: it is what a dropped
         connection or an overloaded gateway looks like. `empty_body` is returned for an empty
         body where a platform is known to send one instead of `[]`. `idempotent=False`: see `request`.
+        `check_body(body, where)` reads a 2xx body for an error the platform reports inside it
+        (Megamarket's `"success": 0`) and raises the typed error (`where`: the error's marketplace
+        and endpoint); raised inside the attempt, a `RetriableApiError` is retried like a 5xx.
         """
 
         def decode(response: httpx.Response, where: dict[str, Any]) -> Any:
             if not response.content.strip() and empty_body is not _NO_DEFAULT:
                 return empty_body
             try:
-                return orjson.loads(response.content)
+                body = orjson.loads(response.content)
             except orjson.JSONDecodeError as exc:
                 raise RetriableApiError("the answer is not complete JSON", status=response.status_code,
                                         **where) from exc
+            if check_body is not None:
+                check_body(body, {**where, "status": response.status_code})
+            return body
 
         return await self._send(method, host, path, decode, idempotent=idempotent, params=params, json=json,
                                 headers=headers)

@@ -6,13 +6,12 @@ of the page is stored. The client attaches each order's entries from `included` 
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from connectors.base import MappingContext
-from connectors.convert import number_to_decimal
+from connectors.convert import number_to_decimal, plus7_phone
 from connectors.errors import MalformedRecord
 from connectors.records import OrderLine, OrderRecord, OrderStatus
 
@@ -51,17 +50,9 @@ def order_status(state: str, status: str) -> OrderStatus | None:
 
 
 def buyer_phone(cell_phone: Any) -> str | None:
-    """`cellPhone` in E.164 (+7XXXXXXXXXX), or None when it is no Kazakh mobile number.
-
-    "10 digits in the doc (7066828008), 11 digits 77… seen by a client" (kaspi.md §3): one buyer
-    must be one member, so both forms (and 8XXXXXXXXXX, +7…, spaces) normalise to the same key.
-    """
-    if not isinstance(cell_phone, str | int) or isinstance(cell_phone, bool):
-        return None
-    digits = re.sub(r"\D", "", str(cell_phone))
-    if len(digits) == 11 and digits[0] in "78":
-        digits = digits[1:]
-    return f"+7{digits}" if len(digits) == 10 else None
+    """`cellPhone` in E.164 (+7XXXXXXXXXX), or None when it is no phone number: "10 digits in the doc
+    (7066828008), 11 digits 77… seen by a client" (kaspi.md §3) are one buyer (`plus7_phone`)."""
+    return plus7_phone(cell_phone)
 
 
 def map_order(raw: dict[str, Any], ctx: MappingContext) -> OrderRecord:
