@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import timedelta, tzinfo
 from decimal import Decimal
 from enum import StrEnum
 
@@ -17,6 +17,7 @@ __all__ = [
     "Channel",
     "ChatRules",
     "LoyaltyDiscountProgram",
+    "ReturnDuty",
     "ReviewProgram",
     "SellerBonusProgram",
     "TextLimits",
@@ -128,6 +129,22 @@ class SellerBonusProgram:
 
 
 @dataclass(frozen=True, slots=True)
+class ReturnDuty:
+    """A platform's rule that the seller reports each buyer return it receives, by a deadline
+    (Megamarket: `order/return` "by the end of the next day after receipt", megamarket.md §2.5).
+
+    The deadline is the end of the day `days` calendar days after the return was seen, in `zone`
+    (the platform's calendar). `steps` and `rules` are format strings: {order}, {returned},
+    {deadline}, {seen}."""
+
+    label: str  # short platform name for titles
+    days: int
+    zone: tzinfo
+    steps: tuple[str, ...]
+    rules: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Capabilities:
     """Everything the policy gate needs to know about one platform."""
 
@@ -145,6 +162,9 @@ class Capabilities:
     review_program: ReviewProgram | None = None
     loyalty_discount: LoyaltyDiscountProgram | None = None
     seller_bonus: SellerBonusProgram | None = None
+    # A duty to report buyer returns by a deadline: the planner turns each return the store sees
+    # into an ops task with the deadline (`loyalty.return_reports`). None: no such duty.
+    return_duty: ReturnDuty | None = None
 
     def rule(self, kind: ActionKind) -> ActionRule:
         """The rule for `kind`; an action the platform never mentions is not offered."""

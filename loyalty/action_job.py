@@ -19,6 +19,7 @@ from loyalty.actions import Action
 from loyalty.outbox import ExecuteResult, ProposeResult, execute, propose
 from loyalty.product_names import NameFill, fill_product_names
 from loyalty.replies import propose_replies
+from loyalty.return_reports import propose_return_reports
 from store import Store
 
 __all__ = ["ActionRound", "plan_actions", "propose_actions", "run_actions"]
@@ -54,6 +55,8 @@ def plan_actions(store: Store, settings: ActionSettings, capabilities: Mapping[s
         from loyalty.seller_bonus import propose_seller_bonus
 
         actions += propose_seller_bonus(store, capabilities, settings.seller_bonus, now)
+    # A platform's duty, not a choice of the program: always planned where a platform has one.
+    actions += propose_return_reports(store, capabilities, now)
     return [a for a in actions if not _never_offered(a, capabilities)]
 
 
