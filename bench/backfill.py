@@ -26,7 +26,7 @@ What is measured
                  the hour (burst 10 %). Targets: 0 rate-limit answers, share >= 90 %.
 
 Run: .venv/bin/python bench/backfill.py [--orders 1000000] [--duration 60] [--part all|backfill|rate]
-         [--platforms wildberries ozon yandex_market kaspi avito]
+         [--platforms wildberries ozon yandex_market kaspi avito megamarket]
 Writes bench/results/backfill.json (the bench/_common.py contract: "rows", plus "backfill" and "rate").
 """
 
@@ -69,7 +69,7 @@ RSS_TARGET_MB = 300
 RSS_TARGET_ORDERS = 1_000_000
 SHARE_TARGET = 0.9
 MB = 1024 * 1024
-PLATFORMS = ("wildberries", "ozon", "yandex_market", "kaspi", "avito")
+PLATFORMS = ("wildberries", "ozon", "yandex_market", "kaspi", "avito", "megamarket")
 OZON_PLATFORM_RPS = 50  # ozon.md §4.1, the emulator's default
 # Avito's emulator counts by API (its route groups); the client's budgets have their own names.
 AVITO_GROUPS = {"order-management": "orders", "ratings": "ratings", "messenger": "messenger"}
@@ -103,6 +103,9 @@ RATE_PLANS = {
     "avito": RatePlan(("orders", "reviews"), {"orders_page_size": 1, "reviews_page_size": 1},
                       {"orders": 300, "reviews": 100}, ("orders",),
                       group_of=lambda key: AVITO_GROUPS.get(key, "account")),
+    # One budget for search and get (5/s per seller); one shipment per order/get, so requests are many.
+    "megamarket": RatePlan(("orders",), {"get_batch": 1}, {"orders": 300, "reviews": 0}, ("orders",),
+                           group_of=lambda key: "orders"),
 }
 
 

@@ -26,7 +26,7 @@ on both paths. PostgreSQL (127.0.0.1:5432, user postgres): a database per platfo
 dropped here.
 
 Run: .venv/bin/python bench/ingest.py [--orders 200000] [--connector-orders 50000]
-     [--platforms wildberries ozon yandex_market kaspi avito] [--no-postgres] [--dir DIR]
+     [--platforms wildberries ozon yandex_market kaspi avito megamarket] [--no-postgres] [--dir DIR]
 Target: >= 30,000 orders/s for "store ingest (records)" on SQLite, every platform (see TARGET_PATH).
 Writes bench/results/ingest.json.
 """
@@ -70,7 +70,7 @@ from store.tables import OrderLineRow, OrderRow  # noqa: E402
 from sync.runner import COMMIT_RECORDS, StreamRunner, map_page  # noqa: E402
 from sync.windows import plan_run  # noqa: E402
 
-PLATFORMS = ("wildberries", "ozon", "yandex_market", "kaspi", "avito")
+PLATFORMS = ("wildberries", "ozon", "yandex_market", "kaspi", "avito", "megamarket")
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 # A fixed salt keeps the mapping path identical to the runner's (buyer ids are hashed as there).
 CTX = MappingContext("wildberries", "bench", buyer_key_hasher(b"bench-salt", "wildberries"))
