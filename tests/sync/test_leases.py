@@ -49,11 +49,13 @@ def test_one_holder_at_a_time_until_it_expires(store):
 
 
 def test_renew_keeps_a_lease_past_its_first_period(store):
-    a, b = Leases(store.engine, "a", timedelta(seconds=3)), Leases(store.engine, "b", timedelta(seconds=3))
+    # A 4 s lease renewed after 1.6 s is asked for 4.1 s after the grant: past its first period, and
+    # 1.5 s before the renewed one ends (a loaded machine once spent 0.5 s of slack between the two).
+    a, b = Leases(store.engine, "a", timedelta(seconds=4)), Leases(store.engine, "b", timedelta(seconds=4))
     held = a.acquire("job:loyalty")
-    time.sleep(1.0)
+    time.sleep(1.6)
     assert a.renew() == []
-    time.sleep(2.5)  # 3.5 s after the grant: only the renewal keeps it
+    time.sleep(2.5)  # 4.1 s after the grant: only the renewal keeps it
     assert b.acquire("job:loyalty") is None
     assert a.held["job:loyalty"].token == held.token
     assert a.held["job:loyalty"].expires_at > held.expires_at
