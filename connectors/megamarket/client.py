@@ -24,7 +24,7 @@ from connectors.responses import PlatformErrorInfo, ResponseAction
 
 from .settings import MegamarketAccountSettings
 
-__all__ = ["ENDPOINT_GROUPS", "ERROR_MAPPING", "GET", "MARKETPLACE", "SEARCH", "SEARCH_CAP", "STATUSES",
+__all__ = ["ENDPOINT_GROUPS", "ERROR_MAPPING", "GET", "MARKETPLACE", "REFUSED", "SEARCH", "SEARCH_CAP", "STATUSES",
            "MegamarketClient", "megamarket_time"]
 
 log = logging.getLogger("loyalsync.connectors.megamarket")
@@ -43,9 +43,18 @@ SEARCH_CAP = 100
 # only when a window still holds SEARCH_CAP shipments within one second (see `_split_by_status`).
 STATUSES = ("NEW", "PENDING", "PENDING_CONFIRMATION", "CONFIRMED", "PENDING_PACKING", "PACKED", "PACKING_EXPIRED",
             "PENDING_SHIPPING", "SHIPPED", "SHIPPING_EXPIRED", "DELIVERED", "MERCHANT_CANCELED", "CUSTOMER_CANCELED")
+# The eight the doc's example search sends (payloads/megamarket/order_search.request.json).
+DOC_STATUSES = ("NEW", "CONFIRMED", "PACKED", "PACKING_EXPIRED", "SHIPPED", "DELIVERED", "MERCHANT_CANCELED",
+                "CUSTOMER_CANCELED")
+# What a search filters by, in order of preference: nothing (every status, undocumented ones too);
+# if a server refuses a search without `statuses`, every status a source names; if it refuses
+# names it does not know, the doc's eight. The first one a server takes is kept (`_search`).
+STATUS_FILTERS: tuple[tuple[str, ...] | None, ...] = (None, STATUSES, DOC_STATUSES)
 # order/get may leave out a shipment it was asked for (not yet visible, or a cut answer): those ids
 # are asked again until this many answers in a row bring none of them.
 GET_RETRIES = 2
+# The key of the record that stands for a shipment order/get refused to return (`_get_or_halve`).
+REFUSED = "_refused_by_order_get"
 # A 403 is a refused token, or a blocked User-Agent (§1: "show 'request blocked — check User-Agent'
 # when calls fail with a fresh valid token"). A block page is no API answer (HTML, not the JSON
 # envelope): that one stops the stream naming the User-Agent; a JSON 403 is a token error.
@@ -68,6 +77,8 @@ class MegamarketClient:
                  clock: Callable[[], float] | None = None,
                  sleep: Callable[[float], Awaitable[None]] | None = None, user_agent: str | None = None):
         self.settings = settings
+        self._filters = list(STATUS_FILTERS)  # the first is the one in use
+        self._get_batch = settings.get_batch  # smaller once a server refused a batch this size
         token = settings.token.get_secret_value()
         self.http = ApiClient(
             marketplace=MARKETPLACE,
@@ -97,9 +108,10 @@ class MegamarketClient:
         """
         seen: set[str] = set()
         async for ids in self._ids(window.start, window.end):
-            fresh = [i for i in dict.fromkeys(ids) if i not in seen]
-            seen.update(fresh)
-            for batch in _chunks(fresh, self.settings.get_batch):
+            pending = [i for i in dict.fromkeys(ids) if i not in seen]
+            seen.update(pending)
+            while pending:
+                batch, pending = pending[:self._get_batch], pending[self._get_batch:]
                 shipments = await self._get_all(batch)
                 if shipments:
                     yield Page(shipments)
@@ -139,14 +151,31 @@ class MegamarketClient:
         return ids
 
     async def _search(self, low: datetime, high: datetime, statuses: list[str] | None = None) -> list[str]:
-        data: dict[str, Any] = {"dateFrom": megamarket_time(low), "dateTo": megamarket_time(high),
-                                "count": SEARCH_CAP}
-        if statuses:
-            data["statuses"] = statuses
-        body = await self._post(SEARCH, data)
+        """One search; without `statuses`, by the filter this server takes (STATUS_FILTERS)."""
+        while True:
+            chosen = statuses or self._filters[0]
+            data: dict[str, Any] = {"dateFrom": megamarket_time(low), "dateTo": megamarket_time(high),
+                                    "count": SEARCH_CAP}
+            if chosen:
+                data["statuses"] = list(chosen)
+            try:
+                body = await self._post(SEARCH, data)
+                break
+            except AuthError:
+                raise
+            except FatalApiError as refused:
+                if statuses or len(self._filters) == 1 or not _refuses_the_request(refused):
+                    raise
+                self._filters.pop(0)
+                log.warning("megamarket %s: order/search refused %s (%s); searching by the statuses %s instead: a "
+                            "shipment in a status no document names would not be listed", self.settings.name,
+                            "a search without statuses" if chosen is None else "those status names",
+                            refused.platform_message or refused.status, ", ".join(self._filters[0] or ()))
         ids = _data(body, SEARCH).get("shipments")
+        if ids is None:  # an empty result written as null or left out
+            return []
         if not isinstance(ids, list):
-            raise FatalApiError("the search answer has no data.shipments list", marketplace=MARKETPLACE,
+            raise FatalApiError("the search answer's data.shipments is not a list", marketplace=MARKETPLACE,
                                 endpoint=f"POST {SEARCH}")
         # "IDs only" as strings (§2.1, order_search.response.json); a number is the same id.
         return [str(i) for i in ids if isinstance(i, str | int) and not isinstance(i, bool) and str(i)]
@@ -158,7 +187,7 @@ class MegamarketClient:
         found: list[dict[str, Any]] = []
         missing, fruitless = ids, 0
         while missing and fruitless <= GET_RETRIES:
-            got = await self.get(missing)
+            got = await self._get_or_halve(missing)
             returned = {str(s.get("shipmentId")) for s in got}
             found += [s for s in got if str(s.get("shipmentId")) in missing]
             fruitless = 0 if returned & set(missing) else fruitless + 1
@@ -168,10 +197,32 @@ class MegamarketClient:
                         "next run reads them again", self.settings.name, len(missing))
         return found
 
+    async def _get_or_halve(self, ids: list[str]) -> list[dict[str, Any]]:
+        """order/get of `ids`; a batch the server refuses is asked in halves (its size limit is not
+        documented, §2.2), and later batches start at the size it took. A single shipment it refuses
+        comes back as a record saying so, which the mapping quarantines with Megamarket's words:
+        visible in `status`, read again on the next run, never silently skipped."""
+        try:
+            return await self.get(ids)
+        except AuthError:
+            raise
+        except FatalApiError as refused:
+            if not _refuses_the_request(refused):
+                raise
+            if len(ids) == 1:
+                return [{"shipmentId": ids[0], REFUSED: refused.platform_message or str(refused)}]
+            self._get_batch = min(self._get_batch, len(ids) // 2)
+            found: list[dict[str, Any]] = []
+            for start in range(0, len(ids), self._get_batch):  # the size learnt so far, smaller if refused again
+                found += await self._get_or_halve(ids[start:start + self._get_batch])
+            return found
+
     async def get(self, ids: Iterable[str]) -> list[dict[str, Any]]:
         """order/get of these shipment ids (§2.2): `data.shipments[]`."""
         body = await self._post(GET, {"shipments": list(ids)})
         shipments = _data(body, GET).get("shipments")
+        if shipments is None:
+            return []
         if not isinstance(shipments, list):
             raise FatalApiError("the order/get answer has no data.shipments list", marketplace=MARKETPLACE,
                                 endpoint=f"POST {GET}")
@@ -227,16 +278,17 @@ def _error_of(body: Any) -> tuple[str, str]:
     return (str(message) if message else ""), (str(code) if code else "")
 
 
+def _refuses_the_request(error: FatalApiError) -> bool:
+    """A refusal of what was asked (a 400/413/422, or `success: 0` in a 200), not of who asked (a
+    403 block page, a 404): only that is worth asking differently."""
+    return error.status in (200, 400, 413, 422)
+
+
 def _data(body: Any, path: str) -> dict[str, Any]:
     data = body.get("data") if isinstance(body, dict) else None
     if not isinstance(data, dict):
         raise FatalApiError("the answer has no data object", marketplace=MARKETPLACE, endpoint=f"POST {path}")
     return data
-
-
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
 
 
 def _floor_second(value: datetime) -> datetime:

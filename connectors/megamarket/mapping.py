@@ -37,6 +37,8 @@ from connectors.convert import CENT, parse_aware, plus7_phone
 from connectors.errors import MalformedRecord
 from connectors.records import OrderLine, OrderRecord, OrderStatus
 
+from .client import REFUSED
+
 __all__ = ["CURRENCY", "DELIVERY_OFFER", "FULFILMENT", "STATUSES", "map_shipment"]
 
 CURRENCY = "RUB"  # "money in integer roubles" (§6)
@@ -66,6 +68,9 @@ FULFILMENT = {"DELIVERY_BY_MERCHANT": "dbs", "FBS": "fbs", "FBO": "fbo"}
 
 def map_shipment(raw: dict[str, Any], ctx: MappingContext) -> OrderRecord:
     key = _shipment_id(raw)
+    if REFUSED in raw:
+        raise MalformedRecord(f"order/get refused this shipment ({raw[REFUSED]}); it is read again on the next run",
+                              record_key=key)
     word = _text(raw, "status", key)
     status = STATUSES.get(word)
     if status is None:

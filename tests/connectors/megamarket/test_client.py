@@ -22,7 +22,7 @@ from pydantic import SecretStr, ValidationError
 
 from connectors.base import Window
 from connectors.errors import AuthError, FatalApiError
-from connectors.megamarket.client import SEARCH, MegamarketClient, megamarket_time
+from connectors.megamarket.client import REFUSED, SEARCH, MegamarketClient, megamarket_time
 from connectors.megamarket.settings import MegamarketAccountSettings
 from connectors.testing import FakeTime
 
@@ -51,6 +51,17 @@ class ReferenceMegamarket:
     times: list[float] = field(default_factory=list)
     clock: FakeTime | None = None
     hide_once: set[str] = field(default_factory=set)  # get leaves these out the first time asked
+    # Stricter readings of the doc a server might hold: `statuses` required, only some names taken,
+    # a smaller order/get batch, shipments order/get refuses outright.
+    require_statuses: bool = False
+    known_statuses: frozenset[str] | None = None
+    get_limit: int | None = None
+    refuse_ids: frozenset[str] = frozenset()
+    refusals: int = 0
+
+    def refuse(self, message: str) -> httpx.Response:
+        self.refusals += 1
+        return httpx.Response(400, json={"success": 0, "meta": {}, "error": {"code": "VALIDATION", "message": message}})
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content)
@@ -60,6 +71,10 @@ class ReferenceMegamarket:
             self.times.append(self.clock.monotonic())
         data = body["data"]
         if request.url.path == SEARCH:
+            if self.require_statuses and not data.get("statuses"):
+                return self.refuse("statuses is required")
+            if self.known_statuses is not None and set(data.get("statuses") or ()) - self.known_statuses:
+                return self.refuse("unknown status")
             self.searches.append(data)
             low, high = datetime.fromisoformat(data["dateFrom"]), datetime.fromisoformat(data["dateTo"])
             wanted = set(data.get("statuses") or ())
@@ -67,6 +82,10 @@ class ReferenceMegamarket:
                      and (not wanted or self.status.get(i, "NEW") in wanted)]
             found.sort(key=lambda i: hashlib.sha256(i.encode()).hexdigest())  # no date order (§2.1)
             return ok({"shipments": found[:min(int(data.get("count", 100)), self.cap)]})
+        if self.get_limit is not None and len(data["shipments"]) > self.get_limit:
+            return self.refuse(f"at most {self.get_limit} shipments")
+        if self.refuse_ids & set(data["shipments"]):
+            return self.refuse("shipment not available")
         self.gets.append(list(data["shipments"]))
         shown = [i for i in data["shipments"] if i in self.created and i not in self.hide_once]
         self.hide_once -= set(data["shipments"])
@@ -280,3 +299,48 @@ def test_a_library_user_agent_is_refused_in_the_config(agent: str) -> None:
     with pytest.raises(ValidationError, match="Megamarket blocks"):
         account(user_agent=agent)
     assert account(user_agent="loyalsync/1.0 (my-shop)").user_agent == "loyalsync/1.0 (my-shop)"
+
+
+DOC_EIGHT = frozenset({"NEW", "CONFIRMED", "PACKED", "PACKING_EXPIRED", "SHIPPED", "DELIVERED", "MERCHANT_CANCELED",
+                       "CUSTOMER_CANCELED"})
+
+
+@respx.mock
+@pytest.mark.parametrize(("known", "expected"), [(None, 13), (DOC_EIGHT, 8)])
+async def test_a_server_that_insists_on_statuses_gets_them_and_is_asked_so_from_then_on(known, expected) -> None:
+    server = ReferenceMegamarket(spread(250, DAY0, timedelta(days=2), "s"), require_statuses=True,
+                                 known_statuses=known)
+    respx.post(url__startswith=HOST).mock(side_effect=server)
+    ids = await all_shipments(client(), Window(DAY0, DAY0 + timedelta(days=3)))
+    assert sorted(ids) == sorted(server.created)
+    assert {len(s["statuses"]) for s in server.searches} == {expected}
+    assert server.refusals == 1 + (known is not None)  # refused once per filter it does not take, no more
+
+
+@respx.mock
+async def test_a_smaller_order_get_limit_is_found_by_halving_and_kept() -> None:
+    server = ReferenceMegamarket(spread(90, DAY0, timedelta(hours=20), "h"), get_limit=12)
+    respx.post(url__startswith=HOST).mock(side_effect=server)
+    ids = await all_shipments(client(), Window(DAY0, DAY0 + timedelta(days=1)))
+    assert sorted(ids) == sorted(server.created)
+    assert max(len(batch) for batch in server.gets) <= 12
+    assert server.refusals <= 3  # 50 → 25 → 12, then batches of 12
+
+
+@respx.mock
+async def test_a_shipment_order_get_refuses_comes_back_marked_for_quarantine() -> None:
+    server = ReferenceMegamarket(spread(8, DAY0, timedelta(hours=5), "q"), refuse_ids=frozenset({"q5"}))
+    respx.post(url__startswith=HOST).mock(side_effect=server)
+    mm = client()
+    items = [item async for page in mm.shipments(Window(DAY0, DAY0 + timedelta(days=1))) for item in page.items]
+    await mm.aclose()
+    assert sorted(i["shipmentId"] for i in items) == sorted(server.created)
+    [refused] = [i for i in items if REFUSED in i]
+    assert refused == {"shipmentId": "q5", REFUSED: "shipment not available"}
+
+
+@respx.mock
+async def test_an_empty_result_written_as_null_is_empty() -> None:
+    respx.post(url__startswith=HOST).mock(return_value=httpx.Response(200, json={
+        "success": 1, "meta": {}, "data": {"shipments": None}}))
+    assert await all_shipments(client(), Window(DAY0, DAY0 + timedelta(days=1))) == []

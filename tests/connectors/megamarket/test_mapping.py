@@ -19,6 +19,7 @@ import pytest
 
 from connectors.base import MappingContext
 from connectors.errors import MalformedRecord
+from connectors.megamarket.client import REFUSED
 from connectors.megamarket.mapping import map_shipment
 from connectors.records import OrderLine, OrderStatus
 
@@ -227,3 +228,9 @@ def test_a_numeric_shipment_id_is_the_same_id() -> None:
     raw = fbs()
     raw["shipmentId"] = 955233218
     assert map_shipment(raw, CTX).order_id == "955233218"
+
+
+def test_a_shipment_order_get_refused_is_quarantined_with_megamarket_s_words() -> None:
+    with pytest.raises(MalformedRecord, match="order/get refused this shipment \\(shipment not available\\)") as caught:
+        map_shipment({"shipmentId": "955233218", REFUSED: "shipment not available"}, CTX)
+    assert caught.value.record_key == "955233218"
