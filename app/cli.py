@@ -329,10 +329,12 @@ def report(
 from app.actions_cli import actions_app  # noqa: E402
 from app.loyalty_cli import loyalty_app  # noqa: E402 - after `_load`/`_open_store`, which it uses
 from app.store_cli import store_app  # noqa: E402
+from app.webhooks_cli import webhooks_app  # noqa: E402
 
 app.add_typer(loyalty_app)
 app.add_typer(actions_app)
 app.add_typer(store_app)
+app.add_typer(webhooks_app)
 
 
 def main() -> None:

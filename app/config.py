@@ -18,6 +18,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SecretStr,
     ValidationError,
     field_validator,
 )
@@ -35,6 +36,7 @@ from app.toml_tables import (
 from connectors import registry as _registry
 from connectors.base import AccountSettings, Connector
 from connectors.errors import ConfigError
+from crm.settings import CrmSettings
 from loyalty.action_settings import PLACEHOLDER_STORE_NAME, ActionSettings
 from loyalty.rules import LoyaltySettings
 
@@ -136,10 +138,13 @@ class ScheduleSettings(BaseModel):
     loyalty_interval: timedelta = timedelta(minutes=10)
     members_interval: timedelta = timedelta(days=1)
     actions_interval: timedelta = timedelta(minutes=5)
+    # Webhooks: new events are read and due deliveries sent this often (only with [[crm.webhooks]]).
+    webhooks_interval: timedelta = timedelta(minutes=1)
     # `/healthz` answers 503 once no stream has succeeded within this many of its poll intervals.
     unhealthy_after_intervals: int = Field(default=3, gt=0)
 
-    @field_validator("default_poll_interval", "loyalty_interval", "members_interval", "actions_interval")
+    @field_validator("default_poll_interval", "loyalty_interval", "members_interval", "actions_interval",
+                     "webhooks_interval")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
@@ -217,6 +222,7 @@ class AppSettings(BaseSettings):
     actions: ActionSettings = Field(default_factory=ActionSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    crm: CrmSettings = Field(default_factory=CrmSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -285,6 +291,8 @@ def load_config(
         known = connectors if connectors is not None else _registry.available_connectors()
         _check_marketplace_names(str(path), settings, known, problems)
         _check_live_store_name(str(path), settings, problems)
+        if tokens:
+            settings = _with_webhook_secrets(str(path), settings, env, problems)
     accounts: list[MarketplaceAccount] = []
     if have_file:
         directory = _marketplaces_dir(path, file_data or {}, problems)
@@ -379,6 +387,19 @@ def _check_live_store_name(label: str, settings: AppSettings, problems: list[str
         problems.append(f"{label}: actions.replies.store_name: still the placeholder «{PLACEHOLDER_STORE_NAME}», "
                         "and daemon.mode is \"live\": every reply would be signed with it. Set the store's name "
                         "as buyers see it on the platform, or switch replies off (actions.replies.enabled = false)")
+
+
+def _with_webhook_secrets(label: str, settings: AppSettings, env: Mapping[str, str],
+                          problems: list[str]) -> AppSettings:
+    """Each enabled webhook's signing secret, read from the variable it names (never from the file)."""
+    endpoints = []
+    for index, endpoint in enumerate(settings.crm.webhooks):
+        secret = env.get(endpoint.secret_env, "")
+        if endpoint.enabled and not secret:
+            problems.append(f"{label}: crm.webhooks[{index}].secret_env: {endpoint.secret_env} is not set; export the "
+                            f"signing secret the receiver {endpoint.name!r} checks (e.g. `openssl rand -hex 32`)")
+        endpoints.append(endpoint.model_copy(update={"secret": SecretStr(secret)}))
+    return settings.model_copy(update={"crm": settings.crm.model_copy(update={"webhooks": tuple(endpoints)})})
 
 
 def _check_marketplace_names(

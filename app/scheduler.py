@@ -41,6 +41,7 @@ RECENT_RESULTS = 1000
 LOYALTY_JOB = "loyalty"
 MEMBERS_JOB = "loyalty-members"
 ACTIONS_JOB = "actions"
+WEBHOOKS_JOB = "webhooks"
 
 
 
@@ -279,6 +280,32 @@ class Daemon:
                  sum(proposed.refused.values()), executed.sent, executed.already_done, executed.failed,
                  executed.errors, executed.refused, executed.held)
 
+    async def _webhooks(self) -> None:
+        await self._store_wide(WEBHOOKS_JOB, self._webhooks_run)
+
+    async def _webhooks_run(self) -> None:
+        """Read new events into the webhook outbox and send what is due (`crm.webhooks`)."""
+        from crm.webhooks import deliver, enqueue
+
+        endpoints, now = self.app.config.settings.crm.webhooks, datetime.now(UTC)
+        try:
+            added = await asyncio.to_thread(enqueue, self.app.store, endpoints, now)
+            result = await deliver(self.app.store, endpoints, now, claimer=self.replica)
+        except asyncio.CancelledError:
+            if not self.stop.is_set():
+                raise
+            return
+        except DBAPIError as exc:  # the store (full, damaged, away): health names it
+            self._store_job_failed(WEBHOOKS_JOB, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - logged and retried next interval, the daemon keeps running
+            self.health.job_failed(WEBHOOKS_JOB, exc)
+            log.exception("%s: run failed; retrying at the next interval", WEBHOOKS_JOB)
+            return
+        if added or result.sent or result.retrying or result.dead:
+            log.info("webhooks: %d new events, %d sent, %d to retry, %d dead letters", added, result.sent,
+                     result.retrying, result.dead)
+
     async def _in_thread(self, name: str, step):
         """Run a loyalty step in a worker thread, so the event loop keeps polling meanwhile."""
         try:
@@ -329,6 +356,8 @@ class Daemon:
         if self.app.config.settings.loyalty.enabled:
             steps += [(self._loyalty, LOYALTY_JOB, cfg.loyalty_interval),
                       (self._members, MEMBERS_JOB, cfg.members_interval)]
+        if any(e.enabled for e in self.app.config.settings.crm.webhooks):
+            steps.append((self._webhooks, WEBHOOKS_JOB, cfg.webhooks_interval))
         for step, name, every in steps:
             scheduler.add_job(
                 step, "interval", id=name, name=name, max_instances=1,

@@ -13,6 +13,7 @@ from rich.text import Text
 from connectors.base import RecordType
 from connectors.errors import TOKEN_REJECTED
 from connectors.registry import available_connectors
+from crm.webhooks import summary as webhook_summary
 from store import Store
 from store.tables import OrderRow, QuarantineRow, ReviewRow
 from sync.cluster import replica_summary
@@ -113,6 +114,7 @@ def status_table(store: Store) -> Table:
     # Token problems first, each on one line that is never wrapped: the one thing to act on.
     problems = [token_problem(f"{mp}/{acct}", streams, error) for (mp, acct), (streams, error) in refused.items()]
     lines += replica_summary(store.engine)
+    lines += webhook_summary(store)
     if problems or lines:
         table.caption = Text("\n".join(problems + lines), no_wrap=True, overflow="ignore", justify="left")
     return table

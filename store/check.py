@@ -64,6 +64,7 @@ def check_postgresql(url: str, name: str) -> StoreCheck:
     """The catalog holds every table this loyalsync expects, and the schema revision."""
     from sqlmodel import SQLModel
 
+    import store.crm_tables  # noqa: F401 - registers the webhook outbox in SQLModel.metadata
     import store.loyalty_tables  # noqa: F401 - registers the loyalty tables in SQLModel.metadata
     import store.tables  # noqa: F401
 

@@ -4,7 +4,8 @@
         ↑
     store       (tables, migrations, upserts, identity; the typed Store)
         ↑
-    sync, loyalty   (the runner, windows, leases and cluster; the loyalty program) — not each other
+    sync, loyalty, crm   (the runner, windows, leases and cluster; the loyalty program; what goes to CRMs)
+                    — not each other
         ↑
     app         (CLI, config, scheduler and service, metrics, export, report, demo)
 
@@ -19,8 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYER = {"connectors": 0, "store": 1, "sync": 2, "loyalty": 2, "app": 3}
-SIDE_BY_SIDE = {("sync", "loyalty"), ("loyalty", "sync")}
+LAYER = {"connectors": 0, "store": 1, "sync": 2, "loyalty": 2, "crm": 2, "app": 3}
+SIDE_BY_SIDE = {("sync", "loyalty"), ("loyalty", "sync"), ("crm", "sync"), ("sync", "crm"), ("crm", "loyalty"),
+                ("loyalty", "crm")}
 
 
 def _modules() -> dict[str, Path]:

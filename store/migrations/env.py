@@ -3,6 +3,7 @@
 from alembic import context
 from sqlmodel import SQLModel
 
+import store.crm_tables  # noqa: F401  (registers the webhook outbox on SQLModel.metadata)
 import store.loyalty_tables  # noqa: F401  (registers the loyalty tables and the actions outbox on SQLModel.metadata)
 import store.tables  # noqa: F401  (registers the tables on SQLModel.metadata)
 

@@ -1,0 +1,138 @@
+"""The events a webhook carries, read from the store since where an endpoint last read each source.
+
+Three sources, each with a cursor per endpoint (`webhook_cursors`):
+- `ledger`: every ledger entry after the last id read: `points.earned|spent|expired|reversed|adjusted`,
+  and `member.joined` for a member's first entry;
+- `orders`: every order whose loyalty-relevant state changed (`orders.changed_at`) after the last
+  (time, key) read: `order.created` the first time an endpoint hears of it, `order.changed` after;
+- `actions`: every action sent (`sent_at`) after the last (time, id) read: `action.sent`.
+
+Event ids are built from what the event is, never from row ids or the time it was read, so
+reading a source again (a cursor lost, a replica taking over) makes the same ids, and the outbox's
+unique (endpoint, event id) stores each once. No event carries buyer personal data: members are
+the store's keyed hash (`buyer_key`), as in every export.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, Table, func, select, tuple_
+
+from store.loyalty_tables import ActionRow, LedgerEntryRow
+from store.tables import OrderRow
+
+__all__ = ["BATCH", "SOURCES", "Event", "action_events", "ledger_events", "order_events"]
+
+LEDGER: Table = LedgerEntryRow.__table__  # type: ignore[assignment]
+ORDERS: Table = OrderRow.__table__  # type: ignore[assignment]
+ACTIONS: Table = ActionRow.__table__  # type: ignore[assignment]
+BATCH = 2000  # rows read from one source at a time
+SOURCES = ("ledger", "orders", "actions")
+POINTS = {"earn": "points.earned", "spend": "points.spent", "expire": "points.expired", "reverse": "points.reversed",
+          "adjust": "points.adjusted"}
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One thing that happened, as a receiver reads it (docs/webhooks/event.schema.json)."""
+
+    id: str
+    type: str
+    occurred_at: datetime
+    marketplace: str
+    account: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def body(self) -> bytes:
+        """The exact bytes signed and sent: sorted keys, times in ISO 8601 UTC, money as strings."""
+        return orjson.dumps({"id": self.id, "type": self.type, "occurred_at": _iso(self.occurred_at),
+                             "marketplace": self.marketplace, "account": self.account, "data": self.data},
+                            option=orjson.OPT_SORT_KEYS)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _money(value: Any) -> str:
+    return f"{Decimal(value).quantize(Decimal('0.01')):f}"
+
+
+def ledger_events(conn: Connection, after: int) -> tuple[list[Event], int]:
+    """Events of the ledger entries with id > `after`, and the last id read."""
+    c = LEDGER.c
+    rows = conn.execute(select(LEDGER).where(c.id > after).order_by(c.id).limit(BATCH)).mappings().all()
+    if not rows:
+        return [], after
+    members = {(r["marketplace"], r["account"], r["buyer_key"]) for r in rows}
+    first = dict(((mp, acct, buyer), first_id) for mp, acct, buyer, first_id in conn.execute(
+        select(c.marketplace, c.account, c.buyer_key, func.min(c.id))
+        .where(tuple_(c.marketplace, c.account, c.buyer_key).in_(sorted(members)))
+        .group_by(c.marketplace, c.account, c.buyer_key)))
+    events: list[Event] = []
+    for r in rows:
+        member = (r["marketplace"], r["account"], r["buyer_key"])
+        if first.get(member) == r["id"]:
+            events.append(Event(f"member:{':'.join(member)}", "member.joined", r["effective_at"], r["marketplace"],
+                                r["account"], {"buyer_key": r["buyer_key"]}))
+        events.append(Event(
+            f"points:{r['idempotency_key']}", POINTS.get(r["kind"], "points.adjusted"), r["effective_at"],
+            r["marketplace"], r["account"],
+            {"buyer_key": r["buyer_key"], "amount": _money(r["amount"]), "order_id": r["order_id"],
+             "rule": r["rule"], "entry_key": r["idempotency_key"], "available_from": _iso(r["available_from"]),
+             "expires_at": _iso(r["expires_at"])}))
+    return events, rows[-1]["id"]
+
+
+def order_events(conn: Connection, after: tuple[str, ...] | None, known: set[str]) -> tuple[list[Event], tuple]:
+    """Events of the orders changed after the (changed_at, marketplace, account, order_id) `after`.
+
+    `known`: "marketplace:account:order_id" of orders this endpoint has had an event of
+    (`order.changed` for those, `order.created` for the others; the caller adds new ones)."""
+    c = ORDERS.c
+    position = tuple_(c.changed_at, c.marketplace, c.account, c.order_id)
+    stmt = select(ORDERS).where(c.changed_at.is_not(None))
+    if after is not None:
+        stmt = stmt.where(position > tuple_(*_order_position(after)))
+    rows = conn.execute(stmt.order_by(c.changed_at, c.marketplace, c.account, c.order_id).limit(BATCH)).mappings().all()
+    events = []
+    for r in rows:
+        order = f"{r['marketplace']}:{r['account']}:{r['order_id']}"
+        total, returned = _money(r["total"]), _money(r["returned_total"])
+        kind = "order.changed" if order in known else "order.created"
+        known.add(order)
+        events.append(Event(
+            f"order:{order}:{r['status']}:{total}:{returned}", kind, r["changed_at"], r["marketplace"], r["account"],
+            {"order_id": r["order_id"], "status": r["status"], "platform_status": r["platform_status"],
+             "created_at": _iso(r["created_at"]), "currency": r["currency"], "total": total,
+             "returned_total": returned, "fulfilment": r["fulfilment"], "buyer_key": r["buyer_key"]}))
+    if not rows:
+        return [], after or ()
+    last = rows[-1]
+    return events, (_iso(last["changed_at"]), last["marketplace"], last["account"], last["order_id"])
+
+
+def _order_position(after: tuple[str, ...]) -> Iterator[Any]:
+    yield datetime.fromisoformat(after[0])
+    yield from after[1:]
+
+
+def action_events(conn: Connection, after: tuple[str, int] | None) -> tuple[list[Event], tuple]:
+    """Events of the actions sent after the (sent_at, id) `after`."""
+    c = ACTIONS.c
+    stmt = select(ACTIONS).where(c.status == "sent", c.sent_at.is_not(None))
+    if after is not None:
+        stmt = stmt.where(tuple_(c.sent_at, c.id) > tuple_(datetime.fromisoformat(after[0]), after[1]))
+    rows = conn.execute(stmt.order_by(c.sent_at, c.id).limit(BATCH)).mappings().all()
+    events = [Event(f"action:{r['key']}", "action.sent", r["sent_at"], r["marketplace"], r["account"],
+                    {"action_key": r["key"], "kind": r["kind"], "target": r["target"], "title": r["title"],
+                     "platform_ref": r["platform_ref"]}) for r in rows]
+    if not rows:
+        return [], after or ()
+    return events, (_iso(rows[-1]["sent_at"]), rows[-1]["id"])
