@@ -17,6 +17,7 @@ COPY connectors ./connectors
 COPY store ./store
 COPY sync ./sync
 COPY loyalty ./loyalty
+COPY crm ./crm
 COPY app ./app
 RUN loyalsync-install app /opt/loyalsync /src
 

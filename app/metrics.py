@@ -17,6 +17,7 @@ Read from the store at scrape time (one GROUP BY query each):
 - `loyalsync_quarantine_records{marketplace, account, stream}`: records that could not be mapped.
 - `loyalsync_actions{marketplace, kind, status, reason}`: the actions outbox; `reason` is the
   gate's refusal reason (empty unless refused).
+- `loyalsync_webhook_deliveries{endpoint, status}`: the webhook outbox (`pending`, `sent`, `dead`).
 - `loyalsync_store_up`: 1 when those reads worked.
 
 Read from the daemon's own record of failures (`app.health`, in process memory, since a broken
@@ -165,6 +166,7 @@ class _StoreCollector(Collector):
         yield from families
 
     def _read(self) -> list[Metric]:
+        from crm.webhooks import delivery_counts
         from loyalty.outbox import counts
 
         now = self.clock()
@@ -195,4 +197,8 @@ class _StoreCollector(Collector):
             quarantine.add_metric(list(labels), n)
         for (mp, kind, status, reason), n in sorted(counts(self.store).items(), key=str):
             actions.add_metric([mp, kind, status, reason or ""], n)
-        return [lag, success, quarantine, actions]
+        webhooks = GaugeMetricFamily("loyalsync_webhook_deliveries", "Webhook deliveries by endpoint and status.",
+                                     labels=["endpoint", "status"])
+        for (endpoint, status), n in sorted(delivery_counts(self.store).items()):
+            webhooks.add_metric([endpoint, status], n)
+        return [lag, success, quarantine, actions, webhooks]

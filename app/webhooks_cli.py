@@ -25,7 +25,8 @@ STATUSES = ("pending", "sent", "dead")
 def webhooks(
     status: Annotated[str | None, typer.Option(help="Only this status: pending, sent or dead.")] = "dead",
     resend: Annotated[list[int] | None, typer.Option("--resend", help="Send these dead letters again (ids).")] = None,
-    resend_dead: Annotated[bool, typer.Option("--resend-dead", help="Send every dead letter again.")] = False,
+    resend_dead: Annotated[bool, typer.Option("--resend-dead", metavar="",
+                                              help="Send every dead letter again.")] = False,
     config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
     as_json: JsonOpt = False,

@@ -25,6 +25,9 @@ class WebhookEndpoint(BaseModel):
     events: tuple[str, ...] = Field(default=("*",), description="event types to send; shell patterns, e.g. points.*")
     enabled: bool = True
     timeout_seconds: float = Field(default=10.0, gt=0, le=120, allow_inf_nan=False)
+    max_per_second: float = Field(default=20.0, gt=0, le=1000, allow_inf_nan=False,
+                                  description="the most events sent to this receiver a second (a new receiver "
+                                              "first gets the store's history at this pace)")
 
     @field_validator("url")
     @classmethod

@@ -19,6 +19,7 @@ import asyncio
 import json
 import logging
 import random
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -35,7 +36,8 @@ from crm.signing import SIGNATURE_HEADER, signature_header
 from store import Store
 from store.crm_tables import WebhookCursorRow, WebhookDeliveryRow
 
-__all__ = ["MAX_ATTEMPTS", "DeliverResult", "backoff", "deliver", "deliveries", "enqueue", "resend", "summary"]
+__all__ = ["MAX_ATTEMPTS", "DeliverResult", "backoff", "deliver", "deliveries", "delivery_counts", "enqueue", "resend",
+           "summary"]
 
 log = logging.getLogger("loyalsync.webhooks")
 DELIVERIES: Table = WebhookDeliveryRow.__table__  # type: ignore[assignment]
@@ -149,8 +151,12 @@ async def deliver(store: Store, endpoints: Sequence[WebhookEndpoint], now: datet
     result = DeliverResult()
     async with httpx.AsyncClient(transport=transport, headers={"User-Agent": default_user_agent()}) as client:
         for endpoint in (e for e in endpoints if e.enabled):
+            # Paced: a receiver added to a store with history gets all of it, at its own rate.
+            gap, next_at = 1.0 / endpoint.max_per_second, time.monotonic()
             while batch := await asyncio.to_thread(_claim, store, endpoint.name, now, claimer):
                 for row in batch:
+                    await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+                    next_at = max(next_at, time.monotonic()) + gap
                     await _send_one(store, client, endpoint, row, now, result, rng)
     return result
 
@@ -240,11 +246,19 @@ def resend(store: Store, ids: Sequence[int] | None, now: datetime) -> int:
                                         claimed_until=None)).rowcount
 
 
+def delivery_counts(store: Store) -> dict[tuple[str, str], int]:
+    """(endpoint, status) -> deliveries."""
+    c = DELIVERIES.c
+    with store.engine.connect() as conn:
+        return {(e, s): int(n) for e, s, n in conn.execute(select(c.endpoint, c.status, func.count())
+                                                           .group_by(c.endpoint, c.status))}
+
+
 def summary(store: Store) -> list[str]:
     """One line per endpoint with deliveries: sent, waiting, dead, and the last error."""
     c = DELIVERIES.c
+    counts = [(e, s, n) for (e, s), n in delivery_counts(store).items()]
     with store.engine.connect() as conn:
-        counts = conn.execute(select(c.endpoint, c.status, func.count()).group_by(c.endpoint, c.status)).all()
         # The newest error per endpoint: later rows overwrite earlier ones.
         errors = dict(conn.execute(select(c.endpoint, c.last_error).where(c.last_error.is_not(None))
                                    .order_by(c.id)).all()) if counts else {}

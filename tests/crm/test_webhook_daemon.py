@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.config import AppConfig, AppSettings, check_config
+from app.metrics import Metrics
 from app.scheduler import WEBHOOKS_JOB, Daemon
 from app.wiring import App
 from connectors.records import OrderRecord, OrderStatus
@@ -73,6 +74,8 @@ def test_the_daemon_job_delivers_signed_events_over_http(sqlite_store: Store, tm
     assert bad == []
     assert seen == {f"order:kaspi:main:K{n}:delivered:{1000 + n}.00:0.00": 1 for n in range(7)}
     assert {d["status"] for d in deliveries(sqlite_store)} == {"sent"}
+    scraped = Metrics(sqlite_store).render().decode()
+    assert 'loyalsync_webhook_deliveries{endpoint="crm",status="sent"} 7.0' in scraped
 
 
 def test_no_webhook_no_job(sqlite_store: Store, tmp_path: Path) -> None:

@@ -84,7 +84,7 @@ class Receiver(httpx.AsyncBaseTransport):
 
 def endpoint(**extra) -> WebhookEndpoint:
     return WebhookEndpoint(name="crm", url="https://crm.example/hooks/loyalsync", secret_env="CRM_SECRET",
-                           secret=SecretStr(SECRET), **extra)
+                           secret=SecretStr(SECRET), **{"max_per_second": 1000, **extra})
 
 
 @pytest.fixture(scope="module")
