@@ -15,14 +15,13 @@ the store's keyed hash (`buyer_key`), as in every export.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, func, select, tuple_
+from sqlalchemy import Connection, Table, func, literal, select, tuple_
 
 from store.loyalty_tables import ActionRow, LedgerEntryRow
 from store.tables import OrderRow
@@ -99,7 +98,8 @@ def order_events(conn: Connection, after: tuple[str, ...] | None, known: set[str
     position = tuple_(c.changed_at, c.marketplace, c.account, c.order_id)
     stmt = select(ORDERS).where(c.changed_at.is_not(None))
     if after is not None:
-        stmt = stmt.where(position > tuple_(*_order_position(after)))
+        changed, *key = after
+        stmt = stmt.where(position > tuple_(literal(datetime.fromisoformat(changed), c.changed_at.type), *key))
     rows = conn.execute(stmt.order_by(c.changed_at, c.marketplace, c.account, c.order_id).limit(BATCH)).mappings().all()
     events = []
     for r in rows:
@@ -118,17 +118,13 @@ def order_events(conn: Connection, after: tuple[str, ...] | None, known: set[str
     return events, (_iso(last["changed_at"]), last["marketplace"], last["account"], last["order_id"])
 
 
-def _order_position(after: tuple[str, ...]) -> Iterator[Any]:
-    yield datetime.fromisoformat(after[0])
-    yield from after[1:]
-
-
 def action_events(conn: Connection, after: tuple[str, int] | None) -> tuple[list[Event], tuple]:
     """Events of the actions sent after the (sent_at, id) `after`."""
     c = ACTIONS.c
     stmt = select(ACTIONS).where(c.status == "sent", c.sent_at.is_not(None))
     if after is not None:
-        stmt = stmt.where(tuple_(c.sent_at, c.id) > tuple_(datetime.fromisoformat(after[0]), after[1]))
+        sent = literal(datetime.fromisoformat(after[0]), c.sent_at.type)  # bound as the column stores it
+        stmt = stmt.where(tuple_(c.sent_at, c.id) > tuple_(sent, after[1]))
     rows = conn.execute(stmt.order_by(c.sent_at, c.id).limit(BATCH)).mappings().all()
     events = [Event(f"action:{r['key']}", "action.sent", r["sent_at"], r["marketplace"], r["account"],
                     {"action_key": r["key"], "kind": r["kind"], "target": r["target"], "title": r["title"],

@@ -132,7 +132,8 @@ def _store_events(conn: Connection, endpoint: WebhookEndpoint, events: Iterable[
         return 0
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = dialect.insert(DELIVERIES).on_conflict_do_nothing(index_elements=["endpoint", "event_id"])
-    return conn.execute(stmt, rows).rowcount or 0
+    # RETURNING counts what was new: an executemany's rowcount is -1 on psycopg.
+    return len(conn.execute(stmt.returning(DELIVERIES.c.id), rows).all())
 
 
 # -- deliver -----------------------------------------------------------------------------------------

@@ -269,3 +269,34 @@ def test_a_member_joins_once_and_each_entry_is_one_points_event(store):
                    ("points.earned", "points:earn:kaspi:main:b1:1"), ("points.earned", "points:earn:kaspi:main:b2:2"),
                    ("points.expired", "points:expire:kaspi:main:b1:4"),
                    ("points.spent", "points:spend:kaspi:main:b1:3")]
+
+
+def test_a_batch_boundary_inside_one_instant_loses_no_order_and_no_action(store, monkeypatch):
+    """Ten orders written in one page share `changed_at`; read three at a time, the (time, key)
+    cursor still finds each once. The same for actions sent in the same instant."""
+    from sqlalchemy import insert
+
+    import crm.events
+    from store.loyalty_tables import ActionRow
+
+    monkeypatch.setattr(crm.events, "BATCH", 3)
+    at = datetime(2026, 7, 1, tzinfo=UTC)
+    store.ensure_account("kaspi", "main")
+    orders = [OrderRecord(marketplace="kaspi", account="main", order_id=f"K{n:02}", created_at=at, updated_at=at,
+                          status=OrderStatus.CREATED, platform_status="x", fulfilment=None, currency="KZT",
+                          total=Decimal(10 + n), lines=()) for n in range(10)]
+    store.write_page(StreamKey("kaspi", "main", "orders"), PageWrite(orders=orders), now=datetime.now(UTC))
+    with store.engine.begin() as conn:
+        conn.execute(insert(ActionRow.__table__), [  # type: ignore[attr-defined]
+            {"key": f"reply:r{n}", "kind": "reply_to_review", "marketplace": "kaspi", "account": "main",
+             "target": f"r{n}", "title": "reply", "purpose": "service", "cost": Decimal(0), "approval": "auto",
+             "status": "sent", "platform_ref": f"c{n}", "created_at": at, "updated_at": at, "sent_at": at,
+             "grounds": "", "params": "{}", "context": "{}", "detail": ""}
+            for n in range(7)])
+    added = enqueue(store, [endpoint()], at)
+    rows = deliveries(store, limit=100)
+    assert added == 17 and len(rows) == 17
+    assert sorted(d["event_id"] for d in rows if d["event_type"] == "action.sent") == [
+        f"action:reply:r{n}" for n in range(7)]
+    assert len({d["event_id"] for d in rows if d["event_type"] == "order.created"}) == 10
+    assert enqueue(store, [endpoint()], at) == 0
