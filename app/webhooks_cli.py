@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from app.cli_common import ConfigOpt, DatabaseOpt, err, load_or_exit, open_store_or_exit
+from app.durations import format_duration
 from app.output import JsonOpt, print_json, stdout_console
 
 __all__ = ["webhooks_app"]
@@ -43,8 +44,8 @@ def webhooks(
         store = open_store_or_exit(cfg)
         count = resend_letters(store, None if resend_dead else resend, datetime.now(UTC))
         asked = "every dead letter" if resend_dead else f"{len(resend or [])} asked"
-        err.print(f"{count} dead letter(s) due again ({asked}); the daemon sends them within "
-                  f"{cfg.settings.schedule.webhooks_interval}", markup=False)
+        every = format_duration(cfg.settings.schedule.webhooks_interval)
+        err.print(f"{count} dead letter(s) due again ({asked}); the daemon sends them within {every}", markup=False)
         return
     store = open_store_or_exit(cfg, read_only=True)
     rows = deliveries(store, status=status)
