@@ -274,18 +274,20 @@ class ApiClient:
         *,
         params: Any = None,
         json: Any = None,
+        data: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool = True,
     ) -> httpx.Response:
         """Send `method base_urls[host]+path`; return the 2xx response or raise from errors.py.
 
+        `data` is a form-encoded body (RetailCRM's); `json` a JSON one.
         `idempotent=False` is for writes: the request is sent once. A timeout, a dropped
         connection, a 5xx or a cut-off body raises `RetriableApiError` at once, because the platform
         may have applied it; only a rate-limit refusal (429/420, nothing applied) is waited out and
         sent again, paced by the same buckets as reads.
         """
         return await self._send(method, host, path, None, idempotent=idempotent, params=params, json=json,
-                                headers=headers)
+                                data=data, headers=headers)
 
     async def request_json(
         self,
@@ -295,6 +297,7 @@ class ApiClient:
         *,
         params: Any = None,
         json: Any = None,
+        data: Mapping[str, str] | None = None,
         headers: Mapping[str, str] | None = None,
         empty_body: Any = _NO_DEFAULT,
         idempotent: bool = True,
@@ -323,7 +326,7 @@ class ApiClient:
             return body
 
         return await self._send(method, host, path, decode, idempotent=idempotent, params=params, json=json,
-                                headers=headers)
+                                data=data, headers=headers)
 
     async def stream_json_items(
         self,
