@@ -1,11 +1,13 @@
 """The events a webhook carries, read from the store since where an endpoint last read each source.
 
-Three sources, each with a cursor per endpoint (`webhook_cursors`):
+Four sources, each with a cursor per endpoint (`webhook_cursors`):
 - `ledger`: every ledger entry after the last id read: `points.earned|spent|expired|reversed|adjusted`,
   and `member.joined` for a member's first entry;
 - `orders`: every order whose loyalty-relevant state changed (`orders.changed_at`) after the last
   (time, key) read: `order.created` the first time an endpoint hears of it, `order.changed` after;
-- `actions`: every action sent (`sent_at`) after the last (time, id) read: `action.sent`.
+- `actions`: every action sent (`sent_at`) after the last (time, id) read: `action.sent`;
+- `members`: every member the tiers job evaluated after the last (time, key) read:
+  `member.tier_changed` for each tier a member holds since a moment not told before.
 
 Event ids are built from what the event is, never from row ids or the time it was read, so
 reading a source again (a cursor lost, a replica taking over) makes the same ids, and the outbox's
@@ -23,16 +25,17 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Table, func, literal, select, tuple_
 
-from store.loyalty_tables import ActionRow, LedgerEntryRow
+from store.loyalty_tables import ActionRow, LedgerEntryRow, MemberProjectionRow
 from store.tables import OrderRow
 
-__all__ = ["BATCH", "SOURCES", "Event", "action_events", "ledger_events", "order_events"]
+__all__ = ["BATCH", "SOURCES", "Event", "action_events", "ledger_events", "order_events", "tier_events"]
 
 LEDGER: Table = LedgerEntryRow.__table__  # type: ignore[assignment]
 ORDERS: Table = OrderRow.__table__  # type: ignore[assignment]
 ACTIONS: Table = ActionRow.__table__  # type: ignore[assignment]
+MEMBERS: Table = MemberProjectionRow.__table__  # type: ignore[assignment]
 BATCH = 2000  # rows read from one source at a time
-SOURCES = ("ledger", "orders", "actions")
+SOURCES = ("ledger", "orders", "actions", "members")
 POINTS = {"earn": "points.earned", "spend": "points.spent", "expire": "points.expired", "reverse": "points.reversed",
           "adjust": "points.adjusted"}
 
@@ -132,3 +135,27 @@ def action_events(conn: Connection, after: tuple[str, int] | None) -> tuple[list
     if not rows:
         return [], after or ()
     return events, (_iso(rows[-1]["sent_at"]), rows[-1]["id"])
+
+
+def tier_events(conn: Connection, after: tuple[str, ...] | None) -> tuple[list[Event], tuple]:
+    """`member.tier_changed` for members evaluated after the (evaluated_at, marketplace, account,
+    buyer_key) `after` that hold a tier since a known moment. The id names the tier and that moment,
+    so the daily re-evaluation of an unchanged member makes no new event. (A member who loses every
+    tier holds none since no moment: not told.)"""
+    c = MEMBERS.c
+    position = tuple_(c.evaluated_at, c.marketplace, c.account, c.buyer_key)
+    stmt = select(MEMBERS)
+    if after is not None:
+        evaluated, *key = after
+        stmt = stmt.where(position > tuple_(literal(datetime.fromisoformat(evaluated), c.evaluated_at.type), *key))
+    rows = conn.execute(stmt.order_by(c.evaluated_at, c.marketplace, c.account, c.buyer_key)
+                        .limit(BATCH)).mappings().all()
+    events = [Event(f"tier:{r['marketplace']}:{r['account']}:{r['buyer_key']}:{r['tier']}:{_iso(r['tier_since'])}",
+                    "member.tier_changed", r["tier_since"], r["marketplace"], r["account"],
+                    {"buyer_key": r["buyer_key"], "tier": r["tier"], "since": _iso(r["tier_since"]),
+                     "orders": r["orders"], "spend": _money(r["spend"])})
+              for r in rows if r["tier"] is not None and r["tier_since"] is not None]
+    if not rows:
+        return [], after or ()
+    last = rows[-1]
+    return events, (_iso(last["evaluated_at"]), last["marketplace"], last["account"], last["buyer_key"])

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 __all__ = ["EVENT_TYPES", "CrmSettings", "WebhookEndpoint"]
 
 # Every event type a webhook can carry (docs/webhooks/event.schema.json).
-EVENT_TYPES = ("order.created", "order.changed", "member.joined", "points.earned", "points.spent", "points.expired",
-               "points.reversed", "points.adjusted", "action.sent")
+EVENT_TYPES = ("order.created", "order.changed", "member.joined", "member.tier_changed", "points.earned",
+               "points.spent", "points.expired", "points.reversed", "points.adjusted", "action.sent")
 
 
 class WebhookEndpoint(BaseModel):

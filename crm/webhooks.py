@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Table, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connectors.http import default_user_agent, redact
-from crm.events import Event, action_events, ledger_events, order_events
+from crm.events import Event, action_events, ledger_events, order_events, tier_events
 from crm.settings import WebhookEndpoint
 from crm.signing import SIGNATURE_HEADER, signature_header
 from store import Store
@@ -66,7 +66,7 @@ def enqueue(store: Store, endpoints: Sequence[WebhookEndpoint], now: datetime) -
     """Store the events each endpoint has not had yet; how many deliveries were added."""
     added = 0
     for endpoint in (e for e in endpoints if e.enabled):
-        for read in (_enqueue_ledger, _enqueue_orders, _enqueue_actions):
+        for read in (_enqueue_ledger, _enqueue_orders, _enqueue_actions, _enqueue_tiers):
             while True:
                 with store.engine.begin() as conn:
                     events, more = read(conn, endpoint)
@@ -122,6 +122,15 @@ def _enqueue_actions(conn: Connection, endpoint: WebhookEndpoint) -> tuple[list[
     if events:
         _save_cursor(conn, endpoint.name, "actions", list(last))
     return events, bool(events)
+
+
+def _enqueue_tiers(conn: Connection, endpoint: WebhookEndpoint) -> tuple[list[Event], bool]:
+    after = _cursor(conn, endpoint.name, "members")
+    events, last = tier_events(conn, tuple(after) if after else None)
+    moved = bool(last) and list(last) != after
+    if moved:
+        _save_cursor(conn, endpoint.name, "members", list(last))
+    return events, moved
 
 
 def _store_events(conn: Connection, endpoint: WebhookEndpoint, events: Iterable[Event], now: datetime) -> int:

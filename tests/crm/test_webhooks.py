@@ -300,3 +300,30 @@ def test_a_batch_boundary_inside_one_instant_loses_no_order_and_no_action(store,
         f"action:reply:r{n}" for n in range(7)]
     assert len({d["event_id"] for d in rows if d["event_type"] == "order.created"}) == 10
     assert enqueue(store, [endpoint()], at) == 0
+
+
+def test_a_tier_change_is_told_once_and_a_daily_re_evaluation_is_not(store):
+    from sqlalchemy import insert, update
+
+    from store.loyalty_tables import MemberProjectionRow
+
+    members = MemberProjectionRow.__table__  # type: ignore[attr-defined]
+    day1, day2 = datetime(2026, 7, 1, tzinfo=UTC), datetime(2026, 7, 2, tzinfo=UTC)
+    row = {"marketplace": "kaspi", "account": "main", "buyer_key": "b1", "orders": 3, "spend": Decimal("4500"),
+           "tier": "silver", "tier_since": day1, "segment": "active", "service_recovery": False, "evaluated_at": day1}
+    with store.engine.begin() as conn:
+        conn.execute(insert(members), [row, {**row, "buyer_key": "b2", "tier": None, "tier_since": None}])
+    enqueue(store, [endpoint()], day1)
+    with store.engine.begin() as conn:  # the next day's evaluation: b1 unchanged, b2 reaches bronze
+        conn.execute(update(members).where(members.c.buyer_key == "b1").values(evaluated_at=day2))
+        conn.execute(update(members).where(members.c.buyer_key == "b2").values(
+            evaluated_at=day2, tier="bronze", tier_since=day2))
+    enqueue(store, [endpoint()], day2)
+    got = sorted((d["event_type"], d["event_id"]) for d in deliveries(store))
+    assert got == [("member.tier_changed", "tier:kaspi:main:b1:silver:2026-07-01T00:00:00+00:00"),
+                   ("member.tier_changed", "tier:kaspi:main:b2:bronze:2026-07-02T00:00:00+00:00")]
+    receiver = Receiver()
+    drain(store, receiver, day2)
+    validator = Draft202012Validator(SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    assert [e.message for b in receiver.bodies for e in validator.iter_errors(b)] == []
+    assert {b["data"]["tier"] for b in receiver.bodies} == {"silver", "bronze"}
