@@ -17,6 +17,7 @@ the store's keyed hash (`buyer_key`), as in every export.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -92,11 +93,13 @@ def ledger_events(conn: Connection, after: int) -> tuple[list[Event], int]:
     return events, rows[-1]["id"]
 
 
-def order_events(conn: Connection, after: tuple[str, ...] | None, known: set[str]) -> tuple[list[Event], tuple]:
+def order_events(conn: Connection, after: tuple[str, ...] | None,
+                 known_of: Callable[[Connection], set[str]]) -> tuple[list[Event], tuple]:
     """Events of the orders changed after the (changed_at, marketplace, account, order_id) `after`.
 
-    `known`: "marketplace:account:order_id" of orders this endpoint has had an event of
-    (`order.changed` for those, `order.created` for the others; the caller adds new ones)."""
+    `known_of(conn)`: "marketplace:account:order_id" of orders this endpoint has had an event of
+    (`order.changed` for those, `order.created` for the others); asked only when an order changed,
+    and the new ones are added to it."""
     c = ORDERS.c
     position = tuple_(c.changed_at, c.marketplace, c.account, c.order_id)
     stmt = select(ORDERS).where(c.changed_at.is_not(None))
@@ -104,6 +107,7 @@ def order_events(conn: Connection, after: tuple[str, ...] | None, known: set[str
         changed, *key = after
         stmt = stmt.where(position > tuple_(literal(datetime.fromisoformat(changed), c.changed_at.type), *key))
     rows = conn.execute(stmt.order_by(c.changed_at, c.marketplace, c.account, c.order_id).limit(BATCH)).mappings().all()
+    known = known_of(conn) if rows else set()
     events = []
     for r in rows:
         order = f"{r['marketplace']}:{r['account']}:{r['order_id']}"

@@ -66,7 +66,8 @@ def enqueue(store: Store, endpoints: Sequence[WebhookEndpoint], now: datetime) -
     """Store the events each endpoint has not had yet; how many deliveries were added."""
     added = 0
     for endpoint in (e for e in endpoints if e.enabled):
-        for read in (_enqueue_ledger, _enqueue_orders, _enqueue_actions, _enqueue_tiers):
+        told = _ToldOrders(endpoint.name)
+        for read in (_enqueue_ledger, told.enqueue, _enqueue_actions, _enqueue_tiers):
             while True:
                 with store.engine.begin() as conn:
                     events, more = read(conn, endpoint)
@@ -98,22 +99,30 @@ def _enqueue_ledger(conn: Connection, endpoint: WebhookEndpoint) -> tuple[list[E
     return events, last != after
 
 
-def _enqueue_orders(conn: Connection, endpoint: WebhookEndpoint) -> tuple[list[Event], bool]:
-    after = _cursor(conn, endpoint.name, "orders")
-    known = _known_orders(conn, endpoint.name)
-    events, last = order_events(conn, tuple(after) if after else None, known)
-    if events:
-        _save_cursor(conn, endpoint.name, "orders", list(last))
-    return events, bool(events)
+class _ToldOrders:
+    """One enqueue run's order source for one endpoint. Which orders the endpoint has heard of
+    (`order.changed` for those, `order.created` for the others) is read from its deliveries once a
+    run, and only when an order changed: not once per batch, not on the idle minutes."""
 
+    def __init__(self, endpoint: str):
+        self.endpoint = endpoint
+        self.known: set[str] | None = None
 
-def _known_orders(conn: Connection, endpoint: str) -> set[str]:
-    """marketplace:account:order_id of the orders this endpoint has an event of."""
-    c = DELIVERIES.c
-    ids = conn.execute(select(c.event_id).where(c.endpoint == endpoint, c.event_type.in_(
-        ("order.created", "order.changed")))).scalars()
-    # order:{mp}:{account}:{order_id}:{status}:{total}:{returned}
-    return {event_id.removeprefix("order:").rsplit(":", 3)[0] for event_id in ids}
+    def enqueue(self, conn: Connection, endpoint: WebhookEndpoint) -> tuple[list[Event], bool]:
+        after = _cursor(conn, endpoint.name, "orders")
+        events, last = order_events(conn, tuple(after) if after else None, self._known)
+        if events:
+            _save_cursor(conn, endpoint.name, "orders", list(last))
+        return events, bool(events)
+
+    def _known(self, conn: Connection) -> set[str]:
+        if self.known is None:
+            c = DELIVERIES.c
+            ids = conn.execute(select(c.event_id).where(c.endpoint == self.endpoint, c.event_type.in_(
+                ("order.created", "order.changed")))).scalars()
+            # order:{mp}:{account}:{order_id}:{status}:{total}:{returned}
+            self.known = {event_id.removeprefix("order:").rsplit(":", 3)[0] for event_id in ids}
+        return self.known
 
 
 def _enqueue_actions(conn: Connection, endpoint: WebhookEndpoint) -> tuple[list[Event], bool]:

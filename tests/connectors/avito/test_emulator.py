@@ -124,14 +124,6 @@ def test_the_rdbs_fragment_fits_the_delivery_schema_and_every_schema_is_valid() 
         Draft202012Validator.check_schema(schema)
 
 
-def test_the_fixtures_are_the_shared_payloads_unchanged() -> None:
-    shared = Path("/work/shared/marketplaces/payloads/avito")
-    if not shared.is_dir():
-        pytest.skip("the shared payloads are not on this machine")
-    assert sorted(p.name for p in FIXTURES.iterdir()) == sorted(p.name for p in shared.iterdir())
-    assert all((FIXTURES / p.name).read_bytes() == p.read_bytes() for p in shared.iterdir())
-
-
 async def test_every_answer_fits_the_schemas() -> None:
     app = make(faults=(Fault(ORDERS, "rate_limit", after=3), Fault(REVIEWS, "http_500", after=2)))
     order = next(iter(app.state.orders.values()))
