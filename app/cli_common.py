@@ -44,8 +44,17 @@ def load_or_exit(config: Path | None, database_url: str | None, verbose: bool = 
         # soft_wrap: one problem per line whatever the terminal width, so it can be grepped.
         err.print(format_problems(exc.problems), markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(code=2) from None
-    setup_logging([a.settings.token.get_secret_value() for a in cfg.accounts], verbose=verbose)
+    setup_logging([a.settings.token.get_secret_value() for a in cfg.accounts] + crm_secrets(cfg), verbose=verbose)
     return cfg
+
+
+def crm_secrets(cfg: AppConfig) -> list[str]:
+    """The webhook signing secrets and the CRM API key: never in a log line."""
+    crm = cfg.settings.crm
+    found = [e.secret.get_secret_value() for e in crm.webhooks]
+    if crm.retailcrm is not None:
+        found.append(crm.retailcrm.api_key.get_secret_value())
+    return [s for s in found if s]
 
 
 def open_store_or_exit(cfg: AppConfig, *, read_only: bool = False) -> Store:

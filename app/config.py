@@ -140,11 +140,13 @@ class ScheduleSettings(BaseModel):
     actions_interval: timedelta = timedelta(minutes=5)
     # Webhooks: new events are read and due deliveries sent this often (only with [[crm.webhooks]]).
     webhooks_interval: timedelta = timedelta(minutes=1)
+    # The RetailCRM sink: new members, orders and points found and sent this often ([crm.retailcrm]).
+    crm_interval: timedelta = timedelta(minutes=2)
     # `/healthz` answers 503 once no stream has succeeded within this many of its poll intervals.
     unhealthy_after_intervals: int = Field(default=3, gt=0)
 
     @field_validator("default_poll_interval", "loyalty_interval", "members_interval", "actions_interval",
-                     "webhooks_interval")
+                     "webhooks_interval", "crm_interval")
     @classmethod
     def _positive(cls, value: timedelta) -> timedelta:
         if value <= timedelta(0):
@@ -292,7 +294,7 @@ def load_config(
         _check_marketplace_names(str(path), settings, known, problems)
         _check_live_store_name(str(path), settings, problems)
         if tokens:
-            settings = _with_webhook_secrets(str(path), settings, env, problems)
+            settings = _with_crm_secrets(str(path), settings, env, problems)
     accounts: list[MarketplaceAccount] = []
     if have_file:
         directory = _marketplaces_dir(path, file_data or {}, problems)
@@ -389,9 +391,9 @@ def _check_live_store_name(label: str, settings: AppSettings, problems: list[str
                         "as buyers see it on the platform, or switch replies off (actions.replies.enabled = false)")
 
 
-def _with_webhook_secrets(label: str, settings: AppSettings, env: Mapping[str, str],
-                          problems: list[str]) -> AppSettings:
-    """Each enabled webhook's signing secret, read from the variable it names (never from the file)."""
+def _with_crm_secrets(label: str, settings: AppSettings, env: Mapping[str, str], problems: list[str]) -> AppSettings:
+    """Each enabled webhook's signing secret and the RetailCRM API key, read from the variables they
+    name (never from the file)."""
     endpoints = []
     for index, endpoint in enumerate(settings.crm.webhooks):
         secret = env.get(endpoint.secret_env, "")
@@ -399,7 +401,14 @@ def _with_webhook_secrets(label: str, settings: AppSettings, env: Mapping[str, s
             problems.append(f"{label}: crm.webhooks[{index}].secret_env: {endpoint.secret_env} is not set; export the "
                             f"signing secret the receiver {endpoint.name!r} checks (e.g. `openssl rand -hex 32`)")
         endpoints.append(endpoint.model_copy(update={"secret": SecretStr(secret)}))
-    return settings.model_copy(update={"crm": settings.crm.model_copy(update={"webhooks": tuple(endpoints)})})
+    crm: dict[str, Any] = {"webhooks": tuple(endpoints)}
+    if (sink := settings.crm.retailcrm) is not None:
+        key = env.get(sink.api_key_env, "").strip()
+        if sink.enabled and not key:
+            problems.append(f"{label}: crm.retailcrm.api_key_env: {sink.api_key_env} is not set; export the API key "
+                            "from RetailCRM (Settings → Integration → API access keys) in it")
+        crm["retailcrm"] = sink.model_copy(update={"api_key": SecretStr(key)})
+    return settings.model_copy(update={"crm": settings.crm.model_copy(update=crm)})
 
 
 def _check_marketplace_names(

@@ -18,6 +18,8 @@ Read from the store at scrape time (one GROUP BY query each):
 - `loyalsync_actions{marketplace, kind, status, reason}`: the actions outbox; `reason` is the
   gate's refusal reason (empty unless refused).
 - `loyalsync_webhook_deliveries{endpoint, status}`: the webhook outbox (`pending`, `sent`, `dead`).
+- `loyalsync_crm_outbox{sink, kind, status}`: what a CRM sink holds (`customer`, `order`, `credit`,
+  `charge`; `pending`, `sent`, `dead`, `skipped`).
 - `loyalsync_store_up`: 1 when those reads worked.
 
 Read from the daemon's own record of failures (`app.health`, in process memory, since a broken
@@ -166,7 +168,7 @@ class _StoreCollector(Collector):
         yield from families
 
     def _read(self) -> list[Metric]:
-        from crm.webhooks import delivery_counts
+        from crm.outbox import SINK_TYPES, delivery_counts, type_counts
         from loyalty.outbox import counts
 
         now = self.clock()
@@ -199,6 +201,11 @@ class _StoreCollector(Collector):
             actions.add_metric([mp, kind, status, reason or ""], n)
         webhooks = GaugeMetricFamily("loyalsync_webhook_deliveries", "Webhook deliveries by endpoint and status.",
                                      labels=["endpoint", "status"])
-        for (endpoint, status), n in sorted(delivery_counts(self.store).items()):
+        for (endpoint, status), n in sorted(delivery_counts(self.store, sinks=False).items()):
             webhooks.add_metric([endpoint, status], n)
-        return [lag, success, quarantine, actions, webhooks]
+        crm = GaugeMetricFamily("loyalsync_crm_outbox", "What a CRM sink holds, by sink, kind and status.",
+                                labels=["sink", "kind", "status"])
+        for (sink, kind, status), n in sorted(type_counts(self.store).items()):
+            if kind.startswith(SINK_TYPES):
+                crm.add_metric([sink, kind.removeprefix(SINK_TYPES), status], n)
+        return [lag, success, quarantine, actions, webhooks, crm]

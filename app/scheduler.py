@@ -42,6 +42,7 @@ LOYALTY_JOB = "loyalty"
 MEMBERS_JOB = "loyalty-members"
 ACTIONS_JOB = "actions"
 WEBHOOKS_JOB = "webhooks"
+CRM_JOB = "crm"
 
 
 
@@ -306,6 +307,38 @@ class Daemon:
             log.info("webhooks: %d new events, %d sent, %d to retry, %d dead letters", added, result.sent,
                      result.retrying, result.dead)
 
+    async def _crm(self) -> None:
+        await self._store_wide(CRM_JOB, self._crm_run)
+
+    async def _crm_run(self) -> None:
+        """Find what RetailCRM has not been sent and send what is due (`crm.retailcrm.sink`); one
+        replica at a time (the job's lease), which the sink's exactly-once reading relies on."""
+        from crm.retailcrm.sink import deliver, enqueue
+
+        sink, now = self.app.config.settings.crm.retailcrm, datetime.now(UTC)
+        if sink is None:
+            return
+        try:
+            added = await asyncio.to_thread(enqueue, self.app.store, sink, now)
+            result = await deliver(self.app.store, sink, now, claimer=self.replica)
+        except asyncio.CancelledError:
+            if not self.stop.is_set():
+                raise
+            return
+        except DBAPIError as exc:  # the store (full, damaged, away): health names it
+            self._store_job_failed(CRM_JOB, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - logged and retried next interval, the daemon keeps running
+            self.health.job_failed(CRM_JOB, exc)
+            log.exception("%s: run failed; retrying at the next interval", CRM_JOB)
+            return
+        for error in result.errors:  # the CRM away or the key refused: nothing was lost, all waits
+            log.error("crm: %s; retrying at the next interval", error)
+        if added or result.sent or result.found or result.retrying or result.dead:
+            log.info("crm %s: %d new, %d sent, %d found applied already, %d to retry, %d waiting, %d not sent, "
+                     "%d dead letters", sink.name, added, result.sent, result.found, result.retrying, result.waiting,
+                     result.skipped, result.dead)
+
     async def _in_thread(self, name: str, step):
         """Run a loyalty step in a worker thread, so the event loop keeps polling meanwhile."""
         try:
@@ -358,6 +391,8 @@ class Daemon:
                       (self._members, MEMBERS_JOB, cfg.members_interval)]
         if any(e.enabled for e in self.app.config.settings.crm.webhooks):
             steps.append((self._webhooks, WEBHOOKS_JOB, cfg.webhooks_interval))
+        if (sink := self.app.config.settings.crm.retailcrm) is not None and sink.enabled:
+            steps.append((self._crm, CRM_JOB, cfg.crm_interval))
         for step, name, every in steps:
             scheduler.add_job(
                 step, "interval", id=name, name=name, max_instances=1,

@@ -42,13 +42,13 @@ def webhooks(
     cfg = load_or_exit(config, database_url, tokens=False)
     if resend or resend_dead:
         store = open_store_or_exit(cfg)
-        count = resend_letters(store, None if resend_dead else resend, datetime.now(UTC))
+        count = resend_letters(store, None if resend_dead else resend, datetime.now(UTC), sinks=False)
         asked = "every dead letter" if resend_dead else f"{len(resend or [])} asked"
         every = format_duration(cfg.settings.schedule.webhooks_interval)
         err.print(f"{count} dead letter(s) due again ({asked}); the daemon sends them within {every}", markup=False)
         return
     store = open_store_or_exit(cfg, read_only=True)
-    rows = deliveries(store, status=status)
+    rows = deliveries(store, status=status, sinks=False)
     if as_json:
         print_json({"deliveries": rows})
         return

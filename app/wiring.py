@@ -112,6 +112,10 @@ class App:
         anything recorded."""
         configured = [s.get_secret_value() for a in self.accounts()
                       for s in (a.settings.token, getattr(a.settings, "client_secret", None)) if s is not None]
+        crm = self.config.settings.crm
+        configured += [e.secret.get_secret_value() for e in crm.webhooks]
+        if crm.retailcrm is not None:
+            configured.append(crm.retailcrm.api_key.get_secret_value())
         return [s for s in (*configured, *RUNTIME_SECRETS) if s]
 
     def connector(self, account: MarketplaceAccount) -> Connector:

@@ -1,10 +1,12 @@
-"""A webhook endpoint's settings: `[[crm.webhooks]]` in loyalsync.toml."""
+"""What goes to CRMs: `[[crm.webhooks]]` (signed events) and `[crm.retailcrm]` in loyalsync.toml."""
 
 from __future__ import annotations
 
 from fnmatch import fnmatchcase
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from crm.retailcrm.settings import RetailCrmSettings
 
 __all__ = ["EVENT_TYPES", "CrmSettings", "WebhookEndpoint"]
 
@@ -50,11 +52,12 @@ class WebhookEndpoint(BaseModel):
 
 
 class CrmSettings(BaseModel):
-    """What goes to CRMs: signed webhooks, one block per receiver."""
+    """What goes to CRMs: signed webhooks, one block per receiver, and a RetailCRM account."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     webhooks: tuple[WebhookEndpoint, ...] = ()
+    retailcrm: RetailCrmSettings | None = None
 
     @field_validator("webhooks")
     @classmethod
@@ -63,3 +66,9 @@ class CrmSettings(BaseModel):
         if len(names) != len(set(names)):
             raise ValueError("two webhooks share a name; each needs its own")
         return endpoints
+
+    @model_validator(mode="after")
+    def _sink_name_is_its_own(self) -> CrmSettings:
+        if self.retailcrm is not None and self.retailcrm.name in {e.name for e in self.webhooks}:
+            raise ValueError(f"retailcrm.name {self.retailcrm.name!r} is also a webhook's name; each needs its own")
+        return self

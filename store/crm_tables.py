@@ -1,5 +1,5 @@
-"""The CRM tables: webhook deliveries (an outbox of signed events) and where each endpoint's event
-sources were last read."""
+"""The CRM tables: the CRM outbox (signed webhook events, and what a CRM sink sends) and where each
+endpoint's event sources were last read."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ __all__ = ["WebhookCursorRow", "WebhookDeliveryRow"]
 
 
 class WebhookDeliveryRow(SQLModel, table=True):
-    """One event for one endpoint. Stored once per (endpoint, event id); `status` is `pending` until
+    """One event for one endpoint (a webhook receiver or a CRM sink). Stored once per (endpoint, event id); `status` is `pending` until
     the endpoint answers 2xx (`sent`) or the delivery is given up (`dead`, re-sendable).
     `attempts` is counted BEFORE each send, so a crash mid-send is still counted; `claimed_by` /
     `claimed_until` keep two senders (replicas) off one delivery."""
@@ -23,6 +23,7 @@ class WebhookDeliveryRow(SQLModel, table=True):
     __table_args__ = (
         Index("ux_webhook_deliveries_event", "endpoint", "event_id", unique=True),
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+        Index("ix_webhook_deliveries_ref", "endpoint", "ref"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -38,6 +39,10 @@ class WebhookDeliveryRow(SQLModel, table=True):
     claimed_until: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
     created_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False))
     sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
+    # CRM sinks (crm.retailcrm.sink): what the CRM shows of this row's effect (account, operation,
+    # amount, dates), and when it was first tried; both NULL for webhooks.
+    ref: str | None = Field(default=None, sa_column=Column(String(512)))
+    first_attempt_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime))
 
 
 class WebhookCursorRow(SQLModel, table=True):

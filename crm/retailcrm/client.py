@@ -1,19 +1,24 @@
-"""RetailCRM API v5: customers, loyalty accounts and bonus credits, as ../shared/crm/README.md
-describes them (section "RetailCRM details checked against the official PHP, Go and Python clients").
+"""RetailCRM API v5: customers, orders, loyalty accounts, bonus credits and charges, as
+../shared/crm/README.md describes them (section "RetailCRM details checked against the official
+PHP, Go and Python clients").
 
 Requests carry `X-API-KEY`; bodies are form-encoded, entities JSON-encoded inside (`customer=`,
-`loyaltyAccount=`), credits plain fields. 429 and 503 both mean "slow down": retried with backoff
-by `connectors.http.ApiClient`. A credit is sent once (`idempotent=False`); whether one whose
-answer was lost was applied is read back with `credit_landed` before it is ever sent again.
+`orders=`, `loyaltyAccount=`), credits and charges plain fields. 429 and 503 both mean "slow down"
+(nothing applied): waited out and sent again, writes too. HTTP 460 is a batch upload that partly
+failed: an answer to read, not an error. A credit or charge is otherwise sent once
+(`idempotent=False`); whether one whose answer was lost was applied is read back with `landed`
+before it is ever sent again.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
@@ -21,27 +26,63 @@ import httpx
 from connectors.auth import HeaderAuth
 from connectors.errors import FatalApiError
 from connectors.http import ApiClient, RetryPolicy
-from connectors.responses import PlatformErrorInfo
+from connectors.ratelimit import EndpointGroup, Rate, RateLimiter
+from connectors.responses import PlatformErrorInfo, ResponseAction
 
 from .dates import crm_time
 
-__all__ = ["CREDIT", "RetailCrmClient", "credit_landed"]
+__all__ = ["CHARGE", "CREDIT", "Operation", "RetailCrmClient", "Upload", "credit_landed", "landed"]
 
-CREDIT = "credit_manual"  # "Credits made through the API have type credit_manual" (README)
+CREDIT, CHARGE = "credit_manual", "charge_manual"  # "Credits made through the API have type credit_manual"
 _FIXED_ZONES = {"Europe/Moscow": timezone(timedelta(hours=3), "MSK")}  # no tz database needed for the usual one
+PAGE = 100  # list endpoints answer 20 a page unless asked for more (20, 50 or 100)
+UPLOAD_MAX = 50  # orders/upload takes at most 50 orders a call
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """What the CRM shows of one credit or charge: type, amount and, for credits, the two days."""
+
+    type: str
+    amount: Decimal
+    activation: date | None = None
+    expire: date | None = None
+
+    def ref(self) -> str:
+        days = ",".join(d.isoformat() if d else "" for d in (self.activation, self.expire))
+        return f"{self.type}|{self.amount:f}|{days}"
+
+    @classmethod
+    def from_ref(cls, ref: str) -> Operation:
+        kind, amount, days = ref.split("|")
+        activation, expire = (date.fromisoformat(d) if d else None for d in days.split(","))
+        return cls(kind, Decimal(amount), activation, expire)
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """What `orders/upload` answered: the externalIds it took, and those it refused with why."""
+
+    uploaded: frozenset[str]
+    failed: dict[str, str]
 
 
 class RetailCrmClient:
     """One RetailCRM account (`https://{sub}.retailcrm.ru`), optionally one site of it."""
 
-    def __init__(self, base_url: str, api_key: str, *, site: str | None = None,
-                 transport: httpx.AsyncBaseTransport | None = None, clock: Callable[[], float] | None = None,
-                 sleep: Callable[[float], Awaitable[None]] | None = None):
+    def __init__(self, base_url: str, api_key: str, *, site: str | None = None, max_per_second: float | None = None,
+                 timeout_seconds: float = 30.0, transport: httpx.AsyncBaseTransport | None = None,
+                 clock: Callable[[], float] | None = None, sleep: Callable[[float], Awaitable[None]] | None = None):
         self.site = site
+        limiter = None
+        if max_per_second is not None:
+            # One request at a time, evenly spaced: the CRM's limit is per key (about 10 a second).
+            limiter = RateLimiter([EndpointGroup("api", Rate(1, 1.0 / max_per_second, 1))], clock=clock, sleep=sleep)
         self.http = ApiClient(marketplace="retailcrm", base_urls={"api": base_url},
-                              auth=HeaderAuth({"X-API-KEY": api_key}, secrets=[api_key]),
-                              transport=transport, retry=RetryPolicy(), describe_error=describe_retailcrm_error,
-                              clock=clock, sleep=sleep)
+                              auth=HeaderAuth({"X-API-KEY": api_key}, secrets=[api_key]), limiter=limiter,
+                              transport=transport, retry=RetryPolicy(request_deadline=timeout_seconds),
+                              error_mapping={460: ResponseAction.SUCCESS, 503: ResponseAction.RATE_LIMITED},
+                              describe_error=describe_retailcrm_error, clock=clock, sleep=sleep)
 
     async def aclose(self) -> None:
         await self.http.aclose()
@@ -66,7 +107,30 @@ class RetailCrmClient:
         except FatalApiError as exc:
             if "already exists" not in (exc.platform_message or "").lower():
                 raise
-            await self._post(f"/api/v5/customers/{external_id}/edit", {"customer": customer, "by": "externalId"})
+            await self._post(f"/api/v5/customers/{quote(external_id, safe='')}/edit",
+                             {"customer": customer, "by": "externalId"})
+
+    async def upload_orders(self, orders: Sequence[dict[str, Any]]) -> Upload:
+        """Create up to 50 orders in one call. HTTP 460 ("Orders are loaded with errors") names
+        those taken (`uploadedOrders`) and those refused (`failedOrders`, `errors`)."""
+        if len(orders) > UPLOAD_MAX:
+            raise ValueError(f"orders/upload takes at most {UPLOAD_MAX} orders, got {len(orders)}")
+        body = await self._post("/api/v5/orders/upload", {"orders": json.dumps(list(orders), ensure_ascii=False)})
+        body = body if isinstance(body, dict) else {}
+        uploaded = frozenset(str(o.get("externalId")) for o in body.get("uploadedOrders") or []
+                             if isinstance(o, dict) and o.get("externalId") is not None)
+        why = describe_retailcrm_body(body) or "refused"
+        failed = {str(o.get("externalId")): why for o in body.get("failedOrders") or []
+                  if isinstance(o, dict) and o.get("externalId") is not None}
+        # An order neither taken nor named as refused was not taken: tried again, never assumed.
+        failed.update({str(o["externalId"]): why for o in orders
+                       if str(o["externalId"]) not in uploaded and str(o["externalId"]) not in failed})
+        return Upload(uploaded, failed)
+
+    async def edit_order(self, order: dict[str, Any]) -> None:
+        """Replace an existing order's fields, found by its `externalId`."""
+        await self._post(f"/api/v5/orders/{quote(str(order['externalId']), safe='')}/edit",
+                         {"order": json.dumps(order, ensure_ascii=False), "by": "externalId"})
 
     async def account_of(self, external_id: str) -> dict[str, Any] | None:
         """The member's loyalty account (found by the customer's `externalId`), or None."""
@@ -86,21 +150,38 @@ class RetailCrmClient:
                                     {"loyaltyAccount": json.dumps(entity, ensure_ascii=False)})
             account = body["loyaltyAccount"]
         if not account.get("active"):
-            await self._post(f"/api/v5/loyalty/account/{account['id']}/activate", {})
+            await self._post(f"/api/v5/loyalty/account/{int(account['id'])}/activate", {})
         return int(account["id"])
 
-    async def credit(self, account: int, amount: Decimal, activation: date, expire: date, comment: str) -> None:
-        """One bonus credit; sent once: a lost answer raises, and `credit_landed` decides what next."""
-        await self._post(f"/api/v5/loyalty/account/{account}/bonus/credit", {
-            "amount": f"{amount:f}", "activationDate": activation.isoformat(), "expireDate": expire.isoformat(),
-            "comment": comment}, idempotent=False)
+    async def credit(self, account: int, amount: Decimal, activation: date, expire: date | None,
+                     comment: str) -> None:
+        """One bonus credit; sent once: a lost answer raises, and `landed` decides what next."""
+        form = {"amount": f"{amount:f}", "activationDate": activation.isoformat(), "comment": comment}
+        if expire is not None:
+            form["expireDate"] = expire.isoformat()
+        await self._post(f"/api/v5/loyalty/account/{account}/bonus/credit", form, idempotent=False)
+
+    async def charge(self, account: int, amount: Decimal, comment: str) -> None:
+        """One bonus charge; sent once, like a credit."""
+        await self._post(f"/api/v5/loyalty/account/{account}/bonus/charge",
+                         {"amount": f"{amount:f}", "comment": comment}, idempotent=False)
 
     async def operations(self, account: int, since: datetime, until: datetime, zone: tzinfo) -> list[dict[str, Any]]:
-        """The account's bonus operations created in [since, until] (times in the account's zone)."""
-        body = await self.http.request_json("GET", "api", f"/api/v5/loyalty/account/{account}/bonus/operations",
-                                            params={"filter[createdAtFrom]": crm_time(since, zone),
-                                                    "filter[createdAtTo]": crm_time(until, zone)})
-        return list((body or {}).get("bonusOperations") or [])
+        """The account's bonus operations created in [since, until] (times in the account's zone),
+        every page of them: the list answers 20 a page unless asked for more."""
+        found: list[dict[str, Any]] = []
+        page = 1
+        while True:
+            body = await self.http.request_json(
+                "GET", "api", f"/api/v5/loyalty/account/{account}/bonus/operations",
+                params={"filter[createdAtFrom]": crm_time(since, zone), "filter[createdAtTo]": crm_time(until, zone),
+                        "limit": PAGE, "page": page})
+            body = body if isinstance(body, dict) else {}
+            found += [op for op in body.get("bonusOperations") or [] if isinstance(op, dict)]
+            pages = (body.get("pagination") or {}).get("totalPageCount") or 1
+            if not isinstance(pages, int) or page >= pages:
+                return found
+            page += 1
 
     async def _post(self, path: str, form: dict[str, str], *, idempotent: bool = True) -> Any:
         if self.site:
@@ -108,35 +189,65 @@ class RetailCrmClient:
         return await self.http.request_json("POST", "api", path, data=form, idempotent=idempotent)
 
 
+def describe_retailcrm_body(body: Any) -> str:
+    """RetailCRM's error words: `errorMsg` and the `errors` it lists (an object or a list)."""
+    if not isinstance(body, dict):
+        return ""
+    errors = body.get("errors")
+    if isinstance(errors, dict):
+        detail = "; ".join(f"{k}: {v}" for k, v in errors.items())
+    elif isinstance(errors, list):
+        detail = "; ".join(str(e) for e in errors)
+    else:
+        detail = ""
+    return " — ".join(str(t) for t in (body.get("errorMsg"), detail) if t)
+
+
 def describe_retailcrm_error(response: httpx.Response) -> PlatformErrorInfo:
     """RetailCRM's error body: `{"success": false, "errorMsg": "...", "errors": {...}}`."""
     try:
-        body = response.json()
+        return PlatformErrorInfo(describe_retailcrm_body(response.json()))
     except ValueError:
         return PlatformErrorInfo("")
-    if not isinstance(body, dict):
-        return PlatformErrorInfo("")
-    errors = body.get("errors")
-    detail = "; ".join(f"{k}: {v}" for k, v in errors.items()) if isinstance(errors, dict) else ""
-    return PlatformErrorInfo(" — ".join(str(t) for t in (body.get("errorMsg"), detail) if t))
 
 
-def credit_landed(operations: Sequence[dict[str, Any]], amount: Decimal, activation: date, expire: date,
-                  confirmed: int) -> bool:
-    """Whether the account shows more credits of this amount and these dates than the `confirmed`
-    ones we know of: then the credit whose answer was lost was applied, and is not sent again.
+def _day(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(str(value)[:10]) if value else None
+    except ValueError:
+        return None
 
-    Operations may not echo a comment (README), so a credit is recognised by what it is: type
-    `credit_manual`, its amount and its two dates; `confirmed` counts our credits of the same
-    signature in the window whose answers did arrive."""
+
+def shown(op: dict[str, Any]) -> Operation | None:
+    """An operation as the CRM lists it, or None when it is not one we could have made."""
+    try:
+        amount = Decimal(str(op.get("amount")))
+    except InvalidOperation:
+        return None
+    if not amount.is_finite():
+        return None
+    # The Go client reads `expiredDate`; the PHP one sends `expireDate`.
+    expire = _day(op.get("expiredDate") or op.get("expireDate"))
+    return Operation(str(op.get("type")), abs(amount), _day(op.get("activationDate")), expire)
+
+
+def landed(operations: Sequence[dict[str, Any]], wanted: Operation, confirmed: int) -> bool:
+    """Whether the account shows more operations like `wanted` than the `confirmed` ones we know of:
+    then the one whose answer was lost was applied, and is not sent again.
+
+    Operations may not echo a comment (README), so an operation is recognised by what it is: its
+    type, amount and (credits) two dates; `confirmed` counts our operations of the same kind in the
+    window whose answers did arrive."""
     def same(op: dict[str, Any]) -> bool:
-        try:
-            op_amount = Decimal(str(op.get("amount")))
-        except InvalidOperation:
+        seen = shown(op)
+        if seen is None or seen.type != wanted.type or seen.amount != wanted.amount:
             return False
-        expiry = op.get("expiredDate") or op.get("expireDate")  # the Go client reads `expiredDate`
-        return (op.get("type") == CREDIT and op_amount == amount
-                and str(op.get("activationDate"))[:10] == activation.isoformat()
-                and str(expiry)[:10] == expire.isoformat())
+        return wanted.type != CREDIT or (seen.activation, seen.expire) == (wanted.activation, wanted.expire)
 
     return sum(1 for op in operations if same(op)) > confirmed
+
+
+def credit_landed(operations: Sequence[dict[str, Any]], amount: Decimal, activation: date, expire: date | None,
+                  confirmed: int) -> bool:
+    """`landed` for a credit of `amount` usable from `activation` to `expire`."""
+    return landed(operations, Operation(CREDIT, amount, activation, expire), confirmed)

@@ -7,8 +7,15 @@
 - `customers/create` answers 201, and refuses a second customer with the same `externalId`;
 - a new loyalty account is not active (`not_confirmed`): a credit to it is refused until it is activated;
 - credits have no idempotency key, and their operations (`credit_manual`) do not echo the comment;
+  a charge is refused when the account's active bonuses (activated, not expired, on the account's
+  calendar) do not cover it;
+- the operations list answers 20 a page unless `limit` asks for 50 or 100 (`pagination` says how many pages);
+- `orders/upload` takes at most 50 orders, and answers HTTP 460 when some were refused (an
+  `externalId` it already has, a customer it does not know), naming `uploadedOrders` and `failedOrders`;
 - 429 and 503 both mean "slow down" (`throttle` answers); `drop_after_credit` applies the next
-  credits and then drops the connection, so the client never hears that they were made.
+  credits and then drops the connection, `drop_every` every k-th credit, so the client never hears
+  that they were made. The drop is real on a socket (the answer's head is sent, then the connection
+  closes: uvicorn) and an `httpx.ReadError` through `httpx.ASGITransport`.
 
 `create_app(EmulatorConfig(...))`; `app.state.crm` is the `Crm` (customers, accounts, operations).
 """
@@ -40,6 +47,8 @@ class EmulatorConfig:
     timezone: str = "Europe/Moscow"  # what GET settings tells; the emulator reads dates in MOSCOW
     throttle: int = 0  # the next N requests answer 429 or 503, alternately
     drop_after_credit: int = 0  # the next N credits are applied, then the connection is dropped
+    drop_every: int = 0  # every k-th credit is applied, then the connection is dropped
+    check_balance: bool = True  # refuse a charge the active bonuses do not cover
 
 
 @dataclass
@@ -57,18 +66,60 @@ class Operation:
 class Crm:
     config: EmulatorConfig
     customers: dict[str, dict[str, Any]] = field(default_factory=dict)  # externalId -> customer
+    orders: dict[str, dict[str, Any]] = field(default_factory=dict)  # externalId -> order
     accounts: dict[int, dict[str, Any]] = field(default_factory=dict)
     operations: list[Operation] = field(default_factory=list)
     throttle: int = 0
     drops: int = 0
+    credited: int = 0
+    dropped: int = 0
     requests: int = 0
 
     def credits(self) -> list[Operation]:
         return [o for o in self.operations if o.type == "credit_manual"]
 
+    def charges(self) -> list[Operation]:
+        return [o for o in self.operations if o.type == "charge_manual"]
+
+    def active_balance(self, account: int, at: datetime) -> Decimal:
+        """What the account can spend at `at`: credits activated and not expired (days on the
+        account's calendar; a bonus lasts to the end of its expiry day), less every charge."""
+        today = at.astimezone(MOSCOW).date().isoformat()
+        total = Decimal(0)
+        for o in self.operations:
+            if o.account != account:
+                continue
+            if o.type == "charge_manual":
+                total -= o.amount
+            elif (o.activation or "") <= today and (o.expire is None or today <= o.expire):
+                total += o.amount
+        return total
+
+    def should_drop(self) -> bool:
+        self.credited += 1
+        if self.drops > 0:
+            self.drops -= 1
+        elif not (self.config.drop_every and self.credited % self.config.drop_every == 0):
+            return False
+        self.dropped += 1
+        return True
+
 
 def _fail(status: int, message: str) -> JSONResponse:
     return JSONResponse({"success": False, "errorMsg": message}, status_code=status)
+
+
+class _Dropped(Response):
+    """The answer's head, then the connection drops before its body: the client never learns what
+    happened. Through httpx.ASGITransport the error raised here is what the client sees; under
+    uvicorn, an error after the head makes it close the connection mid-answer."""
+
+    def __init__(self) -> None:
+        super().__init__(b'{"success": true}', media_type="application/json")
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        raise httpx.ReadError("connection dropped after the credit was applied")
 
 
 async def _form(request: Request) -> dict[str, str]:
@@ -83,6 +134,17 @@ def _form_json(form: Any, name: str) -> dict[str, Any] | None:
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
+
+
+def _paging(request: Request) -> tuple[int | None, int]:
+    """`limit` (20 unless 50 or 100 is asked for; anything else is refused) and `page` (from 1)."""
+    raw = request.query_params.get("limit") or "20"
+    limit = int(raw) if raw in ("20", "50", "100") else None
+    try:
+        page = max(1, int(request.query_params.get("page") or 1))
+    except ValueError:
+        page = 1
+    return limit, page
 
 
 def _crm_time(value: datetime) -> str:
@@ -176,14 +238,16 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
             return _fail(400, "amount is not a number")
         if not amount.is_finite() or amount <= 0:
             return _fail(400, "amount must be positive")
-        operation = Operation(account["id"], f"{kind}_manual", amount, datetime.now(UTC),
-                              (form.get("activationDate") or None), (form.get("expireDate") or None),
+        now = datetime.now(UTC)
+        if kind == "charge" and crm.config.check_balance and crm.active_balance(account["id"], now) < amount:
+            return _fail(400, "Not enough bonuses on the account")
+        operation = Operation(account["id"], f"{kind}_manual", amount, now,
+                              (form.get("activationDate") or None) if kind == "credit" else None,
+                              (form.get("expireDate") or None) if kind == "credit" else None,
                               form.get("comment") or "")
         crm.operations.append(operation)
-        if kind == "credit" and crm.drops > 0:
-            crm.drops -= 1
-            # Through httpx.ASGITransport the client sees exactly this: a dropped connection.
-            raise httpx.ReadError("connection dropped after the credit was applied")
+        if kind == "credit" and crm.should_drop():
+            return _Dropped()
         return JSONResponse({"success": True, "loyaltyBonus": {"amount": float(amount),
                                                                "activationDate": operation.activation,
                                                                "expiredDate": operation.expire}})
@@ -193,6 +257,9 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
             return refused
         number = int(request.path_params["id"])
         low, high = (request.query_params.get(f"filter[createdAt{k}]") for k in ("From", "To"))
+        limit, page = _paging(request)
+        if limit is None:
+            return _fail(400, "limit must be 20, 50 or 100")
         shown = []
         for o in crm.operations:
             at = _crm_time(o.created_at)
@@ -201,7 +268,50 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
             # The operation model: type, createdAt, amount, activation and expiry dates; no comment.
             shown.append({"type": o.type, "createdAt": at, "amount": float(o.amount),
                           "activationDate": o.activation, "expiredDate": o.expire})
-        return JSONResponse({"success": True, "bonusOperations": shown})
+        pages = max(1, -(-len(shown) // limit))
+        return JSONResponse({"success": True, "bonusOperations": shown[(page - 1) * limit:page * limit],
+                             "pagination": {"limit": limit, "totalCount": len(shown), "currentPage": page,
+                                            "totalPageCount": pages}})
+
+    async def orders_upload(request: Request) -> Response:
+        if refused := gate(request):
+            return refused
+        form = await _form(request)
+        try:
+            orders = json.loads(form.get("orders") or "")
+        except ValueError:
+            return _fail(400, "Parameter 'orders' is missing or is not JSON")
+        if not isinstance(orders, list) or not orders or not all(isinstance(o, dict) for o in orders):
+            return _fail(400, "Parameter 'orders' must be a list of orders")
+        if len(orders) > 50:
+            return _fail(400, "Too many orders in one upload: 50 at most")
+        uploaded, failed, errors = [], [], []
+        for order in orders:
+            external = order.get("externalId")
+            customer = (order.get("customer") or {}).get("externalId")
+            if not external or external in crm.orders:
+                failed.append({"externalId": external})
+                errors.append(f"Order with externalId {external} already exists")
+            elif customer not in crm.customers:
+                failed.append({"externalId": external})
+                errors.append(f"Customer with externalId {customer} not found")
+            else:
+                crm.orders[external] = {**order, "id": len(crm.orders) + 1}
+                uploaded.append({"id": crm.orders[external]["id"], "externalId": external})
+        if failed:
+            return JSONResponse({"success": False, "uploadedOrders": uploaded, "failedOrders": failed,
+                                 "errorMsg": "Orders are loaded with errors", "errors": errors}, status_code=460)
+        return JSONResponse({"success": True, "uploadedOrders": uploaded}, status_code=201)
+
+    async def order_edit(request: Request) -> Response:
+        if refused := gate(request):
+            return refused
+        form = await _form(request)
+        external = request.path_params["external"]
+        if (form.get("by") or "externalId") != "externalId" or external not in crm.orders:
+            return _fail(404, "Not found")
+        crm.orders[external].update(_form_json(form, "order") or {})
+        return JSONResponse({"success": True, "id": crm.orders[external]["id"]})
 
     routes = [
         Route(f"{API}/settings", settings),
@@ -212,6 +322,8 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
         Route(f"{API}/loyalty/account/{{id:int}}/activate", account_activate, methods=["POST"]),
         Route(f"{API}/loyalty/account/{{id:int}}/bonus/{{kind:str}}", bonus, methods=["POST"]),
         Route(f"{API}/loyalty/account/{{id:int}}/bonus/operations", operations),
+        Route(f"{API}/orders/upload", orders_upload, methods=["POST"]),
+        Route(f"{API}/orders/{{external}}/edit", order_edit, methods=["POST"]),
     ]
     app = Starlette(routes=routes)
     app.state.crm = crm
