@@ -7,7 +7,7 @@ and `crm.outbox`, print.
 from __future__ import annotations
 
 import asyncio
-import os
+import socket
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
@@ -83,7 +83,9 @@ def _backfill(cfg, sink) -> None:
     from sync.leases import Leases
 
     store = open_store_or_exit(cfg)
-    holder = f"crm-backfill-{os.getpid()}"
+    # Named after this host's replica, not the process: a backfill killed midway leaves claims and
+    # a lease that the next backfill here takes back at once instead of waiting for them to lapse.
+    holder = f"{cfg.settings.cluster.replica or socket.gethostname()}/crm-backfill"
     leases = Leases(store.engine, holder, timedelta(seconds=cfg.settings.cluster.lease_seconds))
     lease = leases.acquire(f"job:{CRM_JOB}")
     if lease is None:

@@ -497,8 +497,11 @@ async def deliver(store: Store, sink: RetailCrmSettings, now: datetime, *, claim
     try:
         try:
             zone = await client.zone()
+        except AuthError as exc:
+            return SinkResult(errors=[f"{sink.name}: {exc} (the key in {sink.api_key_env}, for {sink.url})"])
         except ApiError as exc:
-            return SinkResult(errors=[f"{sink.name}: {exc}"])
+            return SinkResult(errors=[f"{sink.name}: the CRM at {sink.url} did not answer ({exc}); nothing is lost: "
+                                      "everything waits in the outbox"])
         run = _Run(store, sink, client, zone, now, claimer)
         kinds = [(CUSTOMER_ROW, run.customers), (ORDER_ROW, run.orders), (CREDIT_ROW, run.credits),
                  (CHARGE_ROW, run.charges)]

@@ -39,7 +39,7 @@ ORDERS = OrderRow.__table__
 
 
 def sink(**extra) -> RetailCrmSettings:
-    return RetailCrmSettings(url="http://crm.example", **{"api_key": SecretStr(KEY), "max_per_second": 10, **extra})
+    return RetailCrmSettings(**{"url": "http://crm.example", "api_key": SecretStr(KEY), "max_per_second": 10, **extra})
 
 
 def run_deliver(store: Store, app, now: datetime, settings: RetailCrmSettings | None = None):
