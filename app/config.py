@@ -293,6 +293,7 @@ def load_config(
         known = connectors if connectors is not None else _registry.available_connectors()
         _check_marketplace_names(str(path), settings, known, problems)
         _check_live_store_name(str(path), settings, problems)
+        _check_crm_marketplaces(str(path), settings, known, problems)
         if tokens:
             settings = _with_crm_secrets(str(path), settings, env, problems)
     accounts: list[MarketplaceAccount] = []
@@ -389,6 +390,15 @@ def _check_live_store_name(label: str, settings: AppSettings, problems: list[str
         problems.append(f"{label}: actions.replies.store_name: still the placeholder «{PLACEHOLDER_STORE_NAME}», "
                         "and daemon.mode is \"live\": every reply would be signed with it. Set the store's name "
                         "as buyers see it on the platform, or switch replies off (actions.replies.enabled = false)")
+
+
+def _check_crm_marketplaces(label: str, settings: AppSettings, known: Mapping[str, type[Connector]],
+                            problems: list[str]) -> None:
+    sink = settings.crm.retailcrm
+    unknown = sorted(set(sink.marketplaces) - set(known)) if sink is not None else []
+    if unknown:
+        problems.append(f"{label}: crm.retailcrm.marketplaces: {', '.join(unknown)} is not an installed platform; "
+                        f"installed: {', '.join(sorted(known)) or 'none'}")
 
 
 def _with_crm_secrets(label: str, settings: AppSettings, env: Mapping[str, str], problems: list[str]) -> AppSettings:

@@ -22,6 +22,7 @@ from rich.table import Table
 
 from app.actions_cli import summary_table
 from app.config import AppConfig, AppSettings, DatabaseSettings, MarketplaceAccount
+from app.demo_crm import CrmFigures, crm_demo, crm_table
 from app.demo_store import claim_demo_store, mark_demo_store
 from app.progress import sync_with_progress
 from app.report.data import PointsFigures, points_figures
@@ -70,6 +71,7 @@ class DemoSummary:
     actions: dict[tuple[str, str, str, str | None], int] = field(default_factory=dict)
     points: PointsFigures | None = None  # the ledger after the demo's loyalty run
     replies: list[dict[str, Any]] = field(default_factory=list)  # the first replies proposed per marketplace
+    crm: CrmFigures | None = None  # what the RetailCRM emulator holds after the demo's backfill
 
     @property
     def ok(self) -> bool:
@@ -120,6 +122,8 @@ async def run_demo(*, orders: int = 2000, reviews: int = 600, follow: bool = Fal
             console.print(_points_table(summary.points))
             console.print(summary_table(summary.actions, "actions (dry-run: computed and checked, nothing sent)"))
             console.print(_replies_table(summary.replies))
+            summary.crm = await crm_demo(app.store)
+            console.print(crm_table(summary.crm))
             if follow:
                 console.print("following: polling on each stream's interval; Ctrl+C stops")
                 await Daemon(app).run()

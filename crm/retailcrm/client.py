@@ -41,22 +41,28 @@ UPLOAD_MAX = 50  # orders/upload takes at most 50 orders a call
 
 @dataclass(frozen=True, slots=True)
 class Operation:
-    """What the CRM shows of one credit or charge: type, amount and, for credits, the two days."""
+    """A credit or charge: type, amount and, for credits, the two days it is usable between."""
 
     type: str
     amount: Decimal
     activation: date | None = None
     expire: date | None = None
 
-    def ref(self) -> str:
-        days = ",".join(d.isoformat() if d else "" for d in (self.activation, self.expire))
-        return f"{self.type}|{self.amount:f}|{days}"
+    def visible(self) -> str:
+        """What the CRM's operations list shows of it: type, amount and activation day. An
+        operation there carries no expiry (`Operation` of the PHP client: type, createdAt, amount,
+        order, bonus.activationDate, event, loyaltyAccount, loyalty), so none is compared."""
+        # normalize(): 64, 64.0 and 64.00 are one amount (the CRM answers floats, the ledger has cents)
+        return f"{self.type}|{self.amount.normalize():f}|{self.activation.isoformat() if self.activation else ''}"
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"type": self.type, "amount": f"{self.amount:f}",
+                "activation": self.activation.isoformat() if self.activation else None,
+                "expire": self.expire.isoformat() if self.expire else None}
 
     @classmethod
-    def from_ref(cls, ref: str) -> Operation:
-        kind, amount, days = ref.split("|")
-        activation, expire = (date.fromisoformat(d) if d else None for d in days.split(","))
-        return cls(kind, Decimal(amount), activation, expire)
+    def from_json(cls, data: dict[str, Any]) -> Operation:
+        return cls(data["type"], Decimal(data["amount"]), _day(data.get("activation")), _day(data.get("expire")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,13 +145,17 @@ class RetailCrmClient:
         found = (body or {}).get("loyaltyAccounts") or []
         return found[0] if found else None
 
-    async def ensure_account(self, external_id: str, loyalty_id: int | None = None) -> int:
-        """The member's account id: found or created, and activated ("new accounts start inactive")."""
+    async def ensure_account(self, external_id: str, card_number: str | None = None) -> int:
+        """The member's account id: found or created, and activated ("new accounts start inactive").
+
+        The account joins the site's loyalty program (`site` is a form field of its own); the
+        clients' create entity has `customer`, `phoneNumber`, `cardNumber` and `customFields` only.
+        We keep no phone: `card_number` gives the account an identifier of its own."""
         account = await self.account_of(external_id)
         if account is None:
             entity: dict[str, Any] = {"customer": {"externalId": external_id}}
-            if loyalty_id is not None:
-                entity["loyalty"] = {"id": loyalty_id}
+            if card_number is not None:
+                entity["cardNumber"] = card_number
             body = await self._post("/api/v5/loyalty/account/create",
                                     {"loyaltyAccount": json.dumps(entity, ensure_ascii=False)})
             account = body["loyaltyAccount"]
@@ -219,35 +229,30 @@ def _day(value: Any) -> date | None:
 
 
 def shown(op: dict[str, Any]) -> Operation | None:
-    """An operation as the CRM lists it, or None when it is not one we could have made."""
+    """An operation as the CRM lists it, or None when it is not one we could have made. The
+    activation day is `bonus.activationDate` (PHP client); a charge's amount may be negative."""
     try:
         amount = Decimal(str(op.get("amount")))
     except InvalidOperation:
         return None
     if not amount.is_finite():
         return None
-    # The Go client reads `expiredDate`; the PHP one sends `expireDate`.
-    expire = _day(op.get("expiredDate") or op.get("expireDate"))
-    return Operation(str(op.get("type")), abs(amount), _day(op.get("activationDate")), expire)
+    bonus = op.get("bonus") if isinstance(op.get("bonus"), dict) else {}
+    return Operation(str(op.get("type")), abs(amount), _day(bonus.get("activationDate") or op.get("activationDate")))
 
 
 def landed(operations: Sequence[dict[str, Any]], wanted: Operation, confirmed: int) -> bool:
-    """Whether the account shows more operations like `wanted` than the `confirmed` ones we know of:
-    then the one whose answer was lost was applied, and is not sent again.
+    """Whether the account shows more operations looking like `wanted` than the `confirmed` ones
+    we know of: then the one whose answer was lost was applied, and is not sent again.
 
-    Operations may not echo a comment (README), so an operation is recognised by what it is: its
-    type, amount and (credits) two dates; `confirmed` counts our operations of the same kind in the
-    window whose answers did arrive."""
-    def same(op: dict[str, Any]) -> bool:
-        seen = shown(op)
-        if seen is None or seen.type != wanted.type or seen.amount != wanted.amount:
-            return False
-        return wanted.type != CREDIT or (seen.activation, seen.expire) == (wanted.activation, wanted.expire)
-
-    return sum(1 for op in operations if same(op)) > confirmed
+    Operations may not echo a comment (README) and show no expiry, so an operation is recognised
+    by what they do show: type, amount and (credits) activation day. `confirmed` counts our
+    operations that look the same (same `visible()`) in the window whose answers did arrive."""
+    look = wanted.visible()
+    return sum(1 for op in operations if (seen := shown(op)) is not None and seen.visible() == look) > confirmed
 
 
 def credit_landed(operations: Sequence[dict[str, Any]], amount: Decimal, activation: date, expire: date | None,
                   confirmed: int) -> bool:
-    """`landed` for a credit of `amount` usable from `activation` to `expire`."""
+    """`landed` for a credit of `amount` usable from `activation` (to `expire`)."""
     return landed(operations, Operation(CREDIT, amount, activation, expire), confirmed)

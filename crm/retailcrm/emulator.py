@@ -6,7 +6,10 @@
 - dates `Y-m-d H:i:s` without a zone, in the account's zone (`GET settings`); bonus dates kept to the day;
 - `customers/create` answers 201, and refuses a second customer with the same `externalId`;
 - a new loyalty account is not active (`not_confirmed`): a credit to it is refused until it is activated;
-- credits have no idempotency key, and their operations (`credit_manual`) do not echo the comment;
+- credits have no idempotency key, and their operations (`credit_manual`) echo neither the comment
+  nor the expiry: an operation is type, createdAt, amount (negative for a charge), order,
+  bonus.activationDate and loyaltyAccount, as the official PHP client's `Operation` model;
+- a loyalty account is created from `customer`, `phoneNumber`, `cardNumber`, `customFields` only;
   a charge is refused when the account's active bonuses (activated, not expired, on the account's
   calendar) do not cover it;
 - the operations list answers 20 a page unless `limit` asks for 50 or 100 (`pagination` says how many pages);
@@ -197,6 +200,9 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
         if refused := gate(request):
             return refused
         account = _form_json(await _form(request), "loyaltyAccount")
+        unknown = set(account or {}) - {"customer", "phoneNumber", "cardNumber", "customFields"}
+        if unknown:  # the clients' create entity (SerializedCreateLoyaltyAccount) has these four only
+            return _fail(400, f"loyaltyAccount: unknown fields {', '.join(sorted(unknown))}")
         external = ((account or {}).get("customer") or {}).get("externalId")
         if external not in crm.customers:
             return _fail(400, "Customer not found")
@@ -265,9 +271,12 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
             at = _crm_time(o.created_at)
             if o.account != number or (low and at < low) or (high and at > high):
                 continue
-            # The operation model: type, createdAt, amount, activation and expiry dates; no comment.
-            shown.append({"type": o.type, "createdAt": at, "amount": float(o.amount),
-                          "activationDate": o.activation, "expiredDate": o.expire})
+            # The PHP client's Operation: type, createdAt, amount, order, bonus.activationDate, event,
+            # loyaltyAccount, loyalty. No comment, no expiry; a charge's amount is negative.
+            shown.append({"type": o.type, "createdAt": at,
+                          "amount": float(-o.amount if o.type == "charge_manual" else o.amount),
+                          "order": None, "bonus": {"activationDate": o.activation} if o.activation else None,
+                          "loyaltyAccount": {"id": o.account}})
         pages = max(1, -(-len(shown) // limit))
         return JSONResponse({"success": True, "bonusOperations": shown[(page - 1) * limit:page * limit],
                              "pagination": {"limit": limit, "totalCount": len(shown), "currentPage": page,

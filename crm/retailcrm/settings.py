@@ -30,8 +30,10 @@ class RetailCrmSettings(BaseModel):
                              description="environment variable that holds the API key (X-API-KEY)")
     api_key: SecretStr = Field(default=SecretStr(""), exclude=True)
     site: str | None = Field(default=None, description="the store's code, needed when the key sees several sites")
-    loyalty_id: int | None = Field(default=None, gt=0, description="the loyalty program new accounts join "
-                                                                     "(GET loyalty/loyalties); unset: the CRM's own")
+    marketplaces: tuple[str, ...] = Field(
+        default=(), description="only the members of these marketplaces (empty: all). Leave out a platform whose "
+                                "orders already reach RetailCRM through its own module (e.g. the official Yandex "
+                                "Market one), or they would be there twice")
     orders: bool = Field(default=True, description="send members' orders (customers are always sent)")
     points: bool = Field(default=True, description="send earned points as bonus credits and take-backs and "
                                                    "spends as charges")
@@ -59,3 +61,6 @@ class RetailCrmSettings(BaseModel):
             raise ValueError(f"{', '.join(unknown)}: not a loyalsync order status; statuses: "
                              f"{', '.join(DEFAULT_STATUSES)}")
         return {**DEFAULT_STATUSES, **statuses}
+
+    def takes(self, marketplace: str) -> bool:
+        return not self.marketplaces or marketplace in self.marketplaces

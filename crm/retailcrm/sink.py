@@ -15,13 +15,15 @@ What is sent (`enqueue`, state-based: a run finds what has no row yet):
   nor its take-back: they are stored as `skipped`, so the CRM never shows points that were not
   the buyer's for a day (credit today, active tomorrow, charged back after).
 
-Exactly once (`deliver`): RetailCRM's credit and charge calls have no idempotency key and their
-operations may not echo a comment. So each row's first attempt writes `ref` (the customer and what
-the CRM will show: type, amount, days) and `first_attempt_at`; before any later attempt, the
-account's operations since the first attempt of any row with the same `ref` are counted, and if
-they outnumber our confirmed rows with that `ref`, this one landed and is marked sent, not sent
-again. Exact as long as one sender works at a time (the daemon's job lease; claims besides) and
-nobody else posts an identical credit (same amount and days) to that account meanwhile.
+Exactly once (`deliver`): RetailCRM's credit and charge calls have no idempotency key, and their
+operations echo neither a comment nor an expiry. So each row's first attempt writes `ref` (the
+customer and what the CRM's operations will show of it: type, amount, activation day) and
+`first_attempt_at`; before any later attempt, the account's operations since the first attempt of
+any row with the same `ref` are counted, and if they outnumber our confirmed rows with that `ref`,
+this one landed and is marked sent, not sent again. Exact as long as one sender works at a time
+(the daemon's job lease; claims besides) and nobody else posts a credit of the same amount and
+activation day to that account meanwhile (a manager's credit that matches makes us skip one of
+ours: never a double).
 
 Order of sending in a run: customers, orders (`orders/upload` in fifties, HTTP 460 read as a
 partial success, refused ones edited by externalId), credits, charges. A reversal's charge waits
@@ -36,15 +38,16 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 import httpx
 from sqlalchemy import Connection, and_, func, literal, select, tuple_
 
 from connectors.errors import ApiError, AuthError
-from crm.outbox import DELIVERIES, MAX_ATTEMPTS, backoff, claim, cursor, insert_rows, save_cursor, set_row
+from crm.outbox import DELIVERIES, MAX_ATTEMPTS, backoff, claim, cursor, insert_rows, save_cursor, set_row, set_rows
 from store import Store
 from store.loyalty_tables import LedgerEntryRow
 from store.tables import OrderLineRow, OrderRow
@@ -110,6 +113,8 @@ def _enqueue_orders(conn: Connection, sink: RetailCrmSettings, now: datetime, _:
     if after := cursor(conn, sink.name, "orders"):
         changed, *key = after
         stmt = stmt.where(position > tuple_(literal(datetime.fromisoformat(changed), c.changed_at.type), *key))
+    if sink.marketplaces:
+        stmt = stmt.where(c.marketplace.in_(sink.marketplaces))
     rows = conn.execute(stmt.order_by(c.changed_at, c.marketplace, c.account, c.order_id).limit(BATCH)).all()
     if not rows:
         return 0, None
@@ -142,6 +147,8 @@ def _unsent(conn: Connection, sink: RetailCrmSettings, kinds: Sequence[str], aft
             .where(e.kind.in_(kinds), d.id.is_(None), e.id > (after or 0)))
     if extra is not None:
         stmt = stmt.where(extra)
+    if sink.marketplaces:
+        stmt = stmt.where(e.marketplace.in_(sink.marketplaces))
     return conn.execute(stmt.order_by(e.id).limit(BATCH)).mappings().all()
 
 
@@ -227,8 +234,9 @@ def _enqueue_debits(conn: Connection, sink: RetailCrmSettings, now: datetime, af
                 continue  # its lot is not usable yet: looked at again next run
         customer = customer_id(r["marketplace"], r["account"], r["buyer_key"])
         operation = Operation(CHARGE, -Decimal(r["amount"]))
-        out.append(_row(sink, r["idempotency_key"], CHARGE_ROW, {"key": r["idempotency_key"], "customer": customer},
-                        now, ref=f"{customer}|{operation.ref()}"))
+        out.append(_row(sink, r["idempotency_key"], CHARGE_ROW, {"key": r["idempotency_key"], "customer": customer,
+                                                                  "operation": operation.to_json()},
+                        now, ref=f"{customer}|{operation.visible()}"))
     return insert_rows(conn, out), (debits[-1]["id"] if len(debits) == BATCH else None)
 
 
@@ -253,49 +261,67 @@ class _Run:
         self.store, self.sink, self.client, self.zone, self.now, self.claimer = store, sink, client, zone, now, claimer
         self.accounts: dict[str, int] = {}
         self.result = SinkResult()
+        # Customers and orders are upserts, safe to send again: their attempts and answers are
+        # written a batch at a time (`buffered`). Credits and charges write each before and after.
+        self.buffer: list[tuple[int, dict[str, Any]]] | None = None
 
     async def db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(fn, *args, **kwargs)
 
+    async def write(self, row_id: int, **values: Any) -> None:
+        if self.buffer is not None:
+            self.buffer.append((row_id, values))
+        else:
+            await self.db(set_row, self.store, row_id, **values)
+
+    async def buffered(self, send: Callable[[list[dict[str, Any]]], Awaitable[None]],
+                       rows: list[dict[str, Any]]) -> None:
+        self.buffer = []
+        try:
+            await send(rows)
+        finally:
+            writes, self.buffer = self.buffer, None
+            await self.db(set_rows, self.store, writes)
+
     # rows' fates
     async def sent(self, row: dict[str, Any], note: str | None = None) -> None:
-        await self.db(set_row, self.store, row["id"], status="sent", sent_at=datetime.now(UTC), last_error=note,
-                      claimed_by=None, claimed_until=None)
+        await self.write(row["id"], status="sent", sent_at=datetime.now(UTC), last_error=note, claimed_by=None,
+                         claimed_until=None)
         self.result.sent += 1
 
     async def failed(self, row: dict[str, Any], attempts: int, error: str) -> None:
         if attempts >= MAX_ATTEMPTS:
-            await self.db(set_row, self.store, row["id"], status="dead", last_error=f"{error}: {attempts} attempts",
-                          claimed_by=None, claimed_until=None)
+            await self.write(row["id"], status="dead", last_error=f"{error}: {attempts} attempts", claimed_by=None,
+                             claimed_until=None)
             self.result.dead += 1
             log.warning("%s: %s is a dead letter after %d attempts (%s); `loyalsync crm --resend %d` sends it again",
                         self.sink.name, row["event_id"], attempts, error, row["id"])
             return
-        await self.db(set_row, self.store, row["id"], next_attempt_at=self.now + backoff(attempts),
-                      last_error=error, claimed_by=None, claimed_until=None)
+        await self.write(row["id"], next_attempt_at=self.now + backoff(attempts), last_error=error, claimed_by=None,
+                         claimed_until=None)
         self.result.retrying += 1
 
     async def later(self, row: dict[str, Any], at: datetime, why: str) -> None:
-        await self.db(set_row, self.store, row["id"], next_attempt_at=max(at, self.now + WAIT), last_error=why,
-                      claimed_by=None, claimed_until=None)
+        await self.write(row["id"], next_attempt_at=max(at, self.now + WAIT), last_error=why, claimed_by=None,
+                         claimed_until=None)
         self.result.waiting += 1
 
     async def skipped(self, row: dict[str, Any], why: str) -> None:
-        await self.db(set_row, self.store, row["id"], status="skipped", last_error=why, claimed_by=None,
-                      claimed_until=None)
+        await self.write(row["id"], status="skipped", last_error=why, claimed_by=None, claimed_until=None)
         self.result.skipped += 1
 
     async def attempt(self, row: dict[str, Any], **values: Any) -> int:
         """Count the attempt (committed) before the call; the first one also notes when."""
         attempts = row["attempts"] + 1
         first = row.get("first_attempt_at") or datetime.now(UTC)
-        await self.db(set_row, self.store, row["id"], attempts=attempts, first_attempt_at=first, **values)
+        await self.write(row["id"], attempts=attempts, first_attempt_at=first, **values)
         row.update(attempts=attempts, first_attempt_at=first, **values)
         return attempts
 
     async def account(self, customer: str) -> int:
         if customer not in self.accounts:
-            self.accounts[customer] = await self.client.ensure_account(customer, self.sink.loyalty_id)
+            # A card number of our own (the client keeps no phone): the keyed hash's first 16 characters.
+            self.accounts[customer] = await self.client.ensure_account(customer, "ls" + customer.rsplit(":", 1)[1][:16])
         return self.accounts[customer]
 
     # kinds
@@ -314,9 +340,11 @@ class _Run:
     async def orders(self, rows: list[dict[str, Any]]) -> None:
         entities: dict[str, dict[str, Any]] = {}
         rows_of: dict[str, list[dict[str, Any]]] = {}
+        found = await self.db(_orders_now, self.store, [json.loads(row["payload"]) for row in rows], self.zone,
+                              self.sink)
         for row in rows:
             payload = json.loads(row["payload"])
-            entity = await self.db(_order_now, self.store, payload, self.zone, self.sink)
+            entity = found.get((payload["marketplace"], payload["account"], payload["order_id"]))
             if entity is None:
                 await self.skipped(row, "the order is no longer in the store")
                 continue
@@ -348,7 +376,7 @@ class _Run:
     async def credits(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
             payload = json.loads(row["payload"])
-            if row["ref"] is None:
+            if "operation" not in payload:  # first attempt: the lot's days on the CRM's calendar, fixed now
                 lot = await self.db(_lot, self.store, payload["key"])
                 if lot is None:
                     await self.skipped(row, "the lot is no longer in the ledger")
@@ -358,10 +386,8 @@ class _Run:
                 if operation is None:
                     await self.skipped(row, TOO_SHORT)
                     continue
-                ref = f"{payload['customer']}|{operation.ref()}"
-            else:
-                ref = row["ref"]
-            await self._apply(row, payload["customer"], ref)
+                payload["operation"] = operation.to_json()
+            await self._apply(row, payload)
 
     async def charges(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:
@@ -371,11 +397,14 @@ class _Run:
             if ready is not None:
                 await self.later(row, *ready)
                 continue
-            await self._apply(row, payload["customer"], row["ref"])
+            await self._apply(row, payload)
 
-    async def _apply(self, row: dict[str, Any], customer: str, ref: str) -> None:
-        """One credit or charge: found applied already, or sent (the attempt counted first)."""
-        operation = Operation.from_ref(ref.split("|", 1)[1])
+    async def _apply(self, row: dict[str, Any], payload: dict[str, Any]) -> None:
+        """One credit or charge: found applied already, or sent (the attempt counted first, with
+        what the CRM will show of it: `ref`, the window's key)."""
+        customer, operation = payload["customer"], Operation.from_json(payload["operation"])
+        ref = f"{customer}|{operation.visible()}"
+        written = {"ref": ref, "payload": json.dumps(payload)}
         prior = row["attempts"]
         try:
             account = await self.account(customer)
@@ -387,9 +416,9 @@ class _Run:
                 return
         except ApiError as exc:
             # Counted too: a CRM that keeps refusing the account ends this row as a dead letter.
-            await self._refused(row, await self.attempt(row, ref=ref), exc)
+            await self._refused(row, await self.attempt(row, **written), exc)
             return
-        attempts = await self.attempt(row, ref=ref)
+        attempts = await self.attempt(row, **written)
         comment = f"loyalsync {row['event_id']}"
         try:
             if operation.type == CHARGE:
@@ -422,17 +451,21 @@ def _words(exc: ApiError) -> str:
     return f"{status}{message}"[:500]
 
 
-def _order_now(store: Store, payload: dict[str, Any], zone: tzinfo, sink: RetailCrmSettings) -> dict[str, Any] | None:
+def _orders_now(store: Store, payloads: Sequence[dict[str, Any]], zone: tzinfo,
+                sink: RetailCrmSettings) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """The RetailCRM orders of these store orders as they are now (members' orders only)."""
     c, li = ORDERS.c, LINES.c
-    key = (payload["marketplace"], payload["account"], payload["order_id"])
+    keys = sorted({(p["marketplace"], p["account"], p["order_id"]) for p in payloads})
     with store.engine.connect() as conn:
-        order = conn.execute(select(ORDERS).where(c.marketplace == key[0], c.account == key[1],
-                                                  c.order_id == key[2])).mappings().first()
-        if order is None or not order["buyer_key"]:
-            return None
-        lines = conn.execute(select(LINES).where(li.marketplace == key[0], li.account == key[1],
-                                                 li.order_id == key[2]).order_by(li.line_no)).mappings().all()
-    return order_entity(order, lines, zone, sink.statuses, sink.order_method)
+        orders = conn.execute(select(ORDERS).where(tuple_(c.marketplace, c.account, c.order_id).in_(keys),
+                                                   c.buyer_key.is_not(None))).mappings().all()
+        lines: dict[tuple[str, str, str], list[Any]] = {}
+        for line in conn.execute(select(LINES).where(tuple_(li.marketplace, li.account, li.order_id).in_(keys))
+                                 .order_by(li.marketplace, li.account, li.order_id, li.line_no)).mappings():
+            lines.setdefault((line["marketplace"], line["account"], line["order_id"]), []).append(line)
+    return {(o["marketplace"], o["account"], o["order_id"]): order_entity(
+        o, lines.get((o["marketplace"], o["account"], o["order_id"]), []), zone, sink.statuses, sink.order_method)
+        for o in orders}
 
 
 def _lot(store: Store, key: str) -> dict[str, Any] | None:
@@ -475,8 +508,9 @@ def _charge_ready(store: Store, sink: str, row: dict[str, Any], entry: dict[str,
                 d.payload.contains(json.dumps(json.loads(row["payload"])["customer"]), autoescape=True))).all()
     if any(status == "pending" for status, _ in credits):
         return datetime.now(UTC), "waits for its credit to be sent"
-    days = [Operation.from_ref(ref.split("|", 1)[1]).activation for status, ref in credits
-            if status == "sent" and ref]
+    # ref: customer|type|amount|activation day
+    days = [date.fromisoformat(ref.rsplit("|", 1)[1]) for status, ref in credits
+            if status == "sent" and ref and ref.rsplit("|", 1)[1]]
     if entry["kind"] == "spend":
         days.append(entry["effective_at"].astimezone(zone).date() + timedelta(days=1))
     active_from = max((_day_start(day, zone) for day in days if day is not None), default=None)
@@ -503,8 +537,8 @@ async def deliver(store: Store, sink: RetailCrmSettings, now: datetime, *, claim
             return SinkResult(errors=[f"{sink.name}: the CRM at {sink.url} did not answer ({exc}); nothing is lost: "
                                       "everything waits in the outbox"])
         run = _Run(store, sink, client, zone, now, claimer)
-        kinds = [(CUSTOMER_ROW, run.customers), (ORDER_ROW, run.orders), (CREDIT_ROW, run.credits),
-                 (CHARGE_ROW, run.charges)]
+        kinds = [(CUSTOMER_ROW, partial(run.buffered, run.customers)), (ORDER_ROW, partial(run.buffered, run.orders)),
+                 (CREDIT_ROW, run.credits), (CHARGE_ROW, run.charges)]
         try:
             for kind, send in kinds:
                 while batch := await asyncio.to_thread(claim, store, sink.name, now, claimer, types=[kind],

@@ -5,16 +5,18 @@ found in the account's operations before it is ever sent again. Figures worked b
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import httpx
 import pytest
 
 from connectors.errors import ApiError, FatalApiError
 from connectors.testing import FakeTime
-from crm.retailcrm.client import RetailCrmClient, credit_landed
+from crm.retailcrm.client import CHARGE, CREDIT, Operation, RetailCrmClient, credit_landed, landed, shown
 from crm.retailcrm.dates import activation_day, crm_time, expiry_day
 from crm.retailcrm.emulator import EmulatorConfig, create_app
 
@@ -146,11 +148,48 @@ def test_credits_whose_answers_were_lost_are_found_not_sent_twice_and_none_is_mi
     assert app.state.crm.drops == 0  # the three drops happened
 
 
-def test_credit_landed_counts_only_what_is_not_known_already():
-    ops = [{"type": "credit_manual", "amount": 100.0, "activationDate": "2026-07-11", "expiredDate": "2026-08-09"},
-           {"type": "credit_manual", "amount": 100.0, "activationDate": "2026-07-11", "expiredDate": "2026-08-09"},
-           {"type": "charge_manual", "amount": 100.0, "activationDate": "2026-07-11", "expiredDate": "2026-08-09"}]
-    signature = (Decimal(100), date(2026, 7, 11), date(2026, 8, 9))
-    assert credit_landed(ops, *signature, confirmed=1)
-    assert not credit_landed(ops, *signature, confirmed=2)
-    assert not credit_landed(ops, Decimal(101), date(2026, 7, 11), date(2026, 8, 9), confirmed=0)
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "retailcrm"
+
+
+def test_operations_are_read_in_the_official_client_s_shape():
+    """The PHP client's own test answer: activation under `bonus`, a charge negative, no expiry."""
+    body = json.loads((FIXTURES / "bonus_operations.json").read_text())
+    seen = [shown(op) for op in body["bonusOperations"]]
+    assert seen == [Operation("credit_for_order", Decimal("215.1"), date(2020, 11, 27)),
+                    Operation("charge_for_order", Decimal(247)),
+                    Operation("credit_for_order", Decimal("347.8"), date(2020, 11, 27))]
+
+
+def test_the_emulator_answers_operations_in_that_shape():
+    app = create_app(EmulatorConfig(api_key=KEY, check_balance=False))
+    wanted = json.loads((FIXTURES / "bonus_operations.json").read_text())
+
+    async def run() -> dict:
+        c = client(app)
+        await c.upsert_customer("ls:z", {})
+        account = await c.ensure_account("ls:z", "ls0001")
+        await c.credit(account, Decimal(100), date(2026, 7, 11), date(2026, 8, 9), "x")
+        await c.charge(account, Decimal(30), "y")
+        body = await c.http.request_json("GET", "api", f"/api/v5/loyalty/account/{account}/bonus/operations")
+        await c.aclose()
+        return body
+
+    body = asyncio.run(run())
+    assert set(body) == set(wanted) and set(body["pagination"]) == set(wanted["pagination"])
+    credit, charge = body["bonusOperations"]
+    known = {k for op in wanted["bonusOperations"] for k in op} | {"loyaltyAccount", "event", "loyalty"}
+    assert set(credit) <= known and set(charge) <= known
+    assert credit["bonus"] == {"activationDate": "2026-07-11"} and charge["amount"] == -30
+
+
+def test_landed_counts_only_what_is_not_known_already():
+    ops = [{"type": "credit_manual", "amount": 100.0, "bonus": {"activationDate": "2026-07-11"}},
+           {"type": "credit_manual", "amount": 100.0, "bonus": {"activationDate": "2026-07-11"}},
+           {"type": "charge_manual", "amount": -100.0},
+           {"type": "credit_manual", "amount": 100.0, "bonus": {"activationDate": "2026-07-12"}}]
+    credit = Operation(CREDIT, Decimal(100), date(2026, 7, 11), date(2026, 8, 9))
+    assert landed(ops, credit, confirmed=1)
+    assert not landed(ops, credit, confirmed=2)
+    assert not landed(ops, Operation(CREDIT, Decimal(101), date(2026, 7, 11)), confirmed=0)
+    assert landed(ops, Operation(CHARGE, Decimal(100)), confirmed=0)
+    assert not landed(ops, Operation(CHARGE, Decimal(100)), confirmed=1)
