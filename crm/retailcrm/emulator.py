@@ -12,7 +12,7 @@
 - a loyalty account is created from `customer`, `phoneNumber`, `cardNumber`, `customFields` only;
   a charge is refused when the account's active bonuses (activated, not expired, on the account's
   calendar) do not cover it;
-- the operations list answers 20 a page unless `limit` asks for 50 or 100 (`pagination` says how many pages);
+- the operations list answers 20 a page unless `limit` asks for 50, 100 or 250 (`pagination` says how many pages);
 - `orders/upload` takes at most 50 orders, and answers HTTP 460 when some were refused (an
   `externalId` it already has, a customer it does not know), naming `uploadedOrders` and `failedOrders`;
 - 429 and 503 both mean "slow down" (`throttle` answers); `drop_after_credit` applies the next
@@ -142,7 +142,7 @@ def _form_json(form: Any, name: str) -> dict[str, Any] | None:
 def _paging(request: Request) -> tuple[int | None, int]:
     """`limit` (20 unless 50 or 100 is asked for; anything else is refused) and `page` (from 1)."""
     raw = request.query_params.get("limit") or "20"
-    limit = int(raw) if raw in ("20", "50", "100") else None
+    limit = int(raw) if raw in ("20", "50", "100", "250") else None
     try:
         page = max(1, int(request.query_params.get("page") or 1))
     except ValueError:
@@ -265,7 +265,7 @@ def create_app(config: EmulatorConfig | None = None) -> Starlette:
         low, high = (request.query_params.get(f"filter[createdAt{k}]") for k in ("From", "To"))
         limit, page = _paging(request)
         if limit is None:
-            return _fail(400, "limit must be 20, 50 or 100")
+            return _fail(400, "limit must be 20, 50, 100 or 250")
         shown = []
         for o in crm.operations:
             at = _crm_time(o.created_at)
