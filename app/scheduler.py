@@ -289,21 +289,14 @@ class Daemon:
         from crm.webhooks import deliver, enqueue
 
         endpoints, now = self.app.config.settings.crm.webhooks, datetime.now(UTC)
-        try:
+
+        async def run():
             added = await asyncio.to_thread(enqueue, self.app.store, endpoints, now)
-            result = await deliver(self.app.store, endpoints, now, claimer=self.replica)
-        except asyncio.CancelledError:
-            if not self.stop.is_set():
-                raise
-            return
-        except DBAPIError as exc:  # the store (full, damaged, away): health names it
-            self._store_job_failed(WEBHOOKS_JOB, exc)
-            return
-        except Exception as exc:  # noqa: BLE001 - logged and retried next interval, the daemon keeps running
-            self.health.job_failed(WEBHOOKS_JOB, exc)
-            log.exception("%s: run failed; retrying at the next interval", WEBHOOKS_JOB)
-            return
-        if added or result.sent or result.retrying or result.dead:
+            return added, await deliver(self.app.store, endpoints, now, claimer=self.replica)
+
+        done = await self._guarded(WEBHOOKS_JOB, run)
+        if done is not None and any((done[0], done[1].sent, done[1].retrying, done[1].dead)):
+            added, result = done
             log.info("webhooks: %d new events, %d sent, %d to retry, %d dead letters", added, result.sent,
                      result.retrying, result.dead)
 
@@ -318,26 +311,38 @@ class Daemon:
         sink, now = self.app.config.settings.crm.retailcrm, datetime.now(UTC)
         if sink is None:
             return
-        try:
+
+        async def run():
             added = await asyncio.to_thread(enqueue, self.app.store, sink, now)
-            result = await deliver(self.app.store, sink, now, claimer=self.replica)
-        except asyncio.CancelledError:
-            if not self.stop.is_set():
-                raise
+            return added, await deliver(self.app.store, sink, now, claimer=self.replica)
+
+        done = await self._guarded(CRM_JOB, run)
+        if done is None:
             return
-        except DBAPIError as exc:  # the store (full, damaged, away): health names it
-            self._store_job_failed(CRM_JOB, exc)
-            return
-        except Exception as exc:  # noqa: BLE001 - logged and retried next interval, the daemon keeps running
-            self.health.job_failed(CRM_JOB, exc)
-            log.exception("%s: run failed; retrying at the next interval", CRM_JOB)
-            return
+        added, result = done
         for error in result.errors:  # the CRM away or the key refused: nothing was lost, all waits
             log.error("crm: %s; retrying at the next interval", error)
         if added or result.sent or result.found or result.retrying or result.dead:
             log.info("crm %s: %d new, %d sent, %d found applied already, %d to retry, %d waiting, %d not sent, "
                      "%d dead letters", sink.name, added, result.sent, result.found, result.retrying, result.waiting,
                      result.skipped, result.dead)
+
+    async def _guarded(self, name: str, work: Callable[[], Awaitable[Any]]) -> Any:
+        """`work()`, or None when it failed: a store failure is named by health, anything else is
+        logged with its traceback; either way the daemon keeps running and the next interval retries."""
+        try:
+            return await work()
+        except asyncio.CancelledError:
+            if not self.stop.is_set():
+                raise
+            return None
+        except DBAPIError as exc:  # the store (full, damaged, away): health names it
+            self._store_job_failed(name, exc)
+            return None
+        except Exception as exc:  # noqa: BLE001 - logged and retried next interval, the daemon keeps running
+            self.health.job_failed(name, exc)
+            log.exception("%s: run failed; retrying at the next interval", name)
+            return None
 
     async def _in_thread(self, name: str, step):
         """Run a loyalty step in a worker thread, so the event loop keeps polling meanwhile."""

@@ -56,6 +56,30 @@ def live_on_emulator(name: str, tmp: Path, *, orders: int, reviews: int, seed: i
     return setup, Store(engine), config
 
 
+def synced_kaspi(tmp: Path, *, orders: int) -> Path:
+    """A SQLite store file under `tmp` after one sync of the Kaspi emulator (`orders` orders, every
+    one with a buyer) and one loyalty run: orders, members, lots. Closed, ready to copy or open."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    import httpx
+
+    from app.wiring import App
+    from loyalty.ledger import run_once
+    from loyalty.rules import LoyaltySettings
+
+    setup, store, config = live_on_emulator("kaspi", tmp, orders=orders, reviews=0)
+
+    async def sync() -> None:
+        async with App(config, store=store, transports={"kaspi": httpx.ASGITransport(setup.app)}) as app:
+            assert all(r.ok for r in await app.sync_once(app.jobs()))
+
+    asyncio.run(sync())
+    run_once(store, LoyaltySettings(enabled=True), datetime.now(UTC))
+    store.engine.dispose()
+    return tmp / "kaspi.db"
+
+
 @pytest.fixture
 def sqlite_store(tmp_path: Path) -> Store:
     """A migrated SQLite store in a temporary file."""

@@ -19,33 +19,20 @@ import subprocess
 from datetime import UTC, datetime, timedelta
 from random import Random
 
-import httpx
 from sqlalchemy import select
 
-from app.wiring import App
 from connectors.testing.serving import served_all
 from crm.outbox import DELIVERIES
 from crm.retailcrm.emulator import EmulatorConfig, create_app
 from crm.retailcrm.sink import deliver, enqueue
-from loyalty.ledger import run_once
-from loyalty.rules import LoyaltySettings
 from store import Store, connect
 from tests.acceptance.crash_harness import LOYALSYNC, default_kills
-from tests.conftest import live_on_emulator
+from tests.conftest import synced_kaspi
 from tests.crm.test_retailcrm_sink import KEY, ORDERS, credits_in, expected_credits, sink
 
 
 def test_sigkill_during_a_crm_backfill_leaves_each_lot_credited_exactly_once(tmp_path):
-    setup, store, config = live_on_emulator("kaspi", tmp_path, orders=60, reviews=0)
-
-    async def sync() -> None:
-        async with App(config, store=store, transports={"kaspi": httpx.ASGITransport(setup.app)}) as app:
-            assert all(r.ok for r in await app.sync_once(app.jobs()))
-
-    asyncio.run(sync())
-    run_once(store, LoyaltySettings(enabled=True), datetime.now(UTC))
-    store.engine.dispose()
-    database = f"sqlite:///{tmp_path}/kaspi.db"
+    database = f"sqlite:///{synced_kaspi(tmp_path, orders=60)}"
     crm_app = create_app(EmulatorConfig(api_key=KEY, drop_every=3))
     crm = crm_app.state.crm
     rng = Random(23)

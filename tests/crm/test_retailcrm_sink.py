@@ -20,18 +20,15 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import insert, select, text, update
 
-from app.wiring import App
 from connectors.testing import FakeTime
 from crm.outbox import DELIVERIES, summary
 from crm.retailcrm.emulator import EmulatorConfig, create_app
 from crm.retailcrm.settings import RetailCrmSettings
 from crm.retailcrm.sink import NOT_CREDITED, TOO_SHORT, deliver, enqueue
-from loyalty.ledger import run_once
-from loyalty.rules import LoyaltySettings
-from store import Store, connect
+from store import Store, connect, migrate
 from store.loyalty_tables import LedgerEntryRow
 from store.tables import OrderRow
-from tests.conftest import live_on_emulator
+from tests.conftest import synced_kaspi
 
 KEY = "retailcrm-test-key"
 LEDGER = LedgerEntryRow.__table__
@@ -65,17 +62,7 @@ def drain(store: Store, app, now: datetime, settings: RetailCrmSettings | None =
 @pytest.fixture(scope="module")
 def synced(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store after one sync of the Kaspi emulator and one loyalty run: orders, members, lots."""
-    tmp = tmp_path_factory.mktemp("retailcrm")
-    setup, store, config = live_on_emulator("kaspi", tmp, orders=120, reviews=0)
-
-    async def sync() -> None:
-        async with App(config, store=store, transports={"kaspi": httpx.ASGITransport(setup.app)}) as app:
-            assert all(r.ok for r in await app.sync_once(app.jobs()))
-
-    asyncio.run(sync())
-    run_once(store, LoyaltySettings(enabled=True), datetime.now(UTC))
-    store.engine.dispose()
-    return tmp / "kaspi.db"
+    return synced_kaspi(tmp_path_factory.mktemp("retailcrm"), orders=120)
 
 
 def copy_of(db: Path, tmp_path: Path) -> Store:
@@ -213,7 +200,20 @@ def _member_with_lots(store: Store, now: datetime) -> str:
     return "ls:kaspi:main:" + "b" * 64
 
 
-def test_take_backs_spends_and_lots_the_crm_cannot_hold(sqlite_store: Store):
+@pytest.fixture(params=["sqlite", "postgresql"])
+def either_store(request, tmp_path: Path) -> Store:
+    """A migrated store on SQLite, then on PostgreSQL (the sink's anti-joins, RETURNING claims and
+    FILTER counts run on both)."""
+    url = f"sqlite:///{tmp_path / 'store.db'}" if request.param == "sqlite" else \
+        request.getfixturevalue("pg_databases")()
+    engine = connect(url)
+    migrate(engine)
+    yield Store(engine)
+    engine.dispose()
+
+
+def test_take_backs_spends_and_lots_the_crm_cannot_hold(either_store: Store):
+    sqlite_store = either_store  # the same test on both databases
     now = datetime.now(UTC)
     customer = _member_with_lots(sqlite_store, now)
     app = create_app(EmulatorConfig(api_key=KEY))

@@ -21,16 +21,13 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from app.cli import app as cli
-from app.wiring import App
 from connectors.records import OrderRecord, OrderStatus
 from crm.settings import WebhookEndpoint
 from crm.signing import verify
 from crm.webhooks import MAX_ATTEMPTS, deliver, deliveries, enqueue, summary
-from loyalty.ledger import run_once
-from loyalty.rules import LoyaltySettings
 from store import PageWrite, Store, connect
 from store.store import StreamKey
-from tests.conftest import live_on_emulator
+from tests.conftest import synced_kaspi
 
 SECRET = "whsec-test-5f1d0c"
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "webhooks" / "event.schema.json").read_text())
@@ -90,17 +87,7 @@ def endpoint(**extra) -> WebhookEndpoint:
 @pytest.fixture(scope="module")
 def synced(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A store after one sync of the Kaspi emulator and one loyalty run: orders, members, lots."""
-    tmp = tmp_path_factory.mktemp("webhooks")
-    setup, store, config = live_on_emulator("kaspi", tmp, orders=120, reviews=0)
-
-    async def sync() -> None:
-        async with App(config, store=store, transports={"kaspi": httpx.ASGITransport(setup.app)}) as app:
-            assert all(r.ok for r in await app.sync_once(app.jobs()))
-
-    asyncio.run(sync())
-    run_once(store, LoyaltySettings(enabled=True), datetime.now(UTC))
-    store.engine.dispose()
-    return tmp / "kaspi.db"
+    return synced_kaspi(tmp_path_factory.mktemp("webhooks"), orders=120)
 
 
 def copy_of(db: Path, tmp_path: Path) -> Store:
