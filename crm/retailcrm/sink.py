@@ -133,7 +133,8 @@ def _enqueue_orders(conn: Connection, sink: RetailCrmSettings, now: datetime, _:
             if ref in waiting:
                 continue
             waiting.add(ref)
-            out.append(_row(sink, f"{ref}:{r.status}:{r.total:f}:{r.returned_total:f}", ORDER_ROW,
+            # Keyed by the change's time: a status that comes back (a platform's correction) is a change too.
+            out.append(_row(sink, f"{ref}@{r.changed_at.isoformat()}", ORDER_ROW,
                             {"marketplace": r.marketplace, "account": r.account, "order_id": r.order_id}, now,
                             ref=ref))
     return insert_rows(conn, out), (None if len(rows) < BATCH else True)

@@ -170,6 +170,13 @@ def test_a_changed_order_is_edited_and_an_upload_refusal_460_is_read_not_lost(sy
     drain(store, app, datetime.now(UTC) + timedelta(seconds=2), sink(points=False))
     assert app.state.crm.orders[external]["status"] == "cancel-other" and len(app.state.crm.orders) == count
 
+    # The platform corrects itself: back to the first status, which the CRM had once. Sent again.
+    with store.engine.begin() as conn:
+        conn.execute(update(ORDERS).where(ORDERS.c.order_id == first["order_id"])
+                     .values(status=first["status"], changed_at=datetime.now(UTC) + timedelta(seconds=3)))
+    drain(store, app, datetime.now(UTC) + timedelta(seconds=4), sink(points=False))
+    assert app.state.crm.orders[external]["status"] == sink().statuses[first["status"]]
+
 
 def _member_with_lots(store: Store, now: datetime) -> str:
     """One Kaspi member with one delivered order and hand-written ledger entries (see the test)."""
