@@ -33,6 +33,7 @@ SCRIPTS: dict[str, tuple[list[str], list[str]]] = {
     "loyalty": ([], ["--orders", "50000"]),
     "accounts": ([], ["--quick"]),
     "replicas": ([], ["--quick"]),
+    "crm": ([], ["--members", "2000", "--send", "100"]),
 }
 # Extra arguments for some scripts when run.py is given --no-postgres.
 NO_POSTGRES = {"ingest": ["--no-postgres"]}
