@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Table, func, literal, select, tuple_
 from store.loyalty_tables import ActionRow, LedgerEntryRow, MemberProjectionRow
 from store.tables import OrderRow
 
-__all__ = ["BATCH", "SOURCES", "Event", "action_events", "ledger_events", "order_events", "tier_events"]
+__all__ = ["BATCH", "SOURCES", "Event", "action_events", "ledger_events", "order_events", "order_of", "tier_events"]
 
 LEDGER: Table = LedgerEntryRow.__table__  # type: ignore[assignment]
 ORDERS: Table = OrderRow.__table__  # type: ignore[assignment]
@@ -114,8 +114,11 @@ def order_events(conn: Connection, after: tuple[str, ...] | None,
         total, returned = _money(r["total"]), _money(r["returned_total"])
         kind = "order.changed" if order in known else "order.created"
         known.add(order)
+        # The change's time is in the id: an order back in a state it had before (a platform's
+        # correction) is news, while reading the same change twice makes the same id.
         events.append(Event(
-            f"order:{order}:{r['status']}:{total}:{returned}", kind, r["changed_at"], r["marketplace"], r["account"],
+            f"order:{order}:{r['status']}:{total}:{returned}@{_iso(r['changed_at'])}", kind, r["changed_at"],
+            r["marketplace"], r["account"],
             {"order_id": r["order_id"], "status": r["status"], "platform_status": r["platform_status"],
              "created_at": _iso(r["created_at"]), "currency": r["currency"], "total": total,
              "returned_total": returned, "fulfilment": r["fulfilment"], "buyer_key": r["buyer_key"]}))
@@ -123,6 +126,12 @@ def order_events(conn: Connection, after: tuple[str, ...] | None,
         return [], after or ()
     last = rows[-1]
     return events, (_iso(last["changed_at"]), last["marketplace"], last["account"], last["order_id"])
+
+
+def order_of(event_id: str) -> str:
+    """"marketplace:account:order_id" of an order event's id
+    (`order:{mp}:{account}:{order_id}:{status}:{total}:{returned}@{changed_at}`)."""
+    return event_id.removeprefix("order:").rsplit("@", 1)[0].rsplit(":", 3)[0]
 
 
 def action_events(conn: Connection, after: tuple[str, int] | None) -> tuple[list[Event], tuple]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,8 +21,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from store import Store
 from store.crm_tables import WebhookCursorRow, WebhookDeliveryRow
 
-__all__ = ["CLAIM_FOR", "CURSORS", "DELIVERIES", "MAX_ATTEMPTS", "backoff", "claim", "cursor", "deliveries",
-           "delivery_counts", "insert_rows", "resend", "save_cursor", "set_row", "set_rows", "summary",
+__all__ = ["CHANGE_MARGIN", "CLAIM_FOR", "CURSORS", "DELIVERIES", "MAX_ATTEMPTS", "Source", "backoff", "by_id",
+           "by_time", "claim", "cursor", "deliveries", "delivery_counts", "insert_rows", "read_page", "resend",
+           "save_cursor", "set_row", "set_rows", "summary",
            "type_counts"]
 
 DELIVERIES: Table = WebhookDeliveryRow.__table__  # type: ignore[assignment]
@@ -54,6 +56,58 @@ def save_cursor(conn: Connection, endpoint: str, source: str, position: Any) -> 
                            .values(position=value)).rowcount
     if not changed:
         conn.execute(insert(CURSORS).values(endpoint=endpoint, source=source, position=value))
+
+
+# Where a run starts reading a source again, before its saved cursor: a writer's transaction that
+# began before the last run may commit after it, with a position (a change time, a ledger id) the
+# cursor has passed. Events and rows are keyed by what they are, so what is read twice is stored once.
+CHANGE_MARGIN = timedelta(minutes=10)
+ID_MARGIN = 5000  # ledger ids: PostgreSQL hands them out at insert, and commits may land out of order
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """One event source an endpoint reads with a cursor (`webhook_cursors`).
+
+    `read(conn, start)`: what follows `start` (None: from the beginning), and the last position
+    read, or None when nothing was read. `early(saved)`: where a run's first read starts, a margin
+    before the saved cursor."""
+
+    name: str
+    read: Callable[[Connection, Any], tuple[list[Any], Any]]
+    early: Callable[[Any], Any]
+
+
+def by_time(*lowest: Any) -> Callable[[Any], Any]:
+    """`Source.early` for a (time, key...) cursor: CHANGE_MARGIN earlier, from the lowest key."""
+    def early(saved: Any) -> Any:
+        return [(datetime.fromisoformat(saved[0]) - CHANGE_MARGIN).isoformat(), *lowest]
+    return early
+
+
+def by_id(saved: Any) -> Any:
+    """`Source.early` for a ledger-id cursor."""
+    return max(0, int(saved) - ID_MARGIN)
+
+
+def read_page(conn: Connection, endpoint: str, source: Source, position: Any) -> tuple[list[Any], Any]:
+    """One page of `source` for `endpoint`: from `position` (the last page's end), or on a run's
+    first page from a margin before the saved cursor. Moves the cursor forward only; returns the
+    items and where the next page starts (None: the source is read to its end)."""
+    saved = cursor(conn, endpoint, source.name)
+    start = position if position is not None else (source.early(saved) if saved is not None else None)
+    items, last = source.read(conn, start)
+    if last is None:
+        return items, None
+    if saved is None or _position_key(last) > _position_key(saved):
+        save_cursor(conn, endpoint, source.name, last)
+    return items, last
+
+
+def _position_key(position: Any) -> Any:
+    if isinstance(position, list | tuple) and position and isinstance(position[0], str):
+        return (datetime.fromisoformat(position[0]), *position[1:])
+    return position
 
 
 def insert_rows(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:

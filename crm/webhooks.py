@@ -28,18 +28,20 @@ import httpx
 from sqlalchemy import Connection, select
 
 from connectors.http import default_user_agent, redact
-from crm.events import Event, action_events, ledger_events, order_events, tier_events
+from crm.events import Event, action_events, ledger_events, order_events, order_of, tier_events
 from crm.outbox import (
     DELIVERIES,
     MAX_ATTEMPTS,
+    Source,
     backoff,
+    by_id,
+    by_time,
     claim,
-    cursor,
     deliveries,
     delivery_counts,
     insert_rows,
+    read_page,
     resend,
-    save_cursor,
     set_row,
     summary,
 )
@@ -63,22 +65,22 @@ def enqueue(store: Store, endpoints: Sequence[WebhookEndpoint], now: datetime) -
     added = 0
     for endpoint in (e for e in endpoints if e.enabled):
         told = _ToldOrders(endpoint.name)
-        for read in (_enqueue_ledger, told.enqueue, _enqueue_actions, _enqueue_tiers):
+        sources = (Source("ledger", _ledger, by_id), Source("orders", told.read, by_time("", "", "")),
+                   Source("actions", _actions, by_time(0)), Source("members", _tiers, by_time("", "", "")))
+        for source in sources:
+            position = None
             while True:
                 with store.engine.begin() as conn:
-                    events, more = read(conn, endpoint)
+                    events, position = read_page(conn, endpoint.name, source, position)
                     added += _store_events(conn, endpoint, events, now)
-                if not more:
+                if position is None:
                     break
     return added
 
 
-def _enqueue_ledger(conn: Connection, endpoint: WebhookEndpoint) -> tuple[list[Event], bool]:
-    after = cursor(conn, endpoint.name, "ledger") or 0
-    events, last = ledger_events(conn, after)
-    if last != after:
-        save_cursor(conn, endpoint.name, "ledger", last)
-    return events, last != after
+def _ledger(conn: Connection, start: int | None) -> tuple[list[Event], int | None]:
+    events, last = ledger_events(conn, start or 0)
+    return events, (last if last != (start or 0) else None)
 
 
 class _ToldOrders:
@@ -90,38 +92,27 @@ class _ToldOrders:
         self.endpoint = endpoint
         self.known: set[str] | None = None
 
-    def enqueue(self, conn: Connection, endpoint: WebhookEndpoint) -> tuple[list[Event], bool]:
-        after = cursor(conn, endpoint.name, "orders")
-        events, last = order_events(conn, tuple(after) if after else None, self._known)
-        if events:
-            save_cursor(conn, endpoint.name, "orders", list(last))
-        return events, bool(events)
+    def read(self, conn: Connection, start: list | None) -> tuple[list[Event], list | None]:
+        events, last = order_events(conn, tuple(start) if start else None, self._known)
+        return events, (list(last) if events else None)
 
     def _known(self, conn: Connection) -> set[str]:
         if self.known is None:
             c = DELIVERIES.c
             ids = conn.execute(select(c.event_id).where(c.endpoint == self.endpoint, c.event_type.in_(
                 ("order.created", "order.changed")))).scalars()
-            # order:{mp}:{account}:{order_id}:{status}:{total}:{returned}
-            self.known = {event_id.removeprefix("order:").rsplit(":", 3)[0] for event_id in ids}
+            self.known = {order_of(event_id) for event_id in ids}
         return self.known
 
 
-def _enqueue_actions(conn: Connection, endpoint: WebhookEndpoint) -> tuple[list[Event], bool]:
-    after = cursor(conn, endpoint.name, "actions")
-    events, last = action_events(conn, tuple(after) if after else None)
-    if events:
-        save_cursor(conn, endpoint.name, "actions", list(last))
-    return events, bool(events)
+def _actions(conn: Connection, start: list | None) -> tuple[list[Event], list | None]:
+    events, last = action_events(conn, tuple(start) if start else None)
+    return events, (list(last) if events else None)
 
 
-def _enqueue_tiers(conn: Connection, endpoint: WebhookEndpoint) -> tuple[list[Event], bool]:
-    after = cursor(conn, endpoint.name, "members")
-    events, last = tier_events(conn, tuple(after) if after else None)
-    moved = bool(last) and list(last) != after
-    if moved:
-        save_cursor(conn, endpoint.name, "members", list(last))
-    return events, moved
+def _tiers(conn: Connection, start: list | None) -> tuple[list[Event], list | None]:
+    events, last = tier_events(conn, tuple(start) if start else None)
+    return events, (list(last) if last and list(last) != start else None)
 
 
 def _store_events(conn: Connection, endpoint: WebhookEndpoint, events: Iterable[Event], now: datetime) -> int:

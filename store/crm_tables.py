@@ -14,8 +14,9 @@ __all__ = ["WebhookCursorRow", "WebhookDeliveryRow"]
 
 
 class WebhookDeliveryRow(SQLModel, table=True):
-    """One event for one endpoint (a webhook receiver or a CRM sink). Stored once per (endpoint, event id); `status` is `pending` until
-    the endpoint answers 2xx (`sent`) or the delivery is given up (`dead`, re-sendable).
+    """One event for one endpoint (a webhook receiver or a CRM sink). Stored once per (endpoint,
+    event id); `status` is `pending` until the endpoint answers 2xx (`sent`) or the delivery is
+    given up (`dead`, re-sendable); a CRM sink also keeps what it will not send (`skipped`).
     `attempts` is counted BEFORE each send, so a crash mid-send is still counted; `claimed_by` /
     `claimed_until` keep two senders (replicas) off one delivery."""
 

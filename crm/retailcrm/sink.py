@@ -47,7 +47,18 @@ import httpx
 from sqlalchemy import Connection, and_, func, literal, select, tuple_
 
 from connectors.errors import ApiError, AuthError
-from crm.outbox import DELIVERIES, MAX_ATTEMPTS, backoff, claim, cursor, insert_rows, save_cursor, set_row, set_rows
+from crm.outbox import (
+    DELIVERIES,
+    MAX_ATTEMPTS,
+    Source,
+    backoff,
+    by_time,
+    claim,
+    insert_rows,
+    read_page,
+    set_row,
+    set_rows,
+)
 from store import Store
 from store.loyalty_tables import LedgerEntryRow
 from store.tables import OrderLineRow, OrderRow
@@ -104,40 +115,38 @@ def _customer_row(sink: RetailCrmSettings, mp: str, acct: str, buyer: str, now: 
                 {"marketplace": mp, "account": acct, "buyer_key": buyer}, now)
 
 
-def _enqueue_orders(conn: Connection, sink: RetailCrmSettings, now: datetime, _: Any) -> tuple[int, Any]:
-    """Members' orders changed since the sink's `orders` cursor (orders.changed_at, then key)."""
-    c = ORDERS.c
-    position = tuple_(c.changed_at, c.marketplace, c.account, c.order_id)
-    stmt = select(c.marketplace, c.account, c.order_id, c.buyer_key, c.status, c.total, c.returned_total,
-                  c.changed_at).where(c.changed_at.is_not(None))
-    if after := cursor(conn, sink.name, "orders"):
-        changed, *key = after
-        stmt = stmt.where(position > tuple_(literal(datetime.fromisoformat(changed), c.changed_at.type), *key))
-    if sink.marketplaces:
-        stmt = stmt.where(c.marketplace.in_(sink.marketplaces))
-    rows = conn.execute(stmt.order_by(c.changed_at, c.marketplace, c.account, c.order_id).limit(BATCH)).all()
-    if not rows:
-        return 0, None
-    last = rows[-1]
-    save_cursor(conn, sink.name, "orders", [last.changed_at.isoformat(), last.marketplace, last.account,
-                                            last.order_id])
+def _enqueue_orders(conn: Connection, sink: RetailCrmSettings, now: datetime, position: Any) -> tuple[int, Any]:
+    """Members' orders changed since the sink's `orders` cursor (orders.changed_at, then key; a
+    run's first page from CHANGE_MARGIN before it, for writes that committed late)."""
+
+    def read(conn: Connection, start: list | None) -> tuple[list[Any], list | None]:
+        c = ORDERS.c
+        stmt = select(c.marketplace, c.account, c.order_id, c.buyer_key, c.status, c.changed_at).where(
+            c.changed_at.is_not(None))
+        if start:
+            changed, *key = start
+            stmt = stmt.where(tuple_(c.changed_at, c.marketplace, c.account, c.order_id)
+                              > tuple_(literal(datetime.fromisoformat(changed), c.changed_at.type), *key))
+        if sink.marketplaces:
+            stmt = stmt.where(c.marketplace.in_(sink.marketplaces))
+        rows = conn.execute(stmt.order_by(c.changed_at, c.marketplace, c.account, c.order_id).limit(BATCH)).all()
+        if not rows:
+            return [], None
+        last = rows[-1]
+        return list(rows), [last.changed_at.isoformat(), last.marketplace, last.account, last.order_id]
+
+    rows, position = read_page(conn, sink.name, Source("orders", read, by_time("", "", "")), position)
     members = [r for r in rows if r.buyer_key]
     out = [_customer_row(sink, r.marketplace, r.account, r.buyer_key, now) for r in members]
     if sink.orders:
-        # An order already waiting to be sent is sent as it is then: no second row for it.
-        refs = [f"order:{order_id(r.marketplace, r.account, r.order_id)}" for r in members]
-        d = DELIVERIES.c
-        waiting = set(conn.execute(select(d.ref).where(d.endpoint == sink.name, d.status == "pending",
-                                                       d.ref.in_(refs))).scalars()) if refs else set()
-        for r, ref in zip(members, refs, strict=True):
-            if ref in waiting:
-                continue
-            waiting.add(ref)
-            # Keyed by the change's time: a status that comes back (a platform's correction) is a change too.
+        # One row a change, keyed by its time (a status that comes back, a platform's correction, is
+        # a change too); each sends the order as it is when sent, and one batch sends an order once.
+        for r in members:
+            ref = f"order:{order_id(r.marketplace, r.account, r.order_id)}"
             out.append(_row(sink, f"{ref}@{r.changed_at.isoformat()}", ORDER_ROW,
                             {"marketplace": r.marketplace, "account": r.account, "order_id": r.order_id}, now,
                             ref=ref))
-    return insert_rows(conn, out), (None if len(rows) < BATCH else True)
+    return insert_rows(conn, out), position
 
 
 def _unsent(conn: Connection, sink: RetailCrmSettings, kinds: Sequence[str], after: int | None,

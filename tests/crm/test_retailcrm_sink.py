@@ -307,3 +307,22 @@ def test_config_reads_the_key_from_the_environment_and_names_what_is_wrong(tmp_p
     text_ = "\n".join(caught.value.problems)
     assert "crm.retailcrm.url" in text_ and "is not an http(s) URL" in text_
     assert "crm.retailcrm.statuses" in text_ and "shipped: not a loyalsync order status" in text_
+
+
+def test_an_order_committed_after_the_cursor_passed_its_time_is_still_sent(sqlite_store: Store):
+    now = datetime.now(UTC)
+    _member_with_lots(sqlite_store, now)
+
+    def order(number: str, changed_at: datetime) -> None:
+        with sqlite_store.engine.begin() as conn:
+            conn.execute(insert(ORDERS).values(marketplace="kaspi", account="main", order_id=number, created_at=now,
+                                               updated_at=now, status="created", platform_status="NEW",
+                                               buyer_key="b" * 64, currency="KZT", total=Decimal(700),
+                                               status_changed_at=now, changed_at=changed_at))
+
+    order("T8", now)  # the cursor stands here after the first run
+    app = create_app(EmulatorConfig(api_key=KEY))
+    drain(sqlite_store, app, now)
+    order("T9", now - timedelta(minutes=4))  # a sync that stamped its write before that run, committed after
+    drain(sqlite_store, app, now)
+    assert sorted(o["number"] for o in app.state.crm.orders.values()) == ["T1", "T8", "T9"]

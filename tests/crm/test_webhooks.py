@@ -18,6 +18,7 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 from pydantic import SecretStr
+from sqlalchemy import text
 from typer.testing import CliRunner
 
 from app.cli import app as cli
@@ -218,10 +219,36 @@ def test_an_order_is_created_once_then_changed(store):
     sqlite_store.write_page(key, PageWrite(orders=[OrderRecord(status=OrderStatus.DELIVERED, **base)]),
                             now=datetime.now(UTC))
     enqueue(sqlite_store, [endpoint()], datetime.now(UTC))
+    sqlite_store.write_page(key, PageWrite(orders=[OrderRecord(status=OrderStatus.CREATED, **base)]),
+                            now=datetime.now(UTC))  # the platform corrects itself: back to created, which is news
+    enqueue(sqlite_store, [endpoint()], datetime.now(UTC))
     rows = sorted(deliveries(sqlite_store), key=lambda d: d["id"])
-    assert [(d["event_type"], d["event_id"]) for d in rows] == [
+    assert [(d["event_type"], d["event_id"].rsplit("@", 1)[0]) for d in rows] == [
         ("order.created", "order:kaspi:main:A1:created:100.00:0.00"),
-        ("order.changed", "order:kaspi:main:A1:delivered:100.00:0.00")]
+        ("order.changed", "order:kaspi:main:A1:delivered:100.00:0.00"),
+        ("order.changed", "order:kaspi:main:A1:created:100.00:0.00")]
+
+
+def test_a_change_committed_after_the_cursor_passed_its_time_is_still_sent(sqlite_store: Store):
+    """A sync transaction that stamped `changed_at` before the last run but committed after it:
+    the next run reads a margin before its cursor, and the change is sent (once)."""
+    key = StreamKey("kaspi", "main", "orders")
+    sqlite_store.ensure_account("kaspi", "main")
+    now = datetime.now(UTC)
+    base = dict(marketplace="kaspi", account="main", created_at=datetime(2026, 7, 1, tzinfo=UTC),
+                updated_at=datetime(2026, 7, 1, tzinfo=UTC), platform_status="x", fulfilment=None, currency="KZT",
+                total=Decimal("100"), lines=(), status=OrderStatus.CREATED)
+    sqlite_store.write_page(key, PageWrite(orders=[OrderRecord(order_id="B1", **base)]), now=now)
+    enqueue(sqlite_store, [endpoint()], now)
+    late = now - timedelta(minutes=3)  # stamped three minutes before the cursor, committed now
+    sqlite_store.write_page(key, PageWrite(orders=[OrderRecord(order_id="B2", **base)]), now=late)
+    with sqlite_store.engine.begin() as conn:
+        conn.execute(text("UPDATE orders SET changed_at = :t WHERE order_id = 'B2'"), {"t": late})
+    enqueue(sqlite_store, [endpoint()], now)
+    enqueue(sqlite_store, [endpoint()], now)
+    ids = [d["event_id"] for d in deliveries(sqlite_store)]
+    assert sorted(i.rsplit("@", 1)[0] for i in ids) == ["order:kaspi:main:B1:created:100.00:0.00",
+                                                       "order:kaspi:main:B2:created:100.00:0.00"]
 
 
 def test_the_signature_is_hmac_sha256_of_the_timestamp_and_body():
