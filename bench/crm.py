@@ -63,11 +63,14 @@ def generate(store: Store, members: int, lots: int) -> int:
         for n in range(lots):
             order_id = f"{m}-{n}"
             created = NOW - timedelta(days=60 + n)
+            # Written over the weeks the syncs ran, not in one instant (a run re-reads the last
+            # minutes of writes: CHANGE_MARGIN).
+            written = created + timedelta(days=3, seconds=m)
             orders.append({"marketplace": "kaspi", "account": "main", "order_id": order_id, "created_at": created,
                            "updated_at": created + timedelta(days=3), "status": "delivered",
                            "platform_status": "COMPLETED", "buyer_key": buyer, "currency": "KZT",
                            "total": Decimal(5000), "status_changed_at": created + timedelta(days=3),
-                           "changed_at": created + timedelta(days=3)})
+                           "changed_at": written})
             avail = created + timedelta(days=17, hours=5)
             entries.append({"marketplace": "kaspi", "account": "main", "buyer_key": buyer, "kind": "earn",
                             "amount": Decimal(50 + n), "idempotency_key": f"earn:kaspi:main:{order_id}:rate",
