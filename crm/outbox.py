@@ -23,7 +23,7 @@ from store.crm_tables import WebhookCursorRow, WebhookDeliveryRow
 
 __all__ = ["CHANGE_MARGIN", "CLAIM_FOR", "CURSORS", "DELIVERIES", "MAX_ATTEMPTS", "Source", "backoff", "by_id",
            "by_time", "claim", "cursor", "deliveries", "delivery_counts", "insert_rows", "read_page", "resend",
-           "save_cursor", "set_row", "set_rows", "summary",
+           "note_run", "save_cursor", "set_row", "set_rows", "summary",
            "type_counts"]
 
 DELIVERIES: Table = WebhookDeliveryRow.__table__  # type: ignore[assignment]
@@ -108,6 +108,19 @@ def _position_key(position: Any) -> Any:
     if isinstance(position, list | tuple) and position and isinstance(position[0], str):
         return (datetime.fromisoformat(position[0]), *position[1:])
     return position
+
+
+RUN_ERROR = "last_run_error"  # a webhook_cursors source: why an endpoint's last run sent nothing
+
+
+def note_run(store: Store, endpoint: str, error: str | None) -> None:
+    """Keep why a run could not send at all (the CRM away, the key refused), or clear it: the rows
+    wait untouched then, so none of them says why; `summary` does."""
+    with store.engine.begin() as conn:
+        if error is None:
+            conn.execute(CURSORS.delete().where(CURSORS.c.endpoint == endpoint, CURSORS.c.source == RUN_ERROR))
+        else:
+            save_cursor(conn, endpoint, RUN_ERROR, error)
 
 
 def insert_rows(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
@@ -239,17 +252,22 @@ def summary(store: Store) -> list[str]:
         errors = dict(conn.execute(select(c.endpoint, c.last_error).where(c.last_error.is_not(None),
                                                                           c.status != "sent")
                                    .order_by(c.id)).all()) if counts else {}
-    table: dict[str, dict[str, int]] = {}
+    with store.engine.connect() as conn:
+        run_errors = {e: json.loads(p) for e, p in conn.execute(
+            select(CURSORS.c.endpoint, CURSORS.c.position).where(CURSORS.c.source == RUN_ERROR))}
+    table: dict[str, dict[str, int]] = {e: {} for e in run_errors}
     for endpoint, state, n in counts:
         table.setdefault(endpoint, {})[state] = n
     lines = []
     for endpoint, n in sorted(table.items()):
-        kind, again = (("RetailCRM", "loyalsync crm --resend-dead") if endpoint in sinks
+        kind, again = (("RetailCRM", "loyalsync crm --resend-dead") if endpoint in sinks or endpoint in run_errors
                        else ("webhook", "loyalsync webhooks --resend-dead"))
         line = f"{kind} {endpoint}: {n.get('sent', 0)} sent, {n.get('pending', 0)} waiting, {n.get('dead', 0)} dead"
         if n.get("skipped"):
             line += f", {n['skipped']} not sent (see `loyalsync crm --status skipped`)"
-        if n.get("pending") or n.get("dead"):
+        if endpoint in run_errors:
+            line += f" (last run: {run_errors[endpoint]})"
+        elif n.get("pending") or n.get("dead"):
             if last := errors.get(endpoint):
                 line += f" (last error: {last})"
             if n.get("dead"):

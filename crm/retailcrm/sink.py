@@ -55,6 +55,7 @@ from crm.outbox import (
     by_time,
     claim,
     insert_rows,
+    note_run,
     read_page,
     set_row,
     set_rows,
@@ -542,10 +543,14 @@ async def deliver(store: Store, sink: RetailCrmSettings, now: datetime, *, claim
         try:
             zone = await client.zone()
         except AuthError as exc:
-            return SinkResult(errors=[f"{sink.name}: {exc} (the key in {sink.api_key_env}, for {sink.url})"])
+            why = f"{exc} (the key in {sink.api_key_env}, for {sink.url})"
+            await asyncio.to_thread(note_run, store, sink.name, why)
+            return SinkResult(errors=[f"{sink.name}: {why}"])
         except ApiError as exc:
-            return SinkResult(errors=[f"{sink.name}: the CRM at {sink.url} did not answer ({exc}); nothing is lost: "
-                                      "everything waits in the outbox"])
+            why = f"the CRM at {sink.url} did not answer ({exc}); nothing is lost: everything waits in the outbox"
+            await asyncio.to_thread(note_run, store, sink.name, why)
+            return SinkResult(errors=[f"{sink.name}: {why}"])
+        await asyncio.to_thread(note_run, store, sink.name, None)
         run = _Run(store, sink, client, zone, now, claimer)
         kinds = [(CUSTOMER_ROW, partial(run.buffered, run.customers)), (ORDER_ROW, partial(run.buffered, run.orders)),
                  (CREDIT_ROW, run.credits), (CHARGE_ROW, run.charges)]
@@ -556,6 +561,7 @@ async def deliver(store: Store, sink: RetailCrmSettings, now: datetime, *, claim
                     await send(batch)
         except AuthError as exc:
             run.result.errors.append(f"{sink.name}: {exc}")
+            await asyncio.to_thread(note_run, store, sink.name, f"{exc} (the key in {sink.api_key_env})")
         return run.result
     finally:
         await client.aclose()

@@ -71,6 +71,19 @@ def test_a_wrong_key_is_one_log_line_and_nothing_is_lost(sqlite_store: Store, tm
     assert "not-the-key-0042" not in caplog.text
     assert {d["status"] for d in deliveries(sqlite_store)} == {"pending", "skipped"}
     assert crm_app.state.crm.customers == {}
+    # `loyalsync status` says why they wait, and names the variable; a run that gets through clears it.
+    caption = str(status_table(sqlite_store).caption)
+    assert "RetailCRM retailcrm: 0 sent, 5 waiting, 0 dead, 2 not sent (see `loyalsync crm --status skipped`) " \
+           "(last run: " in caption
+    assert "token was rejected" in caption and "LOYALSYNC_RETAILCRM_API_KEY" in caption
+    assert "not-the-key-0042" not in caption
+
+    async def again() -> None:
+        async with serve_emulator(crm_app) as base:
+            await Daemon(App(config(tmp_path, base), store=sqlite_store))._crm_run()
+
+    asyncio.run(again())
+    assert "last run" not in str(status_table(sqlite_store).caption)
 
 
 def test_no_retailcrm_no_job(sqlite_store: Store, tmp_path: Path) -> None:
