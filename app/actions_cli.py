@@ -5,6 +5,7 @@ Registered top-level on the `loyalsync` app by `app/cli.py`, like the loyalty co
 
 from __future__ import annotations
 
+import getpass
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -98,7 +99,7 @@ def _move(ids: list[int], to: ActionStatus, allowed: tuple[ActionStatus, ...], v
 
     store, settings = _open(config, database_url)
     moved, not_moved = set_status(store, ids, to, allowed_from=allowed, mode=settings.daemon.mode,
-                                  now=datetime.now(UTC))
+                                  now=datetime.now(UTC), by=f"cli ({getpass.getuser()})")
     if moved:
         err.print(f"{verb}: {', '.join(map(str, moved))}")
     if not_moved:

@@ -327,6 +327,7 @@ def report(
 
 # The loyalty commands (simulate, members, member) live with the program; registered top-level here.
 from app.actions_cli import actions_app  # noqa: E402
+from app.console_cli import console_app  # noqa: E402
 from app.crm_cli import crm_app  # noqa: E402
 from app.loyalty_cli import loyalty_app  # noqa: E402 - after `_load`/`_open_store`, which it uses
 from app.store_cli import store_app  # noqa: E402
@@ -337,6 +338,7 @@ app.add_typer(actions_app)
 app.add_typer(store_app)
 app.add_typer(webhooks_app)
 app.add_typer(crm_app)
+app.add_typer(console_app)
 
 
 def main() -> None:

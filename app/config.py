@@ -164,6 +164,42 @@ class ServiceSettings(BaseModel):
     port: int = Field(default=8787, ge=1, le=65535)
 
 
+class ConsoleUser(BaseModel):
+    """One person who may log in to the console; the password's hash is read from `password_hash_env`."""
+
+    model_config = _FROZEN
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    password_hash_env: str = Field(min_length=1, description="variable holding the hash `loyalsync console-password` "
+                                                             "prints")
+    password_hash: SecretStr = Field(default=SecretStr(""), exclude=True)
+
+
+class ConsoleSettings(BaseModel):
+    """The ops console in the browser, under `/console` on the daemon's endpoint ([service]); off
+    until configured. It answers loopback clients only unless `allow_remote` (behind a TLS proxy)."""
+
+    model_config = _FROZEN
+
+    enabled: bool = False
+    users: tuple[ConsoleUser, ...] = ()
+    session_secret_env: str = Field(default="LOYALSYNC_CONSOLE_SECRET",
+                                    description="variable holding the key that signs session cookies (unset: a new "
+                                                "key at each start, which logs everyone out on a restart)")
+    session_secret: SecretStr = Field(default=SecretStr(""), exclude=True)
+    allow_remote: bool = Field(default=False, description="answer clients other than this machine (only behind a "
+                                                          "TLS-terminating proxy)")
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30, allow_inf_nan=False)
+
+    @field_validator("users")
+    @classmethod
+    def _unique_names(cls, users: tuple[ConsoleUser, ...]) -> tuple[ConsoleUser, ...]:
+        names = [u.name for u in users]
+        if len(names) != len(set(names)):
+            raise ValueError("two console users share a name; each needs its own")
+        return users
+
+
 class ClusterSettings(BaseModel):
     """Replicas sharing one PostgreSQL store: who works what is decided by leases in the store.
 
@@ -225,6 +261,7 @@ class AppSettings(BaseSettings):
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     crm: CrmSettings = Field(default_factory=CrmSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -296,6 +333,7 @@ def load_config(
         _check_crm_marketplaces(str(path), settings, known, problems)
         if tokens:
             settings = _with_crm_secrets(str(path), settings, env, problems)
+            settings = _with_console_secrets(str(path), settings, env, problems)
     accounts: list[MarketplaceAccount] = []
     if have_file:
         directory = _marketplaces_dir(path, file_data or {}, problems)
@@ -390,6 +428,33 @@ def _check_live_store_name(label: str, settings: AppSettings, problems: list[str
         problems.append(f"{label}: actions.replies.store_name: still the placeholder «{PLACEHOLDER_STORE_NAME}», "
                         "and daemon.mode is \"live\": every reply would be signed with it. Set the store's name "
                         "as buyers see it on the platform, or switch replies off (actions.replies.enabled = false)")
+
+
+def _with_console_secrets(label: str, settings: AppSettings, env: Mapping[str, str],
+                           problems: list[str]) -> AppSettings:
+    """The console users' password hashes and the session key, from the variables they name."""
+    from app.console.auth import is_hash
+
+    console = settings.console
+    if not console.enabled:
+        return settings
+    if not console.users:
+        problems.append(f"{label}: console.users: the console is enabled but names nobody; add a [[console.users]] "
+                        "entry (name, password_hash_env) or set console.enabled = false")
+    users = []
+    for index, user in enumerate(console.users):
+        value = env.get(user.password_hash_env, "").strip()
+        if not value:
+            problems.append(f"{label}: console.users[{index}].password_hash_env: {user.password_hash_env} is not set; "
+                            "export the hash `loyalsync console-password` prints in it")
+        elif not is_hash(value):
+            problems.append(f"{label}: console.users[{index}].password_hash_env: {user.password_hash_env} does not "
+                            "hold a password hash; put the line `loyalsync console-password` prints in it, never "
+                            "the password itself")
+        users.append(user.model_copy(update={"password_hash": SecretStr(value)}))
+    secret = SecretStr(env.get(console.session_secret_env, "").strip())
+    return settings.model_copy(update={"console": console.model_copy(update={"users": tuple(users),
+                                                                            "session_secret": secret})})
 
 
 def _check_crm_marketplaces(label: str, settings: AppSettings, known: Mapping[str, type[Connector]],

@@ -1,4 +1,5 @@
-"""The daemon's HTTP endpoint: `GET /healthz` and `GET /metrics`, served by uvicorn in its event loop.
+"""The daemon's HTTP endpoint: `GET /healthz`, `GET /metrics` and, when configured, the ops console
+under `/console` (`app.console`), served by uvicorn in its event loop.
 
 The Daemon owns SIGTERM/SIGINT: uvicorn's own signal capture is switched off, and the Daemon's stop
 ends the server (`Service.shutdown`). The socket is bound before anything starts, so a port in use
@@ -21,7 +22,7 @@ from sqlalchemy import func, select, text
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from app.health import Problem
 from app.metrics import CONTENT_TYPE, CURSORS, Metrics
@@ -106,8 +107,13 @@ async def metrics(request: Request) -> Response:
 
 def service_app(daemon: Daemon, registry: Metrics) -> Starlette:
     """The ASGI app of the endpoint; runtime values live on `app.state`."""
-    app = Starlette(routes=[Route("/healthz", healthz, methods=["GET"]),
-                            Route("/metrics", metrics, methods=["GET"])])
+    routes: list[Route | Mount] = [Route("/healthz", healthz, methods=["GET"]),
+                                   Route("/metrics", metrics, methods=["GET"])]
+    if daemon.app.config.settings.console.enabled:
+        from app.console import ROOT, console_app
+
+        routes.append(Mount(ROOT, app=console_app(daemon.app)))
+    app = Starlette(routes=routes)
     app.state.daemon = daemon
     app.state.metrics = registry
     app.state.executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="loyalsync-service")

@@ -42,8 +42,8 @@ from store import Store
 from store.loyalty_tables import ActionAttemptRow, ActionRow
 from store.replica import default_replica_name
 
-__all__ = ["POINTS_SHORT", "ExecuteResult", "ProposeResult", "action_rows", "attempts_of", "counts", "execute",
-           "propose", "release_claims", "set_status"]
+__all__ = ["DECISION", "POINTS_SHORT", "ExecuteResult", "ProposeResult", "action_rows", "attempts_of", "counts",
+           "edit_text", "execute", "propose", "release_claims", "set_status"]
 
 log = logging.getLogger("loyalsync.actions")
 ACTIONS: Table = ActionRow.__table__  # type: ignore[assignment]
@@ -53,6 +53,7 @@ _S = ActionStatus
 _COMMITTED = (_S.PENDING, _S.APPROVED, _S.DRY_RUN, _S.SENT)
 _SENDABLE = (_S.APPROVED, _S.DRY_RUN)
 _UNCLAIMED: dict[str, Any] = {"claimed_by": None, "claimed_until": None}
+DECISION = "decision"  # an action_attempts step: a person approved, rejected or edited it (detail: by whom)
 POINTS_SHORT = "points short"  # how a promo code's `detail` starts when its points were gone at send time
 # Claims are judged by the wall clock every executor shares, never by a run's business `now`.
 CLAIM_FOR = timedelta(minutes=2)  # a claimed batch waiting its turn: free again this long after its executor died
@@ -180,8 +181,9 @@ def propose(store: Store, actions: Iterable[Action], capabilities: Mapping[str, 
 
 
 def set_status(store: Store, ids: Iterable[int], to: ActionStatus, *, allowed_from: Iterable[ActionStatus],
-               mode: str, now: datetime) -> tuple[list[int], list[int]]:
-    """Move actions `ids` to `to` (approve, reject, a task done) where their status allows; (moved, not)."""
+               mode: str, now: datetime, by: str | None = None) -> tuple[list[int], list[int]]:
+    """Move actions `ids` to `to` (approve, reject, a task done) where their status allows; (moved, not).
+    `by`: who decided (the CLI's user, a console login), recorded on each action moved."""
     wanted = sorted(set(ids))
     allowed = [s.value for s in allowed_from]
     with store.engine.begin() as conn:
@@ -194,7 +196,31 @@ def set_status(store: Store, ids: Iterable[int], to: ActionStatus, *, allowed_fr
                 target = _S.DRY_RUN  # approved by a person, but nothing is sent in dry-run
             conn.execute(update(ACTIONS).where(ACTIONS.c.id.in_(moved), ACTIONS.c.status.in_(allowed))
                          .values(status=target.value, updated_at=now))
+            if by is not None:
+                for i in moved:
+                    _write_attempt(conn, i, DECISION, to.value, f"by {by}", now)
     return moved, [i for i in wanted if i not in moved]
+
+
+def edit_text(store: Store, action_id: int, text: str, capabilities: Capabilities, settings: ActionSettings, *,
+              now: datetime, by: str) -> Decision | None:
+    """A person's new text for a pending action, checked by the gate as if it were sent now (the
+    same check the executor makes): kept, and recorded with who, only if the gate allows it. The
+    decision (refused: with the reason shown to the person), or None for no pending action `action_id`."""
+    with store.engine.begin() as conn:
+        row = conn.execute(select(ACTIONS).where(ACTIONS.c.id == action_id)).mappings().first()
+        if row is None or row["status"] != _S.PENDING.value:
+            return None
+        edited = {**row, "text": text}
+        spent = _spent_this_month(conn, now, besides=action_id)
+        repeats = _earlier_posts(conn, edited, now - settings.replies.repeat_span)
+        decision = check_at_send(edited, capabilities, settings, now=now, spent_by_others=spent, repeats=repeats)
+        if not decision.approved:
+            return decision
+        conn.execute(update(ACTIONS).where(ACTIONS.c.id == action_id, ACTIONS.c.status == _S.PENDING.value)
+                     .values(text=text, updated_at=now))
+        _write_attempt(conn, action_id, DECISION, "edited", f"by {by}", now)
+    return decision
 
 
 def action_rows(store: Store, *, status: str | None = None, kind: str | None = None,

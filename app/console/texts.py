@@ -1,0 +1,46 @@
+"""The console's words in Russian and English, picked by the browser's Accept-Language (the
+seller's staff read Russian; Russian also when the browser asks for neither)."""
+
+from __future__ import annotations
+
+__all__ = ["TEXTS", "language"]
+
+TEXTS: dict[str, dict[str, str]] = {
+    "ru": {
+        "title": "loyalsync — консоль", "login": "Войти", "logout": "Выйти", "user": "Пользователь",
+        "password": "Пароль", "bad_login": "Неверное имя или пароль.", "inbox": "Входящие", "tasks": "Задачи",
+        "sync": "Синхронизация", "nothing_pending": "Ничего не ждёт решения.", "approve": "Одобрить",
+        "reject": "Отклонить", "save_text": "Сохранить текст", "approve_selected": "Одобрить отмеченные",
+        "review": "Отзыв", "pros": "Достоинства", "cons": "Недостатки", "proposed": "Предложенный текст",
+        "age": "Отзыву", "days": "дн.", "refused": "Текст не принят проверкой", "approved_n": "Одобрено",
+        "rejected_n": "Отклонено", "edited": "Текст сохранён; действие ждёт решения", "history": "История",
+        "done": "Выполнено", "no_tasks": "Открытых задач нет.", "cost": "Стоимость", "stream": "Поток",
+        "state": "Состояние", "last_success": "Последний успех", "last_error": "Последняя ошибка",
+        "csrf": "Форма устарела: откройте страницу заново.", "remote": "Консоль отвечает только этому компьютеру.",
+        "mode_dry": "Режим dry-run: одобренное не отправляется.", "grounds": "Основания",
+    },
+    "en": {
+        "title": "loyalsync — console", "login": "Log in", "logout": "Log out", "user": "User",
+        "password": "Password", "bad_login": "Wrong name or password.", "inbox": "Inbox", "tasks": "Tasks",
+        "sync": "Sync", "nothing_pending": "Nothing waits for a decision.", "approve": "Approve",
+        "reject": "Reject", "save_text": "Save text", "approve_selected": "Approve selected",
+        "review": "Review", "pros": "Pros", "cons": "Cons", "proposed": "Proposed text",
+        "age": "Review age", "days": "days", "refused": "The text was refused by the check", "approved_n": "Approved",
+        "rejected_n": "Rejected", "edited": "Text saved; the action waits for a decision", "history": "History",
+        "done": "Done", "no_tasks": "No open tasks.", "cost": "Cost", "stream": "Stream",
+        "state": "State", "last_success": "Last success", "last_error": "Last error",
+        "csrf": "The form is out of date: open the page again.", "remote": "The console answers this machine only.",
+        "mode_dry": "Dry-run mode: nothing approved is sent.", "grounds": "Grounds",
+    },
+}
+
+
+def language(accept_language: str | None) -> str:
+    """The first of ru/en the browser lists (by q-value order as sent), else Russian."""
+    for part in (accept_language or "").split(","):
+        tag = part.split(";")[0].strip().lower()
+        if tag.startswith("en"):
+            return "en"
+        if tag.startswith("ru"):
+            return "ru"
+    return "ru"
