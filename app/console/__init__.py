@@ -59,6 +59,7 @@ def console_app(app: App) -> Starlette:
         Route("/actions/{id:int}/edit", _guard(_edit), methods=["POST"]),
         Route("/tasks", _guard(_tasks), methods=["GET"]),
         Route("/tasks/done", _guard(_tasks_done), methods=["POST"]),
+        Route("/members", _guard(_members), methods=["GET"]),
         Route("/sync", _guard(_sync), methods=["GET"]),
     ]
     web = Starlette(routes=routes, middleware=[Middleware(
@@ -252,3 +253,37 @@ async def _sync(request: Request) -> Response:
 
     rows = await asyncio.to_thread(status_rows, request.app.state.app.store)
     return _render(request, "sync.html", page="sync", rows=rows)
+
+
+async def _members(request: Request) -> Response:
+    q = (request.query_params.get("q") or "").strip()[:200]
+    app: App = request.app.state.app
+    found, card = await asyncio.to_thread(_member_lookup, app, q) if q else ([], None)
+    return _render(request, "members.html", page="members", q=q, members=found, card=card)
+
+
+def _member_lookup(app: App, q: str) -> tuple[list[Any], dict[str, Any] | None]:
+    """Members whose key starts with `q`, or the buyer of order `q`; the card of the one found, with
+    the functions `loyalsync member` prints from."""
+    from loyalty.ledger import balances, entries_of
+    from loyalty.members import find_members, member_orders, standing
+    from store.tables import OrderRow
+
+    orders = OrderRow.__table__
+    with app.store.engine.connect() as conn:
+        buyers = conn.execute(select(orders.c.marketplace, orders.c.account, orders.c.buyer_key).where(
+            orders.c.order_id == q, orders.c.buyer_key.is_not(None))).all()
+    found = sorted({tuple(b) for b in buyers}) or find_members(app.store, q)
+    if len(found) != 1:
+        return found, None
+    who = found[0]
+    settings, now = app.config.settings.loyalty, datetime.now(UTC)
+    with app.store.engine.connect() as conn:
+        rows = conn.execute(select(orders).where(orders.c.marketplace == who[0], orders.c.account == who[1],
+                                                 orders.c.buyer_key == who[2])).mappings().all()
+    facts = member_orders(rows, settings)[0].get(who, [])
+    held, b = standing(facts, settings, now), balances(app.store, who, now)
+    return found, {"marketplace": who[0], "account": who[1], "buyer_key": who[2], "orders": held.orders,
+                   "spend": f"{held.spend:,.2f}", "tier": held.tier, "segment": held.segment,
+                   "available": f"{b.available:,.0f}", "pending": f"{b.pending:,.0f}", "expired": f"{b.expired:,.0f}",
+                   "debt": f"{b.debt:,.0f}", "entries": entries_of(app.store, who)}

@@ -18,6 +18,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "state": "Состояние", "last_success": "Последний успех", "last_error": "Последняя ошибка",
         "csrf": "Форма устарела: откройте страницу заново.", "remote": "Консоль отвечает только этому компьютеру.",
         "mode_dry": "Режим dry-run: одобренное не отправляется.", "grounds": "Основания",
+        "members": "Участники", "member_search": "Ключ участника (начало) или номер заказа", "find": "Найти",
+        "no_member": "Никого не найдено.", "orders": "Заказов", "spend": "Сумма", "tier": "Уровень",
+        "segment": "Сегмент", "available": "Доступно", "pending": "Ожидает", "expired": "Сгорело",
+        "debt": "Долг", "when": "Когда", "kind": "Вид", "rule": "Правило", "order": "Заказ", "amount": "Баллы",
+        "usable": "Доступны с", "expires": "Сгорают", "remaining": "Остаток",
     },
     "en": {
         "title": "loyalsync — console", "login": "Log in", "logout": "Log out", "user": "User",
@@ -31,6 +36,11 @@ TEXTS: dict[str, dict[str, str]] = {
         "state": "State", "last_success": "Last success", "last_error": "Last error",
         "csrf": "The form is out of date: open the page again.", "remote": "The console answers this machine only.",
         "mode_dry": "Dry-run mode: nothing approved is sent.", "grounds": "Grounds",
+        "members": "Members", "member_search": "Member key (its start) or order number", "find": "Find",
+        "no_member": "Nobody found.", "orders": "Orders", "spend": "Spend", "tier": "Tier",
+        "segment": "Segment", "available": "Available", "pending": "Pending", "expired": "Expired",
+        "debt": "Debt", "when": "When", "kind": "Kind", "rule": "Rule", "order": "Order", "amount": "Points",
+        "usable": "Usable from", "expires": "Expires", "remaining": "Remaining",
     },
 }
 

@@ -197,3 +197,34 @@ def test_the_endpoint_serves_the_console_only_when_it_is_enabled(sqlite_store: S
 
     assert ROOT not in paths(ConsoleSettings())
     assert ROOT in paths(ConsoleSettings(enabled=True, users=(ConsoleUser(name="olga", password_hash_env="X"),)))
+
+
+def test_a_member_is_found_by_an_order_number_or_a_key_prefix(tmp_path):
+    from sqlalchemy import func, select
+
+    from store import connect
+    from store.loyalty_tables import LedgerEntryRow
+    from store.tables import OrderRow
+    from tests.conftest import synced_kaspi
+
+    store = Store(connect(f"sqlite:///{synced_kaspi(tmp_path, orders=40)}"))
+    ledger, orders = LedgerEntryRow.__table__, OrderRow.__table__
+    with store.engine.connect() as conn:
+        order_id, buyer = conn.execute(select(orders.c.order_id, orders.c.buyer_key).join(
+            ledger, ledger.c.order_id == orders.c.order_id).limit(1)).one()
+        entries = conn.execute(select(func.count()).select_from(ledger).where(ledger.c.buyer_key == buyer)).scalar()
+    console = ConsoleSettings(enabled=True, users=(ConsoleUser(name="olga", password_hash_env="X",
+                                                               password_hash=SecretStr(HASH)),))
+    app = App(AppConfig(settings=AppSettings(console=console), accounts=(), config_path=None), store=store)
+
+    async def run() -> tuple[str, str]:
+        async with client(web_of(app)) as c:
+            await logged_in(c)
+            by_order = (await c.get(f"{ROOT}/members", params={"q": order_id})).text
+            by_key = (await c.get(f"{ROOT}/members", params={"q": buyer[:12]})).text
+            return by_order, by_key
+
+    by_order, by_key = asyncio.run(run())
+    for page in (by_order, by_key):
+        assert buyer in page and f"<td>{order_id}</td>" in page
+        assert page.count("<tr><td>") == entries  # one row per ledger entry of the member
