@@ -61,6 +61,7 @@ def console_app(app: App) -> Starlette:
         Route("/tasks/done", _guard(_tasks_done), methods=["POST"]),
         Route("/members", _guard(_members), methods=["GET"]),
         Route("/sync", _guard(_sync), methods=["GET"]),
+        Route("/report", _guard(_report), methods=["GET"]),
     ]
     web = Starlette(routes=routes, middleware=[Middleware(
         SessionMiddleware, secret_key=key, session_cookie="loyalsync_console", path=ROOT,
@@ -287,3 +288,19 @@ def _member_lookup(app: App, q: str) -> tuple[list[Any], dict[str, Any] | None]:
                    "spend": f"{held.spend:,.2f}", "tier": held.tier, "segment": held.segment,
                    "available": f"{b.available:,.0f}", "pending": f"{b.pending:,.0f}", "expired": f"{b.expired:,.0f}",
                    "debt": f"{b.debt:,.0f}", "entries": entries_of(app.store, who)}
+
+
+async def _report(request: Request) -> Response:
+    """The HTML report (`loyalsync report`), built now for the last 90 days; its page carries its own CSP."""
+    from app.report import build_report, default_period, render_html
+    from app.report.data import no_identity_platforms
+
+    app: App = request.app.state.app
+    settings, now = app.config.settings, datetime.now(UTC)
+
+    def build() -> str:
+        return render_html(build_report(app.store, loyalty=settings.loyalty, actions=settings.actions,
+                                        period=default_period(now), now=now, no_identity=no_identity_platforms()))
+
+    return HTMLResponse(await asyncio.to_thread(build), headers={"Cache-Control": "no-store",
+                                                                 "X-Content-Type-Options": "nosniff"})

@@ -22,7 +22,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "no_member": "Никого не найдено.", "orders": "Заказов", "spend": "Сумма", "tier": "Уровень",
         "segment": "Сегмент", "available": "Доступно", "pending": "Ожидает", "expired": "Сгорело",
         "debt": "Долг", "when": "Когда", "kind": "Вид", "rule": "Правило", "order": "Заказ", "amount": "Баллы",
-        "usable": "Доступны с", "expires": "Сгорают", "remaining": "Остаток",
+        "usable": "Доступны с", "expires": "Сгорают", "remaining": "Остаток", "report": "Отчёт",
     },
     "en": {
         "title": "loyalsync — console", "login": "Log in", "logout": "Log out", "user": "User",
@@ -40,7 +40,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "no_member": "Nobody found.", "orders": "Orders", "spend": "Spend", "tier": "Tier",
         "segment": "Segment", "available": "Available", "pending": "Pending", "expired": "Expired",
         "debt": "Debt", "when": "When", "kind": "Kind", "rule": "Rule", "order": "Order", "amount": "Points",
-        "usable": "Usable from", "expires": "Expires", "remaining": "Remaining",
+        "usable": "Usable from", "expires": "Expires", "remaining": "Remaining", "report": "Report",
     },
 }
 

@@ -222,6 +222,8 @@ def test_a_member_is_found_by_an_order_number_or_a_key_prefix(tmp_path):
             await logged_in(c)
             by_order = (await c.get(f"{ROOT}/members", params={"q": order_id})).text
             by_key = (await c.get(f"{ROOT}/members", params={"q": buyer[:12]})).text
+            report = await c.get(f"{ROOT}/report")
+            assert report.status_code == 200 and "Content-Security-Policy" in report.text and "<svg" in report.text
             return by_order, by_key
 
     by_order, by_key = asyncio.run(run())
