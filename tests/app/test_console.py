@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -33,6 +35,12 @@ from store.tables import ReviewRow
 PASSWORD = "correct-horse-battery"
 HASH = hash_password(PASSWORD)
 SCRIPT = "<script>alert('x')</script> товар сломался"
+
+
+def run_apart(coroutine: Any) -> Any:
+    """`asyncio.run` in a thread of its own: a playwright browser may be running a loop in this one."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def web_of(app: App) -> Starlette:
@@ -84,7 +92,7 @@ def wb(sqlite_store: Store):
         await app.__aenter__()
         assert all(r.ok for r in await app.sync_once([j for j in app.jobs() if j.stream == "reviews"]))
 
-    asyncio.run(prepare())
+    run_apart(prepare())
     propose_actions(sqlite_store, ActionSettings(), app.capabilities(), mode="live", now=datetime.now(UTC))
     pending = action_rows(sqlite_store, status="pending")
     assert pending, "some replies wait for a person"
@@ -92,7 +100,7 @@ def wb(sqlite_store: Store):
         conn.execute(update(ReviewRow.__table__).where(ReviewRow.__table__.c.review_id == pending[0]["target"])
                      .values(text=SCRIPT))
     yield app, setup, pending
-    asyncio.run(app.__aexit__(None, None, None))
+    run_apart(app.__aexit__(None, None, None))
 
 
 def test_no_route_answers_without_a_session_and_forms_need_their_token(wb):
