@@ -77,6 +77,9 @@ class ActionRule:
     text: TextLimits | None = None
     edits_allowed: int | None = None  # e.g. WB: one edit of a review reply
     edit_window: timedelta | None = None
+    # How long after the review a reply still reaches it (WB archives an unanswered review after 30
+    # days): the console shows a review's age against it. None: the platform sets no such limit.
+    answer_within: timedelta | None = None
     note: str = ""
 
 

@@ -43,7 +43,7 @@ from store.loyalty_tables import ActionAttemptRow, ActionRow
 from store.replica import default_replica_name
 
 __all__ = ["DECISION", "POINTS_SHORT", "ExecuteResult", "ProposeResult", "action_rows", "attempts_of", "counts",
-           "edit_text", "execute", "propose", "release_claims", "set_status"]
+           "check_now", "edit_text", "execute", "propose", "release_claims", "set_status"]
 
 log = logging.getLogger("loyalsync.actions")
 ACTIONS: Table = ActionRow.__table__  # type: ignore[assignment]
@@ -202,23 +202,34 @@ def set_status(store: Store, ids: Iterable[int], to: ActionStatus, *, allowed_fr
     return moved, [i for i in wanted if i not in moved]
 
 
+def check_now(store: Store, row: Mapping[str, Any], capabilities: Capabilities, settings: ActionSettings, *,
+              now: datetime) -> Decision:
+    """The gate's decision on a stored action (or an edited copy of one) as the executor would
+    check it if it were sent now: this month's budget without it, its text's recent repeats."""
+    with store.engine.connect() as conn:
+        spent = _spent_this_month(conn, now, besides=row["id"])
+        repeats = _earlier_posts(conn, row, now - settings.replies.repeat_span)
+    return check_at_send(row, capabilities, settings, now=now, spent_by_others=spent, repeats=repeats)
+
+
 def edit_text(store: Store, action_id: int, text: str, capabilities: Capabilities, settings: ActionSettings, *,
               now: datetime, by: str) -> Decision | None:
     """A person's new text for a pending action, checked by the gate as if it were sent now (the
     same check the executor makes): kept, and recorded with who, only if the gate allows it. The
     decision (refused: with the reason shown to the person), or None for no pending action `action_id`."""
-    with store.engine.begin() as conn:
+    with store.engine.connect() as conn:
         row = conn.execute(select(ACTIONS).where(ACTIONS.c.id == action_id)).mappings().first()
-        if row is None or row["status"] != _S.PENDING.value:
+    if row is None or row["status"] != _S.PENDING.value:
+        return None
+    decision = check_now(store, {**row, "text": text}, capabilities, settings, now=now)
+    if not decision.approved:
+        return decision
+    with store.engine.begin() as conn:
+        changed = conn.execute(update(ACTIONS).where(ACTIONS.c.id == action_id, ACTIONS.c.status == _S.PENDING.value,
+                                                     ACTIONS.c.text == row["text"])
+                               .values(text=text, updated_at=now)).rowcount
+        if not changed:  # decided or edited by someone else meanwhile: nothing kept
             return None
-        edited = {**row, "text": text}
-        spent = _spent_this_month(conn, now, besides=action_id)
-        repeats = _earlier_posts(conn, edited, now - settings.replies.repeat_span)
-        decision = check_at_send(edited, capabilities, settings, now=now, spent_by_others=spent, repeats=repeats)
-        if not decision.approved:
-            return decision
-        conn.execute(update(ACTIONS).where(ACTIONS.c.id == action_id, ACTIONS.c.status == _S.PENDING.value)
-                     .values(text=text, updated_at=now))
         _write_attempt(conn, action_id, DECISION, "edited", f"by {by}", now)
     return decision
 

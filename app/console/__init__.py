@@ -147,18 +147,26 @@ async def _inbox(request: Request, *, refusals: dict[int, str] | None = None, dr
                  message: str | None = None, status_code: int = 200) -> Response:
     app: App = request.app.state.app
     rows = await asyncio.to_thread(_pending, app)
+    choices = {"marketplace": sorted({r["marketplace"] for r in rows}), "kind": sorted({r["kind"] for r in rows}),
+               "stars": sorted({str(r["review"]["rating"]) for r in rows if r["review"]})}
+    chosen = {name: request.query_params.get(name) or "" for name in choices}
+    rows = [r for r in rows if (not chosen["marketplace"] or r["marketplace"] == chosen["marketplace"])
+            and (not chosen["kind"] or r["kind"] == chosen["kind"])
+            and (not chosen["stars"] or (r["review"] and str(r["review"]["rating"]) == chosen["stars"]))]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         row["refusal"] = (refusals or {}).get(row["id"])
         row["draft"] = (drafts or {}).get(row["id"])
         groups.setdefault((row["marketplace"], row["account"]), []).append(row)
     return _render(request, "inbox.html", status_code=status_code, page="inbox", groups=sorted(groups.items()),
-                   message=message, dry_run=app.config.settings.daemon.mode != "live")
+                   message=message, dry_run=app.config.settings.daemon.mode != "live", choices=choices,
+                   chosen=chosen, shown=[r["id"] for r in rows])
 
 
 def _pending(app: App) -> list[dict[str, Any]]:
     """Pending actions with the review each answers (if any) and what was decided on them so far."""
-    from loyalty.outbox import DECISION, action_rows, attempts_of
+    from connectors.capabilities import ActionKind
+    from loyalty.outbox import DECISION, action_rows, attempts_of, check_now
     from store.tables import ReviewRow
 
     rows = action_rows(app.store, status="pending")
@@ -172,10 +180,19 @@ def _pending(app: App) -> list[dict[str, Any]]:
                                                              .in_(sorted(keys)))).mappings():
                 found[(review["marketplace"], review["account"], review["review_id"])] = dict(review)
     now = datetime.now(UTC)
+    capabilities = app.capabilities()
     for row in rows:
         review = found.get((row["marketplace"], row["account"], row["target"]))
         row["review"] = review
         row["review_age_days"] = (now - review["created_at"]).days if review else None
+        caps = capabilities.get(row["marketplace"])
+        window = caps.rule(ActionKind(row["kind"])).answer_within if caps is not None else None
+        row["answer_days"] = window.days if window is not None else None
+        row["late"] = bool(window and review and now - review["created_at"] > window * 0.8)
+        # What the executor's check would say if it were sent now (budget, texts, windows).
+        check = check_now(app.store, row, caps, app.config.settings.actions, now=now) if caps is not None else None
+        row["check"] = None if check is None or check.approved else \
+            f"{check.reason.value if check.reason else ''}: {check.detail}".strip(": ")
         row["history"] = [h for h in attempts_of(app.store, row["id"]) if h["step"] == DECISION]
     return rows
 

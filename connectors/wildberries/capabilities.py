@@ -27,6 +27,9 @@ WILDBERRIES_CAPABILITIES = Capabilities(
     actions={
         ActionKind.REPLY_TO_REVIEW: ActionRule(
             channel=Channel.API, text=_REPLY_TEXT,
+            # wildberries.md, feedbacks: "a feedback is archived if it has a reply, or got no reply
+            # within 30 days" [spec-2025-12, spec-2026-08].
+            answer_within=timedelta(days=30),
             note="POST /api/v1/feedbacks/answer; 2..5000 characters; no links or contacts",
         ),
         ActionKind.EDIT_REVIEW_REPLY: ActionRule(

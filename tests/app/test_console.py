@@ -143,6 +143,8 @@ def test_a_review_s_script_stays_text_and_a_phone_in_an_edit_is_refused_with_its
 
     inbox, edited = asyncio.run(run())
     assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in inbox and "<script>" not in inbox
+    # Wildberries archives a review unanswered for 30 days: each review's age is shown against that.
+    assert re.search(r"Возраст отзыва: \d+ дн\. из 30 \(после этого ответ уже не дойдёт до отзыва\)", inbox)
     assert "Content-Security-Policy" in {k.title() for k in edited.headers}
     assert edited.status_code == 422 and "contains_phone" in edited.text
     assert "+7 999 123-45-67" in edited.text  # the draft is kept for the person to fix
@@ -238,3 +240,35 @@ def test_a_member_is_found_by_an_order_number_or_a_key_prefix(tmp_path):
     for page in (by_order, by_key):
         assert buyer in page and f"<td>{order_id}</td>" in page
         assert page.count("<tr><td>") == entries  # one row per ledger entry of the member
+
+
+def test_approving_all_shown_approves_exactly_the_filtered_view(wb):
+    app, _, pending = wb
+    reviews = ReviewRow.__table__
+    with app.store.engine.connect() as conn:
+        stars = dict(conn.execute(select_reviews(reviews)).all())
+    ones = sorted(a["id"] for a in pending if stars.get(a["target"]) == 1)
+    assert ones and len(ones) < len(pending), "the demo has pending replies to 1★ and to other reviews"
+    before = {r["id"] for r in action_rows(app.store, status="approved")}  # approved by the rules (4–5★)
+
+    async def run() -> None:
+        async with client(web_of(app)) as c:
+            await logged_in(c)
+            view = (await c.get(f"{ROOT}/", params={"stars": "1"})).text
+            shown = sorted(int(i) for i in re.findall(r'<input type="hidden" name="id" value="(\d+)">', view))
+            assert sorted(set(shown)) == ones
+            bulk = re.search(r'<form method="post" action="/console/actions/approve">(.*?)</form>', view, re.S)
+            ids = [int(i) for i in re.findall(r'name="id" value="(\d+)"', bulk.group(1))]
+            answer = await c.post(f"{ROOT}/actions/approve", data={"csrf": csrf_of(view), "id": ids})
+            assert answer.status_code == 200
+
+    asyncio.run(run())
+    approved = {r["id"] for r in action_rows(app.store, status="approved")}
+    assert approved - before == set(ones)
+    assert {r["id"] for r in action_rows(app.store, status="pending")} == {a["id"] for a in pending} - set(ones)
+
+
+def select_reviews(reviews):
+    from sqlalchemy import select
+
+    return select(reviews.c.review_id, reviews.c.rating)
