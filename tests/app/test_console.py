@@ -109,7 +109,7 @@ def test_no_route_answers_without_a_session_and_forms_need_their_token(wb):
 
     async def run() -> None:
         async with client(web) as c:
-            for path in ("/", "/tasks", "/sync"):
+            for path in ("/", "/tasks", "/sync", "/members", "/report"):
                 answer = await c.get(f"{ROOT}{path}")
                 assert answer.status_code == 303 and answer.headers["location"] == f"{ROOT}/login"
             for path in ("/actions/approve", "/actions/reject", f"/actions/{pending[0]['id']}/edit", "/tasks/done",
