@@ -267,10 +267,18 @@ async def _tasks_done(request: Request) -> Response:
 
 
 async def _sync(request: Request) -> Response:
-    from app.status import status_rows
+    """Each stream's state, and for a refused token what to fix (`loyalsync status`'s own line)."""
+    from app.status import status_rows, token_problem
+    from connectors.errors import TOKEN_REJECTED
+    from crm.outbox import summary
 
-    rows = await asyncio.to_thread(status_rows, request.app.state.app.store)
-    return _render(request, "sync.html", page="sync", rows=rows)
+    store = request.app.state.app.store
+    rows = await asyncio.to_thread(status_rows, store)
+    for row in rows:
+        error = row["last_error"] or ""
+        row["todo"] = token_problem(f"{row['marketplace']}/{row['account']}", [row["stream"]], error) \
+            if row["state"] == "error" and TOKEN_REJECTED in error else ""
+    return _render(request, "sync.html", page="sync", rows=rows, crm=await asyncio.to_thread(summary, store))
 
 
 async def _members(request: Request) -> Response:

@@ -272,3 +272,22 @@ def select_reviews(reviews):
     from sqlalchemy import select
 
     return select(reviews.c.review_id, reviews.c.rating)
+
+
+def test_the_sync_page_says_what_to_fix_for_a_refused_token(wb):
+    from store.store import StreamKey
+
+    app, _, _ = wb
+    app.store.record_run(StreamKey("wildberries", "demo", "reviews"), state="error", at=datetime.now(UTC),
+                         error="wildberries GET /api/v1/feedbacks HTTP 401: the token was rejected (missing, wrong, "
+                               "expired or without this API's category); fix the token (platform says: <b>bad</b>). "
+                               "Check the token in $LOYALSYNC_WB_DEMO_TOKEN")
+
+    async def run() -> str:
+        async with client(web_of(app)) as c:
+            await logged_in(c)
+            return (await c.get(f"{ROOT}/sync")).text
+
+    page = asyncio.run(run())
+    assert "put a valid token in $LOYALSYNC_WB_DEMO_TOKEN" in page
+    assert "&lt;b&gt;bad&lt;/b&gt;" in page and "<b>bad</b>" not in page
