@@ -11,6 +11,7 @@ import asyncio
 import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -291,3 +292,37 @@ def test_the_sync_page_says_what_to_fix_for_a_refused_token(wb):
     page = asyncio.run(run())
     assert "put a valid token in $LOYALSYNC_WB_DEMO_TOKEN" in page
     assert "&lt;b&gt;bad&lt;/b&gt;" in page and "<b>bad</b>" not in page
+
+
+def test_a_task_shows_its_steps_and_cost_and_is_marked_done_by_its_person(wb):
+    import json as json_
+
+    from sqlalchemy import insert
+
+    from store.loyalty_tables import ActionRow
+
+    app, _, _ = wb
+    now = datetime.now(UTC)
+    with app.store.engine.begin() as conn:
+        task = conn.execute(insert(ActionRow.__table__).values(
+            key="task:test:1", kind="ops_task", marketplace="wildberries", account="demo", target="promo",
+            title="Запустить «Баллы за отзывы» на <i>Кружка</i>", purpose="loyalty", cost=Decimal("1500"),
+            params=json_.dumps({"steps": ["Откройте «Маркетинг» → «Баллы за отзывы»", "Выберите товар"]}),
+            approval="manual", status="open", grounds="", detail="", context="{}", created_at=now,
+            updated_at=now).returning(ActionRow.__table__.c.id)
+        ).scalar_one()
+
+    async def run() -> tuple[str, str]:
+        async with client(web_of(app)) as c:
+            await logged_in(c)
+            page = (await c.get(f"{ROOT}/tasks")).text
+            done = await c.post(f"{ROOT}/tasks/done", data={"csrf": csrf_of(page), "id": task}, follow_redirects=True)
+            return page, done.text
+
+    page, after = asyncio.run(run())
+    assert "1,500 ₽" in page and "Откройте «Маркетинг» → «Баллы за отзывы»" in page
+    assert "&lt;i&gt;Кружка&lt;/i&gt;" in page
+    assert f"task-{task}" not in after
+    [row] = [r for r in action_rows(app.store) if r["id"] == task]
+    assert row["status"] == "done"
+    assert [(a["outcome"], a["detail"]) for a in attempts_of(app.store, task)] == [("done", "by olga")]
