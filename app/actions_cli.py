@@ -55,7 +55,7 @@ def list_actions(
     as_json: JsonOpt = False,
 ) -> None:
     """Proposed actions with the gate's decision: replies, promo codes, chat messages."""
-    from loyalty.outbox import action_rows
+    from loyalty.outbox import action_rows, decisions
 
     if status is not None and status not in STATUSES:
         err.print(f"--status: {status!r} is not one of {', '.join(STATUSES)}", markup=False)
@@ -64,15 +64,17 @@ def list_actions(
     if plan:
         _plan(store, settings)
     rows = action_rows(store, status=status, exclude_kind=ActionKind.OPS_TASK.value)
+    decided = decisions(store)
     if as_json:
-        print_json({"mode": settings.daemon.mode, "actions": [{k: r[k] for k in ACTION_FIELDS} for r in rows]})
+        print_json({"mode": settings.daemon.mode, "actions": [{**{k: r[k] for k in ACTION_FIELDS},
+                                                                 "decided": decided.get(r["id"])} for r in rows]})
         return
     table = Table(title=f"{len(rows)} action(s){f' {status}' if status else ''} — mode {settings.daemon.mode}")
-    for name in ("id", "marketplace", "account", "kind", "status", "reason", "what", "text"):
+    for name in ("id", "marketplace", "account", "kind", "status", "reason", "what", "text", "decided"):
         table.add_column(name, justify="right" if name == "id" else "left", overflow="fold")
     for r in rows:
         table.add_row(str(r["id"]), r["marketplace"], escape(r["account"]), r["kind"], r["status"], r["reason"] or "",
-                      escape(_clip(r["title"], 50)), escape(_clip(r["text"])))
+                      escape(_clip(r["title"], 50)), escape(_clip(r["text"])), escape(decided.get(r["id"], "")))
     stdout_console().print(table)
     from loyalty.replies import overdue
 

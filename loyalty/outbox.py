@@ -43,7 +43,7 @@ from store.loyalty_tables import ActionAttemptRow, ActionRow
 from store.replica import default_replica_name
 
 __all__ = ["DECISION", "POINTS_SHORT", "ExecuteResult", "ProposeResult", "action_rows", "attempts_of", "counts",
-           "check_now", "edit_text", "execute", "propose", "release_claims", "set_status"]
+           "check_now", "decisions", "edit_text", "execute", "propose", "release_claims", "set_status"]
 
 log = logging.getLogger("loyalsync.actions")
 ACTIONS: Table = ActionRow.__table__  # type: ignore[assignment]
@@ -522,6 +522,14 @@ async def _execute_batch(store: Store, rows: list[dict[str, Any]], connectors: M
             _done(store, row, replace(answer, detail=redact(answer.detail, secrets)), "send", stamp())
             result.sent += 1
     return False
+
+
+def decisions(store: Store) -> dict[int, str]:
+    """Per action, the last person's decision on it: "approved by olga at 2026-12-07 21:30 UTC"."""
+    a = ATTEMPTS.c
+    stmt = select(a.action_id, a.outcome, a.detail, a.at).where(a.step == DECISION).order_by(a.id)
+    with store.engine.connect() as conn:
+        return {i: f"{outcome} {detail} at {at:%Y-%m-%d %H:%M} UTC" for i, outcome, detail, at in conn.execute(stmt)}
 
 
 def attempts_of(store: Store, action_id: int) -> list[dict[str, Any]]:

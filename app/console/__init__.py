@@ -158,8 +158,10 @@ async def _inbox(request: Request, *, refusals: dict[int, str] | None = None, dr
         row["refusal"] = (refusals or {}).get(row["id"])
         row["draft"] = (drafts or {}).get(row["id"])
         groups.setdefault((row["marketplace"], row["account"]), []).append(row)
+    target = app.config.settings.actions.replies.within
     return _render(request, "inbox.html", status_code=status_code, page="inbox", groups=sorted(groups.items()),
                    message=message, dry_run=app.config.settings.daemon.mode != "live", choices=choices,
+                   target=f"{target.total_seconds() / 86400:g}",
                    chosen=chosen, shown=[r["id"] for r in rows])
 
 
@@ -188,7 +190,8 @@ def _pending(app: App) -> list[dict[str, Any]]:
         caps = capabilities.get(row["marketplace"])
         window = caps.rule(ActionKind(row["kind"])).answer_within if caps is not None else None
         row["answer_days"] = window.days if window is not None else None
-        row["late"] = bool(window and review and now - review["created_at"] > window * 0.8)
+        # Late: past the seller's own reply target (`actions.replies.within`, as `loyalsync actions` warns).
+        row["late"] = bool(review and now - review["created_at"] > app.config.settings.actions.replies.within)
         # What the executor's check would say if it were sent now (budget, texts, windows).
         check = check_now(app.store, row, caps, app.config.settings.actions, now=now) if caps is not None else None
         row["check"] = None if check is None or check.approved else \
