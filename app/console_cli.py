@@ -15,7 +15,8 @@ def console_password() -> None:
     """Ask for a password twice and print its scrypt hash (put it in the user's password_hash_env)."""
     from app.console.auth import hash_password
 
-    password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    # Prompts on stderr: `export VAR="$(loyalsync console-password)"` captures the hash alone.
+    password = typer.prompt("Password", hide_input=True, confirmation_prompt=True, err=True)
     if len(password) < 10:
         typer.echo("A console password needs at least 10 characters.", err=True)
         raise typer.Exit(code=2)

@@ -172,7 +172,8 @@ class Service:
         """Serve until `shutdown`; binds first if `bind` was not called."""
         self.bind()
         assert self._socket is not None
-        log.info("service listening on %s (/healthz, /metrics)", self.url)
+        console = any(getattr(r, "path", "") == "/console" for r in self.app.routes)
+        log.info("service listening on %s (/healthz, /metrics%s)", self.url, ", /console" if console else "")
         try:
             await self.server.serve(sockets=[self._socket])
         finally:
