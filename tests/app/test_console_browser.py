@@ -16,6 +16,17 @@ from tests.app.test_console import PASSWORD, SCRIPT, run_apart, wb, web_of  # no
 from tests.app.test_report_browser import browser  # noqa: F401 - a fixture used here
 
 
+def post_without_token(page, action_id: int) -> int:
+    """Submit an approve form that carries no CSRF token (as a forged one would); the answer's status."""
+    with page.expect_response(lambda r: r.url.endswith(f"{ROOT}/actions/approve")) as answer:
+        page.evaluate("""id => { const f = document.createElement('form'); f.method = 'post';
+            f.action = '/console/actions/approve'; const i = document.createElement('input');
+            i.name = 'id'; i.value = String(id); f.appendChild(i); document.body.appendChild(f); f.submit(); }""",
+                      action_id)
+    page.wait_for_load_state()
+    return answer.value.status
+
+
 def test_log_in_refuse_a_phone_approve_a_reply_and_see_it_sent_once(browser, wb):  # noqa: F811
     app, setup, pending = wb
     first = pending[0]
@@ -24,8 +35,12 @@ def test_log_in_refuse_a_phone_approve_a_reply_and_see_it_sent_once(browser, wb)
         page = browser.new_page(locale="ru-RU", viewport={"width": 1280, "height": 900})
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("dialog", lambda d: (errors.append(d.message), d.dismiss()))
-        page.goto(f"{base}{ROOT}/")
-        assert page.url.endswith(f"{ROOT}/login")  # no session: to the login page
+        for path in ("/", "/tasks", "/members", "/sync", "/report"):  # no session: every page sends to the login
+            page.goto(f"{base}{ROOT}{path}")
+            assert page.url.endswith(f"{ROOT}/login"), path
+        # A form posted without a session (another site's, say) is refused outright.
+        assert post_without_token(page, first["id"]) == 401
+        page.goto(f"{base}{ROOT}/login")
         page.fill("input[name=user]", "olga")
         page.fill("input[name=password]", PASSWORD)
         page.get_by_role("button", name="Войти").click()
@@ -39,6 +54,10 @@ def test_log_in_refuse_a_phone_approve_a_reply_and_see_it_sent_once(browser, wb)
         card.get_by_role("button", name="Сохранить текст").click()
         card = page.locator(f"#action-{first['id']}")
         assert "contains_phone" in card.locator(".refused").inner_text()
+
+        # Logged in, a form without its CSRF token is refused too.
+        assert post_without_token(page, first["id"]) == 403
+        page.goto(f"{base}{ROOT}/")
 
         card.locator("textarea").fill("Спасибо за отзыв. Разберёмся и поможем с заменой товара.")
         card.get_by_role("button", name="Сохранить текст").click()
