@@ -360,7 +360,8 @@ def test_unknown_global_key_lists_allowed_ones(cfg):
     cfg(GLOBAL_OK.replace('mode = "dry-run"', 'mood = "live"') + "[extras]\n")
     assert problems_of() == [
         f"{GLOBAL}: daemon.mood: unknown key; allowed: mode, marketplaces_dir",
-        f"{GLOBAL}: extras: unknown key; allowed: database, daemon, schedule, loyalty, actions, service, cluster, crm",
+        f"{GLOBAL}: extras: unknown key; allowed: database, daemon, schedule, loyalty, actions, service, cluster, crm, "
+        "console",
     ]
 
 
