@@ -18,13 +18,14 @@ from tests.app.test_report_browser import browser  # noqa: F401 - a fixture used
 
 def post_without_token(page, action_id: int) -> int:
     """Submit an approve form that carries no CSRF token (as a forged one would); the answer's status."""
-    with page.expect_response(lambda r: r.url.endswith(f"{ROOT}/actions/approve")) as answer:
+    # The submit navigates to the answer: wait for that navigation to end, not just for the answer,
+    # or the next goto races it.
+    with page.expect_navigation(wait_until="load") as navigation:
         page.evaluate("""id => { const f = document.createElement('form'); f.method = 'post';
             f.action = '/console/actions/approve'; const i = document.createElement('input');
             i.name = 'id'; i.value = String(id); f.appendChild(i); document.body.appendChild(f); f.submit(); }""",
                       action_id)
-    page.wait_for_load_state()
-    return answer.value.status
+    return navigation.value.status
 
 
 def test_log_in_refuse_a_phone_approve_a_reply_and_see_it_sent_once(browser, wb):  # noqa: F811
