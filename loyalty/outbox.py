@@ -42,8 +42,8 @@ from store import Store
 from store.loyalty_tables import ActionAttemptRow, ActionRow
 from store.replica import default_replica_name
 
-__all__ = ["DECISION", "POINTS_SHORT", "ExecuteResult", "ProposeResult", "action_rows", "attempts_of", "counts",
-           "check_now", "decisions", "edit_text", "execute", "propose", "release_claims", "set_status"]
+__all__ = ["ATTEMPTS", "DECISION", "POINTS_SHORT", "ExecuteResult", "ProposeResult", "action_rows", "attempts_of",
+           "check_now", "counts", "decisions", "edit_text", "execute", "propose", "release_claims", "set_status"]
 
 log = logging.getLogger("loyalsync.actions")
 ACTIONS: Table = ActionRow.__table__  # type: ignore[assignment]

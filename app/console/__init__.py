@@ -143,16 +143,14 @@ async def _logout(request: Request) -> Response:
 
 # -- pages -------------------------------------------------------------------------------------------
 
+SHOWN_MAX = 200  # actions on one inbox page: each is checked by the gate as it is shown
+
+
 async def _inbox(request: Request, *, refusals: dict[int, str] | None = None, drafts: dict[int, str] | None = None,
                  message: str | None = None, status_code: int = 200) -> Response:
     app: App = request.app.state.app
-    rows = await asyncio.to_thread(_pending, app)
-    choices = {"marketplace": sorted({r["marketplace"] for r in rows}), "kind": sorted({r["kind"] for r in rows}),
-               "stars": sorted({str(r["review"]["rating"]) for r in rows if r["review"]})}
-    chosen = {name: request.query_params.get(name) or "" for name in choices}
-    rows = [r for r in rows if (not chosen["marketplace"] or r["marketplace"] == chosen["marketplace"])
-            and (not chosen["kind"] or r["kind"] == chosen["kind"])
-            and (not chosen["stars"] or (r["review"] and str(r["review"]["rating"]) == chosen["stars"]))]
+    chosen = {name: request.query_params.get(name) or "" for name in FILTERS}
+    rows, choices, total = await asyncio.to_thread(_pending, app, chosen)
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for row in rows:
         row["refusal"] = (refusals or {}).get(row["id"])
@@ -161,14 +159,19 @@ async def _inbox(request: Request, *, refusals: dict[int, str] | None = None, dr
     target = app.config.settings.actions.replies.within
     return _render(request, "inbox.html", status_code=status_code, page="inbox", groups=sorted(groups.items()),
                    message=message, dry_run=app.config.settings.daemon.mode != "live", choices=choices,
-                   target=f"{target.total_seconds() / 86400:g}",
-                   chosen=chosen, shown=[r["id"] for r in rows])
+                   target=f"{target.total_seconds() / 86400:g}", chosen=chosen, shown=[r["id"] for r in rows],
+                   total=total)
 
 
-def _pending(app: App) -> list[dict[str, Any]]:
-    """Pending actions with the review each answers (if any) and what was decided on them so far."""
+FILTERS = ("marketplace", "kind", "stars")
+
+
+def _pending(app: App, chosen: dict[str, str]) -> tuple[list[dict[str, Any]], dict[str, list[str]], int]:
+    """The pending actions the filters `chosen` pick (at most SHOWN_MAX, oldest first), each with the
+    review it answers, the gate's word on it now and who decided what on it; the filters' choices;
+    how many the filters pick in all."""
     from connectors.capabilities import ActionKind
-    from loyalty.outbox import DECISION, action_rows, attempts_of, check_now
+    from loyalty.outbox import ATTEMPTS, DECISION, action_rows, check_now
     from store.tables import ReviewRow
 
     rows = action_rows(app.store, status="pending")
@@ -181,11 +184,25 @@ def _pending(app: App) -> list[dict[str, Any]]:
             for review in conn.execute(select(reviews).where(tuple_(c.marketplace, c.account, c.review_id)
                                                              .in_(sorted(keys)))).mappings():
                 found[(review["marketplace"], review["account"], review["review_id"])] = dict(review)
+    for row in rows:
+        row["review"] = found.get((row["marketplace"], row["account"], row["target"]))
+    choices = {"marketplace": sorted({r["marketplace"] for r in rows}), "kind": sorted({r["kind"] for r in rows}),
+               "stars": sorted({str(r["review"]["rating"]) for r in rows if r["review"]})}
+    picked = [r for r in rows if (not chosen["marketplace"] or r["marketplace"] == chosen["marketplace"])
+              and (not chosen["kind"] or r["kind"] == chosen["kind"])
+              and (not chosen["stars"] or (r["review"] and str(r["review"]["rating"]) == chosen["stars"]))]
+    shown = picked[:SHOWN_MAX]
+    history: dict[int, list[dict[str, Any]]] = {}
+    if shown:
+        a = ATTEMPTS.c
+        with app.store.engine.connect() as conn:
+            for h in conn.execute(select(ATTEMPTS).where(a.step == DECISION, a.action_id.in_([r["id"] for r in shown]))
+                                  .order_by(a.id)).mappings():
+                history.setdefault(h["action_id"], []).append(dict(h))
     now = datetime.now(UTC)
     capabilities = app.capabilities()
-    for row in rows:
-        review = found.get((row["marketplace"], row["account"], row["target"]))
-        row["review"] = review
+    for row in shown:
+        review = row["review"]
         row["review_age_days"] = (now - review["created_at"]).days if review else None
         caps = capabilities.get(row["marketplace"])
         window = caps.rule(ActionKind(row["kind"])).answer_within if caps is not None else None
@@ -196,8 +213,8 @@ def _pending(app: App) -> list[dict[str, Any]]:
         check = check_now(app.store, row, caps, app.config.settings.actions, now=now) if caps is not None else None
         row["check"] = None if check is None or check.approved else \
             f"{check.reason.value if check.reason else ''}: {check.detail}".strip(": ")
-        row["history"] = [h for h in attempts_of(app.store, row["id"]) if h["step"] == DECISION]
-    return rows
+        row["history"] = history.get(row["id"], [])
+    return shown, choices, len(picked)
 
 
 def _ids(request: Request) -> list[int]:
@@ -229,12 +246,12 @@ async def _reject(request: Request) -> Response:
 
 
 async def _edit(request: Request) -> Response:
-    from loyalty.outbox import edit_text
+    from loyalty.outbox import action_rows, edit_text
 
     app: App = request.app.state.app
     action_id = int(request.path_params["id"])
     text = str(request.state.form.get("text") or "")
-    rows = await asyncio.to_thread(_pending, app)
+    rows = await asyncio.to_thread(action_rows, app.store, status="pending")
     row = next((r for r in rows if r["id"] == action_id), None)
     if row is None:
         return await _inbox(request, status_code=404, message=f"#{action_id}: —")

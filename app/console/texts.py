@@ -27,6 +27,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "filter_marketplace": "Площадка", "filter_kind": "Действие", "filter_stars": "Звёзды", "all": "все",
         "show": "Показать", "approve_shown": "Одобрить все показанные", "check_now": "Проверка сейчас",
         "check_ok": "пройдена (перед отправкой — ещё раз)",
+        "first_shown": "Показаны первые %d из %d: уточните фильтр, чтобы увидеть остальные.",
     },
     "en": {
         "title": "loyalsync — console", "login": "Log in", "logout": "Log out", "user": "User",
@@ -49,6 +50,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "filter_marketplace": "Platform", "filter_kind": "Action", "filter_stars": "Stars", "all": "all",
         "show": "Show", "approve_shown": "Approve all shown", "check_now": "Check now",
         "check_ok": "passed (checked again before sending)",
+        "first_shown": "The first %d of %d are shown: narrow the filter to see the others.",
     },
 }
 

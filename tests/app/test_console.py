@@ -332,3 +332,20 @@ def test_a_task_shows_its_steps_and_cost_and_is_marked_done_by_its_person(wb):
     [row] = [r for r in action_rows(app.store) if r["id"] == task]
     assert row["status"] == "done"
     assert [(a["outcome"], a["detail"]) for a in attempts_of(app.store, task)] == [("done", "by olga")]
+
+
+def test_a_long_inbox_shows_its_first_actions_and_says_how_many_there_are(wb, monkeypatch):
+    import app.console as console_module
+
+    app, _, pending = wb
+    assert len(pending) >= 3
+    monkeypatch.setattr(console_module, "SHOWN_MAX", 2)
+
+    async def run() -> str:
+        async with client(web_of(app)) as c:
+            await logged_in(c)
+            return (await c.get(f"{ROOT}/")).text
+
+    page = asyncio.run(run())
+    assert sorted(int(i) for i in re.findall(r'id="action-(\d+)"', page)) == sorted(a["id"] for a in pending)[:2]
+    assert f"Показаны первые 2 из {len(pending)}" in page
