@@ -32,7 +32,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from starlette.routing import Route
 
 from app.console.auth import new_token, same, verify_password
-from app.console.texts import TEXTS, language
+from app.console.texts import KINDS, TEXTS, language
 
 if TYPE_CHECKING:
     from app.wiring import App
@@ -103,8 +103,8 @@ def _t(request: Request) -> dict[str, str]:
 def _render(request: Request, name: str, status_code: int = 200, **values: Any) -> HTMLResponse:
     lang = language(request.headers.get("accept-language"))
     html = _TEMPLATES.get_template(name).render(
-        t=TEXTS[lang], lang=lang, root=ROOT, user=request.session.get("user"), csrf=request.session.get("csrf"),
-        **values)
+        t=TEXTS[lang], kinds=KINDS[lang], lang=lang, root=ROOT, user=request.session.get("user"),
+        csrf=request.session.get("csrf"), **values)
     return HTMLResponse(html, status_code=status_code, headers={
         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
                                    "frame-ancestors 'none'",

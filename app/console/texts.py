@@ -3,7 +3,22 @@ seller's staff read Russian; Russian also when the browser asks for neither)."""
 
 from __future__ import annotations
 
-__all__ = ["TEXTS", "language"]
+__all__ = ["KINDS", "TEXTS", "language"]
+
+# What each action kind is called in the inbox (its stored title, composed in English by the
+# planners, is shown beside it).
+KINDS: dict[str, dict[str, str]] = {
+    "ru": {"reply_to_review": "Ответ на отзыв", "edit_review_reply": "Правка ответа на отзыв",
+           "send_chat_message": "Сообщение в чат заказа", "start_chat": "Новый чат с покупателем",
+           "create_promo_code": "Персональный промокод", "review_points_program": "Баллы за отзывы",
+           "loyalty_discount": "Скидка постоянным покупателям", "club_discount": "Клубная скидка",
+           "seller_cashback": "Кешбэк продавца", "ops_task": "Задача"},
+    "en": {"reply_to_review": "Reply to a review", "edit_review_reply": "Edit of a review reply",
+           "send_chat_message": "Message in the order's chat", "start_chat": "New chat with the buyer",
+           "create_promo_code": "Personal promo code", "review_points_program": "Points for reviews",
+           "loyalty_discount": "Loyal buyers' discount", "club_discount": "Club discount",
+           "seller_cashback": "Seller cashback", "ops_task": "Task"},
+}
 
 TEXTS: dict[str, dict[str, str]] = {
     "ru": {
