@@ -83,3 +83,6 @@ def _missing_sqlite_file(url: str) -> Path | None:
     return None if path.exists() else path
 
 
+# The outbox commands' dead-letter options (`loyalsync webhooks`, `loyalsync crm`).
+ResendOpt = Annotated[list[int] | None, typer.Option("--resend", help="Send these dead letters again (ids).")]
+ResendDeadOpt = Annotated[bool, typer.Option("--resend-dead", metavar="", help="Send every dead letter again.")]

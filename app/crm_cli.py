@@ -15,7 +15,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from app.cli_common import ConfigOpt, DatabaseOpt, err, load_or_exit, open_store_or_exit
+from app.cli_common import (
+    ConfigOpt,
+    DatabaseOpt,
+    ResendDeadOpt,
+    ResendOpt,
+    err,
+    load_or_exit,
+    open_store_or_exit,
+)
 from app.durations import format_duration
 from app.output import JsonOpt, print_json, stdout_console
 
@@ -28,9 +36,8 @@ STATUSES = ("pending", "sent", "dead", "skipped")
 @crm_app.command("crm")
 def crm(
     status: Annotated[str | None, typer.Option(help="Only this status: pending, sent, dead or skipped.")] = "dead",
-    resend: Annotated[list[int] | None, typer.Option("--resend", help="Send these dead letters again (ids).")] = None,
-    resend_dead: Annotated[bool, typer.Option("--resend-dead", metavar="",
-                                              help="Send every dead letter again.")] = False,
+    resend: ResendOpt = None,
+    resend_dead: ResendDeadOpt = False,
     backfill: Annotated[bool, typer.Option("--backfill", metavar="",
                                            help="Send everything the CRM has not had yet now, paced, and wait "
                                                 "for it (the daemon does the same, a batch each interval).")] = False,

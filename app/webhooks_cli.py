@@ -12,7 +12,15 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from app.cli_common import ConfigOpt, DatabaseOpt, err, load_or_exit, open_store_or_exit
+from app.cli_common import (
+    ConfigOpt,
+    DatabaseOpt,
+    ResendDeadOpt,
+    ResendOpt,
+    err,
+    load_or_exit,
+    open_store_or_exit,
+)
 from app.durations import format_duration
 from app.output import JsonOpt, print_json, stdout_console
 
@@ -25,9 +33,8 @@ STATUSES = ("pending", "sent", "dead")
 @webhooks_app.command("webhooks")
 def webhooks(
     status: Annotated[str | None, typer.Option(help="Only this status: pending, sent or dead.")] = "dead",
-    resend: Annotated[list[int] | None, typer.Option("--resend", help="Send these dead letters again (ids).")] = None,
-    resend_dead: Annotated[bool, typer.Option("--resend-dead", metavar="",
-                                              help="Send every dead letter again.")] = False,
+    resend: ResendOpt = None,
+    resend_dead: ResendDeadOpt = False,
     config: ConfigOpt = None,
     database_url: DatabaseOpt = None,
     as_json: JsonOpt = False,

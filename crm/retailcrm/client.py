@@ -178,7 +178,11 @@ class RetailCrmClient:
 
     async def operations(self, account: int, since: datetime, until: datetime, zone: tzinfo) -> list[dict[str, Any]]:
         """The account's bonus operations created in [since, until] (times in the account's zone),
-        every page of them: the list answers 20 a page unless asked for more."""
+        every page of them. Where it ends: `pagination.totalPageCount` (the PHP client's
+        LoyaltyBonusOperationsResponse is an AbstractPaginatedResponse; its test answer is
+        tests/fixtures/retailcrm/bonus_operations.json). What it filters unasked: 20 a page
+        (PaginationLimit allows 20/50/100/250; we ask 100), and no other filter than the dates we send,
+        so every operation type comes back and `landed` picks ours."""
         found: list[dict[str, Any]] = []
         page = 1
         while True:
